@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module graph (dependencies point down):
+//   strata (CLI) → StrataBundle, StrataFuse → StrataFS → StrataUnion → StrataIndex
+//   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash, StrataSystem
+// C libraries stay at the edge: CFuse only in StrataFuse, CZlib/CZstd/CIsal only in
+// StrataCodec, CCrypto only in StrataHash.
+let package = Package(
+    name: "Strata",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "strata", targets: ["strata"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3",
+                       providers: [.apt(["libfuse3-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CIsal", path: "Sources/CIsal", pkgConfig: "libisal",
+                       providers: [.apt(["libisal-dev"])]),
+
+        .target(name: "StrataSystem"),
+        .target(name: "StrataHash", dependencies: ["CCrypto"]),
+        .target(name: "StrataCodec", dependencies: ["CZlib", "CZstd", "CIsal", "StrataSystem"]),
+        .target(name: "StrataTar", dependencies: ["StrataSystem"]),
+        .target(name: "StrataOCI", dependencies: ["StrataHash", "StrataSystem"]),
+        .target(name: "StrataIndex", dependencies: ["StrataCodec", "StrataTar", "StrataOCI", "StrataHash", "StrataSystem"]),
+        .target(name: "StrataUnion", dependencies: ["StrataIndex", "StrataSystem"]),
+        .target(name: "StrataFS", dependencies: ["StrataUnion", "StrataIndex", "StrataSystem"]),
+        .target(name: "StrataFuse", dependencies: ["CFuse", "StrataFS", "StrataSystem"]),
+        .target(name: "StrataBundle", dependencies: ["StrataOCI", "StrataSystem"]),
+        .executableTarget(name: "strata", dependencies: [
+            "StrataFuse", "StrataFS", "StrataUnion", "StrataIndex", "StrataOCI", "StrataBundle", "StrataSystem",
+        ]),
+
+        // Builds OCI images in code for the tests (no binary fixtures are committed).
+        .target(name: "StrataTestSupport", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
+
+        .testTarget(name: "StrataSystemTests", dependencies: ["StrataSystem"]),
+        .testTarget(name: "StrataCodecTests", dependencies: ["StrataCodec", "StrataHash"]),
+        .testTarget(name: "StrataTarTests", dependencies: ["StrataTar", "StrataTestSupport"]),
+        .testTarget(name: "StrataOCITests", dependencies: ["StrataOCI", "StrataTestSupport"]),
+        .testTarget(name: "StrataIndexTests", dependencies: ["StrataIndex", "StrataTestSupport"]),
+        .testTarget(name: "StrataUnionTests", dependencies: ["StrataUnion", "StrataTestSupport"]),
+        .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),
+        .testTarget(name: "StrataMountTests", dependencies: ["StrataTestSupport", "StrataOCI", "StrataHash", "StrataSystem"]),
+    ]
+)

@@ -1,0 +1,82 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public enum FileIO {
+    /// Reads a whole (small) file: manifests, configs, index.json.
+    public static func readAll(_ path: String) throws -> [UInt8] {
+        let fd = try FileDescriptor.open(path, O_RDONLY)
+        defer { fd.close() }
+        let size = Int(try fd.stat().st_size)
+        var bytes = [UInt8](repeating: 0, count: max(size, 0))
+        var total = 0
+        if size > 0 {
+            total = try bytes.withUnsafeMutableBytes { (b: UnsafeMutableRawBufferPointer) throws in try fd.readFully(into: b, at: 0) }
+        }
+        // A file that grew while read: keep reading to the end.
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        bytes.removeSubrange(total...)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { (b: UnsafeMutableRawBufferPointer) throws in try fd.read(into: b, at: UInt64(bytes.count)) }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return bytes
+    }
+
+    /// Writes a file atomically: a temporary file in the same directory, fsync, rename.
+    /// Readers see the old content or the new one, never a part.
+    public static func writeAtomically(_ path: String, _ bytes: UnsafeRawBufferPointer, mode: mode_t = 0o644) throws {
+        let temp = "\(path).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        let fd = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+        do {
+            try fd.writeAll(bytes)
+            try fd.sync()
+            fd.close()
+        } catch {
+            fd.close()
+            unlink(temp)
+            throw error
+        }
+        if rename(temp, path) != 0 {
+            let code = errno
+            unlink(temp)
+            throw SystemError(code: code, operation: "rename", path: path)
+        }
+        syncDirectory(of: path)
+    }
+
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+        try bytes.withUnsafeBytes { (b: UnsafeRawBufferPointer) throws in try writeAtomically(path, b, mode: mode) }
+    }
+
+    /// fsyncs the directory holding `path`, so a rename into it survives a crash.
+    public static func syncDirectory(of path: String) {
+        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let fd = Glibc.open(dir.isEmpty ? "/" : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { _ = fsync(fd); _ = Glibc.close(fd) }
+    }
+
+    /// mkdir -p.
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, mode) != 0 && errno != EEXIST {
+                throw SystemError(code: errno, operation: "mkdir", path: current)
+            }
+        }
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+}

@@ -1,0 +1,37 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An errno from a system call, with the call and the path it concerned.
+/// Every wrapper in this module turns a failing call into one of these, in one place.
+public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let code: Int32
+    public let operation: String
+    public let path: String?
+
+    public init(code: Int32, operation: String, path: String? = nil) {
+        self.code = code
+        self.operation = operation
+        self.path = path
+    }
+
+    public var description: String {
+        let message = String(cString: strerror(code))
+        if let path { return "\(path): \(operation): \(message)" }
+        return "\(operation): \(message)"
+    }
+}
+
+/// Runs a call that returns -1 and sets errno on failure, retrying on EINTR.
+@inline(__always)
+public func retryOnInterrupt<T: BinaryInteger>(_ operation: String, path: String? = nil, _ body: () -> T) throws -> T {
+    while true {
+        let result = body()
+        if result >= 0 { return result }
+        let code = errno
+        if code == EINTR { continue }
+        throw SystemError(code: code, operation: operation, path: path)
+    }
+}
