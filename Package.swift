@@ -47,6 +47,7 @@ let package = Package(
         .testTarget(name: "StrataOCITests", dependencies: ["StrataOCI", "StrataTestSupport"]),
         .testTarget(name: "StrataIndexTests", dependencies: ["StrataIndex", "StrataTestSupport"]),
         .testTarget(name: "StrataUnionTests", dependencies: ["StrataUnion", "StrataTestSupport"]),
+        .testTarget(name: "StrataFuseTests", dependencies: ["StrataFuse", "StrataFS", "StrataSystem"]),
         .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),
         .testTarget(name: "StrataMountTests", dependencies: ["StrataTestSupport", "StrataOCI", "StrataHash", "StrataSystem"]),
     ]

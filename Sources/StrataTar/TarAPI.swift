@@ -11,7 +11,7 @@ public struct SparseSegment: Sendable, Equatable {
 }
 
 public struct TarEntry: Sendable, Equatable {
-    public var path: String          // as the archive names it after PAX/GNU overrides; not normalised
+    public var path: [UInt8]         // raw bytes as the archive names it after PAX/GNU overrides; not normalised
     public var type: TarEntryType
     public var mode: UInt32          // the 12 permission bits (suid, sgid, sticky, rwx)
     public var uid: UInt32
@@ -21,7 +21,7 @@ public struct TarEntry: Sendable, Equatable {
     public var size: UInt64          // logical size of the file (for a sparse file: its real size)
     public var mtimeSeconds: Int64
     public var mtimeNanoseconds: UInt32
-    public var linkTarget: String    // symlink target, or the hardlink's target path
+    public var linkTarget: [UInt8]   // symlink target, or the hardlink's target path (raw bytes)
     public var devMajor: UInt32
     public var devMinor: UInt32
     public var xattrs: [TarXattr]    // in archive order
@@ -31,9 +31,9 @@ public struct TarEntry: Sendable, Equatable {
     public var sparseMap: [SparseSegment]?  // nil unless sparse; data stored consecutively from dataOffset
                                             // (for PAX 1.0 sparse, dataOffset points past the map block)
 
-    public init(path: String, type: TarEntryType, mode: UInt32 = 0o644, uid: UInt32 = 0, gid: UInt32 = 0,
+    public init(path: [UInt8], type: TarEntryType, mode: UInt32 = 0o644, uid: UInt32 = 0, gid: UInt32 = 0,
                 uname: String = "", gname: String = "", size: UInt64 = 0, mtimeSeconds: Int64 = 0,
-                mtimeNanoseconds: UInt32 = 0, linkTarget: String = "", devMajor: UInt32 = 0, devMinor: UInt32 = 0,
+                mtimeNanoseconds: UInt32 = 0, linkTarget: [UInt8] = [], devMajor: UInt32 = 0, devMinor: UInt32 = 0,
                 xattrs: [TarXattr] = [], headerOffset: UInt64 = 0, dataOffset: UInt64 = 0, storedSize: UInt64 = 0,
                 sparseMap: [SparseSegment]? = nil) {
         self.path = path; self.type = type; self.mode = mode; self.uid = uid; self.gid = gid
@@ -42,6 +42,12 @@ public struct TarEntry: Sendable, Equatable {
         self.devMinor = devMinor; self.xattrs = xattrs; self.headerOffset = headerOffset
         self.dataOffset = dataOffset; self.storedSize = storedSize; self.sparseMap = sparseMap
     }
+}
+
+extension TarEntry {
+    /// For messages and tests; file names are bytes and need not be UTF-8.
+    public var pathString: String { String(decoding: path, as: UTF8.self) }
+    public var linkTargetString: String { String(decoding: linkTarget, as: UTF8.self) }
 }
 
 public struct TarXattr: Sendable, Equatable {
