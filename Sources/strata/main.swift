@@ -1,1 +1,55 @@
-print("strata")
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let usage = """
+usage: strata COMMAND [OPTIONS] ...
+
+Strata mounts OCI container images as a union root filesystem without extracting their layers.
+
+commands:
+  mount     mount an image read-only (lazily, from indexed layers)
+  unmount   unmount a strata mount (also a stale one)
+  index     index and verify every layer of an image
+  inspect   show an image's manifest, config and layers
+
+Run `strata COMMAND --help` for a command's options.
+"""
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    fputs(usage + "\n", stderr)
+    exit(2)
+}
+let command = arguments[1]
+let rest = arguments[2...]
+let helps: [String: String] = [
+    "mount": MountCommand.help, "unmount": UnmountCommand.help,
+    "index": IndexCommand.help, "inspect": InspectCommand.help,
+]
+if command == "--help" || command == "-h" || command == "help" {
+    print(usage)
+    exit(0)
+}
+guard let help = helps[command] else {
+    fputs("strata: unknown command '\(command)'\n\(usage)\n", stderr)
+    exit(2)
+}
+if rest.contains("--help") || rest.contains("-h") {
+    print(help)
+    exit(0)
+}
+do {
+    switch command {
+    case "mount": exit(try MountCommand.run(rest))
+    case "unmount": try UnmountCommand.run(rest)
+    case "index": try IndexCommand.run(rest)
+    case "inspect": try InspectCommand.run(rest)
+    default: break
+    }
+} catch {
+    // One line, naming what is at fault; the message itself carries the file, digest or entry.
+    let line = "\(error)".split(separator: "\n").joined(separator: " ")
+    fputs("strata: \(line)\n", stderr)
+    exit(1)
+}

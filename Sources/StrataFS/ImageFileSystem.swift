@@ -1,0 +1,180 @@
+import StrataIndex
+import StrataUnion
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The read-only filesystem core: answers FUSE-shaped requests from the union tree and reads
+/// file data through the layers' span readers. Everything it holds is immutable after init, so
+/// requests run concurrently without locks (the span cache has its own).
+public final class ImageFileSystem: FileSystem, @unchecked Sendable {
+    public let tree: UnionTree
+    public let layers: [LayerData]
+    private let totalBytes: UInt64
+    static let directorySize: UInt64 = 4096
+
+    public init(tree: UnionTree, layers: [LayerData]) {
+        self.tree = tree
+        self.layers = layers
+        var total: UInt64 = 0
+        for layer in layers { total += layer.index.uncompressedSize }
+        totalBytes = total
+    }
+
+    // FUSE inode numbers are tree inodes + 1: the root is FUSE_ROOT_ID (1).
+    @inline(__always) private func node(_ fuseInode: UInt64) throws(FSError) -> UInt32 {
+        guard fuseInode >= 1, fuseInode <= UInt64(tree.inodeCount) else { throw FSError(ESTALE) }
+        return UInt32(fuseInode - 1)
+    }
+
+    public func attributes(_ inode: UInt32) -> NodeAttributes {
+        let nlink = tree.nlink[Int(inode)]
+        guard let e = tree.entry(of: inode) else {
+            // A directory no layer lists: mode 0755, owner 0:0 (what extractors create).
+            let zero = Timestamp(seconds: 0, nanoseconds: 0)
+            return NodeAttributes(inode: UInt64(inode) + 1, mode: UInt32(S_IFDIR) | 0o755, nlink: nlink, uid: 0, gid: 0,
+                                  size: Self.directorySize, blocks: 8, rdev: 0, atime: zero, mtime: zero, ctime: zero)
+        }
+        var type: UInt32
+        var size: UInt64 = 0
+        var blocks: UInt64 = 0
+        var rdev: UInt64 = 0
+        switch e.kind {
+        case .directory: type = UInt32(S_IFDIR); size = Self.directorySize; blocks = 8
+        case .symlink: type = UInt32(S_IFLNK); size = UInt64(e.linkTarget.count)
+        case .characterDevice: type = UInt32(S_IFCHR); rdev = UInt64(gnu_dev_makedev(e.devMajor, e.devMinor))
+        case .blockDevice: type = UInt32(S_IFBLK); rdev = UInt64(gnu_dev_makedev(e.devMajor, e.devMinor))
+        case .fifo: type = UInt32(S_IFIFO)
+        default:
+            type = UInt32(S_IFREG); size = e.size
+            blocks = ((e.isSparse ? e.storedSize : e.size) + 511) / 512
+        }
+        let time = Timestamp(seconds: e.mtimeSeconds, nanoseconds: e.mtimeNanoseconds)
+        return NodeAttributes(inode: UInt64(inode) + 1, mode: type | (e.mode & 0o7777), nlink: nlink, uid: e.uid, gid: e.gid,
+                              size: size, blocks: blocks, rdev: rdev, atime: time, mtime: time, ctime: time)
+    }
+
+    public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> NodeAttributes {
+        let dir = try node(parent)
+        guard tree.isDirectory[Int(dir)] else { throw FSError(ENOTDIR) }
+        guard let inode = tree.lookup(dir, name) else { throw FSError(ENOENT) }
+        return attributes(inode)
+    }
+
+    // The tree never changes, so inodes live as long as the mount: nothing to forget.
+    public func forget(inode: UInt64, count: UInt64) {}
+
+    public func getattr(inode: UInt64) throws(FSError) -> NodeAttributes {
+        attributes(try node(inode))
+    }
+
+    public func readlink(inode: UInt64) throws(FSError) -> [UInt8] {
+        guard let e = tree.entry(of: try node(inode)), e.kind == .symlink else { throw FSError(EINVAL) }
+        return Array(e.linkTarget)
+    }
+
+    public func opendir(inode: UInt64) throws(FSError) -> UInt64 {
+        guard tree.isDirectory[Int(try node(inode))] else { throw FSError(ENOTDIR) }
+        return 0
+    }
+
+    private static let dot: [UInt8] = [UInt8(ascii: ".")]
+    private static let dotdot: [UInt8] = [UInt8(ascii: "."), UInt8(ascii: ".")]
+
+    public func readdir(inode: UInt64, handle: UInt64, offset: UInt64, plus: Bool,
+                        add: (UnsafeRawBufferPointer, NodeAttributes, UInt64) -> Bool) throws(FSError) {
+        let dir = try node(inode)
+        guard tree.isDirectory[Int(dir)] else { throw FSError(ENOTDIR) }
+        let children = tree.children[Int(dir)]
+        var position = offset
+        if position == 0 {
+            let ok = Self.dot.withUnsafeBytes { add($0, attributes(dir), 1) }
+            if !ok { return }
+            position = 1
+        }
+        if position == 1 {
+            let ok = Self.dotdot.withUnsafeBytes { add($0, attributes(tree.parent[Int(dir)]), 2) }
+            if !ok { return }
+            position = 2
+        }
+        while position - 2 < UInt64(children.count) {
+            let child = children[Int(position - 2)]
+            if !add(child.name, attributes(child.inode), position + 1) { return }
+            position += 1
+        }
+    }
+
+    public func releasedir(inode: UInt64, handle: UInt64) {}
+
+    public func open(inode: UInt64, flags: Int32) throws(FSError) -> UInt64 {
+        let n = try node(inode)
+        if tree.isDirectory[Int(n)] { throw FSError(EISDIR) }
+        if flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0 { throw FSError(EROFS) }
+        return 0
+    }
+
+    public func read(inode: UInt64, handle: UInt64, offset: UInt64, size: Int,
+                     reply: (UnsafeRawBufferPointer) -> Void) throws(FSError) {
+        let n = try node(inode)
+        guard let e = tree.entry(of: n), e.kind == .regular else { throw FSError(EISDIR) }
+        guard offset < e.size, size > 0 else { reply(UnsafeRawBufferPointer(start: nil, count: 0)); return }
+        let count = Int(min(UInt64(size), e.size - offset))
+        let layer = layers[Int(tree.sources[Int(n)].layer)]
+        do {
+            if e.isSparse {
+                try readSparse(e, layer: layer, offset: offset, count: count, reply: reply)
+            } else {
+                try layer.read(offset: e.dataOffset + offset, count: count, reply: reply)
+            }
+        } catch {
+            Log.error("read of inode \(inode) at \(offset): \(error)")
+            throw FSError(EIO)
+        }
+    }
+
+    /// A sparse file's data segments are stored one after another; holes read as zeros.
+    private func readSparse(_ e: IndexEntry, layer: LayerData, offset: UInt64, count: Int,
+                            reply: (UnsafeRawBufferPointer) -> Void) throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        let end = offset + UInt64(count)
+        var stored = e.dataOffset
+        for i in 0..<Int(e.sparseCount) {
+            let segment = layer.index.sparseSegment(Int(e.sparseFirst) + i)
+            defer { stored += segment.length }
+            let segmentEnd = segment.offset + segment.length
+            if segmentEnd <= offset || segment.offset >= end { continue }
+            let from = max(offset, segment.offset)
+            let to = min(end, segmentEnd)
+            try layer.copy(offset: stored + (from - segment.offset),
+                           into: UnsafeMutableRawBufferPointer(rebasing: buffer[Int(from - offset)..<Int(to - offset)]))
+        }
+        reply(UnsafeRawBufferPointer(buffer))
+    }
+
+    public func release(inode: UInt64, handle: UInt64) {}
+
+    public func statfs(inode: UInt64) throws(FSError) -> FileSystemStatistics {
+        FileSystemStatistics(blockSize: 4096, fragmentSize: 4096, blocks: (totalBytes + 4095) / 4096, blocksFree: 0,
+                             blocksAvailable: 0, files: UInt64(tree.inodeCount), filesFree: 0, nameMax: 255)
+    }
+
+    public func getxattr(inode: UInt64, name: String) throws(FSError) -> [UInt8] {
+        guard let e = tree.entry(of: try node(inode)) else { throw FSError(ENODATA) }
+        let index = layers[Int(tree.sources[Int(try node(inode))].layer)].index
+        let wanted = Array(name.utf8)
+        for i in 0..<Int(e.xattrCount) {
+            let x = index.xattr(Int(e.xattrFirst) + i)
+            if x.name.elementsEqual(wanted) { return Array(x.value) }
+        }
+        throw FSError(ENODATA)
+    }
+
+    public func listxattr(inode: UInt64) throws(FSError) -> [String] {
+        let n = try node(inode)
+        guard let e = tree.entry(of: n) else { return [] }
+        let index = layers[Int(tree.sources[Int(n)].layer)].index
+        return (0..<Int(e.xattrCount)).map { String(decoding: index.xattr(Int(e.xattrFirst) + $0).name, as: UTF8.self) }
+    }
+}

@@ -1,0 +1,38 @@
+import Dispatch
+import StrataIndex
+import StrataSystem
+import StrataUnion
+
+/// Opens an image's layers as one filesystem: indexes each layer (from the cache, or by reading
+/// the blob once, layers in parallel), builds the union tree and the layer readers.
+public enum ImageView {
+    public struct Opened {
+        public var fileSystem: ImageFileSystem
+        public var built: [Bool]   // per layer: indexed now (true) or taken from the cache
+    }
+
+    public static func open(layers blobs: [LayerBlob], cache: IndexCache, spanCacheBytes: Int = 64 << 20) throws -> Opened {
+        var results = [Result<(LayerIndex, Bool), Error>?](repeating: nil, count: blobs.count)
+        let lock = Lock()
+        DispatchQueue.concurrentPerform(iterations: blobs.count) { i in
+            let r = Result { try cache.index(blobs[i]) }
+            lock.locked { results[i] = r }
+        }
+        var indexes: [LayerIndex] = []
+        var built: [Bool] = []
+        for r in results {
+            let (index, b) = try r!.get()
+            indexes.append(index)
+            built.append(b)
+        }
+        let tree = try UnionTree(layers: indexes)
+        let spans = SpanCache(capacity: spanCacheBytes)
+        var data: [LayerData] = []
+        for (i, blob) in blobs.enumerated() {
+            data.append(try LayerData(index: indexes[i], blob: blob, number: i, cache: spans,
+                                      copyPath: cache.dataPath(digestHex: blob.digestHex)))
+        }
+        return Opened(fileSystem: ImageFileSystem(tree: tree, layers: data), built: built)
+    }
+}
+

@@ -1,0 +1,128 @@
+import StrataCodec
+import StrataHash
+import StrataSystem
+import StrataTar
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the builder needs to know of a layer blob.
+public struct LayerBlob: Sendable {
+    public var path: String
+    public var digestHex: String       // sha256 hex of the blob
+    public var size: UInt64
+    public var compression: LayerCompression
+    public init(path: String, digestHex: String, size: UInt64, compression: LayerCompression) {
+        self.path = path; self.digestHex = digestHex; self.size = size; self.compression = compression
+    }
+    var name: String { "layer sha256:\(digestHex)" }
+}
+
+/// Reads a layer blob once, streaming: hashes it, decompresses it, parses its tar and records
+/// every entry with the offset of its data, plus the decoder's checkpoints.
+public enum IndexBuilder {
+    public static let defaultCheckpointSpacing: UInt64 = 4 << 20
+
+    public static func build(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing) throws -> [UInt8] {
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
+            throw IndexError("\(blob.name): cannot open blob \(blob.path): \(error)")
+        }
+        defer { fd.close() }
+        let actualSize = UInt64(try fd.stat().st_size)
+        guard actualSize == blob.size else {
+            throw IndexError("\(blob.name): blob \(blob.path) has \(actualSize) bytes, its descriptor says \(blob.size)")
+        }
+        let hasher = SHA256Hasher()
+        let decoder = IndexingDecoder(compression: blob.compression, file: fd, blobSize: blob.size,
+                                      checkpointSpacing: checkpointSpacing, onCompressedBytes: { hasher.update($0) })
+        let source = DecoderTarSource(decoder)
+        let reader = TarReader(source: source)
+        var writer = LayerIndexWriter()
+        do {
+            while let entry = try reader.next() {
+                if let input = try convert(entry, blob: blob) { writer.append(input) }
+            }
+            // Read what follows the end-of-archive blocks so the whole blob is hashed and checked.
+            try source.drain()
+            try decoder.finish()
+        } catch let e as IndexError {
+            throw e
+        } catch let e as TarError {
+            // A tar error is often the first sign of a corrupt blob: say which, if the digest disagrees.
+            try? source.drain()
+            try? decoder.finish()
+            if decoder.compressedBytesConsumed == blob.size, hasher.finalizeHex() != blob.digestHex {
+                throw IndexError("\(blob.name): digest mismatch (blob \(blob.path) is corrupt)")
+            }
+            throw IndexError("\(blob.name): \(e)")
+        } catch let e as CodecError {
+            throw IndexError("\(blob.name): \(blob.compression.rawValue) \(e)")
+        } catch {
+            throw IndexError("\(blob.name): \(error)")
+        }
+        let digest = hasher.finalize()
+        guard SHA256Hasher.hex(digest) == blob.digestHex else {
+            throw IndexError("\(blob.name): digest mismatch: blob \(blob.path) hashes to sha256:\(SHA256Hasher.hex(digest))")
+        }
+        return writer.serialize(compression: blob.compression, blobSize: blob.size,
+                                uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
+                                checkpoints: decoder.checkpoints)
+    }
+
+    /// Maps a tar entry onto an index entry: normalised path, whiteouts decoded. Returns nil for
+    /// entries that carry no meaning for the view (aufs hardlink directories).
+    static func convert(_ e: TarEntry, blob: LayerBlob) throws -> IndexEntryInput? {
+        func fail(_ why: String) -> IndexError {
+            IndexError("\(blob.name): entry '\(e.pathString)' at offset \(e.headerOffset): \(why)")
+        }
+        let path: [UInt8]
+        do { path = try PathNormalizer.normalize(e.path) } catch { throw fail("path escapes the root") }
+        var input = IndexEntryInput(path: path, kind: .regular, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid,
+                                    size: e.size, dataOffset: e.dataOffset, storedSize: e.storedSize,
+                                    mtimeSeconds: e.mtimeSeconds, mtimeNanoseconds: e.mtimeNanoseconds,
+                                    devMajor: e.devMajor, devMinor: e.devMinor,
+                                    xattrs: e.xattrs.map { (Array($0.name.utf8), $0.value) },
+                                    sparse: e.sparseMap.map { $0.map { ($0.offset, $0.length) } })
+        switch PathNormalizer.whiteout(path) {
+        case .none: break
+        case .aufsMeta: return nil
+        case .invalid: throw fail("whiteout without a name")
+        case .opaque(let dir):
+            input.path = dir
+            input.kind = .opaque
+            input.size = 0; input.storedSize = 0
+            return input
+        case .hides(let hidden):
+            input.path = hidden
+            input.kind = .whiteout
+            input.size = 0; input.storedSize = 0
+            return input
+        }
+        switch e.type {
+        case .regular: input.kind = .regular
+        case .directory: input.kind = .directory; input.size = 0
+        case .symlink: input.kind = .symlink; input.linkTarget = e.linkTarget; input.size = UInt64(e.linkTarget.count)
+        case .hardlink:
+            input.kind = .hardlink
+            do { input.linkTarget = try PathNormalizer.normalize(e.linkTarget) } catch { throw fail("hardlink target escapes the root") }
+            if input.linkTarget.isEmpty { throw fail("hardlink to the root directory") }
+        case .characterDevice: input.kind = .characterDevice; input.size = 0
+        case .blockDevice: input.kind = .blockDevice; input.size = 0
+        case .fifo: input.kind = .fifo; input.size = 0
+        }
+        if path.isEmpty && input.kind != .directory { throw fail("the root must be a directory") }
+        return input
+    }
+}
+
+/// Feeds the tar reader from the decoder.
+final class DecoderTarSource: TarSource {
+    let decoder: IndexingDecoder
+    private var scratch = [UInt8](repeating: 0, count: 1 << 16)
+    init(_ decoder: IndexingDecoder) { self.decoder = decoder }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try decoder.read(into: buffer) }
+    func drain() throws {
+        while try scratch.withUnsafeMutableBytes({ try decoder.read(into: $0) }) > 0 {}
+    }
+}

@@ -1,0 +1,55 @@
+import StrataSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Layer indexes on disk, keyed by the layer's compressed digest and shared by every image that
+/// uses the layer. Files are written atomically (temporary file, rename); a file that fails
+/// validation is removed and rebuilt. Two processes indexing the same layer at once both succeed:
+/// they write the same bytes and the last rename wins.
+public final class IndexCache: @unchecked Sendable {
+    public let directory: String
+
+    public init(directory: String) throws {
+        self.directory = directory
+        do { try FileIO.makeDirectories(directory + "/index/sha256") } catch {
+            throw IndexError("cache \(directory): \(error)")
+        }
+    }
+
+    /// The default: /var/cache/strata as root, $XDG_CACHE_HOME/strata (or ~/.cache/strata) otherwise.
+    public static var defaultDirectory: String {
+        if getuid() == 0 { return "/var/cache/strata" }
+        if let xdg = getenv("XDG_CACHE_HOME"), xdg.pointee != 0 { return String(cString: xdg) + "/strata" }
+        if let home = getenv("HOME") { return String(cString: home) + "/.cache/strata" }
+        return "/tmp/strata-cache-\(getuid())"
+    }
+
+    public func indexPath(digestHex: String) -> String { "\(directory)/index/sha256/\(digestHex)" }
+    public func dataPath(digestHex: String) -> String { "\(directory)/data/sha256/\(digestHex).tar" }
+
+    /// The cached index if present and valid.
+    public func load(digestHex: String) -> LayerIndex? {
+        let path = indexPath(digestHex: digestHex)
+        guard FileIO.exists(path) else { return nil }
+        if let index = try? LayerIndex(path: path), index.digestHex == digestHex { return index }
+        unlink(path)   // never trust a damaged index: rebuild it
+        return nil
+    }
+
+    /// Returns the layer's index, building it (and verifying the blob) when it is not cached.
+    public func index(_ blob: LayerBlob) throws -> (index: LayerIndex, built: Bool) {
+        if let index = load(digestHex: blob.digestHex) {
+            guard index.blobSize == blob.size, index.compression == blob.compression else {
+                throw IndexError("\(blob.name): cached index disagrees with the descriptor (size or media type)")
+            }
+            return (index, false)
+        }
+        let bytes = try IndexBuilder.build(blob)
+        let path = indexPath(digestHex: blob.digestHex)
+        do { try FileIO.writeAtomically(path, bytes) } catch {
+            throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
+        }
+        return (try LayerIndex(path: path), true)
+    }
+}

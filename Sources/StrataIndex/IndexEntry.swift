@@ -1,0 +1,51 @@
+/// What one tar entry of a layer means to the union, after whiteout names are decoded.
+public enum IndexEntryKind: UInt8, Sendable {
+    case regular = 0, hardlink, symlink, characterDevice, blockDevice, directory, fifo
+    /// `.wh.NAME`: the entry's path is the hidden path (NAME in its directory).
+    case whiteout
+    /// `.wh..wh..opq`: the entry's path is the directory whose lower children are hidden.
+    case opaque
+}
+
+/// A decoded view of one entry record of a mapped layer index. Byte ranges point into the mapping.
+public struct IndexEntry {
+    public var path: UnsafeRawBufferPointer        // normalised: no leading "/" or "./", no trailing "/"; "" is the root
+    public var linkTarget: UnsafeRawBufferPointer  // symlink target as written; hardlink: normalised target path
+    public var kind: IndexEntryKind
+    public var isSparse: Bool
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var size: UInt64
+    public var dataOffset: UInt64
+    public var storedSize: UInt64
+    public var mtimeSeconds: Int64
+    public var mtimeNanoseconds: UInt32
+    public var devMajor: UInt32
+    public var devMinor: UInt32
+    public var xattrFirst: UInt32
+    public var xattrCount: UInt32
+    public var sparseFirst: UInt32
+    public var sparseCount: UInt32
+
+    /// The last path component.
+    public var name: UnsafeRawBufferPointer {
+        guard let base = path.baseAddress, path.count > 0 else { return path }
+        var i = path.count - 1
+        while i >= 0 && path[i] != UInt8(ascii: "/") { i -= 1 }
+        return UnsafeRawBufferPointer(start: base + (i + 1), count: path.count - (i + 1))
+    }
+
+    /// The path of the containing directory ("" for top-level entries).
+    public var parentPath: UnsafeRawBufferPointer {
+        guard let base = path.baseAddress, path.count > 0 else { return path }
+        var i = path.count - 1
+        while i >= 0 && path[i] != UInt8(ascii: "/") { i -= 1 }
+        return UnsafeRawBufferPointer(start: base, count: max(i, 0))
+    }
+}
+
+public struct IndexXattr {
+    public var name: UnsafeRawBufferPointer
+    public var value: UnsafeRawBufferPointer
+}

@@ -1,0 +1,172 @@
+import StrataCodec
+import StrataSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads byte ranges of one layer's uncompressed tar stream: plain layers with pread, gzip and
+/// zstd layers by decoding the one span that holds the range (through the shared span cache).
+/// A zstd layer stored as a few huge frames cannot be entered in the middle of a frame, so it is
+/// decoded once into a local copy in the cache directory and read from there.
+public final class LayerData: @unchecked Sendable {
+    public let index: LayerIndex
+    public let blob: LayerBlob
+    let number: Int
+    private let cache: SpanCache
+    private let blobFile: FileDescriptor
+    private let copyPath: String
+    private var copyFile: FileDescriptor?
+    private var copyLock = pthread_mutex_t()
+    /// Frames larger than this are served from a local decoded copy.
+    static let largestDirectSpan: UInt64 = 32 << 20
+
+    public init(index: LayerIndex, blob: LayerBlob, number: Int, cache: SpanCache, copyPath: String) throws {
+        self.index = index
+        self.blob = blob
+        self.number = number
+        self.cache = cache
+        self.copyPath = copyPath
+        do { blobFile = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
+            throw IndexError("\(blob.name): cannot open blob \(blob.path): \(error)")
+        }
+        pthread_mutex_init(&copyLock, nil)
+    }
+
+    deinit {
+        blobFile.close()
+        copyFile?.close()
+        pthread_mutex_destroy(&copyLock)
+    }
+
+    /// Hands `reply` the bytes [offset, offset+count) of the uncompressed stream. The range must
+    /// lie inside the stream (the caller clamps reads to file sizes).
+    public func read(offset: UInt64, count: Int, reply: (UnsafeRawBufferPointer) -> Void) throws {
+        if count == 0 { reply(UnsafeRawBufferPointer(start: nil, count: 0)); return }
+        if let file = try plainFile() {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+            defer { buffer.deallocate() }
+            let n = try file.readFully(into: buffer, at: offset)
+            guard n == count else { throw IndexError("\(blob.name): short read at offset \(offset)") }
+            reply(UnsafeRawBufferPointer(buffer))
+            return
+        }
+        let first = index.checkpointIndex(containing: offset)
+        let span = try decodedSpan(first)
+        let within = Int(offset - span.start)
+        if within + count <= span.bytes.count {
+            // The common case: one span holds the range; no copy.
+            reply(UnsafeRawBufferPointer(rebasing: span.bytes[within..<(within + count)]))
+            return
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+        defer { buffer.deallocate() }
+        try copy(offset: offset, into: buffer)
+        reply(UnsafeRawBufferPointer(buffer))
+    }
+
+    /// Copies [offset, offset+buffer.count) into the buffer, across spans.
+    public func copy(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        if let file = try plainFile() {
+            guard try file.readFully(into: buffer, at: offset) == buffer.count else {
+                throw IndexError("\(blob.name): short read at offset \(offset)")
+            }
+            return
+        }
+        var done = 0
+        while done < buffer.count {
+            let position = offset + UInt64(done)
+            let span = try decodedSpan(index.checkpointIndex(containing: position))
+            let within = Int(position - span.start)
+            let n = min(buffer.count - done, span.bytes.count - within)
+            guard n > 0 else { throw IndexError("\(blob.name): read past the end of the stream at \(position)") }
+            UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + n)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: span.bytes[within..<(within + n)]))
+            done += n
+        }
+    }
+
+    private func decodedSpan(_ i: Int) throws -> DecodedSpan {
+        try cache.span(SpanCache.Key(layer: number, span: i)) {
+            let checkpoint = try index.checkpoint(i)
+            let end = index.spanEnd(i)
+            let span = DecodedSpan(start: checkpoint.uncompressedOffset, count: Int(end - checkpoint.uncompressedOffset))
+            let decoder = SpanDecoder(compression: index.compression)
+            let want = Int(end - checkpoint.uncompressedOffset)
+            let n: Int
+            do {
+                n = try decoder.decode(file: blobFile, from: checkpoint, skip: 0,
+                                       into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
+            } catch {
+                throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
+            }
+            guard n == want else {
+                throw IndexError("\(blob.name): span \(i) decoded to \(n) bytes, expected \(want) (blob changed?)")
+            }
+            return span
+        }
+    }
+
+    /// The file to pread from directly: the blob of a plain tar layer, or the decoded copy of a
+    /// zstd layer with huge frames (made on first use). nil when spans are decoded instead.
+    private func plainFile() throws -> FileDescriptor? {
+        switch index.compression {
+        case .none: return blobFile
+        case .gzip: return nil
+        case .zstd:
+            if !needsCopy { return nil }
+            pthread_mutex_lock(&copyLock)
+            defer { pthread_mutex_unlock(&copyLock) }
+            if let copyFile { return copyFile }
+            if !FileIO.exists(copyPath) { try materialize() }
+            let fd: FileDescriptor
+            do { fd = try FileDescriptor.open(copyPath, O_RDONLY) } catch {
+                throw IndexError("\(blob.name): cannot open decoded copy \(copyPath): \(error)")
+            }
+            guard (try? fd.stat().st_size).map({ UInt64($0) }) == index.uncompressedSize else {
+                fd.close()
+                unlink(copyPath)
+                throw IndexError("\(blob.name): decoded copy \(copyPath) has the wrong size; removed")
+            }
+            copyFile = fd
+            return fd
+        }
+    }
+
+    private lazy var needsCopy: Bool = {
+        for i in 0..<index.checkpointCount where index.spanEnd(i) - index.checkpointOffsets(i).uncompressed > LayerData.largestDirectSpan {
+            return true
+        }
+        return false
+    }()
+
+    private func materialize() throws {
+        let dir = String(copyPath[..<(copyPath.lastIndex(of: "/") ?? copyPath.startIndex)])
+        try FileIO.makeDirectories(dir)
+        let temp = "\(copyPath).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        let out = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+        do {
+            let decoder = IndexingDecoder(compression: .zstd, file: blobFile, blobSize: index.blobSize,
+                                          checkpointSpacing: UInt64.max, onCompressedBytes: { _ in })
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            var position: UInt64 = 0
+            while true {
+                let n = try decoder.read(into: buffer)
+                if n == 0 { break }
+                try out.writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), at: position)
+                position += UInt64(n)
+            }
+            try out.sync()
+            out.close()
+        } catch {
+            out.close()
+            unlink(temp)
+            throw IndexError("\(blob.name): cannot decode into \(copyPath): \(error)")
+        }
+        guard rename(temp, copyPath) == 0 else {
+            let code = errno
+            unlink(temp)
+            throw IndexError("\(blob.name): \(SystemError(code: code, operation: "rename", path: copyPath))")
+        }
+    }
+}

@@ -1,0 +1,178 @@
+import StrataCodec
+import StrataSystem
+
+public struct IndexError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A layer index mapped from its file and validated once. Records are read in place; the
+/// mapping lives as long as this object, so byte views handed out stay valid while it does.
+public final class LayerIndex: @unchecked Sendable {
+    public let file: MappedFile
+    public let compression: LayerCompression
+    public let blobSize: UInt64
+    public let uncompressedSize: UInt64
+    public let entryCount: Int
+    public let checkpointCount: Int
+    public let digestHex: String
+    private let bytes: UnsafeRawBufferPointer
+    private let entriesOffset: Int
+    private let xattrsOffset: Int
+    private let sparseOffset: Int
+    private let checkpointsOffset: Int
+    private let stringsOffset: Int
+    private let windowsOffset: Int
+
+    /// Maps and validates an index file; throws if it is truncated, corrupt or of another version.
+    public convenience init(path: String) throws {
+        try self.init(file: MappedFile(path: path))
+    }
+
+    public init(file: MappedFile) throws {
+        self.file = file
+        let b = file.bytes
+        bytes = b
+        let path = file.path
+        guard b.count >= IndexFormat.headerSize, Array(b[0..<8]) == IndexFormat.magic else {
+            throw IndexError("index \(path): not a strata index")
+        }
+        guard b.u32(IndexFormat.offVersion) == IndexFormat.version else {
+            throw IndexError("index \(path): format version \(b.u32(IndexFormat.offVersion)) is not \(IndexFormat.version)")
+        }
+        guard b.u64(IndexFormat.offTotalLength) == UInt64(b.count) else {
+            throw IndexError("index \(path): truncated (\(b.count) of \(b.u64(IndexFormat.offTotalLength)) bytes)")
+        }
+        let sum = IndexFormat.checksum(b, skipping: IndexFormat.offChecksum..<(IndexFormat.offChecksum + 8))
+        guard sum == b.u64(IndexFormat.offChecksum) else {
+            throw IndexError("index \(path): checksum mismatch")
+        }
+        guard let c = StrataIndex.compression(fromCode: UInt8(truncatingIfNeeded: b.u32(IndexFormat.offCompression))) else {
+            throw IndexError("index \(path): unknown compression")
+        }
+        compression = c
+        blobSize = b.u64(IndexFormat.offBlobSize)
+        uncompressedSize = b.u64(IndexFormat.offUncompressedSize)
+        entryCount = Int(b.u32(IndexFormat.offEntryCount))
+        checkpointCount = Int(b.u32(IndexFormat.offCheckpointCount))
+        entriesOffset = Int(b.u64(IndexFormat.offEntries))
+        xattrsOffset = Int(b.u64(IndexFormat.offXattrs))
+        sparseOffset = Int(b.u64(IndexFormat.offSparse))
+        checkpointsOffset = Int(b.u64(IndexFormat.offCheckpoints))
+        stringsOffset = Int(b.u64(IndexFormat.offStrings))
+        windowsOffset = Int(b.u64(IndexFormat.offWindows))
+        let stringsLength = Int(b.u64(IndexFormat.offStringsLength))
+        let windowsLength = Int(b.u64(IndexFormat.offWindowsLength))
+        let xattrCount = Int(b.u32(IndexFormat.offXattrCount))
+        let sparseCount = Int(b.u32(IndexFormat.offSparseCount))
+        digestHex = Array(b[IndexFormat.offDigest..<(IndexFormat.offDigest + 32)]).map { byte in
+            let s = String(byte, radix: 16)
+            return byte < 16 ? "0" + s : s
+        }.joined()
+        // Every section must lie inside the file; the records' own offsets are checked below so a
+        // crafted file cannot make a lookup read outside the mapping.
+        func inside(_ off: Int, _ len: Int) -> Bool { off >= IndexFormat.headerSize && off <= b.count && len >= 0 && len <= b.count - off }
+        guard inside(entriesOffset, entryCount * IndexFormat.entrySize),
+              inside(xattrsOffset, xattrCount * IndexFormat.xattrSize),
+              inside(sparseOffset, sparseCount * IndexFormat.sparseSize),
+              inside(checkpointsOffset, checkpointCount * IndexFormat.checkpointSize),
+              inside(stringsOffset, stringsLength), inside(windowsOffset, windowsLength) else {
+            throw IndexError("index \(path): section outside the file")
+        }
+        for i in 0..<entryCount {
+            let r = entriesOffset + i * IndexFormat.entrySize
+            guard Int(b.u32(r)) + Int(b.u32(r + 4)) <= stringsLength,
+                  Int(b.u32(r + 8)) + Int(b.u32(r + 12)) <= stringsLength,
+                  Int(b.u32(r + 76)) + Int(b.u32(r + 80)) <= xattrCount,
+                  Int(b.u32(r + 84)) + Int(b.u32(r + 88)) <= sparseCount,
+                  b[r + 16] <= IndexEntryKind.opaque.rawValue else {
+                throw IndexError("index \(path): entry \(i) is malformed")
+            }
+        }
+        for i in 0..<xattrCount {
+            let r = xattrsOffset + i * IndexFormat.xattrSize
+            guard Int(b.u32(r)) + Int(b.u32(r + 4)) <= stringsLength, Int(b.u32(r + 8)) + Int(b.u32(r + 12)) <= stringsLength else {
+                throw IndexError("index \(path): xattr \(i) is malformed")
+            }
+        }
+        for i in 0..<checkpointCount {
+            let r = checkpointsOffset + i * IndexFormat.checkpointSize
+            guard Int(b.u64(r + 16)) + Int(b.u32(r + 24)) <= windowsLength else {
+                throw IndexError("index \(path): checkpoint \(i) is malformed")
+            }
+        }
+    }
+
+    @inline(__always) private func string(_ off: UInt32, _ len: UInt32) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[(stringsOffset + Int(off))..<(stringsOffset + Int(off) + Int(len))])
+    }
+
+    public func entry(_ i: Int) -> IndexEntry {
+        let r = entriesOffset + i * IndexFormat.entrySize
+        let b = bytes
+        return IndexEntry(
+            path: string(b.u32(r), b.u32(r + 4)),
+            linkTarget: string(b.u32(r + 8), b.u32(r + 12)),
+            kind: IndexEntryKind(rawValue: b[r + 16]) ?? .regular,
+            isSparse: b[r + 17] & 1 != 0,
+            mode: b.u32(r + 20), uid: b.u32(r + 24), gid: b.u32(r + 28),
+            size: b.u64(r + 32), dataOffset: b.u64(r + 40), storedSize: b.u64(r + 48),
+            mtimeSeconds: b.i64(r + 56), mtimeNanoseconds: b.u32(r + 64),
+            devMajor: b.u32(r + 68), devMinor: b.u32(r + 72),
+            xattrFirst: b.u32(r + 76), xattrCount: b.u32(r + 80),
+            sparseFirst: b.u32(r + 84), sparseCount: b.u32(r + 88))
+    }
+
+    /// Only the kind and path: the union build's hot loop needs nothing else for most entries.
+    @inline(__always) public func kind(_ i: Int) -> IndexEntryKind {
+        IndexEntryKind(rawValue: bytes[entriesOffset + i * IndexFormat.entrySize + 16]) ?? .regular
+    }
+
+    public func xattr(_ i: Int) -> IndexXattr {
+        let r = xattrsOffset + i * IndexFormat.xattrSize
+        return IndexXattr(name: string(bytes.u32(r), bytes.u32(r + 4)), value: string(bytes.u32(r + 8), bytes.u32(r + 12)))
+    }
+
+    public func sparseSegment(_ i: Int) -> (offset: UInt64, length: UInt64) {
+        let r = sparseOffset + i * IndexFormat.sparseSize
+        return (bytes.u64(r), bytes.u64(r + 8))
+    }
+
+    /// The checkpoint's offsets without its window (cheap; used for span lookup).
+    public func checkpointOffsets(_ i: Int) -> (compressed: UInt64, uncompressed: UInt64) {
+        let r = checkpointsOffset + i * IndexFormat.checkpointSize
+        return (bytes.u64(r), bytes.u64(r + 8))
+    }
+
+    /// The full checkpoint, window inflated.
+    public func checkpoint(_ i: Int) throws -> Checkpoint {
+        let r = checkpointsOffset + i * IndexFormat.checkpointSize
+        let storedLength = Int(bytes.u32(r + 24))
+        var window: [UInt8] = []
+        if storedLength > 0 {
+            let start = windowsOffset + Int(bytes.u64(r + 16))
+            window = try Gzip.decompress(Array(bytes[start..<(start + storedLength)]))
+            guard window.count == Int(bytes.u32(r + 28)) else {
+                throw IndexError("index \(file.path): checkpoint \(i) window has the wrong size")
+            }
+        }
+        return Checkpoint(compressedOffset: bytes.u64(r), uncompressedOffset: bytes.u64(r + 8),
+                          bits: bytes[r + 32], window: window)
+    }
+
+    /// The index of the last checkpoint at or before `offset` in the uncompressed stream.
+    public func checkpointIndex(containing offset: UInt64) -> Int {
+        var lo = 0, hi = checkpointCount - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if checkpointOffsets(mid).uncompressed <= offset { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    /// Where span `i` ends in the uncompressed stream.
+    public func spanEnd(_ i: Int) -> UInt64 {
+        i + 1 < checkpointCount ? checkpointOffsets(i + 1).uncompressed : uncompressedSize
+    }
+}

@@ -1,0 +1,55 @@
+/// A small command-line parser: `--name value`, `--name=value`, flags, positionals, `--` ends
+/// options. Each command declares what it takes, so unknown options are errors, not ignored.
+struct Arguments {
+    var options: [String: String] = [:]
+    var flags: Set<String> = []
+    var positionals: [String] = []
+
+    struct Spec {
+        var valued: Set<String>
+        var flags: Set<String>
+    }
+
+    init(_ args: ArraySlice<String>, spec: Spec) throws(CLIError) {
+        var i = args.startIndex
+        var onlyPositionals = false
+        while i < args.endIndex {
+            let arg = args[i]
+            i += 1
+            if onlyPositionals || !arg.hasPrefix("-") || arg == "-" {
+                positionals.append(arg)
+                continue
+            }
+            if arg == "--" { onlyPositionals = true; continue }
+            var name = arg
+            var inlineValue: String?
+            if let eq = arg.firstIndex(of: "=") {
+                name = String(arg[..<eq])
+                inlineValue = String(arg[arg.index(after: eq)...])
+            }
+            if spec.flags.contains(name) {
+                guard inlineValue == nil else { throw CLIError("option \(name) takes no value") }
+                flags.insert(name)
+            } else if spec.valued.contains(name) {
+                if let inlineValue {
+                    options[name] = inlineValue
+                } else {
+                    guard i < args.endIndex else { throw CLIError("option \(name) needs a value") }
+                    options[name] = args[i]
+                    i += 1
+                }
+            } else {
+                throw CLIError("unknown option \(name)")
+            }
+        }
+    }
+
+    func has(_ flag: String) -> Bool { flags.contains(flag) }
+    subscript(_ name: String) -> String? { options[name] }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    var message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}

@@ -1,0 +1,30 @@
+import StrataCodec
+import StrataFS
+import StrataIndex
+import StrataOCI
+
+/// The steps every command shares: reference → resolved image → layer blobs → indexes.
+enum ImageOpening {
+    static func resolve(_ reference: String, platform: String?) throws -> ResolvedImage {
+        let p = try platform.map { try Platform(parsing: $0) }
+        return try ImageResolver.resolve(reference: reference, platform: p)
+    }
+
+    static func blobs(of image: ResolvedImage) throws -> [LayerBlob] {
+        let layout = try ImageLayout(path: image.layoutPath)
+        return try image.layers.map { layer in
+            try layer.descriptor.digest.requireVerifiable("layer \(layer.descriptor.digest)")
+            let compression: LayerCompression = switch layer.format {
+            case .tar: .none
+            case .gzip: .gzip
+            case .zstd: .zstd
+            }
+            return LayerBlob(path: layout.blobPath(layer.descriptor.digest), digestHex: layer.descriptor.digest.hex,
+                             size: UInt64(layer.descriptor.size), compression: compression)
+        }
+    }
+
+    static func cache(_ directory: String?) throws -> IndexCache {
+        try IndexCache(directory: directory ?? IndexCache.defaultDirectory)
+    }
+}

@@ -1,0 +1,75 @@
+import Dispatch
+import StrataIndex
+import StrataOCI
+import StrataSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum IndexCommand {
+    static let help = """
+    usage: strata index [--cache DIR] [--platform OS/ARCH[/VARIANT]] IMAGE
+
+    Reads every layer of IMAGE once, verifies its size and sha256 digest, and stores its index
+    (tar entries, data offsets, decompression checkpoints) in the cache. Layers already indexed
+    are checked and kept. IMAGE is DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout.
+    """
+
+    static func run(_ args: ArraySlice<String>) throws {
+        let a = try Arguments(args, spec: .init(valued: ["--cache", "--platform"], flags: []))
+        guard a.positionals.count == 1 else { throw CLIError("index needs one IMAGE (see strata index --help)") }
+        let image = try ImageOpening.resolve(a.positionals[0], platform: a["--platform"])
+        let blobs = try ImageOpening.blobs(of: image)
+        let cache = try ImageOpening.cache(a["--cache"])
+        let progress = Progress(total: blobs.count, label: "layers indexed")
+        var results = [Result<(LayerIndex, Bool), Error>?](repeating: nil, count: blobs.count)
+        let lock = Lock()
+        DispatchQueue.concurrentPerform(iterations: blobs.count) { i in
+            let r = Result { try cache.index(blobs[i]) }
+            lock.locked {
+                results[i] = r
+                progress.step()
+            }
+        }
+        progress.done()
+        for (i, r) in results.enumerated() {
+            let (index, built) = try r!.get()
+            let size = UInt64(index.file.bytes.count)
+            print("sha256:\(blobs[i].digestHex)  \(blobs[i].compression.rawValue)  \(index.entryCount) entries  \(index.checkpointCount) checkpoints  \(Format.bytes(index.uncompressedSize)) tar  index \(Format.bytes(size))  \(built ? "indexed" : "cached")")
+        }
+    }
+}
+
+/// A one-line progress bar on a terminal; silent otherwise.
+final class Progress {
+    let total: Int
+    let label: String
+    var count = 0
+    let enabled = isatty(2) != 0
+    init(total: Int, label: String) {
+        self.total = total
+        self.label = label
+        draw()
+    }
+    func step() { count += 1; draw() }
+    func draw() {
+        guard enabled, total > 0 else { return }
+        let width = 30
+        let filled = width * count / total
+        let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+        fputs("\r[\(bar)] \(count)/\(total) \(label)", stderr)
+    }
+    func done() { if enabled { fputs("\n", stderr) } }
+}
+
+enum Format {
+    static func bytes(_ n: UInt64) -> String {
+        if n < 1024 { return "\(n) B" }
+        let units = ["KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n) / 1024
+        var u = 0
+        while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+        let tenths = Int((v * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) \(units[u])"
+    }
+}

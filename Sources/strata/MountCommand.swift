@@ -1,0 +1,106 @@
+import StrataFS
+import StrataFuse
+import StrataIndex
+import StrataSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum MountCommand {
+    static let help = """
+    usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--foreground] IMAGE MOUNTPOINT
+
+    Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout) read-only at MOUNTPOINT
+    as the union of its layers, without extracting them. Layers not yet indexed are read once
+    (and verified against their digests); later mounts use the cached index and read no layer data.
+    The daemon goes to the background; the command exits 0 once the mount answers, or prints the
+    error and exits non-zero with nothing mounted.
+
+      --cache DIR        index cache (default /var/cache/strata as root, else $XDG_CACHE_HOME/strata)
+      --platform P       platform to pick from an image index (default: this host's)
+      --allow-other      let other users (a runtime running as another user) see the mount
+      --foreground       stay in the foreground; SIGINT or SIGTERM unmounts and exits
+    """
+
+    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd"],
+                                     flags: ["--allow-other", "--foreground"])
+
+    static func run(_ args: ArraySlice<String>) throws -> Int32 {
+        let a = try Arguments(args, spec: spec)
+        guard a.positionals.count == 2 else { throw CLIError("mount needs IMAGE and MOUNTPOINT (see strata mount --help)") }
+        let reference = a.positionals[0]
+        let mountpoint = absolute(a.positionals[1])
+        guard FileIO.isDirectory(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is not a directory") }
+        guard !FuseMount.isMounted(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is already mounted") }
+
+        if !a.has("--foreground") {
+            // Re-run ourselves detached, in the foreground mode, and wait for its word.
+            var childArgs = ["mount", "--foreground"]
+            if let c = a["--cache"] { childArgs += ["--cache", absolute(c)] }
+            if let p = a["--platform"] { childArgs += ["--platform", p] }
+            if a.has("--allow-other") { childArgs.append("--allow-other") }
+            childArgs += [absoluteReference(reference), mountpoint]
+            let child = try Daemon.spawnDetached(arguments: childArgs)
+            switch Daemon.waitReady(child.readiness) {
+            case .success: return 0
+            case .failure(let message):
+                // The daemon failed before it was ready; it unmounted what it had mounted.
+                throw CLIError(message.description)
+            }
+        }
+
+        // The daemon: signals must be blocked before any thread starts (indexing starts some).
+        FuseServer.blockShutdownSignals()
+        let ready = a["--ready-fd"].flatMap { Int32($0) }.map { FileDescriptor(rawValue: $0) }
+        do {
+            let image = try ImageOpening.resolve(reference, platform: a["--platform"])
+            let blobs = try ImageOpening.blobs(of: image)
+            let cache = try ImageOpening.cache(a["--cache"])
+            let opened = try ImageView.open(layers: blobs, cache: cache)
+            var options = FuseMountOptions()
+            options.allowOther = a.has("--allow-other")
+            options.readOnly = true
+            options.fsName = "strata:\(image.manifestDigest)"
+            let server = try FuseServer(fileSystem: opened.fileSystem, mountpoint: mountpoint, options: options)
+            try server.run(onReady: {
+                if let ready { Daemon.reportReady(ready) }
+            })
+            return 0
+        } catch {
+            if let ready {
+                Daemon.reportError(ready, message: "\(error)")
+                return 1
+            }
+            throw error
+        }
+    }
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return path }
+        let cwd = String(cString: buffer)
+        return cwd == "/" ? "/" + path : cwd + "/" + path
+    }
+
+    /// The daemon runs from "/", so a relative layout directory must be made absolute; the
+    /// `:TAG` or `@DIGEST` suffix stays as it is.
+    static func absoluteReference(_ reference: String) -> String {
+        reference.hasPrefix("/") ? reference : absolute(reference)
+    }
+}
+
+enum UnmountCommand {
+    static let help = """
+    usage: strata unmount MOUNTPOINT
+
+    Unmounts a strata mount. Also clears a stale mount whose daemon died ("Transport endpoint is
+    not connected"). The daemon exits once its mount is gone.
+    """
+
+    static func run(_ args: ArraySlice<String>) throws {
+        let a = try Arguments(args, spec: .init(valued: [], flags: []))
+        guard a.positionals.count == 1 else { throw CLIError("unmount needs MOUNTPOINT (see strata unmount --help)") }
+        try FuseMount.unmount(MountCommand.absolute(a.positionals[0]))
+    }
+}
