@@ -18,10 +18,13 @@ public enum Mounts {
         var log: [String] = []
         for (program, args) in attempts {
             guard isMounted(mountPoint) else { return }
-            if let result = try? Command.run(program, args, timeout: 30), !result.succeeded {
-                log.append("\(program) \(args.joined(separator: " ")): status \(result.status) \(result.stderr)")
+            let result = try? Command.run(program, args, timeout: 30)
+            if let result, result.succeeded {
+                // Success may precede the kernel dropping the entry by a moment.
+                if waitUntil(seconds: 2, { !isMounted(mountPoint) }) { return }
+            } else {
+                log.append("\(program) \(args.joined(separator: " ")): status \(result?.status ?? -1) \(result?.stderr ?? "could not run")")
             }
-            if waitUntil(seconds: 2, { !isMounted(mountPoint) }) { return }
         }
         if isMounted(mountPoint) {
             throw HarnessError("could not unmount \(mountPoint):\n" + log.joined(separator: "\n"))
