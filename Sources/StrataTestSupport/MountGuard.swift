@@ -5,6 +5,8 @@ import StrataSystem
 
 /// A strata mount that cannot outlive its test: `unmount()` or, failing that, deinit
 /// takes it down, so a failed expectation never leaves a FUSE mount behind.
+/// Call `unmount()` at the end of a test (or `withExtendedLifetime`): ARC may otherwise
+/// end the guard at its last use, while the mount is still being read.
 public final class MountGuard {
     public let image: String
     public let mountpoint: String

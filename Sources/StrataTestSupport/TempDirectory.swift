@@ -5,6 +5,8 @@ import StrataSystem
 
 /// A fresh directory `/tmp/strata-test-XXXXXX` removed with everything in it when the
 /// object goes away. scripts/test relies on the prefix to clean up after a crashed run.
+/// ARC may release an object after its last use, before the end of the scope: keep it
+/// alive with `defer { withExtendedLifetime(temp) {} }` while its path is still in use.
 public final class TempDirectory {
     public let path: String
 

@@ -84,6 +84,8 @@ struct UnmountTests {
         var path = ""
         do {
             let temp = try TempDirectory()
+            // ARC may end an object's life at its last use; the directory must outlive the mounts.
+            defer { withExtendedLifetime(temp) {} }
             path = temp.path
             let source = try temp.makeDirectory("source")
             try FileIO.writeAtomically(source + "/keep", Array("keep".utf8))
@@ -108,6 +110,7 @@ struct UmociTests {
     /// Builds an image with umoci itself and unpacks it: the reference path works here.
     @Test func buildAndUnpackAnImage() throws {
         let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
         let layout = temp.child("layout")
         try Umoci.initLayout(layout)
         try Umoci.newImage(layout: layout, tag: "base")

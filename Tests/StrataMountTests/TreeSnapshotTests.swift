@@ -72,7 +72,7 @@ private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: Str
 @Suite struct TreeSnapshotTests {
     @Test func capturesEveryKindOfEntry() throws {
         let (temp, left, _) = try fixtureAndCopy()
-        _ = temp
+        defer { withExtendedLifetime(temp) {} }
         let snap = try TreeSnapshot.capture(root: left)
 
         #expect(snap.entry(".")?.type == .directory)
@@ -102,7 +102,7 @@ private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: Str
 
     @Test func copyIsEqual() throws {
         let (temp, left, right) = try fixtureAndCopy()
-        _ = temp
+        defer { withExtendedLifetime(temp) {} }
         let a = try TreeSnapshot.capture(root: left)
         let b = try TreeSnapshot.capture(root: right)
         #expect(a.count == b.count)
@@ -112,7 +112,7 @@ private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: Str
 
     @Test func namesEachPlantedDifference() throws {
         let (temp, left, right) = try fixtureAndCopy()
-        _ = temp
+        defer { withExtendedLifetime(temp) {} }
         // Mode.
         #expect(chmod(right + "/usr/bin/setuid", 0o755) == 0)
         // Content, same size and mtime so only the hash can tell.
@@ -162,7 +162,7 @@ private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: Str
 
     @Test func ignoringFieldsAndDirectoryMtimes() throws {
         let (temp, left, right) = try fixtureAndCopy()
-        _ = temp
+        defer { withExtendedLifetime(temp) {} }
         setMtime(right + "/etc/hostname", seconds: 1, nanoseconds: 0)
         setMtime(right + "/usr", seconds: 2, nanoseconds: 5)
         let a = try TreeSnapshot.capture(root: left)
@@ -176,7 +176,7 @@ private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: Str
 
     @Test func typeChangeAndUnprintableNames() throws {
         let (temp, left, right) = try fixtureAndCopy()
-        _ = temp
+        defer { withExtendedLifetime(temp) {} }
         #expect(unlink(right + "/fifo") == 0)
         #expect(mkdir(right + "/fifo", 0o755) == 0)
         let odd = Array((right + "/caf").utf8) + [0xE9, 0]
@@ -189,7 +189,7 @@ private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: Str
 
     @Test func contentHashingCanBeSkipped() throws {
         let (temp, left, _) = try fixtureAndCopy()
-        _ = temp
+        defer { withExtendedLifetime(temp) {} }
         let snap = try TreeSnapshot.capture(root: left, hashContents: false)
         #expect(snap.entry("etc/hostname")?.contentSHA256 == nil)
         #expect(snap.entry("etc/hostname")?.size == 7)
