@@ -18,36 +18,45 @@ extension ImageLayout {
     public func resolve(_ ref: ImageReference, platform: Platform? = nil) throws -> ResolvedImage {
         let top = try index()
         let wanted = platform ?? .host
-        var chain: [Digest] = []
-        let start: Descriptor
+        let candidates: [Descriptor]
+        let context: String
         if let digest = ref.digest {
-            start = try findDigest(digest, in: top, ref: ref)
+            candidates = [try findDigest(digest, in: top, ref: ref)]
+            context = "image index \(digest) in \(path)"
         } else if let tag = ref.tag {
-            let named = top.manifests.filter {
+            candidates = top.manifests.filter {
                 $0.refName == tag || $0.annotations?[MediaType.containerdImageNameAnnotation] == tag
             }
-            guard !named.isEmpty else {
+            guard !candidates.isEmpty else {
                 throw OCIError("\(ref): no tag \"\(tag)\" in \(indexPath) (\(tagList(top)))")
             }
-            start = try pick(from: named, platform: wanted, what: "tag \"\(tag)\" in \(indexPath)")
+            context = candidates.count == 1 ? "image index \(candidates[0].digest) in \(path)" : "tag \"\(tag)\" in \(indexPath)"
         } else {
-            switch top.manifests.count {
-            case 0:
-                throw OCIError("\(indexPath): lists no manifests")
-            case 1:
-                start = top.manifests[0]
-            default:
-                // A flat multi-platform index.json is an index in all but name.
-                if top.manifests.allSatisfy({ $0.platform != nil && $0.refName == nil }) {
-                    start = try pick(from: top.manifests, platform: wanted, what: indexPath)
-                } else {
-                    throw OCIError("\(ref): \(indexPath) lists \(top.manifests.count) manifests; name one as \(path):TAG or \(path)@DIGEST (\(tagList(top)))")
-                }
+            // Several untagged entries that all declare a platform: index.json is itself the
+            // multi-platform index. Anything else needs a tag or digest to choose.
+            let flat = top.manifests.allSatisfy { $0.platform != nil && $0.refName == nil }
+            guard !top.manifests.isEmpty else { throw OCIError("\(indexPath): lists no manifests") }
+            guard top.manifests.count == 1 || flat else {
+                throw OCIError("\(ref): \(indexPath) lists \(top.manifests.count) manifests; name one as \(path):TAG or \(path)@DIGEST (\(tagList(top)))")
             }
+            candidates = top.manifests
+            context = candidates.count == 1 ? "image index \(candidates[0].digest) in \(path)" : indexPath
         }
-        let (descriptor, bytes, manifest) = try followToManifest(start, platform: wanted, chain: &chain, depth: 0)
-        return try finish(manifestDescriptor: descriptor, bytes: bytes, manifest: manifest,
-                          explicitPlatform: platform, chain: chain)
+        return try resolve(candidates: candidates, platform: wanted, explicitPlatform: platform, context: context)
+    }
+
+    /// Follows `candidates` down to one manifest for `platform`; `context` names the place
+    /// in the error when no platform matches.
+    private func resolve(candidates: [Descriptor], platform: Platform, explicitPlatform: Platform?,
+                         context: String) throws -> ResolvedImage {
+        var available: [String] = []
+        guard let chain = try choose(from: candidates, platform: platform, depth: 0, available: &available) else {
+            let list = available.isEmpty ? "none declare a platform" : "available: " + available.joined(separator: ", ")
+            throw OCIError("\(context): no manifest for platform \(platform) (\(list))")
+        }
+        let (bytes, manifest) = try readManifest(chain.last!)
+        return try finish(manifestDescriptor: chain.last!, bytes: bytes, manifest: manifest,
+                          explicitPlatform: explicitPlatform, chain: chain.dropLast().map(\.digest))
     }
 
     private func tagList(_ index: ImageIndex) -> String {
@@ -71,14 +80,28 @@ extension ImageLayout {
         throw OCIError("\(ref): no manifest with digest \(digest) in \(path)")
     }
 
-    /// Chooses among descriptors by platform; a single one is taken as is.
-    private func pick(from candidates: [Descriptor], platform: Platform, what: String) throws -> Descriptor {
-        if candidates.count == 1 { return candidates[0] }
-        if let i = platform.bestMatch(in: candidates.map(\.platform)) { return candidates[i] }
+    /// The path of descriptors (indexes, then a manifest) from one of `candidates` to a manifest
+    /// for `platform`, or nil with the platforms seen added to `available`. A lone candidate is
+    /// taken as is; an index without a platform of its own is searched (nested indexes).
+    private func choose(from candidates: [Descriptor], platform: Platform, depth: Int,
+                        available: inout [String]) throws -> [Descriptor]? {
+        guard depth <= ImageResolver.maxDepth else {
+            throw OCIError("\(path): image indexes nest deeper than \(ImageResolver.maxDepth) levels")
+        }
+        func descend(_ d: Descriptor) throws -> [Descriptor]? {
+            guard MediaType.isIndex(d.mediaType) else { return [d] }
+            let index = try readIndex(d)
+            return try choose(from: index.manifests, platform: platform, depth: depth + 1, available: &available)
+                .map { [d] + $0 }
+        }
+        if candidates.count == 1 { return try descend(candidates[0]) }
+        if let i = platform.bestMatch(in: candidates.map(\.platform)) { return try descend(candidates[i]) }
         // Attestation manifests carry unknown/unknown; they are not platforms to offer.
-        let available = candidates.compactMap(\.platform).filter { $0.os != "unknown" }.map(\.description)
-        let list = available.isEmpty ? "none declare a platform" : "available: " + available.joined(separator: ", ")
-        throw OCIError("\(what): no manifest for platform \(platform) (\(list))")
+        available += candidates.compactMap(\.platform).filter { $0.os != "unknown" }.map(\.description)
+        for d in candidates where d.platform == nil && MediaType.isIndex(d.mediaType) {
+            if let found = try descend(d) { return found }
+        }
+        return nil
     }
 
     private func readIndex(_ d: Descriptor) throws -> ImageIndex {
@@ -91,19 +114,7 @@ extension ImageLayout {
         return index
     }
 
-    private func followToManifest(_ d: Descriptor, platform: Platform, chain: inout [Digest], depth: Int)
-        throws -> (Descriptor, [UInt8], Manifest)
-    {
-        guard depth <= ImageResolver.maxDepth else {
-            throw OCIError("image index \(d.digest) in \(path): indexes nest deeper than \(ImageResolver.maxDepth) levels")
-        }
-        if MediaType.isIndex(d.mediaType) {
-            let index = try readIndex(d)
-            chain.append(d.digest)
-            let child = try pick(from: index.manifests, platform: platform,
-                                 what: "image index \(d.digest) in \(path)")
-            return try followToManifest(child, platform: platform, chain: &chain, depth: depth + 1)
-        }
+    private func readManifest(_ d: Descriptor) throws -> ([UInt8], Manifest) {
         let name = "manifest \(d.digest) in \(path)"
         if d.mediaType == MediaType.dockerManifestSchema1 || d.mediaType == MediaType.dockerManifestSchema1Signed {
             throw OCIError("\(name): Docker schema 1 manifests are not supported")
@@ -116,7 +127,7 @@ extension ImageLayout {
         guard manifest.schemaVersion == 2 else {
             throw OCIError("\(name): schemaVersion \(manifest.schemaVersion) is not supported (expected 2)")
         }
-        return (d, bytes, manifest)
+        return (bytes, manifest)
     }
 
     private func finish(manifestDescriptor: Descriptor, bytes: [UInt8], manifest: Manifest,
