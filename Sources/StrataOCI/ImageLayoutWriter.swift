@@ -33,8 +33,9 @@ public struct ImageLayoutWriter: Sendable {
                 try FileIO.writeAtomically(layoutFile, Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8))
             }
             try FileIO.makeDirectories("\(path)/blobs/sha256")
-            if !FileIO.exists("\(path)/index.json") {
-                try writeIndex(ImageIndex())
+            // Under the lock, so a concurrent writer's first tag is not overwritten.
+            try withIndexLock {
+                if !FileIO.exists("\(path)/index.json") { try writeIndex(ImageIndex()) }
             }
         } catch let error as SystemError {
             throw OCIError("\(path): cannot create the image layout: \(error)")
@@ -152,6 +153,14 @@ public struct ImageLayoutWriter: Sendable {
     /// Read-modify-write of index.json under an exclusive lock on the layout directory.
     /// Keys of index.json this module does not model are not preserved.
     private func updateIndex(_ change: (inout ImageIndex) throws -> Void) throws {
+        try withIndexLock {
+            var index = try ImageLayout(path: path).index()
+            try change(&index)
+            try writeIndex(index)
+        }
+    }
+
+    private func withIndexLock(_ body: () throws -> Void) throws {
         let dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dir >= 0 else {
             throw OCIError("\(path): cannot open to lock index.json: \(String(cString: strerror(errno)))")
@@ -162,9 +171,7 @@ public struct ImageLayoutWriter: Sendable {
                 throw OCIError("\(path): cannot lock index.json: \(String(cString: strerror(errno)))")
             }
         }
-        var index = try ImageLayout(path: path).index()
-        try change(&index)
-        try writeIndex(index)
+        try body()
     }
 
     private func writeIndex(_ index: ImageIndex) throws {

@@ -5,10 +5,11 @@ import Foundation
 #endif
 
 /// JSON in and out for every OCI document, so all share one error style and one output form.
-enum JSONCoding {
+/// Public so other modules read and write OCI documents the same way.
+public enum JSONCoding {
     /// Decodes `bytes`; failures become one line starting with `what` (a file or blob name)
     /// and naming the offending field.
-    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))
         } catch let error as DecodingError {
@@ -19,7 +20,7 @@ enum JSONCoding {
     }
 
     /// Deterministic output: sorted keys, '/' left unescaped, no whitespace.
-    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         do {

@@ -72,23 +72,41 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
 
     /// Whether an image built for `candidate` satisfies this (wanted) platform: same OS and
     /// architecture; a candidate without a variant matches any variant; arm64 without a variant
-    /// is v8. os.version and os.features are not compared (Linux images leave them out).
+    /// is v8, arm without one is v7; a wanted platform without a variant (amd64) takes any;
+    /// an arm vN platform also runs older arm variants. os.version and os.features are not
+    /// compared (Linux images leave them out).
     public func matches(_ candidate: Platform) -> Bool {
-        guard os == candidate.os, architecture == candidate.architecture else { return false }
-        guard let theirs = candidate.effectiveVariant else { return true }
-        return effectiveVariant == theirs
+        score(candidate) > 0
     }
 
-    /// Picks the best of `candidates` for this platform: an exact variant match before one
-    /// that matched only because the candidate had no variant. Returns the index.
+    /// Picks the best of `candidates` for this platform: the exact variant first, then a
+    /// candidate without a variant, then a compatible one (the newest). Returns the index.
     public func bestMatch(in candidates: [Platform?]) -> Int? {
-        var fallback: Int?
+        var best: (index: Int, score: Int)?
         for (i, candidate) in candidates.enumerated() {
-            guard let candidate, matches(candidate) else { continue }
-            if candidate.effectiveVariant == effectiveVariant { return i }
-            if fallback == nil { fallback = i }
+            guard let candidate else { continue }
+            let s = score(candidate)
+            if s > 0 && s > (best?.score ?? 0) { best = (i, s) }
         }
-        return fallback
+        return best?.index
+    }
+
+    /// 0: no match; higher is a better match.
+    private func score(_ candidate: Platform) -> Int {
+        guard os == candidate.os, architecture == candidate.architecture else { return 0 }
+        let mine = effectiveVariant, theirs = candidate.effectiveVariant
+        if mine == theirs { return 2000 }               // also arm64 == arm64/v8
+        if candidate.variant == nil { return 1000 }     // the image did not say: assume it runs
+        guard let mine, let theirs else { return mine == nil ? 100 : 0 }   // amd64 takes amd64/v3
+        // An armv7 CPU runs armv6 and armv5 code; prefer the newest it can run.
+        if architecture == "arm", let m = Platform.armLevel(mine), let t = Platform.armLevel(theirs), t < m {
+            return 500 + t
+        }
+        return 0
+    }
+
+    private static func armLevel(_ variant: String) -> Int? {
+        variant.hasPrefix("v") ? Int(variant.dropFirst()) : nil
     }
 
     enum CodingKeys: String, CodingKey {

@@ -39,11 +39,15 @@ import Testing
     #expect(bareArm64.matches(arm64v8))            // arm64 without a variant is v8
     #expect(!arm64.matches(Platform(os: "linux", architecture: "arm64", variant: "v9")))
     #expect(armv7.matches(Platform(os: "linux", architecture: "arm")))
-    #expect(!armv7.matches(armv6))
+    #expect(armv7.matches(armv6))                  // an armv7 CPU runs armv6 code…
+    #expect(!armv6.matches(armv7))                 // …not the reverse
+    #expect(amd64.matches(Platform(os: "linux", architecture: "amd64", variant: "v3")))
     #expect(!amd64.matches(arm64v8))
     #expect(!amd64.matches(Platform(os: "windows", architecture: "amd64")))
     // The exact variant wins over a variant-less candidate, whatever the order.
     #expect(armv6.bestMatch(in: [Platform(os: "linux", architecture: "arm"), armv7, armv6]) == 2)
     #expect(armv7.bestMatch(in: [nil, armv6, Platform(os: "linux", architecture: "arm")]) == 2)
     #expect(amd64.bestMatch(in: [armv7, nil]) == nil)
+    #expect(armv7.bestMatch(in: [Platform(os: "linux", architecture: "arm", variant: "v5"), armv6]) == 1)
+    #expect(amd64.bestMatch(in: [Platform(os: "linux", architecture: "amd64", variant: "v3"), amd64]) == 1)
 }

@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 import Testing
 @testable import StrataOCI
 import StrataSystem
@@ -106,4 +108,17 @@ import StrataSystem
     #expect(text.contains(#""ExposedPorts":{"80/tcp":{}}"#))
     #expect(text.contains(#""diff_ids":["sha256:"#))
     #expect(text.contains(#""created_by":"RUN x""#))
+}
+
+@Test func concurrentTagsAreNotLost() throws {
+    try withTempDir { dir in
+        let t = try TestLayout(dir)
+        let m = try t.image()
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 16) { i in
+            do { try ImageLayoutWriter(path: dir).tag(m, as: "t\(i)") } catch { failures.withLock { $0 += 1 } }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        #expect(try Set(t.layout.tags()) == Set((0..<16).map { "t\($0)" }))
+    }
 }
