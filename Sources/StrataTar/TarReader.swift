@@ -236,10 +236,16 @@ public final class TarReader {
         if path.isEmpty { throw TarError(message: "empty path", offset: blockOffset) }
         if path.contains(0) { throw fail("path contains NUL") }
 
+        // bsdtar writes each attribute twice, and its SCHILY.xattr key carries the percent-encoded
+        // name: the LIBARCHIVE record is authoritative for any name it spells.
+        let libarchiveNames = Set((globalRecords + ext.local).compactMap { r in
+            r.key.hasPrefix("LIBARCHIVE.xattr.") ? r.key.dropFirst("LIBARCHIVE.xattr.".count) : nil
+        })
         for r in globalRecords + ext.local {
             let xname: String
             let value: [UInt8]
             if r.key.hasPrefix("SCHILY.xattr.") {
+                if libarchiveNames.contains(r.key.dropFirst("SCHILY.xattr.".count)) { continue }
                 xname = String(r.key.dropFirst("SCHILY.xattr.".count))
                 value = r.value
             } else if r.key.hasPrefix("LIBARCHIVE.xattr.") {
@@ -252,7 +258,7 @@ public final class TarReader {
                 continue
             }
             if xname.isEmpty || xname.contains("\0") { throw fail("invalid xattr name in \(r.key)") }
-            // bsdtar writes both spellings of the same attribute: keep one, in first-seen order.
+            // Later records for the same name override, keeping the first-seen position.
             if let i = xattrs.firstIndex(where: { $0.name == xname }) {
                 xattrs[i].value = value
             } else {
