@@ -212,9 +212,12 @@ public final class IndexingDecoder {
             outDelivered = keep
         }
         let wantBoundary = sinceCheckpoint >= spacing
+        var room = out.count - outEnd
+        // Stop fast inflating where the spacing is reached, so the next boundary is taken.
+        if !wantBoundary { room = Int(min(UInt64(room), spacing - sinceCheckpoint)) }
         let target = (out.baseAddress! + outEnd).assumingMemoryBound(to: UInt8.self)
         let step = try inflater.inflate(input: reader.bytes, inputCount: reader.available,
-                                        output: target, outputCount: out.count - outEnd,
+                                        output: target, outputCount: room,
                                         flush: wantBoundary ? Z_BLOCK : Z_NO_FLUSH, inputOffset: reader.offset)
         reader.consume(step.consumed)
         if step.produced > 0 {
@@ -225,7 +228,7 @@ public final class IndexingDecoder {
             sinceCheckpoint += UInt64(step.produced)
             commitPendingStart()
         }
-        lastCallFilledOutput = outEnd == out.count
+        lastCallFilledOutput = step.produced == room
         if step.ended {
             phase = .trailer
             return

@@ -44,8 +44,17 @@ func mixedData(size: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
             } else {
                 var j = i
                 while j < i + run {
-                    let word = words[Int(next() % UInt64(words.count))]
+                    // Words and numbers: compressible like real text (~3x), not like a repeated pattern.
+                    let r = next()
+                    let word = words[Int(r % UInt64(words.count))]
                     for b in word where j < i + run { buffer[j] = b; j += 1 }
+                    var number = (r >> 8) % 100_000
+                    if r & 0x80 != 0 {
+                        repeat {
+                            if j < i + run { buffer[j] = UInt8(48 + number % 10); j += 1 }
+                            number /= 10
+                        } while number > 0
+                    }
                 }
             }
             i += run
