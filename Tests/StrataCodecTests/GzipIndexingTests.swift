@@ -126,3 +126,39 @@ import StrataHash
         #expect(decoded[...] == input[1_000_000..<1_000_010])
     }
 }
+
+@Suite struct EarlyFinishTests {
+    /// A tar reader stops at its end-of-archive blocks; finish() still checks and hashes the rest.
+    @Test(arguments: [LayerCompression.gzip, .zstd, .none])
+    func finishDrainsTheRest(compression: LayerCompression) throws {
+        let input = mixedData(size: 1_500_000, seed: 13)
+        let blob: [UInt8]
+        switch compression {
+        case .gzip: blob = Gzip.compressMembers([Array(input[0..<700_000]), Array(input[700_000...])]) + [0, 0]
+        case .zstd: blob = Zstd.compress(input, frameSize: 500_000)
+        case .none: blob = input
+        }
+        let file = try TempFile(blob)
+        defer { file.remove() }
+        let hasher = SHA256Hasher()
+        let decoder = IndexingDecoder(compression: compression, file: file.fd, blobSize: UInt64(blob.count)) { hasher.update($0) }
+        var chunk = [UInt8](repeating: 0, count: 10_000)
+        #expect(try chunk.withUnsafeMutableBytes { try decoder.read(into: $0) } == 10_000)
+        #expect(chunk[...] == input[0..<10_000])
+        try decoder.finish()
+        #expect(decoder.compressedBytesConsumed == UInt64(blob.count))
+        #expect(hasher.finalize() == SHA256Hasher.hash(blob))
+        if compression != .none { #expect(decoder.checkpoints.count == (compression == .gzip ? 2 : 3)) }
+
+        if compression == .gzip {
+            // A bad CRC in the part never read is still found.
+            var bad = blob
+            bad[bad.count - 10] ^= 1
+            let badFile = try TempFile(bad)
+            defer { badFile.remove() }
+            let badDecoder = IndexingDecoder(compression: .gzip, file: badFile.fd, blobSize: UInt64(bad.count)) { _ in }
+            _ = try chunk.withUnsafeMutableBytes { try badDecoder.read(into: $0) }
+            #expect(codecErrorKind { try badDecoder.finish() } == .corrupt)
+        }
+    }
+}
