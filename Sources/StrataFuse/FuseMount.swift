@@ -31,15 +31,6 @@ public enum FuseMount {
         throw FuseError(.unmountFailed("fusermount3 -u and -uz failed"), mountpoint: target)
     }
 
-    /// Ends a FUSE connection at once (what `umount -l` cannot do while files are open), via
-    /// fusectl. Best effort: fusectl may not be mounted.
-    static func abortConnection(device: UInt64) {
-        let fd = open("/sys/fs/fuse/connections/\(device)/abort", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        _ = write(fd, "1", 1)
-        close(fd)
-    }
-
     // MARK: - Helpers
 
     /// Mount points from /proc/self/mountinfo (field 5, octal escapes decoded).

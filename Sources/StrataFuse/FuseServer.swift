@@ -8,10 +8,14 @@ import Synchronization
 /// Serves one `FileSystem` at one mountpoint with libfuse's multithreaded loop.
 ///
 /// Shutdown (SIGINT, SIGTERM, SIGHUP or `stop()`): on libfuse 3.14 `fuse_session_exit` from
-/// another thread does not end `fuse_session_loop_mt`, and a signal handled on a random thread
-/// can hang it. So the signals are blocked in every thread the server starts, one thread
-/// waits for them with sigwait, and on one it unmounts: the kernel then ends the connection,
-/// every worker's read fails with ENODEV and the loop returns.
+/// another thread does not end `fuse_session_loop_mt` (its thread sleeps in sem_wait), and a
+/// signal handled on a random thread can hang it. So the shutdown signals are blocked in every
+/// thread the server starts and one thread waits for them with sigwait. On one it unmounts
+/// (the kernel then ends the connection, workers read ENODEV and the loop returns); if the mount
+/// is busy, it calls fuse_session_exit and interrupts the loop thread's sem_wait with
+/// `wakeSignal`, whose handler does nothing. libfuse then cancels its workers, and the teardown
+/// detaches the mount and closes /dev/fuse, which aborts the connection (open files answer
+/// ENOTCONN): a stop always stops.
 public final class FuseServer: @unchecked Sendable {
     public let mountpoint: String
     public let options: FuseMountOptions
@@ -23,7 +27,7 @@ public final class FuseServer: @unchecked Sendable {
         var stopRequested = false
         var loopEnded = false
         var signalWaiter: Thread?
-        var device: UInt64 = 0   // st_dev of the mount, known once it answers
+        var loopThread: pthread_t?
     }
 
     public init(fileSystem: any FileSystem, mountpoint: String, options: FuseMountOptions) throws {
@@ -34,6 +38,8 @@ public final class FuseServer: @unchecked Sendable {
 
     /// The signals that stop the server.
     public static let shutdownSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+    /// Interrupts the loop thread's sem_wait; handled (by doing nothing) only while `run` serves.
+    static let wakeSignal = SIGUSR2
 
     /// Blocks the shutdown signals in the calling thread. A daemon calls this first thing in
     /// main, so that every thread started later (the Swift runtime's too) inherits the mask and
@@ -88,6 +94,20 @@ public final class FuseServer: @unchecked Sendable {
             let prober = Thread.start { [self] in
                 probe(readiness: readiness, rootInode: rootInode, mountpointDevice: mountpointDevice)
             }
+            // The loop thread must take wakeSignal with a handler (not the default, which would
+            // kill the process) and must not block it.
+            var wake = sigaction()
+            wake.__sigaction_handler.sa_handler = { _ in }
+            sigemptyset(&wake.sa_mask)
+            wake.sa_flags = 0  // no SA_RESTART: sem_wait must return EINTR
+            var previousWake = sigaction()
+            sigaction(Self.wakeSignal, &wake, &previousWake)
+            var wakeSet = sigset_t()
+            sigemptyset(&wakeSet)
+            sigaddset(&wakeSet, Self.wakeSignal)
+            pthread_sigmask(SIG_UNBLOCK, &wakeSet, nil)
+            state.withLock { $0.loopThread = pthread_self() }
+
             let config = fuse_loop_cfg_create()
             fuse_loop_cfg_set_max_threads(config, UInt32(max(1, options.maxThreads)))
             // One /dev/fuse descriptor per worker: no contention on a single queue.
@@ -106,6 +126,7 @@ public final class FuseServer: @unchecked Sendable {
                 waiter.join()
                 state.withLock { $0.signalWaiter = nil }
             }
+            sigaction(Self.wakeSignal, &previousWake, nil)
             // Closes the session's descriptor (ending the connection if still up), so a prober
             // still blocked in stat returns, then unmounts if nothing did yet.
             fuse_session_unmount(session)
@@ -167,7 +188,6 @@ public final class FuseServer: @unchecked Sendable {
                 return
             }
             if UInt64(st.st_dev) != mountpointDevice && UInt64(st.st_ino) == rootInode {
-                state.withLock { $0.device = UInt64(st.st_dev) }
                 setReadAhead(device: UInt64(st.st_dev))
                 readiness.succeeded = true
                 readiness.callback?()
@@ -201,8 +221,8 @@ public final class FuseServer: @unchecked Sendable {
         return set
     }
 
-    /// Runs on its own thread with the shutdown signals blocked: waits for one and unmounts.
-    /// Also woken by the run thread when the loop has ended for another reason.
+    /// Runs on its own thread with the shutdown signals blocked: waits for one, unmounts, and
+    /// makes sure the loop ends. Also woken by the run thread when the loop ended by itself.
     private func waitForShutdown(_ session: OpaquePointer) {
         var set = Self.signalSet()
         var signal: Int32 = 0
@@ -213,25 +233,23 @@ public final class FuseServer: @unchecked Sendable {
             return true
         }
         guard proceed else { return }
+        // Gracefully first: while the workers still serve, an unmount ends the loop by itself.
+        _ = unmountNow()
         fuse_session_exit(session)
-        let busy = !unmountNow()
-        if busy {
-            // Detached but still in use: end the connection so the loop returns now.
-            let device = state.withLock { $0.device }
-            if device != 0 { FuseMount.abortConnection(device: device) }
+        // Repeat the wake-up: a signal that lands between the loop's check of the exit flag
+        // and its sem_wait would be lost.
+        while true {
+            let (ended, loopThread) = state.withLock { ($0.loopEnded, $0.loopThread) }
+            if ended { return }
+            if let loopThread { pthread_kill(loopThread, Self.wakeSignal) }
+            usleep(20_000)
         }
     }
 
-    /// Unmounts without closing the session's descriptor (libfuse's unmount closes it while
-    /// workers may still read it). Returns false if only a lazy detach was possible.
+    /// A non-lazy unmount, without closing the session's descriptor (libfuse's unmount closes
+    /// it while workers may still read it). false when busy: the teardown then detaches.
     private func unmountNow() -> Bool {
-        if geteuid() == 0 {
-            if umount2(mountpoint, 0) == 0 { return true }
-            _ = umount2(mountpoint, Int32(MNT_DETACH))
-            return false
-        }
-        if FuseMount.run("/usr/bin/fusermount3", ["-u", mountpoint]) == 0 { return true }
-        _ = FuseMount.run("/usr/bin/fusermount3", ["-uz", mountpoint])
-        return false
+        if geteuid() == 0 { return umount2(mountpoint, 0) == 0 }
+        return FuseMount.run("/usr/bin/fusermount3", ["-u", mountpoint]) == 0
     }
 }
