@@ -13,7 +13,7 @@ import Synchronization
 /// thread the server starts and one thread waits for them with sigwait. On one it unmounts
 /// (the kernel then ends the connection, workers read ENODEV and the loop returns); if the mount
 /// is busy, it calls fuse_session_exit and interrupts the loop thread's sem_wait with
-/// `wakeSignal`, whose handler does nothing. libfuse then cancels its workers, and the teardown
+/// `WakeSignal`, whose handler does nothing. libfuse then cancels its workers, and the teardown
 /// detaches the mount and closes /dev/fuse, which aborts the connection (open files answer
 /// ENOTCONN): a stop always stops.
 public final class FuseServer: @unchecked Sendable {
@@ -38,8 +38,6 @@ public final class FuseServer: @unchecked Sendable {
 
     /// The signals that stop the server.
     public static let shutdownSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
-    /// Interrupts the loop thread's sem_wait; handled (by doing nothing) only while `run` serves.
-    static let wakeSignal = SIGUSR2
 
     /// Blocks the shutdown signals in the calling thread. A daemon calls this first thing in
     /// main, so that every thread started later (the Swift runtime's too) inherits the mask and
@@ -94,18 +92,10 @@ public final class FuseServer: @unchecked Sendable {
             let prober = Thread.start { [self] in
                 probe(readiness: readiness, rootInode: rootInode, mountpointDevice: mountpointDevice)
             }
-            // The loop thread must take wakeSignal with a handler (not the default, which would
-            // kill the process) and must not block it.
-            var wake = sigaction()
-            wake.__sigaction_handler.sa_handler = { _ in }
-            sigemptyset(&wake.sa_mask)
-            wake.sa_flags = 0  // no SA_RESTART: sem_wait must return EINTR
-            var previousWake = sigaction()
-            sigaction(Self.wakeSignal, &wake, &previousWake)
-            var wakeSet = sigset_t()
-            sigemptyset(&wakeSet)
-            sigaddset(&wakeSet, Self.wakeSignal)
-            pthread_sigmask(SIG_UNBLOCK, &wakeSet, nil)
+            // The loop thread must take the wake signal with a handler (not the default, which
+            // would kill the process) and must not block it.
+            WakeSignal.acquire()
+            WakeSignal.unblockInCurrentThread()
             state.withLock { $0.loopThread = pthread_self() }
 
             let config = fuse_loop_cfg_create()
@@ -126,7 +116,7 @@ public final class FuseServer: @unchecked Sendable {
                 waiter.join()
                 state.withLock { $0.signalWaiter = nil }
             }
-            sigaction(Self.wakeSignal, &previousWake, nil)
+            WakeSignal.release()  // after the waiter, the only sender, has been joined
             // Closes the session's descriptor (ending the connection if still up), so a prober
             // still blocked in stat returns, then unmounts if nothing did yet.
             fuse_session_unmount(session)
@@ -241,7 +231,7 @@ public final class FuseServer: @unchecked Sendable {
         while true {
             let (ended, loopThread) = state.withLock { ($0.loopEnded, $0.loopThread) }
             if ended { return }
-            if let loopThread { pthread_kill(loopThread, Self.wakeSignal) }
+            if let loopThread { pthread_kill(loopThread, WakeSignal.number) }
             usleep(20_000)
         }
     }
