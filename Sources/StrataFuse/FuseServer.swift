@@ -34,6 +34,7 @@ public final class FuseServer: @unchecked Sendable {
         self.fileSystem = fileSystem
         self.mountpoint = FuseMount.absolute(mountpoint)
         self.options = options
+        _ = try checkMountpoint()  // fail early, before the caller goes to the background
     }
 
     /// The signals that stop the server.
@@ -125,11 +126,10 @@ public final class FuseServer: @unchecked Sendable {
             return result
         }
 
-        let stopRequested = state.withLock { $0.stopRequested }
-        if !readiness.succeeded && !stopRequested {
-            throw FuseError(.serverFailed(readiness.failure == 0 ? EIO : readiness.failure), mountpoint: mountpoint)
+        if readiness.failure != 0 {
+            throw FuseError(.serverFailed(readiness.failure), mountpoint: mountpoint)
         }
-        if loopResult != 0 && !stopRequested {
+        if loopResult != 0 && !state.withLock({ $0.stopRequested }) {
             throw FuseError(.serverFailed(loopResult < 0 ? -loopResult : EINTR), mountpoint: mountpoint)
         }
     }
@@ -169,13 +169,15 @@ public final class FuseServer: @unchecked Sendable {
     }
 
     /// Stats the mountpoint until the root of the new mount answers (the stat blocks until the
-    /// loop has answered INIT and GETATTR), then reports ready.
+    /// loop has answered INIT and GETATTR), then reports ready. A mount that never answers is
+    /// stopped, so that `run` returns and throws instead of serving nobody.
     private func probe(readiness: Readiness, rootInode: UInt64, mountpointDevice: UInt64) {
-        for _ in 0..<500 {
+        var failure = ETIMEDOUT
+        for _ in 0..<1000 {
             var st = stat()
             if stat(mountpoint, &st) != 0 {
-                readiness.failure = errno
-                return
+                failure = errno
+                break
             }
             if UInt64(st.st_dev) != mountpointDevice && UInt64(st.st_ino) == rootInode {
                 setReadAhead(device: UInt64(st.st_dev))
@@ -183,10 +185,13 @@ public final class FuseServer: @unchecked Sendable {
                 readiness.callback?()
                 return
             }
-            if state.withLock({ $0.loopEnded }) { return }
+            if state.withLock({ $0.loopEnded || $0.stopRequested }) { return }
             usleep(10_000)
         }
-        readiness.failure = ETIMEDOUT
+        // A failure caused by a stop already under way is no failure.
+        if state.withLock({ $0.stopRequested }) { return }
+        readiness.failure = failure
+        stop()
     }
 
     /// The kernel only lets INIT lower read-ahead; raise it on the connection's backing device

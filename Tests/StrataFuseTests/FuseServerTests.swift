@@ -162,6 +162,17 @@ struct FuseServerTests {
         #expect(errno == ENOTCONN)
     }
 
+    @Test("an unmount from outside (strata unmount) ends run cleanly")
+    func externalUnmount() throws {
+        let mount = try MountedServer(MemoryFileSystem())
+        defer { mount.stop() }
+        try mount.waitReady()
+        try FuseMount.unmount(mount.path)
+        #expect(!FuseMount.isMounted(mount.path))
+        #expect(mount.stop() == nil)
+        #expect(throws: FuseError(.notMounted, mountpoint: mount.path)) { try FuseMount.unmount(mount.path) }
+    }
+
     @Test("stop() before the mount answers still unmounts and returns")
     func stopEarly() throws {
         let mount = try MountedServer(MemoryFileSystem())
