@@ -62,7 +62,9 @@ public final class FuseServer: @unchecked Sendable {
         var signals = Self.signalSet()
         var previousMask = sigset_t()
         pthread_sigmask(SIG_BLOCK, &signals, &previousMask)
-        // Teardown runs in reverse: unmount (below), signal mask, session, userdata.
+        // Teardown: unmount and wake handler (end of the loop block below), then these defers in
+        // reverse: session destroyed, signal mask restored, userdata released last (libfuse may
+        // call into it until fuse_session_destroy).
         let context = FuseContext(fileSystem: fileSystem, options: options)
         let userdata = Unmanaged.passRetained(context)
         defer { userdata.release() }
