@@ -9,6 +9,11 @@ final class FuseContext: @unchecked Sendable {
     /// false until a `WritableFileSystem` exists: opens for writing are refused with EROFS
     /// even on a mount that is not `ro`.
     let writable: Bool
+    /// Set once in INIT, before any request: the kernel lets a read-only filesystem answer
+    /// OPEN and OPENDIR with ENOSYS and then stops sending them (and RELEASE) at all, caching
+    /// pages and listings as with keep_cache: two round trips fewer per file a reader opens.
+    var zeroMessageOpen = false
+    var zeroMessageOpendir = false
 
     init(fileSystem: any FileSystem, options: FuseMountOptions) {
         self.fileSystem = fileSystem

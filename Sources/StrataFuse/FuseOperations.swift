@@ -67,6 +67,10 @@ enum FuseOperations {
         // one writev; splice would only help for replies backed by a file descriptor.
         want &= ~UInt32(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ)
         conn.pointee.want = want
+        if !context.writable && options.readOnly && options.keepCache {
+            context.zeroMessageOpen = capable & UInt32(FUSE_CAP_NO_OPEN_SUPPORT) != 0
+            context.zeroMessageOpendir = capable & UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) != 0
+        }
     }
 
     // MARK: - Names and attributes
@@ -138,9 +142,16 @@ enum FuseOperations {
     // MARK: - Directories
 
     static func opendir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        let fileSystem = FuseContext.of(req).fileSystem
+        let context = FuseContext.of(req)
+        let fileSystem = context.fileSystem
         do {
             let handle = try fileSystem.opendir(inode: ino)
+            if context.zeroMessageOpendir {
+                // Checked above that it is a directory; from now on the kernel opens by itself.
+                fileSystem.releasedir(inode: ino, handle: handle)
+                _ = fuse_reply_err(req, ENOSYS)
+                return
+            }
             fi.pointee.fh = handle
             // Directories never change: the kernel may keep what it has listed.
             strata_fi_set_keep_cache(fi, 1)
@@ -232,6 +243,11 @@ enum FuseOperations {
         }
         do {
             let handle = try context.fileSystem.open(inode: ino, flags: flags)
+            if context.zeroMessageOpen {
+                context.fileSystem.release(inode: ino, handle: handle)
+                _ = fuse_reply_err(req, ENOSYS)
+                return
+            }
             fi.pointee.fh = handle
             strata_fi_set_keep_cache(fi, context.options.keepCache ? 1 : 0)
             // Nothing to flush on close of a read-only file: spare the FLUSH round trip.
