@@ -287,7 +287,7 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
             a = Self.attributes(st, id: n.id)
             // A merged directory's subdirectories are not all in the upper: like overlayfs,
             // report 1 ("unknown"), which tells find(1) not to count on it.
-            if n.isDirectory && n.lower != nil && n.id != Self.rootID { a.nlink = 1 }
+            if n.isDirectory && n.lower != nil { a.nlink = 1 }
         } else {
             guard let l = n.lower else { throw FSError(EIO) }
             a = lower.attributes(l)
