@@ -11,7 +11,7 @@ import StrataTestSupport
         let f = try UpperFixture()
         try f.mount()
         // Opening read-only copies nothing up.
-        #expect(readText(f.path("big"))?.utf8.count == 3_000_000)
+        #expect((try? FileIO.readAll(f.path("big")))?.count == 3_000_000)
         #expect(statOf(f.upper + "/big") == nil)
         try f.run("""
         printf '!' >> etc/hosts
@@ -114,7 +114,7 @@ import StrataTestSupport
 
     /// The daemon serving `mountpoint`: the strata process whose arguments name it.
     func daemonPID(mountpoint: String) throws -> pid_t {
-        let out = try Command.run("/usr/bin/pgrep", ["-f", "--", "mount --foreground.*\(mountpoint)$"])
+        let out = try Command.run("/usr/bin/pgrep", ["-f", "--", "mount --foreground .* \(mountpoint) --ready-fd"])
         guard let pid = out.stdoutString.split(separator: "\n").compactMap({ pid_t($0) }).first else {
             throw HarnessError("no daemon for \(mountpoint)")
         }
