@@ -67,8 +67,10 @@ extension OverlayFileSystem {
                 var attributes: NodeAttributes
                 var child: OverlayInode?
                 if position < 2 {
+                    // "." and ".." count as lookups too (the contract): the adapter forgets them.
                     guard let n = nodes[entry.id] else { position += 1; continue }
                     attributes = try self.attributes(n)
+                    child = n
                 } else {
                     let existed = Set(nodes.keys)
                     guard let n = try? resolve(dir, entry.name), let a = try? self.attributes(n) else {
@@ -80,8 +82,7 @@ extension OverlayFileSystem {
                 }
                 let accepted = entry.name.withUnsafeBytes { add($0, attributes, UInt64(position + 1)) }
                 if !accepted {
-                    if let child, !plus { dropIfUnused(child) }
-                    if let child, plus { dropIfUnused(child) }
+                    if let child { dropIfUnused(child) }
                     return
                 }
                 if plus, let child { child.lookups += 1 }
