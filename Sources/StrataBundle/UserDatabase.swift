@@ -59,11 +59,13 @@ struct UserDatabase {
     private static func lines(_ bytes: [UInt8]?) -> [(Int, [String])] {
         guard let bytes else { return [] }
         var out: [(Int, [String])] = []
-        let text = String(decoding: bytes, as: UTF8.self)
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
-            guard let first = trimmed.first, first != "#", first != "+", first != "-" else { continue }
-            let fields = trimmed.split(separator: ":", omittingEmptySubsequences: false).map { String($0) }
+        // Split bytes, not Characters: "\r\n" is one Character and would hide the line break.
+        for (i, raw) in bytes.split(separator: 0x0a, omittingEmptySubsequences: false).enumerated() {
+            let line = raw.last == 0x0d ? raw.dropLast() : raw
+            guard let first = line.first, first != UInt8(ascii: "#"), first != UInt8(ascii: "+"),
+                  first != UInt8(ascii: "-") else { continue }
+            let fields = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+                .map { String(decoding: $0, as: UTF8.self) }
             out.append((i + 1, fields))
         }
         return out
