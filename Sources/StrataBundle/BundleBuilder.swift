@@ -62,7 +62,7 @@ public enum BundleBuilder {
         do {
             try prepare(layout, request, &record)
             try writeRecord(layout, record)
-            try mounter.mount(image: request.image, at: layout.rootfs, upper: record.upper)
+            try mounter.mount(image: request.image, at: layout.rootfs, upper: record.upper, work: record.work)
             let passwd = try RootedFile.read(root: layout.rootfs, path: "/etc/passwd")
             let group = try RootedFile.read(root: layout.rootfs, path: "/etc/group")
             let spec = try SpecConverter.convert(config: request.config, passwd: passwd, group: group,
@@ -144,12 +144,14 @@ public enum BundleBuilder {
         case .none:
             record.upper = nil
         case .inBundle:
-            guard !FileIO.exists(layout.defaultUpper) else {
-                throw BundleError("\(layout.defaultUpper) already exists; name it with --upper to use it as the upper")
+            for path in [layout.defaultUpper, layout.work] where FileIO.exists(path) {
+                throw BundleError("\(path) already exists; name an upper with --upper to use one that exists")
             }
             try makeDirectory(layout.defaultUpper)
             record.upper = layout.defaultUpper
             record.ownsUpper = true
+            try makeDirectory(layout.work)
+            record.work = layout.work
         case .directory(let path):
             guard path.hasPrefix("/") else { throw BundleError("upper \(path) must be an absolute path") }
             guard path != layout.rootfs && !path.hasPrefix(layout.rootfs + "/") else {
@@ -181,6 +183,9 @@ public enum BundleBuilder {
         }
         if record.ownsUpper, let upper = record.upper {
             try TreeRemover.remove(upper)
+        }
+        if let work = record.work {
+            try TreeRemover.remove(work)
         }
         if unlink(layout.record) != 0, errno != ENOENT {
             throw BundleError("cannot remove \(layout.record): \(SystemError(code: errno, operation: "unlink", path: layout.record))")

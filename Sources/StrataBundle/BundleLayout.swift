@@ -4,6 +4,7 @@ public struct BundleLayout: Sendable, Equatable {
     public var rootfs: String { directory + "/rootfs" }
     public var config: String { directory + "/config.json" }
     public var defaultUpper: String { directory + "/upper" }
+    public var work: String { directory + "/work" }
     public var record: String { directory + "/" + BundleRecord.fileName }
 
     /// `directory` must be absolute (the CLI makes it so); a trailing '/' is dropped.

@@ -22,6 +22,10 @@ public struct BundleRecord: Codable, Equatable, Sendable {
     public var upper: String?
     /// True when the upper is BUNDLE/upper made by `bundle`; a user-given one is kept.
     public var ownsUpper: Bool
+    /// The mount's scratch directory for copy-ups: BUNDLE/work beside BUNDLE/upper (same file
+    /// system, as it must be), owned like it. Nil for a user-given upper, whose work
+    /// directory `strata mount` places beside it and which stays with it.
+    public var work: String?
     public var createdConfig: Bool
 
     public init(image: String, manifestDigest: String? = nil, createdBundleDirectory: Bool) {
@@ -33,6 +37,7 @@ public struct BundleRecord: Codable, Equatable, Sendable {
         createdRootfs = false
         upper = nil
         ownsUpper = false
+        work = nil
         createdConfig = false
     }
 }

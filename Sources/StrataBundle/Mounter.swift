@@ -6,9 +6,10 @@ import StrataSystem
 /// How a bundle gets its root filesystem mounted and unmounted. The CLI runs its own
 /// `strata mount`/`strata unmount`; tests of the bundle logic put a fake in.
 public protocol Mounter {
-    /// Mounts `image` at `rootfs`, writable through `upper` when given, and returns once the
-    /// mount answers; throws with nothing mounted otherwise.
-    func mount(image: String, at rootfs: String, upper: String?) throws(BundleError)
+    /// Mounts `image` at `rootfs`, writable through `upper` (with `work` for copy-ups, or
+    /// the mount's default beside `upper`) when given, and returns once the mount answers;
+    /// throws with nothing mounted otherwise.
+    func mount(image: String, at rootfs: String, upper: String?, work: String?) throws(BundleError)
     func unmount(_ rootfs: String) throws(BundleError)
     func isMounted(_ rootfs: String) -> Bool
 }
@@ -29,16 +30,19 @@ public struct StrataProcessMounter: Mounter {
 
     /// The arguments of `strata mount`. The mount must be seen by the container's user,
     /// which is not the mounting root once the runtime switched to `process.user`.
-    public func mountArguments(image: String, rootfs: String, upper: String?) -> [String] {
+    public func mountArguments(image: String, rootfs: String, upper: String?, work: String?) -> [String] {
         var args = ["mount", "--allow-other"]
         if let cache { args += ["--cache", cache] }
         if let platform { args += ["--platform", platform] }
-        if let upper { args += ["--upper", upper] }
+        if let upper {
+            args += ["--upper", upper]
+            if let work { args += ["--work", work] }
+        }
         return args + ["--", image, rootfs]
     }
 
-    public func mount(image: String, at rootfs: String, upper: String?) throws(BundleError) {
-        let (status, errors) = try ChildProcess.run(executable, mountArguments(image: image, rootfs: rootfs, upper: upper))
+    public func mount(image: String, at rootfs: String, upper: String?, work: String?) throws(BundleError) {
+        let (status, errors) = try ChildProcess.run(executable, mountArguments(image: image, rootfs: rootfs, upper: upper, work: work))
         guard status == 0 else {
             throw BundleError("mounting \(image) at \(rootfs) failed: \(ChildProcess.message(errors, status: status))")
         }

@@ -24,10 +24,12 @@ enum BundleCommand {
       --cache DIR      index cache (as for strata mount)
       --platform P     platform to pick from an image index (default: this host's)
       --upper DIR      keep the container's writes in DIR (created if missing, kept by
-                       --remove) instead of BUNDLE/upper
+                       --remove, its work directory DIR.work beside it) instead of
+                       BUNDLE/upper (with BUNDLE/work)
       --read-only      no upper: the root filesystem is read-only (root.readonly is true)
       --remove         unmount BUNDLE/rootfs and remove what strata bundle made there:
-                       config.json, rootfs, BUNDLE/upper, and BUNDLE itself if it made it.
+                       config.json, rootfs, BUNDLE/upper and BUNDLE/work, and BUNDLE itself
+                       if it made it.
                        A --upper DIR stays. Delete the bundle's containers first
                        (runc delete ID).
     """

@@ -15,11 +15,13 @@ private final class FakeMounter: Mounter {
     var mountError: BundleError?
     var unmountError: BundleError?
     var lastUpper: String??
+    var lastWork: String??
 
     init(files: [String: String] = [:]) { self.files = files }
 
-    func mount(image: String, at rootfs: String, upper: String?) throws(BundleError) {
+    func mount(image: String, at rootfs: String, upper: String?, work: String?) throws(BundleError) {
         lastUpper = .some(upper)
+        lastWork = .some(work)
         if let mountError { throw mountError }
         for (path, text) in files {
             let full = rootfs + path
@@ -68,7 +70,8 @@ private func message(_ body: () throws -> Void) -> String {
     #expect(record.state == .ready)
     #expect(record.upper == bundle + "/upper" && record.ownsUpper && record.createdBundleDirectory)
     #expect(mounter.lastUpper == .some(bundle + "/upper"))
-    #expect(entries(bundle) == [".strata-bundle", "config.json", "rootfs", "upper"])
+    #expect(mounter.lastWork == .some(bundle + "/work"))
+    #expect(entries(bundle) == [".strata-bundle", "config.json", "rootfs", "upper", "work"])
     let spec = try SpecJSON.decode(try FileIO.readAll(bundle + "/config.json"), what: "config.json")
     #expect(spec.process.user == .init(uid: 1000, gid: 1000, additionalGids: [7]))
     #expect(spec.root == .init(path: "rootfs", readonly: false))
@@ -78,9 +81,10 @@ private func message(_ body: () throws -> Void) -> String {
                                                          upper: .inBundle), mounter: mounter) }
     #expect(again.contains("already a strata bundle") && again.contains("--remove"))
     #expect(mounter.isMounted(bundle + "/rootfs"))
-    #expect(entries(bundle) == [".strata-bundle", "config.json", "rootfs", "upper"])
+    #expect(entries(bundle) == [".strata-bundle", "config.json", "rootfs", "upper", "work"])
 
     try FileIO.writeAtomically(bundle + "/upper/written", Array("x".utf8))
+    try temp.makeDirectory("b/work/index")
     try BundleBuilder.remove(directory: bundle, mounter: mounter)
     #expect(!FileIO.exists(bundle))
     #expect(mounter.mounted.isEmpty)
@@ -97,6 +101,7 @@ private func message(_ body: () throws -> Void) -> String {
     try BundleBuilder.create(.init(image: "/img", config: imageConfig(), directory: bundle, upper: .directory(upper)),
                              mounter: mounter)
     #expect(FileIO.isDirectory(upper))
+    #expect(mounter.lastUpper == .some(upper) && mounter.lastWork == .some(nil))
     try FileIO.writeAtomically(upper + "/kept", Array("x".utf8))
     try BundleBuilder.remove(directory: bundle, mounter: mounter)
     #expect(entries(bundle) == ["notes"])
@@ -151,6 +156,10 @@ private func message(_ body: () throws -> Void) -> String {
     #expect(message { try BundleBuilder.create(.init(image: "/img", config: imageConfig(), directory: temp.child("c"),
                                                      upper: .inBundle), mounter: mounter) }.contains("--upper"))
     #expect(entries(temp.child("c")) == ["upper"])
+    try temp.makeDirectory("d/work")
+    #expect(message { try BundleBuilder.create(.init(image: "/img", config: imageConfig(), directory: temp.child("d"),
+                                                     upper: .inBundle), mounter: mounter) }.contains("d/work already exists"))
+    #expect(entries(temp.child("d")) == ["work"])
 }
 
 @Test func removeStopsWhenUnmountFails() throws {
@@ -161,7 +170,7 @@ private func message(_ body: () throws -> Void) -> String {
     try BundleBuilder.create(.init(image: "/img", config: imageConfig(), directory: bundle, upper: .inBundle), mounter: mounter)
     mounter.unmountError = BundleError("unmounting busy")
     #expect(message { try BundleBuilder.remove(directory: bundle, mounter: mounter) }.contains("busy"))
-    #expect(entries(bundle) == [".strata-bundle", "config.json", "rootfs", "upper"])
+    #expect(entries(bundle) == [".strata-bundle", "config.json", "rootfs", "upper", "work"])
     mounter.unmountError = nil
     try BundleBuilder.remove(directory: bundle, mounter: mounter)
     #expect(!FileIO.exists(bundle))
@@ -203,9 +212,12 @@ private func message(_ body: () throws -> Void) -> String {
 
 @Test func mountArgumentsCarryUpperAndAllowOther() {
     let m = StrataProcessMounter(executable: "/x/strata", cache: "/c", platform: "linux/amd64")
-    #expect(m.mountArguments(image: "/img:t", rootfs: "/b/rootfs", upper: "/b/upper")
-            == ["mount", "--allow-other", "--cache", "/c", "--platform", "linux/amd64", "--upper", "/b/upper", "--", "/img:t", "/b/rootfs"])
-    #expect(StrataProcessMounter().mountArguments(image: "/img", rootfs: "/r", upper: nil) == ["mount", "--allow-other", "--", "/img", "/r"])
+    #expect(m.mountArguments(image: "/img:t", rootfs: "/b/rootfs", upper: "/b/upper", work: "/b/work")
+            == ["mount", "--allow-other", "--cache", "/c", "--platform", "linux/amd64", "--upper", "/b/upper", "--work", "/b/work",
+                "--", "/img:t", "/b/rootfs"])
+    #expect(m.mountArguments(image: "/i", rootfs: "/r", upper: "/u", work: nil)
+            == ["mount", "--allow-other", "--cache", "/c", "--platform", "linux/amd64", "--upper", "/u", "--", "/i", "/r"])
+    #expect(StrataProcessMounter().mountArguments(image: "/img", rootfs: "/r", upper: nil, work: nil) == ["mount", "--allow-other", "--", "/img", "/r"])
 }
 
 @Test func mountInfoUnescapes() {
