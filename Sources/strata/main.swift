@@ -13,6 +13,7 @@ commands:
   unmount   unmount a strata mount (also a stale one)
   index     index and verify every layer of an image
   inspect   show an image's manifest, config and layers
+  bundle    make an OCI runtime bundle (config.json + mounted rootfs); --remove undoes it
 
 Run `strata COMMAND --help` for a command's options.
 """
@@ -27,6 +28,7 @@ let rest = arguments[2...]
 let helps: [String: String] = [
     "mount": MountCommand.help, "unmount": UnmountCommand.help,
     "index": IndexCommand.help, "inspect": InspectCommand.help,
+    "bundle": BundleCommand.help,
 ]
 if command == "--help" || command == "-h" || command == "help" {
     print(usage)
@@ -46,6 +48,7 @@ do {
     case "unmount": try UnmountCommand.run(rest)
     case "index": try IndexCommand.run(rest)
     case "inspect": try InspectCommand.run(rest)
+    case "bundle": try BundleCommand.run(rest)
     default: break
     }
 } catch {
