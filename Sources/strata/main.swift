@@ -13,6 +13,7 @@ commands:
   unmount   unmount a strata mount (also a stale one)
   index     index and verify every layer of an image
   inspect   show an image's manifest, config and layers
+  commit    write an overlayfs upper directory as a new layer and image
 
 Run `strata COMMAND --help` for a command's options.
 """
@@ -26,7 +27,7 @@ let command = arguments[1]
 let rest = arguments[2...]
 let helps: [String: String] = [
     "mount": MountCommand.help, "unmount": UnmountCommand.help,
-    "index": IndexCommand.help, "inspect": InspectCommand.help,
+    "index": IndexCommand.help, "inspect": InspectCommand.help, "commit": CommitCommand.help,
 ]
 if command == "--help" || command == "-h" || command == "help" {
     print(usage)
@@ -46,6 +47,7 @@ do {
     case "unmount": try UnmountCommand.run(rest)
     case "index": try IndexCommand.run(rest)
     case "inspect": try InspectCommand.run(rest)
+    case "commit": try CommitCommand.run(rest)
     default: break
     }
 } catch {
