@@ -2,10 +2,11 @@
 import Glibc
 #endif
 
-/// Test hook: `STRATA_COMMIT_CRASH_AFTER=blob|config|manifest` kills the process with SIGKILL
-/// right after that step, so tests can check that an interrupted commit leaves the layout valid.
+/// Test hook: `STRATA_COMMIT_CRASH_AFTER=layer|blob|config|manifest` kills the process with
+/// SIGKILL right after that step (`layer`: the layer is complete in its temporary file, not yet
+/// named by digest), so tests can check that an interrupted commit leaves the layout valid.
 public enum CrashPoint: String, Sendable, CaseIterable {
-    case blob, config, manifest
+    case layer, blob, config, manifest
 
     public static let environmentVariable = "STRATA_COMMIT_CRASH_AFTER"
 

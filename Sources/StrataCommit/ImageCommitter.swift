@@ -50,6 +50,7 @@ public enum ImageCommitter {
             var writer = LayerWriter(stream: stream)
             try writer.write(items)
             let diffID = Digest(sha256Hex: try stream.finish())
+            CrashPoint.reached(.layer)
             return PendingLayer(blob: blob, diffID: diffID, mediaType: mediaType(compression), warnings: walker.warnings)
         } catch {
             blob.discard()

@@ -63,6 +63,7 @@ struct UpperWalker {
                 // In an opaque directory there is nothing below to delete.
                 if !opaque { items.append(LayerItem(path: Paths.join(tar, UpperWalker.whiteoutPrefix + name), kind: .whiteout)) }
             } else {
+                try checkName(name, in: upper)
                 others.append((name, st))
             }
         }
@@ -96,7 +97,12 @@ struct UpperWalker {
         if let upper {
             for name in try Paths.list(upper) {
                 let st = try Paths.lstatOrThrow(Paths.join(upper, name))
-                if OverlayUpper.isWhiteout(st) { hidden.insert(name) } else { upperChildren[name] = st }
+                if OverlayUpper.isWhiteout(st) {
+                    hidden.insert(name)
+                } else {
+                    try checkName(name, in: upper)
+                    upperChildren[name] = st
+                }
             }
         }
         var names = Set(upperChildren.keys)
@@ -161,6 +167,13 @@ struct UpperWalker {
         guard let path, let lowerRoot else { return nil }
         guard let st = try Paths.lstatIfExists(Paths.join(lowerRoot, path)), Paths.isDirectory(st) else { return nil }
         return path
+    }
+
+    /// A real file named `.wh.*` would read back as a whiteout: the layer format cannot hold it.
+    private func checkName(_ name: [UInt8], in directory: [UInt8]) throws {
+        if name.starts(with: UpperWalker.whiteoutPrefix) {
+            throw CommitError("\(Paths.printable(Paths.join(directory, name))): names starting with .wh. are reserved for whiteouts in OCI layers and cannot be committed")
+        }
     }
 
     private func requireLower(for path: [UInt8]) throws {

@@ -68,4 +68,12 @@ struct UpperWalkerTests {
             "new", "new/.wh..wh..opq (opaque)", "new/a", "new/b", "new/keep", "new/keep/k", "new/sub", "new/sub/s", "new/sub/t",
         ])
     }
+
+    @Test func aFileNamedLikeAWhiteoutIsRefused() throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        try sh("cd \(temp.path); mkdir d; touch d/.wh.trick")
+        var walker = UpperWalker(upperRoot: temp.path, lowerRoot: nil)
+        #expect(throws: CommitError.self) { try walker.walk() }
+    }
 }

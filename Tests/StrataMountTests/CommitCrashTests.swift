@@ -13,7 +13,7 @@ import StrataTestSupport
 @Suite(.enabled(if: OverlayCommitFixture.available, "needs root, umoci, kernel overlayfs and the strata binary"),
        .serialized)
 struct CommitCrashTests {
-    @Test(arguments: ["blob", "config", "manifest"])
+    @Test(arguments: ["layer", "blob", "config", "manifest"])
     func interruptedCommitLeavesOldTagsValid(point: String) throws {
         let f = try OverlayCommitFixture()
         let expected = try f.change(CommitTests.everyKindOfChange)
@@ -22,10 +22,20 @@ struct CommitCrashTests {
 
         var env = ProcessInfo.processInfo.environment
         env["STRATA_COMMIT_CRASH_AFTER"] = point
+        // The temporary lower mount goes below the fixture, which unmounts whatever it holds.
+        env["TMPDIR"] = f.temp.path
         let crashed = try f.commit("new", environment: env)
         #expect(crashed.status == 128 + SIGKILL, "\(crashed.status) \(crashed.stderr)")
-        // The temporary lower mount is gone before any blob is published.
-        #expect(MountTable.mounts(under: "/tmp").allSatisfy { !$0.contains("strata-commit-lower-") })
+        let leftMounted = MountTable.mounts(under: f.temp.path)
+        if point == "layer" {
+            // Killed while reading the lower: its mount stays, and so does the temporary blob.
+            for m in leftMounted { try Mounts.forceUnmount(m) }
+            #expect(try Self.temporaryBlobs(f.layout).count == 1)
+        } else {
+            // The lower mount is released before anything is published.
+            #expect(leftMounted.isEmpty)
+            #expect(try Self.temporaryBlobs(f.layout).isEmpty)
+        }
 
         #expect(try FileIO.readAll("\(f.layout)/index.json") == indexBefore)
         #expect(try ImageResolver.resolve(reference: "\(f.layout):base").manifestDigest == baseBefore)
@@ -37,5 +47,10 @@ struct CommitCrashTests {
         let retried = try f.commit("new")
         #expect(retried.succeeded, "\(retried.stderr)")
         #expect(try f.umociDifferences("new", expected: expected) == [])
+    }
+
+    static func temporaryBlobs(_ layout: String) throws -> [String] {
+        let listing = try Command.check("/bin/ls", ["-A", "\(layout)/blobs/sha256"]).stdoutString
+        return listing.split(separator: "\n").map(String.init).filter { $0.hasPrefix(".tmp.") }
     }
 }
