@@ -14,6 +14,7 @@ commands:
   index     index and verify every layer of an image
   inspect   show an image's manifest, config and layers
   bundle    make an OCI runtime bundle (config.json + mounted rootfs); --remove undoes it
+  commit    write an overlayfs upper directory as a new layer and image
 
 Run `strata COMMAND --help` for a command's options.
 """
@@ -28,7 +29,7 @@ let rest = arguments[2...]
 let helps: [String: String] = [
     "mount": MountCommand.help, "unmount": UnmountCommand.help,
     "index": IndexCommand.help, "inspect": InspectCommand.help,
-    "bundle": BundleCommand.help,
+    "bundle": BundleCommand.help, "commit": CommitCommand.help,
 ]
 if command == "--help" || command == "-h" || command == "help" {
     print(usage)
@@ -49,6 +50,7 @@ do {
     case "index": try IndexCommand.run(rest)
     case "inspect": try InspectCommand.run(rest)
     case "bundle": try BundleCommand.run(rest)
+    case "commit": try CommitCommand.run(rest)
     default: break
     }
 } catch {
