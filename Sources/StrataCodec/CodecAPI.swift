@@ -7,11 +7,14 @@ public enum LayerCompression: String, Sendable, Codable {
     case none, gzip, zstd
 }
 
-/// A place where decoding of a layer blob can start again.
-/// gzip: a deflate block boundary (zran-style): `compressedOffset` is the offset in the blob of the
-/// first byte not fully consumed, `bits` how many bits of the byte before it are still unused (0...7),
-/// `window` the up to 32 KiB of output before `uncompressedOffset` (empty at a member start).
-/// zstd: a frame start (bits 0, window empty). none: every offset (not stored).
+/// A place where decoding of a layer blob can start again (see `IndexingDecoder`, `SpanDecoder`).
+/// gzip, inside a member: a deflate block boundary (zran-style). `compressedOffset` is the offset
+/// in the blob of the first byte inflate has not taken at all; `bits` (0...7) says how many high
+/// bits of the byte at `compressedOffset - 1` are still unread (0: decoding starts exactly at
+/// `compressedOffset`); `window` is the member's last ≤ 32 KiB of output before `uncompressedOffset`.
+/// gzip, member start: `compressedOffset` is the member's raw deflate data (past its gzip header),
+/// bits 0, window empty. zstd: a frame start (its magic number), bits 0, window empty.
+/// none: `[offset 0]` is stored; any offset works (compressed == uncompressed).
 public struct Checkpoint: Sendable, Equatable {
     public var compressedOffset: UInt64
     public var uncompressedOffset: UInt64

@@ -42,8 +42,8 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
         switch e.kind {
         case .directory: type = UInt32(S_IFDIR); size = Self.directorySize; blocks = 8
         case .symlink: type = UInt32(S_IFLNK); size = UInt64(e.linkTarget.count)
-        case .characterDevice: type = UInt32(S_IFCHR); rdev = UInt64(gnu_dev_makedev(e.devMajor, e.devMinor))
-        case .blockDevice: type = UInt32(S_IFBLK); rdev = UInt64(gnu_dev_makedev(e.devMajor, e.devMinor))
+        case .characterDevice: type = UInt32(S_IFCHR); rdev = Self.makedev(e.devMajor, e.devMinor)
+        case .blockDevice: type = UInt32(S_IFBLK); rdev = Self.makedev(e.devMajor, e.devMinor)
         case .fifo: type = UInt32(S_IFIFO)
         default:
             type = UInt32(S_IFREG); size = e.size
@@ -52,6 +52,12 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
         let time = Timestamp(seconds: e.mtimeSeconds, nanoseconds: e.mtimeNanoseconds)
         return NodeAttributes(inode: UInt64(inode) + 1, mode: type | (e.mode & 0o7777), nlink: nlink, uid: e.uid, gid: e.gid,
                               size: size, blocks: blocks, rdev: rdev, atime: time, mtime: time, ctime: time)
+    }
+
+    /// glibc's encoding of a device number (its makedev is a macro Swift cannot import).
+    static func makedev(_ major: UInt32, _ minor: UInt32) -> UInt64 {
+        let ma = UInt64(major), mi = UInt64(minor)
+        return ((ma & 0xfff) << 8) | ((ma & ~0xfff) << 32) | (mi & 0xff) | ((mi & ~0xff) << 12)
     }
 
     public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> NodeAttributes {

@@ -1,4 +1,3 @@
-import Dispatch
 import StrataIndex
 import StrataSystem
 import StrataUnion
@@ -12,16 +11,11 @@ public enum ImageView {
     }
 
     public static func open(layers blobs: [LayerBlob], cache: IndexCache, spanCacheBytes: Int = 64 << 20) throws -> Opened {
-        var results = [Result<(LayerIndex, Bool), Error>?](repeating: nil, count: blobs.count)
-        let lock = Lock()
-        DispatchQueue.concurrentPerform(iterations: blobs.count) { i in
-            let r = Result { try cache.index(blobs[i]) }
-            lock.locked { results[i] = r }
-        }
+        let results = parallelMap(blobs.count) { try cache.index(blobs[$0]) }
         var indexes: [LayerIndex] = []
         var built: [Bool] = []
         for r in results {
-            let (index, b) = try r!.get()
+            let (index, b) = try r.get()
             indexes.append(index)
             built.append(b)
         }

@@ -131,5 +131,5 @@ func compressionCode(_ c: LayerCompression) -> UInt8 {
 }
 
 func compression(fromCode code: UInt8) -> LayerCompression? {
-    switch code { case 0: .none; case 1: .gzip; case 2: .zstd; default: nil }
+    switch code { case 0: LayerCompression.none; case 1: .gzip; case 2: .zstd; default: nil }
 }

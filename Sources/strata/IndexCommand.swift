@@ -1,4 +1,3 @@
-import Dispatch
 import StrataIndex
 import StrataOCI
 import StrataSystem
@@ -22,18 +21,14 @@ enum IndexCommand {
         let blobs = try ImageOpening.blobs(of: image)
         let cache = try ImageOpening.cache(a["--cache"])
         let progress = Progress(total: blobs.count, label: "layers indexed")
-        var results = [Result<(LayerIndex, Bool), Error>?](repeating: nil, count: blobs.count)
         let lock = Lock()
-        DispatchQueue.concurrentPerform(iterations: blobs.count) { i in
-            let r = Result { try cache.index(blobs[i]) }
-            lock.locked {
-                results[i] = r
-                progress.step()
-            }
+        let results = parallelMap(blobs.count) { i in
+            defer { lock.locked { progress.step() } }
+            return try cache.index(blobs[i])
         }
         progress.done()
         for (i, r) in results.enumerated() {
-            let (index, built) = try r!.get()
+            let (index, built) = try r.get()
             let size = UInt64(index.file.bytes.count)
             print("sha256:\(blobs[i].digestHex)  \(blobs[i].compression.rawValue)  \(index.entryCount) entries  \(index.checkpointCount) checkpoints  \(Format.bytes(index.uncompressedSize)) tar  index \(Format.bytes(size))  \(built ? "indexed" : "cached")")
         }
@@ -57,9 +52,9 @@ final class Progress {
         let width = 30
         let filled = width * count / total
         let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-        fputs("\r[\(bar)] \(count)/\(total) \(label)", stderr)
+        writeStandardError("\r[\(bar)] \(count)/\(total) \(label)")
     }
-    func done() { if enabled { fputs("\n", stderr) } }
+    func done() { if enabled { writeStandardError("\n") } }
 }
 
 enum Format {

@@ -1,3 +1,4 @@
+import StrataSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,7 +19,7 @@ Run `strata COMMAND --help` for a command's options.
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    fputs(usage + "\n", stderr)
+    writeStandardError(usage + "\n")
     exit(2)
 }
 let command = arguments[1]
@@ -32,7 +33,7 @@ if command == "--help" || command == "-h" || command == "help" {
     exit(0)
 }
 guard let help = helps[command] else {
-    fputs("strata: unknown command '\(command)'\n\(usage)\n", stderr)
+    writeStandardError("strata: unknown command '\(command)'\n\(usage)\n")
     exit(2)
 }
 if rest.contains("--help") || rest.contains("-h") {
@@ -50,6 +51,6 @@ do {
 } catch {
     // One line, naming what is at fault; the message itself carries the file, digest or entry.
     let line = "\(error)".split(separator: "\n").joined(separator: " ")
-    fputs("strata: \(line)\n", stderr)
+    writeStandardError("strata: \(line)\n")
     exit(1)
 }

@@ -1,0 +1,87 @@
+/// Whole-buffer gzip, for test fixtures and small blobs.
+public enum Gzip {
+    /// One gzip member (zlib's header: no name, no mtime).
+    public static func compress(_ bytes: [UInt8], level: Int32 = 6) -> [UInt8] {
+        do {
+            let deflater = try Deflater(level: level)
+            var out = [UInt8](repeating: 0, count: bytes.count + bytes.count / 1000 + 64)
+            var consumed = 0
+            var produced = 0
+            try bytes.withUnsafeBufferPointer { input in
+                while true {
+                    if produced == out.count { out.append(contentsOf: repeatElement(0, count: out.count)) }
+                    let step = try out.withUnsafeMutableBufferPointer { output in
+                        try deflater.deflate(input: input.baseAddress.map { $0 + consumed }, inputCount: input.count - consumed,
+                                             output: output.baseAddress! + produced, outputCount: output.count - produced,
+                                             finish: true)
+                    }
+                    consumed += step.consumed
+                    produced += step.produced
+                    if step.ended { break }
+                }
+            }
+            out.removeSubrange(produced...)
+            return out
+        } catch {
+            fatalError("gzip compression failed: \(error)")
+        }
+    }
+
+    /// One member per part, concatenated (as eStargz writes one per file).
+    public static func compressMembers(_ parts: [[UInt8]], level: Int32 = 6) -> [UInt8] {
+        var out: [UInt8] = []
+        for part in parts { out += compress(part, level: level) }
+        return out
+    }
+
+    /// All members, each CRC- and length-checked; trailing zero bytes allowed.
+    public static func decompress(_ bytes: [UInt8]) throws -> [UInt8] {
+        try decodeAll(.gzip, bytes)
+    }
+}
+
+/// Whole-buffer zstd, for test fixtures and small blobs.
+public enum Zstd {
+    /// `frameSize` splits the input into independent frames of that many bytes (each a checkpoint).
+    public static func compress(_ bytes: [UInt8], level: Int32 = 3, frameSize: Int? = nil) -> [UInt8] {
+        do {
+            let compressor = try ZstdCompressor(level: level)
+            let step = max(frameSize ?? max(bytes.count, 1), 1)
+            var out = [UInt8](repeating: 0, count: ZstdCompressor.bound(min(step, bytes.count)))
+            var result: [UInt8] = []
+            var from = 0
+            repeat {
+                let count = min(step, bytes.count - from)
+                let n = try bytes.withUnsafeBytes { all in
+                    try out.withUnsafeMutableBytes { output in
+                        try compressor.compressFrame(UnsafeRawBufferPointer(rebasing: all[from..<(from + count)]), into: output)
+                    }
+                }
+                result += out[0..<n]
+                from += count
+            } while from < bytes.count
+            return result
+        } catch {
+            fatalError("zstd compression failed: \(error)")
+        }
+    }
+
+    /// All frames (skippable ones skipped); trailing zero bytes allowed.
+    public static func decompress(_ bytes: [UInt8]) throws -> [UInt8] {
+        try decodeAll(.zstd, bytes)
+    }
+}
+
+/// Decodes a whole in-memory blob with the indexing decoder (same checks, no checkpoints).
+private func decodeAll(_ compression: LayerCompression, _ bytes: [UInt8]) throws -> [UInt8] {
+    let decoder = IndexingDecoder(compression: compression, reader: BlobReader(bytes: bytes), checkpointSpacing: .max)
+    var result: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 256 << 10)
+    while true {
+        let n = try chunk.withUnsafeMutableBytes { try decoder.read(into: $0) }
+        if n == 0 { break }
+        result += chunk[0..<n]
+    }
+    try decoder.finish()
+    return result
+}

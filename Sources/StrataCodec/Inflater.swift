@@ -1,0 +1,103 @@
+import CZlib
+
+/// One step of a zlib or zstd stream: how much input it took and output it gave.
+struct CodecStep {
+    var consumed: Int
+    var produced: Int
+    /// gzip: the deflate stream ended; zstd: the frame ended (and is fully flushed).
+    var ended: Bool
+}
+
+/// A raw-deflate (no wrapper) inflate stream. zlib keeps a pointer back to the `z_stream`,
+/// so it lives in heap memory owned here and never moves.
+final class Inflater {
+    private let stream: UnsafeMutablePointer<z_stream>
+
+    init(at offset: UInt64) throws {
+        stream = .allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        let rc = inflateInit2_(stream, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        guard rc == Z_OK else {
+            let error = zlibError(rc, stream, at: offset)
+            stream.deinitialize(count: 1)
+            stream.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        inflateEnd(stream)
+        stream.deinitialize(count: 1)
+        stream.deallocate()
+    }
+
+    func reset(at offset: UInt64) throws {
+        let rc = inflateReset(stream)
+        guard rc == Z_OK else { throw zlibError(rc, stream, at: offset) }
+    }
+
+    /// Feeds the `bits` unused high bits of the byte before a checkpoint.
+    func prime(bits: Int32, value: Int32, at offset: UInt64) throws {
+        let rc = inflatePrime(stream, bits, value)
+        guard rc == Z_OK else { throw zlibError(rc, stream, at: offset) }
+    }
+
+    func setDictionary(_ window: [UInt8], at offset: UInt64) throws {
+        let rc = window.withUnsafeBufferPointer { inflateSetDictionary(stream, $0.baseAddress, uInt($0.count)) }
+        guard rc == Z_OK else { throw zlibError(rc, stream, at: offset) }
+    }
+
+    /// zlib's `data_type` after the last call: unused bits (& 7), last block (64), at a block boundary (128).
+    var dataType: Int32 { stream.pointee.data_type }
+
+    /// Errors carry `inputOffset` (blob offset of `input`) plus what zlib consumed before failing.
+    func inflate(input: UnsafePointer<UInt8>?, inputCount: Int, output: UnsafeMutablePointer<UInt8>, outputCount: Int,
+                 flush: Int32, inputOffset: UInt64) throws -> CodecStep {
+        let inCount = uInt(min(inputCount, Int(UInt32.max)))
+        let outCount = uInt(min(outputCount, Int(UInt32.max)))
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: input)
+        stream.pointee.avail_in = inCount
+        stream.pointee.next_out = output
+        stream.pointee.avail_out = outCount
+        let rc = CZlib.inflate(stream, flush)
+        let step = CodecStep(consumed: Int(inCount - stream.pointee.avail_in),
+                             produced: Int(outCount - stream.pointee.avail_out),
+                             ended: rc == Z_STREAM_END)
+        switch rc {
+        case Z_OK, Z_STREAM_END, Z_BUF_ERROR:
+            return step
+        default:
+            throw zlibError(rc, stream, at: inputOffset + UInt64(step.consumed))
+        }
+    }
+}
+
+/// A zlib return code as a `CodecError`, with zlib's message when it gave one.
+func zlibError(_ rc: Int32, _ stream: UnsafeMutablePointer<z_stream>, at offset: UInt64) -> CodecError {
+    let detail = stream.pointee.msg.map { String(cString: $0) }
+    switch rc {
+    case Z_DATA_ERROR:
+        return CodecError(kind: .corrupt, message: detail ?? "invalid deflate data", compressedOffset: offset)
+    case Z_NEED_DICT:
+        return CodecError(kind: .corrupt, message: "deflate stream needs a preset dictionary", compressedOffset: offset)
+    case Z_MEM_ERROR:
+        return CodecError(kind: .io, message: "zlib out of memory", compressedOffset: offset)
+    case Z_VERSION_ERROR:
+        return CodecError(kind: .unsupported, message: "zlib version mismatch", compressedOffset: offset)
+    default:
+        return CodecError(kind: .corrupt, message: detail ?? "zlib error \(rc)", compressedOffset: offset)
+    }
+}
+
+/// CRC-32 (gzip's) continued over `count` bytes.
+@inline(__always)
+func crc32Update(_ crc: UInt32, _ bytes: UnsafePointer<UInt8>, _ count: Int) -> UInt32 {
+    var crc = uLong(crc)
+    var done = 0
+    while done < count {
+        let n = min(count - done, 1 << 30)
+        crc = crc32(crc, bytes + done, uInt(n))
+        done += n
+    }
+    return UInt32(truncatingIfNeeded: crc)
+}

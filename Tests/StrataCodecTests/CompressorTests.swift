@@ -1,0 +1,63 @@
+import Testing
+import StrataCodec
+
+@Suite struct CompressorTests {
+    static let samples: [[UInt8]] = [[], [42], Array("hello hello hello".utf8), mixedData(size: 1 << 20, seed: 4)]
+
+    @Test func gzipRoundTrip() throws {
+        for sample in Self.samples {
+            for level: Int32 in [1, 6, 9] {
+                #expect(try Gzip.decompress(Gzip.compress(sample, level: level)) == sample)
+            }
+        }
+        #expect(try Gzip.decompress(Gzip.compressMembers(Self.samples)) == Self.samples.flatMap { $0 })
+    }
+
+    @Test func zstdRoundTrip() throws {
+        for sample in Self.samples {
+            #expect(try Zstd.decompress(Zstd.compress(sample)) == sample)
+            #expect(try Zstd.decompress(Zstd.compress(sample, level: 19, frameSize: 1000)) == sample)
+        }
+    }
+
+    @Test(arguments: [LayerCompression.none, .gzip, .zstd])
+    func compressingWriterRoundTrip(compression: LayerCompression) throws {
+        let input = mixedData(size: 2_500_000, seed: 8)
+        for frameSize in [nil, 300_000] as [Int?] {
+            let file = try TempFile()
+            defer { file.remove() }
+            let writer = try CompressingWriter(compression: compression, file: file.fd, level: nil, zstdFrameSize: frameSize)
+            var from = 0
+            var piece = 1
+            while from < input.count {
+                let n = min(piece, input.count - from)
+                try input.withUnsafeBytes { try writer.write(UnsafeRawBufferPointer(rebasing: $0[from..<(from + n)])) }
+                from += n
+                piece = piece * 3 + 1
+            }
+            try writer.finish()
+            let blob = try file.contents()
+            #expect(writer.compressedBytesWritten == UInt64(blob.count))
+            switch compression {
+            case .none: #expect(same(blob, input))
+            case .gzip: #expect(same(try Gzip.decompress(blob), input))
+            case .zstd:
+                #expect(same(try Zstd.decompress(blob), input))
+                let result = try index(.zstd, file, blobSize: UInt64(blob.count))
+                #expect(result.checkpoints.count == (frameSize.map { (input.count + $0 - 1) / $0 } ?? 1))
+            }
+        }
+    }
+
+    @Test func compressingWriterEmptyStream() throws {
+        for compression in [LayerCompression.gzip, .zstd] {
+            let file = try TempFile()
+            defer { file.remove() }
+            let writer = try CompressingWriter(compression: compression, file: file.fd, level: 3)
+            try writer.finish()
+            let blob = try file.contents()
+            let decoded = compression == .gzip ? try Gzip.decompress(blob) : try Zstd.decompress(blob)
+            #expect(decoded.isEmpty && !blob.isEmpty)
+        }
+    }
+}
