@@ -53,11 +53,13 @@ public enum Items {
     }
 
     /// `DIR/.wh.NAME`: hides DIR/NAME (and its subtree) of lower layers.
-    public static func whiteout(_ path: String) -> TarItem {
-        let slash = path.lastIndex(of: "/")
-        let parent = slash.map { String(path[...$0]) } ?? ""
-        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        return (TarEntry(path: Array((parent + ".wh." + name).utf8), type: .regular, mode: 0o644, mtimeSeconds: mtime), [])
+    public static func whiteout(_ path: String) -> TarItem { whiteout(Array(path.utf8)) }
+
+    public static func whiteout(_ path: [UInt8]) -> TarItem {
+        let slash = path.lastIndex(of: UInt8(ascii: "/"))
+        let parent = slash.map { Array(path[...$0]) } ?? []
+        let name = slash.map { Array(path[($0 + 1)...]) } ?? path
+        return (TarEntry(path: parent + Array(".wh.".utf8) + name, type: .regular, mode: 0o644, mtimeSeconds: mtime), [])
     }
 
     /// `DIR/.wh..wh..opq`: hides every lower child of DIR.
