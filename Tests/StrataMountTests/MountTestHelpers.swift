@@ -25,9 +25,10 @@ func makeImage(_ temp: TempDirectory, layers: [[TarItem]], format: TarWriter.For
 /// Returns the comparison for further, rule-specific expectations.
 @discardableResult
 func expectSameAsUmoci(_ builder: ImageBuilder, tag: String = "test", referenceTag: String? = nil,
-                       ignoring: Set<TreeSnapshot.Field> = [],
+                       ignoring: Set<TreeSnapshot.Field> = [], ignoringAt: [String: Set<TreeSnapshot.Field>] = [:],
                        sourceLocation: SourceLocation = #_sourceLocation) throws -> MountComparison {
-    let comparison = try MountComparison.run(layout: builder.layout, tag: tag, referenceTag: referenceTag, ignoring: ignoring)
+    let comparison = try MountComparison.run(layout: builder.layout, tag: tag, referenceTag: referenceTag, ignoring: ignoring,
+                                             ignoringAt: MountComparison.rootIgnores.merging(ignoringAt) { $0.union($1) })
     #expect(comparison.differences.isEmpty, Comment(rawValue: comparison.report), sourceLocation: sourceLocation)
     return comparison
 }

@@ -37,9 +37,13 @@ struct TarFormatsMountTests {
             Items.hardlink("longhard", to: Self.long + "/file"),               // K record for a hardlink
             Items.file("bigid", "base-256 ids", uid: 3_000_000, gid: 2_097_152),
             Items.file("future", "base-256 mtime", mtime: 10_000_000_000),
+            Items.file("past", "negative base-256 mtime", mtime: -1_000_000),
             Items.blockDevice("bigdev", major: 3_000_000, minor: 5),
         ]], format: .gnu)
-        let c = try expectSameAsUmoci(b)
+        // umoci 0.4.7 sets 10_000_000_000 (year 2286) as -2^31 on a filesystem that stores it
+        // (touch -d @10000000000 does): its own limit, so that one mtime is checked here only.
+        let c = try expectSameAsUmoci(b, ignoringAt: ["future": [.mtime]])
+        #expect(c.mounted.entry("future")?.mtimeSeconds == 10_000_000_000)
         #expect(c.mounted.entry(Self.long + "/file")?.nlink == 2)
         #expect(c.mounted.entry("bigid")?.uid == 3_000_000)
     }

@@ -89,14 +89,15 @@ struct UnionRulesMountTests {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let b = try makeImage(temp, layers: [
-            [Items.file("d", "file"), Items.symlink("s", to: "elsewhere"), Items.file("implied", "x")],
-            // "implied" becomes a directory only through an entry below it.
-            [Items.dir("d", mode: 0o711), Items.file("d/child", "c"), Items.dir("s"), Items.file("implied/child", "c")],
+            [Items.file("d", "file"), Items.symlink("s", to: "elsewhere"), Items.fifo("p")],
+            // (A file below a lower non-directory with no directory entry of its own, e.g.
+            // "f/child" over a file "f", is left out: umoci 0.4.7 fails on it, "not a directory".)
+            [Items.dir("d", mode: 0o711), Items.file("d/child", "c"), Items.dir("s"), Items.dir("p/"), Items.file("p/x", "x")],
         ])
         let c = try expectSameAsUmoci(b)
         #expect(c.mounted.entry("d")?.type == .directory && c.mounted.entry("d")?.mode == 0o711)
         #expect(c.mounted.entry("s")?.type == .directory)
-        #expect(c.mounted.entry("implied")?.type == .directory)
+        #expect(c.mounted.paths == ["d", "d/child", "p", "p/x", "s"].sortedWithRoot)
     }
 
     @Test func directoriesMergeWithTheUppersMetadata() throws {
@@ -222,13 +223,23 @@ struct UnionRulesMountTests {
             Items.file("early", "e", mtime: 5, nanoseconds: 1),
             Items.dir("dir", mtime: 1_650_000_000, nanoseconds: 999_999_999, xattrs: ["user.dir": bytes("yes")]),
             Items.file("cap", "c", mode: 0o755, xattrs: ["security.capability": capability]),
-            Items.file("user", "u", xattrs: ["user.empty": [], "user.binary": [0, 1, 2, 255], "user.text": bytes("hello")]),
+            Items.file("user", "u", xattrs: ["user.binary": [0, 1, 2, 255], "user.text": bytes("hello")]),
         ]])
         let c = try expectSameAsUmoci(b)
         #expect(c.mounted.entry("ns")?.mtimeNanoseconds == 123_456_789)
         #expect(c.mounted.entry("dir")?.mtimeNanoseconds == 999_999_999)
         #expect(c.mounted.entry("cap")?.xattrs.first?.value == capability)
-        #expect(c.mounted.entry("user")?.xattrs.count == 3)
+        #expect(c.mounted.entry("user")?.xattrs.count == 2)
+    }
+
+    /// A PAX record with an empty value deletes the key (POSIX pax, "If the value field is
+    /// zero length, it shall delete..."): Go's archive/tar, hence umoci, shows no such xattr.
+    @Test func emptyXattrValueIsNoXattr() throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let b = try makeImage(temp, layers: [[Items.file("f", "f", xattrs: ["user.empty": [], "user.full": bytes("v")])]])
+        let c = try expectSameAsUmoci(b)
+        #expect(c.mounted.entry("f")?.xattrs.map { String(decoding: $0.name, as: UTF8.self) } == ["user.full"])
     }
 
     @Test func symlinksAndEmptyFiles() throws {
