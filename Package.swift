@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module graph (dependencies point down):
-//   strata (CLI) → StrataBundle, StrataFuse → StrataFS → StrataUnion → StrataIndex
+//   strata (CLI) → StrataBundle, StrataFuse, StrataUpper → StrataFS → StrataUnion → StrataIndex
 //   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash, StrataSystem
 // C libraries stay at the edge: CFuse only in StrataFuse, CZlib/CZstd/CIsal only in
 // StrataCodec, CCrypto only in StrataHash.
@@ -32,10 +32,11 @@ let package = Package(
         .target(name: "StrataIndex", dependencies: ["StrataCodec", "StrataTar", "StrataOCI", "StrataHash", "StrataSystem"]),
         .target(name: "StrataUnion", dependencies: ["StrataIndex", "StrataSystem"]),
         .target(name: "StrataFS", dependencies: ["StrataUnion", "StrataIndex", "StrataSystem"]),
+        .target(name: "StrataUpper", dependencies: ["StrataFS", "StrataUnion", "StrataIndex", "StrataSystem"]),
         .target(name: "StrataFuse", dependencies: ["CFuse", "StrataFS", "StrataSystem"]),
         .target(name: "StrataBundle", dependencies: ["StrataOCI", "StrataSystem"]),
         .executableTarget(name: "strata", dependencies: [
-            "StrataFuse", "StrataFS", "StrataUnion", "StrataIndex", "StrataOCI", "StrataBundle", "StrataSystem",
+            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataOCI", "StrataBundle", "StrataSystem",
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
@@ -48,6 +49,7 @@ let package = Package(
         .testTarget(name: "StrataIndexTests", dependencies: ["StrataIndex", "StrataTestSupport"]),
         .testTarget(name: "StrataUnionTests", dependencies: ["StrataUnion", "StrataTestSupport"]),
         .testTarget(name: "StrataFuseTests", dependencies: ["StrataFuse", "StrataFS", "StrataSystem"]),
+        .testTarget(name: "StrataUpperTests", dependencies: ["StrataUpper", "StrataFS", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),
         .testTarget(name: "StrataMountTests", dependencies: ["StrataTestSupport", "StrataOCI", "StrataHash", "StrataSystem"]),
     ]

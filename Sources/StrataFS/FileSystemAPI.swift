@@ -75,3 +75,57 @@ public protocol FileSystem: AnyObject, Sendable {
     func getxattr(inode: UInt64, name: String) throws(FSError) -> [UInt8]
     func listxattr(inode: UInt64) throws(FSError) -> [String]
 }
+
+/// Who makes a request: new entries belong to the caller (uid, gid, umask applied to modes).
+public struct RequestContext: Sendable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var pid: Int32
+    public var umask: UInt32
+    public init(uid: UInt32, gid: UInt32, pid: Int32, umask: UInt32) {
+        self.uid = uid; self.gid = gid; self.pid = pid; self.umask = umask
+    }
+}
+
+/// What a setattr request changes; nil fields stay as they are.
+public struct AttributeChanges: Sendable {
+    public enum Time: Sendable { case now, at(Timestamp) }
+    public var mode: UInt32?
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public var size: UInt64?
+    public var atime: Time?
+    public var mtime: Time?
+    public init(mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, size: UInt64? = nil,
+                atime: Time? = nil, mtime: Time? = nil) {
+        self.mode = mode; self.uid = uid; self.gid = gid; self.size = size; self.atime = atime; self.mtime = mtime
+    }
+}
+
+/// The requests of a writable mount (an upper layer over the image). The FUSE adapter wires
+/// these only when the filesystem it serves conforms.
+public protocol WritableFileSystem: FileSystem {
+    func create(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32, flags: Int32,
+                context: RequestContext) throws(FSError) -> (attributes: NodeAttributes, handle: UInt64)
+    func mknod(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32, rdev: UInt64,
+               context: RequestContext) throws(FSError) -> NodeAttributes
+    func mkdir(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32,
+               context: RequestContext) throws(FSError) -> NodeAttributes
+    func symlink(parent: UInt64, name: UnsafeRawBufferPointer, target: UnsafeRawBufferPointer,
+                 context: RequestContext) throws(FSError) -> NodeAttributes
+    func link(inode: UInt64, newParent: UInt64, newName: UnsafeRawBufferPointer) throws(FSError) -> NodeAttributes
+    func unlink(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError)
+    func rmdir(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError)
+    /// `flags`: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+    func rename(parent: UInt64, name: UnsafeRawBufferPointer, newParent: UInt64,
+                newName: UnsafeRawBufferPointer, flags: UInt32) throws(FSError)
+    func write(inode: UInt64, handle: UInt64, offset: UInt64, data: UnsafeRawBufferPointer) throws(FSError) -> Int
+    func setattr(inode: UInt64, handle: UInt64?, changes: AttributeChanges,
+                 context: RequestContext) throws(FSError) -> NodeAttributes
+    func fallocate(inode: UInt64, handle: UInt64, mode: Int32, offset: UInt64, length: UInt64) throws(FSError)
+    func setxattr(inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32) throws(FSError)
+    func removexattr(inode: UInt64, name: String) throws(FSError)
+    func flush(inode: UInt64, handle: UInt64) throws(FSError)
+    func fsync(inode: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError)
+    func fsyncdir(inode: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError)
+}

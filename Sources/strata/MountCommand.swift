@@ -63,12 +63,12 @@ enum MountCommand {
             options.fsName = "strata:\(image.manifestDigest)"
             let server = try FuseServer(fileSystem: opened.fileSystem, mountpoint: mountpoint, options: options)
             try server.run(onReady: {
-                if let ready { Daemon.reportReady(ready) }
+                if let ready { Daemon.reportReady(fd: ready) }
             })
             return 0
         } catch {
             if let ready {
-                Daemon.reportError(ready, message: "\(error)")
+                Daemon.reportError(fd: ready, message: "\(error)")
                 return 1
             }
             throw error

@@ -1,0 +1,252 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CFuse
+import StrataFS
+import Synchronization
+
+/// Serves one `FileSystem` at one mountpoint with libfuse's multithreaded loop.
+///
+/// Shutdown (SIGINT, SIGTERM, SIGHUP or `stop()`): on libfuse 3.14 `fuse_session_exit` from
+/// another thread does not end `fuse_session_loop_mt` (its thread sleeps in sem_wait), and a
+/// signal handled on a random thread can hang it. So the shutdown signals are blocked in every
+/// thread the server starts and one thread waits for them with sigwait. On one it unmounts
+/// (the kernel then ends the connection, workers read ENODEV and the loop returns); if the mount
+/// is busy, it calls fuse_session_exit and interrupts the loop thread's sem_wait with
+/// `WakeSignal`, whose handler does nothing. libfuse then cancels its workers, and the teardown
+/// detaches the mount and closes /dev/fuse, which aborts the connection (open files answer
+/// ENOTCONN): a stop always stops.
+public final class FuseServer: @unchecked Sendable {
+    public let mountpoint: String
+    public let options: FuseMountOptions
+    private let fileSystem: any FileSystem
+    private let state = Mutex(State())
+
+    private struct State {
+        var started = false
+        var stopRequested = false
+        var loopEnded = false
+        var signalWaiter: Thread?
+        var loopThread: pthread_t?
+    }
+
+    public init(fileSystem: any FileSystem, mountpoint: String, options: FuseMountOptions) throws {
+        self.fileSystem = fileSystem
+        self.mountpoint = FuseMount.absolute(mountpoint)
+        self.options = options
+        _ = try checkMountpoint()  // fail early, before the caller goes to the background
+    }
+
+    /// The signals that stop the server.
+    public static let shutdownSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+
+    /// Blocks the shutdown signals in the calling thread. A daemon calls this first thing in
+    /// main, so that every thread started later (the Swift runtime's too) inherits the mask and
+    /// only the server's waiting thread receives them.
+    public static func blockShutdownSignals() {
+        var set = signalSet()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// Mounts, serves until a shutdown signal or `stop()`, unmounts and returns. `onReady` is
+    /// called (from another thread) once the mount answers a stat of its root.
+    public func run(onReady: () -> Void) throws {
+        let alreadyStarted = state.withLock { state in
+            defer { state.started = true }
+            return state.started
+        }
+        precondition(!alreadyStarted, "FuseServer.run called twice")
+        let mountpointDevice = try checkMountpoint()
+        let rootInode = (try? fileSystem.getattr(inode: 1).inode) ?? 1
+
+        var signals = Self.signalSet()
+        var previousMask = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &signals, &previousMask)
+        // Teardown: unmount and wake handler (end of the loop block below), then these defers in
+        // reverse: session destroyed, signal mask restored, userdata released last (libfuse may
+        // call into it until fuse_session_destroy).
+        let context = FuseContext(fileSystem: fileSystem, options: options)
+        let userdata = Unmanaged.passRetained(context)
+        defer { userdata.release() }
+        defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
+
+        var args = fuse_args(argc: 0, argv: nil, allocated: 0)
+        for argument in options.sessionArguments { fuse_opt_add_arg(&args, argument) }
+        var ops = FuseOperations.table(for: context)
+        let created = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata.toOpaque())
+        fuse_opt_free_args(&args)
+        guard let session = created else { throw FuseError(.sessionFailed, mountpoint: mountpoint) }
+        defer { fuse_session_destroy(session) }
+        guard fuse_session_mount(session, mountpoint) == 0 else {
+            throw FuseError(.mountFailed, mountpoint: mountpoint)
+        }
+
+        let handle = SessionHandle(pointer: session)
+        let waiter = Thread.start { [self] in waitForShutdown(handle.pointer) }
+        state.withLock { state in
+            state.signalWaiter = waiter
+            // stop() came before the waiter existed: deliver it now.
+            if state.stopRequested { pthread_kill(waiter.id, SIGTERM) }
+        }
+
+        let readiness = Readiness()
+        let loopResult: Int32 = withoutActuallyEscaping(onReady) { onReady in
+            readiness.callback = onReady
+            let prober = Thread.start { [self] in
+                probe(readiness: readiness, rootInode: rootInode, mountpointDevice: mountpointDevice)
+            }
+            // The loop thread must take the wake signal with a handler (not the default, which
+            // would kill the process) and must not block it.
+            WakeSignal.acquire()
+            WakeSignal.unblockInCurrentThread()
+            state.withLock { $0.loopThread = pthread_self() }
+
+            let config = fuse_loop_cfg_create()
+            fuse_loop_cfg_set_max_threads(config, UInt32(max(1, options.maxThreads)))
+            // One /dev/fuse descriptor per worker: no contention on a single queue.
+            fuse_loop_cfg_set_clone_fd(config, 1)
+            let result = strata_session_loop_mt(session, config)
+            fuse_loop_cfg_destroy(config)
+
+            // The loop has ended (unmounted, or the session failed). Retire the waiter; it
+            // must not unmount concurrently with fuse_session_unmount below.
+            let waiter = state.withLock { state in
+                state.loopEnded = true
+                return state.signalWaiter
+            }
+            if let waiter {
+                pthread_kill(waiter.id, SIGTERM)
+                waiter.join()
+                state.withLock { $0.signalWaiter = nil }
+            }
+            WakeSignal.release()  // after the waiter, the only sender, has been joined
+            // Closes the session's descriptor (ending the connection if still up), so a prober
+            // still blocked in stat returns, then unmounts if nothing did yet.
+            fuse_session_unmount(session)
+            prober.join()
+            readiness.callback = nil
+            return result
+        }
+
+        if readiness.failure != 0 {
+            throw FuseError(.serverFailed(readiness.failure), mountpoint: mountpoint)
+        }
+        if loopResult != 0 && !state.withLock({ $0.stopRequested }) {
+            throw FuseError(.serverFailed(loopResult < 0 ? -loopResult : EINTR), mountpoint: mountpoint)
+        }
+    }
+
+    /// Unmounts and makes `run` return: the same path as SIGTERM. Safe from any thread, also
+    /// before `run` has mounted (run then returns right after mounting).
+    public func stop() {
+        state.withLock { state in
+            state.stopRequested = true
+            if let waiter = state.signalWaiter, !state.loopEnded { pthread_kill(waiter.id, SIGTERM) }
+        }
+    }
+
+    // MARK: - Start-up
+
+    /// Returns the st_dev of the mountpoint directory (before mounting).
+    private func checkMountpoint() throws -> UInt64 {
+        var st = stat()
+        guard stat(mountpoint, &st) == 0 else {
+            switch errno {
+            case ENOENT: throw FuseError(.mountpointMissing, mountpoint: mountpoint)
+            case ENOTCONN: throw FuseError(.staleMount, mountpoint: mountpoint)
+            case let code: throw FuseError(.inaccessible(code), mountpoint: mountpoint)
+            }
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else { throw FuseError(.notADirectory, mountpoint: mountpoint) }
+        return UInt64(st.st_dev)
+    }
+
+    /// libfuse's session is used from the waiter thread only for fuse_session_exit.
+    private struct SessionHandle: @unchecked Sendable { let pointer: OpaquePointer }
+
+    private final class Readiness: @unchecked Sendable {
+        var callback: (() -> Void)?
+        var succeeded = false
+        var failure: Int32 = 0
+    }
+
+    /// Stats the mountpoint until the root of the new mount answers (the stat blocks until the
+    /// loop has answered INIT and GETATTR), then reports ready. A mount that never answers is
+    /// stopped, so that `run` returns and throws instead of serving nobody.
+    private func probe(readiness: Readiness, rootInode: UInt64, mountpointDevice: UInt64) {
+        var failure = ETIMEDOUT
+        for _ in 0..<1000 {
+            var st = stat()
+            if stat(mountpoint, &st) != 0 {
+                failure = errno
+                break
+            }
+            if UInt64(st.st_dev) != mountpointDevice && UInt64(st.st_ino) == rootInode {
+                setReadAhead(device: UInt64(st.st_dev))
+                readiness.succeeded = true
+                readiness.callback?()
+                return
+            }
+            if state.withLock({ $0.loopEnded || $0.stopRequested }) { return }
+            usleep(10_000)
+        }
+        // A failure caused by a stop already under way is no failure.
+        if state.withLock({ $0.stopRequested }) { return }
+        readiness.failure = failure
+        stop()
+    }
+
+    /// The kernel only lets INIT lower read-ahead; raise it on the connection's backing device
+    /// so that sequential reads arrive in large requests. Best effort (needs root).
+    private func setReadAhead(device: UInt64) {
+        guard let bytes = options.readAhead else { return }
+        let major = ((device >> 8) & 0xfff) | ((device >> 32) & ~0xfff)
+        let minor = (device & 0xff) | ((device >> 12) & ~0xff)
+        let fd = open("/sys/class/bdi/\(major):\(minor)/read_ahead_kb", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        let text = "\(max(bytes / 1024, 4))"
+        _ = write(fd, text, text.utf8.count)
+        close(fd)
+    }
+
+    // MARK: - Shutdown
+
+    private static func signalSet() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in shutdownSignals { sigaddset(&set, signal) }
+        return set
+    }
+
+    /// Runs on its own thread with the shutdown signals blocked: waits for one, unmounts, and
+    /// makes sure the loop ends. Also woken by the run thread when the loop ended by itself.
+    private func waitForShutdown(_ session: OpaquePointer) {
+        var set = Self.signalSet()
+        var signal: Int32 = 0
+        while sigwait(&set, &signal) != 0 {}
+        let proceed = state.withLock { state in
+            if state.loopEnded { return false }
+            state.stopRequested = true
+            return true
+        }
+        guard proceed else { return }
+        // Gracefully first: while the workers still serve, an unmount ends the loop by itself.
+        _ = unmountNow()
+        fuse_session_exit(session)
+        // Repeat the wake-up: a signal that lands between the loop's check of the exit flag
+        // and its sem_wait would be lost.
+        while true {
+            let (ended, loopThread) = state.withLock { ($0.loopEnded, $0.loopThread) }
+            if ended { return }
+            if let loopThread { pthread_kill(loopThread, WakeSignal.number) }
+            usleep(20_000)
+        }
+    }
+
+    /// A non-lazy unmount, without closing the session's descriptor (libfuse's unmount closes
+    /// it while workers may still read it). false when busy: the teardown then detaches.
+    private func unmountNow() -> Bool {
+        if geteuid() == 0 { return umount2(mountpoint, 0) == 0 }
+        return FuseMount.run("/usr/bin/fusermount3", ["-u", mountpoint]) == 0
+    }
+}
