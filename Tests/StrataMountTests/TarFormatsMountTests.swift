@@ -113,6 +113,28 @@ struct TarFormatsMountTests {
         if format == "posix" { #expect(c.mounted.entry("etc/passwd")?.xattrs.count == 1) }
     }
 
+    /// libarchive's writer (bsdtar), whose PAX headers carry LIBARCHIVE.xattr next to SCHILY.xattr.
+    @Test(arguments: ["pax", "ustar", "gnutar"])
+    func bsdtarLayer(format: String) throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let tree = try temp.makeDirectory("tree")
+        try FileIO.makeDirectories(tree + "/usr/lib")
+        try FileIO.writeAtomically(tree + "/usr/lib/lib.so", Items.pseudoRandom(count: 70_000, seed: 2), mode: 0o755)
+        #expect(link(tree + "/usr/lib/lib.so", tree + "/usr/lib/lib.so.1") == 0)
+        #expect(symlink("lib.so.1", tree + "/usr/lib/lib.so.1.0") == 0)
+        if format == "pax" {
+            try setExtendedAttribute(path: tree + "/usr/lib/lib.so", name: "user.origin", value: bytes("bsdtar"))
+        }
+        let tar = try Command.check(Mounts.tool("bsdtar"), ["--format", format, "--uid", "0", "--gid", "0",
+                                                            "-C", tree, "-cf", "-", "."]).stdout
+        let builder = try ImageBuilder(layout: temp.child("layout"))
+        try builder.addLayer(tar: tar)
+        try builder.write(tag: "test")
+        let c = try expectSameAsUmoci(builder)
+        if format == "pax" { #expect(c.mounted.entry("usr/lib/lib.so")?.xattrs.count == 1) }
+    }
+
     /// Sparse files GNU tar writes: data at the start, in the middle, at the end, none at all,
     /// and a hole at the end. Their contents must read back exactly.
     @Test(arguments: ["gnu", "posix-0.0", "posix-0.1", "posix-1.0"])
