@@ -36,8 +36,9 @@ enum MountCommand {
         guard a.positionals.count == 2 else { throw CLIError("mount needs IMAGE and MOUNTPOINT (see strata mount --help)") }
         let reference = a.positionals[0]
         let mountpoint = absolute(a.positionals[1])
-        guard FileIO.isDirectory(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is not a directory") }
         guard !FuseMount.isMounted(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is already mounted") }
+        guard FileIO.exists(mountpoint) else { throw CLIError("mountpoint \(mountpoint) does not exist") }
+        guard FileIO.isDirectory(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is not a directory") }
 
         if !a.has("--foreground") {
             // Re-run ourselves detached, in the foreground mode, and wait for its word.
