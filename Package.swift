@@ -36,8 +36,9 @@ let package = Package(
         .target(name: "StrataFuse", dependencies: ["CFuse", "StrataFS", "StrataSystem"]),
         .target(name: "StrataBundle", dependencies: ["StrataOCI", "StrataSystem"]),
         .target(name: "StrataCommit", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
+        .target(name: "StrataSnapshot", dependencies: ["StrataCommit", "StrataOCI", "StrataIndex", "StrataCodec", "StrataSystem"]),
         .executableTarget(name: "strata", dependencies: [
-            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSystem",
+            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataSystem",
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
@@ -53,6 +54,7 @@ let package = Package(
         .testTarget(name: "StrataUpperTests", dependencies: ["StrataUpper", "StrataFS", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),
         .testTarget(name: "StrataCommitTests", dependencies: ["StrataCommit", "StrataTar", "StrataTestSupport", "StrataSystem"]),
+        .testTarget(name: "StrataSnapshotTests", dependencies: ["StrataSnapshot", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataMountTests", dependencies: ["StrataTestSupport", "StrataOCI", "StrataHash", "StrataSystem"]),
     ]
 )
