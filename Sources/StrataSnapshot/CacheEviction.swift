@@ -21,7 +21,8 @@ enum CacheEviction {
             for name in ConsistencyCheck.directoryEntries(dir) {
                 let path = dir + "/" + name
                 var st = stat()
-                guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+                // A temporary is a file a mount is writing now: never evicted (gc drops stale ones).
+                guard !name.contains(".tmp."), lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
                 let hex = suffix.isEmpty || !name.hasSuffix(suffix) ? name : String(name.dropLast(suffix.count))
                 entries.append(Entry(path: path, hex: hex, bytes: Int64(st.st_blocks) * 512,
                                      used: max(st.st_atim.tv_sec, st.st_mtim.tv_sec)))

@@ -67,7 +67,10 @@ extension SnapshotStore {
                                                       layer: result.layer, diffID: result.diffID, image: image)
             try MetadataFile.save(metadata, paths)
             MetadataCrashPoint.reached(.metadata)
-            try TreeRemoval.remove(paths.directory(id: active.id))
+            // Committed already: a directory that will not go is a leftover for gc, not a failure.
+            do { try TreeRemoval.remove(paths.directory(id: active.id)) } catch {
+                warn("snapshot \"\(name)\" committed, but \(paths.directory(id: active.id)) stays until gc: \(error)")
+            }
             return metadata.snapshots[name]!
         }
     }

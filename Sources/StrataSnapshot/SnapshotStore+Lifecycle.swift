@@ -74,7 +74,10 @@ extension SnapshotStore {
             case .committed:
                 try LayoutTags.remove(layout: paths.layout) { $0 == record.tag }
             case .active, .view:
-                try TreeRemoval.remove(paths.directory(id: record.id))
+                // Removed already: a directory that will not go is a leftover for gc.
+                do { try TreeRemoval.remove(paths.directory(id: record.id)) } catch {
+                    warn("snapshot \"\(key)\" removed, but \(paths.directory(id: record.id)) stays until gc: \(error)")
+                }
             }
         }
     }

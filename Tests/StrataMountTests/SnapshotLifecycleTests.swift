@@ -104,7 +104,7 @@ struct SnapshotLifecycleTests {
         defer { try? s.close() }
         try s.check(["import", try Self.baseImage(s), "base"])
         let count = 6
-        let results = Locked([Int: CommandResult]())
+        let results = SnapshotTestBox([Int: CommandResult]())
         DispatchQueue.concurrentPerform(iterations: count) { i in
             let r = try? s.run(["prepare", "c\(i)", "base"])
             results.with { $0[i] = r }
@@ -116,7 +116,7 @@ struct SnapshotLifecycleTests {
         let ids = try (0..<count).map { try s.statJSON("c\($0)")["id"] as! Int }
         #expect(Set(ids).count == count)
         // Mount them concurrently too, write apart, and read back.
-        let mounted = Locked([Int: String]())
+        let mounted = SnapshotTestBox([Int: String]())
         DispatchQueue.concurrentPerform(iterations: count) { i in
             if let m = try? s.mount("c\(i)") { mounted.with { $0[i] = m } }
         }
@@ -163,29 +163,62 @@ struct SnapshotLifecycleTests {
         defer { try? s.close() }
         try s.check(["import", try Self.baseImage(s), "base"])
         let indexes = s.root + "/cache/index/sha256"
-        #expect(ConsistencyListing.names(indexes).count == 2)
+        #expect(SnapshotDirListing.names(indexes).count == 2)
         let out = try s.gc(["--cache-max", "0"])
         #expect(out.contains("cache files evicted  2"), "\(out)")
-        #expect(ConsistencyListing.names(indexes).isEmpty)
+        #expect(SnapshotDirListing.names(indexes).isEmpty)
         // Mounting rebuilds what was evicted; a mounted snapshot's layers are then kept.
         try s.check(["prepare", "a", "base"])
         #expect(Self.read(try s.mount("a") + "/etc/hello") == "hello\n")
         #expect(try s.gc(["--cache-max", "0"]).contains("cache files evicted  0"))
-        #expect(ConsistencyListing.names(indexes).count == 2)
+        #expect(SnapshotDirListing.names(indexes).count == 2)
         let bad = try Command.run(try StrataBinary.path(), ["gc", "--root", s.root, "--cache-max", "lots"])
         #expect(bad.status == 1 && bad.stderr.contains("--cache-max"))
         try s.close()
     }
 }
 
-enum ConsistencyListing {
+/// The command line: one-line errors naming what is wrong, options checked per subcommand.
+@Suite(.enabled(if: StrataBinary.isBuilt, "needs the strata binary"))
+struct SnapshotCommandLineTests {
+    @Test func errorsAreOneLineAndNameTheProblem() throws {
+        let s = try SnapshotStoreFixture()
+        let cases: [([String], String)] = [
+            ([], "needs a subcommand"),
+            (["frobnicate"], "unknown snapshot subcommand 'frobnicate'"),
+            (["prepare"], "snapshot prepare needs KEY [PARENT]"),
+            (["list", "--compression", "zstd"], "option --compression does not go with snapshot list"),
+            (["remove", "--json", "k"], "option --json does not go with snapshot remove"),
+            (["prepare", "--label", "novalue", "k"], "label \"novalue\" is not KEY=VALUE"),
+            (["stat", "ghost"], "snapshot \"ghost\" does not exist"),
+            (["prepare", "k", "ghost"], "snapshot \"ghost\" does not exist"),
+            (["commit", "--compression", "lzma", "n", "k"], "unknown compression \"lzma\""),
+        ]
+        for (args, message) in cases {
+            let r = try s.run(args)
+            #expect(r.status != 0, "\(args)")
+            #expect(r.stderr.hasPrefix("strata: ") && r.stderr.contains(message), "\(args): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        }
+        let help = try StrataBinary.run(["snapshot", "prepare", "--help"])
+        #expect(help.succeeded && help.stdoutString.contains("usage: strata snapshot"))
+        #expect(try StrataBinary.run(["gc", "--help"]).stdoutString.contains("--cache-max"))
+        #expect(try StrataBinary.run(["--help"]).stdoutString.contains("snapshot  "))
+        // Labels are kept.
+        try s.check(["prepare", "--label", "a=1", "--label=b=2", "k"])
+        #expect(try s.statJSON("k")["labels"] as? [String: String] == ["a": "1", "b": "2"])
+        try s.check(["remove", "k"])
+    }
+}
+
+enum SnapshotDirListing {
     static func names(_ dir: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
     }
 }
 
 /// A value shared by concurrentPerform's iterations.
-final class Locked<T>: @unchecked Sendable {
+final class SnapshotTestBox<T>: @unchecked Sendable {
     private var stored: T
     private let lock = NSLock()
     init(_ value: T) { stored = value }

@@ -46,7 +46,7 @@ struct SnapshotRuntimeTests {
                         command: "echo from-b > /etc/who && echo b >> /etc/passwd && sleep 1 && cat /etc/who /etc/hello")
         let ids = ["a": ContainerRuntime.containerID("snap-a"), "b": ContainerRuntime.containerID("snap-b")]
         defer { ids.values.forEach(runtime.delete) }
-        let results = Locked([String: CommandResult]())
+        let results = SnapshotTestBox([String: CommandResult]())
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             let name = i == 0 ? "a" : "b"
             let r = try? runtime.run(bundle: s.temp.child("bundle-\(name)"), id: ids[name]!, timeout: 60)
