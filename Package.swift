@@ -4,6 +4,7 @@ import PackageDescription
 // Module graph (dependencies point down):
 //   strata (CLI) → StrataBundle, StrataFuse, StrataUpper → StrataFS → StrataUnion → StrataIndex
 //   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash, StrataSystem
+//   StrataSnapshot (snapshot store) → StrataCommit, StrataIndex, StrataOCI; it mounts through the CLI
 // C libraries stay at the edge: CFuse only in StrataFuse, CZlib/CZstd/CIsal only in
 // StrataCodec, CCrypto only in StrataHash.
 let package = Package(
