@@ -4,6 +4,7 @@ import PackageDescription
 // Module graph (dependencies point down):
 //   strata (CLI) → StrataBundle, StrataFuse, StrataUpper → StrataFS → StrataUnion → StrataIndex
 //   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash, StrataSystem
+//   StrataSnapshot (snapshot store) → StrataCommit, StrataIndex, StrataOCI; it mounts through the CLI
 // C libraries stay at the edge: CFuse only in StrataFuse, CZlib/CZstd/CIsal only in
 // StrataCodec, CCrypto only in StrataHash.
 let package = Package(
@@ -36,8 +37,9 @@ let package = Package(
         .target(name: "StrataFuse", dependencies: ["CFuse", "StrataFS", "StrataSystem"]),
         .target(name: "StrataBundle", dependencies: ["StrataOCI", "StrataSystem"]),
         .target(name: "StrataCommit", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
+        .target(name: "StrataSnapshot", dependencies: ["StrataCommit", "StrataOCI", "StrataIndex", "StrataCodec", "StrataSystem"]),
         .executableTarget(name: "strata", dependencies: [
-            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSystem",
+            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataSystem",
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
@@ -53,6 +55,7 @@ let package = Package(
         .testTarget(name: "StrataUpperTests", dependencies: ["StrataUpper", "StrataFS", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),
         .testTarget(name: "StrataCommitTests", dependencies: ["StrataCommit", "StrataTar", "StrataTestSupport", "StrataSystem"]),
+        .testTarget(name: "StrataSnapshotTests", dependencies: ["StrataSnapshot", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataMountTests", dependencies: ["StrataTestSupport", "StrataOCI", "StrataHash", "StrataSystem"]),
     ]
 )
