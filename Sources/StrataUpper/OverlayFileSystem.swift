@@ -285,9 +285,7 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         if n.inUpper {
             let st = try upperStat(n)
             a = Self.attributes(st, id: n.id)
-            // A merged directory's subdirectories are not all in the upper: like overlayfs,
-            // report 1 ("unknown"), which tells find(1) not to count on it.
-            if n.isDirectory && n.lower != nil { a.nlink = 1 }
+            if n.isDirectory, n.lower != nil, let fd = n.directoryFD { a.nlink = mergedLinkCount(n, upper: st, fd: fd) }
         } else {
             guard let l = n.lower else { throw FSError(EIO) }
             a = lower.attributes(l)
@@ -295,6 +293,21 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         }
         if n.unlinked { a.nlink = 0 }
         return a
+    }
+
+    /// A merged directory's link count as ext4 reports it (2 + its subdirectories): the upper's
+    /// count (its own subdirectories, whiteouts are not directories) plus the lower
+    /// subdirectories the upper neither replaces nor whites out. One fstatat per lower
+    /// subdirectory; no listing of the upper directory.
+    func mergedLinkCount(_ n: OverlayInode, upper st: stat, fd: Int32) -> UInt32 {
+        guard let l = n.lower else { return UInt32(st.st_nlink) }
+        var count = UInt32(st.st_nlink)
+        for child in tree.children[Int(l)] where tree.isDirectory[Int(child.inode)] {
+            do throws(FSError) {
+                if try Sys.statIfPresent(fd, Sys.name(Array(child.name))) == nil { count += 1 }
+            } catch {}
+        }
+        return count
     }
 
     static func attributes(_ st: stat, id: UInt64) -> NodeAttributes {
