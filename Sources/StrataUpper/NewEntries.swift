@@ -151,8 +151,10 @@ extension OverlayFileSystem {
                 let st = try Sys.stat(pfd, cname)
                 upperIno = UInt64(st.st_ino)
                 lastName = st.st_nlink <= 1
-                if target.opens > 0 && lastName && target.orphanFD == nil {
-                    target.orphanFD = try Sys.pathFD(pfd, cname)   // still open: keep it reachable
+                if (target.opens > 0 || target.lookups > 0) && lastName && target.orphanFD == nil {
+                    // Still open, or known to the kernel (fstat of an O_PATH descriptor, a
+                    // cwd): keep it reachable until released and forgotten, as ext4 does.
+                    target.orphanFD = try Sys.pathFD(pfd, cname)
                 }
                 if hidesLower {
                     let temp = tempName()

@@ -54,7 +54,7 @@ extension OverlayFileSystem {
             if let target {
                 if target.isDirectory {
                     try clearWhiteouts(target)   // empty in the view; let the upper replace it
-                } else if target.inUpper, target.opens > 0, target.orphanFD == nil,
+                } else if target.inUpper, target.opens > 0 || target.lookups > 0, target.orphanFD == nil,
                           let st = try? Sys.stat(npfd, cto), st.st_nlink <= 1 {
                     target.orphanFD = try? Sys.pathFD(npfd, cto)
                 }

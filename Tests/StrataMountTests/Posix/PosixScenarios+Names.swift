@@ -114,6 +114,10 @@ enum NameScenarios {
           [file("theirs", mode: 0o666, uid: other)]) { r in
             r.asUser { r.unlink("theirs") }; r.list("")
         },
+        S("fstat of an O_PATH descriptor after unlink", [file("a", "data"), dir("d")]) { r in
+            let fd = r.open("a", PosixTrace.oPath); r.unlink("a"); r.fstat(fd, "a"); r.close(fd)
+            let dfd = r.open("d", PosixTrace.oPath); r.rmdir("d"); r.fstat(dfd, "d"); r.close(dfd)
+        },
         S("non-root: unlink needs write permission", [file("a", mode: 0o666)]) { r in r.asUser { r.unlink("a") }; r.stat("a") },
     ] }
 }
