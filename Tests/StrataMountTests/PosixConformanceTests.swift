@@ -78,6 +78,32 @@ import StrataTestSupport
         try mount.unmount()
     }
 
+    /// What the host does but a strata mount cannot: these fail cleanly and leave nothing.
+    /// O_TMPFILE: the kernel's FUSE client has no tmpfile operation (EOPNOTSUPP before the
+    /// daemon is asked). RENAME_WHITEOUT is overlayfs's own business: refused (EINVAL).
+    @Test(.enabled(if: canRun)) func tmpfileAndRenameWhiteoutFailCleanly() throws {
+        let temp = try TempDirectory(prefix: "strata-test-posix-")
+        defer { withExtendedLifetime(temp) {} }
+        let builder = try ImageBuilder(layout: temp.child("layout"))
+        try builder.addLayer(entries: [Items.dir("d"), Items.file("d/f", "f")])
+        try builder.write(tag: "t")
+        let mnt = temp.child("mnt"), upper = temp.child("upper")
+        let mount = try MountGuard(image: builder.reference("t"), mountpoint: mnt,
+                                   extraArgs: ["--cache", temp.child("cache"), "--upper", upper])
+        defer { try? mount.unmount() }
+        let oTmpfile: Int32 = 0o20000000 | O_DIRECTORY
+        let fd = open(mnt + "/d", oTmpfile | O_RDWR, 0o600)
+        let code = errno
+        if fd >= 0 { close(fd) }
+        #expect(fd < 0 && code == EOPNOTSUPP, "O_TMPFILE: fd \(fd), errno \(code)")
+        #expect(PosixCalls.renameat2(mnt + "/d/f", mnt + "/d/g", 4) < 0 && errno == EINVAL)
+        #expect(access(mnt + "/d/f", F_OK) == 0 && access(mnt + "/d/g", F_OK) != 0)
+        try mount.unmount()
+        // Nothing was made in the upper (no copy-up, no whiteout).
+        let left = try Command.check("/usr/bin/find", [upper, "-mindepth", "1"]).stdoutString
+        #expect(left == "", "upper: \(left)")
+    }
+
     /// Runs each scenario on a thread of its own (the unprivileged steps change the thread's
     /// credentials); `prepare` puts its starting state in place and returns its directory.
     static func runAll(_ scenarios: [PosixScenario], prepare: @escaping (Int, PosixScenario) throws -> String) throws -> [[String]] {
