@@ -13,6 +13,25 @@ extension OverlayFileSystem {
                 && changes.atime == nil && changes.mtime == nil
             try copyUp(n, dataLimit: onlyTruncates ? changes.size : nil)
             let object = try upperObject(n)
+            let nothing = onlyTruncates && changes.size == nil
+            if nothing {
+                // chown(f, -1, -1) reaches us as a setattr that changes nothing, but it changes
+                // the ctime (the kernel sends no ctime of its own without writeback caching).
+                let st = try upperStat(n)
+                if st.st_mode & S_IFMT == S_IFLNK {
+                    switch object {
+                    case .entry(let dir, let name): try Sys.fchownat(dir, name, UInt32.max, UInt32.max)
+                    case .descriptor(let fd): _ = try Sys.check { fchownat(fd, "", UInt32.max, UInt32.max, Sys.atEmptyPath) }
+                    }
+                } else {
+                    // chmod to the same mode: root's chmod keeps every bit, unlike a chown.
+                    let mode = mode_t(st.st_mode & 0o7777)
+                    switch object {
+                    case .entry(let dir, let name): try Sys.chmodat(dir, name, mode)
+                    case .descriptor(let fd): _ = try Sys.check { chmod(Sys.procPath(fd), mode) }
+                    }
+                }
+            }
             if changes.uid != nil || changes.gid != nil {
                 let uid = changes.uid ?? UInt32.max, gid = changes.gid ?? UInt32.max   // -1: unchanged
                 switch object {

@@ -39,7 +39,7 @@ extension OverlayFileSystem {
             do throws(FSError) {
                 try Sys.mkdirat(workFD, temp, 0o700)
                 try copyMetadata(from: l, toDirectory: workFD, name: temp)
-                try preservingTimes(of: pfd) { () throws(FSError) in
+                try preservingTimes(of: parent) { () throws(FSError) in
                     try Sys.renameat(workFD, temp, pfd, name, flags: Sys.renameNoReplace)
                 }
             } catch {
@@ -48,6 +48,7 @@ extension OverlayFileSystem {
             }
             d.directoryFD = try Sys.pathFD(pfd, name)
             d.inUpper = true
+            if let st = try? Sys.fstat(d.directoryFD!) { ctimeShield[d.id] = (st.st_ctim, lower.attributes(l).ctime) }
         }
         return dir.directoryFD!
     }
@@ -75,13 +76,19 @@ extension OverlayFileSystem {
         Glibc.timespec(tv_sec: Int(t.seconds), tv_nsec: Int(t.nanoseconds))
     }
 
-    /// Runs `body` (which adds or removes an entry of directory `dir`) and puts the directory's
-    /// times back: a copy-up is not a change the directory's owner made.
-    func preservingTimes(of dir: Int32, _ body: () throws(FSError) -> Void) throws(FSError) {
+    /// Runs `body` (which adds an entry to directory `node`) and puts the directory's times
+    /// back: a copy-up is not a change the directory's owner made. The ctime cannot be put
+    /// back; the shield reports the one from before instead, until a real change.
+    func preservingTimes(of node: OverlayInode, _ body: () throws(FSError) -> Void) throws(FSError) {
+        guard let dir = node.directoryFD else { throw FSError(EIO) }
         let before = try Sys.fstat(dir)
         try body()
         let times = [before.st_atim, before.st_mtim]
         _ = times.withUnsafeBufferPointer { Glibc.utimensat(AT_FDCWD, Sys.procPath(dir), $0.baseAddress, 0) }
+        var shown = Timestamp(seconds: Int64(before.st_ctim.tv_sec), nanoseconds: UInt32(before.st_ctim.tv_nsec))
+        if let shield = ctimeShield[node.id], shield.upper.tv_sec == before.st_ctim.tv_sec,
+           shield.upper.tv_nsec == before.st_ctim.tv_nsec { shown = shield.shown }
+        if let after = try? Sys.fstat(dir) { ctimeShield[node.id] = (after.st_ctim, shown) }
     }
 
     /// Every (lower directory, name) of each lower file with several names; built on first need.
@@ -143,17 +150,18 @@ extension OverlayFileSystem {
             for place in places.dropFirst() {
                 guard let dir = nodes[place.parent] else { continue }
                 let dfd = try copyUpDirectory(dir)
-                try preservingTimes(of: dfd) { () throws(FSError) in
+                try preservingTimes(of: dir) { () throws(FSError) in
                     try Sys.linkat(workFD, temp, dfd, Sys.name(place.name))
                 }
                 n.addLink(place)
             }
             let pfd = try copyUpDirectory(primaryParent)
-            try preservingTimes(of: pfd) { () throws(FSError) in
+            try preservingTimes(of: primaryParent) { () throws(FSError) in
                 try Sys.renameat(workFD, temp, pfd, Sys.name(primary.name), flags: Sys.renameNoReplace)
             }
             let st = try Sys.stat(pfd, Sys.name(primary.name))
             copiedUp[UInt64(st.st_ino)] = n.id
+            ctimeShield[n.id] = (st.st_ctim, a.ctime)
         } catch {
             _ = Glibc.unlinkat(workFD, temp, 0)
             throw error

@@ -45,6 +45,7 @@ extension OverlayFileSystem {
             Sys.removeTree(workFD, temp)
             throw error
         }
+        if let st = try? Sys.stat(pfd, cname) { madeInUpper.insert(UInt64(st.st_ino)) }
         let n = try resolve(parent, name)
         n.lookups += 1
         return n
@@ -145,11 +146,15 @@ extension OverlayFileSystem {
             let cname = Sys.name(nameBytes)
             let hidesLower = lowerChild(p, nameBytes) != nil
             var lastName = true
+            var upperIno: UInt64?
             if target.inUpper {
                 let st = try Sys.stat(pfd, cname)
+                upperIno = UInt64(st.st_ino)
                 lastName = st.st_nlink <= 1
-                if target.opens > 0 && lastName && target.orphanFD == nil {
-                    target.orphanFD = try Sys.pathFD(pfd, cname)   // still open: keep it reachable
+                if (target.opens > 0 || target.lookups > 0) && lastName && target.orphanFD == nil {
+                    // Still open, or known to the kernel (fstat of an O_PATH descriptor, a
+                    // cwd): keep it reachable until released and forgotten, as ext4 does.
+                    target.orphanFD = try Sys.pathFD(pfd, cname)
                 }
                 if hidesLower {
                     let temp = tempName()
@@ -162,7 +167,7 @@ extension OverlayFileSystem {
                 try Overlay.makeWhiteout(pfd, cname)
             }
             target.removeLink(Link(parent: parent, name: nameBytes))
-            if lastName { target.unlinked = true }
+            if lastName { markUnlinked(target, upperIno: upperIno) }
         }
     }
 
@@ -177,6 +182,7 @@ extension OverlayFileSystem {
             let pfd = try copyUpDirectory(p)
             let cname = Sys.name(nameBytes)
             let hidesLower = lowerChild(p, nameBytes) != nil
+            let upperIno = target.inUpper ? (try? Sys.stat(pfd, cname)).map { UInt64($0.st_ino) } : nil
             if target.inUpper {
                 // Move the directory (and the whiteouts in it) out in one step, then delete it.
                 let temp = tempName()
@@ -193,7 +199,7 @@ extension OverlayFileSystem {
                 try Overlay.makeWhiteout(pfd, cname)
             }
             target.removeLink(Link(parent: parent, name: nameBytes))
-            target.unlinked = true
+            markUnlinked(target, upperIno: upperIno)
         }
     }
 }

@@ -84,8 +84,7 @@ extension OverlayFileSystem {
             if let fd = h.fd { close(fd) }
             guard let n = nodes[h.node] else { return }
             n.opens -= 1
-            if n.opens == 0, let fd = n.orphanFD { close(fd); n.orphanFD = nil }
-            dropIfUnused(n)
+            dropIfUnused(n)   // an orphan stays reachable while the kernel still knows the node
         }
     }
 

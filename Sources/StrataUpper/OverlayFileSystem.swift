@@ -30,6 +30,19 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     var nodes: [UInt64: OverlayInode] = [:]
     /// Upper st_ino → node, for files copied up (they keep their lower number).
     var copiedUp: [UInt64: UInt64] = [:]
+    /// Upper st_ino of entries this mount created (not copies of the lower file of that name,
+    /// even when one exists: a file made after the lower one was deleted or renamed away).
+    var madeInUpper = Set<UInt64>()
+    /// Upper st_ino → node id, when the plain number (upperInodeBit | st_ino) still belongs
+    /// to a removed node the kernel holds: ext4 reuses inode numbers at once, and the kernel
+    /// must not take a new file for the old one (it keeps a symlink's target, attributes...).
+    var upperAlias: [UInt64: UInt64] = [:]
+    private var aliasCounter: UInt64 = 0
+    static let aliasBit: UInt64 = 1 << 62
+    /// ctime to show for an upper object whose ctime only changed because strata copied it
+    /// up (or added a copy-up into it): node → (the upper ctime then, the ctime to report).
+    /// A change the caller makes moves the upper ctime on, and the entry no longer applies.
+    var ctimeShield: [UInt64: (upper: timespec, shown: Timestamp)] = [:]
     var handles: [UInt64: OverlayHandle] = [:]
     private var nextHandle: UInt64 = 1
     private var tempCounter: UInt64 = 0
@@ -163,7 +176,7 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
                     } else if !Overlay.isOpaque(fd), let l = lowerChild(parent, name), tree.isDirectory[Int(l)] {
                         lowerDirectory = l
                     }
-                    let id = lowerDirectory.map { UInt64($0) + 1 } ?? (Self.upperInodeBit | UInt64(st.st_ino))
+                    let id = lowerDirectory.map { UInt64($0) + 1 } ?? upperOnlyID(UInt64(st.st_ino))
                     let n = nodes[id] ?? OverlayInode(id: id, isDirectory: true, lower: lowerDirectory, inUpper: true, links: [])
                     nodes[id] = n
                     if let old = n.directoryFD, (try? Sys.fstat(old))?.st_ino == st.st_ino {
@@ -179,14 +192,18 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
                     n.addLink(link)
                     return n
                 }
+                let ino = UInt64(st.st_ino)
                 var id: UInt64
-                if let known = copiedUp[UInt64(st.st_ino)] {
+                if let known = copiedUp[ino] {
                     id = known
-                } else if let l = lowerChild(parent, name), !tree.isDirectory[Int(l)] {
+                } else if !madeInUpper.contains(ino), let l = lowerChild(parent, name), !tree.isDirectory[Int(l)],
+                          !(nodes[UInt64(l) + 1].map { $0.inUpper || $0.unlinked } ?? false) {
+                    // A copy-up from an earlier mount (this one records its own): it keeps the
+                    // lower number, unless that node already has an upper object or was removed.
                     id = UInt64(l) + 1
-                    copiedUp[UInt64(st.st_ino)] = id
+                    copiedUp[ino] = id
                 } else {
-                    id = Self.upperInodeBit | UInt64(st.st_ino)
+                    id = upperOnlyID(ino)
                 }
                 let n = nodes[id] ?? OverlayInode(id: id, isDirectory: false, lower: id < Self.upperInodeBit ? UInt32(id - 1) : nil,
                                                    inUpper: true, links: [])
@@ -205,6 +222,36 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         n.unlinked = false
         n.addLink(link)
         return n
+    }
+
+    /// The node number of an upper-only entry with upper inode `ino`.
+    func upperOnlyID(_ ino: UInt64) -> UInt64 {
+        if let alias = upperAlias[ino], !(nodes[alias]?.unlinked ?? false) { return alias }
+        let plain = Self.upperInodeBit | ino
+        if let old = nodes[plain], old.unlinked {
+            aliasCounter += 1
+            let alias = Self.upperInodeBit | Self.aliasBit | aliasCounter
+            upperAlias[ino] = alias
+            return alias
+        }
+        return plain
+    }
+
+    /// A node lost its last name in the view. Its upper inode number (if any) may now be
+    /// reused by the upper file system for an unrelated entry: forget what tied it to `n`.
+    func markUnlinked(_ n: OverlayInode, upperIno: UInt64?) {
+        n.unlinked = true
+        if !n.inUpper { n.unlinkedCtime = Self.now() }
+        guard let ino = upperIno else { return }
+        if copiedUp[ino] == n.id { copiedUp[ino] = nil }
+        if upperAlias[ino] == n.id { upperAlias[ino] = nil }
+        madeInUpper.remove(ino)
+    }
+
+    static func now() -> Timestamp {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        return Timestamp(seconds: Int64(t.tv_sec), nanoseconds: UInt32(t.tv_nsec))
     }
 
     /// The lower directory a `trusted.overlay.redirect` names: an absolute path from the lower
@@ -285,16 +332,34 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         if n.inUpper {
             let st = try upperStat(n)
             a = Self.attributes(st, id: n.id)
-            // A merged directory's subdirectories are not all in the upper: like overlayfs,
-            // report 1 ("unknown"), which tells find(1) not to count on it.
-            if n.isDirectory && n.lower != nil { a.nlink = 1 }
+            if let shield = ctimeShield[n.id], shield.upper.tv_sec == st.st_ctim.tv_sec, shield.upper.tv_nsec == st.st_ctim.tv_nsec {
+                a.ctime = shield.shown
+            }
+            if n.isDirectory, n.lower != nil, let fd = n.directoryFD { a.nlink = mergedLinkCount(n, upper: st, fd: fd) }
         } else {
             guard let l = n.lower else { throw FSError(EIO) }
             a = lower.attributes(l)
             a.inode = n.id
+            // Removing a name changes the file's ctime (ext4 does so even for the last name).
+            if let t = n.unlinkedCtime { a.ctime = t }
         }
         if n.unlinked { a.nlink = 0 }
         return a
+    }
+
+    /// A merged directory's link count as ext4 reports it (2 + its subdirectories): the upper's
+    /// count (its own subdirectories, whiteouts are not directories) plus the lower
+    /// subdirectories the upper neither replaces nor whites out. One fstatat per lower
+    /// subdirectory; no listing of the upper directory.
+    func mergedLinkCount(_ n: OverlayInode, upper st: stat, fd: Int32) -> UInt32 {
+        guard let l = n.lower else { return UInt32(st.st_nlink) }
+        var count = UInt32(st.st_nlink)
+        for child in tree.children[Int(l)] where tree.isDirectory[Int(child.inode)] {
+            do throws(FSError) {
+                if try Sys.statIfPresent(fd, Sys.name(Array(child.name))) == nil { count += 1 }
+            } catch {}
+        }
+        return count
     }
 
     static func attributes(_ st: stat, id: UInt64) -> NodeAttributes {

@@ -1,3 +1,4 @@
+import StrataFS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,6 +34,8 @@ final class OverlayInode {
     var orphanFD: Int32?
     /// Removed from the view while still known to the kernel or open: reports nlink 0.
     var unlinked = false
+    /// When a lower-only file was removed from the view (its ctime from then on).
+    var unlinkedCtime: Timestamp?
 
     init(id: UInt64, isDirectory: Bool, lower: UInt32?, inUpper: Bool, links: [Link]) {
         self.id = id

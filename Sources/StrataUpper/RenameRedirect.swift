@@ -54,13 +54,14 @@ extension OverlayFileSystem {
             if let target {
                 if target.isDirectory {
                     try clearWhiteouts(target)   // empty in the view; let the upper replace it
-                } else if target.inUpper, target.opens > 0, target.orphanFD == nil,
+                } else if target.inUpper, target.opens > 0 || target.lookups > 0, target.orphanFD == nil,
                           let st = try? Sys.stat(npfd, cto), st.st_nlink <= 1 {
                     target.orphanFD = try? Sys.pathFD(npfd, cto)
                 }
             } else if source.isDirectory, let st = try Sys.statIfPresent(npfd, cto), Overlay.isWhiteout(st) {
                 try Sys.unlinkat(npfd, cto)   // a directory cannot replace a device
             }
+            let targetIno = target?.inUpper == true ? (try? Sys.stat(npfd, cto)).map { UInt64($0.st_ino) } : nil
             let hidesLower = lowerChild(p, from) != nil
             if hidesLower {
                 do throws(FSError) {
@@ -75,7 +76,7 @@ extension OverlayFileSystem {
             }
             if let target {
                 target.removeLink(Link(parent: newParent, name: to))
-                if target.links.isEmpty { target.unlinked = true }
+                if target.links.isEmpty { markUnlinked(target, upperIno: targetIno) }
             }
             source.removeLink(Link(parent: parent, name: from))
             source.addLink(Link(parent: newParent, name: to))
