@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// config.json as people read it and tools diff it: sorted keys, indented, '/' unescaped,
 /// a final newline. The same spec always gives the same bytes.

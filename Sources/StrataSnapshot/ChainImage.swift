@@ -1,4 +1,4 @@
-import Foundation
+import StrataCommit
 import StrataOCI
 
 /// Chain images: a manifest (and config) listing a committed snapshot's layers from the root
@@ -21,25 +21,28 @@ enum ChainImage {
     /// everything but has only those diff_ids and the history entries up to them, so the
     /// image stays valid (history's non-empty entries match the layers).
     static func prefix(of image: ResolvedImage, count: Int, writer: ImageLayoutWriter) throws -> Descriptor {
-        guard var config = try JSONSerialization.jsonObject(with: Data(image.configBytes)) as? [String: Any] else {
+        guard case .object(var config) = try JSONCoding.decode(JSONValue.self, from: image.configBytes,
+                                                                what: "config \(image.configDescriptor.digest)") else {
             throw SnapshotError(.other, "config \(image.configDescriptor.digest): not a JSON object")
         }
-        var rootfs = config["rootfs"] as? [String: Any] ?? ["type": "layers"]
-        rootfs["diff_ids"] = image.layers.prefix(count).map { $0.diffID.description }
-        config["rootfs"] = rootfs
-        if let history = config["history"] as? [[String: Any]] {
-            var kept: [[String: Any]] = []
+        var rootfs: [String: JSONValue] = ["type": .string("layers")]
+        if case .object(let existing)? = config["rootfs"] { rootfs = existing }
+        rootfs["diff_ids"] = .array(image.layers.prefix(count).map { .string($0.diffID.description) })
+        config["rootfs"] = .object(rootfs)
+        if case .array(let history)? = config["history"] {
+            var kept: [JSONValue] = []
             var layers = 0
             for entry in history {
-                let empty = entry["empty_layer"] as? Bool ?? false
+                var empty = false
+                if case .object(let fields) = entry, case .bool(let flag)? = fields["empty_layer"] { empty = flag }
                 if !empty && layers == count { break }
                 kept.append(entry)
                 if !empty { layers += 1 }
             }
-            config["history"] = kept
+            config["history"] = .array(kept)
         }
-        let bytes = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys, .withoutEscapingSlashes])
-        let configDescriptor = try writer.writeBlob(Array(bytes), mediaType: MediaType.ociConfig)
+        let bytes = try JSONCoding.encode(JSONValue.object(config))
+        let configDescriptor = try writer.writeBlob(bytes, mediaType: MediaType.ociConfig)
         let layers = image.manifest.layers.prefix(count).map(ociLayer)
         var manifest = try writer.writeJSON(Manifest(config: configDescriptor, layers: Array(layers)),
                                             mediaType: MediaType.ociManifest)

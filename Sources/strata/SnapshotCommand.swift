@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import StrataBundle
 import StrataCodec
 import StrataFuse
@@ -171,7 +175,7 @@ enum SnapshotCommand {
         if let image = info.image { lines.append(("image", image)) }
         if let upper = info.upper { lines.append(("upper", upper)) }
         if let mountpoint = info.mountpoint { lines.append(("rootfs", mountpoint + (info.mounted == true ? " (mounted)" : " (not mounted)"))) }
-        for (name, value) in lines { print(name.padding(toLength: 9, withPad: " ", startingAt: 0) + value) }
+        for (name, value) in lines { print(name + String(repeating: " ", count: max(1, 9 - name.count)) + value) }
     }
 
     static func printJSON<T: Encodable>(_ value: T) throws {
