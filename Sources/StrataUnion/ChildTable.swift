@@ -1,60 +1,49 @@
-/// The (directory inode, name) → child map of the union tree: open addressing over flat arrays,
-/// so a lookup hashes the name once and touches a few cache lines, with no allocation per entry.
+/// The (directory inode, name) → child map of the union tree: open addressing over one flat
+/// array of 24-byte records, so a probe costs one cache line and an entry no allocation.
 /// Names are not copied: they point into the mapped layer indexes, which outlive the table.
-/// A removed name keeps its slot (its `position` is `dead`), so probing never needs tombstones
-/// and re-adding the same name reuses the slot.
+/// A removed name keeps its record (its `position` is `dead`), so probing needs no tombstones
+/// and re-adding the same name reuses the record.
 final class ChildTable {
+    struct Record {
+        var directory: UInt32      // `empty` for a free record
+        var length: UInt32
+        var name: UnsafeRawPointer?
+        var inode: UInt32
+        var position: UInt32       // index in the directory's child list, or `dead`
+    }
+
     static let empty = UInt32.max
     static let dead = UInt32.max
 
     private(set) var capacity: Int
     private(set) var count = 0
     private var mask: Int
-    private(set) var directories: UnsafeMutablePointer<UInt32>
-    private(set) var names: UnsafeMutablePointer<UnsafeRawPointer?>
-    private(set) var lengths: UnsafeMutablePointer<UInt32>
-    private(set) var hashes: UnsafeMutablePointer<UInt32>
-    /// The child's inode.
-    var inodes: UnsafeMutablePointer<UInt32>
-    /// Index of the slot in its directory's child list, or `dead` once hidden or replaced.
-    var positions: UnsafeMutablePointer<UInt32>
+    private(set) var records: UnsafeMutablePointer<Record>
+    /// After a growth, old slot → new slot, until the owner has renumbered its lists.
+    private(set) var remap: UnsafeMutablePointer<UInt32>? = nil
 
     init(expected: Int) {
         var c = 16
-        while c < expected + expected / 2 { c <<= 1 }
+        while c * 3 < expected * 4 { c <<= 1 }   // load factor at most 3/4
         capacity = c
         mask = c - 1
-        (directories, names, lengths, hashes, inodes, positions) = ChildTable.allocate(c)
+        records = ChildTable.allocate(c)
     }
 
-    deinit { free() }
-
-    private static func allocate(_ c: Int) -> (UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UnsafeRawPointer?>,
-                                               UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>,
-                                               UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>) {
-        let d = UnsafeMutablePointer<UInt32>.allocate(capacity: c)
-        d.initialize(repeating: empty, count: c)
-        let n = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: c)
-        n.initialize(repeating: nil, count: c)
-        let l = UnsafeMutablePointer<UInt32>.allocate(capacity: c)
-        l.initialize(repeating: 0, count: c)
-        let h = UnsafeMutablePointer<UInt32>.allocate(capacity: c)
-        h.initialize(repeating: 0, count: c)
-        let i = UnsafeMutablePointer<UInt32>.allocate(capacity: c)
-        i.initialize(repeating: 0, count: c)
-        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: c)
-        p.initialize(repeating: dead, count: c)
-        return (d, n, l, h, i, p)
+    deinit {
+        records.deallocate()
+        remap?.deallocate()
     }
 
-    private func free() {
-        directories.deallocate(); names.deallocate(); lengths.deallocate()
-        hashes.deallocate(); inodes.deallocate(); positions.deallocate()
+    private static func allocate(_ c: Int) -> UnsafeMutablePointer<Record> {
+        let r = UnsafeMutablePointer<Record>.allocate(capacity: c)
+        r.initialize(repeating: Record(directory: empty, length: 0, name: nil, inode: 0, position: dead), count: c)
+        return r
     }
 
     /// FNV-1a over the name, mixed with the directory: names are short, so this beats SipHash.
     @inline(__always)
-    static func hash(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> UInt32 {
+    static func hash(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> Int {
         var h: UInt32 = 0x811C_9DC5 ^ (directory &* 0x9E37_79B1)
         for byte in name {
             h = (h ^ UInt32(byte)) &* 0x0100_0193
@@ -62,18 +51,20 @@ final class ChildTable {
         h ^= h >> 15
         h = h &* 0x2C1B_3C6D
         h ^= h >> 12
-        return h
+        return Int(h)
     }
 
     /// The slot holding (directory, name), live or dead; nil if the name was never added.
     @inline(__always)
     func find(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> Int? {
-        let h = ChildTable.hash(directory, name)
-        var i = Int(h) & mask
+        var i = ChildTable.hash(directory, name) & mask
         while true {
-            let d = directories[i]
-            if d == ChildTable.empty { return nil }
-            if d == directory && hashes[i] == h && Int(lengths[i]) == name.count && same(names[i], name) { return i }
+            let r = records[i]
+            if r.directory == ChildTable.empty { return nil }
+            if r.directory == directory && Int(r.length) == name.count
+                && (name.count == 0 || memcmp(r.name!, name.baseAddress!, name.count) == 0) {
+                return i
+            }
             i = (i + 1) & mask
         }
     }
@@ -82,46 +73,41 @@ final class ChildTable {
     func slot(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> Int {
         if let found = find(directory, name) { return found }
         if (count + 1) * 4 > capacity * 3 { grow() }
-        let h = ChildTable.hash(directory, name)
-        var i = Int(h) & mask
-        while directories[i] != ChildTable.empty { i = (i + 1) & mask }
-        directories[i] = directory
-        names[i] = name.baseAddress
-        lengths[i] = UInt32(name.count)
-        hashes[i] = h
+        var i = ChildTable.hash(directory, name) & mask
+        while records[i].directory != ChildTable.empty { i = (i + 1) & mask }
+        records[i] = Record(directory: directory, length: UInt32(name.count), name: name.baseAddress,
+                            inode: 0, position: ChildTable.dead)
         count += 1
         return i
     }
 
     @inline(__always)
     func name(_ slot: Int) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: names[slot], count: Int(lengths[slot]))
+        UnsafeRawBufferPointer(start: records[slot].name, count: Int(records[slot].length))
     }
 
-    @inline(__always)
-    private func same(_ stored: UnsafeRawPointer?, _ name: UnsafeRawBufferPointer) -> Bool {
-        guard name.count > 0 else { return true }
-        return memcmp(stored!, name.baseAddress!, name.count) == 0
+    @inline(__always) func inode(_ slot: Int) -> UInt32 { records[slot].inode }
+    @inline(__always) func position(_ slot: Int) -> UInt32 { records[slot].position }
+    @inline(__always) func set(_ slot: Int, inode: UInt32, position: UInt32) {
+        records[slot].inode = inode
+        records[slot].position = position
     }
-
-    /// Slots move when the table grows: callers holding slot numbers get them remapped.
-    private(set) var remap: UnsafeMutablePointer<UInt32>? = nil
+    @inline(__always) func setPosition(_ slot: Int, _ position: UInt32) { records[slot].position = position }
 
     private func grow() {
-        let old = (directories, names, lengths, hashes, inodes, positions, capacity)
+        let old = records, oldCapacity = capacity
         capacity *= 2
         mask = capacity - 1
-        (directories, names, lengths, hashes, inodes, positions) = ChildTable.allocate(capacity)
-        let map = UnsafeMutablePointer<UInt32>.allocate(capacity: old.6)
-        for s in 0..<old.6 where old.0[s] != ChildTable.empty {
-            var i = Int(old.3[s]) & mask
-            while directories[i] != ChildTable.empty { i = (i + 1) & mask }
-            directories[i] = old.0[s]; names[i] = old.1[s]; lengths[i] = old.2[s]
-            hashes[i] = old.3[s]; inodes[i] = old.4[s]; positions[i] = old.5[s]
+        records = ChildTable.allocate(capacity)
+        let map = UnsafeMutablePointer<UInt32>.allocate(capacity: oldCapacity)
+        for s in 0..<oldCapacity where old[s].directory != ChildTable.empty {
+            let r = old[s]
+            var i = ChildTable.hash(r.directory, UnsafeRawBufferPointer(start: r.name, count: Int(r.length))) & mask
+            while records[i].directory != ChildTable.empty { i = (i + 1) & mask }
+            records[i] = r
             map[s] = UInt32(i)
         }
-        old.0.deallocate(); old.1.deallocate(); old.2.deallocate()
-        old.3.deallocate(); old.4.deallocate(); old.5.deallocate()
+        old.deallocate()
         remap?.deallocate()
         remap = map
     }

@@ -32,7 +32,7 @@ public final class UnionTree: @unchecked Sendable {
         public var endIndex: Int { slots.count }
         public subscript(i: Int) -> Child {
             let s = Int(slots[i])
-            return Child(name: table.name(s), inode: table.inodes[s])
+            return Child(name: table.name(s), inode: table.inode(s))
         }
     }
 
@@ -62,7 +62,7 @@ public final class UnionTree: @unchecked Sendable {
     public init(layers: [LayerIndex]) throws {
         self.layers = layers
         let total = layers.reduce(0) { $0 + $1.entryCount }
-        table = ChildTable(expected: total + total / 8 + 16)
+        table = ChildTable(expected: total + total / 16 + 16)
         sources.reserveCapacity(total + 16)
         _ = newInode(Source(layer: 0, entry: Source.implied), directory: true, parent: 0)
         for (number, layer) in layers.enumerated() {
@@ -76,13 +76,13 @@ public final class UnionTree: @unchecked Sendable {
     /// The inode named `name` in directory `directory`, if any.
     @inline(__always)
     public func lookup(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> UInt32? {
-        guard let s = table.find(directory, name), table.positions[s] != ChildTable.dead else { return nil }
-        return table.inodes[s]
+        guard let s = table.find(directory, name), table.position(s) != ChildTable.dead else { return nil }
+        return table.inode(s)
     }
 
     /// Hides a name (whiteout, replacement): its slot stays, marked dead.
     private func unlink(_ directory: UInt32, _ name: UnsafeRawBufferPointer) {
-        if let s = table.find(directory, name) { table.positions[s] = ChildTable.dead }
+        if let s = table.find(directory, name) { table.setPosition(s, ChildTable.dead) }
     }
 
     public func entry(of inode: UInt32) -> IndexEntry? {
@@ -104,14 +104,22 @@ public final class UnionTree: @unchecked Sendable {
     }
 
     private func link(_ directory: UInt32, _ name: UnsafeRawBufferPointer, _ inode: UInt32) {
+        link(directory, slot: reserve(directory, name), inode)
+    }
+
+    /// The table slot for a name in a directory, created (dead) if new.
+    private func reserve(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> Int {
         let s = table.slot(directory, name)
         if let map = table.remap {
             // The table grew and its slots moved: renumber every list once.
             for i in lists.indices { for j in lists[i].indices { lists[i][j] = map[Int(lists[i][j])] } }
             table.clearRemap()
         }
-        table.inodes[s] = inode
-        table.positions[s] = UInt32(lists[Int(directory)].count)
+        return s
+    }
+
+    private func link(_ directory: UInt32, slot s: Int, _ inode: UInt32) {
+        table.set(s, inode: inode, position: UInt32(lists[Int(directory)].count))
         lists[Int(directory)].append(UInt32(s))
     }
 
@@ -128,7 +136,7 @@ public final class UnionTree: @unchecked Sendable {
                 unlink(dir, e.name)
             } else {
                 guard let dir = try resolveDirectory(e.path, create: false, layerName: layerName, entryPath: e.path) else { continue }
-                for s in lists[Int(dir)] { table.positions[Int(s)] = ChildTable.dead }
+                for s in lists[Int(dir)] { table.setPosition(Int(s), ChildTable.dead) }
                 lists[Int(dir)].removeAll(keepingCapacity: true)
             }
         }
@@ -156,8 +164,9 @@ public final class UnionTree: @unchecked Sendable {
                 lastParent = parentPath
                 lastDirectory = resolved
             }
-            let name = e.name
-            let existing = lookup(dir, name)
+            // One probe of the table per entry: the slot is found or reserved once.
+            let slot = reserve(dir, e.name)
+            let existing: UInt32? = table.position(slot) != ChildTable.dead ? table.inode(slot) : nil
             if kind == .directory, let existing, isDirectory[Int(existing)] {
                 sources[Int(existing)] = source   // dir over dir: merge, upper metadata
                 continue
@@ -166,11 +175,11 @@ public final class UnionTree: @unchecked Sendable {
             if kind == .hardlink {
                 let target = try resolveHardlink(e.linkTarget, layerName: layerName, entryPath: e.path)
                 if let existing, existing == target { continue }   // a link onto itself
-                link(dir, name, target)
+                link(dir, slot: slot, target)
                 continue
             }
             let inode = newInode(source, directory: kind == .directory, parent: dir)
-            link(dir, name, inode)
+            link(dir, slot: slot, inode)
         }
     }
 
@@ -252,10 +261,10 @@ public final class UnionTree: @unchecked Sendable {
             var live: [UInt32] = []
             live.reserveCapacity(lists[Int(dir)].count)
             var subdirectories: UInt32 = 0
-            for (i, s) in lists[Int(dir)].enumerated() where table.positions[Int(s)] == UInt32(i) {
-                table.positions[Int(s)] = UInt32(live.count)
+            for (i, s) in lists[Int(dir)].enumerated() where table.position(Int(s)) == UInt32(i) {
+                table.setPosition(Int(s), UInt32(live.count))
                 live.append(s)
-                let child = table.inodes[Int(s)]
+                let child = table.inode(Int(s))
                 if isDirectory[Int(child)] {
                     subdirectories += 1
                     parent[Int(child)] = dir
