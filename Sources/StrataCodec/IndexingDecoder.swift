@@ -112,7 +112,7 @@ public final class IndexingDecoder {
 
     deinit { out.deallocate() }
 
-    private static let isalFromEnvironment: Bool = {
+    static let isalFromEnvironment: Bool = {
         guard let value = getenv("STRATA_GZIP_INFLATE") else { return true }
         return String(cString: value) != "zlib"
     }()

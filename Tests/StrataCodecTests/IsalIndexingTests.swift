@@ -37,10 +37,17 @@ import StrataSystem
                    hashed: hasher.finalize(), consumed: decoder.compressedBytesConsumed)
     }
 
-    /// Each checkpoint resumes to the right bytes: from its start, and with a skip.
+    /// Each checkpoint resumes to the right bytes, with zlib and with isa-l: from its start, and with a skip.
     static func expectCheckpointsWork(_ checkpoints: [Checkpoint], _ file: TempFile, _ input: [UInt8],
                                       sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let decoder = SpanDecoder(compression: .gzip)
+        for isal in [false, true] {
+            try expectCheckpointsWork(checkpoints, file, input, decoder: SpanDecoder(compression: .gzip, useIsal: isal),
+                                      sourceLocation: sourceLocation)
+        }
+    }
+
+    static func expectCheckpointsWork(_ checkpoints: [Checkpoint], _ file: TempFile, _ input: [UInt8], decoder: SpanDecoder,
+                                      sourceLocation: SourceLocation) throws {
         #expect(checkpoints.first?.uncompressedOffset == 0, sourceLocation: sourceLocation)
         for (a, b) in zip(checkpoints, checkpoints.dropFirst()) {
             #expect(b.uncompressedOffset > a.uncompressedOffset && b.compressedOffset > a.compressedOffset,
