@@ -6,7 +6,7 @@ import PackageDescription
 //   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash, StrataSystem
 //   StrataSnapshot (snapshot store) → StrataCommit, StrataIndex, StrataOCI; it mounts through the CLI
 // C libraries stay at the edge: CFuse only in StrataFuse, CZlib/CZstd/CIsal only in
-// StrataCodec, CCrypto only in StrataHash.
+// StrataCodec, CCrypto only in StrataHash, CLinux only in StrataSystem (its LinuxCalls).
 let package = Package(
     name: "Strata",
     platforms: [.macOS(.v13)],
@@ -24,8 +24,10 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CIsal", path: "Sources/CIsal", pkgConfig: "libisal",
                        providers: [.apt(["libisal-dev"])]),
+        // Linux calls Swift's Glibc module lacks (xattrs, renameat2, O_PATH...): headers only.
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
 
-        .target(name: "StrataSystem"),
+        .target(name: "StrataSystem", dependencies: ["CLinux"]),
         .target(name: "StrataHash", dependencies: ["CCrypto"]),
         .target(name: "StrataCodec", dependencies: ["CZlib", "CZstd", "CIsal", "StrataSystem"]),
         .target(name: "StrataTar", dependencies: ["StrataSystem"]),

@@ -8,15 +8,35 @@ import Glibc
 /// The copy is built in the work directory (same file system) with its data, owner, mode,
 /// xattrs and times, then renamed into place: a crash leaves either no copy or a whole one.
 /// Caller holds the lock.
+///
+/// A regular file's data is streamed with the lock released (a big file would otherwise stall
+/// every other request of the mount): the node is marked `copyingUp` meanwhile, and another
+/// request that needs it copied up waits for the first instead of copying it again. So
+/// `copyUp` may release the lock: callers call it before they look anything else up.
 extension OverlayFileSystem {
     static let copyChunk = 1 << 20
 
+    /// Tests only: STRATA_TEST_COPYUP_DELAY_MS=N sleeps N ms after each chunk a copy-up
+    /// streams, so a test can watch other requests proceed while one is in progress.
+    static let copyUpDelay: UInt32 = {
+        guard let value = getenv("STRATA_TEST_COPYUP_DELAY_MS"), let ms = UInt32(String(cString: value)) else { return 0 }
+        return ms
+    }()
+
     /// Makes sure `n` has an upper object. `dataLimit` copies at most that many bytes (a
-    /// truncation follows, so the rest need not be read).
+    /// truncation follows, so the rest need not be read). May release the lock meanwhile (for a
+    /// regular file's data, or to wait for another request's copy-up of `n`).
     func copyUp(_ n: OverlayInode, dataLimit: UInt64? = nil) throws(FSError) {
+        while !n.inUpper && n.copyingUp { waitForCopyUpEnd() }
         if n.inUpper { return }
         if n.isDirectory { _ = try copyUpDirectory(n); return }
         try copyUpFile(n, dataLimit: dataLimit)
+    }
+
+    /// Whether `copyUp(n)` may release the lock: requests that look things up before copying a
+    /// node up (rename, unlink) do this copy-up first and start over.
+    func copyUpReleasesLock(_ n: OverlayInode) -> Bool {
+        !n.inUpper && !n.isDirectory
     }
 
     /// The upper directory of `dir`, copying it and its missing ancestors up (top-down, so no
@@ -122,19 +142,18 @@ extension OverlayFileSystem {
     /// Copies a file, symlink or special file up. A lower file with several names is copied once
     /// and the copy is linked under each of its names the view still shows, so a write through
     /// one name is seen through all of them.
+    ///
+    /// A regular file's data goes into the work file with the lock released; the names, the
+    /// parents and the node's state are looked at only after that, with the lock held again.
     func copyUpFile(_ n: OverlayInode, dataLimit: UInt64?) throws(FSError) {
-        guard let l = n.lower, let primary = n.links.first, let primaryParent = nodes[primary.parent] else { throw FSError(ESTALE) }
-        var places: [Link] = [primary]
-        if tree.nlink[Int(l)] > 1 {
-            for (d, name) in lowerNames(of: l) {
-                guard let dir = viewDirectory(lowerDirectory: d),
-                      let other = try? resolve(dir, name), other === n, !other.inUpper else { continue }
-                let link = Link(parent: dir.id, name: name)
-                if !places.contains(link) { places.append(link) }
-            }
-        }
+        guard let l = n.lower, !n.links.isEmpty else { throw FSError(ESTALE) }
         let a = lower.attributes(l)
         let temp = tempName()
+        n.copyingUp = true
+        defer {
+            n.copyingUp = false
+            signalCopyUpEnd()
+        }
         do throws(FSError) {
             switch a.mode & UInt32(S_IFMT) {
             case UInt32(S_IFREG):
@@ -144,6 +163,18 @@ extension OverlayFileSystem {
                 try Sys.symlinkat(Sys.name(target), workFD, temp)
             default:
                 try Sys.mknodat(workFD, temp, mode_t(a.mode & UInt32(S_IFMT)) | 0o600, dev_t(a.rdev))
+            }
+            // Removed from the view while its data was copied (its last name unlinked, or
+            // renamed over): nothing to put in place.
+            guard let primary = n.links.first, let primaryParent = nodes[primary.parent] else { throw FSError(ESTALE) }
+            var places: [Link] = [primary]
+            if tree.nlink[Int(l)] > 1 {
+                for (d, name) in lowerNames(of: l) {
+                    guard let dir = viewDirectory(lowerDirectory: d),
+                          let other = try? resolve(dir, name), other === n, !other.inUpper else { continue }
+                    let link = Link(parent: dir.id, name: name)
+                    if !places.contains(link) { places.append(link) }
+                }
             }
             try copyMetadata(from: l, toDirectory: workFD, name: temp)
             // Every other name first (links of the complete copy), the first name last.
@@ -169,13 +200,20 @@ extension OverlayFileSystem {
         n.inUpper = true
     }
 
-    /// Streams a lower file's bytes into a new work file, a chunk at a time. Chunks of zeros in
-    /// a sparse file stay holes.
+    /// Streams a lower file's bytes into a new work file, a chunk at a time, with the lock
+    /// released (the work file is created with it held). Chunks of zeros in a sparse file stay
+    /// holes.
     func copyData(_ l: UInt32, size: UInt64, to temp: [CChar]) throws(FSError) {
         let fd = try Sys.openat(workFD, temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         defer { close(fd) }
         let sparse = lower.tree.entry(of: l)?.isSparse ?? false
         _ = try Sys.check { ftruncate(fd, off_t(size)) }
+        if size == 0 { return }
+        try withoutLock { () throws(FSError) in try streamData(l, size: size, sparse: sparse, to: fd) }
+    }
+
+    /// The data part of `copyData`: the layers and the work file only, no table state.
+    private func streamData(_ l: UInt32, size: UInt64, sparse: Bool, to fd: Int32) throws(FSError) {
         var offset: UInt64 = 0
         var failure: FSError?
         while offset < size && failure == nil {
@@ -193,6 +231,7 @@ extension OverlayFileSystem {
             }
             if got == 0 { break }
             offset += UInt64(got)
+            if Self.copyUpDelay > 0 { usleep(Self.copyUpDelay * 1000) }
         }
         if let failure { throw failure }
     }

@@ -137,11 +137,14 @@ extension OverlayFileSystem {
         try locked { () throws(FSError) in
             let p = try directory(parent)
             let nameBytes = Array(name)
-            let target = try resolve(p, nameBytes)
-            if target.isDirectory { throw FSError(EISDIR) }
+            var target = try resolve(p, nameBytes)
             // A lower file with other names: copy it up first, so those names keep it and the
-            // upper's link count stays right.
-            if !target.inUpper, let l = target.lower, tree.nlink[Int(l)] > 1 { try copyUp(target) }
+            // upper's link count stays right. The copy releases the lock: look the name up again.
+            while !target.isDirectory, !target.inUpper, let l = target.lower, tree.nlink[Int(l)] > 1 {
+                try copyUp(target)
+                target = try resolve(p, nameBytes)
+            }
+            if target.isDirectory { throw FSError(EISDIR) }
             let pfd = try copyUpDirectory(p)
             let cname = Sys.name(nameBytes)
             let hidesLower = lowerChild(p, nameBytes) != nil

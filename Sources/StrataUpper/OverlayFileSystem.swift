@@ -16,7 +16,8 @@ public struct UpperError: Error, CustomStringConvertible, Sendable {
 ///
 /// One lock guards the inode table and every change to the upper directory, so a lookup never
 /// sees half of a rename. File data does not take it: reads and writes of open files go straight
-/// to their descriptors (or to the layers, for a file never copied up).
+/// to their descriptors (or to the layers, for a file never copied up), and a copy-up streams a
+/// file's data into the work directory with the lock released (see `copyUpFile`).
 public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     public let lower: ImageFileSystem
     let tree: UnionTree
@@ -26,6 +27,8 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     /// Held for the life of the mount: flock on the upper directory and on WORK/strata.lock.
     private let lockFDs: [Int32]
     private var mutex = pthread_mutex_t()
+    /// Signalled (with the lock held) when a copy-up that ran without the lock ends.
+    private var copyUpEnded = pthread_cond_t()
 
     var nodes: [UInt64: OverlayInode] = [:]
     /// Upper st_ino → node, for files copied up (they keep their lower number).
@@ -93,6 +96,7 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         workFD = scratch
         lockFDs = fds
         pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&copyUpEnded, nil)
         Self.raiseDescriptorLimit()
         let root = OverlayInode(id: Self.rootID, isDirectory: true, lower: 0, inUpper: true, links: [])
         root.directoryFD = Glibc.dup(upperFD)
@@ -106,6 +110,7 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         close(upperFD); close(workFD)
         for fd in lockFDs { close(fd) }
         pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&copyUpEnded)
     }
 
     /// Each directory of the view that the kernel knows holds a descriptor: allow many.
@@ -122,6 +127,25 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         return try body()
+    }
+
+    /// Runs `body` with the lock released; the caller holds it, and holds it again afterwards.
+    /// Whatever the caller looked up under the lock may have changed by then.
+    func withoutLock<T>(_ body: () throws(FSError) -> T) throws(FSError) -> T {
+        pthread_mutex_unlock(&mutex)
+        defer { pthread_mutex_lock(&mutex) }
+        return try body()
+    }
+
+    /// Waits (the lock released meanwhile) until some copy-up in progress ends. Caller holds
+    /// the lock and checks again what it waits for: the one that ended may be another's.
+    func waitForCopyUpEnd() {
+        pthread_cond_wait(&copyUpEnded, &mutex)
+    }
+
+    /// Wakes the requests waiting for a copy-up. Caller holds the lock.
+    func signalCopyUpEnd() {
+        pthread_cond_broadcast(&copyUpEnded)
     }
 
     func nextHandleID() -> UInt64 {
@@ -286,7 +310,7 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
 
     /// Drops a node the kernel no longer knows and nobody has open.
     func dropIfUnused(_ n: OverlayInode) {
-        guard n.id != Self.rootID, n.lookups == 0, n.opens == 0 else { return }
+        guard n.id != Self.rootID, n.lookups == 0, n.opens == 0, !n.copyingUp else { return }
         n.closeDescriptors()
         nodes[n.id] = nil
     }

@@ -36,6 +36,10 @@ final class OverlayInode {
     var unlinked = false
     /// When a lower-only file was removed from the view (its ctime from then on).
     var unlinkedCtime: Timestamp?
+    /// A copy-up of this file is streaming its data without the table lock. Another request
+    /// that needs this node copied up waits for it (`OverlayFileSystem.copyUp`); so do those
+    /// that would change its names.
+    var copyingUp = false
 
     init(id: UInt64, isDirectory: Bool, lower: UInt32?, inUpper: Bool, links: [Link]) {
         self.id = id

@@ -1,4 +1,5 @@
 import StrataFS
+import StrataSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -85,24 +86,24 @@ enum Sys {
     }
 
     // Linux constants glibc declares only under _GNU_SOURCE, which Swift's Glibc module lacks.
-    static let atEmptyPath: Int32 = 0x1000
-    static let oPath: Int32 = 0o10000000
-    static let noAccessTime: Int32 = 0o1000000
+    static let atEmptyPath = LinuxCalls.atEmptyPath
+    static let oPath = LinuxCalls.openPath
+    static let noAccessTime = LinuxCalls.openNoAccessTime
 
     static func fallocate(_ fd: Int32, _ mode: Int32, _ offset: UInt64, _ length: UInt64) throws(FSError) {
-        _ = try check { GnuCalls.fallocate(fd, mode, Int(offset), Int(length)) }
+        _ = try check { LinuxCalls.fallocate(fd, mode, Int64(offset), Int64(length)) }
     }
 
-    static let renameNoReplace: UInt32 = 1
-    static let renameExchange: UInt32 = 2
-    static let renameWhiteout: UInt32 = 4
+    static let renameNoReplace = LinuxCalls.renameNoReplace
+    static let renameExchange = LinuxCalls.renameExchange
+    static let renameWhiteout = LinuxCalls.renameWhiteout
 
     static func renameat(_ fromDir: Int32, _ from: [CChar], _ toDir: Int32, _ to: [CChar], flags: UInt32 = 0) throws(FSError) {
         if flags == 0 {
             _ = try check { Glibc.renameat(fromDir, from, toDir, to) }
             return
         }
-        _ = try check { GnuCalls.renameat2(fromDir, from, toDir, to, flags) }
+        _ = try check { LinuxCalls.renameat2(fromDir, from, toDir, to, flags) }
     }
 
     static func fchownat(_ dir: Int32, _ name: [CChar], _ uid: uid_t, _ gid: gid_t) throws(FSError) {
@@ -132,14 +133,11 @@ enum Sys {
 
     static func getxattr(_ fd: Int32, _ name: String) throws(FSError) -> [UInt8] {
         let path = procPath(fd)
-        while true {
-            let size = try check { GnuCalls.getxattr(path, name, nil, 0) }
-            var value = [UInt8](repeating: 0, count: size)
-            let n = value.withUnsafeMutableBytes { GnuCalls.getxattr(path, name, $0.baseAddress, $0.count) }
-            if n >= 0 { return Array(value[0..<n]) }
-            if errno == ERANGE { continue }   // grew in between
-            throw FSError(errno)
-        }
+        do throws(SystemError) {
+            return try LinuxCalls.sizedXattrQuery(operation: "getxattr", absentWhen: []) { buffer, size in
+                LinuxCalls.getxattr(path, name, buffer, size)
+            } ?? []
+        } catch { throw FSError(error.code) }
     }
 
     static func getxattrIfPresent(_ fd: Int32, _ name: String) -> [UInt8]? {
@@ -147,28 +145,27 @@ enum Sys {
     }
 
     static func setxattr(_ fd: Int32, _ name: String, _ value: UnsafeRawBufferPointer, _ flags: Int32) throws(FSError) {
-        _ = try check { GnuCalls.setxattr(procPath(fd), name, value.baseAddress, value.count, flags) }
+        _ = try check { LinuxCalls.setxattr(procPath(fd), name, value.baseAddress, value.count, flags) }
     }
 
     static func setxattr(_ fd: Int32, _ name: String, _ value: [UInt8]) throws(FSError) {
-        let r = value.withUnsafeBytes { GnuCalls.setxattr(procPath(fd), name, $0.baseAddress, $0.count, 0) }
+        let r = value.withUnsafeBytes { LinuxCalls.setxattr(procPath(fd), name, $0.baseAddress, $0.count, 0) }
         if r < 0 { throw FSError(errno) }
     }
 
     static func removexattr(_ fd: Int32, _ name: String) throws(FSError) {
-        _ = try check { GnuCalls.removexattr(procPath(fd), name) }
+        _ = try check { LinuxCalls.removexattr(procPath(fd), name) }
     }
 
     static func listxattr(_ fd: Int32) throws(FSError) -> [String] {
         let path = procPath(fd)
-        while true {
-            let size = try check { GnuCalls.listxattr(path, nil, 0) }
-            if size == 0 { return [] }
-            var buffer = [CChar](repeating: 0, count: size)
-            let n = GnuCalls.listxattr(path, &buffer, size)
-            if n < 0 { if errno == ERANGE { continue }; throw FSError(errno) }
-            return buffer[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
-        }
+        let list: [UInt8]?
+        do throws(SystemError) {
+            list = try LinuxCalls.sizedXattrQuery(operation: "listxattr", absentWhen: []) { buffer, size in
+                LinuxCalls.listxattr(path, buffer, size)
+            }
+        } catch { throw FSError(error.code) }
+        return (list ?? []).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
     // MARK: directories

@@ -1,4 +1,5 @@
 import StrataFS
+import StrataSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,6 +43,6 @@ enum Overlay {
     }
 
     static func removeRedirect(_ dirFD: Int32) {
-        _ = GnuCalls.removexattr(Sys.procPath(dirFD), redirectXattr)
+        _ = LinuxCalls.removexattr(Sys.procPath(dirFD), redirectXattr)
     }
 }

@@ -147,9 +147,7 @@ enum Operation: CustomStringConvertible {
             if lstat(at(p), &st) == 0 && st.st_mode & S_IFMT == S_IFLNK { return 0 }
             return result(Glibc.chmod(at(p), m))
         case .setxattr(let p, let v):
-            typealias F = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeRawPointer?, Int, Int32) -> Int32
-            let f = unsafeBitCast(dlsym(dlopen(nil, RTLD_NOW), "lsetxattr")!, to: F.self)
-            return result(f(at(p), "user.d", v, v.utf8.count, 0))
+            return result(LinuxCalls.lsetxattr(at(p), "user.d", v, v.utf8.count, 0))
         }
     }
 }

@@ -17,7 +17,8 @@ final class UpperFixture {
 
     /// The image: files, a hardlink pair, a symlink, xattrs, owners, a setgid directory, a
     /// 3 MB file, a directory tree (d/e/f) and a second layer that deletes and adds.
-    init() throws {
+    /// `extraLower` is more shell run in the first layer's rootfs.
+    init(extraLower: String = "") throws {
         temp = try TempDirectory(prefix: "strata-test-upper-")
         layout = temp.child("img")
         cache = temp.child("cache")
@@ -37,6 +38,7 @@ final class UpperFixture {
         printf u > home/u/file; chown -R 1000:1000 home/u; chmod 0640 home/u/file
         chgrp 50 sg; chmod 2775 sg
         touch -d @1000000000 etc/hosts d/e/f
+        \(extraLower)
         """)
         try Umoci.repack(layout: layout, tag: "t", bundle: bundle)
         try sh("cd '\(bundle)/rootfs' && rm -rf keep/x && printf second > second")
@@ -44,9 +46,10 @@ final class UpperFixture {
         try Umoci.removeBundle(bundle)
     }
 
-    func mount(upper: String? = nil, extra: [String] = []) throws {
+    func mount(upper: String? = nil, extra: [String] = [], environment: [String: String] = [:]) throws {
         guardian = try MountGuard(image: "\(layout):t", mountpoint: mountpoint,
-                                  extraArgs: ["--cache", cache, "--upper", upper ?? self.upper] + extra)
+                                  extraArgs: ["--cache", cache, "--upper", upper ?? self.upper] + extra,
+                                  environment: environment)
     }
 
     func unmount() throws {

@@ -125,9 +125,7 @@ import StrataTestSupport
     }
 }
 
-/// renameat2 through libc (Swift's Glibc module does not declare it). Returns 0 or the errno.
+/// renameat2 (Swift's Glibc module does not declare it). Returns 0 or the errno.
 func renameat2(_ from: String, _ to: String, _ flags: UInt32) -> Int32 {
-    typealias F = @convention(c) (Int32, UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, UInt32) -> Int32
-    let f = unsafeBitCast(dlsym(dlopen(nil, RTLD_NOW), "renameat2")!, to: F.self)
-    return f(AT_FDCWD, from, AT_FDCWD, to, flags) == 0 ? 0 : errno
+    LinuxCalls.renameat2(AT_FDCWD, from, AT_FDCWD, to, flags) == 0 ? 0 : errno
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 
 /// Runs one scenario's system calls in a directory and records what they did, in a form that
 /// does not depend on where it ran: errno names, stat fields, inode numbers replaced by the
@@ -67,17 +68,15 @@ final class PosixTrace {
         return l
     }
 
-    static let oPath: Int32 = 0o10000000
-    static let atEmptyPath: Int32 = 0x1000
-    static let statxForceSync: Int32 = 0x2000
-    private typealias Statx = @convention(c) (Int32, UnsafePointer<CChar>?, Int32, UInt32, UnsafeMutableRawPointer?) -> Int32
-    nonisolated(unsafe) private static let statxCall = unsafeBitCast(dlsym(dlopen(nil, RTLD_NOW), "statx")!, to: Statx.self)
+    static let oPath = LinuxCalls.openPath
+    static let atEmptyPath = LinuxCalls.atEmptyPath
+    static let statxForceSync = LinuxCalls.statxForceSync
 
     /// Asks the file system itself, not a cache: a FUSE mount's kernel keeps attributes for a
     /// while (attr_timeout), and what the daemon answers is what everyone sees after it.
     static func refresh(_ dirfd: Int32, _ path: String, _ flags: Int32) {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        _ = buffer.withUnsafeMutableBytes { statxCall(dirfd, path, flags | statxForceSync, 0x7ff, $0.baseAddress) }
+        var buffer = [UInt8](repeating: 0, count: LinuxCalls.statxSize)
+        _ = buffer.withUnsafeMutableBytes { LinuxCalls.statx(dirfd, path, flags | statxForceSync, LinuxCalls.statxBasicStats, $0.baseAddress!) }
     }
 
     /// lstat (or stat, following symlinks), recorded.
