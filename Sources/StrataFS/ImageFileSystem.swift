@@ -21,6 +21,10 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
         totalBytes = total
     }
 
+    /// Bytes of layer data decoded so far (gzip and zstd spans): what serving the mount has
+    /// cost, against the image's total.
+    public var inflatedBytes: UInt64 { layers.first?.cache.decodedBytes ?? 0 }
+
     // FUSE inode numbers are tree inodes + 1: the root is FUSE_ROOT_ID (1).
     @inline(__always) private func node(_ fuseInode: UInt64) throws(FSError) -> UInt32 {
         guard fuseInode >= 1, fuseInode <= UInt64(tree.inodeCount) else { throw FSError(ESTALE) }

@@ -12,7 +12,8 @@ public final class LayerData: @unchecked Sendable {
     public let index: LayerIndex
     public let blob: LayerBlob
     let number: Int
-    private let cache: SpanCache
+    /// The span cache this layer decodes into (shared by the layers of a mount).
+    public let cache: SpanCache
     private let blobFile: FileDescriptor
     private let copyPath: String
     private var copyFile: FileDescriptor?

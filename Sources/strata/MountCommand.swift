@@ -22,13 +22,15 @@ enum MountCommand {
       --platform P       platform to pick from an image index (default: this host's)
       --allow-other      let other users (a runtime running as another user) see the mount
       --foreground       stay in the foreground; SIGINT or SIGTERM unmounts and exits
+      --stats FILE       at unmount, write what serving cost to FILE (JSON: bytes of layer data
+                         inflated, the image's compressed and uncompressed sizes)
       --upper DIR        mount writable: every change goes to DIR (created if missing), in kernel
                          overlayfs's upper-directory format; the image stays untouched. A DIR from
                          an earlier mount is reused. One mount at a time per DIR.
       --work DIR         scratch directory for copy-ups, on DIR's file system (default: DIR.work)
     """
 
-    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--upper", "--work"],
+    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work"],
                                      flags: ["--allow-other", "--foreground"])
 
     static func run(_ args: ArraySlice<String>) throws -> Int32 {
@@ -48,6 +50,7 @@ enum MountCommand {
             if a.has("--allow-other") { childArgs.append("--allow-other") }
             if let u = a["--upper"] { childArgs += ["--upper", absolute(u)] }
             if let w = a["--work"] { childArgs += ["--work", absolute(w)] }
+            if let s = a["--stats"] { childArgs += ["--stats", absolute(s)] }
             childArgs += [absoluteReference(reference), mountpoint]
             let child = try Daemon.spawnDetached(arguments: childArgs)
             switch Daemon.waitReady(child.readiness) {
@@ -86,6 +89,12 @@ enum MountCommand {
             try server.run(onReady: {
                 if let ready { Daemon.reportReady(fd: ready) }
             })
+            if let statsPath = a["--stats"] {
+                let compressed = blobs.reduce(UInt64(0)) { $0 + $1.size }
+                let uncompressed = opened.fileSystem.layers.reduce(UInt64(0)) { $0 + $1.index.uncompressedSize }
+                let json = "{\"inflatedBytes\":\(opened.fileSystem.inflatedBytes),\"compressedBytes\":\(compressed),\"uncompressedBytes\":\(uncompressed)}\n"
+                try? FileIO.writeAtomically(statsPath, Array(json.utf8))
+            }
             return 0
         } catch {
             if let ready {
