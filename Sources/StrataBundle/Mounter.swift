@@ -21,11 +21,14 @@ public struct StrataProcessMounter: Mounter {
     public var executable: String
     public var cache: String?
     public var platform: String?
+    /// Passed on as `strata mount --stats`: what serving the rootfs cost, written at unmount.
+    public var stats: String?
 
-    public init(executable: String = "/proc/self/exe", cache: String? = nil, platform: String? = nil) {
+    public init(executable: String = "/proc/self/exe", cache: String? = nil, platform: String? = nil, stats: String? = nil) {
         self.executable = executable
         self.cache = cache
         self.platform = platform
+        self.stats = stats
     }
 
     /// The arguments of `strata mount`. The mount must be seen by the container's user,
@@ -34,6 +37,7 @@ public struct StrataProcessMounter: Mounter {
         var args = ["mount", "--allow-other"]
         if let cache { args += ["--cache", cache] }
         if let platform { args += ["--platform", platform] }
+        if let stats { args += ["--stats", stats] }
         if let upper {
             args += ["--upper", upper]
             if let work { args += ["--work", work] }

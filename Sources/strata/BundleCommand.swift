@@ -27,6 +27,8 @@ enum BundleCommand {
                        --remove, its work directory DIR.work beside it) instead of
                        BUNDLE/upper (with BUNDLE/work)
       --read-only      no upper: the root filesystem is read-only (root.readonly is true)
+      --stats FILE     at unmount, the mount writes what serving the rootfs cost to FILE
+                       (JSON: bytes of layer data inflated, image sizes)
       --remove         unmount BUNDLE/rootfs and remove what strata bundle made there:
                        config.json, rootfs, BUNDLE/upper and BUNDLE/work, and BUNDLE itself
                        if it made it.
@@ -34,14 +36,14 @@ enum BundleCommand {
                        (runc delete ID).
     """
 
-    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--upper"],
+    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--upper", "--stats"],
                                      flags: ["--read-only", "--remove"])
 
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, spec: spec)
         if a.has("--remove") {
             guard a.positionals.count == 1 else { throw CLIError("bundle --remove needs one BUNDLE (see strata bundle --help)") }
-            for option in ["--cache", "--platform", "--upper"] where a[option] != nil {
+            for option in ["--cache", "--platform", "--upper", "--stats"] where a[option] != nil {
                 throw CLIError("option \(option) does not go with --remove")
             }
             guard !a.has("--read-only") else { throw CLIError("option --read-only does not go with --remove") }
@@ -62,7 +64,8 @@ enum BundleCommand {
         } else {
             .inBundle
         }
-        let mounter = StrataProcessMounter(cache: a["--cache"].map(MountCommand.absolute), platform: a["--platform"])
+        let mounter = StrataProcessMounter(cache: a["--cache"].map(MountCommand.absolute), platform: a["--platform"],
+                                           stats: a["--stats"].map(MountCommand.absolute))
         let request = BundleBuilder.Request(image: reference, config: image.config,
                                             manifestDigest: image.manifestDigest.description,
                                             directory: directory, upper: upper)
