@@ -91,7 +91,8 @@ public final class LayerData: @unchecked Sendable {
             let checkpoint = try index.checkpoint(i)
             let end = index.spanEnd(i)
             let span = DecodedSpan(start: checkpoint.uncompressedOffset, count: Int(end - checkpoint.uncompressedOffset))
-            let decoder = SpanDecoder(compression: index.compression)
+            let decoder = LayerData.decoders.take(index.compression)
+            defer { LayerData.decoders.give(decoder, index.compression) }
             let want = Int(end - checkpoint.uncompressedOffset)
             let n: Int
             do {
@@ -133,6 +134,10 @@ public final class LayerData: @unchecked Sendable {
         }
     }
 
+    /// Span decoders keep their inflate state and input buffer between spans; a pool shares
+    /// them between the FUSE worker threads (a decoder is used by one thread at a time).
+    static let decoders = DecoderPool()
+
     private lazy var needsCopy: Bool = {
         for i in 0..<index.checkpointCount where index.spanEnd(i) - index.checkpointOffsets(i).uncompressed > LayerData.largestDirectSpan {
             return true
@@ -168,6 +173,21 @@ public final class LayerData: @unchecked Sendable {
             let code = errno
             unlink(temp)
             throw IndexError("\(blob.name): \(SystemError(code: code, operation: "rename", path: copyPath))")
+        }
+    }
+}
+
+final class DecoderPool: @unchecked Sendable {
+    private let lock = Lock()
+    private var idle: [LayerCompression: [SpanDecoder]] = [:]
+
+    func take(_ compression: LayerCompression) -> SpanDecoder {
+        lock.locked { idle[compression]?.popLast() } ?? SpanDecoder(compression: compression)
+    }
+
+    func give(_ decoder: SpanDecoder, _ compression: LayerCompression) {
+        lock.locked {
+            if idle[compression, default: []].count < 16 { idle[compression, default: []].append(decoder) }
         }
     }
 }

@@ -7,11 +7,26 @@ import Glibc
 public final class DecodedSpan: @unchecked Sendable {
     public let start: UInt64
     public let bytes: UnsafeMutableRawBufferPointer
+    private let mapped: Bool
+
+    /// Spans are mapped straight from the kernel and unmapped on eviction: through malloc, glibc
+    /// would serve these multi-MiB buffers from per-thread arenas and keep the freed memory, so
+    /// a bounded cache would still grow the daemon's resident size without bound.
     init(start: UInt64, count: Int) {
         self.start = start
-        bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        let length = max(count, 1)
+        if let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED {
+            bytes = UnsafeMutableRawBufferPointer(start: p, count: length)
+            mapped = true
+        } else {
+            bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 64)
+            mapped = false
+        }
     }
-    deinit { bytes.deallocate() }
+
+    deinit {
+        if mapped { munmap(bytes.baseAddress, bytes.count) } else { bytes.deallocate() }
+    }
 }
 
 /// A bounded cache of decoded spans shared by all layers of a mount, least recently used out.
