@@ -99,14 +99,8 @@ public enum ImageCommitter {
     /// The new manifest is an OCI one; a Docker base's layers are the same bytes under the OCI
     /// names, so only the media type changes.
     static func ociLayer(_ d: Descriptor) -> Descriptor {
-        let names = [
-            MediaType.dockerLayerGzip: MediaType.ociLayerGzip, MediaType.dockerLayerTar: MediaType.ociLayerTar,
-            MediaType.dockerLayerZstd: MediaType.ociLayerZstd,
-            MediaType.dockerForeignLayerGzip: MediaType.ociLayerNondistributableGzip,
-            MediaType.dockerForeignLayerTar: MediaType.ociLayerNondistributableTar,
-        ]
         var d = d
-        d.mediaType = names[d.mediaType] ?? d.mediaType
+        d.mediaType = MediaType.ociLayerType(d.mediaType)
         return d
     }
 

@@ -36,6 +36,19 @@ public enum MediaType {
     ]
 
     /// The storage format of a layer; an unknown (or non-layer) media type is an error naming it.
+    /// The OCI name of a layer media type: Docker's layer types carry the same bytes, so
+    /// manifests we write name them the OCI way. Other types come back unchanged.
+    public static func ociLayerType(_ mediaType: String) -> String {
+        switch mediaType {
+        case dockerLayerGzip: ociLayerGzip
+        case dockerLayerTar: ociLayerTar
+        case dockerLayerZstd: ociLayerZstd
+        case dockerForeignLayerGzip: ociLayerNondistributableGzip
+        case dockerForeignLayerTar: ociLayerNondistributableTar
+        default: mediaType
+        }
+    }
+
     public static func layerFormat(_ mediaType: String) throws -> LayerFormat {
         guard let format = layerFormats[mediaType] else {
             throw OCIError("unknown layer media type \"\(mediaType)\"")

@@ -60,14 +60,8 @@ enum ChainImage {
 
     /// Docker layer media types under their OCI names (same bytes), for manifests we write.
     static func ociLayer(_ d: Descriptor) -> Descriptor {
-        let names = [
-            MediaType.dockerLayerGzip: MediaType.ociLayerGzip, MediaType.dockerLayerTar: MediaType.ociLayerTar,
-            MediaType.dockerLayerZstd: MediaType.ociLayerZstd,
-            MediaType.dockerForeignLayerGzip: MediaType.ociLayerNondistributableGzip,
-            MediaType.dockerForeignLayerTar: MediaType.ociLayerNondistributableTar,
-        ]
         var d = d
-        d.mediaType = names[d.mediaType] ?? d.mediaType
+        d.mediaType = MediaType.ociLayerType(d.mediaType)
         d.annotations = nil
         return d
     }
