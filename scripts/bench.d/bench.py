@@ -128,6 +128,17 @@ def vm_hwm(pid):
     return None
 
 
+def rss_breakdown(pid):
+    """Current RSS split (anonymous, file-backed) and the peak, from /proc/PID/status."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k = line.split(":")[0]
+            if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem", "Threads"):
+                out[k] = line.split()[1] + ("" if k == "Threads" else " kB")
+    return ", ".join(f"{k} {v}" for k, v in out.items())
+
+
 def rchar(pid):
     with open(f"/proc/{pid}/io") as f:
         for line in f:
@@ -334,7 +345,7 @@ def table():
         cells.append("" if r["ratio"] is None else f"{r['ratio']:.2f}")
         cells.append(r["goal"])
         cells.append("" if r["met"] is None else ("met" if r["met"] else "**not met**"))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -432,7 +443,8 @@ def find_fig(img, systems, goals):
     for ref, factor in goals:
         if ref in vals:
             ratio = st / vals[ref][0]
-            row(f"find -printf '%s %m %u' (fresh mount)", img.key, "s", vals if ref == goals[0][0] else {},
+            first = ref == goals[0][0]
+            row("find -printf '%s %m %u' (fresh mount)" if first else "  … same find", img.key, "s", vals if first else {},
                 goal=f"≤ {factor} × {ref}", ratio=ratio, met=ratio <= factor)
     if not goals:
         row("find -printf '%s %m %u' (fresh mount)", img.key, "s", vals)
@@ -456,6 +468,7 @@ def read_all(img, systems, goals1, goals2):
                 pid = s.pid()
                 if pid:
                     rss[s.name] = (vm_hwm(pid), None)
+                    log(f"[{img.key}] {s.name} daemon after read-all: {rss_breakdown(pid)}")
             finally:
                 s.unmount()
             if t1[-1] > A.slow:
@@ -465,7 +478,7 @@ def read_all(img, systems, goals1, goals2):
     first = True
     for ref, factor in goals1:
         ratio = p1["strata"][0] / p1[ref][0]
-        row("read-all pass 1 (tar | wc -c, caches dropped)", img.key, "s", p1 if first else {},
+        row("read-all pass 1 (tar | wc -c, caches dropped)" if first else "  … same pass 1", img.key, "s", p1 if first else {},
             goal=f"≤ {factor} × {ref}", ratio=ratio, met=ratio <= factor)
         first = False
     if first:
@@ -473,7 +486,7 @@ def read_all(img, systems, goals1, goals2):
     first = True
     for ref, factor in goals2:
         ratio = p2["strata"][0] / p2[ref][0]
-        row("read-all pass 2 (same mount)", img.key, "s", p2 if first else {},
+        row("read-all pass 2 (same mount)" if first else "  … same pass 2", img.key, "s", p2 if first else {},
             goal=f"≤ {factor} × {ref}", ratio=ratio, met=ratio <= factor)
         first = False
     if first:
@@ -563,6 +576,7 @@ def random_reads(img, systems, n):
             pid = s.pid()
             if pid:
                 rss[s.name] = (vm_hwm(pid), None)
+                log(f"[{img.key}] {s.name} daemon after random reads: {rss_breakdown(pid)}")
         finally:
             s.unmount()
     row(f"random 4 KiB reads, median ({n} spread offsets)", img.key, "ms", med)
@@ -671,7 +685,8 @@ def main():
                 if kind == "a":
                     rss = read_all(img, [st, rat, fo, ov, nat], [("ratarmount", 0.3)], [("native", 1.5)])
                 else:
-                    rss = read_all(img, [st, rat, fo, ov, nat], [("overlayfs", 1.5)], [("overlayfs", 1.5)])
+                    # ratarmount reads this tree too slowly for the time box (minutes a pass).
+                    rss = read_all(img, [st, fo, ov, nat], [("overlayfs", 1.5)], [("overlayfs", 1.5)])
                 rss_rows(img, rss, entries)
                 if kind == "a":
                     lazy_start(img)
