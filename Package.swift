@@ -4,8 +4,9 @@ import PackageDescription
 // Module graph (dependencies point down):
 //   strata (CLI) → StrataBundle, StrataFuse, StrataUpper → StrataFS → StrataUnion → StrataIndex
 //   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash, StrataSystem
+//   StrataSnapshot (snapshot store) → StrataCommit, StrataIndex, StrataOCI; it mounts through the CLI
 // C libraries stay at the edge: CFuse only in StrataFuse, CZlib/CZstd/CIsal only in
-// StrataCodec, CCrypto only in StrataHash.
+// StrataCodec, CCrypto only in StrataHash, CLinux only in StrataSystem (its LinuxCalls).
 let package = Package(
     name: "Strata",
     platforms: [.macOS(.v13)],
@@ -23,20 +24,27 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CIsal", path: "Sources/CIsal", pkgConfig: "libisal",
                        providers: [.apt(["libisal-dev"])]),
+        // Linux calls Swift's Glibc module lacks (xattrs, renameat2, O_PATH...): headers only.
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
 
-        .target(name: "StrataSystem"),
+        .target(name: "StrataSystem", dependencies: ["CLinux"]),
         .target(name: "StrataHash", dependencies: ["CCrypto"]),
         .target(name: "StrataCodec", dependencies: ["CZlib", "CZstd", "CIsal", "StrataSystem"]),
         .target(name: "StrataTar", dependencies: ["StrataSystem"]),
         .target(name: "StrataOCI", dependencies: ["StrataHash", "StrataSystem"]),
         .target(name: "StrataIndex", dependencies: ["StrataCodec", "StrataTar", "StrataOCI", "StrataHash", "StrataSystem"]),
-        .target(name: "StrataUnion", dependencies: ["StrataIndex", "StrataSystem"]),
+        .target(name: "StrataUnion", dependencies: ["StrataIndex", "StrataSystem"],
+                // The tree is built once, single-threaded, then only read: the runtime's dynamic
+                // exclusivity checks cost a tenth of the build and guard nothing here.
+                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "StrataFS", dependencies: ["StrataUnion", "StrataIndex", "StrataSystem"]),
         .target(name: "StrataUpper", dependencies: ["StrataFS", "StrataUnion", "StrataIndex", "StrataSystem"]),
         .target(name: "StrataFuse", dependencies: ["CFuse", "StrataFS", "StrataSystem"]),
         .target(name: "StrataBundle", dependencies: ["StrataOCI", "StrataSystem"]),
+        .target(name: "StrataCommit", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
+        .target(name: "StrataSnapshot", dependencies: ["StrataCommit", "StrataOCI", "StrataIndex", "StrataCodec", "StrataSystem"]),
         .executableTarget(name: "strata", dependencies: [
-            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataOCI", "StrataBundle", "StrataSystem",
+            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataSystem",
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
@@ -49,8 +57,10 @@ let package = Package(
         .testTarget(name: "StrataIndexTests", dependencies: ["StrataIndex", "StrataTestSupport"]),
         .testTarget(name: "StrataUnionTests", dependencies: ["StrataUnion", "StrataTestSupport"]),
         .testTarget(name: "StrataFuseTests", dependencies: ["StrataFuse", "StrataFS", "StrataSystem"]),
-        .testTarget(name: "StrataUpperTests", dependencies: ["StrataUpper", "StrataFS", "StrataTestSupport", "StrataSystem"]),
+        .testTarget(name: "StrataUpperTests", dependencies: ["StrataUpper", "StrataFS", "StrataIndex", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),
+        .testTarget(name: "StrataCommitTests", dependencies: ["StrataCommit", "StrataTar", "StrataTestSupport", "StrataSystem"]),
+        .testTarget(name: "StrataSnapshotTests", dependencies: ["StrataSnapshot", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataMountTests", dependencies: ["StrataTestSupport", "StrataOCI", "StrataHash", "StrataSystem"]),
     ]
 )

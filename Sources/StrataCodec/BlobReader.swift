@@ -2,7 +2,11 @@ import StrataSystem
 
 /// A blob read front to back in large chunks. Each chunk goes to `onBytes` as soon as it is read,
 /// so every byte of the blob is seen exactly once and in order, whatever the decoder does with it.
+/// The last `history` consumed bytes stay in memory (`pointer(at:)`, `unconsume`): isa-l reads
+/// a few bytes past a block boundary or the end of a member.
 final class BlobReader {
+    static let history = 1024
+
     /// pread-like: fills some of the buffer from the offset, returns 0 at end of data.
     typealias Source = (UnsafeMutableRawBufferPointer, UInt64) throws -> Int
 
@@ -36,19 +40,43 @@ final class BlobReader {
         start += count
     }
 
-    /// Makes at least `count` bytes available (count ≤ capacity); false if the blob ends first,
-    /// in which case what it has stays available.
+    /// Gives back the last `count` consumed bytes (count ≤ `history`).
+    func unconsume(_ count: Int) {
+        precondition(count <= start)
+        start -= count
+    }
+
+    /// The bytes from blob offset `offset` to `readOffset`, if still in memory (offset ≥ offset − `history`).
+    func pointer(at offset: UInt64) -> UnsafeMutablePointer<UInt8>? {
+        guard offset >= storageOffset, offset <= readOffset else { return nil }
+        return (storage.baseAddress! + Int(offset - storageOffset)).assumingMemoryBound(to: UInt8.self)
+    }
+
+    /// Reads blob bytes again, for a decoder that has to go back (not passed to `onBytes`).
+    func reread(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+        do {
+            return try source(buffer, offset)
+        } catch let error as CodecError {
+            throw error
+        } catch {
+            throw CodecError(kind: .io, message: "\(error)", compressedOffset: offset)
+        }
+    }
+
+    /// Makes at least `count` bytes available (count ≤ capacity − history); false if the blob
+    /// ends first, in which case what it has stays available.
     func fill(atLeast count: Int) throws -> Bool {
-        precondition(count <= storage.count)
+        precondition(count <= storage.count - Self.history)
         while available < count {
             if readOffset >= size { return false }
-            if start > 0 {
-                // Keep the unconsumed tail contiguous with what comes next.
-                let pending = available
-                if pending > 0 { storage.baseAddress!.copyMemory(from: storage.baseAddress! + start, byteCount: pending) }
-                storageOffset += UInt64(start)
-                start = 0
-                end = pending
+            let keep = min(start, Self.history)
+            if start > keep {
+                // Keep the unconsumed tail (and the history before it) contiguous with what comes next.
+                let drop = start - keep
+                storage.baseAddress!.copyMemory(from: storage.baseAddress! + drop, byteCount: end - drop)
+                storageOffset += UInt64(drop)
+                start = keep
+                end -= drop
             }
             let room = min(storage.count - end, Int(clamping: size - readOffset))
             let target = UnsafeMutableRawBufferPointer(rebasing: storage[end..<(end + room)])

@@ -5,11 +5,11 @@ import CZlib
 final class Deflater {
     private let stream: UnsafeMutablePointer<z_stream>
 
-    init(level: Int32) throws {
+    init(level: Int32, strategy: Int32 = Z_DEFAULT_STRATEGY) throws {
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         // windowBits 15 + 16 selects the gzip wrapper; memLevel 8 is zlib's default.
-        let rc = deflateInit2_(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
+        let rc = deflateInit2_(stream, level, Z_DEFLATED, 15 + 16, 8, strategy,
                                zlibVersion(), Int32(MemoryLayout<z_stream>.size))
         guard rc == Z_OK else {
             let error = zlibError(rc, stream, at: 0)

@@ -1,9 +1,16 @@
+import CZlib
+
 /// Whole-buffer gzip, for test fixtures and small blobs.
 public enum Gzip {
     /// One gzip member (zlib's header: no name, no mtime).
     public static func compress(_ bytes: [UInt8], level: Int32 = 6) -> [UInt8] {
+        compress(bytes, level: level, strategy: Z_DEFAULT_STRATEGY)
+    }
+
+    /// `strategy`: zlib's (e.g. `Z_FIXED`: static Huffman blocks only, for tests).
+    static func compress(_ bytes: [UInt8], level: Int32, strategy: Int32) -> [UInt8] {
         do {
-            let deflater = try Deflater(level: level)
+            let deflater = try Deflater(level: level, strategy: strategy)
             var out = [UInt8](repeating: 0, count: bytes.count + bytes.count / 1000 + 64)
             var consumed = 0
             var produced = 0

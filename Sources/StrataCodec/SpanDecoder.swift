@@ -11,12 +11,21 @@ public final class SpanDecoder {
     private static let scratchSize = 64 << 10
 
     private var inflater: Inflater?
+    /// gzip spans are inflated by isa-l unless `STRATA_GZIP_INFLATE=zlib` (see `IndexingDecoder`).
+    private let useIsal: Bool
+    private var isal: IsalInflater?
     private var zstd: ZstdDecompressor?
     private var input: UnsafeMutableRawBufferPointer?
     private var scratch: UnsafeMutableRawBufferPointer?
 
     public init(compression: LayerCompression) {
         self.compression = compression
+        useIsal = IndexingDecoder.isalFromEnvironment
+    }
+
+    init(compression: LayerCompression, useIsal: Bool) {
+        self.compression = compression
+        self.useIsal = useIsal
     }
 
     deinit {
@@ -52,7 +61,9 @@ public final class SpanDecoder {
         let scratch = self.scratch ?? .allocate(byteCount: Self.scratchSize, alignment: 16)
         self.scratch = scratch
         let start = checkpoint.compressedOffset
-        if compression == .gzip {
+        if compression == .gzip && useIsal {
+            try prepareIsal(at: checkpoint, file: file)
+        } else if compression == .gzip {
             try prepareInflater(at: checkpoint, file: file)
         } else if let zstd {
             try zstd.reset(at: start)
@@ -88,7 +99,10 @@ public final class SpanDecoder {
             let source = (input.baseAddress! + inStart).assumingMemoryBound(to: UInt8.self)
             let output = target.assumingMemoryBound(to: UInt8.self)
             let step: CodecStep
-            if compression == .gzip {
+            if compression == .gzip && useIsal {
+                step = try isal!.inflate(input: source, inputCount: inEnd - inStart, output: output, outputCount: room,
+                                         inputOffset: chunkOffset + UInt64(inStart))
+            } else if compression == .gzip {
                 step = try inflater!.inflate(input: source, inputCount: inEnd - inStart, output: output, outputCount: room,
                                              flush: Z_NO_FLUSH, inputOffset: chunkOffset + UInt64(inStart))
             } else {
@@ -104,6 +118,26 @@ public final class SpanDecoder {
             lastCallFilledOutput = step.produced == room && (step.consumed > 0 || step.produced > 0)
         }
         return filled
+    }
+
+    /// isa-l positioned at the checkpoint: the pending bits of the byte before it, and the window.
+    private func prepareIsal(at checkpoint: Checkpoint, file: FileDescriptor) throws {
+        let start = checkpoint.compressedOffset
+        let isal = self.isal ?? IsalInflater()
+        self.isal = isal
+        isal.reset()
+        let bits = Int(checkpoint.bits)
+        var byte: UInt8 = 0
+        if bits > 0 {
+            guard bits <= 7, start > 0 else {
+                throw CodecError(kind: .corrupt, message: "invalid checkpoint (bits \(bits))", compressedOffset: start)
+            }
+            let n = try withUnsafeMutableBytes(of: &byte) { try preadChecked(file, into: $0, at: start - 1) }
+            guard n == 1 else {
+                throw CodecError(kind: .truncated, message: "blob ends before a checkpoint", compressedOffset: start - 1)
+            }
+        }
+        try isal.prime(bits: bits, value: byte >> (8 - UInt8(bits)), window: checkpoint.window, at: start)
     }
 
     /// Raw inflate positioned at the checkpoint: the pending bits of the byte before it, then the window.

@@ -65,6 +65,7 @@ public protocol FileSystem: AnyObject, Sendable {
     func releasedir(inode: UInt64, handle: UInt64)
 
     func open(inode: UInt64, flags: Int32) throws(FSError) -> UInt64
+    /// `handle` is 0 when the adapter answered OPEN with a zero-message open (read-only mounts).
     /// Gives `reply` the bytes of [offset, offset+size) (fewer at end of file). The bytes are valid
     /// only during the call: the adapter hands them to the kernel without copying.
     func read(inode: UInt64, handle: UInt64, offset: UInt64, size: Int,

@@ -10,7 +10,7 @@ public enum ImageView {
         public var built: [Bool]   // per layer: indexed now (true) or taken from the cache
     }
 
-    public static func open(layers blobs: [LayerBlob], cache: IndexCache, spanCacheBytes: Int = 64 << 20) throws -> Opened {
+    public static func open(layers blobs: [LayerBlob], cache: IndexCache, spanCacheBytes: Int = 32 << 20) throws -> Opened {
         let results = parallelMap(blobs.count) { try cache.index(blobs[$0]) }
         var indexes: [LayerIndex] = []
         var built: [Bool] = []

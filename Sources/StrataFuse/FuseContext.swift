@@ -6,14 +6,19 @@ import StrataFS
 final class FuseContext: @unchecked Sendable {
     let fileSystem: any FileSystem
     let options: FuseMountOptions
-    /// false until a `WritableFileSystem` exists: opens for writing are refused with EROFS
-    /// even on a mount that is not `ro`.
-    let writable: Bool
+    /// Set when the filesystem takes writes (an upper layer) and the mount is not `ro`:
+    /// the write operations are installed and opens for writing go through.
+    let writable: (any WritableFileSystem)?
+    /// Set once in INIT, before any request: the kernel lets a read-only filesystem answer
+    /// OPEN and OPENDIR with ENOSYS and then stops sending them (and RELEASE) at all, caching
+    /// pages and listings as with keep_cache: two round trips fewer per file a reader opens.
+    var zeroMessageOpen = false
+    var zeroMessageOpendir = false
 
     init(fileSystem: any FileSystem, options: FuseMountOptions) {
         self.fileSystem = fileSystem
         self.options = options
-        self.writable = false
+        self.writable = options.readOnly ? nil : fileSystem as? any WritableFileSystem
     }
 
     @inline(__always)

@@ -31,13 +31,9 @@ enum FuseOperations {
         // default_permissions makes the kernel check modes itself; access only has to agree.
         ops.access = { req, _, _ in _ = fuse_reply_err(req, 0) }
 
-        // Writes (create, mknod, mkdir, symlink, link, unlink, rmdir, rename, setattr, write,
-        // flush, fsync, setxattr, removexattr) go here when `WritableFileSystem` lands: a
-        // `FuseOperations+Write.swift` with one handler per request, installed only when
-        // `context.writable`. Until then libfuse answers them ENOSYS and an `ro` mount keeps
-        // the kernel from sending most of them.
-        if context.writable {
-            // installWriteOperations(&ops)
+        // Writes: only when the filesystem takes them (FuseOperations+Write.swift).
+        if context.writable != nil {
+            installWriteOperations(&ops)
         }
         return ops
     }
@@ -67,6 +63,10 @@ enum FuseOperations {
         // one writev; splice would only help for replies backed by a file descriptor.
         want &= ~UInt32(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ)
         conn.pointee.want = want
+        if context.writable == nil && options.readOnly && options.keepCache {
+            context.zeroMessageOpen = capable & UInt32(FUSE_CAP_NO_OPEN_SUPPORT) != 0
+            context.zeroMessageOpendir = capable & UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) != 0
+        }
     }
 
     // MARK: - Names and attributes
@@ -138,13 +138,22 @@ enum FuseOperations {
     // MARK: - Directories
 
     static func opendir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
-        let fileSystem = FuseContext.of(req).fileSystem
+        let context = FuseContext.of(req)
+        let fileSystem = context.fileSystem
         do {
             let handle = try fileSystem.opendir(inode: ino)
+            if context.zeroMessageOpendir {
+                // Checked above that it is a directory; from now on the kernel opens by itself.
+                fileSystem.releasedir(inode: ino, handle: handle)
+                _ = fuse_reply_err(req, ENOSYS)
+                return
+            }
             fi.pointee.fh = handle
-            // Directories never change: the kernel may keep what it has listed.
-            strata_fi_set_keep_cache(fi, 1)
-            strata_fi_set_cache_readdir(fi, 1)
+            // A read-only tree never changes: the kernel may keep what it has listed.
+            if FuseContext.of(req).writable == nil {
+                strata_fi_set_keep_cache(fi, 1)
+                strata_fi_set_cache_readdir(fi, 1)
+            }
             if fuse_reply_open(req, fi) != 0 {
                 // Interrupted: there will be no releasedir for this handle.
                 fileSystem.releasedir(inode: ino, handle: handle)
@@ -226,16 +235,21 @@ enum FuseOperations {
     static func open(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
         let context = FuseContext.of(req)
         let flags = fi.pointee.flags
-        if !context.writable && (flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0) {
+        if context.writable == nil && (flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0) {
             _ = fuse_reply_err(req, EROFS)
             return
         }
         do {
             let handle = try context.fileSystem.open(inode: ino, flags: flags)
+            if context.zeroMessageOpen {
+                context.fileSystem.release(inode: ino, handle: handle)
+                _ = fuse_reply_err(req, ENOSYS)
+                return
+            }
             fi.pointee.fh = handle
             strata_fi_set_keep_cache(fi, context.options.keepCache ? 1 : 0)
             // Nothing to flush on close of a read-only file: spare the FLUSH round trip.
-            if !context.writable { strata_fi_set_noflush(fi, 1) }
+            if context.writable == nil { strata_fi_set_noflush(fi, 1) }
             if fuse_reply_open(req, fi) != 0 {
                 context.fileSystem.release(inode: ino, handle: handle)
             }

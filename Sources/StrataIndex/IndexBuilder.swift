@@ -26,7 +26,7 @@ public enum IndexBuilder {
     public static func build(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing) throws -> [UInt8] {
         let fd: FileDescriptor
         do { fd = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
-            throw IndexError("\(blob.name): cannot open blob \(blob.path): \(error)")
+            throw IndexError("\(blob.name): \(error)")
         }
         defer { fd.close() }
         let actualSize = UInt64(try fd.stat().st_size)
@@ -57,7 +57,7 @@ public enum IndexBuilder {
             }
             throw IndexError("\(blob.name): \(e)")
         } catch let e as CodecError {
-            throw IndexError("\(blob.name): \(blob.compression.rawValue) \(e)")
+            throw IndexError("\(blob.name): \(e)")
         } catch {
             throw IndexError("\(blob.name): \(error)")
         }
@@ -82,7 +82,9 @@ public enum IndexBuilder {
                                     size: e.size, dataOffset: e.dataOffset, storedSize: e.storedSize,
                                     mtimeSeconds: e.mtimeSeconds, mtimeNanoseconds: e.mtimeNanoseconds,
                                     devMajor: e.devMajor, devMinor: e.devMinor,
-                                    xattrs: e.xattrs.map { (Array($0.name.utf8), $0.value) },
+                                    // An empty PAX value deletes its keyword (POSIX); extractors
+                                    // (Go's archive/tar, so umoci and containerd) set no xattr.
+                                    xattrs: e.xattrs.filter { !$0.value.isEmpty }.map { (Array($0.name.utf8), $0.value) },
                                     sparse: e.sparseMap.map { $0.map { ($0.offset, $0.length) } })
         switch PathNormalizer.whiteout(path) {
         case .none: break

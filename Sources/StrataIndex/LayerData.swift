@@ -27,7 +27,7 @@ public final class LayerData: @unchecked Sendable {
         self.cache = cache
         self.copyPath = copyPath
         do { blobFile = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
-            throw IndexError("\(blob.name): cannot open blob \(blob.path): \(error)")
+            throw IndexError("\(blob.name): \(error)")
         }
         pthread_mutex_init(&copyLock, nil)
     }

@@ -133,10 +133,9 @@ public enum Command {
     /// Non-blocking pipe whose ends close on exec, so concurrently spawned children
     /// (tests run in parallel) never inherit each other's pipes.
     private static func makePipe() throws -> (read: Int32, write: Int32) {
-        var fds: [Int32] = [0, 0]
-        if Libc.pipe2(&fds, O_CLOEXEC) != 0 { throw SystemError(code: errno, operation: "pipe2") }
-        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        return (fds[0], fds[1])
+        let fds = try LinuxCalls.pipe2(flags: O_CLOEXEC)
+        _ = fcntl(fds.read, F_SETFL, fcntl(fds.read, F_GETFL) | O_NONBLOCK)
+        return fds
     }
 
     /// Reads what is available now; false at EOF or on a hard error.

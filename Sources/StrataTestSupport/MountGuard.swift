@@ -15,12 +15,13 @@ public final class MountGuard {
     public private(set) var isMounted: Bool
 
     /// Runs `strata mount EXTRA... IMAGE MOUNTPOINT` (creating the mount point if needed)
-    /// and waits until the kernel lists the mount.
-    public init(image: String, mountpoint: String, extraArgs: [String] = [], timeout: Double = 120) throws {
+    /// and waits until the kernel lists the mount. `environment` is added to the daemon's.
+    public init(image: String, mountpoint: String, extraArgs: [String] = [], environment: [String: String] = [:],
+                timeout: Double = 120) throws {
         self.image = image
         self.mountpoint = mountpoint
         try FileIO.makeDirectories(mountpoint)
-        let result = try StrataBinary.run(["mount"] + extraArgs + [image, mountpoint], timeout: timeout)
+        let result = try StrataBinary.run(["mount"] + extraArgs + [image, mountpoint], environment: environment, timeout: timeout)
         mountResult = result
         // strata mount returns once mounted, but allow the kernel a moment to list it.
         let listed = result.succeeded && Mounts.waitUntil(seconds: 10) { Mounts.isMounted(mountpoint) }

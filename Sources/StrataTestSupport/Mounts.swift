@@ -42,7 +42,7 @@ public enum Mounts {
     }
 
     /// An absolute path where the usual one exists: the test environment's PATH may be bare.
-    static func tool(_ name: String) -> String {
+    public static func tool(_ name: String) -> String {
         for dir in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] where access("\(dir)/\(name)", X_OK) == 0 {
             return "\(dir)/\(name)"
         }

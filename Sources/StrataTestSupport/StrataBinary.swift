@@ -34,8 +34,17 @@ public enum StrataBinary {
 
     public static var isBuilt: Bool { (try? path()) != nil }
 
-    /// Runs `strata ARGS...`.
-    public static func run(_ args: [String], timeout: Double = 120) throws -> CommandResult {
-        try Command.run(try path(), args, timeout: timeout)
+    /// Runs `strata ARGS...`; `environment` adds to (or overrides) the test process's own.
+    public static func run(_ args: [String], environment: [String: String] = [:], timeout: Double = 120) throws -> CommandResult {
+        if environment.isEmpty { return try Command.run(try path(), args, timeout: timeout) }
+        var merged: [String: String] = [:]
+        var index = 0
+        while let entry = environ[index] {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") { merged[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+            index += 1
+        }
+        merged.merge(environment) { _, new in new }
+        return try Command.run(try path(), args, environment: merged, timeout: timeout)
     }
 }

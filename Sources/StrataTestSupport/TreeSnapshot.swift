@@ -201,14 +201,14 @@ public struct TreeSnapshot: Sendable {
 
     private static func readXattrs(_ path: [UInt8]) throws -> [Xattr] {
         let namesBytes = try readSizedBuffer(operation: "llistxattr", path: path) { p, buf, size in
-            Libc.llistxattr(p, buf, size)
+            LinuxCalls.llistxattr(p, buf, size)
         }
         var result: [Xattr] = []
         for name in namesBytes.split(separator: 0, omittingEmptySubsequences: true) {
             let nameBytes = Array(name)
             if isIgnoredXattr(nameBytes) { continue }
             let value = try readSizedBuffer(operation: "lgetxattr", path: path) { p, buf, size in
-                withCPath(nameBytes) { Libc.lgetxattr(p, $0, buf, size) }
+                withCPath(nameBytes) { LinuxCalls.lgetxattr(p, $0, buf, size) }
             }
             result.append(Xattr(name: nameBytes, value: value))
         }
@@ -220,28 +220,13 @@ public struct TreeSnapshot: Sendable {
         return text.hasPrefix("system.") || text == "security.selinux"
     }
 
-    /// The size-then-fetch dance of the xattr calls, retried when the value grows between them.
-    /// A filesystem without xattr support yields nothing rather than an error.
+    /// An xattr query through `LinuxCalls.sizedXattrQuery`. A filesystem without xattr support
+    /// (or an attribute gone in between) yields nothing rather than an error.
     private static func readSizedBuffer(operation: String, path: [UInt8],
                                         _ call: (UnsafePointer<CChar>, UnsafeMutablePointer<CChar>?, Int) -> Int) throws -> [UInt8] {
-        while true {
-            let size = withCPath(path) { call($0, nil, 0) }
-            if size < 0 {
-                if errno == ENOTSUP || errno == ENODATA { return [] }
-                throw SystemError(code: errno, operation: operation, path: printable(path))
-            }
-            if size == 0 { return [] }
-            var buffer = [UInt8](repeating: 0, count: size)
-            let n = withCPath(path) { p in
-                buffer.withUnsafeMutableBytes { call(p, $0.baseAddress!.assumingMemoryBound(to: CChar.self), size) }
-            }
-            if n < 0 {
-                if errno == ERANGE { continue }
-                if errno == ENOTSUP || errno == ENODATA { return [] }
-                throw SystemError(code: errno, operation: operation, path: printable(path))
-            }
-            return Array(buffer[0..<n])
-        }
+        try withCPath(path) { p in
+            try LinuxCalls.sizedXattrQuery(operation: operation, path: printable(path)) { buffer, size in call(p, buffer, size) }
+        } ?? []
     }
 
     // MARK: - Comparison

@@ -40,8 +40,9 @@ public enum Umoci {
 
     /// `umoci repack --image LAYOUT:TAG BUNDLE`: a new layer from the changes to an
     /// unpacked bundle's rootfs (whiteouts included), tagged TAG.
-    public static func repack(layout: String, tag: String, bundle: String) throws {
-        try Command.check(path, ["repack", "--image", "\(layout):\(tag)", bundle], timeout: 600)
+    /// `extraArgs` e.g. ["--refresh-bundle"], to stack further layers from the same bundle.
+    public static func repack(layout: String, tag: String, bundle: String, extraArgs: [String] = []) throws {
+        try Command.check(path, ["repack"] + extraArgs + ["--image", "\(layout):\(tag)", bundle], timeout: 600)
     }
 
     /// `umoci config --image LAYOUT:TAG ARGS...`, e.g. ["--config.workingdir", "/"].

@@ -24,17 +24,37 @@ public final class UnionTree: @unchecked Sendable {
         public var inode: UInt32
     }
 
+    /// A directory's children, read through the child table (slots, not copies).
+    public struct ChildList: RandomAccessCollection {
+        let table: ChildTable
+        let slots: [UInt32]
+        public var startIndex: Int { 0 }
+        public var endIndex: Int { slots.count }
+        public subscript(i: Int) -> Child {
+            let s = Int(slots[i])
+            return Child(name: table.name(s), inode: table.inode(s))
+        }
+    }
+
+    /// Children of each directory inode, in the order they first appeared; empty for others.
+    public struct Children {
+        let table: ChildTable
+        let lists: [[UInt32]]
+        public subscript(inode: Int) -> ChildList { ChildList(table: table, slots: lists[inode]) }
+    }
+
     public let layers: [LayerIndex]
     public private(set) var sources: [Source] = []
     public private(set) var isDirectory: [Bool] = []
     public private(set) var nlink: [UInt32] = []
     /// For a directory inode, the inode of its parent (the root is its own parent).
     public private(set) var parent: [UInt32] = []
-    /// Children of each directory inode, in the order they first appeared; empty for others.
-    public private(set) var children: [[Child]] = []
-    private var table: [ChildKey: Slot] = [:]
-
-    struct Slot { var inode: UInt32; var index: UInt32 }
+    private var lists: [[UInt32]] = []
+    private let table: ChildTable
+    public var children: Children { Children(table: table, lists: lists) }
+    // Reused by resolveDirectory so that walking a path allocates nothing.
+    private var pending: [UnsafeRawBufferPointer] = []
+    private var stack: [UInt32] = []
 
     public var inodeCount: Int { sources.count }
 
@@ -42,7 +62,7 @@ public final class UnionTree: @unchecked Sendable {
     public init(layers: [LayerIndex]) throws {
         self.layers = layers
         let total = layers.reduce(0) { $0 + $1.entryCount }
-        table.reserveCapacity(total + 16)
+        table = ChildTable(expected: total + total / 16 + 16)
         sources.reserveCapacity(total + 16)
         _ = newInode(Source(layer: 0, entry: Source.implied), directory: true, parent: 0)
         for (number, layer) in layers.enumerated() {
@@ -56,7 +76,13 @@ public final class UnionTree: @unchecked Sendable {
     /// The inode named `name` in directory `directory`, if any.
     @inline(__always)
     public func lookup(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> UInt32? {
-        table[ChildKey(directory: directory, name: name)]?.inode
+        guard let s = table.find(directory, name), table.position(s) != ChildTable.dead else { return nil }
+        return table.inode(s)
+    }
+
+    /// Hides a name (whiteout, replacement): its slot stays, marked dead.
+    private func unlink(_ directory: UInt32, _ name: UnsafeRawBufferPointer) {
+        if let s = table.find(directory, name) { table.setPosition(s, ChildTable.dead) }
     }
 
     public func entry(of inode: UInt32) -> IndexEntry? {
@@ -73,14 +99,28 @@ public final class UnionTree: @unchecked Sendable {
         isDirectory.append(directory)
         nlink.append(0)
         self.parent.append(parent)
-        children.append([])
+        lists.append([])
         return inode
     }
 
     private func link(_ directory: UInt32, _ name: UnsafeRawBufferPointer, _ inode: UInt32) {
-        let index = UInt32(children[Int(directory)].count)
-        children[Int(directory)].append(Child(name: name, inode: inode))
-        table[ChildKey(directory: directory, name: name)] = Slot(inode: inode, index: index)
+        link(directory, slot: reserve(directory, name), inode)
+    }
+
+    /// The table slot for a name in a directory, created (dead) if new.
+    private func reserve(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> Int {
+        let s = table.slot(directory, name)
+        if let map = table.remap {
+            // The table grew and its slots moved: renumber every list once.
+            for i in lists.indices { for j in lists[i].indices { lists[i][j] = map[Int(lists[i][j])] } }
+            table.clearRemap()
+        }
+        return s
+    }
+
+    private func link(_ directory: UInt32, slot s: Int, _ inode: UInt32) {
+        table.set(s, inode: inode, position: UInt32(lists[Int(directory)].count))
+        lists[Int(directory)].append(UInt32(s))
     }
 
     private func apply(layer: LayerIndex, number: Int) throws {
@@ -93,15 +133,17 @@ public final class UnionTree: @unchecked Sendable {
             let e = layer.entry(i)
             if kind == .whiteout {
                 guard let dir = try resolveDirectory(e.parentPath, create: false, layerName: layerName, entryPath: e.path) else { continue }
-                table[ChildKey(directory: dir, name: e.name)] = nil
+                unlink(dir, e.name)
             } else {
                 guard let dir = try resolveDirectory(e.path, create: false, layerName: layerName, entryPath: e.path) else { continue }
-                for child in children[Int(dir)] {
-                    table[ChildKey(directory: dir, name: child.name)] = nil
-                }
-                children[Int(dir)].removeAll(keepingCapacity: true)
+                for s in lists[Int(dir)] { table.setPosition(Int(s), ChildTable.dead) }
+                lists[Int(dir)].removeAll(keepingCapacity: true)
             }
         }
+        // Entries of a tar come grouped by directory: remember the last parent path walked.
+        // Replacing an existing name may cut that path, so it forgets it.
+        var lastParent = UnsafeRawBufferPointer(start: nil, count: 0)
+        var lastDirectory: UInt32? = nil
         for i in 0..<layer.entryCount {
             let kind = layer.kind(i)
             if kind == .whiteout || kind == .opaque { continue }
@@ -111,21 +153,33 @@ public final class UnionTree: @unchecked Sendable {
                 sources[0] = source   // "./": the root's own metadata
                 continue
             }
-            guard let dir = try resolveDirectory(e.parentPath, create: true, layerName: layerName, entryPath: e.path) else { continue }
-            let name = e.name
-            let existing = table[ChildKey(directory: dir, name: name)]
-            if kind == .directory, let existing, isDirectory[Int(existing.inode)] {
-                sources[Int(existing.inode)] = source   // dir over dir: merge, upper metadata
+            let parentPath = e.parentPath
+            let dir: UInt32
+            if let cached = lastDirectory, cached != UInt32.max, parentPath.count == lastParent.count,
+               parentPath.count == 0 || memcmp(parentPath.baseAddress!, lastParent.baseAddress!, parentPath.count) == 0 {
+                dir = cached
+            } else {
+                guard let resolved = try resolveDirectory(parentPath, create: true, layerName: layerName, entryPath: e.path) else { continue }
+                dir = resolved
+                lastParent = parentPath
+                lastDirectory = resolved
+            }
+            // One probe of the table per entry: the slot is found or reserved once.
+            let slot = reserve(dir, e.name)
+            let existing: UInt32? = table.position(slot) != ChildTable.dead ? table.inode(slot) : nil
+            if kind == .directory, let existing, isDirectory[Int(existing)] {
+                sources[Int(existing)] = source   // dir over dir: merge, upper metadata
                 continue
             }
+            if existing != nil { lastDirectory = nil }
             if kind == .hardlink {
                 let target = try resolveHardlink(e.linkTarget, layerName: layerName, entryPath: e.path)
-                if let existing, existing.inode == target { continue }   // a link onto itself
-                link(dir, name, target)
+                if let existing, existing == target { continue }   // a link onto itself
+                link(dir, slot: slot, target)
                 continue
             }
             let inode = newInode(source, directory: kind == .directory, parent: dir)
-            link(dir, name, inode)
+            link(dir, slot: slot, inode)
         }
     }
 
@@ -136,11 +190,12 @@ public final class UnionTree: @unchecked Sendable {
     /// as implied ones (0755, 0:0). nil when a component is missing and `create` is false.
     private func resolveDirectory(_ path: UnsafeRawBufferPointer, create: Bool, layerName: String,
                                   entryPath: UnsafeRawBufferPointer) throws -> UInt32? {
-        var stack: [UInt32] = [0]
+        stack.removeAll(keepingCapacity: true)
+        stack.append(0)
         var hops = 0
         // Components still to walk, last first. They are slices of mapped bytes (the entry's path
         // or a symlink's target), so an implied directory can borrow its name from them.
-        var pending: [UnsafeRawBufferPointer] = []
+        pending.removeAll(keepingCapacity: true)
         func push(_ bytes: UnsafeRawBufferPointer) {
             var end = bytes.count
             var i = bytes.count - 1
@@ -173,7 +228,7 @@ public final class UnionTree: @unchecked Sendable {
                 if hops > UnionTree.maxSymlinkHops {
                     throw UnionError("\(layerName): entry '\(Self.text(entryPath))': too many levels of symbolic links")
                 }
-                if e.linkTarget.first == UInt8(ascii: "/") { stack = [0] }
+                if e.linkTarget.first == UInt8(ascii: "/") { stack.removeAll(keepingCapacity: true); stack.append(0) }
                 push(e.linkTarget)
                 continue
             }
@@ -201,46 +256,31 @@ public final class UnionTree: @unchecked Sendable {
 
     /// Drops names that were hidden or replaced, and counts links over the reachable tree.
     private func finish() {
-        var stack: [UInt32] = [0]
-        while let dir = stack.popLast() {
-            var live: [Child] = []
-            live.reserveCapacity(children[Int(dir)].count)
+        var work: [UInt32] = [0]
+        while let dir = work.popLast() {
+            var live: [UInt32] = []
+            live.reserveCapacity(lists[Int(dir)].count)
             var subdirectories: UInt32 = 0
-            for (i, child) in children[Int(dir)].enumerated() {
-                guard let slot = table[ChildKey(directory: dir, name: child.name)], slot.index == UInt32(i) else { continue }
-                live.append(child)
-                if isDirectory[Int(child.inode)] {
+            for (i, s) in lists[Int(dir)].enumerated() where table.position(Int(s)) == UInt32(i) {
+                table.setPosition(Int(s), UInt32(live.count))
+                live.append(s)
+                let child = table.inode(Int(s))
+                if isDirectory[Int(child)] {
                     subdirectories += 1
-                    parent[Int(child.inode)] = dir
-                    stack.append(child.inode)
+                    parent[Int(child)] = dir
+                    work.append(child)
                 } else {
-                    nlink[Int(child.inode)] += 1
+                    nlink[Int(child)] += 1
                 }
             }
-            // Slots now index the compacted list; lookups only use `inode`.
-            children[Int(dir)] = live
+            lists[Int(dir)] = live
             nlink[Int(dir)] = 2 + subdirectories
         }
+        pending = []
+        stack = []
     }
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
-}
-
-/// A (directory inode, name) pair; the name's bytes live in a mapped index or a live request.
-struct ChildKey: Hashable {
-    var directory: UInt32
-    var name: UnsafeRawBufferPointer
-
-    static func == (a: ChildKey, b: ChildKey) -> Bool {
-        guard a.directory == b.directory, a.name.count == b.name.count else { return false }
-        if a.name.count == 0 { return true }
-        return memcmp(a.name.baseAddress!, b.name.baseAddress!, a.name.count) == 0
-    }
-
-    func hash(into hasher: inout Hasher) {
-        hasher.combine(directory)
-        hasher.combine(bytes: name)
-    }
 }
 
 #if canImport(Glibc)

@@ -2,13 +2,15 @@ import StrataFS
 import StrataFuse
 import StrataIndex
 import StrataSystem
+import StrataUpper
 #if canImport(Glibc)
 import Glibc
 #endif
 
 enum MountCommand {
     static let help = """
-    usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--foreground] IMAGE MOUNTPOINT
+    usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--foreground]
+                     [--upper DIR [--work DIR]] IMAGE MOUNTPOINT
 
     Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout) read-only at MOUNTPOINT
     as the union of its layers, without extracting them. Layers not yet indexed are read once
@@ -20,9 +22,13 @@ enum MountCommand {
       --platform P       platform to pick from an image index (default: this host's)
       --allow-other      let other users (a runtime running as another user) see the mount
       --foreground       stay in the foreground; SIGINT or SIGTERM unmounts and exits
+      --upper DIR        mount writable: every change goes to DIR (created if missing), in kernel
+                         overlayfs's upper-directory format; the image stays untouched. A DIR from
+                         an earlier mount is reused. One mount at a time per DIR.
+      --work DIR         scratch directory for copy-ups, on DIR's file system (default: DIR.work)
     """
 
-    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd"],
+    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--upper", "--work"],
                                      flags: ["--allow-other", "--foreground"])
 
     static func run(_ args: ArraySlice<String>) throws -> Int32 {
@@ -30,8 +36,9 @@ enum MountCommand {
         guard a.positionals.count == 2 else { throw CLIError("mount needs IMAGE and MOUNTPOINT (see strata mount --help)") }
         let reference = a.positionals[0]
         let mountpoint = absolute(a.positionals[1])
-        guard FileIO.isDirectory(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is not a directory") }
         guard !FuseMount.isMounted(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is already mounted") }
+        guard FileIO.exists(mountpoint) else { throw CLIError("mountpoint \(mountpoint) does not exist") }
+        guard FileIO.isDirectory(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is not a directory") }
 
         if !a.has("--foreground") {
             // Re-run ourselves detached, in the foreground mode, and wait for its word.
@@ -39,6 +46,8 @@ enum MountCommand {
             if let c = a["--cache"] { childArgs += ["--cache", absolute(c)] }
             if let p = a["--platform"] { childArgs += ["--platform", p] }
             if a.has("--allow-other") { childArgs.append("--allow-other") }
+            if let u = a["--upper"] { childArgs += ["--upper", absolute(u)] }
+            if let w = a["--work"] { childArgs += ["--work", absolute(w)] }
             childArgs += [absoluteReference(reference), mountpoint]
             let child = try Daemon.spawnDetached(arguments: childArgs)
             switch Daemon.waitReady(child.readiness) {
@@ -60,8 +69,20 @@ enum MountCommand {
             var options = FuseMountOptions()
             options.allowOther = a.has("--allow-other")
             options.readOnly = true
+            var fileSystem: any FileSystem = opened.fileSystem
+            if let upper = a["--upper"] {
+                let upperPath = absolute(upper)
+                let work = a["--work"].map(absolute) ?? Self.defaultWork(upper: upperPath)
+                fileSystem = try OverlayFileSystem(lower: opened.fileSystem, upper: upperPath, work: work)
+                // The tree now changes: the kernel may not keep entries or pages for long.
+                options.readOnly = false
+                options.entryTimeout = 1
+                options.attrTimeout = 1
+                options.negativeTimeout = 1
+                options.keepCache = false
+            }
             options.fsName = "strata:\(image.manifestDigest)"
-            let server = try FuseServer(fileSystem: opened.fileSystem, mountpoint: mountpoint, options: options)
+            let server = try FuseServer(fileSystem: fileSystem, mountpoint: mountpoint, options: options)
             try server.run(onReady: {
                 if let ready { Daemon.reportReady(fd: ready) }
             })
@@ -73,6 +94,13 @@ enum MountCommand {
             }
             throw error
         }
+    }
+
+    /// The work directory beside the upper one: same parent, so the same file system.
+    static func defaultWork(upper: String) -> String {
+        var u = upper
+        while u.count > 1 && u.hasSuffix("/") { u.removeLast() }
+        return u + ".work"
     }
 
     static func absolute(_ path: String) -> String {

@@ -13,6 +13,10 @@ commands:
   unmount   unmount a strata mount (also a stale one)
   index     index and verify every layer of an image
   inspect   show an image's manifest, config and layers
+  bundle    make an OCI runtime bundle (config.json + mounted rootfs); --remove undoes it
+  commit    write an overlayfs upper directory as a new layer and image
+  snapshot  containerd-style snapshots (prepare, view, commit, remove, mounts...) in a store
+  gc        remove what no snapshot or tag uses from a snapshot store; limit its cache size
 
 Run `strata COMMAND --help` for a command's options.
 """
@@ -27,6 +31,8 @@ let rest = arguments[2...]
 let helps: [String: String] = [
     "mount": MountCommand.help, "unmount": UnmountCommand.help,
     "index": IndexCommand.help, "inspect": InspectCommand.help,
+    "bundle": BundleCommand.help, "commit": CommitCommand.help,
+    "snapshot": SnapshotCommand.help, "gc": GcCommand.help,
 ]
 if command == "--help" || command == "-h" || command == "help" {
     print(usage)
@@ -46,6 +52,10 @@ do {
     case "unmount": try UnmountCommand.run(rest)
     case "index": try IndexCommand.run(rest)
     case "inspect": try InspectCommand.run(rest)
+    case "bundle": try BundleCommand.run(rest)
+    case "commit": try CommitCommand.run(rest)
+    case "snapshot": exit(try SnapshotCommand.run(rest))
+    case "gc": try GcCommand.run(rest)
     default: break
     }
 } catch {

@@ -1,0 +1,103 @@
+// Linux calls and constants that Swift's Glibc module does not import: <sys/xattr.h> is not in
+// it, and renameat2, fallocate, pipe2, statx, O_PATH, AT_EMPTY_PATH... are declared only under
+// _GNU_SOURCE, which it is built without. Only StrataSystem imports this module (its LinuxCalls
+// wraps each call); every other module goes through LinuxCalls.
+//
+// No _GNU_SOURCE here: the glibc headers would then define some types differently (fd_set's
+// field names) from Swift's Glibc module, and the two modules could not be imported together.
+// So the _GNU_SOURCE-only calls go through syscall(2), and the constants glibc hides come from
+// the kernel's uapi headers where those do not clash with glibc's, else by their ABI value.
+// The names are prefixed so nothing here competes with Glibc's declarations on the Swift side.
+#ifndef STRATA_CLINUX_SHIM_H
+#define STRATA_CLINUX_SHIM_H
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <linux/falloc.h>
+#include <linux/stat.h>
+
+// <fcntl.h> defines the __O_* values whatever the feature macros; O_* only under _GNU_SOURCE.
+static const int32_t strata_O_PATH = __O_PATH;
+static const int32_t strata_O_NOATIME = __O_NOATIME;
+static const int32_t strata_O_TMPFILE = __O_TMPFILE | O_DIRECTORY;
+// <linux/fcntl.h> and <linux/fs.h> would clash with glibc's struct flock and <sys/mount.h>.
+static const int32_t strata_AT_EMPTY_PATH = 0x1000;          // linux/fcntl.h
+static const int32_t strata_AT_STATX_FORCE_SYNC = 0x2000;    // linux/fcntl.h
+static const uint32_t strata_RENAME_NOREPLACE = 1 << 0;      // linux/fs.h
+static const uint32_t strata_RENAME_EXCHANGE = 1 << 1;
+static const uint32_t strata_RENAME_WHITEOUT = 1 << 2;
+static const int32_t strata_XATTR_CREATE = XATTR_CREATE;
+static const int32_t strata_XATTR_REPLACE = XATTR_REPLACE;
+static const int32_t strata_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
+static const int32_t strata_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
+static const uint32_t strata_STATX_BASIC_STATS = STATX_BASIC_STATS;
+static const int strata_statx_size = sizeof(struct statx);
+
+static inline int strata_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+                                   unsigned int flags) {
+    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+static inline int strata_fallocate(int fd, int mode, int64_t offset, int64_t length) {
+    return (int)syscall(SYS_fallocate, fd, mode, (off_t)offset, (off_t)length);
+}
+
+static inline int strata_pipe2(int fds[2], int flags) {
+    return (int)syscall(SYS_pipe2, fds, flags);
+}
+
+// statx(2) into a caller's buffer of at least sizeof(struct statx) bytes.
+static inline int strata_statx(int dirfd, const char *path, int flags, unsigned int mask, void *buffer) {
+    return (int)syscall(SYS_statx, dirfd, path, flags, mask, (struct statx *)buffer);
+}
+
+// Credentials of the calling thread alone: the raw system calls (glibc's wrappers change
+// every thread of the process).
+static inline int strata_thread_setresuid(uint32_t r, uint32_t e, uint32_t s) { return (int)syscall(SYS_setresuid, r, e, s); }
+static inline int strata_thread_setresgid(uint32_t r, uint32_t e, uint32_t s) { return (int)syscall(SYS_setresgid, r, e, s); }
+static inline int strata_thread_setgroups(size_t count, const uint32_t *groups) {
+    return (int)syscall(SYS_setgroups, count, groups);
+}
+
+static inline ssize_t strata_getxattr(const char *path, const char *name, void *value, size_t size) {
+    return getxattr(path, name, value, size);
+}
+static inline ssize_t strata_lgetxattr(const char *path, const char *name, void *value, size_t size) {
+    return lgetxattr(path, name, value, size);
+}
+static inline ssize_t strata_fgetxattr(int fd, const char *name, void *value, size_t size) {
+    return fgetxattr(fd, name, value, size);
+}
+static inline int strata_setxattr(const char *path, const char *name, const void *value, size_t size, int flags) {
+    return setxattr(path, name, value, size, flags);
+}
+static inline int strata_lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags) {
+    return lsetxattr(path, name, value, size, flags);
+}
+static inline int strata_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags) {
+    return fsetxattr(fd, name, value, size, flags);
+}
+static inline ssize_t strata_listxattr(const char *path, char *list, size_t size) {
+    return listxattr(path, list, size);
+}
+static inline ssize_t strata_llistxattr(const char *path, char *list, size_t size) {
+    return llistxattr(path, list, size);
+}
+static inline ssize_t strata_flistxattr(int fd, char *list, size_t size) {
+    return flistxattr(fd, list, size);
+}
+static inline int strata_removexattr(const char *path, const char *name) {
+    return removexattr(path, name);
+}
+static inline int strata_lremovexattr(const char *path, const char *name) {
+    return lremovexattr(path, name);
+}
+static inline int strata_fremovexattr(int fd, const char *name) {
+    return fremovexattr(fd, name);
+}
+
+#endif

@@ -1,0 +1,228 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import StrataOCI
+import StrataSystem
+
+/// Where a bundle's writes go.
+public enum UpperChoice: Equatable, Sendable {
+    /// BUNDLE/upper, made by `bundle` and removed with it.
+    case inBundle
+    /// A directory the user names (created if missing); kept on removal.
+    case directory(String)
+    /// None: a read-only root (`root.readonly` true).
+    case none
+}
+
+/// Makes and removes bundles: BUNDLE/config.json, the image mounted at BUNDLE/rootfs, the
+/// writable upper, and the record of what was made. Every step is undone when a later one
+/// fails, so a failed `bundle` leaves the directory as it found it.
+public enum BundleBuilder {
+    public struct Request: Sendable {
+        /// The image reference as `strata mount` takes it (absolute layout path).
+        public var image: String
+        public var config: ImageConfig
+        public var manifestDigest: String?
+        /// Absolute.
+        public var directory: String
+        public var upper: UpperChoice
+
+        public init(image: String, config: ImageConfig, manifestDigest: String? = nil, directory: String, upper: UpperChoice) {
+            self.image = image
+            self.config = config
+            self.manifestDigest = manifestDigest
+            self.directory = directory
+            self.upper = upper
+        }
+    }
+
+    @discardableResult
+    public static func create(_ request: Request, mounter: Mounter) throws(BundleError) -> BundleRecord {
+        let layout = BundleLayout(directory: request.directory)
+        var createdDirectory = false
+        if !FileIO.exists(layout.directory) {
+            guard mkdir(layout.directory, 0o755) == 0 else {
+                throw BundleError("cannot create bundle directory: \(SystemError(code: errno, operation: "mkdir", path: layout.directory))")
+            }
+            createdDirectory = true
+        } else if !FileIO.isDirectory(layout.directory) {
+            throw BundleError("bundle \(layout.directory) exists and is not a directory")
+        }
+
+        var record = BundleRecord(image: request.image, manifestDigest: request.manifestDigest,
+                                  createdBundleDirectory: createdDirectory)
+        // The record is the lock: O_EXCL, so of two `bundle` runs on one directory only one
+        // gets past here, and a bundle made earlier is never mounted over.
+        do {
+            try claim(layout, record)
+        } catch {
+            if createdDirectory { rmdir(layout.directory) }
+            throw error
+        }
+        do {
+            try prepare(layout, request, &record)
+            try writeRecord(layout, record)
+            try mounter.mount(image: request.image, at: layout.rootfs, upper: record.upper, work: record.work)
+            let passwd = try RootedFile.read(root: layout.rootfs, path: "/etc/passwd")
+            let group = try RootedFile.read(root: layout.rootfs, path: "/etc/group")
+            let spec = try SpecConverter.convert(config: request.config, passwd: passwd, group: group,
+                                                 readOnly: record.upper == nil)
+            record.createdConfig = true
+            try writeRecord(layout, record)
+            try write(layout.config, try SpecJSON.encode(spec), what: "config.json")
+            record.state = .ready
+            try writeRecord(layout, record)
+            return record
+        } catch {
+            // Undo in reverse; the first error is the one worth reporting.
+            try? dismantle(layout, record, mounter: mounter)
+            throw error
+        }
+    }
+
+    /// Unmounts BUNDLE/rootfs and removes what `create` made, as its record says; a
+    /// user-given upper and anything else the user put in BUNDLE stay.
+    public static func remove(directory: String, mounter: Mounter) throws(BundleError) {
+        let layout = BundleLayout(directory: directory)
+        let bytes: [UInt8]
+        do {
+            bytes = try FileIO.readAll(layout.record)
+        } catch let error as SystemError where error.code == ENOENT {
+            throw BundleError("\(layout.directory) is not a strata bundle (no \(BundleRecord.fileName) in it)")
+        } catch {
+            throw BundleError("cannot read \(layout.record): \(error)")
+        }
+        let record: BundleRecord
+        do {
+            record = try JSONCoding.decode(BundleRecord.self, from: bytes, what: layout.record)
+        } catch {
+            throw BundleError("\(error)")
+        }
+        guard record.version == BundleRecord.currentVersion else {
+            throw BundleError("\(layout.record): version \(record.version) is not supported (expected \(BundleRecord.currentVersion))")
+        }
+        try dismantle(layout, record, mounter: mounter)
+    }
+
+    // MARK: - Steps
+
+    private static func claim(_ layout: BundleLayout, _ record: BundleRecord) throws(BundleError) {
+        let fd = open(layout.record, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            if errno == EEXIST {
+                throw BundleError("\(layout.directory) is already a strata bundle (\(layout.record) exists); remove it first with `strata bundle --remove \(layout.directory)`")
+            }
+            throw BundleError("cannot create \(layout.record): \(SystemError(code: errno, operation: "open", path: layout.record))")
+        }
+        close(fd)
+        do {
+            try writeRecord(layout, record)
+        } catch {
+            unlink(layout.record)
+            throw error
+        }
+    }
+
+    /// Checks the directory holds no bundle strata did not make, and creates rootfs and the
+    /// upper, noting each in the record.
+    private static func prepare(_ layout: BundleLayout, _ request: Request, _ record: inout BundleRecord) throws(BundleError) {
+        guard !FileIO.exists(layout.config) else {
+            throw BundleError("\(layout.config) already exists; strata bundle does not overwrite a bundle it did not make")
+        }
+        guard !MountInfo.isMountPoint(layout.rootfs) else {
+            throw BundleError("\(layout.rootfs) is already a mount point")
+        }
+        if FileIO.exists(layout.rootfs) {
+            guard FileIO.isDirectory(layout.rootfs), try isEmptyDirectory(layout.rootfs) else {
+                throw BundleError("\(layout.rootfs) exists and is not an empty directory")
+            }
+        } else {
+            try makeDirectory(layout.rootfs)
+            record.createdRootfs = true
+        }
+        switch request.upper {
+        case .none:
+            record.upper = nil
+        case .inBundle:
+            for path in [layout.defaultUpper, layout.work] where FileIO.exists(path) {
+                throw BundleError("\(path) already exists; name an upper with --upper to use one that exists")
+            }
+            try makeDirectory(layout.defaultUpper)
+            record.upper = layout.defaultUpper
+            record.ownsUpper = true
+            try makeDirectory(layout.work)
+            record.work = layout.work
+        case .directory(let path):
+            guard path.hasPrefix("/") else { throw BundleError("upper \(path) must be an absolute path") }
+            guard path != layout.rootfs && !path.hasPrefix(layout.rootfs + "/") else {
+                throw BundleError("upper \(path) cannot be inside the bundle's rootfs")
+            }
+            if FileIO.exists(path) {
+                guard FileIO.isDirectory(path) else { throw BundleError("upper \(path) is not a directory") }
+            } else {
+                do { try FileIO.makeDirectories(path) } catch {
+                    throw BundleError("cannot create upper: \(error)")
+                }
+            }
+            record.upper = path
+            record.ownsUpper = false
+        }
+    }
+
+    /// Undoes `create` as far as `record` says it went. Stops at the unmount when that
+    /// fails: removing directories under a live mount would be removing the image's view.
+    private static func dismantle(_ layout: BundleLayout, _ record: BundleRecord, mounter: Mounter) throws(BundleError) {
+        if mounter.isMounted(layout.rootfs) {
+            try mounter.unmount(layout.rootfs)
+        }
+        if record.createdConfig, unlink(layout.config) != 0, errno != ENOENT {
+            throw BundleError("cannot remove \(layout.config): \(SystemError(code: errno, operation: "unlink", path: layout.config))")
+        }
+        if record.createdRootfs, rmdir(layout.rootfs) != 0, errno != ENOENT {
+            throw BundleError("cannot remove \(layout.rootfs): \(SystemError(code: errno, operation: "rmdir", path: layout.rootfs))")
+        }
+        if record.ownsUpper, let upper = record.upper {
+            try TreeRemover.remove(upper)
+        }
+        if let work = record.work {
+            try TreeRemover.remove(work)
+        }
+        if unlink(layout.record) != 0, errno != ENOENT {
+            throw BundleError("cannot remove \(layout.record): \(SystemError(code: errno, operation: "unlink", path: layout.record))")
+        }
+        // A directory the user has since put files into stays, with them.
+        if record.createdBundleDirectory { rmdir(layout.directory) }
+    }
+
+    // MARK: - Files
+
+    private static func writeRecord(_ layout: BundleLayout, _ record: BundleRecord) throws(BundleError) {
+        let bytes: [UInt8]
+        do { bytes = try JSONCoding.encode(record) + [0x0a] } catch { throw BundleError("\(error)") }
+        try write(layout.record, bytes, what: BundleRecord.fileName)
+    }
+
+    private static func write(_ path: String, _ bytes: [UInt8], what: String) throws(BundleError) {
+        do { try FileIO.writeAtomically(path, bytes) } catch {
+            throw BundleError("cannot write \(what): \(error)")
+        }
+    }
+
+    private static func makeDirectory(_ path: String) throws(BundleError) {
+        guard mkdir(path, 0o755) == 0 else {
+            throw BundleError("\(SystemError(code: errno, operation: "mkdir", path: path))")
+        }
+    }
+
+    private static func isEmptyDirectory(_ path: String) throws(BundleError) -> Bool {
+        guard let stream = opendir(path) else {
+            throw BundleError("\(SystemError(code: errno, operation: "opendir", path: path))")
+        }
+        defer { closedir(stream) }
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { return false }
+        }
+        return true
+    }
+}

@@ -1,0 +1,39 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import StrataOCI
+import StrataSystem
+
+/// Removing tags from ROOT/layout/index.json. ImageLayoutWriter only adds and moves tags, so
+/// this does the same read-modify-write under the same lock it uses (flock on the layout
+/// directory), so a concurrent `strata commit` into the layout loses nothing.
+enum LayoutTags {
+    /// Drops every index.json entry whose ref name satisfies `drop`; returns the names dropped.
+    @discardableResult
+    static func remove(layout: String, where drop: (String) -> Bool) throws -> [String] {
+        let dir = open(layout, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dir >= 0 else {
+            throw SnapshotError(.other, "\(layout): cannot open to lock index.json: \(String(cString: strerror(errno)))")
+        }
+        defer { close(dir) }
+        while flock(dir, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw SnapshotError(.other, "\(layout): cannot lock index.json: \(String(cString: strerror(errno)))")
+            }
+        }
+        var index = try ImageLayout(path: layout).index()
+        var dropped: [String] = []
+        index.manifests.removeAll { d in
+            guard let name = d.refName, drop(name) else { return false }
+            dropped.append(name)
+            return true
+        }
+        guard !dropped.isEmpty else { return [] }
+        do {
+            try FileIO.writeAtomically(layout + "/index.json", try JSONCoding.encode(index))
+        } catch {
+            throw SnapshotError(.other, "\(layout)/index.json: cannot write: \(error)")
+        }
+        return dropped
+    }
+}

@@ -1,0 +1,26 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import StrataSystem
+
+/// An exclusive flock(2) on ROOT/lock for the length of one operation. Processes, not
+/// threads, are what run concurrently here (one `strata snapshot` each), and flock is
+/// released by the kernel when a process dies, so a crash never leaves the store locked.
+enum StoreLock {
+    static func withLock<T>(_ paths: StorePaths, _ body: () throws -> T) throws -> T {
+        do { try FileIO.makeDirectories(paths.root, mode: 0o700) } catch {
+            throw SnapshotError(.other, "state directory \(paths.root): cannot create: \(error)")
+        }
+        let fd = open(paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw SnapshotError(.other, "\(paths.lock): cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw SnapshotError(.other, "\(paths.lock): cannot lock: \(String(cString: strerror(errno)))")
+            }
+        }
+        return try body()
+    }
+}

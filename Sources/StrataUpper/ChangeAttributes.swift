@@ -1,0 +1,99 @@
+import StrataFS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// setattr and xattr changes: each copies the entry up first, then changes the copy.
+extension OverlayFileSystem {
+    public func setattr(inode: UInt64, handle: UInt64?, changes: AttributeChanges,
+                        context: RequestContext) throws(FSError) -> NodeAttributes {
+        try locked { () throws(FSError) -> NodeAttributes in
+            let n = try node(inode)
+            let onlyTruncates = changes.mode == nil && changes.uid == nil && changes.gid == nil
+                && changes.atime == nil && changes.mtime == nil
+            try copyUp(n, dataLimit: onlyTruncates ? changes.size : nil)
+            let object = try upperObject(n)
+            let nothing = onlyTruncates && changes.size == nil
+            if nothing {
+                // chown(f, -1, -1) reaches us as a setattr that changes nothing, but it changes
+                // the ctime (the kernel sends no ctime of its own without writeback caching).
+                let st = try upperStat(n)
+                if st.st_mode & S_IFMT == S_IFLNK {
+                    switch object {
+                    case .entry(let dir, let name): try Sys.fchownat(dir, name, UInt32.max, UInt32.max)
+                    case .descriptor(let fd): _ = try Sys.check { fchownat(fd, "", UInt32.max, UInt32.max, Sys.atEmptyPath) }
+                    }
+                } else {
+                    // chmod to the same mode: root's chmod keeps every bit, unlike a chown.
+                    let mode = mode_t(st.st_mode & 0o7777)
+                    switch object {
+                    case .entry(let dir, let name): try Sys.chmodat(dir, name, mode)
+                    case .descriptor(let fd): _ = try Sys.check { chmod(Sys.procPath(fd), mode) }
+                    }
+                }
+            }
+            if changes.uid != nil || changes.gid != nil {
+                let uid = changes.uid ?? UInt32.max, gid = changes.gid ?? UInt32.max   // -1: unchanged
+                switch object {
+                case .entry(let dir, let name): try Sys.fchownat(dir, name, uid, gid)
+                case .descriptor(let fd): _ = try Sys.check { fchownat(fd, "", uid, gid, Sys.atEmptyPath) }
+                }
+            }
+            if let mode = changes.mode {
+                switch object {
+                case .entry(let dir, let name): try Sys.chmodat(dir, name, mode_t(mode & 0o7777))
+                case .descriptor(let fd): _ = try Sys.check { chmod(Sys.procPath(fd), mode_t(mode & 0o7777)) }
+                }
+            }
+            if let size = changes.size {
+                if n.isDirectory { throw FSError(EISDIR) }
+                if let handle, let h = handles[handle], let fd = h.fd {
+                    _ = try Sys.check { ftruncate(fd, off_t(size)) }
+                } else {
+                    let fd = try openUpper(n, flags: O_WRONLY)
+                    defer { close(fd) }
+                    _ = try Sys.check { ftruncate(fd, off_t(size)) }
+                }
+            }
+            if changes.atime != nil || changes.mtime != nil {
+                func spec(_ t: AttributeChanges.Time?) -> timespec {
+                    switch t {
+                    case nil: return Glibc.timespec(tv_sec: 0, tv_nsec: (1 << 30) - 2)
+                    case .now: return Glibc.timespec(tv_sec: 0, tv_nsec: (1 << 30) - 1)
+                    case .at(let ts): return Self.unixTime(ts)
+                    }
+                }
+                let times = [spec(changes.atime), spec(changes.mtime)]
+                switch object {
+                case .entry(let dir, let name): try Sys.utimensat(dir, name, times)
+                case .descriptor(let fd):
+                    let r = times.withUnsafeBufferPointer { utimensat(AT_FDCWD, Sys.procPath(fd), $0.baseAddress, 0) }
+                    if r < 0 { throw FSError(errno) }
+                }
+            }
+            return try attributes(n)
+        }
+    }
+
+    public func setxattr(inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32) throws(FSError) {
+        if Overlay.isPrivate(name) { throw FSError(EPERM) }
+        try locked { () throws(FSError) in
+            let n = try node(inode)
+            try copyUp(n)
+            try withPathFD(n) { (fd) throws(FSError) in try Sys.setxattr(fd, name, value, flags) }
+        }
+    }
+
+    public func removexattr(inode: UInt64, name: String) throws(FSError) {
+        if Overlay.isPrivate(name) { throw FSError(ENODATA) }
+        try locked { () throws(FSError) in
+            let n = try node(inode)
+            if !n.inUpper {
+                // Nothing to remove: no reason to copy up.
+                _ = try lower.getxattr(inode: UInt64(n.lower!) + 1, name: name)
+                try copyUp(n)
+            }
+            try withPathFD(n) { (fd) throws(FSError) in try Sys.removexattr(fd, name) }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+import StrataFS
+import StrataIndex
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Copy-up: the first change to a lower entry makes a copy of it in the upper directory.
+/// The copy is built in the work directory (same file system) with its data, owner, mode,
+/// xattrs and times, then renamed into place: a crash leaves either no copy or a whole one.
+/// Caller holds the lock.
+///
+/// A regular file's data is streamed with the lock released (a big file would otherwise stall
+/// every other request of the mount): the node is marked `copyingUp` meanwhile, and another
+/// request that needs it copied up waits for the first instead of copying it again. So
+/// `copyUp` may release the lock: callers call it before they look anything else up.
+extension OverlayFileSystem {
+    static let copyChunk = 1 << 20
+
+    /// Tests only: STRATA_TEST_COPYUP_DELAY_MS=N sleeps N ms after each chunk a copy-up
+    /// streams, so a test can watch other requests proceed while one is in progress.
+    static let copyUpDelay: UInt32 = {
+        guard let value = getenv("STRATA_TEST_COPYUP_DELAY_MS"), let ms = UInt32(String(cString: value)) else { return 0 }
+        return ms
+    }()
+
+    /// Makes sure `n` has an upper object. `dataLimit` copies at most that many bytes (a
+    /// truncation follows, so the rest need not be read). May release the lock meanwhile (for a
+    /// regular file's data, or to wait for another request's copy-up of `n`).
+    func copyUp(_ n: OverlayInode, dataLimit: UInt64? = nil) throws(FSError) {
+        while !n.inUpper && n.copyingUp { waitForCopyUpEnd() }
+        if n.inUpper { return }
+        if n.isDirectory { _ = try copyUpDirectory(n); return }
+        try copyUpFile(n, dataLimit: dataLimit)
+    }
+
+    /// Whether `copyUp(n)` may release the lock: requests that look things up before copying a
+    /// node up (rename, unlink) do this copy-up first and start over.
+    func copyUpReleasesLock(_ n: OverlayInode) -> Bool {
+        !n.inUpper && !n.isDirectory
+    }
+
+    /// The upper directory of `dir`, copying it and its missing ancestors up (top-down, so no
+    /// recursion however deep the path).
+    @discardableResult
+    func copyUpDirectory(_ dir: OverlayInode) throws(FSError) -> Int32 {
+        if dir.inUpper, let fd = dir.directoryFD { return fd }
+        var chain: [OverlayInode] = []
+        var current = dir
+        while !(current.inUpper && current.directoryFD != nil) {
+            chain.append(current)
+            guard let link = current.links.first, let parent = nodes[link.parent] else { throw FSError(ENOENT) }
+            current = parent
+        }
+        for d in chain.reversed() {
+            guard let link = d.links.first, let parent = nodes[link.parent], let pfd = parent.directoryFD,
+                  let l = d.lower else { throw FSError(EIO) }
+            let name = Sys.name(link.name)
+            let temp = tempName()
+            do throws(FSError) {
+                try Sys.mkdirat(workFD, temp, 0o700)
+                try copyMetadata(from: l, toDirectory: workFD, name: temp)
+                try preservingTimes(of: parent) { () throws(FSError) in
+                    try Sys.renameat(workFD, temp, pfd, name, flags: Sys.renameNoReplace)
+                }
+            } catch {
+                Sys.removeTree(workFD, temp)
+                throw error
+            }
+            d.directoryFD = try Sys.pathFD(pfd, name)
+            d.inUpper = true
+            if let st = try? Sys.fstat(d.directoryFD!) { ctimeShield[d.id] = (st.st_ctim, lower.attributes(l).ctime) }
+        }
+        return dir.directoryFD!
+    }
+
+    /// Owner, mode, xattrs and times of lower entry `l`, onto an upper entry (not followed).
+    func copyMetadata(from l: UInt32, toDirectory dir: Int32, name: [CChar]) throws(FSError) {
+        let a = lower.attributes(l)
+        let isLink = a.mode & UInt32(S_IFMT) == UInt32(S_IFLNK)
+        // chown first: it clears set-id bits and capabilities that chmod and xattrs then restore.
+        try Sys.fchownat(dir, name, a.uid, a.gid)
+        if !isLink { try Sys.chmodat(dir, name, mode_t(a.mode & 0o7777)) }
+        let fd = try Sys.pathFD(dir, name)
+        defer { close(fd) }
+        for xattr in (try? lower.listxattr(inode: UInt64(l) + 1)) ?? [] where !Overlay.isPrivate(xattr) {
+            guard let value = try? lower.getxattr(inode: UInt64(l) + 1, name: xattr) else { continue }
+            do throws(FSError) { try Sys.setxattr(fd, xattr, value) } catch {
+                // user.* cannot be set on symlinks or devices; other namespaces must copy.
+                if !(xattr.hasPrefix("user.") && error.code == EPERM) { throw error }
+            }
+        }
+        try Sys.utimensat(dir, name, [Self.unixTime(a.mtime), Self.unixTime(a.mtime)])
+    }
+
+    static func unixTime(_ t: Timestamp) -> timespec {
+        Glibc.timespec(tv_sec: Int(t.seconds), tv_nsec: Int(t.nanoseconds))
+    }
+
+    /// Runs `body` (which adds an entry to directory `node`) and puts the directory's times
+    /// back: a copy-up is not a change the directory's owner made. The ctime cannot be put
+    /// back; the shield reports the one from before instead, until a real change.
+    func preservingTimes(of node: OverlayInode, _ body: () throws(FSError) -> Void) throws(FSError) {
+        guard let dir = node.directoryFD else { throw FSError(EIO) }
+        let before = try Sys.fstat(dir)
+        try body()
+        let times = [before.st_atim, before.st_mtim]
+        _ = times.withUnsafeBufferPointer { Glibc.utimensat(AT_FDCWD, Sys.procPath(dir), $0.baseAddress, 0) }
+        var shown = Timestamp(seconds: Int64(before.st_ctim.tv_sec), nanoseconds: UInt32(before.st_ctim.tv_nsec))
+        if let shield = ctimeShield[node.id], shield.upper.tv_sec == before.st_ctim.tv_sec,
+           shield.upper.tv_nsec == before.st_ctim.tv_nsec { shown = shield.shown }
+        if let after = try? Sys.fstat(dir) { ctimeShield[node.id] = (after.st_ctim, shown) }
+    }
+
+    /// Every (lower directory, name) of each lower file with several names; built on first need.
+    func lowerNames(of l: UInt32) -> [(directory: UInt32, name: [UInt8])] {
+        if lowerLinkNames == nil {
+            var map: [UInt32: [(directory: UInt32, name: [UInt8])]] = [:]
+            for dir in 0..<tree.inodeCount where tree.isDirectory[dir] {
+                for child in tree.children[dir] where !tree.isDirectory[Int(child.inode)] && tree.nlink[Int(child.inode)] > 1 {
+                    map[child.inode, default: []].append((UInt32(dir), Array(child.name)))
+                }
+            }
+            lowerLinkNames = map
+        }
+        return lowerLinkNames?[l] ?? []
+    }
+
+    /// The view's node for lower directory `d`, if the view still shows it (under any name).
+    func viewDirectory(lowerDirectory d: UInt32) -> OverlayInode? {
+        if let n = nodes[UInt64(d) + 1], !n.unlinked, n.isDirectory, n.lower == d { return n }
+        if d == 0 { return nodes[Self.rootID] }
+        // Not known this session: walk its lower path from the root through the view.
+        let path = lowerPath(d)
+        var current = nodes[Self.rootID]!
+        for part in path.split(separator: UInt8(ascii: "/")) {
+            guard let next = try? resolve(current, Array(part)), next.isDirectory else { return nil }
+            current = next
+        }
+        return current.id == UInt64(d) + 1 ? current : nil
+    }
+
+    /// Copies a file, symlink or special file up. A lower file with several names is copied once
+    /// and the copy is linked under each of its names the view still shows, so a write through
+    /// one name is seen through all of them.
+    ///
+    /// A regular file's data goes into the work file with the lock released; the names, the
+    /// parents and the node's state are looked at only after that, with the lock held again.
+    func copyUpFile(_ n: OverlayInode, dataLimit: UInt64?) throws(FSError) {
+        guard let l = n.lower, !n.links.isEmpty else { throw FSError(ESTALE) }
+        let a = lower.attributes(l)
+        let temp = tempName()
+        n.copyingUp = true
+        defer {
+            n.copyingUp = false
+            signalCopyUpEnd()
+        }
+        do throws(FSError) {
+            switch a.mode & UInt32(S_IFMT) {
+            case UInt32(S_IFREG):
+                try copyData(l, size: min(a.size, dataLimit ?? a.size), to: temp)
+            case UInt32(S_IFLNK):
+                let target = try lower.readlink(inode: UInt64(l) + 1)
+                try Sys.symlinkat(Sys.name(target), workFD, temp)
+            default:
+                try Sys.mknodat(workFD, temp, mode_t(a.mode & UInt32(S_IFMT)) | 0o600, dev_t(a.rdev))
+            }
+            // Removed from the view while its data was copied (its last name unlinked, or
+            // renamed over): nothing to put in place.
+            guard let primary = n.links.first, let primaryParent = nodes[primary.parent] else { throw FSError(ESTALE) }
+            var places: [Link] = [primary]
+            if tree.nlink[Int(l)] > 1 {
+                for (d, name) in lowerNames(of: l) {
+                    guard let dir = viewDirectory(lowerDirectory: d),
+                          let other = try? resolve(dir, name), other === n, !other.inUpper else { continue }
+                    let link = Link(parent: dir.id, name: name)
+                    if !places.contains(link) { places.append(link) }
+                }
+            }
+            try copyMetadata(from: l, toDirectory: workFD, name: temp)
+            // Every other name first (links of the complete copy), the first name last.
+            for place in places.dropFirst() {
+                guard let dir = nodes[place.parent] else { continue }
+                let dfd = try copyUpDirectory(dir)
+                try preservingTimes(of: dir) { () throws(FSError) in
+                    try Sys.linkat(workFD, temp, dfd, Sys.name(place.name))
+                }
+                n.addLink(place)
+            }
+            let pfd = try copyUpDirectory(primaryParent)
+            try preservingTimes(of: primaryParent) { () throws(FSError) in
+                try Sys.renameat(workFD, temp, pfd, Sys.name(primary.name), flags: Sys.renameNoReplace)
+            }
+            let st = try Sys.stat(pfd, Sys.name(primary.name))
+            copiedUp[UInt64(st.st_ino)] = n.id
+            ctimeShield[n.id] = (st.st_ctim, a.ctime)
+        } catch {
+            _ = Glibc.unlinkat(workFD, temp, 0)
+            throw error
+        }
+        n.inUpper = true
+    }
+
+    /// Streams a lower file's bytes into a new work file, a chunk at a time, with the lock
+    /// released (the work file is created with it held). Chunks of zeros in a sparse file stay
+    /// holes.
+    func copyData(_ l: UInt32, size: UInt64, to temp: [CChar]) throws(FSError) {
+        let fd = try Sys.openat(workFD, temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        defer { close(fd) }
+        let sparse = lower.tree.entry(of: l)?.isSparse ?? false
+        _ = try Sys.check { ftruncate(fd, off_t(size)) }
+        if size == 0 { return }
+        try withoutLock { () throws(FSError) in try streamData(l, size: size, sparse: sparse, to: fd) }
+    }
+
+    /// The data part of `copyData`: the layers and the work file only, no table state.
+    private func streamData(_ l: UInt32, size: UInt64, sparse: Bool, to fd: Int32) throws(FSError) {
+        var offset: UInt64 = 0
+        var failure: FSError?
+        while offset < size && failure == nil {
+            let count = Int(min(UInt64(Self.copyChunk), size - offset))
+            var got = 0
+            try lower.read(inode: UInt64(l) + 1, handle: 0, offset: offset, size: count) { bytes in
+                got = bytes.count
+                if sparse && !bytes.contains(where: { $0 != 0 }) { return }
+                var done = 0
+                while done < bytes.count {
+                    let w = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+                    if w < 0 { if errno == EINTR { continue }; failure = FSError(errno); return }
+                    done += w
+                }
+            }
+            if got == 0 { break }
+            offset += UInt64(got)
+            if Self.copyUpDelay > 0 { usleep(Self.copyUpDelay * 1000) }
+        }
+        if let failure { throw failure }
+    }
+}

@@ -1,0 +1,116 @@
+import StrataFS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reading a merged directory: the upper entries (minus whiteouts), then the lower entries the
+/// upper neither replaces nor whites out (none when the directory is opaque or upper-only).
+extension OverlayFileSystem {
+    /// The names the view shows in `dir`, upper first. Caller holds the lock.
+    func viewNames(_ dir: OverlayInode) throws(FSError) -> [[UInt8]] {
+        var names: [[UInt8]] = []
+        var hidden = Set<[UInt8]>()
+        if dir.inUpper, let fd = dir.directoryFD {
+            for entry in try Sys.list(fd) {
+                hidden.insert(entry.name)
+                if entry.type == UInt8(DT_CHR) || entry.type == UInt8(DT_UNKNOWN),
+                   let st = try? Sys.stat(fd, Sys.name(entry.name)), Overlay.isWhiteout(st) { continue }
+                names.append(entry.name)
+            }
+        }
+        if let l = dir.lower {
+            for child in tree.children[Int(l)] {
+                let name = Array(child.name)
+                if !hidden.contains(name) { names.append(name) }
+            }
+        }
+        return names
+    }
+
+    func isEmptyInView(_ dir: OverlayInode) throws(FSError) -> Bool {
+        try viewNames(dir).isEmpty
+    }
+
+    /// Removes the whiteouts of an upper directory that is empty in the view, so that the upper
+    /// file system will let it be replaced or removed.
+    func clearWhiteouts(_ dir: OverlayInode) throws(FSError) {
+        guard dir.inUpper, let fd = dir.directoryFD else { return }
+        for entry in try Sys.list(fd) {
+            let name = Sys.name(entry.name)
+            if let st = try? Sys.stat(fd, name), Overlay.isWhiteout(st) { try Sys.unlinkat(fd, name) }
+        }
+    }
+
+    public func opendir(inode: UInt64) throws(FSError) -> UInt64 {
+        try locked { () throws(FSError) -> UInt64 in
+            let n = try directory(inode)
+            n.opens += 1
+            return addHandle(OverlayHandle(node: inode, fd: nil, flags: O_RDONLY))
+        }
+    }
+
+    public func readdir(inode: UInt64, handle: UInt64, offset: UInt64, plus: Bool,
+                        add: (UnsafeRawBufferPointer, NodeAttributes, UInt64) -> Bool) throws(FSError) {
+        try locked { () throws(FSError) in
+            let dir = try directory(inode)
+            guard let h = handles[handle] else { throw FSError(EBADF) }
+            if offset == 0 {
+                // A listing taken at the start and kept, so offsets stay meaningful across calls.
+                let parentID = dir.links.first?.parent ?? dir.id
+                var entries: [(name: [UInt8], id: UInt64, mode: UInt32)] = [([46], dir.id, UInt32(S_IFDIR)), ([46, 46], parentID, UInt32(S_IFDIR))]
+                for name in try viewNames(dir) { entries.append((name, 0, 0)) }
+                h.entries = entries
+            }
+            var position = Int(offset)
+            while position < h.entries.count {
+                let entry = h.entries[position]
+                var attributes: NodeAttributes
+                var child: OverlayInode?
+                if position < 2 {
+                    // "." and ".." count as lookups too (the contract): the adapter forgets them.
+                    guard let n = nodes[entry.id] else { position += 1; continue }
+                    attributes = try self.attributes(n)
+                    child = n
+                } else {
+                    let existed = Set(nodes.keys)
+                    guard let n = try? resolve(dir, entry.name), let a = try? self.attributes(n) else {
+                        position += 1; continue   // removed since the listing was taken
+                    }
+                    attributes = a
+                    child = n
+                    if !plus && !existed.contains(n.id) { dropIfUnused(n) }
+                }
+                let accepted = entry.name.withUnsafeBytes { add($0, attributes, UInt64(position + 1)) }
+                if !accepted {
+                    if let child { dropIfUnused(child) }
+                    return
+                }
+                if plus, let child { child.lookups += 1 }
+                position += 1
+            }
+        }
+    }
+
+    public func releasedir(inode: UInt64, handle: UInt64) {
+        _ = try? locked { () throws(FSError) in
+            handles[handle] = nil
+            if let n = nodes[inode] { n.opens -= 1; dropIfUnused(n) }
+        }
+    }
+
+    public func fsyncdir(inode: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError) {
+        let fd = try locked { () throws(FSError) -> Int32? in
+            let n = try directory(inode)
+            return n.inUpper ? n.directoryFD.map { dup($0) } : nil
+        }
+        guard let fd else { return }
+        defer { close(fd) }
+        try Sys.fsyncDirectory(fd, dataOnly: dataOnly)
+    }
+
+    func addHandle(_ h: OverlayHandle) -> UInt64 {
+        let id = nextHandleID()
+        handles[id] = h
+        return id
+    }
+}

@@ -1,0 +1,104 @@
+import StrataFS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Open files. Opening for writing (or with O_TRUNC) copies the file up; opening read-only
+/// never does, and reads then come from the layers until some other change copies it up.
+extension OverlayFileSystem {
+    /// The flags to open an upper file with: the access mode (write-only widened to read-write,
+    /// so the handle can serve any read the kernel sends) and the flags that change writes.
+    static func upperOpenFlags(_ flags: Int32) -> Int32 {
+        var f = flags & (O_APPEND | O_SYNC | O_DSYNC | Sys.noAccessTime)
+        f |= (flags & O_ACCMODE == O_RDONLY) ? O_RDONLY : O_RDWR
+        return f
+    }
+
+    func openUpper(_ n: OverlayInode, flags: Int32) throws(FSError) -> Int32 {
+        switch try upperObject(n) {
+        case .entry(let dir, let name): return try Sys.openat(dir, name, flags)
+        case .descriptor(let fd): return try Sys.check { Glibc.open(Sys.procPath(fd), flags | O_CLOEXEC) }
+        }
+    }
+
+    public func open(inode: UInt64, flags: Int32) throws(FSError) -> UInt64 {
+        try locked { () throws(FSError) -> UInt64 in
+            let n = try node(inode)
+            if n.isDirectory { throw FSError(EISDIR) }
+            let truncate = flags & O_TRUNC != 0
+            if flags & O_ACCMODE != O_RDONLY || truncate {
+                try copyUp(n, dataLimit: truncate ? 0 : nil)
+            }
+            var fd: Int32?
+            if n.inUpper {
+                fd = try openUpper(n, flags: Self.upperOpenFlags(flags) | (truncate ? O_TRUNC : 0))
+            }
+            n.opens += 1
+            return addHandle(OverlayHandle(node: inode, fd: fd, flags: flags))
+        }
+    }
+
+    /// The handle's upper descriptor; a read-only handle of a file copied up since it was opened
+    /// switches to the copy, so it sees the writes made through other handles.
+    func descriptor(_ handle: UInt64) throws(FSError) -> (fd: Int32?, lowerInode: UInt64) {
+        try locked { () throws(FSError) -> (fd: Int32?, lowerInode: UInt64) in
+            guard let h = handles[handle], let n = nodes[h.node] else { throw FSError(EBADF) }
+            if h.fd == nil && n.inUpper { h.fd = try? openUpper(n, flags: O_RDONLY) }
+            return (h.fd, n.lower.map { UInt64($0) + 1 } ?? 0)
+        }
+    }
+
+    public func read(inode: UInt64, handle: UInt64, offset: UInt64, size: Int,
+                     reply: (UnsafeRawBufferPointer) -> Void) throws(FSError) {
+        let (fd, lowerInode) = try descriptor(handle)
+        guard let fd else {
+            try lower.read(inode: lowerInode, handle: 0, offset: offset, size: size, reply: reply)
+            return
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 16)
+        defer { buffer.deallocate() }
+        var done = 0
+        while done < size {
+            let n = pread(fd, buffer.baseAddress! + done, size - done, off_t(offset) + off_t(done))
+            if n < 0 { if errno == EINTR { continue }; throw FSError(errno) }
+            if n == 0 { break }
+            done += n
+        }
+        reply(UnsafeRawBufferPointer(rebasing: buffer[0..<done]))
+    }
+
+    public func write(inode: UInt64, handle: UInt64, offset: UInt64, data: UnsafeRawBufferPointer) throws(FSError) -> Int {
+        guard let fd = try descriptor(handle).fd else { throw FSError(EBADF) }
+        var done = 0
+        while done < data.count {
+            let n = pwrite(fd, data.baseAddress! + done, data.count - done, off_t(offset) + off_t(done))
+            if n < 0 { if errno == EINTR { continue }; if done > 0 { break }; throw FSError(errno) }
+            done += n
+        }
+        return done
+    }
+
+    public func release(inode: UInt64, handle: UInt64) {
+        _ = try? locked { () throws(FSError) in
+            guard let h = handles.removeValue(forKey: handle) else { return }
+            if let fd = h.fd { close(fd) }
+            guard let n = nodes[h.node] else { return }
+            n.opens -= 1
+            dropIfUnused(n)   // an orphan stays reachable while the kernel still knows the node
+        }
+    }
+
+    public func flush(inode: UInt64, handle: UInt64) throws(FSError) {
+        // Writes go straight to the upper file: nothing is buffered here.
+    }
+
+    public func fsync(inode: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError) {
+        guard let fd = try descriptor(handle).fd else { return }
+        _ = try Sys.check { dataOnly ? fdatasync(fd) : Glibc.fsync(fd) }
+    }
+
+    public func fallocate(inode: UInt64, handle: UInt64, mode: Int32, offset: UInt64, length: UInt64) throws(FSError) {
+        guard let fd = try descriptor(handle).fd else { throw FSError(EBADF) }
+        try Sys.fallocate(fd, mode, offset, length)
+    }
+}

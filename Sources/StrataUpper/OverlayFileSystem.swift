@@ -1,0 +1,456 @@
+import StrataFS
+import StrataSystem
+import StrataUnion
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct UpperError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The writable view: the image (`ImageFileSystem`, read-only) under an upper directory that
+/// takes every change, in kernel overlayfs's format (see `Overlay`).
+///
+/// One lock guards the inode table and every change to the upper directory, so a lookup never
+/// sees half of a rename. File data does not take it: reads and writes of open files go straight
+/// to their descriptors (or to the layers, for a file never copied up), and a copy-up streams a
+/// file's data into the work directory with the lock released (see `copyUpFile`).
+public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
+    public let lower: ImageFileSystem
+    let tree: UnionTree
+    /// The upper directory (Sys.oPath) and the work directory's scratch subdirectory (Sys.oPath).
+    let upperFD: Int32
+    let workFD: Int32
+    /// Held for the life of the mount: flock on the upper directory and on WORK/strata.lock.
+    private let lockFDs: [Int32]
+    private var mutex = pthread_mutex_t()
+    /// Signalled (with the lock held) when a copy-up that ran without the lock ends.
+    private var copyUpEnded = pthread_cond_t()
+
+    var nodes: [UInt64: OverlayInode] = [:]
+    /// Upper st_ino → node, for files copied up (they keep their lower number).
+    var copiedUp: [UInt64: UInt64] = [:]
+    /// Upper st_ino of entries this mount created (not copies of the lower file of that name,
+    /// even when one exists: a file made after the lower one was deleted or renamed away).
+    var madeInUpper = Set<UInt64>()
+    /// Upper st_ino → node id, when the plain number (upperInodeBit | st_ino) still belongs
+    /// to a removed node the kernel holds: ext4 reuses inode numbers at once, and the kernel
+    /// must not take a new file for the old one (it keeps a symlink's target, attributes...).
+    var upperAlias: [UInt64: UInt64] = [:]
+    private var aliasCounter: UInt64 = 0
+    static let aliasBit: UInt64 = 1 << 62
+    /// ctime to show for an upper object whose ctime only changed because strata copied it
+    /// up (or added a copy-up into it): node → (the upper ctime then, the ctime to report).
+    /// A change the caller makes moves the upper ctime on, and the entry no longer applies.
+    var ctimeShield: [UInt64: (upper: timespec, shown: Timestamp)] = [:]
+    var handles: [UInt64: OverlayHandle] = [:]
+    private var nextHandle: UInt64 = 1
+    private var tempCounter: UInt64 = 0
+    /// Lower hardlinked files: tree inode → the (lower directory, name) of each of its names.
+    var lowerLinkNames: [UInt32: [(directory: UInt32, name: [UInt8])]]?
+
+    static let upperInodeBit: UInt64 = 1 << 63
+    static let rootID: UInt64 = 1
+
+    /// Opens (creating them if missing) the upper and work directories and locks them.
+    /// `work` must be on the upper's file system: copy-ups are renamed from it into the upper.
+    public init(lower: ImageFileSystem, upper: String, work: String) throws {
+        self.lower = lower
+        self.tree = lower.tree
+        try FileIO.makeDirectories(upper, mode: 0o755)
+        try FileIO.makeDirectories(work, mode: 0o700)
+        let up = Glibc.open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard up >= 0 else { throw SystemError(code: errno, operation: "open upper directory", path: upper) }
+        let wk = Glibc.open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard wk >= 0 else { close(up); throw SystemError(code: errno, operation: "open work directory", path: work) }
+        var fds = [up, wk]
+        func fail(_ message: String) -> UpperError {
+            for fd in fds { close(fd) }
+            return UpperError(message)
+        }
+        // Two daemons writing one upper directory would corrupt each other's view.
+        if flock(up, LOCK_EX | LOCK_NB) != 0 {
+            throw fail("upper directory \(upper) is in use by another mount")
+        }
+        let lockFile = Glibc.openat(wk, "strata.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard lockFile >= 0 else { throw fail("work directory \(work): cannot create strata.lock: \(String(cString: strerror(errno)))") }
+        fds.append(lockFile)
+        if flock(lockFile, LOCK_EX | LOCK_NB) != 0 {
+            throw fail("work directory \(work) is in use by another mount (\(work)/strata.lock is locked)")
+        }
+        var upperStat = Glibc.stat(), workStat = Glibc.stat()
+        fstat(up, &upperStat); fstat(wk, &workStat)
+        guard upperStat.st_dev == workStat.st_dev else {
+            throw fail("work directory \(work) is not on the file system of the upper directory \(upper)")
+        }
+        guard upperStat.st_ino != workStat.st_ino else { throw fail("the work directory must not be the upper directory") }
+        // Leftovers of a crash (half-made copy-ups, removed directories) go; they never were in the view.
+        Sys.removeTree(wk, Sys.name(Array("tmp".utf8)))
+        guard mkdirat(wk, "tmp", 0o700) == 0 else { throw fail("work directory \(work): cannot create tmp: \(String(cString: strerror(errno)))") }
+        let scratch = Glibc.openat(wk, "tmp", Sys.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard scratch >= 0 else { throw fail("work directory \(work): cannot open tmp") }
+        upperFD = Glibc.openat(up, ".", Sys.oPath | O_DIRECTORY | O_CLOEXEC)
+        workFD = scratch
+        lockFDs = fds
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&copyUpEnded, nil)
+        Self.raiseDescriptorLimit()
+        let root = OverlayInode(id: Self.rootID, isDirectory: true, lower: 0, inUpper: true, links: [])
+        root.directoryFD = Glibc.dup(upperFD)
+        root.lookups = 1
+        nodes[Self.rootID] = root
+    }
+
+    deinit {
+        for node in nodes.values { node.closeDescriptors() }
+        for h in handles.values { if let fd = h.fd { close(fd) } }
+        close(upperFD); close(workFD)
+        for fd in lockFDs { close(fd) }
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&copyUpEnded)
+    }
+
+    /// Each directory of the view that the kernel knows holds a descriptor: allow many.
+    private static func raiseDescriptorLimit() {
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+
+    @inline(__always)
+    func locked<T>(_ body: () throws(FSError) -> T) throws(FSError) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+
+    /// Runs `body` with the lock released; the caller holds it, and holds it again afterwards.
+    /// Whatever the caller looked up under the lock may have changed by then.
+    func withoutLock<T>(_ body: () throws(FSError) -> T) throws(FSError) -> T {
+        pthread_mutex_unlock(&mutex)
+        defer { pthread_mutex_lock(&mutex) }
+        return try body()
+    }
+
+    /// Waits (the lock released meanwhile) until some copy-up in progress ends. Caller holds
+    /// the lock and checks again what it waits for: the one that ended may be another's.
+    func waitForCopyUpEnd() {
+        pthread_cond_wait(&copyUpEnded, &mutex)
+    }
+
+    /// Wakes the requests waiting for a copy-up. Caller holds the lock.
+    func signalCopyUpEnd() {
+        pthread_cond_broadcast(&copyUpEnded)
+    }
+
+    func nextHandleID() -> UInt64 {
+        defer { nextHandle += 1 }
+        return nextHandle
+    }
+
+    func tempName() -> [CChar] {
+        tempCounter += 1
+        return Sys.name(Array("#\(String(tempCounter, radix: 16))".utf8))
+    }
+
+    // MARK: Nodes
+
+    func node(_ id: UInt64) throws(FSError) -> OverlayInode {
+        guard let n = nodes[id] else { throw FSError(ESTALE) }
+        return n
+    }
+
+    func directory(_ id: UInt64) throws(FSError) -> OverlayInode {
+        let n = try node(id)
+        guard n.isDirectory else { throw FSError(ENOTDIR) }
+        return n
+    }
+
+    /// The entry named `name` in the lower directory merged into `parent`.
+    func lowerChild(_ parent: OverlayInode, _ name: [UInt8]) -> UInt32? {
+        guard let l = parent.lower else { return nil }
+        return name.withUnsafeBytes { tree.lookup(l, $0) }
+    }
+
+    static func checkName(_ name: [UInt8]) throws(FSError) {
+        if name.count > Int(NAME_MAX) { throw FSError(ENAMETOOLONG) }
+    }
+
+    /// Resolves `name` in `parent` the way overlayfs does: the upper entry first (a whiteout
+    /// hides the name; an opaque directory hides the lower one; a redirect names the lower
+    /// directory to merge), then the lower one. Registers the node without counting a lookup.
+    func resolve(_ parent: OverlayInode, _ name: [UInt8]) throws(FSError) -> OverlayInode {
+        guard parent.isDirectory else { throw FSError(ENOTDIR) }
+        try Self.checkName(name)
+        let link = Link(parent: parent.id, name: name)
+        if parent.inUpper, let pfd = parent.directoryFD {
+            let cname = Sys.name(name)
+            if let st = try Sys.statIfPresent(pfd, cname) {
+                if Overlay.isWhiteout(st) { throw FSError(ENOENT) }
+                if st.st_mode & S_IFMT == S_IFDIR {
+                    let fd = try Sys.pathFD(pfd, cname)
+                    var lowerDirectory: UInt32?
+                    if let r = Overlay.redirect(fd) {
+                        lowerDirectory = resolveRedirect(r, parent: parent)
+                    } else if !Overlay.isOpaque(fd), let l = lowerChild(parent, name), tree.isDirectory[Int(l)] {
+                        lowerDirectory = l
+                    }
+                    let id = lowerDirectory.map { UInt64($0) + 1 } ?? upperOnlyID(UInt64(st.st_ino))
+                    let n = nodes[id] ?? OverlayInode(id: id, isDirectory: true, lower: lowerDirectory, inUpper: true, links: [])
+                    nodes[id] = n
+                    if let old = n.directoryFD, (try? Sys.fstat(old))?.st_ino == st.st_ino {
+                        close(fd)
+                    } else {
+                        if let old = n.directoryFD { close(old) }
+                        n.directoryFD = fd
+                    }
+                    n.isDirectory = true
+                    n.lower = lowerDirectory
+                    n.inUpper = true
+                    n.unlinked = false
+                    n.addLink(link)
+                    return n
+                }
+                let ino = UInt64(st.st_ino)
+                var id: UInt64
+                if let known = copiedUp[ino] {
+                    id = known
+                } else if !madeInUpper.contains(ino), let l = lowerChild(parent, name), !tree.isDirectory[Int(l)],
+                          !(nodes[UInt64(l) + 1].map { $0.inUpper || $0.unlinked } ?? false) {
+                    // A copy-up from an earlier mount (this one records its own): it keeps the
+                    // lower number, unless that node already has an upper object or was removed.
+                    id = UInt64(l) + 1
+                    copiedUp[ino] = id
+                } else {
+                    id = upperOnlyID(ino)
+                }
+                let n = nodes[id] ?? OverlayInode(id: id, isDirectory: false, lower: id < Self.upperInodeBit ? UInt32(id - 1) : nil,
+                                                   inUpper: true, links: [])
+                nodes[id] = n
+                n.isDirectory = false
+                n.inUpper = true
+                n.unlinked = false
+                n.addLink(link)
+                return n
+            }
+        }
+        guard let l = lowerChild(parent, name) else { throw FSError(ENOENT) }
+        let id = UInt64(l) + 1
+        let n = nodes[id] ?? OverlayInode(id: id, isDirectory: tree.isDirectory[Int(l)], lower: l, inUpper: false, links: [])
+        nodes[id] = n
+        n.unlinked = false
+        n.addLink(link)
+        return n
+    }
+
+    /// The node number of an upper-only entry with upper inode `ino`.
+    func upperOnlyID(_ ino: UInt64) -> UInt64 {
+        if let alias = upperAlias[ino], !(nodes[alias]?.unlinked ?? false) { return alias }
+        let plain = Self.upperInodeBit | ino
+        if let old = nodes[plain], old.unlinked {
+            aliasCounter += 1
+            let alias = Self.upperInodeBit | Self.aliasBit | aliasCounter
+            upperAlias[ino] = alias
+            return alias
+        }
+        return plain
+    }
+
+    /// A node lost its last name in the view. Its upper inode number (if any) may now be
+    /// reused by the upper file system for an unrelated entry: forget what tied it to `n`.
+    func markUnlinked(_ n: OverlayInode, upperIno: UInt64?) {
+        n.unlinked = true
+        if !n.inUpper { n.unlinkedCtime = Self.now() }
+        guard let ino = upperIno else { return }
+        if copiedUp[ino] == n.id { copiedUp[ino] = nil }
+        if upperAlias[ino] == n.id { upperAlias[ino] = nil }
+        madeInUpper.remove(ino)
+    }
+
+    static func now() -> Timestamp {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        return Timestamp(seconds: Int64(t.tv_sec), nanoseconds: UInt32(t.tv_nsec))
+    }
+
+    /// The lower directory a `trusted.overlay.redirect` names: an absolute path from the lower
+    /// root, or a name in the parent's lower directory.
+    func resolveRedirect(_ value: [UInt8], parent: OverlayInode) -> UInt32? {
+        var current: UInt32
+        if value.first == UInt8(ascii: "/") { current = 0 } else {
+            guard let l = parent.lower else { return nil }
+            current = l
+        }
+        for part in value.split(separator: UInt8(ascii: "/")) {
+            guard let next = Array(part).withUnsafeBytes({ tree.lookup(current, $0) }) else { return nil }
+            current = next
+        }
+        return tree.isDirectory[Int(current)] ? current : nil
+    }
+
+    /// The absolute lower path of a lower directory ("/a/b"), for a redirect.
+    func lowerPath(_ inode: UInt32) -> [UInt8] {
+        var parts: [[UInt8]] = []
+        var current = inode
+        while current != 0 {
+            let parent = tree.parent[Int(current)]
+            guard let child = tree.children[Int(parent)].first(where: { $0.inode == current }) else { break }
+            parts.append(Array(child.name))
+            current = parent
+        }
+        var path: [UInt8] = []
+        for part in parts.reversed() { path.append(UInt8(ascii: "/")); path += part }
+        return path.isEmpty ? [UInt8(ascii: "/")] : path
+    }
+
+    /// Drops a node the kernel no longer knows and nobody has open.
+    func dropIfUnused(_ n: OverlayInode) {
+        guard n.id != Self.rootID, n.lookups == 0, n.opens == 0, !n.copyingUp else { return }
+        n.closeDescriptors()
+        nodes[n.id] = nil
+    }
+
+    // MARK: The upper object of a node
+
+    enum UpperObject {
+        case entry(directory: Int32, name: [CChar])
+        case descriptor(Int32)
+    }
+
+    /// Where the node's upper object is: its directory's descriptor, or a name in a directory.
+    func upperObject(_ n: OverlayInode) throws(FSError) -> UpperObject {
+        guard n.inUpper else { throw FSError(EIO) }
+        if n.isDirectory, let fd = n.directoryFD { return .descriptor(fd) }
+        for link in n.links {
+            if let p = nodes[link.parent], p.inUpper, let pfd = p.directoryFD { return .entry(directory: pfd, name: Sys.name(link.name)) }
+        }
+        if let fd = n.orphanFD { return .descriptor(fd) }
+        throw FSError(ESTALE)
+    }
+
+    /// An Sys.oPath descriptor of the node's upper object, closed by the caller when `owned`.
+    func withPathFD<T>(_ n: OverlayInode, _ body: (Int32) throws(FSError) -> T) throws(FSError) -> T {
+        switch try upperObject(n) {
+        case .descriptor(let fd): return try body(fd)
+        case .entry(let dir, let name):
+            let fd = try Sys.pathFD(dir, name)
+            defer { close(fd) }
+            return try body(fd)
+        }
+    }
+
+    func upperStat(_ n: OverlayInode) throws(FSError) -> stat {
+        switch try upperObject(n) {
+        case .descriptor(let fd): return try Sys.fstat(fd)
+        case .entry(let dir, let name): return try Sys.stat(dir, name)
+        }
+    }
+
+    func attributes(_ n: OverlayInode) throws(FSError) -> NodeAttributes {
+        var a: NodeAttributes
+        if n.inUpper {
+            let st = try upperStat(n)
+            a = Self.attributes(st, id: n.id)
+            if let shield = ctimeShield[n.id], shield.upper.tv_sec == st.st_ctim.tv_sec, shield.upper.tv_nsec == st.st_ctim.tv_nsec {
+                a.ctime = shield.shown
+            }
+            if n.isDirectory, n.lower != nil, let fd = n.directoryFD { a.nlink = mergedLinkCount(n, upper: st, fd: fd) }
+        } else {
+            guard let l = n.lower else { throw FSError(EIO) }
+            a = lower.attributes(l)
+            a.inode = n.id
+            // Removing a name changes the file's ctime (ext4 does so even for the last name).
+            if let t = n.unlinkedCtime { a.ctime = t }
+        }
+        if n.unlinked { a.nlink = 0 }
+        return a
+    }
+
+    /// A merged directory's link count as ext4 reports it (2 + its subdirectories): the upper's
+    /// count (its own subdirectories, whiteouts are not directories) plus the lower
+    /// subdirectories the upper neither replaces nor whites out. One fstatat per lower
+    /// subdirectory; no listing of the upper directory.
+    func mergedLinkCount(_ n: OverlayInode, upper st: stat, fd: Int32) -> UInt32 {
+        guard let l = n.lower else { return UInt32(st.st_nlink) }
+        var count = UInt32(st.st_nlink)
+        for child in tree.children[Int(l)] where tree.isDirectory[Int(child.inode)] {
+            do throws(FSError) {
+                if try Sys.statIfPresent(fd, Sys.name(Array(child.name))) == nil { count += 1 }
+            } catch {}
+        }
+        return count
+    }
+
+    static func attributes(_ st: stat, id: UInt64) -> NodeAttributes {
+        NodeAttributes(inode: id, mode: UInt32(st.st_mode), nlink: UInt32(st.st_nlink), uid: st.st_uid, gid: st.st_gid,
+                       size: UInt64(st.st_size), blocks: UInt64(st.st_blocks), rdev: UInt64(st.st_rdev),
+                       atime: Timestamp(seconds: Int64(st.st_atim.tv_sec), nanoseconds: UInt32(st.st_atim.tv_nsec)),
+                       mtime: Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: UInt32(st.st_mtim.tv_nsec)),
+                       ctime: Timestamp(seconds: Int64(st.st_ctim.tv_sec), nanoseconds: UInt32(st.st_ctim.tv_nsec)))
+    }
+
+    // MARK: FileSystem (read side)
+
+    public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> NodeAttributes {
+        try locked { () throws(FSError) -> NodeAttributes in
+            let n = try resolve(try directory(parent), Array(name))
+            let a = try attributes(n)
+            n.lookups += 1
+            return a
+        }
+    }
+
+    public func forget(inode: UInt64, count: UInt64) {
+        _ = try? locked { () throws(FSError) in
+            guard let n = nodes[inode] else { return }
+            n.lookups -= min(count, n.lookups)
+            dropIfUnused(n)
+        }
+    }
+
+    public func getattr(inode: UInt64) throws(FSError) -> NodeAttributes {
+        try locked { () throws(FSError) -> NodeAttributes in try attributes(try node(inode)) }
+    }
+
+    public func readlink(inode: UInt64) throws(FSError) -> [UInt8] {
+        try locked { () throws(FSError) -> [UInt8] in
+            let n = try node(inode)
+            if !n.inUpper { return try lower.readlink(inode: UInt64(n.lower!) + 1) }
+            switch try upperObject(n) {
+            case .entry(let dir, let name): return try Sys.readlinkat(dir, name)
+            case .descriptor(let fd): return try Sys.readlinkat(fd, [0])
+            }
+        }
+    }
+
+    public func statfs(inode: UInt64) throws(FSError) -> FileSystemStatistics {
+        var s = statvfs()
+        _ = try Sys.check { fstatvfs(upperFD, &s) }
+        return FileSystemStatistics(blockSize: UInt64(s.f_bsize), fragmentSize: UInt64(s.f_frsize), blocks: UInt64(s.f_blocks),
+                                    blocksFree: UInt64(s.f_bfree), blocksAvailable: UInt64(s.f_bavail),
+                                    files: UInt64(s.f_files), filesFree: UInt64(s.f_ffree), nameMax: UInt64(s.f_namemax))
+    }
+
+    public func getxattr(inode: UInt64, name: String) throws(FSError) -> [UInt8] {
+        if Overlay.isPrivate(name) { throw FSError(ENODATA) }
+        return try locked { () throws(FSError) -> [UInt8] in
+            let n = try node(inode)
+            if !n.inUpper { return try lower.getxattr(inode: UInt64(n.lower!) + 1, name: name) }
+            return try withPathFD(n) { (fd) throws(FSError) in try Sys.getxattr(fd, name) }
+        }
+    }
+
+    public func listxattr(inode: UInt64) throws(FSError) -> [String] {
+        try locked { () throws(FSError) -> [String] in
+            let n = try node(inode)
+            let names = n.inUpper ? try withPathFD(n) { (fd) throws(FSError) in try Sys.listxattr(fd) }
+                                  : try lower.listxattr(inode: UInt64(n.lower!) + 1)
+            return names.filter { !Overlay.isPrivate($0) }
+        }
+    }
+}

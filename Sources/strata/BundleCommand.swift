@@ -1,0 +1,75 @@
+import StrataBundle
+import StrataOCI
+
+enum BundleCommand {
+    static let help = """
+    usage: strata bundle [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--upper DIR | --read-only] IMAGE BUNDLE
+           strata bundle --remove BUNDLE
+
+    Makes BUNDLE an OCI runtime bundle for IMAGE without extracting it: mounts the image at
+    BUNDLE/rootfs and writes BUNDLE/config.json, so `runc run --bundle BUNDLE ID` or
+    `crun run --bundle BUNDLE ID` starts the image's default command. BUNDLE is created if
+    missing (its parent must exist); a BUNDLE already made by strata bundle is an error.
+
+    config.json follows the image-spec's conversion.md: process.args from Entrypoint and Cmd,
+    env from Env (plus PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin when
+    Env has no PATH), cwd from WorkingDir (default /), user from User resolved through the
+    image's own /etc/passwd and /etc/group (additionalGids for a user given by name alone),
+    hostname from Hostname, annotations from Labels and the org.opencontainers.image.* keys
+    (os, architecture, created, author, stopSignal, exposedPorts...). Namespaces, mounts,
+    capabilities, rlimits, masked and read-only paths are those of `runc spec`. Volumes are
+    not mounted: writes to them go to the upper like any other. A malformed or unresolvable
+    config value is an error naming its field.
+
+      --cache DIR      index cache (as for strata mount)
+      --platform P     platform to pick from an image index (default: this host's)
+      --upper DIR      keep the container's writes in DIR (created if missing, kept by
+                       --remove, its work directory DIR.work beside it) instead of
+                       BUNDLE/upper (with BUNDLE/work)
+      --read-only      no upper: the root filesystem is read-only (root.readonly is true)
+      --remove         unmount BUNDLE/rootfs and remove what strata bundle made there:
+                       config.json, rootfs, BUNDLE/upper and BUNDLE/work, and BUNDLE itself
+                       if it made it.
+                       A --upper DIR stays. Delete the bundle's containers first
+                       (runc delete ID).
+    """
+
+    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--upper"],
+                                     flags: ["--read-only", "--remove"])
+
+    static func run(_ args: ArraySlice<String>) throws {
+        let a = try Arguments(args, spec: spec)
+        if a.has("--remove") {
+            guard a.positionals.count == 1 else { throw CLIError("bundle --remove needs one BUNDLE (see strata bundle --help)") }
+            for option in ["--cache", "--platform", "--upper"] where a[option] != nil {
+                throw CLIError("option \(option) does not go with --remove")
+            }
+            guard !a.has("--read-only") else { throw CLIError("option --read-only does not go with --remove") }
+            try BundleBuilder.remove(directory: MountCommand.absolute(a.positionals[0]), mounter: StrataProcessMounter())
+            return
+        }
+        guard a.positionals.count == 2 else { throw CLIError("bundle needs IMAGE and BUNDLE (see strata bundle --help)") }
+        if a.has("--read-only") && a["--upper"] != nil {
+            throw CLIError("--upper and --read-only exclude each other")
+        }
+        let reference = MountCommand.absoluteReference(a.positionals[0])
+        let directory = MountCommand.absolute(a.positionals[1])
+        let image = try ImageOpening.resolve(reference, platform: a["--platform"])
+        let upper: UpperChoice = if a.has("--read-only") {
+            .none
+        } else if let dir = a["--upper"] {
+            .directory(MountCommand.absolute(dir))
+        } else {
+            .inBundle
+        }
+        let mounter = StrataProcessMounter(cache: a["--cache"].map(MountCommand.absolute), platform: a["--platform"])
+        let request = BundleBuilder.Request(image: reference, config: image.config,
+                                            manifestDigest: image.manifestDigest.description,
+                                            directory: directory, upper: upper)
+        let record = try BundleBuilder.create(request, mounter: mounter)
+        print("bundle    \(directory)")
+        print("image     \(image.manifestDigest)")
+        print("rootfs    \(directory)/rootfs")
+        print("upper     \(record.upper ?? "none (read-only)")")
+    }
+}

@@ -1,0 +1,109 @@
+import StrataCodec
+import StrataCommit
+import StrataFuse
+import StrataOCI
+import StrataSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum CommitCommand {
+    static let help = """
+    usage: strata commit [--compression gzip|zstd|none] [--message TEXT] [--lower MOUNTPOINT]
+                         [--cache DIR] [--platform OS/ARCH[/VARIANT]] UPPER IMAGE NEWTAG
+
+    Writes the changes recorded in UPPER as a new layer on top of IMAGE (DIR, DIR:TAG or
+    DIR@sha256:HEX of an OCI image layout) and tags the result NEWTAG in the same layout.
+
+    UPPER is an overlayfs upper directory (the upperdir= of an overlay mount whose lower is
+    IMAGE, or of `strata mount --upper`), not mounted while committing. It is read as overlayfs
+    writes it: a character device 0/0 is a deletion (written as .wh.NAME), a directory with
+    xattr trusted.overlay.opaque="y" replaces the lower one (.wh..wh..opq), and a directory with
+    trusted.overlay.redirect was renamed from a lower directory: it is written as a new opaque
+    directory holding its whole merged subtree (the old name is deleted by the whiteout overlayfs
+    left there). Other trusted.overlay.* attributes are overlay bookkeeping and are not stored.
+    The upper directory's own metadata is not stored (it is the image root). Sockets are skipped.
+
+    A renamed directory's children that were never copied up exist only in IMAGE. To read them,
+    the command mounts IMAGE read-only itself (a strata mount on a temporary directory, removed
+    afterwards), only when UPPER holds a renamed directory or a metacopy file; --lower names an
+    existing strata mount of IMAGE to use instead.
+
+    Entries are written in a fixed order (per directory: the directory, its opaque marker, its
+    whiteouts, then the rest by name) with the files' own metadata, so the same upper gives the
+    same layer bytes. The config's `created` time is now, or SOURCE_DATE_EPOCH when set.
+    Blobs go first, index.json last: an interrupted commit leaves every existing tag valid.
+    Prints the new manifest's digest.
+
+      --compression C    layer compression: gzip (default), zstd or none
+      --message TEXT     comment of the new history entry
+      --lower DIR        a read-only strata mount of IMAGE to read renamed directories from
+      --cache DIR        index cache for the temporary mount (as for strata mount)
+      --platform P       platform to pick from an image index (default: this host's)
+    """
+
+    static let spec = Arguments.Spec(valued: ["--compression", "--message", "--lower", "--cache", "--platform"], flags: [])
+
+    static func run(_ args: ArraySlice<String>) throws {
+        let a = try Arguments(args, spec: spec)
+        guard a.positionals.count == 3 else { throw CLIError("commit needs UPPER, IMAGE and NEWTAG (see strata commit --help)") }
+        let (upper, reference, tag) = (a.positionals[0], a.positionals[1], a.positionals[2])
+        let compressionName = a["--compression"] ?? "gzip"
+        guard let compression = LayerCompression(rawValue: compressionName) else {
+            throw CLIError("unknown compression \"\(compressionName)\" (gzip, zstd or none)")
+        }
+        let base = try ImageOpening.resolve(reference, platform: a["--platform"])
+
+        var lower = a["--lower"]
+        var temporaryMount: String?
+        if lower == nil, try ImageCommitter.needsLower(upper: upper) {
+            // The exact manifest resolved above, even if the tag moves meanwhile.
+            let pinned = MountCommand.absolute(base.layoutPath) + "@" + base.manifestDigest.description
+            temporaryMount = try mountLower(pinned, cache: a["--cache"], platform: a["--platform"])
+            lower = temporaryMount
+        }
+        let layer: PendingLayer
+        do {
+            defer { if let temporaryMount { release(temporaryMount) } }
+            layer = try ImageCommitter.writeLayer(upper: upper, lowerRoot: lower, layoutPath: base.layoutPath,
+                                                  compression: compression)
+        }
+        let result = try ImageCommitter.publish(layer, base: base, tag: tag, message: a["--message"],
+                                                created: Timestamp.rfc3339(Timestamp.commitTime()))
+        for warning in result.warnings { writeStandardError("strata: warning: \(warning)\n") }
+        print(result.manifest.digest)
+    }
+
+    /// Mounts `reference` read-only on a fresh directory, the way `strata mount` does.
+    private static func mountLower(_ reference: String, cache: String?, platform: String?) throws -> String {
+        let parent = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(parent)/strata-commit-lower-XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw CLIError("\(parent): cannot create a temporary mountpoint: \(String(cString: strerror(errno)))")
+        }
+        let mountpoint = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        var args = ["mount", "--foreground"]
+        if let cache { args += ["--cache", MountCommand.absolute(cache)] }
+        if let platform { args += ["--platform", platform] }
+        args += [reference, mountpoint]
+        do {
+            let child = try Daemon.spawnDetached(arguments: args)
+            if case .failure(let error) = Daemon.waitReady(child.readiness) {
+                throw CLIError("cannot mount \(reference) to read renamed directories: \(error)")
+            }
+        } catch {
+            rmdir(mountpoint)
+            throw error
+        }
+        return mountpoint
+    }
+
+    private static func release(_ mountpoint: String) {
+        do {
+            try FuseMount.unmount(mountpoint)
+            rmdir(mountpoint)
+        } catch {
+            writeStandardError("strata: warning: could not unmount the temporary lower mount \(mountpoint): \(error)\n")
+        }
+    }
+}
