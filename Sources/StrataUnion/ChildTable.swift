@@ -69,12 +69,19 @@ final class ChildTable {
         }
     }
 
-    /// The slot for (directory, name), created if new.
+    /// The slot for (directory, name), created if new: one probe sequence either way.
     func slot(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> Int {
-        if let found = find(directory, name) { return found }
         if (count + 1) * 4 > capacity * 3 { grow() }
         var i = ChildTable.hash(directory, name) & mask
-        while records[i].directory != ChildTable.empty { i = (i + 1) & mask }
+        while true {
+            let r = records[i]
+            if r.directory == ChildTable.empty { break }
+            if r.directory == directory && Int(r.length) == name.count
+                && (name.count == 0 || memcmp(r.name!, name.baseAddress!, name.count) == 0) {
+                return i
+            }
+            i = (i + 1) & mask
+        }
         records[i] = Record(directory: directory, length: UInt32(name.count), name: name.baseAddress,
                             inode: 0, position: ChildTable.dead)
         count += 1

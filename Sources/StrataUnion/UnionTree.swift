@@ -130,9 +130,9 @@ public final class UnionTree: @unchecked Sendable {
         for i in 0..<layer.entryCount {
             let kind = layer.kind(i)
             guard kind == .whiteout || kind == .opaque else { continue }
-            let e = layer.entry(i)
+            let e = layer.pathParts(i)
             if kind == .whiteout {
-                guard let dir = try resolveDirectory(e.parentPath, create: false, layerName: layerName, entryPath: e.path) else { continue }
+                guard let dir = try resolveDirectory(e.parent, create: false, layerName: layerName, entryPath: e.path) else { continue }
                 unlink(dir, e.name)
             } else {
                 guard let dir = try resolveDirectory(e.path, create: false, layerName: layerName, entryPath: e.path) else { continue }
@@ -147,13 +147,13 @@ public final class UnionTree: @unchecked Sendable {
         for i in 0..<layer.entryCount {
             let kind = layer.kind(i)
             if kind == .whiteout || kind == .opaque { continue }
-            let e = layer.entry(i)
+            let e = layer.pathParts(i)
             let source = Source(layer: UInt16(number), entry: UInt32(i))
             if e.path.count == 0 {
                 sources[0] = source   // "./": the root's own metadata
                 continue
             }
-            let parentPath = e.parentPath
+            let parentPath = e.parent
             let dir: UInt32
             if let cached = lastDirectory, cached != UInt32.max, parentPath.count == lastParent.count,
                parentPath.count == 0 || memcmp(parentPath.baseAddress!, lastParent.baseAddress!, parentPath.count) == 0 {
@@ -173,7 +173,7 @@ public final class UnionTree: @unchecked Sendable {
             }
             if existing != nil { lastDirectory = nil }
             if kind == .hardlink {
-                let target = try resolveHardlink(e.linkTarget, layerName: layerName, entryPath: e.path)
+                let target = try resolveHardlink(layer.linkTarget(i), layerName: layerName, entryPath: e.path)
                 if let existing, existing == target { continue }   // a link onto itself
                 link(dir, slot: slot, target)
                 continue
