@@ -29,23 +29,24 @@ public struct IndexEntry {
     public var sparseCount: UInt32
 
     /// The last path component.
-    public var name: UnsafeRawBufferPointer {
-        guard let base = path.baseAddress, path.count > 0 else { return path }
-        var i = path.count - 1
-        while i >= 0 && path[i] != UInt8(ascii: "/") { i -= 1 }
-        return UnsafeRawBufferPointer(start: base + (i + 1), count: path.count - (i + 1))
-    }
+    public var name: UnsafeRawBufferPointer { splitPath(path).name }
 
     /// The path of the containing directory ("" for top-level entries).
-    public var parentPath: UnsafeRawBufferPointer {
-        guard let base = path.baseAddress, path.count > 0 else { return path }
-        var i = path.count - 1
-        while i >= 0 && path[i] != UInt8(ascii: "/") { i -= 1 }
-        return UnsafeRawBufferPointer(start: base, count: max(i, 0))
-    }
+    public var parentPath: UnsafeRawBufferPointer { splitPath(path).parent }
 }
 
 public struct IndexXattr {
     public var name: UnsafeRawBufferPointer
     public var value: UnsafeRawBufferPointer
+}
+
+/// Splits a normalised path at its last "/": (containing directory, last component). Both are
+/// views of `path`'s bytes; the parent of a top-level name is empty.
+@inline(__always)
+public func splitPath(_ path: UnsafeRawBufferPointer) -> (parent: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer) {
+    guard let base = path.baseAddress, path.count > 0 else { return (path, path) }
+    var slash = path.count - 1
+    while slash >= 0 && path[slash] != UInt8(ascii: "/") { slash -= 1 }
+    return (UnsafeRawBufferPointer(start: base, count: max(slash, 0)),
+            UnsafeRawBufferPointer(start: base + (slash + 1), count: path.count - (slash + 1)))
 }

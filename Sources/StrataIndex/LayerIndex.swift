@@ -124,7 +124,7 @@ public final class LayerIndex: @unchecked Sendable {
             sparseFirst: b.u32(r + 84), sparseCount: b.u32(r + 88))
     }
 
-    /// Only the kind and path: the union build's hot loop needs nothing else for most entries.
+    /// Only the kind: the union build skips or defers most entries on it.
     @inline(__always) public func kind(_ i: Int) -> IndexEntryKind {
         IndexEntryKind(rawValue: bytes[entriesOffset + i * IndexFormat.entrySize + 16]) ?? .regular
     }
@@ -135,11 +135,8 @@ public final class LayerIndex: @unchecked Sendable {
     public func pathParts(_ i: Int) -> (path: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer) {
         let r = entriesOffset + i * IndexFormat.entrySize
         let path = string(bytes.u32(r), bytes.u32(r + 4))
-        guard let base = path.baseAddress, path.count > 0 else { return (path, path, path) }
-        var slash = path.count - 1
-        while slash >= 0 && path[slash] != UInt8(ascii: "/") { slash -= 1 }
-        return (path, UnsafeRawBufferPointer(start: base, count: max(slash, 0)),
-                UnsafeRawBufferPointer(start: base + (slash + 1), count: path.count - (slash + 1)))
+        let (parent, name) = splitPath(path)
+        return (path, parent, name)
     }
 
     /// The link target of entry `i` (symlink target, or hardlink target path).

@@ -240,10 +240,7 @@ public final class UnionTree: @unchecked Sendable {
 
     private func resolveHardlink(_ target: UnsafeRawBufferPointer, layerName: String,
                                  entryPath: UnsafeRawBufferPointer) throws -> UInt32 {
-        var slash = target.count - 1
-        while slash >= 0 && target[slash] != UInt8(ascii: "/") { slash -= 1 }
-        let parentPath = UnsafeRawBufferPointer(rebasing: target[0..<max(slash, 0)])
-        let name = UnsafeRawBufferPointer(rebasing: target[(slash + 1)...])
+        let (parentPath, name) = splitPath(target)
         guard let dir = try resolveDirectory(parentPath, create: false, layerName: layerName, entryPath: entryPath),
               let inode = lookup(dir, name) else {
             throw UnionError("\(layerName): hardlink '\(Self.text(entryPath))' points at '\(Self.text(target))', which does not exist")
