@@ -171,8 +171,9 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func getxattr(inode: UInt64, name: String) throws(FSError) -> [UInt8] {
-        guard let e = tree.entry(of: try node(inode)) else { throw FSError(ENODATA) }
-        let index = layers[Int(tree.sources[Int(try node(inode))].layer)].index
+        let n = try node(inode)
+        guard let e = tree.entry(of: n) else { throw FSError(ENODATA) }
+        let index = layers[Int(tree.sources[Int(n)].layer)].index
         let wanted = Array(name.utf8)
         for i in 0..<Int(e.xattrCount) {
             let x = index.xattr(Int(e.xattrFirst) + i)

@@ -5,20 +5,8 @@ import StrataUnion
 /// Opens an image's layers as one filesystem: indexes each layer (from the cache, or by reading
 /// the blob once, layers in parallel), builds the union tree and the layer readers.
 public enum ImageView {
-    public struct Opened {
-        public var fileSystem: ImageFileSystem
-        public var built: [Bool]   // per layer: indexed now (true) or taken from the cache
-    }
-
-    public static func open(layers blobs: [LayerBlob], cache: IndexCache, spanCacheBytes: Int = 32 << 20) throws -> Opened {
-        let results = parallelMap(blobs.count) { try cache.index(blobs[$0]) }
-        var indexes: [LayerIndex] = []
-        var built: [Bool] = []
-        for r in results {
-            let (index, b) = try r.get()
-            indexes.append(index)
-            built.append(b)
-        }
+    public static func open(layers blobs: [LayerBlob], cache: IndexCache, spanCacheBytes: Int = 32 << 20) throws -> ImageFileSystem {
+        let indexes = try parallelMap(blobs.count) { try cache.index(blobs[$0]).index }.map { try $0.get() }
         let tree = try UnionTree(layers: indexes)
         let spans = SpanCache(capacity: spanCacheBytes)
         var data: [LayerData] = []
@@ -26,7 +14,7 @@ public enum ImageView {
             data.append(try LayerData(index: indexes[i], blob: blob, number: i, cache: spans,
                                       copyPath: cache.dataPath(digestHex: blob.digestHex)))
         }
-        return Opened(fileSystem: ImageFileSystem(tree: tree, layers: data), built: built)
+        return ImageFileSystem(tree: tree, layers: data)
     }
 }
 

@@ -1,5 +1,6 @@
 import StrataCodec
 import StrataHash
+import StrataOCI
 import StrataSystem
 import StrataTar
 #if canImport(Glibc)
@@ -16,6 +17,16 @@ public struct LayerBlob: Sendable {
         self.path = path; self.digestHex = digestHex; self.size = size; self.compression = compression
     }
     var name: String { "layer sha256:\(digestHex)" }
+
+    /// A layer of an OCI layout: its blob file and how its media type says it is stored.
+    public init(path: String, descriptor: Descriptor, format: LayerFormat) {
+        let compression: LayerCompression = switch format {
+        case .tar: .none
+        case .gzip: .gzip
+        case .zstd: .zstd
+        }
+        self.init(path: path, digestHex: descriptor.digest.hex, size: UInt64(descriptor.size), compression: compression)
+    }
 }
 
 /// Reads a layer blob once, streaming: hashes it, decompresses it, parses its tar and records

@@ -110,13 +110,7 @@ public final class SnapshotStore {
         do { format = try MediaType.layerFormat(layer.mediaType) } catch {
             throw SnapshotError(.other, "layer \(layer.digest): \(error)")
         }
-        let compression: LayerCompression = switch format {
-        case .tar: .none
-        case .gzip: .gzip
-        case .zstd: .zstd
-        }
-        return LayerBlob(path: "\(paths.layout)/blobs/sha256/\(layer.digest.hex)", digestHex: layer.digest.hex,
-                         size: UInt64(layer.size), compression: compression)
+        return LayerBlob(path: "\(paths.layout)/blobs/sha256/\(layer.digest.hex)", descriptor: layer, format: format)
     }
 
     static var now: String { Timestamp.rfc3339(Int64(time(nil))) }

@@ -14,13 +14,7 @@ enum ImageOpening {
         let layout = try ImageLayout(path: image.layoutPath)
         return try image.layers.map { layer in
             try layer.descriptor.digest.requireVerifiable("layer \(layer.descriptor.digest)")
-            let compression: LayerCompression = switch layer.format {
-            case .tar: .none
-            case .gzip: .gzip
-            case .zstd: .zstd
-            }
-            return LayerBlob(path: layout.blobPath(layer.descriptor.digest), digestHex: layer.descriptor.digest.hex,
-                             size: UInt64(layer.descriptor.size), compression: compression)
+            return LayerBlob(path: layout.blobPath(layer.descriptor.digest), descriptor: layer.descriptor, format: layer.format)
         }
     }
 

@@ -68,15 +68,15 @@ enum MountCommand {
             let image = try ImageOpening.resolve(reference, platform: a["--platform"])
             let blobs = try ImageOpening.blobs(of: image)
             let cache = try ImageOpening.cache(a["--cache"])
-            let opened = try ImageView.open(layers: blobs, cache: cache)
+            let lower = try ImageView.open(layers: blobs, cache: cache)
             var options = FuseMountOptions()
             options.allowOther = a.has("--allow-other")
             options.readOnly = true
-            var fileSystem: any FileSystem = opened.fileSystem
+            var fileSystem: any FileSystem = lower
             if let upper = a["--upper"] {
                 let upperPath = absolute(upper)
                 let work = a["--work"].map(absolute) ?? Self.defaultWork(upper: upperPath)
-                fileSystem = try OverlayFileSystem(lower: opened.fileSystem, upper: upperPath, work: work)
+                fileSystem = try OverlayFileSystem(lower: lower, upper: upperPath, work: work)
                 // The tree now changes: the kernel may not keep entries or pages for long.
                 options.readOnly = false
                 options.entryTimeout = 1
@@ -91,8 +91,8 @@ enum MountCommand {
             })
             if let statsPath = a["--stats"] {
                 let compressed = blobs.reduce(UInt64(0)) { $0 + $1.size }
-                let uncompressed = opened.fileSystem.layers.reduce(UInt64(0)) { $0 + $1.index.uncompressedSize }
-                let json = "{\"inflatedBytes\":\(opened.fileSystem.inflatedBytes),\"compressedBytes\":\(compressed),\"uncompressedBytes\":\(uncompressed)}\n"
+                let uncompressed = lower.layers.reduce(UInt64(0)) { $0 + $1.index.uncompressedSize }
+                let json = "{\"inflatedBytes\":\(lower.inflatedBytes),\"compressedBytes\":\(compressed),\"uncompressedBytes\":\(uncompressed)}\n"
                 try? FileIO.writeAtomically(statsPath, Array(json.utf8))
             }
             return 0
