@@ -37,7 +37,7 @@ let package = Package(
                 // The tree is built once, single-threaded, then only read: the runtime's dynamic
                 // exclusivity checks cost a tenth of the build and guard nothing here.
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
-        .target(name: "StrataFS", dependencies: ["StrataUnion", "StrataIndex", "StrataSystem"]),
+        .target(name: "StrataFS", dependencies: ["StrataUnion", "StrataIndex", "StrataHash", "StrataSystem"]),
         .target(name: "StrataUpper", dependencies: ["StrataFS", "StrataUnion", "StrataIndex", "StrataSystem"]),
         .target(name: "StrataFuse", dependencies: ["CFuse", "StrataFS", "StrataSystem"]),
         .target(name: "StrataBundle", dependencies: ["StrataOCI", "StrataSystem"]),

@@ -4,16 +4,16 @@ import StrataUnion
 import Glibc
 #endif
 
-/// The read-only filesystem core: answers FUSE-shaped requests from the union tree and reads
+/// The read-only filesystem core: answers FUSE-shaped requests from the merged tree and reads
 /// file data through the layers' span readers. Everything it holds is immutable after init, so
 /// requests run concurrently without locks (the span cache has its own).
 public final class ImageFileSystem: FileSystem, @unchecked Sendable {
-    public let tree: UnionTree
+    public let tree: MergedTree
     public let layers: [LayerData]
     private let totalBytes: UInt64
     static let directorySize: UInt64 = 4096
 
-    public init(tree: UnionTree, layers: [LayerData]) {
+    public init(tree: MergedTree, layers: [LayerData]) {
         self.tree = tree
         self.layers = layers
         var total: UInt64 = 0
@@ -32,41 +32,24 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func attributes(_ inode: UInt32) -> NodeAttributes {
-        let nlink = tree.nlink[Int(inode)]
-        guard let e = tree.entry(of: inode) else {
-            // A directory no layer lists: mode 0755, owner 0:0 (what extractors create).
-            let zero = Timestamp(seconds: 0, nanoseconds: 0)
-            return NodeAttributes(inode: UInt64(inode) + 1, mode: UInt32(S_IFDIR) | 0o755, nlink: nlink, uid: 0, gid: 0,
-                                  size: Self.directorySize, blocks: 8, rdev: 0, atime: zero, mtime: zero, ctime: zero)
-        }
-        var type: UInt32
-        var size: UInt64 = 0
+        let mode = tree.mode(inode)
+        let size = tree.size(inode)
         var blocks: UInt64 = 0
-        var rdev: UInt64 = 0
-        switch e.kind {
-        case .directory: type = UInt32(S_IFDIR); size = Self.directorySize; blocks = 8
-        case .symlink: type = UInt32(S_IFLNK); size = UInt64(e.linkTarget.count)
-        case .characterDevice: type = UInt32(S_IFCHR); rdev = Self.makedev(e.devMajor, e.devMinor)
-        case .blockDevice: type = UInt32(S_IFBLK); rdev = Self.makedev(e.devMajor, e.devMinor)
-        case .fifo: type = UInt32(S_IFIFO)
-        default:
-            type = UInt32(S_IFREG); size = e.size
-            blocks = ((e.isSparse ? e.storedSize : e.size) + 511) / 512
+        switch mode & UInt32(S_IFMT) {
+        case UInt32(S_IFDIR): blocks = 8
+        case UInt32(S_IFREG): blocks = ((tree.isSparse(inode) ? tree.storedSize(inode) : size) + 511) / 512
+        default: break
         }
-        let time = Timestamp(seconds: e.mtimeSeconds, nanoseconds: e.mtimeNanoseconds)
-        return NodeAttributes(inode: UInt64(inode) + 1, mode: type | (e.mode & 0o7777), nlink: nlink, uid: e.uid, gid: e.gid,
-                              size: size, blocks: blocks, rdev: rdev, atime: time, mtime: time, ctime: time)
-    }
-
-    /// glibc's encoding of a device number (its makedev is a macro Swift cannot import).
-    static func makedev(_ major: UInt32, _ minor: UInt32) -> UInt64 {
-        let ma = UInt64(major), mi = UInt64(minor)
-        return ((ma & 0xfff) << 8) | ((ma & ~0xfff) << 32) | (mi & 0xff) | ((mi & ~0xff) << 12)
+        let m = tree.mtime(inode)
+        let time = Timestamp(seconds: m.seconds, nanoseconds: m.nanoseconds)
+        return NodeAttributes(inode: UInt64(inode) + 1, mode: mode, nlink: tree.linkCount(inode), uid: tree.uid(inode),
+                              gid: tree.gid(inode), size: size, blocks: blocks, rdev: tree.rdev(inode),
+                              atime: time, mtime: time, ctime: time)
     }
 
     public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> NodeAttributes {
         let dir = try node(parent)
-        guard tree.isDirectory[Int(dir)] else { throw FSError(ENOTDIR) }
+        guard tree.isDirectory(dir) else { throw FSError(ENOTDIR) }
         guard let inode = tree.lookup(dir, name) else { throw FSError(ENOENT) }
         return attributes(inode)
     }
@@ -79,12 +62,12 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func readlink(inode: UInt64) throws(FSError) -> [UInt8] {
-        guard let e = tree.entry(of: try node(inode)), e.kind == .symlink else { throw FSError(EINVAL) }
-        return Array(e.linkTarget)
+        guard let target = tree.symlinkTarget(try node(inode)) else { throw FSError(EINVAL) }
+        return Array(target)
     }
 
     public func opendir(inode: UInt64) throws(FSError) -> UInt64 {
-        guard tree.isDirectory[Int(try node(inode))] else { throw FSError(ENOTDIR) }
+        guard tree.isDirectory(try node(inode)) else { throw FSError(ENOTDIR) }
         return 0
     }
 
@@ -94,8 +77,8 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
     public func readdir(inode: UInt64, handle: UInt64, offset: UInt64, plus: Bool,
                         add: (UnsafeRawBufferPointer, NodeAttributes, UInt64) -> Bool) throws(FSError) {
         let dir = try node(inode)
-        guard tree.isDirectory[Int(dir)] else { throw FSError(ENOTDIR) }
-        let children = tree.children[Int(dir)]
+        guard tree.isDirectory(dir) else { throw FSError(ENOTDIR) }
+        let children = tree.children(of: dir)
         var position = offset
         if position == 0 {
             let ok = Self.dot.withUnsafeBytes { add($0, attributes(dir), 1) }
@@ -103,12 +86,12 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
             position = 1
         }
         if position == 1 {
-            let ok = Self.dotdot.withUnsafeBytes { add($0, attributes(tree.parent[Int(dir)]), 2) }
+            let ok = Self.dotdot.withUnsafeBytes { add($0, attributes(tree.parentOf(dir)), 2) }
             if !ok { return }
             position = 2
         }
         while position - 2 < UInt64(children.count) {
-            let child = children[Int(position - 2)]
+            let child = children[children.startIndex + Int(position - 2)]
             if !add(child.name, attributes(child.inode), position + 1) { return }
             position += 1
         }
@@ -118,7 +101,7 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
 
     public func open(inode: UInt64, flags: Int32) throws(FSError) -> UInt64 {
         let n = try node(inode)
-        if tree.isDirectory[Int(n)] { throw FSError(EISDIR) }
+        if tree.isDirectory(n) { throw FSError(EISDIR) }
         if flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0 { throw FSError(EROFS) }
         return 0
     }
@@ -126,15 +109,16 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
     public func read(inode: UInt64, handle: UInt64, offset: UInt64, size: Int,
                      reply: (UnsafeRawBufferPointer) -> Void) throws(FSError) {
         let n = try node(inode)
-        guard let e = tree.entry(of: n), e.kind == .regular else { throw FSError(EISDIR) }
-        guard offset < e.size, size > 0 else { reply(UnsafeRawBufferPointer(start: nil, count: 0)); return }
-        let count = Int(min(UInt64(size), e.size - offset))
-        let layer = layers[Int(tree.sources[Int(n)].layer)]
+        guard tree.isRegular(n) else { throw FSError(EISDIR) }
+        let fileSize = tree.size(n)
+        guard offset < fileSize, size > 0 else { reply(UnsafeRawBufferPointer(start: nil, count: 0)); return }
+        let count = Int(min(UInt64(size), fileSize - offset))
+        let layer = layers[tree.layer(n)]
         do {
-            if e.isSparse {
-                try readSparse(e, layer: layer, offset: offset, count: count, reply: reply)
+            if tree.isSparse(n) {
+                try readSparse(n, layer: layer, offset: offset, count: count, reply: reply)
             } else {
-                try layer.read(offset: e.dataOffset + offset, count: count, reply: reply)
+                try layer.read(offset: tree.dataOffset(n) + offset, count: count, reply: reply)
             }
         } catch {
             Log.error("read of inode \(inode) at \(offset): \(error)")
@@ -143,15 +127,15 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
     }
 
     /// A sparse file's data segments are stored one after another; holes read as zeros.
-    private func readSparse(_ e: IndexEntry, layer: LayerData, offset: UInt64, count: Int,
+    private func readSparse(_ n: UInt32, layer: LayerData, offset: UInt64, count: Int,
                             reply: (UnsafeRawBufferPointer) -> Void) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
         let end = offset + UInt64(count)
-        var stored = e.dataOffset
-        for i in 0..<Int(e.sparseCount) {
-            let segment = layer.index.sparseSegment(Int(e.sparseFirst) + i)
+        var stored = tree.dataOffset(n)
+        for i in 0..<tree.sparseCount(n) {
+            let segment = tree.sparseSegment(n, i)
             defer { stored += segment.length }
             let segmentEnd = segment.offset + segment.length
             if segmentEnd <= offset || segment.offset >= end { continue }
@@ -172,11 +156,9 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
 
     public func getxattr(inode: UInt64, name: String) throws(FSError) -> [UInt8] {
         let n = try node(inode)
-        guard let e = tree.entry(of: n) else { throw FSError(ENODATA) }
-        let index = layers[Int(tree.sources[Int(n)].layer)].index
         let wanted = Array(name.utf8)
-        for i in 0..<Int(e.xattrCount) {
-            let x = index.xattr(Int(e.xattrFirst) + i)
+        for i in 0..<tree.xattrCount(n) {
+            let x = tree.xattr(n, i)
             if x.name.elementsEqual(wanted) { return Array(x.value) }
         }
         throw FSError(ENODATA)
@@ -184,8 +166,6 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
 
     public func listxattr(inode: UInt64) throws(FSError) -> [String] {
         let n = try node(inode)
-        guard let e = tree.entry(of: n) else { return [] }
-        let index = layers[Int(tree.sources[Int(n)].layer)].index
-        return (0..<Int(e.xattrCount)).map { String(decoding: index.xattr(Int(e.xattrFirst) + $0).name, as: UTF8.self) }
+        return (0..<tree.xattrCount(n)).map { String(decoding: tree.xattr(n, $0).name, as: UTF8.self) }
     }
 }

@@ -28,18 +28,20 @@ public final class IndexCache: @unchecked Sendable {
     public func indexPath(digestHex: String) -> String { "\(directory)/index/sha256/\(digestHex)" }
     public func dataPath(digestHex: String) -> String { "\(directory)/data/sha256/\(digestHex).tar" }
 
-    /// The cached index if present and valid.
-    public func load(digestHex: String) -> LayerIndex? {
+    public func treePath(keyHex: String) -> String { "\(directory)/tree/sha256/\(keyHex)" }
+
+    /// The cached index if present and valid (`verify`: see `LayerIndex.init(path:verify:)`).
+    public func load(digestHex: String, verify: Bool = true) -> LayerIndex? {
         let path = indexPath(digestHex: digestHex)
         guard FileIO.exists(path) else { return nil }
-        if let index = try? LayerIndex(path: path), index.digestHex == digestHex { return index }
+        if let index = try? LayerIndex(path: path, verify: verify), index.digestHex == digestHex { return index }
         unlink(path)   // never trust a damaged index: rebuild it
         return nil
     }
 
     /// Returns the layer's index, building it (and verifying the blob) when it is not cached.
-    public func index(_ blob: LayerBlob) throws -> (index: LayerIndex, built: Bool) {
-        if let index = load(digestHex: blob.digestHex) {
+    public func index(_ blob: LayerBlob, verify: Bool = true) throws -> (index: LayerIndex, built: Bool) {
+        if let index = load(digestHex: blob.digestHex, verify: verify) {
             guard index.blobSize == blob.size, index.compression == blob.compression else {
                 throw IndexError("\(blob.name): cached index disagrees with the descriptor (size or media type)")
             }

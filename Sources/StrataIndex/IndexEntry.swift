@@ -38,6 +38,10 @@ public struct IndexEntry {
 public struct IndexXattr {
     public var name: UnsafeRawBufferPointer
     public var value: UnsafeRawBufferPointer
+    public init(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        self.name = name
+        self.value = value
+    }
 }
 
 /// Splits a normalised path at its last "/": (containing directory, last component). Both are

@@ -36,31 +36,36 @@ enum IndexFormat {
     static let offChecksum = 120
     static let offDigest = 128   // 32 raw bytes of the layer's sha256
 
-    /// A 64-bit word-at-a-time checksum: fast enough to verify a whole index at every mount,
-    /// strong enough to catch truncation and bit rot (not an adversary; the blob digest is).
     static func checksum(_ bytes: UnsafeRawBufferPointer, skipping skip: Range<Int>) -> UInt64 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
-        let words = bytes.count / 8
-        var i = 0
-        while i < words {
-            let start = i * 8
-            var w = start >= skip.lowerBound && start < skip.upperBound ? 0 : bytes.loadUnaligned(fromByteOffset: start, as: UInt64.self)
-            w = w &* 0x87C3_7B91_1142_53D5
-            w = (w << 31) | (w >> 33)
-            h = (h ^ w) &* 0x4CF5_AD43_2745_937F
-            h = (h << 27) | (h >> 37)
-            i += 1
-        }
-        var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        for j in (words * 8)..<bytes.count {
-            tail |= UInt64(bytes[j]) << shift
-            shift += 8
-        }
-        h = (h ^ tail) &* 0x4CF5_AD43_2745_937F
-        h ^= h >> 29
-        return h
+        fileChecksum(bytes, skipping: skip)
     }
+}
+
+/// A 64-bit word-at-a-time checksum of a cache file (layer index, merged tree): fast enough to
+/// verify a whole file at every mount, strong enough to catch truncation and bit rot (not an
+/// adversary; the blob digest is). `skip` is the checksum field itself, read as zero.
+public func fileChecksum(_ bytes: UnsafeRawBufferPointer, skipping skip: Range<Int>) -> UInt64 {
+    var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
+    let words = bytes.count / 8
+    var i = 0
+    while i < words {
+        let start = i * 8
+        var w = start >= skip.lowerBound && start < skip.upperBound ? 0 : bytes.loadUnaligned(fromByteOffset: start, as: UInt64.self)
+        w = w &* 0x87C3_7B91_1142_53D5
+        w = (w << 31) | (w >> 33)
+        h = (h ^ w) &* 0x4CF5_AD43_2745_937F
+        h = (h << 27) | (h >> 37)
+        i += 1
+    }
+    var tail: UInt64 = 0
+    var shift: UInt64 = 0
+    for j in (words * 8)..<bytes.count {
+        tail |= UInt64(bytes[j]) << shift
+        shift += 8
+    }
+    h = (h ^ tail) &* 0x4CF5_AD43_2745_937F
+    h ^= h >> 29
+    return h
 }
 
 /// Appends little-endian fields to a byte array.
@@ -81,7 +86,7 @@ struct ByteWriter {
 }
 
 extension UnsafeRawBufferPointer {
-    @inline(__always) func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
-    @inline(__always) func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-    @inline(__always) func i64(_ at: Int) -> Int64 { Int64(bitPattern: u64(at)) }
+    @inline(__always) public func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+    @inline(__always) public func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+    @inline(__always) public func i64(_ at: Int) -> Int64 { Int64(bitPattern: u64(at)) }
 }

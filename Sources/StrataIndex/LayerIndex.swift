@@ -17,6 +17,8 @@ public final class LayerIndex: @unchecked Sendable {
     public let entryCount: Int
     public let checkpointCount: Int
     public let digestHex: String
+    /// The checksum the file's header records (verified at open unless `verify` was false).
+    public let checksum: UInt64
     private let bytes: UnsafeRawBufferPointer
     private let entriesOffset: Int
     private let xattrsOffset: Int
@@ -26,11 +28,14 @@ public final class LayerIndex: @unchecked Sendable {
     private let windowsOffset: Int
 
     /// Maps and validates an index file; throws if it is truncated, corrupt or of another version.
-    public convenience init(path: String) throws {
-        try self.init(file: MappedFile(path: path))
+    /// With `verify` false only the header, the section bounds and the checkpoints are checked:
+    /// what serving a mount from a merged tree (which holds the entries) reads. Checking the
+    /// whole file would fault in every entry page of a large index for nothing.
+    public convenience init(path: String, verify: Bool = true) throws {
+        try self.init(file: MappedFile(path: path), verify: verify)
     }
 
-    public init(file: MappedFile) throws {
+    public init(file: MappedFile, verify: Bool = true) throws {
         self.file = file
         let b = file.bytes
         bytes = b
@@ -44,9 +49,12 @@ public final class LayerIndex: @unchecked Sendable {
         guard b.u64(IndexFormat.offTotalLength) == UInt64(b.count) else {
             throw IndexError("index \(path): truncated (\(b.count) of \(b.u64(IndexFormat.offTotalLength)) bytes)")
         }
-        let sum = IndexFormat.checksum(b, skipping: IndexFormat.offChecksum..<(IndexFormat.offChecksum + 8))
-        guard sum == b.u64(IndexFormat.offChecksum) else {
-            throw IndexError("index \(path): checksum mismatch")
+        checksum = b.u64(IndexFormat.offChecksum)
+        if verify {
+            let sum = IndexFormat.checksum(b, skipping: IndexFormat.offChecksum..<(IndexFormat.offChecksum + 8))
+            guard sum == checksum else {
+                throw IndexError("index \(path): checksum mismatch")
+            }
         }
         guard let c = StrataIndex.compression(fromCode: UInt8(truncatingIfNeeded: b.u32(IndexFormat.offCompression))) else {
             throw IndexError("index \(path): unknown compression")
@@ -80,7 +88,7 @@ public final class LayerIndex: @unchecked Sendable {
               inside(stringsOffset, stringsLength), inside(windowsOffset, windowsLength) else {
             throw IndexError("index \(path): section outside the file")
         }
-        for i in 0..<entryCount {
+        for i in 0..<(verify ? entryCount : 0) {
             let r = entriesOffset + i * IndexFormat.entrySize
             guard Int(b.u32(r)) + Int(b.u32(r + 4)) <= stringsLength,
                   Int(b.u32(r + 8)) + Int(b.u32(r + 12)) <= stringsLength,
@@ -90,7 +98,7 @@ public final class LayerIndex: @unchecked Sendable {
                 throw IndexError("index \(path): entry \(i) is malformed")
             }
         }
-        for i in 0..<xattrCount {
+        for i in 0..<(verify ? xattrCount : 0) {
             let r = xattrsOffset + i * IndexFormat.xattrSize
             guard Int(b.u32(r)) + Int(b.u32(r + 4)) <= stringsLength, Int(b.u32(r + 8)) + Int(b.u32(r + 12)) <= stringsLength else {
                 throw IndexError("index \(path): xattr \(i) is malformed")

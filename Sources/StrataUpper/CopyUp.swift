@@ -206,7 +206,7 @@ extension OverlayFileSystem {
     func copyData(_ l: UInt32, size: UInt64, to temp: [CChar]) throws(FSError) {
         let fd = try Sys.openat(workFD, temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         defer { close(fd) }
-        let sparse = lower.tree.entry(of: l)?.isSparse ?? false
+        let sparse = lower.tree.isSparse(l)
         _ = try Sys.check { ftruncate(fd, off_t(size)) }
         if size == 0 { return }
         try withoutLock { () throws(FSError) in try streamData(l, size: size, sparse: sparse, to: fd) }

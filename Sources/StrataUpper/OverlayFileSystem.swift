@@ -20,7 +20,7 @@ public struct UpperError: Error, CustomStringConvertible, Sendable {
 /// file's data into the work directory with the lock released (see `copyUpFile`).
 public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     public let lower: ImageFileSystem
-    let tree: UnionTree
+    let tree: MergedTree
     /// The upper directory (Sys.oPath) and the work directory's scratch subdirectory (Sys.oPath).
     let upperFD: Int32
     let workFD: Int32

@@ -1,0 +1,198 @@
+import StrataIndex
+
+/// Serialises a built union tree into the merged-tree format (MergedTreeFormat). Only what the
+/// final view shows is written: hidden and replaced entries are dropped and inodes renumbered
+/// breadth first. The same layers always give the same bytes.
+public enum MergedTreeWriter {
+    /// The layer table of `layers` (bottom first): what names and validates a merged tree.
+    public static func layerTable(_ layers: [LayerIndex]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(layers.count * MergedTreeFormat.layerSize)
+        for layer in layers {
+            var hex = Array(layer.digestHex.utf8)
+            hex += [UInt8](repeating: 0, count: max(0, 64 - hex.count))
+            out += hex.prefix(64)
+            withUnsafeBytes(of: layer.uncompressedSize.littleEndian) { out += $0 }
+            withUnsafeBytes(of: layer.checksum.littleEndian) { out += $0 }
+        }
+        return out
+    }
+
+    public static func serialize(_ tree: UnionTree) -> [UInt8] {
+        // Number the reachable inodes breadth first; a hardlinked file keeps its first number.
+        let unseen = UInt32.max
+        var number = [UInt32](repeating: unseen, count: tree.inodeCount)
+        var order: [UInt32] = [0]
+        var parentOf: [UInt32] = [0]   // by new number: the directory that first named it
+        number[0] = 0
+        var childCount = 0, stringsLength = 0, extraCount = 0, xattrCount = 0, sparseCount = 0
+        var head = 0
+        while head < order.count {
+            let old = order[head]
+            head += 1
+            if tree.isDirectory[Int(old)] {
+                for child in tree.children[Int(old)] {
+                    childCount += 1
+                    stringsLength += child.name.count
+                    if number[Int(child.inode)] == unseen {
+                        number[Int(child.inode)] = UInt32(order.count)
+                        order.append(child.inode)
+                        parentOf.append(number[Int(old)])
+                    }
+                }
+            }
+            if let e = tree.entry(of: old) {
+                if e.kind == .symlink { stringsLength += e.linkTarget.count }
+                if e.xattrCount > 0 || e.isSparse {
+                    extraCount += 1
+                    xattrCount += Int(e.xattrCount)
+                    if e.isSparse { sparseCount += Int(e.sparseCount) }
+                    let index = tree.layers[Int(tree.sources[Int(old)].layer)]
+                    for i in 0..<Int(e.xattrCount) {
+                        let x = index.xattr(Int(e.xattrFirst) + i)
+                        stringsLength += x.name.count + x.value.count
+                    }
+                }
+            }
+        }
+
+        typealias F = MergedTreeFormat
+        let layers = layerTable(tree.layers)
+        let slotCount = F.slotCount(children: childCount)
+        let offLayers = F.headerSize
+        let offInodes = offLayers + layers.count
+        let offChildren = offInodes + order.count * F.inodeSize
+        let offSlots = offChildren + childCount * F.childSize
+        let offExtras = offSlots + slotCount * F.slotSize
+        let offXattrs = offExtras + extraCount * F.extraSize
+        let offSparse = offXattrs + xattrCount * F.xattrSize
+        let offStrings = offSparse + sparseCount * F.sparseSize
+        let total = offStrings + stringsLength
+
+        var bytes = [UInt8](repeating: 0, count: total)
+        bytes.withUnsafeMutableBytes { out in
+            func put32(_ v: UInt32, _ at: Int) { out.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt32.self) }
+            func put64(_ v: UInt64, _ at: Int) { out.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt64.self) }
+            func put16(_ v: UInt16, _ at: Int) { out.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt16.self) }
+            var strings = 0
+            func string(_ b: UnsafeRawBufferPointer) -> (UInt32, UInt32) {
+                let at = strings
+                if b.count > 0 { (out.baseAddress! + offStrings + at).copyMemory(from: b.baseAddress!, byteCount: b.count) }
+                strings += b.count
+                return (UInt32(at), UInt32(b.count))
+            }
+
+            for (i, b) in F.magic.enumerated() { out[i] = b }
+            put32(F.version, F.offVersion)
+            put32(UInt32(tree.layers.count), F.offLayerCount)
+            put32(UInt32(order.count), F.offInodeCount)
+            put32(UInt32(childCount), F.offChildCount)
+            put32(UInt32(slotCount), F.offSlotCount)
+            put32(UInt32(extraCount), F.offExtraCount)
+            put32(UInt32(xattrCount), F.offXattrCount)
+            put32(UInt32(sparseCount), F.offSparseCount)
+            put64(UInt64(offLayers), F.offLayers)
+            put64(UInt64(offInodes), F.offInodes)
+            put64(UInt64(offChildren), F.offChildren)
+            put64(UInt64(offSlots), F.offSlots)
+            put64(UInt64(offExtras), F.offExtras)
+            put64(UInt64(offXattrs), F.offXattrs)
+            put64(UInt64(offSparse), F.offSparse)
+            put64(UInt64(offStrings), F.offStrings)
+            put64(UInt64(stringsLength), F.offStringsLength)
+            put64(UInt64(total), F.offTotalLength)
+            for (i, b) in layers.enumerated() { out[offLayers + i] = b }
+            for s in 0..<slotCount { put32(F.emptySlot, offSlots + s * F.slotSize) }
+
+            var child = 0, extra = 0, xattr = 0, sparse = 0
+            for (n, old) in order.enumerated() {
+                let r = offInodes + n * F.inodeSize
+                var mode: UInt32, data: UInt64 = 0, size: UInt64 = 0
+                if let e = tree.entry(of: old) {
+                    let type: UInt32
+                    switch e.kind {
+                    case .directory: type = F.typeDirectory
+                    case .symlink:
+                        type = F.typeSymlink
+                        let (off, len) = string(e.linkTarget)
+                        data = UInt64(off) | UInt64(len) << 32
+                        size = UInt64(len)
+                    case .characterDevice: type = F.typeCharacter; data = makedev(e.devMajor, e.devMinor)
+                    case .blockDevice: type = F.typeBlock; data = makedev(e.devMajor, e.devMinor)
+                    case .fifo: type = F.typeFifo
+                    default: type = F.typeRegular; data = e.dataOffset; size = e.size
+                    }
+                    mode = type | (e.mode & 0o7777)
+                    put32(e.uid, r + F.iUid)
+                    put32(e.gid, r + F.iGid)
+                    put64(UInt64(bitPattern: e.mtimeSeconds), r + F.iMtime)
+                    put32(e.mtimeNanoseconds, r + F.iMtimeNsec)
+                    put16(tree.sources[Int(old)].layer, r + F.iLayer)
+                    if e.isSparse { out[r + F.iFlags] = F.flagSparse }
+                    if e.xattrCount > 0 || e.isSparse {
+                        let index = tree.layers[Int(tree.sources[Int(old)].layer)]
+                        let x = offExtras + extra * F.extraSize
+                        put32(UInt32(xattr), x)
+                        put32(e.xattrCount, x + 4)
+                        put32(UInt32(sparse), x + 8)
+                        put32(e.isSparse ? e.sparseCount : 0, x + 12)
+                        put64(e.isSparse ? e.storedSize : e.size, x + 16)
+                        for i in 0..<Int(e.xattrCount) {
+                            let xa = index.xattr(Int(e.xattrFirst) + i)
+                            let (no, nl) = string(xa.name), (vo, vl) = string(xa.value)
+                            let at = offXattrs + xattr * F.xattrSize
+                            put32(no, at); put32(nl, at + 4); put32(vo, at + 8); put32(vl, at + 12)
+                            xattr += 1
+                        }
+                        if e.isSparse {
+                            for i in 0..<Int(e.sparseCount) {
+                                let s = index.sparseSegment(Int(e.sparseFirst) + i)
+                                put64(s.offset, offSparse + sparse * F.sparseSize)
+                                put64(s.length, offSparse + sparse * F.sparseSize + 8)
+                                sparse += 1
+                            }
+                        }
+                        put32(UInt32(extra), r + F.iExtra)
+                        extra += 1
+                    } else {
+                        put32(F.noExtra, r + F.iExtra)
+                    }
+                } else {
+                    // A directory no layer lists: 0755, 0:0, time 0 (what extractors create).
+                    mode = F.typeDirectory | 0o755
+                    put32(F.noExtra, r + F.iExtra)
+                }
+                if tree.isDirectory[Int(old)] {
+                    let list = tree.children[Int(old)]
+                    data = UInt64(child) | UInt64(list.count) << 32
+                    size = 4096
+                    for c in list {
+                        let at = offChildren + child * F.childSize
+                        let inode = number[Int(c.inode)]
+                        let (off, len) = string(c.name)
+                        put32(inode, at); put32(off, at + 4); put32(len, at + 8)
+                        var s = ChildTable.hash(UInt32(n), c.name) & (slotCount - 1)
+                        while out.load(fromByteOffset: offSlots + s * F.slotSize, as: UInt32.self) != F.emptySlot {
+                            s = (s + 1) & (slotCount - 1)
+                        }
+                        put32(UInt32(child), offSlots + s * F.slotSize)
+                        child += 1
+                    }
+                }
+                put32(mode, r + F.iMode)
+                put32(tree.nlink[Int(old)], r + F.iNlink)
+                put64(size, r + F.iSize)
+                put64(data, r + F.iData)
+                put32(parentOf[n], r + F.iParent)
+            }
+            put64(fileChecksum(UnsafeRawBufferPointer(out), skipping: F.offChecksum..<(F.offChecksum + 8)), F.offChecksum)
+        }
+        return bytes
+    }
+
+    /// glibc's encoding of a device number (its makedev is a macro Swift cannot import).
+    public static func makedev(_ major: UInt32, _ minor: UInt32) -> UInt64 {
+        let ma = UInt64(major), mi = UInt64(minor)
+        return ((ma & 0xfff) << 8) | ((ma & ~0xfff) << 32) | (mi & 0xff) | ((mi & ~0xff) << 12)
+    }
+}
