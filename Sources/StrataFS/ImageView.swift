@@ -15,7 +15,7 @@ public enum ImageView {
         // when the merged tree has to be built from it.
         let indexes = try parallelMap(blobs.count) { try cache.index(blobs[$0], verify: false).index }.map { try $0.get() }
         let tree = try mergedTree(indexes, cache: cache)
-        let spans = SpanCache(capacity: spanCacheBytes)
+        let spans = SpanCache(capacity: getenv("STRATA_SPAN_MB").map { Int(atoi($0)) << 20 } ?? spanCacheBytes)
         var data: [LayerData] = []
         for (i, blob) in blobs.enumerated() {
             data.append(try LayerData(index: indexes[i], blob: blob, number: i, cache: spans,
@@ -28,7 +28,7 @@ public enum ImageView {
     /// fails validation is rebuilt, like an index.
     static func mergedTree(_ indexes: [LayerIndex], cache: IndexCache) throws -> MergedTree {
         let table = MergedTreeWriter.layerTable(indexes)
-        let path = cache.treePath(keyHex: SHA256Hasher.hex(of: table))
+        let path = cache.treePath(keyHex: SHA256Hasher.hex(of: MergedTreeWriter.key(table)))
         if FileIO.exists(path) {
             if let tree = try? MergedTree(path: path, layers: table) { return tree }
             unlink(path)

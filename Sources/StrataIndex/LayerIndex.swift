@@ -37,6 +37,7 @@ public final class LayerIndex: @unchecked Sendable {
 
     public init(file: MappedFile, verify: Bool = true) throws {
         self.file = file
+        if !verify { file.adviseSparseAccess() }
         let b = file.bytes
         bytes = b
         let path = file.path

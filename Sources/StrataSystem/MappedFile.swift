@@ -25,6 +25,15 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: base, count: size)
     }
 
+    /// Tells the kernel that reads will be few and scattered: no read-ahead, no fault-around and
+    /// no huge-page mappings, so touching a header maps a page, not megabytes of the file.
+    public func adviseSparseAccess() {
+        guard let base = bytes.baseAddress else { return }
+        let p = UnsafeMutableRawPointer(mutating: base)
+        _ = madvise(p, bytes.count, MADV_RANDOM)
+        _ = madvise(p, bytes.count, 15)   // MADV_NOHUGEPAGE (not exported by Glibc's module)
+    }
+
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }

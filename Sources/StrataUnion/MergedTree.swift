@@ -38,8 +38,8 @@ public final class MergedTree: @unchecked Sendable {
     private let bytes: UnsafeRawBufferPointer
     private let childCount: Int
     private let slotMask: Int
-    private let offInodes: Int, offChildren: Int, offSlots: Int, offExtras: Int
-    private let offXattrs: Int, offSparse: Int, offStrings: Int
+    private let offAttributes: Int, offInodes: Int, offChildren: Int, offSlots: Int, offExtras: Int
+    private let offXattrs: Int, offSparse: Int, offNames: Int, namesLength: Int, offStrings: Int
 
     /// Maps `path`; `layers` must be the table it was built for (MergedTreeWriter.layerTable).
     public convenience init(path: String, layers: [UInt8]) throws {
@@ -68,12 +68,16 @@ public final class MergedTree: @unchecked Sendable {
         let xattrCount = Int(b.u32(F.offXattrCount))
         let sparseCount = Int(b.u32(F.offSparseCount))
         let offLayers = Int(b.u64(F.offLayers))
+        let attributeCount = Int(b.u32(F.offAttributeCount))
+        offAttributes = Int(b.u64(F.offAttributes))
         offInodes = Int(b.u64(F.offInodes))
         offChildren = Int(b.u64(F.offChildren))
         offSlots = Int(b.u64(F.offSlots))
         offExtras = Int(b.u64(F.offExtras))
         offXattrs = Int(b.u64(F.offXattrs))
         offSparse = Int(b.u64(F.offSparse))
+        offNames = Int(b.u64(F.offNames))
+        namesLength = Int(b.u64(F.offNamesLength))
         offStrings = Int(b.u64(F.offStrings))
         let stringsLength = Int(b.u64(F.offStringsLength))
         slotMask = slotCount - 1
@@ -81,10 +85,12 @@ public final class MergedTree: @unchecked Sendable {
             off >= F.headerSize && off <= b.count && count >= 0 && count <= (b.count - off) / size
         }
         guard inodeCount >= 1, slotCount > childCount, slotCount & slotMask == 0,
-              inside(offLayers, layerCount, F.layerSize), inside(offInodes, inodeCount, F.inodeSize),
+              inside(offLayers, layerCount, F.layerSize), inside(offAttributes, attributeCount, F.attributeSize),
+              inside(offInodes, inodeCount, F.inodeSize),
               inside(offChildren, childCount, F.childSize), inside(offSlots, slotCount, F.slotSize),
               inside(offExtras, extraCount, F.extraSize), inside(offXattrs, xattrCount, F.xattrSize),
-              inside(offSparse, sparseCount, F.sparseSize), inside(offStrings, stringsLength, 1) else {
+              inside(offSparse, sparseCount, F.sparseSize), inside(offNames, namesLength, 1),
+              inside(offStrings, stringsLength, 1) else {
             throw fail("section outside the file")
         }
         guard layerCount * F.layerSize == layers.count,
@@ -96,11 +102,11 @@ public final class MergedTree: @unchecked Sendable {
         for l in 0..<layerCount { streamSize.append(b.u64(offLayers + l * F.layerSize + 64)) }
         for i in 0..<inodeCount {
             let r = offInodes + i * F.inodeSize
-            let data = b.u64(r + F.iData), extra = b.u32(r + F.iExtra)
-            guard Int(b.u32(r + F.iParent)) < inodeCount, extra == F.noExtra || Int(extra) < extraCount,
+            let data = b.u64(r + F.iData), extra = b.u32(r + F.iExtra), attributes = Int(b.u32(r + F.iAttributes))
+            guard attributes < attributeCount, Int(b.u32(r + F.iParent)) < inodeCount, extra == F.noExtra || Int(extra) < extraCount,
                   Int(b.u16(r + F.iLayer)) < max(layerCount, 1) else { throw fail("inode \(i) is malformed") }
             let ok: Bool
-            switch b.u32(r + F.iMode) & F.typeMask {
+            switch b.u32(offAttributes + attributes * F.attributeSize + F.aMode) & F.typeMask {
             case F.typeDirectory: ok = Int(UInt32(truncatingIfNeeded: data)) + Int(data >> 32) <= childCount
             case F.typeSymlink: ok = stringOK(UInt32(truncatingIfNeeded: data), UInt32(data >> 32))
             case F.typeRegular:
@@ -113,9 +119,12 @@ public final class MergedTree: @unchecked Sendable {
             }
             guard ok else { throw fail("inode \(i) is malformed") }
         }
+        var nameStart = 0
         for i in 0..<childCount {
             let r = offChildren + i * F.childSize
-            guard Int(b.u32(r)) < inodeCount, stringOK(b.u32(r + 4), b.u32(r + 8)) else { throw fail("child \(i) is malformed") }
+            let start = Int(b.u32(r + 4))
+            guard Int(b.u32(r)) < inodeCount, start >= nameStart, start <= namesLength else { throw fail("child \(i) is malformed") }
+            nameStart = start
         }
         var used = 0
         for i in 0..<slotCount {
@@ -144,17 +153,22 @@ public final class MergedTree: @unchecked Sendable {
         UnsafeRawBufferPointer(start: bytes.baseAddress! + offStrings + Int(off), count: Int(len))
     }
 
-    @inline(__always) public func mode(_ inode: UInt32) -> UInt32 { bytes.u32(record(inode) + F.iMode) }
+    @inline(__always) private func attributes(_ inode: UInt32) -> Int {
+        offAttributes + Int(bytes.u32(record(inode) + F.iAttributes)) * F.attributeSize
+    }
+
+    @inline(__always) public func mode(_ inode: UInt32) -> UInt32 { bytes.u32(attributes(inode) + F.aMode) }
     @inline(__always) public func isDirectory(_ inode: UInt32) -> Bool { mode(inode) & F.typeMask == F.typeDirectory }
     @inline(__always) public func isRegular(_ inode: UInt32) -> Bool { mode(inode) & F.typeMask == F.typeRegular }
     @inline(__always) public func isSymlink(_ inode: UInt32) -> Bool { mode(inode) & F.typeMask == F.typeSymlink }
-    @inline(__always) public func uid(_ inode: UInt32) -> UInt32 { bytes.u32(record(inode) + F.iUid) }
-    @inline(__always) public func gid(_ inode: UInt32) -> UInt32 { bytes.u32(record(inode) + F.iGid) }
+    @inline(__always) public func uid(_ inode: UInt32) -> UInt32 { bytes.u32(attributes(inode) + F.aUid) }
+    @inline(__always) public func gid(_ inode: UInt32) -> UInt32 { bytes.u32(attributes(inode) + F.aGid) }
     @inline(__always) public func linkCount(_ inode: UInt32) -> UInt32 { bytes.u32(record(inode) + F.iNlink) }
     /// Bytes of a regular file, a symlink's target length, 4096 for directories, else 0.
     @inline(__always) public func size(_ inode: UInt32) -> UInt64 { bytes.u64(record(inode) + F.iSize) }
     @inline(__always) public func mtime(_ inode: UInt32) -> (seconds: Int64, nanoseconds: UInt32) {
-        (bytes.i64(record(inode) + F.iMtime), bytes.u32(record(inode) + F.iMtimeNsec))
+        let a = attributes(inode)
+        return (bytes.i64(a + F.aMtime), bytes.u32(a + F.aMtimeNsec))
     }
     /// The layer whose entry is this inode (0 for directories no layer lists).
     @inline(__always) public func layer(_ inode: UInt32) -> Int { Int(bytes.u16(record(inode) + F.iLayer)) }
@@ -201,9 +215,15 @@ public final class MergedTree: @unchecked Sendable {
 
     // MARK: Directories
 
-    @inline(__always) private func child(_ i: Int) -> Child {
+    @inline(__always) private func name(_ i: Int) -> UnsafeRawBufferPointer {
         let r = offChildren + i * F.childSize
-        return Child(name: string(bytes.u32(r + 4), bytes.u32(r + 8)), inode: bytes.u32(r))
+        let start = Int(bytes.u32(r + 4))
+        let end = i + 1 < childCount ? Int(bytes.u32(r + F.childSize + 4)) : namesLength
+        return UnsafeRawBufferPointer(start: bytes.baseAddress! + offNames + start, count: end - start)
+    }
+
+    @inline(__always) private func child(_ i: Int) -> Child {
+        Child(name: name(i), inode: bytes.u32(offChildren + i * F.childSize))
     }
 
     private func childRange(_ directory: UInt32) -> Range<Int> {
@@ -228,10 +248,10 @@ public final class MergedTree: @unchecked Sendable {
             let c = bytes.u32(offSlots + s * F.slotSize)
             if c == F.emptySlot { return nil }
             if range.contains(Int(c)) {
-                let r = offChildren + Int(c) * F.childSize
-                if Int(bytes.u32(r + 8)) == name.count,
-                   name.count == 0 || memcmp(bytes.baseAddress! + offStrings + Int(bytes.u32(r + 4)), name.baseAddress!, name.count) == 0 {
-                    return bytes.u32(r)
+                let candidate = self.name(Int(c))
+                if candidate.count == name.count,
+                   name.count == 0 || memcmp(candidate.baseAddress!, name.baseAddress!, name.count) == 0 {
+                    return bytes.u32(offChildren + Int(c) * F.childSize)
                 }
             }
             s = (s + 1) & slotMask

@@ -3,18 +3,23 @@
 /// and serving a request reads only this file (the layer indexes only for their checkpoints).
 /// Little-endian, fixed-size records:
 ///
-///   header (128 bytes) | layers (80 each) | inodes (56 each) | children (12 each)
-///   | lookup slots (4 each) | extras (24 each) | xattrs (16 each) | sparse segments (16 each)
-///   | strings
+///   header (160 bytes) | layers (80 each) | attributes (24 each) | inodes (36 each)
+///   | children (8 each) | lookup slots (4 each) | extras (24 each) | xattrs (16 each)
+///   | sparse segments (16 each) | names | strings
 ///
 /// Inodes are numbered breadth first from the root (0), so a directory's children are
-/// neighbours in the inode table and in the child table. A child record is one name in a
-/// directory; hardlinked files have several. Lookups hash (directory, name) into the slot table
+/// neighbours in the inode table and in the child table. A child record (inode u32, name start
+/// u32) is one name in a directory; hardlinked files have several. Names are stored one after
+/// another in child order, so a name ends where the next begins. Lookups hash (directory, name) into the slot table
 /// (open addressing, load ≤ 3/4), whose slots hold child record numbers.
 ///
-/// Inode record: mode u32 (type and permissions) | uid u32 | gid u32 | nlink u32 | size u64
-/// | mtime seconds i64 | mtime nanoseconds u32 | layer u16 | flags u8 | pad u8 | data u64
-/// | extra u32 | parent u32. `data` is the offset in the layer's tar stream (regular files),
+/// Attribute record: mode u32 (type and permissions) | uid u32 | gid u32 | mtime nanoseconds u32
+/// | mtime seconds i64. Inodes share them (most files of a layer have one of a few owners,
+/// modes and times), which keeps the per-inode record small: memory per entry is what a tree
+/// of a few hundred thousand files costs.
+///
+/// Inode record: attributes u32 | nlink u32 | size u64 | data u64 | extra u32 | parent u32
+/// | layer u16 | flags u8 | pad u8. `data` is the offset in the layer's tar stream (regular files),
 /// first child << 0 | child count << 32 (directories), string offset | length << 32 (symlinks),
 /// the device number (devices). `extra` numbers an extras record (xattrs, sparse map, stored
 /// size) or is 0xFFFF_FFFF.
@@ -24,11 +29,12 @@
 /// of layers, or a rebuilt index, finds its own tree.
 enum MergedTreeFormat {
     static let magic: [UInt8] = Array("STRATATR".utf8)
-    static let version: UInt32 = 1
-    static let headerSize = 128
+    static let version: UInt32 = 1   // also part of the file's name (MergedTreeWriter.key)
+    static let headerSize = 160
     static let layerSize = 80
-    static let inodeSize = 56
-    static let childSize = 12
+    static let attributeSize = 24
+    static let inodeSize = 36
+    static let childSize = 8
     static let slotSize = 4
     static let extraSize = 24
     static let xattrSize = 16
@@ -54,10 +60,14 @@ enum MergedTreeFormat {
     static let offStringsLength = 104
     static let offTotalLength = 112
     static let offChecksum = 120
+    static let offAttributeCount = 128
+    static let offAttributes = 136
+    static let offNames = 144
+    static let offNamesLength = 152
 
-    // Inode record field offsets.
-    static let iMode = 0, iUid = 4, iGid = 8, iNlink = 12, iSize = 16, iMtime = 24, iMtimeNsec = 32
-    static let iLayer = 36, iFlags = 38, iData = 40, iExtra = 48, iParent = 52
+    // Attribute and inode record field offsets.
+    static let aMode = 0, aUid = 4, aGid = 8, aMtimeNsec = 12, aMtime = 16
+    static let iAttributes = 0, iNlink = 4, iSize = 8, iData = 16, iExtra = 24, iParent = 28, iLayer = 32, iFlags = 34
 
     static let flagSparse: UInt8 = 1
     static let noExtra = UInt32.max

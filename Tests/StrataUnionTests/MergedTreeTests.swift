@@ -171,7 +171,9 @@ private func walk(_ children: (UInt32) -> [(String, UInt32)], isDirectory: (UInt
             let slots = off(F.offSlots), count = (off(F.offExtras) - slots) / 4
             for i in 0..<count { set32(&b, slots + i * 4, 0) }
         }
-        refused("string past the end") { set32(&$0, off(F.offChildren) + 4, 1_000_000) }
+        refused("name past the end") { set32(&$0, off(F.offChildren) + 4, 1_000_000) }
+        refused("names out of order") { set32(&$0, off(F.offChildren) + F.childSize + 4, 0); set32(&$0, off(F.offChildren) + 4, 3) }
+        refused("symlink target past the end") { set32(&$0, off(F.offInodes) + Int(tree.lookupPath("/lib")!) * F.inodeSize + F.iData, 1_000_000) }
         // Another chain (a rebuilt index has another checksum) does not take this tree.
         let other = try sample()
         try other.add([entry("x", .regular, size: 1, offset: 0)])
