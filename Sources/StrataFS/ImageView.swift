@@ -13,8 +13,9 @@ public enum ImageView {
     public static func open(layers blobs: [LayerBlob], cache: IndexCache, spanCacheBytes: Int = 32 << 20) throws -> ImageFileSystem {
         // Serving reads only the indexes' checkpoints: a cached index is checked in full only
         // when the merged tree has to be built from it.
-        let indexes = try parallelMap(blobs.count) { try cache.index(blobs[$0], verify: false).index }.map { try $0.get() }
-        let tree = try mergedTree(indexes, cache: cache)
+        let opened = try parallelMap(blobs.count) { try cache.index(blobs[$0], verify: false) }.map { try $0.get() }
+        let indexes = opened.map(\.index)
+        let tree = try mergedTree(indexes, built: opened.map(\.built), cache: cache).tree
         let spans = SpanCache(capacity: getenv("STRATA_SPAN_MB").map { Int(atoi($0)) << 20 } ?? spanCacheBytes)
         var data: [LayerData] = []
         for (i, blob) in blobs.enumerated() {
@@ -24,26 +25,29 @@ public enum ImageView {
         return ImageFileSystem(tree: tree, layers: data)
     }
 
-    /// The cached merged tree of `indexes`, or a new one built from them and cached. A tree that
-    /// fails validation is rebuilt, like an index.
-    static func mergedTree(_ indexes: [LayerIndex], cache: IndexCache) throws -> MergedTree {
+    /// The cached merged tree of `indexes` (bottom layer first), or a new one built from them and
+    /// cached (`built`). A tree that fails validation is rebuilt, like an index. `built[i]` says
+    /// that index i was made by this process (so it needs no second check).
+    public static func mergedTree(_ indexes: [LayerIndex], built: [Bool], cache: IndexCache) throws -> (tree: MergedTree, built: Bool) {
         let table = MergedTreeWriter.layerTable(indexes)
         let path = cache.treePath(keyHex: SHA256Hasher.hex(of: MergedTreeWriter.key(table)))
         if FileIO.exists(path) {
-            if let tree = try? MergedTree(path: path, layers: table) { return tree }
+            if let tree = try? MergedTree(path: path, layers: table) { return (tree, false) }
             unlink(path)
         }
-        let verified = try indexes.map { try LayerIndex(file: $0.file, verify: true) }
+        // An index built by this mount was checked as it was made; a cached one is checked now.
+        let verified = try indexes.indices.map { built[$0] ? indexes[$0] : try LayerIndex(file: indexes[$0].file, verify: true) }
         let bytes = MergedTreeWriter.serialize(try UnionTree(layers: verified))
         do {
             try FileIO.makeDirectories(cache.directory + "/tree/sha256")
-            try FileIO.writeAtomically(path, bytes)
-            return try MergedTree(path: path, layers: table)
+            // Not fsynced: the tree is checked at every mount and made again if a crash lost it.
+            try FileIO.writeAtomically(path, bytes, durable: false)
+            return (try MergedTree(path: path, layers: table), true)
         } catch {
             // A cache that cannot take the tree (full, read-only) still serves this mount.
             Log.error("cache \(cache.directory): merged tree not cached: \(error)")
             let owned = OwnedBytes(bytes)
-            return try MergedTree(bytes: owned.bytes, owner: owned, source: "(memory)", layers: table)
+            return (try MergedTree(bytes: owned.bytes, owner: owned, source: "(memory)", layers: table), true)
         }
     }
 }

@@ -27,13 +27,16 @@ public enum FileIO {
     }
 
     /// Writes a file atomically: a temporary file in the same directory, fsync, rename.
-    /// Readers see the old content or the new one, never a part.
-    public static func writeAtomically(_ path: String, _ bytes: UnsafeRawBufferPointer, mode: mode_t = 0o644) throws {
+    /// Readers see the old content or the new one, never a part. Without `durable`, nothing is
+    /// fsynced: for caches whose files are checked when read, where a file lost in a crash is
+    /// only made again.
+    public static func writeAtomically(_ path: String, _ bytes: UnsafeRawBufferPointer, mode: mode_t = 0o644,
+                                       durable: Bool = true) throws {
         let temp = "\(path).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         let fd = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         do {
             try fd.writeAll(bytes)
-            try fd.sync()
+            if durable { try fd.sync() }
             fd.close()
         } catch {
             fd.close()
@@ -45,11 +48,11 @@ public enum FileIO {
             unlink(temp)
             throw SystemError(code: code, operation: "rename", path: path)
         }
-        syncDirectory(of: path)
+        if durable { syncDirectory(of: path) }
     }
 
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
-        try bytes.withUnsafeBytes { (b: UnsafeRawBufferPointer) throws in try writeAtomically(path, b, mode: mode) }
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws {
+        try bytes.withUnsafeBytes { (b: UnsafeRawBufferPointer) throws in try writeAtomically(path, b, mode: mode, durable: durable) }
     }
 
     /// fsyncs the directory holding `path`, so a rename into it survives a crash.

@@ -33,6 +33,7 @@ public final class MergedTree: @unchecked Sendable {
 
     public let source: String
     public let inodeCount: Int
+    public var byteCount: Int { bytes.count }
     public let layerCount: Int
     private let owner: AnyObject
     private let bytes: UnsafeRawBufferPointer

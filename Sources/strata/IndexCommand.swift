@@ -1,3 +1,4 @@
+import StrataFS
 import StrataIndex
 import StrataOCI
 import StrataSystem
@@ -10,8 +11,9 @@ enum IndexCommand {
     usage: strata index [--cache DIR] [--platform OS/ARCH[/VARIANT]] IMAGE
 
     Reads every layer of IMAGE once, verifies its size and sha256 digest, and stores its index
-    (tar entries, data offsets, decompression checkpoints) in the cache. Layers already indexed
-    are checked and kept. IMAGE is DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout.
+    (tar entries, data offsets, decompression checkpoints) in the cache, then the merged tree of
+    the image's layers (the union a mount serves). Layers already indexed are checked and kept.
+    IMAGE is DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout.
     """
 
     static func run(_ args: ArraySlice<String>) throws {
@@ -27,11 +29,15 @@ enum IndexCommand {
             return try cache.index(blobs[i])
         }
         progress.done()
+        var opened: [(index: LayerIndex, built: Bool)] = []
         for (i, r) in results.enumerated() {
             let (index, built) = try r.get()
+            opened.append((index, built))
             let size = UInt64(index.file.bytes.count)
             print("sha256:\(blobs[i].digestHex)  \(blobs[i].compression.rawValue)  \(index.entryCount) entries  \(index.checkpointCount) checkpoints  \(Format.bytes(index.uncompressedSize)) tar  index \(Format.bytes(size))  \(built ? "indexed" : "cached")")
         }
+        let (tree, built) = try ImageView.mergedTree(opened.map(\.index), built: opened.map(\.built), cache: cache)
+        print("merged tree  \(tree.inodeCount) inodes  \(Format.bytes(UInt64(tree.byteCount)))  \(built ? "built" : "cached")")
     }
 }
 

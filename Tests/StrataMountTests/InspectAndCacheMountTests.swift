@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Testing
 import StrataOCI
+import StrataSystem
 import StrataTestSupport
 
 /// The config ImageBuilder writes, as `strata inspect` reads it; and a second mount that
@@ -32,8 +33,9 @@ struct InspectAndCacheMountTests {
         #expect(layers.map { $0["digest"] as? String } == builder.layers.map { $0.descriptor.digest.description })
     }
 
-    /// The second mount reads the cached index; it must show the same tree, and so must a
-    /// mount after the cache was indexed by `strata index`.
+    /// The second mount reads the cached indexes and merged tree; it must show the same tree,
+    /// and so must a mount whose cached merged tree was damaged (it is rebuilt), and a mount
+    /// after the cache was filled by `strata index`.
     @Test func remountFromCachedIndex() throws {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
@@ -46,9 +48,28 @@ struct InspectAndCacheMountTests {
         #expect(first.differences(from: second).isEmpty)
         #expect(second.paths == ["d", "d/big", "g"].sortedWithRoot)
 
+        let trees = temp.child("cache") + "/tree/sha256"
+        let names = try #require(try? Command.run("/bin/ls", [trees]).stdoutString.split(separator: "\n").map(String.init))
+        #expect(names.count == 1)
+        var original: [String: [UInt8]] = [:]
+        for name in names {
+            // Damage the middle of the cached tree: the next mount must notice and rebuild it.
+            let path = trees + "/" + name
+            var bytes = try FileIO.readAll(path)
+            original[name] = bytes
+            bytes[bytes.count / 2] ^= 0x5A
+            try FileIO.writeAtomically(path, bytes)
+        }
+        let third = try MountComparison.captureMount(layout: builder.layout, tag: "test", work: temp)
+        #expect(first.differences(from: third).isEmpty)
+        for name in names { #expect(try FileIO.readAll(trees + "/" + name) == original[name]) }
+
         let indexed = try StrataBinary.run(["index", "--cache", temp.child("cache2"), builder.reference("test")])
         #expect(indexed.succeeded, "\(indexed.stderr)")
-        #expect(indexed.stdoutString.split(separator: "\n").count == 2)
+        let lines = indexed.stdoutString.split(separator: "\n")
+        #expect(lines.count == 3 && lines.last?.hasPrefix("merged tree") == true && lines.last?.hasSuffix("built") == true)
+        let again = try StrataBinary.run(["index", "--cache", temp.child("cache2"), builder.reference("test")])
+        #expect(again.stdoutString.split(separator: "\n").last?.hasSuffix("cached") == true, "\(again.stdoutString)")
         try expectSameAsUmoci(builder)
     }
 }
