@@ -3,6 +3,7 @@ import Glibc
 #endif
 import StrataOCI
 import StrataSystem
+import StrataUnion
 
 /// What `strata gc` did.
 public struct GCReport: Sendable {
@@ -89,6 +90,16 @@ extension SnapshotStore {
                         report.cacheBytes += Self.remove(path)
                         report.cacheFilesRemoved += 1
                     }
+                }
+            }
+            // A merged tree is garbage once any layer of its chain is.
+            for name in ConsistencyCheck.directoryEntries(paths.cache + "/tree/sha256") {
+                let path = paths.cache + "/tree/sha256/" + name
+                let garbage = name.contains(".")
+                    ? Self.isStale(path) : !(MergedTree.layerDigests(path: path)?.allSatisfy(usedLayers.contains) ?? false)
+                if garbage {
+                    report.cacheBytes += Self.remove(path)
+                    report.cacheFilesRemoved += 1
                 }
             }
 

@@ -147,6 +147,21 @@ public final class MergedTree: @unchecked Sendable {
         }
     }
 
+    /// The layer digests (hex, bottom first) a merged tree file was built for, read from its
+    /// header and layer table only; nil if it is not a merged tree.
+    public static func layerDigests(path: String) -> [String]? {
+        guard let fd = try? FileDescriptor.open(path, O_RDONLY) else { return nil }
+        defer { fd.close() }
+        var header = [UInt8](repeating: 0, count: F.headerSize)
+        guard (try? header.withUnsafeMutableBytes({ try fd.readFully(into: $0, at: 0) })) == F.headerSize,
+              Array(header[0..<8]) == F.magic else { return nil }
+        let (count, offset) = header.withUnsafeBytes { (Int($0.u32(F.offLayerCount)), $0.u64(F.offLayers)) }
+        guard count <= 4096 else { return nil }
+        var table = [UInt8](repeating: 0, count: count * F.layerSize)
+        guard (try? table.withUnsafeMutableBytes({ try fd.readFully(into: $0, at: offset) })) == table.count else { return nil }
+        return (0..<count).map { String(decoding: table[($0 * F.layerSize)..<($0 * F.layerSize + 64)], as: UTF8.self) }
+    }
+
     // MARK: Records
 
     @inline(__always) private func record(_ inode: UInt32) -> Int { offInodes + Int(inode) * F.inodeSize }

@@ -172,6 +172,7 @@ struct SnapshotLifecycleTests {
         #expect(Self.read(try s.mount("a") + "/etc/hello") == "hello\n")
         #expect(try s.gc(["--cache-max", "0"]).contains("cache files evicted  0"))
         #expect(SnapshotDirListing.names(indexes).count == 2)
+        #expect(SnapshotDirListing.names(s.root + "/cache/tree/sha256").count == 1)   // its merged tree too
         let bad = try Command.run(try StrataBinary.path(), ["gc", "--root", s.root, "--cache-max", "lots"])
         #expect(bad.status == 1 && bad.stderr.contains("--cache-max"))
         try s.close()
