@@ -30,6 +30,7 @@ static const int32_t strata_AT_STATX_FORCE_SYNC = 0x2000;    // linux/fcntl.h
 static const uint32_t strata_RENAME_NOREPLACE = 1 << 0;      // linux/fs.h
 static const uint32_t strata_RENAME_EXCHANGE = 1 << 1;
 static const uint32_t strata_RENAME_WHITEOUT = 1 << 2;
+static const int16_t strata_POSIX_SPAWN_SETSID = 0x80;       // <spawn.h> under _GNU_SOURCE
 static const int32_t strata_XATTR_CREATE = XATTR_CREATE;
 static const int32_t strata_XATTR_REPLACE = XATTR_REPLACE;
 static const int32_t strata_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;

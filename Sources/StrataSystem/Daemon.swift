@@ -15,8 +15,6 @@ public enum Daemon {
     public static let readyFlag = "--ready-fd"
     /// The descriptor the readiness pipe has in the child.
     static let childReadyDescriptor: Int32 = 3
-    /// glibc's POSIX_SPAWN_SETSID (<spawn.h>, GNU extension, not exported to Swift).
-    static let spawnSetsid: Int32 = 0x80
 
     /// Why a daemon did not start; `message` is the child's own one-line error.
     public struct StartError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -33,14 +31,8 @@ public enum Daemon {
     public static func spawnDetached(arguments: [String], extraEnvironment: [String: String] = [:],
                                      keepStderr: Bool? = nil, executable: String = "/proc/self/exe",
                                      argument0: String? = nil) throws -> (pid: pid_t, readiness: FileDescriptor) {
-        // pipe2 is a GNU extension Swift's Glibc module does not export: set close-on-exec right
-        // after (the CLI is single-threaded when it spawns, so no fork can slip in between).
-        var fds: [Int32] = [0, 0]
-        _ = try retryOnInterrupt("pipe") { pipe(&fds) }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        let readEnd = fds[0]
-        var writeEnd = fds[1]
+        let (readEnd, firstWriteEnd) = try LinuxCalls.pipe2(flags: O_CLOEXEC)
+        var writeEnd = firstWriteEnd
         defer { close(writeEnd) }  // the parent's copy: EOF must come when the child's closes
         if writeEnd == childReadyDescriptor {
             // dup2 onto itself would keep close-on-exec; move it out of the way first.
@@ -73,7 +65,7 @@ public enum Daemon {
         sigemptyset(&defaults)
         for signal in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(spawnSetsid | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(&attributes, LinuxCalls.spawnSetsid | Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         let argv0 = argument0 ?? CommandLine.arguments.first ?? "strata"
         let argv = ([argv0] + arguments + [readyFlag, String(childReadyDescriptor)]).map { strdup($0) } + [nil]

@@ -72,6 +72,9 @@ public enum LinuxCalls {
 
     // MARK: Pipes
 
+    /// posix_spawn's flag for a new session (setsid in the child).
+    public static let spawnSetsid: Int16 = strata_POSIX_SPAWN_SETSID
+
     /// pipe2(2). 0, or -1 with errno.
     @inline(__always)
     public static func pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32 {
