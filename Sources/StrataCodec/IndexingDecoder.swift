@@ -197,6 +197,16 @@ public final class IndexingDecoder {
 
     // MARK: Checkpoints
 
+    /// A gzip member's or zstd frame's body starts here: a checkpoint candidate, empty output.
+    private func beginUnit() {
+        unitsStarted += 1
+        markUnitStart()
+        outEnd = 0
+        outDelivered = 0
+        lastCallFilledOutput = false
+        phase = .body
+    }
+
     private func markUnitStart() {
         let start = Checkpoint(compressedOffset: reader.offset, uncompressedOffset: produced)
         if checkpoints.isEmpty { checkpoints.append(start) } else { pendingStart = start }
@@ -243,16 +253,11 @@ public final class IndexingDecoder {
             engine = .zlib
             if let inflater { try inflater.reset(at: reader.offset) } else { inflater = try Inflater(at: reader.offset) }
         }
-        unitsStarted += 1
-        markUnitStart()
+        beginUnit()
         memberCRC = 0
         memberSize = 0
         sinceCheckpoint = 0
         pendingBoundary = nil
-        outEnd = 0
-        outDelivered = 0
-        lastCallFilledOutput = false
-        phase = .body
     }
 
     private func inflateStep() throws {
@@ -562,12 +567,7 @@ public final class IndexingDecoder {
             throw CodecError(kind: .corrupt, message: "not a zstd frame (bad magic)", compressedOffset: reader.offset)
         }
         if let zstd { try zstd.reset(at: reader.offset) } else { zstd = try ZstdDecompressor(at: reader.offset) }
-        unitsStarted += 1
-        markUnitStart()
-        outEnd = 0
-        outDelivered = 0
-        lastCallFilledOutput = false
-        phase = .body
+        beginUnit()
     }
 
     private func zstdStep() throws {
