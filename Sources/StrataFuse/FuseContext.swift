@@ -14,10 +14,20 @@ final class FuseContext: @unchecked Sendable {
     /// pages and listings as with keep_cache: two round trips fewer per file a reader opens.
     var zeroMessageOpen = false
     var zeroMessageOpendir = false
+    /// Copies of the options every reply needs: reading them from `options` would copy the
+    /// struct, retaining and releasing its strings on every request.
+    let entryTimeout: Double
+    let attrTimeout: Double
+    let negativeTimeout: Double
+    let keepCache: Bool
 
     init(fileSystem: any FileSystem, options: FuseMountOptions) {
         self.fileSystem = fileSystem
         self.options = options
+        entryTimeout = options.entryTimeout
+        attrTimeout = options.attrTimeout
+        negativeTimeout = options.negativeTimeout
+        keepCache = options.keepCache
         self.writable = options.readOnly ? nil : fileSystem as? any WritableFileSystem
     }
 
