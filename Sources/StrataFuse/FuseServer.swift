@@ -102,7 +102,7 @@ public final class FuseServer: @unchecked Sendable {
             WakeSignal.unblockInCurrentThread()
             state.withLock { $0.loopThread = pthread_self() }
 
-            let result = serve(session)
+            let result = serve(session, context: context)
             RequestStats.flush()
 
             // The loop has ended (unmounted, or the session failed). Retire the waiter; it
@@ -140,9 +140,9 @@ public final class FuseServer: @unchecked Sendable {
     /// than libfuse's pool, whose idle workers are woken in turn, each often on the other CPU
     /// (a cross-CPU wake-up per request, more on a loaded machine). The single loop blocks in
     /// read(2), which the wake signal interrupts just as it does the pool's sem_wait.
-    private func serve(_ session: OpaquePointer) -> Int32 {
+    private func serve(_ session: OpaquePointer, context: FuseContext) -> Int32 {
         let threads = options.maxThreads
-        if threads <= 1 { return fuse_session_loop(session) }
+        if threads <= 1 { return SingleThreadLoop.run(session, context: context) }
         let config = fuse_loop_cfg_create()
         defer { fuse_loop_cfg_destroy(config) }
         fuse_loop_cfg_set_max_threads(config, UInt32(threads))
