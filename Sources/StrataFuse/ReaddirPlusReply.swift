@@ -17,6 +17,8 @@ enum ReaddirPlusReply {
     private static let nameOffset = MemoryLayout<fuse_entry_out>.size + MemoryLayout<fuse_dirent>.size
     /// The kernel takes at most 1024 bytes per name (FUSE_NAME_MAX).
     private static let nameMax = 1024
+    /// S_IFMT as a constant: Glibc's is a computed property, a call per entry.
+    private static let typeMask: UInt32 = 0o170000
 
     /// Answers the request in `request` if it is a READDIRPLUS; false leaves it to libfuse.
     static func answer(_ request: UnsafeRawPointer, length: Int, fd: Int32, context: FuseContext) -> Bool {
@@ -58,7 +60,7 @@ enum ReaddirPlusReply {
                 entry.dirent.ino = attributes.inode
                 entry.dirent.off = next
                 entry.dirent.namelen = UInt32(name.count)
-                entry.dirent.type = (attributes.mode & UInt32(Glibc.S_IFMT)) >> 12
+                entry.dirent.type = (attributes.mode & typeMask) >> 12
                 let target = entries + used
                 target.storeBytes(of: entry, as: fuse_direntplus.self)
                 if name.count > 0 { (target + nameOffset).copyMemory(from: name.baseAddress!, byteCount: name.count) }
