@@ -3,6 +3,9 @@
 // libfuse 3.14 (Debian 12): 314 enables the fuse_loop_cfg_* API.
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+// The kernel's wire format, for the replies the single-threaded loop writes itself
+// (ReaddirPlusReply). Its struct names do not clash with libfuse's.
+#include <linux/fuse.h>
 
 // fuse_session_loop_mt is a macro (it picks a versioned symbol); Swift cannot import macros
 // that expand to calls.

@@ -14,15 +14,45 @@ final class FuseContext: @unchecked Sendable {
     /// pages and listings as with keep_cache: two round trips fewer per file a reader opens.
     var zeroMessageOpen = false
     var zeroMessageOpendir = false
+    /// Copies of the options every reply needs: reading them from `options` would copy the
+    /// struct, retaining and releasing its strings on every request.
+    let entryTimeout: Double
+    let attrTimeout: Double
+    let negativeTimeout: Double
+    let keepCache: Bool
+    /// The timeouts as the kernel takes them, for replies written without libfuse.
+    let entryValid: WireTimeout
+    let attrValid: WireTimeout
 
     init(fileSystem: any FileSystem, options: FuseMountOptions) {
         self.fileSystem = fileSystem
         self.options = options
+        entryTimeout = options.entryTimeout
+        attrTimeout = options.attrTimeout
+        negativeTimeout = options.negativeTimeout
+        keepCache = options.keepCache
+        entryValid = WireTimeout(options.entryTimeout)
+        attrValid = WireTimeout(options.attrTimeout)
         self.writable = options.readOnly ? nil : fileSystem as? any WritableFileSystem
     }
 
     @inline(__always)
     static func of(_ request: fuse_req_t) -> FuseContext {
         Unmanaged<FuseContext>.fromOpaque(fuse_req_userdata(request)!).takeUnretainedValue()
+    }
+}
+
+/// A timeout in seconds split as the kernel's replies carry it, rounded as libfuse's
+/// calc_timeout_sec and calc_timeout_nsec do.
+struct WireTimeout {
+    let seconds: UInt64
+    let nanoseconds: UInt32
+
+    init(_ timeout: Double) {
+        guard timeout > 0 else { seconds = 0; nanoseconds = 0; return }
+        guard timeout < Double(UInt64.max) else { seconds = .max; nanoseconds = 0; return }
+        seconds = UInt64(timeout)
+        let fraction = timeout - Double(seconds)
+        nanoseconds = fraction >= 0.999999999 ? 999_999_999 : UInt32(max(0, fraction) * 1e9)
     }
 }

@@ -25,7 +25,10 @@ public struct FuseMountOptions: Sendable, Equatable {
     /// Always answer READDIRPLUS (attributes with names): `ls -l` and `find` on a container
     /// rootfs then need no LOOKUP per entry. false uses plain READDIR.
     public var readdirPlus: Bool = true
-    public var maxThreads: Int = 8
+    /// Worker threads. 1 (the default) answers every request on the loop's own thread:
+    /// fastest when callers wait on each request (tree walks, sequential reads). More let a
+    /// slow request (a copy-up in a writable mount) not hold up the others.
+    public var maxThreads: Int = 1
     /// libfuse's `-d`: every request logged to stderr.
     public var debug: Bool = false
     /// fusermount3 clears the mount if the daemon dies (SIGKILL included).
@@ -36,7 +39,7 @@ public struct FuseMountOptions: Sendable, Equatable {
     public init(allowOther: Bool = false, readOnly: Bool = true, fsName: String = "strata",
                 subtype: String = "strata", entryTimeout: Double = 86400, attrTimeout: Double = 86400,
                 negativeTimeout: Double = 86400, keepCache: Bool = true, maxRead: Int = 1 << 20,
-                readAhead: Int? = 1 << 20, readdirPlus: Bool = true, maxThreads: Int = 8,
+                readAhead: Int? = 1 << 20, readdirPlus: Bool = true, maxThreads: Int = 1,
                 debug: Bool = false, autoUnmount: Bool = false) {
         self.allowOther = allowOther; self.readOnly = readOnly; self.fsName = fsName
         self.subtype = subtype; self.entryTimeout = entryTimeout; self.attrTimeout = attrTimeout

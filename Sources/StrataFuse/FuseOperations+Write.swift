@@ -82,12 +82,12 @@ extension FuseOperations {
         return RequestContext(uid: c.uid, gid: c.gid, pid: c.pid, umask: UInt32(c.umask))
     }
 
-    static func entryParameter(_ attributes: NodeAttributes, _ options: FuseMountOptions) -> fuse_entry_param {
+    static func entryParameter(_ attributes: NodeAttributes, _ context: FuseContext) -> fuse_entry_param {
         var entry = fuse_entry_param()
         entry.ino = attributes.inode
         entry.attr = attributes.stat
-        entry.attr_timeout = options.attrTimeout
-        entry.entry_timeout = options.entryTimeout
+        entry.attr_timeout = context.attrTimeout
+        entry.entry_timeout = context.entryTimeout
         return entry
     }
 
@@ -98,7 +98,7 @@ extension FuseOperations {
         guard let fs = context.writable else { _ = fuse_reply_err(req, EROFS); return }
         do {
             let attributes = try body(fs, requestContext(req))
-            var entry = entryParameter(attributes, context.options)
+            var entry = entryParameter(attributes, context)
             if fuse_reply_entry(req, &entry) != 0 { fs.forget(inode: attributes.inode, count: 1) }
         } catch {
             _ = fuse_reply_err(req, error.code)
@@ -123,7 +123,7 @@ extension FuseOperations {
             let made = try fs.create(parent: parent, name: bytes(name), mode: UInt32(mode), flags: fi.pointee.flags,
                                      context: requestContext(req))
             fi.pointee.fh = made.handle
-            var entry = entryParameter(made.attributes, context.options)
+            var entry = entryParameter(made.attributes, context)
             if fuse_reply_create(req, &entry, fi) != 0 {
                 fs.release(inode: made.attributes.inode, handle: made.handle)
                 fs.forget(inode: made.attributes.inode, count: 1)
@@ -163,7 +163,7 @@ extension FuseOperations {
         }
         do {
             var st = try fs.setattr(inode: ino, handle: fi?.pointee.fh, changes: changes, context: requestContext(req)).stat
-            _ = fuse_reply_attr(req, &st, context.options.attrTimeout)
+            _ = fuse_reply_attr(req, &st, context.attrTimeout)
         } catch {
             _ = fuse_reply_err(req, error.code)
         }

@@ -13,23 +13,27 @@ enum FuseOperations {
     static func table(for context: FuseContext) -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
         ops.`init` = { userdata, conn in FuseOperations.initialize(userdata!, conn!) }
-        ops.lookup = { req, parent, name in FuseOperations.lookup(req!, parent, name!) }
-        ops.forget = { req, ino, count in FuseOperations.forget(req!, ino, count) }
-        ops.forget_multi = { req, count, forgets in FuseOperations.forgetMulti(req!, count, forgets) }
-        ops.getattr = { req, ino, _ in FuseOperations.getattr(req!, ino) }
-        ops.readlink = { req, ino in FuseOperations.readlink(req!, ino) }
-        ops.opendir = { req, ino, fi in FuseOperations.opendir(req!, ino, fi!) }
-        ops.readdir = { req, ino, size, offset, fi in FuseOperations.readdir(req!, ino, size, offset, fi!, plus: false) }
-        ops.readdirplus = { req, ino, size, offset, fi in FuseOperations.readdir(req!, ino, size, offset, fi!, plus: true) }
-        ops.releasedir = { req, ino, fi in FuseOperations.releasedir(req!, ino, fi!) }
-        ops.open = { req, ino, fi in FuseOperations.open(req!, ino, fi!) }
-        ops.read = { req, ino, size, offset, fi in FuseOperations.read(req!, ino, size, offset, fi!) }
-        ops.release = { req, ino, fi in FuseOperations.release(req!, ino, fi!) }
-        ops.statfs = { req, ino in FuseOperations.statfs(req!, ino) }
-        ops.getxattr = { req, ino, name, size in FuseOperations.getxattr(req!, ino, name!, size) }
-        ops.listxattr = { req, ino, size in FuseOperations.listxattr(req!, ino, size) }
+        ops.lookup = { req, parent, name in RequestStats.timed(.lookup) { FuseOperations.lookup(req!, parent, name!) } }
+        ops.forget = { req, ino, count in RequestStats.timed(.forget) { FuseOperations.forget(req!, ino, count) } }
+        ops.forget_multi = { req, count, forgets in RequestStats.timed(.forget) { FuseOperations.forgetMulti(req!, count, forgets) } }
+        ops.getattr = { req, ino, _ in RequestStats.timed(.getattr) { FuseOperations.getattr(req!, ino) } }
+        ops.readlink = { req, ino in RequestStats.timed(.readlink) { FuseOperations.readlink(req!, ino) } }
+        ops.opendir = { req, ino, fi in RequestStats.timed(.opendir) { FuseOperations.opendir(req!, ino, fi!) } }
+        ops.readdir = { req, ino, size, offset, fi in
+            RequestStats.timed(.readdir) { FuseOperations.readdir(req!, ino, size, offset, fi!, plus: false) }
+        }
+        ops.readdirplus = { req, ino, size, offset, fi in
+            RequestStats.timed(.readdirplus) { FuseOperations.readdir(req!, ino, size, offset, fi!, plus: true) }
+        }
+        ops.releasedir = { req, ino, fi in RequestStats.timed(.releasedir) { FuseOperations.releasedir(req!, ino, fi!) } }
+        ops.open = { req, ino, fi in RequestStats.timed(.open) { FuseOperations.open(req!, ino, fi!) } }
+        ops.read = { req, ino, size, offset, fi in RequestStats.timed(.read) { FuseOperations.read(req!, ino, size, offset, fi!) } }
+        ops.release = { req, ino, fi in RequestStats.timed(.release) { FuseOperations.release(req!, ino, fi!) } }
+        ops.statfs = { req, ino in RequestStats.timed(.statfs) { FuseOperations.statfs(req!, ino) } }
+        ops.getxattr = { req, ino, name, size in RequestStats.timed(.getxattr) { FuseOperations.getxattr(req!, ino, name!, size) } }
+        ops.listxattr = { req, ino, size in RequestStats.timed(.listxattr) { FuseOperations.listxattr(req!, ino, size) } }
         // default_permissions makes the kernel check modes itself; access only has to agree.
-        ops.access = { req, _, _ in _ = fuse_reply_err(req, 0) }
+        ops.access = { req, _, _ in RequestStats.timed(.access) { _ = fuse_reply_err(req, 0) } }
 
         // Writes: only when the filesystem takes them (FuseOperations+Write.swift).
         if context.writable != nil {
@@ -73,23 +77,22 @@ enum FuseOperations {
 
     static func lookup(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
         let context = FuseContext.of(req)
-        let options = context.options
         var entry = fuse_entry_param()
         do {
             let attributes = try context.fileSystem.lookup(
                 parent: parent, name: UnsafeRawBufferPointer(start: name, count: strlen(name)))
             entry.ino = attributes.inode
             entry.attr = attributes.stat
-            entry.attr_timeout = options.attrTimeout
-            entry.entry_timeout = options.entryTimeout
+            entry.attr_timeout = context.attrTimeout
+            entry.entry_timeout = context.entryTimeout
         } catch {
-            guard error.code == ENOENT && options.negativeTimeout > 0 else {
+            guard error.code == ENOENT && context.negativeTimeout > 0 else {
                 _ = fuse_reply_err(req, error.code)
                 return
             }
             // Inode 0 with a timeout is a negative entry: the kernel remembers the miss, so
             // probing for absent files (PATH searches, ld.so) costs one request, not one each.
-            entry.entry_timeout = options.negativeTimeout
+            entry.entry_timeout = context.negativeTimeout
         }
         if fuse_reply_entry(req, &entry) != 0 && entry.ino != 0 {
             // The lookup was interrupted and the kernel never saw it: undo its count.
@@ -116,7 +119,7 @@ enum FuseOperations {
         let context = FuseContext.of(req)
         do {
             var st = try context.fileSystem.getattr(inode: ino).stat
-            _ = fuse_reply_attr(req, &st, context.options.attrTimeout)
+            _ = fuse_reply_attr(req, &st, context.attrTimeout)
         } catch {
             _ = fuse_reply_err(req, error.code)
         }
@@ -170,7 +173,6 @@ enum FuseOperations {
     static func readdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
                         _ fi: UnsafeMutablePointer<fuse_file_info>, plus: Bool) {
         let context = FuseContext.of(req)
-        let options = context.options
         let scratch = ScratchBuffer.get(size + nameCapacity)
         let reply = scratch.assumingMemoryBound(to: CChar.self)
         let name = (scratch + size).assumingMemoryBound(to: CChar.self)
@@ -194,8 +196,8 @@ enum FuseOperations {
                     var entry = fuse_entry_param()
                     entry.ino = isDot ? 0 : attributes.inode
                     entry.attr = attributes.stat
-                    entry.attr_timeout = options.attrTimeout
-                    entry.entry_timeout = options.entryTimeout
+                    entry.attr_timeout = context.attrTimeout
+                    entry.entry_timeout = context.entryTimeout
                     needed = fuse_add_direntry_plus(req, reply + used, remaining, name, &entry, off_t(next))
                     if needed <= remaining && isDot {
                         if entryName.count == 1 { dotInodes.0 = attributes.inode } else { dotInodes.1 = attributes.inode }
@@ -247,7 +249,7 @@ enum FuseOperations {
                 return
             }
             fi.pointee.fh = handle
-            strata_fi_set_keep_cache(fi, context.options.keepCache ? 1 : 0)
+            strata_fi_set_keep_cache(fi, context.keepCache ? 1 : 0)
             // Nothing to flush on close of a read-only file: spare the FLUSH round trip.
             if context.writable == nil { strata_fi_set_noflush(fi, 1) }
             if fuse_reply_open(req, fi) != 0 {

@@ -5,14 +5,15 @@ import CFuse
 import StrataFS
 import Synchronization
 
-/// Serves one `FileSystem` at one mountpoint with libfuse's multithreaded loop.
+/// Serves one `FileSystem` at one mountpoint with libfuse's loop: single-threaded, or its
+/// multithreaded one when `maxThreads` > 1 (see `serve`).
 ///
 /// Shutdown (SIGINT, SIGTERM, SIGHUP or `stop()`): on libfuse 3.14 `fuse_session_exit` from
-/// another thread does not end `fuse_session_loop_mt` (its thread sleeps in sem_wait), and a
+/// another thread does not end the loop (its thread sleeps in sem_wait or read), and a
 /// signal handled on a random thread can hang it. So the shutdown signals are blocked in every
 /// thread the server starts and one thread waits for them with sigwait. On one it unmounts
 /// (the kernel then ends the connection, workers read ENODEV and the loop returns); if the mount
-/// is busy, it calls fuse_session_exit and interrupts the loop thread's sem_wait with
+/// is busy, it calls fuse_session_exit and interrupts the loop thread's wait with
 /// `WakeSignal`, whose handler does nothing. libfuse then cancels its workers, and the teardown
 /// detaches the mount and closes /dev/fuse, which aborts the connection (open files answer
 /// ENOTCONN): a stop always stops.
@@ -101,12 +102,8 @@ public final class FuseServer: @unchecked Sendable {
             WakeSignal.unblockInCurrentThread()
             state.withLock { $0.loopThread = pthread_self() }
 
-            let config = fuse_loop_cfg_create()
-            fuse_loop_cfg_set_max_threads(config, UInt32(max(1, options.maxThreads)))
-            // One /dev/fuse descriptor per worker: no contention on a single queue.
-            fuse_loop_cfg_set_clone_fd(config, 1)
-            let result = strata_session_loop_mt(session, config)
-            fuse_loop_cfg_destroy(config)
+            let result = serve(session, context: context)
+            RequestStats.flush()
 
             // The loop has ended (unmounted, or the session failed). Retire the waiter; it
             // must not unmount concurrently with fuse_session_unmount below.
@@ -134,6 +131,24 @@ public final class FuseServer: @unchecked Sendable {
         if loopResult != 0 && !state.withLock({ $0.stopRequested }) {
             throw FuseError(.serverFailed(loopResult < 0 ? -loopResult : EINTR), mountpoint: mountpoint)
         }
+    }
+
+    /// Runs libfuse's loop on the calling thread until the session ends.
+    ///
+    /// One worker: the caller (`find`, `ls -l`, a package manager) waits on every request, so
+    /// nothing runs in parallel anyway, and the same hot thread answering each time is cheaper
+    /// than libfuse's pool, whose idle workers are woken in turn, each often on the other CPU
+    /// (a cross-CPU wake-up per request, more on a loaded machine). The single loop blocks in
+    /// read(2), which the wake signal interrupts just as it does the pool's sem_wait.
+    private func serve(_ session: OpaquePointer, context: FuseContext) -> Int32 {
+        let threads = options.maxThreads
+        if threads <= 1 { return SingleThreadLoop.run(session, context: context) }
+        let config = fuse_loop_cfg_create()
+        defer { fuse_loop_cfg_destroy(config) }
+        fuse_loop_cfg_set_max_threads(config, UInt32(threads))
+        // One /dev/fuse descriptor per worker: no contention on a single queue.
+        fuse_loop_cfg_set_clone_fd(config, 1)
+        return strata_session_loop_mt(session, config)
     }
 
     /// Unmounts and makes `run` return: the same path as SIGTERM. Safe from any thread, also

@@ -24,6 +24,19 @@ extension NodeAttributes {
     }
 }
 
+extension NodeAttributes {
+    /// The kernel's `fuse_attr`, as libfuse's convert_stat fills it from `stat` (rdev is
+    /// truncated to 32 bits there too).
+    var fuseAttr: fuse_attr {
+        fuse_attr(ino: inode, size: size, blocks: blocks,
+                  atime: UInt64(bitPattern: atime.seconds), mtime: UInt64(bitPattern: mtime.seconds),
+                  ctime: UInt64(bitPattern: ctime.seconds),
+                  atimensec: atime.nanoseconds, mtimensec: mtime.nanoseconds, ctimensec: ctime.nanoseconds,
+                  mode: mode, nlink: nlink, uid: uid, gid: gid, rdev: UInt32(truncatingIfNeeded: rdev),
+                  blksize: 4096, flags: 0)
+    }
+}
+
 extension Timestamp {
     var timespec: Glibc.timespec {
         Glibc.timespec(tv_sec: numericCast(seconds), tv_nsec: numericCast(nanoseconds))

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Synchronization
 
-/// The signal that interrupts a loop thread's sem_wait (see FuseServer). Its disposition is
+/// The signal that interrupts a loop thread's sem_wait or read (see FuseServer). Its disposition is
 /// process-wide while servers are per mount, so the no-op handler is installed by the first
 /// running server and the previous disposition restored by the last: a server may still send
 /// the signal while another has already finished.
@@ -23,7 +23,7 @@ enum WakeSignal {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { _ in }
             sigemptyset(&action.sa_mask)
-            action.sa_flags = 0  // no SA_RESTART: sem_wait must return EINTR
+            action.sa_flags = 0  // no SA_RESTART: sem_wait and read must return EINTR
             sigaction(number, &action, &state.previous)
         }
     }

@@ -83,6 +83,8 @@ enum MountCommand {
                 options.attrTimeout = 1
                 options.negativeTimeout = 1
                 options.keepCache = false
+                // A copy-up streams a whole file: other requests must not wait behind it.
+                options.maxThreads = 8
             }
             options.fsName = "strata:\(image.manifestDigest)"
             let server = try FuseServer(fileSystem: fileSystem, mountpoint: mountpoint, options: options)

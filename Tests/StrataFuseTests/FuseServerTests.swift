@@ -130,6 +130,34 @@ struct FuseServerTests {
         #expect(fileSystem.lookups.withLock { $0.values.allSatisfy { $0 >= 0 } })
     }
 
+    /// What `find -printf '%s %m'` does: list, then stat every entry. The READDIRPLUS replies
+    /// (written by the single-threaded loop itself) must carry every entry's attributes, so
+    /// that the stats need no LOOKUP.
+    @Test("a listing answers the stats of its entries (no LOOKUP after READDIRPLUS)")
+    func walkNeedsNoLookups() throws {
+        let fileSystem = MemoryFileSystem()
+        let mount = try MountedServer(fileSystem)
+        defer { mount.stop() }
+        try mount.waitReady()
+        let names = try listDirectory(mount.file("big")).filter { $0 != "." && $0 != ".." }
+        #expect(names.count == MemoryFileSystem.bigCount)
+        let lookupsBefore = fileSystem.lookupCalls.withLock { $0 }
+        var st = stat()
+        for name in names {
+            guard lstat(mount.file("big/" + name), &st) == 0 else {
+                Issue.record("lstat \(name): errno \(errno)")
+                continue
+            }
+            let index = Int(name.dropFirst("entry-".count))!
+            #expect(st.st_ino == 1000 + UInt(index) && st.st_size == index && st.st_mode == S_IFREG | 0o600)
+            #expect(st.st_uid == 1000 && st.st_gid == 1001 && st.st_nlink == 1)
+            #expect(st.st_mtim.tv_sec == 1_700_000_000 && st.st_mtim.tv_nsec == 123_456_789)
+        }
+        #expect(fileSystem.lookupCalls.withLock { $0 } == lookupsBefore)
+        #expect(mount.stop() == nil)
+        #expect(fileSystem.lookups.withLock { $0.values.allSatisfy { $0 >= 0 } })
+    }
+
     @Test("plain READDIR, ENOENT without negative caching, stop() unmounts")
     func plainReaddirAndStop() throws {
         var options = FuseMountOptions()

@@ -37,6 +37,8 @@ final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     let openHandles = Mutex<Int>(0)
     /// How many READDIR / READDIRPLUS requests arrived, and the largest READ.
     let readdirCalls = Mutex<(plain: Int, plus: Int)>((0, 0))
+    /// How many LOOKUP requests arrived.
+    let lookupCalls = Mutex<Int>(0)
     let largestRead = Mutex<Int>(0)
 
     init() {
@@ -76,6 +78,7 @@ final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     }
 
     func lookup(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> NodeAttributes {
+        lookupCalls.withLock { $0 += 1 }
         let directory = try node(parent)
         guard directory.attributes.mode & S_IFMT == S_IFDIR else { throw FSError(ENOTDIR) }
         guard let child = directory.children.first(where: { $0.name.elementsEqual(name) }) else { throw FSError(ENOENT) }

@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Per-opcode request counts and handler time, for finding where a workload's time goes
+/// (which requests the kernel sends, how many, how long each takes to answer; write
+/// operations are not counted). Off unless `STRATA_FUSE_STATS=FILE` is set in the daemon's
+/// environment; the table is written to FILE when the session ends. Off, it costs one check
+/// per request.
+enum RequestStats {
+    enum Op: Int, CaseIterable {
+        case lookup, forget, getattr, readlink, opendir, readdir, readdirplus, releasedir
+        case open, read, release, statfs, getxattr, listxattr, access
+    }
+
+    static let path: String? = getenv("STRATA_FUSE_STATS").map { String(cString: $0) }
+    static let enabled = path != nil
+
+    private struct Table {
+        var counts = [UInt64](repeating: 0, count: Op.allCases.count)
+        var nanoseconds = [UInt64](repeating: 0, count: Op.allCases.count)
+    }
+    private static let table = Mutex(Table())
+
+    /// Runs one request's handler, counting it and its time when on. The time includes the
+    /// reply's write; when the caller shares the CPU it may also include the caller's run
+    /// until its next request (the wake-up lets it preempt the daemon), so compare counts
+    /// first and times only between runs of the same kind.
+    @inline(__always)
+    static func timed(_ op: Op, _ handler: () -> Void) {
+        guard enabled else { return handler() }
+        let start = now()
+        handler()
+        let elapsed = now() &- start
+        table.withLock { table in
+            table.counts[op.rawValue] &+= 1
+            table.nanoseconds[op.rawValue] &+= elapsed
+        }
+    }
+
+    /// Writes the table (one line per opcode seen: name, count, mean µs in the handler) and
+    /// clears it, so that every session's file holds that session only.
+    static func flush() {
+        guard let path else { return }
+        let snapshot = table.withLock { table in
+            defer { table = Table() }
+            return table
+        }
+        var text = "op count handler_us_mean handler_ms_total\n"
+        for op in Op.allCases where snapshot.counts[op.rawValue] > 0 {
+            let count = snapshot.counts[op.rawValue]
+            let total = Double(snapshot.nanoseconds[op.rawValue])
+            text += "\(op) \(count) \(Self.format(total / Double(count) / 1000)) \(Self.format(total / 1e6))\n"
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    private static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    private static func format(_ value: Double) -> String {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
