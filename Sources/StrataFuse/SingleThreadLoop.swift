@@ -20,7 +20,8 @@ enum SingleThreadLoop {
                 result = received  // 0: unmounted (ENODEV), the session has exited
                 break
             }
-            if direct, let request = buffer.mem,
+            // A buffer held in a pipe (splice) is left to libfuse; strata does not ask for splice.
+            if direct, buffer.flags.rawValue & FUSE_BUF_IS_FD.rawValue == 0, let request = buffer.mem,
                ReaddirPlusReply.answer(request, length: Int(received), fd: fd, context: context) {
                 continue
             }
