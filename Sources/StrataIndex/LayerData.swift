@@ -1,5 +1,6 @@
 import StrataCodec
 import StrataSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,6 +19,9 @@ public final class LayerData: @unchecked Sendable {
     private let copyPath: String
     private var copyFile: FileDescriptor?
     private var copyLock = pthread_mutex_t()
+    /// The span of the latest read, to notice a reader moving through the stream in order.
+    /// Starts at -2, not -1: a lone first read of span 0 (a container start) reads nothing ahead.
+    private let lastSpan = Atomic<Int>(-2)
     /// Frames larger than this are served from a local decoded copy.
     static let largestDirectSpan: UInt64 = 32 << 20
 
@@ -51,8 +55,7 @@ public final class LayerData: @unchecked Sendable {
             reply(UnsafeRawBufferPointer(buffer))
             return
         }
-        let first = index.checkpointIndex(containing: offset)
-        let span = try decodedSpan(first)
+        let span = try decodedSpan(index.checkpointIndex(containing: offset))
         let within = Int(offset - span.start)
         if within + count <= span.bytes.count {
             // The common case: one span holds the range; no copy.
@@ -87,25 +90,41 @@ public final class LayerData: @unchecked Sendable {
     }
 
     private func decodedSpan(_ i: Int) throws -> DecodedSpan {
-        try cache.span(SpanCache.Key(layer: number, span: i)) {
-            let checkpoint = try index.checkpoint(i)
-            let end = index.spanEnd(i)
-            let span = DecodedSpan(start: checkpoint.uncompressedOffset, count: Int(end - checkpoint.uncompressedOffset))
-            let decoder = LayerData.decoders.take(index.compression)
-            defer { LayerData.decoders.give(decoder, index.compression) }
-            let want = Int(end - checkpoint.uncompressedOffset)
-            let n: Int
-            do {
-                n = try decoder.decode(file: blobFile, from: checkpoint, skip: 0,
-                                       into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
-            } catch {
-                throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
-            }
-            guard n == want else {
-                throw IndexError("\(blob.name): span \(i) decoded to \(n) bytes, expected \(want) (blob changed?)")
-            }
-            return span
+        noteRead(span: i)
+        return try cache.span(SpanCache.Key(layer: number, span: i)) { try decode(span: i) }
+    }
+
+    /// A read entering span i right after span i-1 is sequential (a tar walk reads each layer's
+    /// stream mostly in order): span i-1 is done with, and the next spans are decoded in the
+    /// background while the reader consumes this one, so inflate overlaps the FUSE round trips.
+    private func noteRead(span i: Int) {
+        let previous = lastSpan.exchange(i, ordering: .relaxed)
+        guard previous == i - 1 else { return }
+        cache.markPassed(SpanCache.Key(layer: number, span: i - 1))
+        let end = min(i + cache.readAhead, index.checkpointCount - 1)
+        guard end > i else { return }
+        for ahead in (i + 1)...end {
+            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decode(span: ahead) }
         }
+    }
+
+    private func decode(span i: Int) throws -> DecodedSpan {
+        let checkpoint = try index.checkpoint(i)
+        let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
+        let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want)
+        let decoder = LayerData.decoders.take(index.compression)
+        defer { LayerData.decoders.give(decoder, index.compression) }
+        let n: Int
+        do {
+            n = try decoder.decode(file: blobFile, from: checkpoint, skip: 0,
+                                   into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
+        } catch {
+            throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
+        }
+        guard n == want else {
+            throw IndexError("\(blob.name): span \(i) decoded to \(n) bytes, expected \(want) (blob changed?)")
+        }
+        return span
     }
 
     /// The file to pread from directly: the blob of a plain tar layer, or the decoded copy of a
