@@ -19,9 +19,11 @@ public final class LayerData: @unchecked Sendable {
     private let copyPath: String
     private var copyFile: FileDescriptor?
     private var copyLock = pthread_mutex_t()
-    /// The span of the latest read, to notice a reader moving through the stream in order.
-    /// Starts at -2, not -1: a lone first read of span 0 (a container start) reads nothing ahead.
+    /// Span and offset of the latest read, to notice a reader moving through the stream in
+    /// order, and the span whose successors were last queued for decoding (once per span).
     private let lastSpan = Atomic<Int>(-2)
+    private let lastOffset = Atomic<UInt64>(0)
+    private let readAheadFrom = Atomic<Int>(-1)
     /// Frames larger than this are served from a local decoded copy.
     static let largestDirectSpan: UInt64 = 32 << 20
 
@@ -55,7 +57,7 @@ public final class LayerData: @unchecked Sendable {
             reply(UnsafeRawBufferPointer(buffer))
             return
         }
-        let span = try decodedSpan(index.checkpointIndex(containing: offset))
+        let span = try decodedSpan(index.checkpointIndex(containing: offset), at: offset)
         let within = Int(offset - span.start)
         if within + count <= span.bytes.count {
             // The common case: one span holds the range; no copy.
@@ -79,7 +81,7 @@ public final class LayerData: @unchecked Sendable {
         var done = 0
         while done < buffer.count {
             let position = offset + UInt64(done)
-            let span = try decodedSpan(index.checkpointIndex(containing: position))
+            let span = try decodedSpan(index.checkpointIndex(containing: position), at: position)
             let within = Int(position - span.start)
             let n = min(buffer.count - done, span.bytes.count - within)
             guard n > 0 else { throw IndexError("\(blob.name): read past the end of the stream at \(position)") }
@@ -89,18 +91,23 @@ public final class LayerData: @unchecked Sendable {
         }
     }
 
-    private func decodedSpan(_ i: Int) throws -> DecodedSpan {
-        noteRead(span: i)
+    private func decodedSpan(_ i: Int, at offset: UInt64) throws -> DecodedSpan {
+        noteRead(span: i, at: offset)
         return try cache.span(SpanCache.Key(layer: number, span: i)) { try decode(span: i) }
     }
 
-    /// A read entering span i right after span i-1 is sequential (a tar walk reads each layer's
-    /// stream mostly in order): span i-1 is done with, and the next spans are decoded in the
-    /// background while the reader consumes this one, so inflate overlaps the FUSE round trips.
-    private func noteRead(span i: Int) {
+    /// A read that moves forward from the previous one, within its span or into the next, is
+    /// sequential (a tar walk reads each layer's stream mostly in order): the next spans are
+    /// decoded in the background while the reader consumes this one, so inflate overlaps the
+    /// FUSE round trips, and a span the reader has left is done with. Reads in random order
+    /// rarely move forward inside one span, so they read nothing ahead. The three atomics are
+    /// not updated together: a race costs at most a missed or an extra read-ahead.
+    private func noteRead(span i: Int, at offset: UInt64) {
         let previous = lastSpan.exchange(i, ordering: .relaxed)
-        guard previous == i - 1 else { return }
-        cache.markPassed(SpanCache.Key(layer: number, span: i - 1))
+        let previousOffset = lastOffset.exchange(offset, ordering: .relaxed)
+        if previous == i - 1 { cache.markPassed(SpanCache.Key(layer: number, span: i - 1)) }
+        guard previous == i || previous == i - 1, offset > previousOffset,
+              readAheadFrom.exchange(i, ordering: .relaxed) != i else { return }
         let end = min(i + cache.readAhead, index.checkpointCount - 1)
         guard end > i else { return }
         for ahead in (i + 1)...end {

@@ -67,16 +67,36 @@ import StrataTar
         #expect(whole == layer.tar)
     }
 
-    @Test func jumpsAreNotReadAhead() throws {
+    /// Reads `count` bytes at `delta` into span `span` and checks them.
+    func check(_ data: LayerData, _ layer: Layer, span: Int, delta: UInt64) throws {
+        let offset = try layer.index.checkpoint(span).uncompressedOffset + delta
+        var got: [UInt8] = []
+        try data.read(offset: offset, count: 100) { got = Array($0) }
+        #expect(got == Array(layer.tar[Int(offset)..<Int(offset + 100)]))
+    }
+
+    @Test func jumpsAndBackwardReadsAreNotReadAhead() throws {
         let layer = try Layer()
         let cache = SpanCache(capacity: 64 << 20, readAhead: 1)
         let data = try layer.data(cache)
-        for span in [3, 1, 5] {
-            let offset = try layer.index.checkpoint(span).uncompressedOffset + 10
-            var got: [UInt8] = []
-            try data.read(offset: offset, count: 100) { got = Array($0) }
-            #expect(got == Array(layer.tar[Int(offset)..<Int(offset + 100)]))
-        }
+        try check(data, layer, span: 3, delta: 5000)
+        try check(data, layer, span: 1, delta: 10)
+        try check(data, layer, span: 5, delta: 5000)
+        try check(data, layer, span: 5, delta: 10)   // backward within the span
+        cache.waitForPrefetches()
+        #expect(cache.decodedSpans == 3)
+    }
+
+    @Test func aSecondForwardReadAfterAJumpReadsAhead() throws {
+        let layer = try Layer()
+        let cache = SpanCache(capacity: 64 << 20, readAhead: 1)
+        let data = try layer.data(cache)
+        try check(data, layer, span: 3, delta: 10)
+        try check(data, layer, span: 3, delta: 5000)   // sequential from here: span 4 is decoded ahead
+        try check(data, layer, span: 3, delta: 9000)   // read-ahead is queued once per span
+        cache.waitForPrefetches()
+        #expect(cache.decodedSpans == 2)
+        try check(data, layer, span: 4, delta: 0)      // served by the read-ahead, which queues span 5
         cache.waitForPrefetches()
         #expect(cache.decodedSpans == 3)
     }
