@@ -1,5 +1,6 @@
 import StrataCodec
 import StrataSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,6 +19,11 @@ public final class LayerData: @unchecked Sendable {
     private let copyPath: String
     private var copyFile: FileDescriptor?
     private var copyLock = pthread_mutex_t()
+    /// Span and offset of the latest read, to notice a reader moving through the stream in
+    /// order, and the span whose successors were last queued for decoding (once per span).
+    private let lastSpan = Atomic<Int>(-2)
+    private let lastOffset = Atomic<UInt64>(0)
+    private let readAheadFrom = Atomic<Int>(-1)
     /// Frames larger than this are served from a local decoded copy.
     static let largestDirectSpan: UInt64 = 32 << 20
 
@@ -51,8 +57,7 @@ public final class LayerData: @unchecked Sendable {
             reply(UnsafeRawBufferPointer(buffer))
             return
         }
-        let first = index.checkpointIndex(containing: offset)
-        let span = try decodedSpan(first)
+        let span = try decodedSpan(index.checkpointIndex(containing: offset), at: offset)
         let within = Int(offset - span.start)
         if within + count <= span.bytes.count {
             // The common case: one span holds the range; no copy.
@@ -76,7 +81,7 @@ public final class LayerData: @unchecked Sendable {
         var done = 0
         while done < buffer.count {
             let position = offset + UInt64(done)
-            let span = try decodedSpan(index.checkpointIndex(containing: position))
+            let span = try decodedSpan(index.checkpointIndex(containing: position), at: position)
             let within = Int(position - span.start)
             let n = min(buffer.count - done, span.bytes.count - within)
             guard n > 0 else { throw IndexError("\(blob.name): read past the end of the stream at \(position)") }
@@ -86,26 +91,47 @@ public final class LayerData: @unchecked Sendable {
         }
     }
 
-    private func decodedSpan(_ i: Int) throws -> DecodedSpan {
-        try cache.span(SpanCache.Key(layer: number, span: i)) {
-            let checkpoint = try index.checkpoint(i)
-            let end = index.spanEnd(i)
-            let span = DecodedSpan(start: checkpoint.uncompressedOffset, count: Int(end - checkpoint.uncompressedOffset))
-            let decoder = LayerData.decoders.take(index.compression)
-            defer { LayerData.decoders.give(decoder, index.compression) }
-            let want = Int(end - checkpoint.uncompressedOffset)
-            let n: Int
-            do {
-                n = try decoder.decode(file: blobFile, from: checkpoint, skip: 0,
-                                       into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
-            } catch {
-                throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
-            }
-            guard n == want else {
-                throw IndexError("\(blob.name): span \(i) decoded to \(n) bytes, expected \(want) (blob changed?)")
-            }
-            return span
+    private func decodedSpan(_ i: Int, at offset: UInt64) throws -> DecodedSpan {
+        noteRead(span: i, at: offset)
+        return try cache.span(SpanCache.Key(layer: number, span: i)) { try decode(span: i) }
+    }
+
+    /// A read that moves forward from the previous one, within its span or into the next, is
+    /// sequential (a tar walk reads each layer's stream mostly in order): the next spans are
+    /// decoded in the background while the reader consumes this one, so inflate overlaps the
+    /// FUSE round trips, and a span the reader has left is done with. Reads in random order
+    /// rarely move forward inside one span, so they read nothing ahead. The three atomics are
+    /// not updated together: a race costs at most a missed or an extra read-ahead.
+    private func noteRead(span i: Int, at offset: UInt64) {
+        let previous = lastSpan.exchange(i, ordering: .relaxed)
+        let previousOffset = lastOffset.exchange(offset, ordering: .relaxed)
+        if previous == i - 1 { cache.markPassed(SpanCache.Key(layer: number, span: i - 1)) }
+        guard previous == i || previous == i - 1, offset > previousOffset,
+              readAheadFrom.exchange(i, ordering: .relaxed) != i else { return }
+        let end = min(i + cache.readAhead, index.checkpointCount - 1)
+        guard end > i else { return }
+        for ahead in (i + 1)...end {
+            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decode(span: ahead) }
         }
+    }
+
+    private func decode(span i: Int) throws -> DecodedSpan {
+        let checkpoint = try index.checkpoint(i)
+        let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
+        let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want)
+        let decoder = LayerData.decoders.take(index.compression)
+        defer { LayerData.decoders.give(decoder, index.compression) }
+        let n: Int
+        do {
+            n = try decoder.decode(file: blobFile, from: checkpoint, skip: 0,
+                                   into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
+        } catch {
+            throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
+        }
+        guard n == want else {
+            throw IndexError("\(blob.name): span \(i) decoded to \(n) bytes, expected \(want) (blob changed?)")
+        }
+        return span
     }
 
     /// The file to pread from directly: the blob of a plain tar layer, or the decoded copy of a

@@ -2,38 +2,12 @@
 import Glibc
 #endif
 
-/// One decoded span of a layer's uncompressed stream. Immutable once filled; readers hold a
-/// reference while they hand its bytes to the kernel, so eviction never frees bytes in use.
-public final class DecodedSpan: @unchecked Sendable {
-    public let start: UInt64
-    public let bytes: UnsafeMutableRawBufferPointer
-    private let mapped: Bool
-
-    /// Spans are mapped straight from the kernel and unmapped on eviction: through malloc, glibc
-    /// would serve these multi-MiB buffers from per-thread arenas and keep the freed memory, so
-    /// a bounded cache would still grow the daemon's resident size without bound.
-    init(start: UInt64, count: Int) {
-        self.start = start
-        let length = max(count, 1)
-        if let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED {
-            bytes = UnsafeMutableRawBufferPointer(start: p, count: length)
-            mapped = true
-        } else {
-            bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 64)
-            mapped = false
-        }
-    }
-
-    deinit {
-        if mapped { munmap(bytes.baseAddress, bytes.count) } else { bytes.deallocate() }
-    }
-}
-
-/// A bounded cache of decoded spans shared by all layers of a mount, least recently used out.
-/// A span being decoded by one thread is waited for by others instead of being decoded twice.
+/// A bounded cache of decoded spans shared by all layers of a mount. Spans a sequential reader
+/// has moved past go first, then the least recently used. A span being decoded by one thread
+/// (a request or the read-ahead worker) is waited for by others instead of being decoded twice.
 public final class SpanCache: @unchecked Sendable {
-    public struct Key: Hashable { public var layer: Int; public var span: Int }
-    private struct Slot { var span: DecodedSpan?; var lastUse: UInt64 }
+    public struct Key: Hashable, Sendable { public var layer: Int; public var span: Int }
+    private struct Slot { var span: DecodedSpan?; var lastUse: UInt64; var passed = false }
 
     private var slots: [Key: Slot] = [:]
     private var totalBytes = 0
@@ -41,17 +15,37 @@ public final class SpanCache: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
     public let capacity: Int
+    /// How many spans past the current one a sequential reader has decoded ahead (0: none).
+    public let readAhead: Int
     public private(set) var decodedBytes: UInt64 = 0   // for statistics: bytes inflated so far
+    public private(set) var decodedSpans = 0            // for statistics: spans inflated so far
+    private let prefetcher = SpanPrefetcher()
+    private let buffers = SpanBuffers()
 
-    public init(capacity: Int) {
+    /// `readAhead` defaults to `STRATA_READAHEAD_SPANS`, else 1: decoding one span ahead keeps
+    /// the second core busy while a reader consumes the current span; more would only take
+    /// budget from the other layers' current spans.
+    public init(capacity: Int, readAhead: Int = SpanCache.readAheadFromEnvironment) {
         self.capacity = capacity
+        self.readAhead = max(0, readAhead)
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&cond, nil)
     }
 
     deinit {
+        prefetcher.stop()
         pthread_mutex_destroy(&mutex)
         pthread_cond_destroy(&cond)
+    }
+
+    public static var readAheadFromEnvironment: Int {
+        guard let text = getenv("STRATA_READAHEAD_SPANS"), let n = Int(String(cString: text)) else { return 1 }
+        return n
+    }
+
+    /// An empty span to decode into, on a recycled buffer when one is free.
+    public func newSpan(start: UInt64, count: Int) -> DecodedSpan {
+        DecodedSpan(start: start, count: count, buffers: buffers)
     }
 
     /// The span for `key`, decoding it with `decode` on a miss.
@@ -72,7 +66,46 @@ public final class SpanCache: @unchecked Sendable {
             break
         }
         pthread_mutex_unlock(&mutex)
+        return try fill(key, decode)
+    }
 
+    /// Queues a background decode of `key` unless it is cached or being decoded. Never blocks on
+    /// the decode; the worker skips the job if a request got to the span first.
+    public func prefetch(_ key: Key, decode: @escaping @Sendable () throws -> DecodedSpan) {
+        if readAhead == 0 || isPresent(key) { return }
+        prefetcher.enqueue { [weak self] in
+            guard let self, self.claim(key) else { return }
+            _ = try? self.fill(key, decode)   // a failure is reported to the request that retries it
+        }
+    }
+
+    /// Marks a span as behind its sequential reader: the first to go when room is needed.
+    public func markPassed(_ key: Key) {
+        pthread_mutex_lock(&mutex)
+        if slots[key]?.span != nil { slots[key]!.passed = true }
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Waits until queued read-ahead has finished (tests, statistics).
+    public func waitForPrefetches() { prefetcher.waitUntilIdle() }
+
+    private func isPresent(_ key: Key) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return slots[key] != nil
+    }
+
+    /// Reserves `key` for decoding by the caller; false if it is cached or being decoded.
+    private func claim(_ key: Key) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if slots[key] != nil { return false }
+        slots[key] = Slot(span: nil, lastUse: 0)
+        return true
+    }
+
+    /// Decodes a claimed slot and publishes the result (or frees the slot on failure).
+    private func fill(_ key: Key, _ decode: () throws -> DecodedSpan) throws -> DecodedSpan {
         let result: DecodedSpan
         do {
             result = try decode()
@@ -89,19 +122,23 @@ public final class SpanCache: @unchecked Sendable {
         slots[key] = Slot(span: result, lastUse: clock)
         totalBytes += result.bytes.count
         decodedBytes += UInt64(result.bytes.count)
-        evictLocked()
+        decodedSpans += 1
+        evictLocked(keeping: key)
         pthread_cond_broadcast(&cond)
         pthread_mutex_unlock(&mutex)
         return result
     }
 
-    private func evictLocked() {
-        while totalBytes > capacity && slots.count > 1 {
+    private func evictLocked(keeping kept: Key) {
+        while totalBytes > capacity {
             var victim: Key?
-            var oldest = UInt64.max
-            for (k, s) in slots where s.span != nil && s.lastUse < oldest {
-                oldest = s.lastUse
-                victim = k
+            var best = (passed: false, lastUse: UInt64.max)
+            for (k, s) in slots where s.span != nil && k != kept {
+                // Passed spans before the others; least recently used first within each group.
+                if victim == nil || (s.passed && !best.passed) || (s.passed == best.passed && s.lastUse < best.lastUse) {
+                    victim = k
+                    best = (s.passed, s.lastUse)
+                }
             }
             guard let v = victim, let span = slots[v]?.span else { return }
             totalBytes -= span.bytes.count

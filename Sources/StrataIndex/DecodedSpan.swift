@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One decoded span of a layer's uncompressed stream. Immutable once filled; readers hold a
+/// reference while they hand its bytes to the kernel, so eviction never frees bytes in use.
+public final class DecodedSpan: @unchecked Sendable {
+    public let start: UInt64
+    public let bytes: UnsafeMutableRawBufferPointer
+    private let mapping: UnsafeMutableRawBufferPointer?
+    private let buffers: SpanBuffers?
+
+    init(start: UInt64, count: Int, buffers: SpanBuffers? = nil) {
+        self.start = start
+        self.buffers = buffers
+        let length = max(count, 1)
+        if let mapping = buffers?.take(length) ?? SpanBuffers.map(length) {
+            self.mapping = mapping
+            bytes = UnsafeMutableRawBufferPointer(start: mapping.baseAddress, count: length)
+        } else {
+            mapping = nil
+            bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 64)
+        }
+    }
+
+    deinit {
+        if let mapping {
+            if buffers?.give(mapping) != true { munmap(mapping.baseAddress, mapping.count) }
+        } else {
+            bytes.deallocate()
+        }
+    }
+}
+
+/// Span buffers are mapped straight from the kernel and unmapped when done: through malloc,
+/// glibc would serve these multi-MiB buffers from per-thread arenas and keep the freed memory,
+/// so a bounded cache would still grow the daemon's resident size without bound. A couple of
+/// freed mappings are kept for the next decodes, which then write to pages already present
+/// instead of faulting in and zeroing a fresh mapping page by page (a tenth of a read pass's CPU).
+final class SpanBuffers: @unchecked Sendable {
+    /// Mappings kept for reuse; each is resident memory beyond the cache's budget.
+    static let spareLimit = 2
+    /// Mapping sizes are rounded up to this, so that spans of slightly different sizes share them.
+    static let granule = 1 << 20
+
+    private var mutex = pthread_mutex_t()
+    private var spare: [UnsafeMutableRawBufferPointer] = []
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        spare.reserveCapacity(Self.spareLimit)
+    }
+
+    deinit {
+        for mapping in spare { munmap(mapping.baseAddress, mapping.count) }
+        pthread_mutex_destroy(&mutex)
+    }
+
+    /// A new mapping of at least `length` bytes, nil if the kernel refuses.
+    static func map(_ length: Int) -> UnsafeMutableRawBufferPointer? {
+        let rounded = (length + granule - 1) / granule * granule
+        guard let p = mmap(nil, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              p != MAP_FAILED else { return nil }
+        return UnsafeMutableRawBufferPointer(start: p, count: rounded)
+    }
+
+    /// A spare mapping of at least `length` bytes.
+    func take(_ length: Int) -> UnsafeMutableRawBufferPointer? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard let i = spare.firstIndex(where: { $0.count >= length }) else { return nil }
+        return spare.remove(at: i)
+    }
+
+    /// Keeps a mapping for reuse; false when enough are kept (the caller unmaps it).
+    func give(_ mapping: UnsafeMutableRawBufferPointer) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard spare.count < Self.spareLimit else { return false }
+        spare.append(mapping)
+        return true
+    }
+}

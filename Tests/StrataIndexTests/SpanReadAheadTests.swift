@@ -1,0 +1,124 @@
+import Testing
+import StrataCodec
+import StrataSystem
+import StrataTar
+@testable import StrataIndex
+
+/// Read-ahead: a sequential reader gets spans decoded in the background, each once, with the
+/// same bytes as without; other patterns decode nothing extra. No timing is asserted.
+@Suite struct SpanReadAheadTests {
+    /// A gzip layer of one large file, indexed with 1 MiB spans.
+    struct Layer {
+        let scratch = Scratch()
+        let tar: [UInt8]
+        let blob: LayerBlob
+        let index: LayerIndex
+
+        init() throws {
+            let big = content(9 << 20, seed: 11)
+            tar = try TarWriter.archive([(entry("big.bin", size: big.count), big)])
+            blob = try scratch.blob(Gzip.compress(tar), .gzip)
+            try FileIO.writeAtomically("\(scratch.path)/idx", try IndexBuilder.build(blob, checkpointSpacing: 1 << 20))
+            index = try LayerIndex(path: "\(scratch.path)/idx")
+        }
+
+        func data(_ cache: SpanCache) throws -> LayerData {
+            try LayerData(index: index, blob: blob, number: 0, cache: cache, copyPath: "\(scratch.path)/copy.tar")
+        }
+    }
+
+    /// The whole stream read front to back in `chunk`-byte requests.
+    func readAll(_ data: LayerData, chunk: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(Int(data.index.uncompressedSize))
+        var offset: UInt64 = 0
+        while offset < data.index.uncompressedSize {
+            let n = Int(min(UInt64(chunk), data.index.uncompressedSize - offset))
+            try data.read(offset: offset, count: n) { out.append(contentsOf: $0) }
+            offset += UInt64(n)
+        }
+        return out
+    }
+
+    @Test func sequentialReadDecodesEachSpanOnce() throws {
+        let layer = try Layer()
+        #expect(layer.index.checkpointCount > 5)
+        let cache = SpanCache(capacity: 64 << 20, readAhead: 2)
+        let got = try readAll(try layer.data(cache), chunk: 128 << 10)
+        cache.waitForPrefetches()
+        #expect(cache.decodedSpans == layer.index.checkpointCount)
+        #expect(cache.decodedBytes == layer.index.uncompressedSize)
+
+        let plainCache = SpanCache(capacity: 64 << 20, readAhead: 0)
+        let plain = try readAll(try layer.data(plainCache), chunk: 128 << 10)
+        #expect(plain == layer.tar)
+        #expect(got == plain)
+    }
+
+    @Test func readsAcrossSpansUnderATightBudgetStayExact() throws {
+        let layer = try Layer()
+        // Room for about two spans: read-ahead evicts, requests re-decode, bytes stay right.
+        let cache = SpanCache(capacity: 2 << 20, readAhead: 1)
+        let data = try layer.data(cache)
+        #expect(try readAll(data, chunk: 300_000) == layer.tar)
+        var whole = [UInt8](repeating: 0, count: layer.tar.count)
+        try whole.withUnsafeMutableBytes { try data.copy(offset: 0, into: $0) }
+        cache.waitForPrefetches()
+        #expect(whole == layer.tar)
+    }
+
+    /// Reads `count` bytes at `delta` into span `span` and checks them.
+    func check(_ data: LayerData, _ layer: Layer, span: Int, delta: UInt64) throws {
+        let offset = try layer.index.checkpoint(span).uncompressedOffset + delta
+        var got: [UInt8] = []
+        try data.read(offset: offset, count: 100) { got = Array($0) }
+        #expect(got == Array(layer.tar[Int(offset)..<Int(offset + 100)]))
+    }
+
+    @Test func jumpsAndBackwardReadsAreNotReadAhead() throws {
+        let layer = try Layer()
+        let cache = SpanCache(capacity: 64 << 20, readAhead: 1)
+        let data = try layer.data(cache)
+        try check(data, layer, span: 3, delta: 5000)
+        try check(data, layer, span: 1, delta: 10)
+        try check(data, layer, span: 5, delta: 5000)
+        try check(data, layer, span: 5, delta: 10)   // backward within the span
+        cache.waitForPrefetches()
+        #expect(cache.decodedSpans == 3)
+    }
+
+    @Test func aSecondForwardReadAfterAJumpReadsAhead() throws {
+        let layer = try Layer()
+        let cache = SpanCache(capacity: 64 << 20, readAhead: 1)
+        let data = try layer.data(cache)
+        try check(data, layer, span: 3, delta: 10)
+        try check(data, layer, span: 3, delta: 5000)   // sequential from here: span 4 is decoded ahead
+        try check(data, layer, span: 3, delta: 9000)   // read-ahead is queued once per span
+        cache.waitForPrefetches()
+        #expect(cache.decodedSpans == 2)
+        try check(data, layer, span: 4, delta: 0)      // served by the read-ahead, which queues span 5
+        cache.waitForPrefetches()
+        #expect(cache.decodedSpans == 3)
+    }
+
+    @Test func passedSpansAreEvictedFirst() throws {
+        let cache = SpanCache(capacity: 2 << 20, readAhead: 0)
+        var decodes: [SpanCache.Key] = []
+        func get(_ layer: Int, _ span: Int) throws {
+            let key = SpanCache.Key(layer: layer, span: span)
+            _ = try cache.span(key) {
+                decodes.append(key)
+                return cache.newSpan(start: 0, count: 1 << 20)
+            }
+        }
+        try get(0, 0)
+        try get(1, 0)
+        try get(0, 0)   // layer 0's span is now the most recent…
+        cache.markPassed(SpanCache.Key(layer: 0, span: 0))   // …but its reader has moved on
+        try get(0, 1)   // evicts (0, 0), not the least recently used (1, 0)
+        try get(1, 0)
+        #expect(decodes.count == 3)
+        try get(0, 0)
+        #expect(decodes.count == 4)
+    }
+}
