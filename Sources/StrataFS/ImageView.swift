@@ -10,13 +10,15 @@ import StrataUnion
 /// the blob once, layers in parallel), maps the merged tree of the chain (building and caching
 /// it on the first mount of this chain) and makes the layer readers.
 public enum ImageView {
-    public static func open(layers blobs: [LayerBlob], cache: IndexCache, spanCacheBytes: Int = 32 << 20) throws -> ImageFileSystem {
+    /// `spanCacheBytes` bounds the decoded spans held (cached, being decoded, kept for reuse):
+    /// four 4 MiB spans, enough for a sequential reader with read-ahead on two layers at once.
+    public static func open(layers blobs: [LayerBlob], cache: IndexCache, spanCacheBytes: Int = 16 << 20) throws -> ImageFileSystem {
         // Serving reads only the indexes' checkpoints: a cached index is checked in full only
         // when the merged tree has to be built from it.
         let opened = try parallelMap(blobs.count) { try cache.index(blobs[$0], verify: false) }.map { try $0.get() }
         let indexes = opened.map(\.index)
         let tree = try mergedTree(indexes, built: opened.map(\.built), cache: cache).tree
-        let spans = SpanCache(capacity: getenv("STRATA_SPAN_MB").map { Int(atoi($0)) << 20 } ?? spanCacheBytes)
+        let spans = SpanCache(capacity: spanCacheBytes)
         var data: [LayerData] = []
         for (i, blob) in blobs.enumerated() {
             data.append(try LayerData(index: indexes[i], blob: blob, number: i, cache: spans,

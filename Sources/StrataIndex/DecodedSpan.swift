@@ -9,6 +9,9 @@ public final class DecodedSpan: @unchecked Sendable {
     public let bytes: UnsafeMutableRawBufferPointer
     private let mapping: UnsafeMutableRawBufferPointer?
     private let buffers: SpanBuffers?
+    /// Set while the span is being decoded: the cache counts it against its budget until it is
+    /// published, or until it is dropped because the decode failed.
+    var onDropWhileDecoding: ((Int) -> Void)?
 
     init(start: UInt64, count: Int, buffers: SpanBuffers? = nil) {
         self.start = start
@@ -24,6 +27,7 @@ public final class DecodedSpan: @unchecked Sendable {
     }
 
     deinit {
+        onDropWhileDecoding?(bytes.count)
         if let mapping {
             if buffers?.give(mapping) != true { munmap(mapping.baseAddress, mapping.count) }
         } else {
@@ -69,6 +73,7 @@ final class SpanBuffers: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         guard let i = spare.firstIndex(where: { $0.count >= length }) else { return nil }
+        spareBytes -= spare[i].count
         return spare.remove(at: i)
     }
 
@@ -76,8 +81,27 @@ final class SpanBuffers: @unchecked Sendable {
     func give(_ mapping: UnsafeMutableRawBufferPointer) -> Bool {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        guard spare.count < Self.spareLimit else { return false }
+        guard spare.count < Self.spareLimit, spareBytes + mapping.count <= spareBudget else { return false }
         spare.append(mapping)
+        spareBytes += mapping.count
         return true
+    }
+
+    /// Resident bytes of the kept mappings.
+    private(set) var spareBytes = 0
+    /// What the cache leaves to spares; kept mappings beyond it are unmapped.
+    private var spareBudget = Int.max
+
+    /// Sets the room left for spares, unmapping kept mappings that no longer fit.
+    func limit(to budget: Int) {
+        pthread_mutex_lock(&mutex)
+        spareBudget = max(0, budget)
+        var dropped: [UnsafeMutableRawBufferPointer] = []
+        while spareBytes > spareBudget, let last = spare.popLast() {
+            spareBytes -= last.count
+            dropped.append(last)
+        }
+        pthread_mutex_unlock(&mutex)
+        for mapping in dropped { munmap(mapping.baseAddress, mapping.count) }
     }
 }

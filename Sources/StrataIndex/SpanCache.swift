@@ -3,7 +3,9 @@ import Glibc
 #endif
 
 /// A bounded cache of decoded spans shared by all layers of a mount. Spans a sequential reader
-/// has moved past go first, then the least recently used. A span being decoded by one thread
+/// has moved past go first, then the least recently used. The budget covers every span buffer
+/// the cache made: cached spans, spans being decoded (by requests or read-ahead) and freed
+/// buffers kept for reuse, so the daemon's resident size stays bounded whatever the reads. A span being decoded by one thread
 /// (a request or the read-ahead worker) is waited for by others instead of being decoded twice.
 public final class SpanCache: @unchecked Sendable {
     public struct Key: Hashable, Sendable { public var layer: Int; public var span: Int }
@@ -11,6 +13,7 @@ public final class SpanCache: @unchecked Sendable {
 
     private var slots: [Key: Slot] = [:]
     private var totalBytes = 0
+    private var inFlightBytes = 0
     private var clock: UInt64 = 0
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
@@ -43,9 +46,32 @@ public final class SpanCache: @unchecked Sendable {
         return n
     }
 
-    /// An empty span to decode into, on a recycled buffer when one is free.
+    /// An empty span to decode into, on a recycled buffer when one is free. Room is made for it
+    /// first: it counts against the budget from now on.
     public func newSpan(start: UInt64, count: Int) -> DecodedSpan {
-        DecodedSpan(start: start, count: count, buffers: buffers)
+        pthread_mutex_lock(&mutex)
+        inFlightBytes += count
+        evictLocked(keeping: nil)
+        let room = capacity - totalBytes - inFlightBytes
+        pthread_mutex_unlock(&mutex)
+        buffers.limit(to: room + count)   // a spare may become this span's buffer
+        let span = DecodedSpan(start: start, count: count, buffers: buffers)
+        span.onDropWhileDecoding = { [weak self] bytes in self?.decodeDropped(bytes) }
+        return span
+    }
+
+    /// Bytes of span buffers the cache holds now: cached, being decoded, kept for reuse.
+    public var residentBytes: Int {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return totalBytes + inFlightBytes + buffers.spareBytes
+    }
+
+    /// A span made by `newSpan` was dropped before it was published (its decode failed).
+    private func decodeDropped(_ bytes: Int) {
+        pthread_mutex_lock(&mutex)
+        inFlightBytes -= bytes
+        pthread_mutex_unlock(&mutex)
     }
 
     /// The span for `key`, decoding it with `decode` on a miss.
@@ -118,6 +144,10 @@ public final class SpanCache: @unchecked Sendable {
         }
 
         pthread_mutex_lock(&mutex)
+        if result.onDropWhileDecoding != nil {
+            result.onDropWhileDecoding = nil
+            inFlightBytes -= result.bytes.count
+        }
         clock += 1
         slots[key] = Slot(span: result, lastUse: clock)
         totalBytes += result.bytes.count
@@ -129,8 +159,8 @@ public final class SpanCache: @unchecked Sendable {
         return result
     }
 
-    private func evictLocked(keeping kept: Key) {
-        while totalBytes > capacity {
+    private func evictLocked(keeping kept: Key?) {
+        while totalBytes + inFlightBytes > capacity {
             var victim: Key?
             var best = (passed: false, lastUse: UInt64.max)
             for (k, s) in slots where s.span != nil && k != kept {

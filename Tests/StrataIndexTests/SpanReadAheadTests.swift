@@ -65,6 +65,29 @@ import StrataTar
         try whole.withUnsafeMutableBytes { try data.copy(offset: 0, into: $0) }
         cache.waitForPrefetches()
         #expect(whole == layer.tar)
+        // Cached spans, spans in decode and buffers kept for reuse all fit the budget.
+        #expect(cache.residentBytes <= 2 << 20 + (1 << 20), "\(cache.residentBytes)")
+    }
+
+    @Test func residentSpanMemoryStaysWithinTheBudget() throws {
+        let layer = try Layer()
+        let capacity = 3 << 20
+        let cache = SpanCache(capacity: capacity, readAhead: 1)
+        let data = try layer.data(cache)
+        var offset: UInt64 = 0
+        var worst = 0
+        while offset < layer.index.uncompressedSize {
+            let n = Int(min(UInt64(200_000), layer.index.uncompressedSize - offset))
+            try data.read(offset: offset, count: n) { _ in }
+            worst = max(worst, cache.residentBytes)
+            offset += UInt64(n)
+        }
+        cache.waitForPrefetches()
+        worst = max(worst, cache.residentBytes)
+        // One span (1 MiB, rounded up to the mapping granule) may exceed it while its decode
+        // waits for a reader to let go of an evicted span.
+        #expect(worst <= capacity + (1 << 20) + SpanBuffers.granule, "\(worst)")
+        #expect(cache.decodedSpans >= layer.index.checkpointCount)
     }
 
     /// Reads `count` bytes at `delta` into span `span` and checks them.
