@@ -104,11 +104,12 @@ public final class MergedTree: @unchecked Sendable {
         for i in 0..<inodeCount {
             let r = offInodes + i * F.inodeSize
             let data = b.u64(r + F.iData), extra = b.u32(r + F.iExtra), attributes = Int(b.u32(r + F.iAttributes))
-            guard attributes < attributeCount, Int(b.u32(r + F.iParent)) < inodeCount, extra == F.noExtra || Int(extra) < extraCount,
+            guard attributes < attributeCount, extra == F.noExtra || Int(extra) < extraCount,
                   Int(b.u16(r + F.iLayer)) < max(layerCount, 1) else { throw fail("inode \(i) is malformed") }
             let ok: Bool
             switch b.u32(offAttributes + attributes * F.attributeSize + F.aMode) & F.typeMask {
-            case F.typeDirectory: ok = Int(UInt32(truncatingIfNeeded: data)) + Int(data >> 32) <= childCount
+            case F.typeDirectory:
+                ok = Int(UInt32(truncatingIfNeeded: data)) + Int(data >> 32) <= childCount && b.u64(r + F.iSize) < UInt64(inodeCount)
             case F.typeSymlink: ok = stringOK(UInt32(truncatingIfNeeded: data), UInt32(data >> 32))
             case F.typeRegular:
                 // The file's bytes must lie inside its layer's stream (stored size for sparse files).
@@ -181,7 +182,9 @@ public final class MergedTree: @unchecked Sendable {
     @inline(__always) public func gid(_ inode: UInt32) -> UInt32 { bytes.u32(attributes(inode) + F.aGid) }
     @inline(__always) public func linkCount(_ inode: UInt32) -> UInt32 { bytes.u32(record(inode) + F.iNlink) }
     /// Bytes of a regular file, a symlink's target length, 4096 for directories, else 0.
-    @inline(__always) public func size(_ inode: UInt32) -> UInt64 { bytes.u64(record(inode) + F.iSize) }
+    @inline(__always) public func size(_ inode: UInt32) -> UInt64 {
+        isDirectory(inode) ? F.directorySize : bytes.u64(record(inode) + F.iSize)
+    }
     @inline(__always) public func mtime(_ inode: UInt32) -> (seconds: Int64, nanoseconds: UInt32) {
         let a = attributes(inode)
         return (bytes.i64(a + F.aMtime), bytes.u32(a + F.aMtimeNsec))
@@ -201,8 +204,10 @@ public final class MergedTree: @unchecked Sendable {
         guard let x = extra(inode) else { return size(inode) }
         return bytes.u64(x + 16)
     }
-    /// The directory holding the inode's first name (the root is its own parent).
-    @inline(__always) public func parentOf(_ inode: UInt32) -> UInt32 { bytes.u32(record(inode) + F.iParent) }
+    /// The directory holding a directory (the root is its own parent); 0 for other inodes.
+    @inline(__always) public func parentOf(_ inode: UInt32) -> UInt32 {
+        isDirectory(inode) ? UInt32(truncatingIfNeeded: bytes.u64(record(inode) + F.iSize)) : 0
+    }
 
     public func symlinkTarget(_ inode: UInt32) -> UnsafeRawBufferPointer? {
         guard isSymlink(inode) else { return nil }

@@ -3,7 +3,7 @@
 /// and serving a request reads only this file (the layer indexes only for their checkpoints).
 /// Little-endian, fixed-size records:
 ///
-///   header (160 bytes) | layers (80 each) | attributes (24 each) | inodes (36 each)
+///   header (160 bytes) | layers (80 each) | attributes (24 each) | inodes (32 each)
 ///   | children (8 each) | lookup slots (4 each) | extras (24 each) | xattrs (16 each)
 ///   | sparse segments (16 each) | names | strings
 ///
@@ -18,8 +18,9 @@
 /// modes and times), which keeps the per-inode record small: memory per entry is what a tree
 /// of a few hundred thousand files costs.
 ///
-/// Inode record: attributes u32 | nlink u32 | size u64 | data u64 | extra u32 | parent u32
-/// | layer u16 | flags u8 | pad u8. `data` is the offset in the layer's tar stream (regular files),
+/// Inode record: attributes u32 | nlink u32 | size u64 | data u64 | extra u32 | layer u16
+/// | flags u8 | pad u8. `size` is the parent's inode for a directory (whose size is always
+/// 4096; only directories need their parent, for ".."). `data` is the offset in the layer's tar stream (regular files),
 /// first child << 0 | child count << 32 (directories), string offset | length << 32 (symlinks),
 /// the device number (devices). `extra` numbers an extras record (xattrs, sparse map, stored
 /// size) or is 0xFFFF_FFFF.
@@ -33,7 +34,7 @@ enum MergedTreeFormat {
     static let headerSize = 160
     static let layerSize = 80
     static let attributeSize = 24
-    static let inodeSize = 36
+    static let inodeSize = 32
     static let childSize = 8
     static let slotSize = 4
     static let extraSize = 24
@@ -67,7 +68,8 @@ enum MergedTreeFormat {
 
     // Attribute and inode record field offsets.
     static let aMode = 0, aUid = 4, aGid = 8, aMtimeNsec = 12, aMtime = 16
-    static let iAttributes = 0, iNlink = 4, iSize = 8, iData = 16, iExtra = 24, iParent = 28, iLayer = 32, iFlags = 34
+    static let iAttributes = 0, iNlink = 4, iSize = 8, iData = 16, iExtra = 24, iLayer = 28, iFlags = 30
+    static let directorySize: UInt64 = 4096
 
     static let flagSparse: UInt8 = 1
     static let noExtra = UInt32.max

@@ -28,7 +28,7 @@ public enum MergedTreeWriter {
         let unseen = UInt32.max
         var number = [UInt32](repeating: unseen, count: tree.inodeCount)
         var order: [UInt32] = [0]
-        var parentOf: [UInt32] = [0]   // by new number: the directory that first named it
+        var parentOf: [UInt32] = [0]   // by new number: the directory that names it (directories)
         number[0] = 0
         var childCount = 0, namesLength = 0, stringsLength = 0, extraCount = 0, xattrCount = 0, sparseCount = 0
         var head = 0
@@ -182,7 +182,7 @@ public enum MergedTreeWriter {
                 if tree.isDirectory[Int(old)] {
                     let list = tree.children[Int(old)]
                     data = UInt64(child) | UInt64(list.count) << 32
-                    size = 4096
+                    size = UInt64(parentOf[n])   // a directory's size field holds its parent
                     for c in list {
                         let at = offChildren + child * F.childSize
                         let inode = number[Int(c.inode)]
@@ -203,7 +203,6 @@ public enum MergedTreeWriter {
                 put32(tree.nlink[Int(old)], r + F.iNlink)
                 put64(size, r + F.iSize)
                 put64(data, r + F.iData)
-                put32(parentOf[n], r + F.iParent)
             }
             put64(fileChecksum(UnsafeRawBufferPointer(out), skipping: F.offChecksum..<(F.offChecksum + 8)), F.offChecksum)
         }

@@ -166,7 +166,7 @@ private func walk(_ children: (UInt32) -> [(String, UInt32)], isDirectory: (UInt
         refused("child points past the inodes") { set32(&$0, off(F.offChildren), 1_000_000) }
         refused("directory's children past the table") { set32(&$0, off(F.offInodes) + etc * F.inodeSize + F.iData + 4, 1_000_000) }
         refused("file data past its layer's stream") { set32(&$0, off(F.offInodes) + passwd * F.inodeSize + F.iData + 4, 1) }
-        refused("parent past the inodes") { set32(&$0, off(F.offInodes) + passwd * F.inodeSize + F.iParent, 1_000_000) }
+        refused("parent past the inodes") { set32(&$0, off(F.offInodes) + etc * F.inodeSize + F.iSize, 1_000_000) }
         refused("slot table without an empty slot") { b in
             let slots = off(F.offSlots), count = (off(F.offExtras) - slots) / 4
             for i in 0..<count { set32(&b, slots + i * 4, 0) }
