@@ -38,7 +38,7 @@ public enum ImageView {
             unlink(path)
         }
         // An index built by this mount was checked as it was made; a cached one is checked now.
-        let verified = try indexes.indices.map { built[$0] ? indexes[$0] : try LayerIndex(file: indexes[$0].file, verify: true) }
+        let verified = try indexes.indices.map { built[$0] ? indexes[$0] : try LayerIndex(path: indexes[$0].file.path, verify: true) }
         let bytes = MergedTreeWriter.serialize(try UnionTree(layers: verified))
         do {
             try FileIO.makeDirectories(cache.directory + "/tree/sha256")

@@ -31,13 +31,20 @@ public final class LayerIndex: @unchecked Sendable {
     /// With `verify` false only the header, the section bounds and the checkpoints are checked:
     /// what serving a mount from a merged tree (which holds the entries) reads. Checking the
     /// whole file would fault in every entry page of a large index for nothing.
+    /// Unverified, the file is not mapped: its header and checkpoint records are read into
+    /// memory and windows are read when a span is decoded (see `MappedFile(loadingOnDemand:)`).
     public convenience init(path: String, verify: Bool = true) throws {
-        try self.init(file: MappedFile(path: path), verify: verify)
+        if verify {
+            try self.init(file: MappedFile(path: path), verify: true)
+        } else {
+            let file = try MappedFile(loadingOnDemand: path)
+            try file.load(0..<min(file.bytes.count, IndexFormat.headerSize))
+            try self.init(file: file, verify: false)
+        }
     }
 
     public init(file: MappedFile, verify: Bool = true) throws {
         self.file = file
-        if !verify { file.adviseSparseAccess() }
         let b = file.bytes
         bytes = b
         let path = file.path
@@ -88,6 +95,9 @@ public final class LayerIndex: @unchecked Sendable {
               inside(checkpointsOffset, checkpointCount * IndexFormat.checkpointSize),
               inside(stringsOffset, stringsLength), inside(windowsOffset, windowsLength) else {
             throw IndexError("index \(path): section outside the file")
+        }
+        if !file.isResident {
+            try file.load(checkpointsOffset..<(checkpointsOffset + checkpointCount * IndexFormat.checkpointSize))
         }
         for i in 0..<(verify ? entryCount : 0) {
             let r = entriesOffset + i * IndexFormat.entrySize
@@ -178,7 +188,7 @@ public final class LayerIndex: @unchecked Sendable {
         var window: [UInt8] = []
         if storedLength > 0 {
             let start = windowsOffset + Int(bytes.u64(r + 16))
-            window = try Gzip.decompress(Array(bytes[start..<(start + storedLength)]))
+            window = try Gzip.decompress(try file.read(start..<(start + storedLength)))
             guard window.count == Int(bytes.u32(r + 28)) else {
                 throw IndexError("index \(file.path): checkpoint \(i) window has the wrong size")
             }
