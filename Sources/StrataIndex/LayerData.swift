@@ -24,6 +24,8 @@ public final class LayerData: @unchecked Sendable {
     private let lastSpan = Atomic<Int>(-2)
     private let lastOffset = Atomic<UInt64>(0)
     private let readAheadFrom = Atomic<Int>(-1)
+    /// Per-thread buffers for reads of plain layers and decoded copies: no allocation per request.
+    private static let readBuffers = ThreadScratch()
     /// Frames larger than this are served from a local decoded copy.
     static let largestDirectSpan: UInt64 = 32 << 20
 
@@ -50,8 +52,7 @@ public final class LayerData: @unchecked Sendable {
     public func read(offset: UInt64, count: Int, reply: (UnsafeRawBufferPointer) -> Void) throws {
         if count == 0 { reply(UnsafeRawBufferPointer(start: nil, count: 0)); return }
         if let file = try plainFile() {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
-            defer { buffer.deallocate() }
+            let buffer = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(count), count: count)
             let n = try file.readFully(into: buffer, at: offset)
             guard n == count else { throw IndexError("\(blob.name): short read at offset \(offset)") }
             reply(UnsafeRawBufferPointer(buffer))
