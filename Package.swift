@@ -4,7 +4,8 @@ import PackageDescription
 // Module graph (dependencies point down):
 //   strata (CLI) → StrataBundle, StrataFuse, StrataUpper → StrataFS → StrataUnion → StrataIndex
 //   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash, StrataSystem
-//   StrataSnapshot (snapshot store) → StrataCommit, StrataIndex, StrataOCI; it mounts through the CLI
+//   StrataSnapshot (snapshot store) → StrataCommit, StrataIndex, StrataUnion (merged-tree files in
+//   its cache), StrataOCI; it mounts through the CLI
 // C libraries stay at the edge: CFuse only in StrataFuse, CZlib/CZstd/CIsal only in
 // StrataCodec, CCrypto only in StrataHash, CLinux only in StrataSystem (its LinuxCalls).
 let package = Package(
