@@ -1,5 +1,6 @@
 import StrataIndex
 import StrataUnion
+import StrataSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,6 +13,8 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
     public let layers: [LayerData]
     private let totalBytes: UInt64
     static let directorySize: UInt64 = 4096
+    /// Per-thread buffers in which sparse reads are assembled (holes as zeros).
+    private static let sparseBuffers = ThreadScratch()
 
     public init(tree: MergedTree, layers: [LayerData]) {
         self.tree = tree
@@ -129,8 +132,7 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
     /// A sparse file's data segments are stored one after another; holes read as zeros.
     private func readSparse(_ n: UInt32, layer: LayerData, offset: UInt64, count: Int,
                             reply: (UnsafeRawBufferPointer) -> Void) throws {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
-        defer { buffer.deallocate() }
+        let buffer = UnsafeMutableRawBufferPointer(start: Self.sparseBuffers.get(count), count: count)
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
         let end = offset + UInt64(count)
         var stored = tree.dataOffset(n)
