@@ -197,6 +197,17 @@ public final class IndexingDecoder {
 
     // MARK: Checkpoints
 
+    /// Counts `count` bytes a gzip inflater (zlib or isa-l) just wrote at `target`.
+    @inline(__always)
+    private func tookOutput(_ target: UnsafeMutablePointer<UInt8>, _ count: Int) {
+        memberCRC = isalCRC32(memberCRC, target, count)
+        outEnd += count
+        produced += UInt64(count)
+        memberSize += UInt64(count)
+        sinceCheckpoint += UInt64(count)
+        commitPendingStart()
+    }
+
     /// A gzip member's or zstd frame's body starts here: a checkpoint candidate, empty output.
     private func beginUnit() {
         unitsStarted += 1
@@ -277,12 +288,7 @@ public final class IndexingDecoder {
                                         flush: wantBoundary ? Z_BLOCK : Z_NO_FLUSH, inputOffset: reader.offset)
         reader.consume(step.consumed)
         if step.produced > 0 {
-            memberCRC = isalCRC32(memberCRC, target, step.produced)
-            outEnd += step.produced
-            produced += UInt64(step.produced)
-            memberSize += UInt64(step.produced)
-            sinceCheckpoint += UInt64(step.produced)
-            commitPendingStart()
+            tookOutput(target, step.produced)
             if let boundary = pendingBoundary {
                 checkpoints.append(boundary)
                 pendingBoundary = nil
@@ -365,12 +371,7 @@ public final class IndexingDecoder {
             isalStats.sliceCalls += 1
         }
         if step.produced > 0 {
-            memberCRC = isalCRC32(memberCRC, target, step.produced)
-            outEnd += step.produced
-            produced += UInt64(step.produced)
-            memberSize += UInt64(step.produced)
-            sinceCheckpoint += UInt64(step.produced)
-            commitPendingStart()
+            tookOutput(target, step.produced)
             if candidate != nil { checkCandidate(target, step.produced) }
         }
         lastCallFilledOutput = step.produced == room
