@@ -520,22 +520,14 @@ def read_all(img, systems, goals1, goals2):
                 break
         p1[s.name] = (statistics.median(t1), len(t1))
         p2[s.name] = (statistics.median(t2), len(t2))
-    first = True
-    for ref, factor in goals1:
-        ratio = p1["strata"][0] / p1[ref][0]
-        row("read-all pass 1 (tar | wc -c, caches dropped)" if first else "  … same pass 1", img.key, "s", p1 if first else {},
-            goal=f"≤ {factor} × {ref}", ratio=ratio, met=ratio <= factor)
-        first = False
-    if first:
-        row("read-all pass 1 (tar | wc -c, caches dropped)", img.key, "s", p1)
-    first = True
-    for ref, factor in goals2:
-        ratio = p2["strata"][0] / p2[ref][0]
-        row("read-all pass 2 (same mount)" if first else "  … same pass 2", img.key, "s", p2 if first else {},
-            goal=f"≤ {factor} × {ref}", ratio=ratio, met=ratio <= factor)
-        first = False
-    if first:
-        row("read-all pass 2 (same mount)", img.key, "s", p2)
+    for title, values, goals in (("read-all pass 1 (tar | wc -c, caches dropped)", p1, goals1),
+                                 ("read-all pass 2 (same mount)", p2, goals2)):
+        if not goals:
+            row(title, img.key, "s", values)
+        for i, (ref, factor) in enumerate(goals):
+            ratio = values["strata"][0] / values[ref][0]
+            row(title if i == 0 else "  … same " + title.split(" (")[0].removeprefix("read-all "), img.key, "s",
+                values if i == 0 else {}, goal=f"≤ {factor} × {ref}", ratio=ratio, met=ratio <= factor)
     log(f"[{img.key}] tar stream bytes: {nbytes}")
     return rss
 
