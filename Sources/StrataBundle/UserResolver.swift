@@ -25,25 +25,30 @@ public enum UserResolver {
         if let groupPart, groupPart.isEmpty { throw BundleError("\(field) \"\(user)\": the group part after ':' is empty") }
 
         let db = UserDatabase(passwd: passwd, group: group)
+        // A numeric part is copied verbatim (if in range); nil means it is a name.
+        func number(_ part: String, _ what: String) throws(BundleError) -> UInt32? {
+            guard IDParser.looksNumeric(part) else { return nil }
+            guard let n = IDParser.parse(part) else {
+                throw BundleError("\(field) \"\(user)\": \(what) \(part) is out of range (0...\(UInt32.max - 1))")
+            }
+            return n
+        }
+        // Why a name is not in the image's /etc/passwd or /etc/group (`file` names which).
+        func unresolved(_ kind: String, _ name: String, file: String, present: Bool, brokenLine: Int?) -> BundleError {
+            if !present { return BundleError("\(field) \"\(user)\": \(kind) \"\(name)\" cannot be resolved: the image has no \(file)") }
+            if let brokenLine { return BundleError("\(field) \"\(user)\": the \(file) entry of \"\(name)\" (line \(brokenLine)) is malformed") }
+            return BundleError("\(field) \"\(user)\": no \(kind) \"\(name)\" in the image's \(file)")
+        }
+
         var uid: UInt32
         var gid: UInt32 = 0
         var additional: [UInt32] = []
-
-        if IDParser.looksNumeric(userPart) {
-            guard let n = IDParser.parse(userPart) else {
-                throw BundleError("\(field) \"\(user)\": uid \(userPart) is out of range (0...\(UInt32.max - 1))")
-            }
+        if let n = try number(userPart, "uid") {
             uid = n
             if groupPart == nil, let entry = db.user(withUID: n) { gid = entry.gid }
         } else {
-            guard db.hasPasswd else {
-                throw BundleError("\(field) \"\(user)\": user \"\(userPart)\" cannot be resolved: the image has no /etc/passwd")
-            }
-            guard let entry = db.user(named: userPart) else {
-                if let line = db.brokenUsers[userPart] {
-                    throw BundleError("\(field) \"\(user)\": the /etc/passwd entry of \"\(userPart)\" (line \(line)) is malformed")
-                }
-                throw BundleError("\(field) \"\(user)\": no user \"\(userPart)\" in the image's /etc/passwd")
+            guard db.hasPasswd, let entry = db.user(named: userPart) else {
+                throw unresolved("user", userPart, file: "/etc/passwd", present: db.hasPasswd, brokenLine: db.brokenUsers[userPart])
             }
             uid = entry.uid
             gid = entry.gid
@@ -53,20 +58,11 @@ public enum UserResolver {
         }
 
         if let groupPart {
-            if IDParser.looksNumeric(groupPart) {
-                guard let n = IDParser.parse(groupPart) else {
-                    throw BundleError("\(field) \"\(user)\": gid \(groupPart) is out of range (0...\(UInt32.max - 1))")
-                }
+            if let n = try number(groupPart, "gid") {
                 gid = n
             } else {
-                guard db.hasGroup else {
-                    throw BundleError("\(field) \"\(user)\": group \"\(groupPart)\" cannot be resolved: the image has no /etc/group")
-                }
-                guard let entry = db.group(named: groupPart) else {
-                    if let line = db.brokenGroups[groupPart] {
-                        throw BundleError("\(field) \"\(user)\": the /etc/group entry of \"\(groupPart)\" (line \(line)) is malformed")
-                    }
-                    throw BundleError("\(field) \"\(user)\": no group \"\(groupPart)\" in the image's /etc/group")
+                guard db.hasGroup, let entry = db.group(named: groupPart) else {
+                    throw unresolved("group", groupPart, file: "/etc/group", present: db.hasGroup, brokenLine: db.brokenGroups[groupPart])
                 }
                 gid = entry.gid
             }
