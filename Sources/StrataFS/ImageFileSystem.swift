@@ -35,19 +35,10 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func attributes(_ inode: UInt32) -> NodeAttributes {
-        let mode = tree.mode(inode)
-        let size = tree.size(inode)
-        var blocks: UInt64 = 0
-        switch mode & UInt32(S_IFMT) {
-        case UInt32(S_IFDIR): blocks = 8
-        case UInt32(S_IFREG): blocks = ((tree.isSparse(inode) ? tree.storedSize(inode) : size) + 511) / 512
-        default: break
-        }
-        let m = tree.mtime(inode)
-        let time = Timestamp(seconds: m.seconds, nanoseconds: m.nanoseconds)
-        return NodeAttributes(inode: UInt64(inode) + 1, mode: mode, nlink: tree.linkCount(inode), uid: tree.uid(inode),
-                              gid: tree.gid(inode), size: size, blocks: blocks, rdev: tree.rdev(inode),
-                              atime: time, mtime: time, ctime: time)
+        let st = tree.stat(inode)
+        let time = Timestamp(seconds: st.mtimeSeconds, nanoseconds: st.mtimeNanoseconds)
+        return NodeAttributes(inode: UInt64(inode) + 1, mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid,
+                              size: st.size, blocks: st.blocks, rdev: st.rdev, atime: time, mtime: time, ctime: time)
     }
 
     public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> NodeAttributes {

@@ -178,35 +178,46 @@ public final class MergedTree: @unchecked Sendable {
     @inline(__always) public func isDirectory(_ inode: UInt32) -> Bool { mode(inode) & F.typeMask == F.typeDirectory }
     @inline(__always) public func isRegular(_ inode: UInt32) -> Bool { mode(inode) & F.typeMask == F.typeRegular }
     @inline(__always) public func isSymlink(_ inode: UInt32) -> Bool { mode(inode) & F.typeMask == F.typeSymlink }
-    @inline(__always) public func uid(_ inode: UInt32) -> UInt32 { bytes.u32(attributes(inode) + F.aUid) }
-    @inline(__always) public func gid(_ inode: UInt32) -> UInt32 { bytes.u32(attributes(inode) + F.aGid) }
     @inline(__always) public func linkCount(_ inode: UInt32) -> UInt32 { bytes.u32(record(inode) + F.iNlink) }
     /// Bytes of a regular file, a symlink's target length, 4096 for directories, else 0.
     @inline(__always) public func size(_ inode: UInt32) -> UInt64 {
         isDirectory(inode) ? F.directorySize : bytes.u64(record(inode) + F.iSize)
-    }
-    @inline(__always) public func mtime(_ inode: UInt32) -> (seconds: Int64, nanoseconds: UInt32) {
-        let a = attributes(inode)
-        return (bytes.i64(a + F.aMtime), bytes.u32(a + F.aMtimeNsec))
     }
     /// The layer whose entry is this inode (0 for directories no layer lists).
     @inline(__always) public func layer(_ inode: UInt32) -> Int { Int(bytes.u16(record(inode) + F.iLayer)) }
     /// Where a regular file's bytes start in its layer's tar stream.
     @inline(__always) public func dataOffset(_ inode: UInt32) -> UInt64 { bytes.u64(record(inode) + F.iData) }
     @inline(__always) public func isSparse(_ inode: UInt32) -> Bool { bytes[record(inode) + F.iFlags] & F.flagSparse != 0 }
-    /// A device's number (glibc's encoding).
-    @inline(__always) public func rdev(_ inode: UInt32) -> UInt64 {
-        let t = mode(inode) & F.typeMask
-        return t == F.typeCharacter || t == F.typeBlock ? bytes.u64(record(inode) + F.iData) : 0
-    }
-    /// Bytes the file occupies in its layer: its size, or a sparse file's stored data.
-    public func storedSize(_ inode: UInt32) -> UInt64 {
-        guard let x = extra(inode) else { return size(inode) }
-        return bytes.u64(x + 16)
-    }
     /// The directory holding a directory (the root is its own parent); 0 for other inodes.
     @inline(__always) public func parentOf(_ inode: UInt32) -> UInt32 {
         isDirectory(inode) ? UInt32(truncatingIfNeeded: bytes.u64(record(inode) + F.iSize)) : 0
+    }
+
+    /// What a getattr or a listing entry needs, each record read once (the request path).
+    public struct Stat {
+        public var mode: UInt32, uid: UInt32, gid: UInt32, nlink: UInt32
+        /// Bytes of a regular file, a symlink's target length, 4096 for directories, else 0.
+        public var size: UInt64
+        /// 512-byte blocks: a regular file's stored bytes (a sparse file's data), 8 for directories.
+        public var blocks: UInt64
+        public var rdev: UInt64
+        public var mtimeSeconds: Int64, mtimeNanoseconds: UInt32
+    }
+
+    public func stat(_ inode: UInt32) -> Stat {
+        let r = record(inode), a = attributes(inode)
+        let mode = bytes.u32(a + F.aMode)
+        var size = bytes.u64(r + F.iSize), blocks: UInt64 = 0, rdev: UInt64 = 0
+        switch mode & F.typeMask {
+        case F.typeDirectory: size = F.directorySize; blocks = 8
+        case F.typeRegular:
+            blocks = ((extra(inode).map { bytes.u64($0 + 16) } ?? size) + 511) / 512
+        case F.typeCharacter, F.typeBlock: rdev = bytes.u64(r + F.iData)
+        default: break
+        }
+        return Stat(mode: mode, uid: bytes.u32(a + F.aUid), gid: bytes.u32(a + F.aGid), nlink: bytes.u32(r + F.iNlink),
+                    size: size, blocks: blocks, rdev: rdev, mtimeSeconds: bytes.i64(a + F.aMtime),
+                    mtimeNanoseconds: bytes.u32(a + F.aMtimeNsec))
     }
 
     public func symlinkTarget(_ inode: UInt32) -> UnsafeRawBufferPointer? {
