@@ -178,6 +178,6 @@ final class DecoderTarSource: TarSource {
         return n
     }
     func drain() throws {
-        while try scratch.withUnsafeMutableBytes({ try decoder.read(into: $0) }) > 0 {}
+        while try scratch.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
     }
 }

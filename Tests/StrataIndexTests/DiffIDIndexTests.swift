@@ -59,6 +59,17 @@ struct DiffIDIndexTests {
         #expect(message.contains(Self.otherDiffID.description) && message.contains(Self.diffID.description), "\(message)")
     }
 
+    /// tar pads its output to whole 10 KiB records: the zeros after the end-of-archive blocks,
+    /// which the tar reader never asks for, are part of the diff_id too.
+    @Test(arguments: [LayerCompression.gzip, .zstd, .none])
+    func bytesAfterTheEndOfArchiveCount(_ c: LayerCompression) throws {
+        let scratch = Scratch()
+        let padded = Self.tar + [UInt8](repeating: 0, count: 10240 - Self.tar.count % 10240 + 20480)
+        var blob = try scratch.blob(compress(padded, c), c)
+        blob.diffID = DiffIDClaim(number: 0, digest: Digest.sha256(of: padded))
+        #expect(try IndexBuilder.buildVerified(blob).diffIDHex == Digest.sha256(of: padded).hex)
+    }
+
     @Test func aMismatchLeavesNothingInTheCache() throws {
         let scratch = Scratch()
         let cache = try IndexCache(directory: scratch.path + "/cache")
