@@ -13,20 +13,42 @@ public struct LayerBlob: Sendable {
     public var digestHex: String       // sha256 hex of the blob
     public var size: UInt64
     public var compression: LayerCompression
-    public init(path: String, digestHex: String, size: UInt64, compression: LayerCompression) {
+    /// What the image claims its uncompressed tar hashes to (`rootfs.diff_ids[number]`):
+    /// indexing checks it, and so does every use of a cached index. nil: nothing claimed.
+    public var diffID: DiffIDClaim?
+    public init(path: String, digestHex: String, size: UInt64, compression: LayerCompression, diffID: DiffIDClaim? = nil) {
         self.path = path; self.digestHex = digestHex; self.size = size; self.compression = compression
+        self.diffID = diffID
     }
     var name: String { "layer sha256:\(digestHex)" }
 
     /// A layer of an OCI layout: its blob file and how its media type says it is stored.
-    public init(path: String, descriptor: Descriptor, format: LayerFormat) {
+    public init(path: String, descriptor: Descriptor, format: LayerFormat, diffID: DiffIDClaim? = nil) {
         let compression: LayerCompression = switch format {
         case .tar: .none
         case .gzip: .gzip
         case .zstd: .zstd
         }
-        self.init(path: path, digestHex: descriptor.digest.hex, size: UInt64(descriptor.size), compression: compression)
+        self.init(path: path, digestHex: descriptor.digest.hex, size: UInt64(descriptor.size), compression: compression,
+                  diffID: diffID)
     }
+
+    /// The error for a layer whose uncompressed tar does not hash to the diff_id claimed for it.
+    func diffIDMismatch(_ claim: DiffIDClaim, actualHex: String, cached: Bool) -> IndexError {
+        IndexError("layer \(claim.number.map { "\($0) " } ?? "")sha256:\(digestHex): diff_id mismatch: the image config says \(claim.digest), "
+                   + "the uncompressed layer hashes to sha256:\(actualHex)\(cached ? " (verified when it was indexed)" : "")")
+    }
+}
+
+/// `config.rootfs.diff_ids[number]` of the image a layer is opened for (`number`, the layer's
+/// position from the bottom, only names it in messages).
+public struct DiffIDClaim: Sendable, Equatable {
+    public var number: Int?
+    public var digest: Digest
+    public init(number: Int?, digest: Digest) { self.number = number; self.digest = digest }
+
+    /// Whether the claim is this sha256 (no other algorithm can be verified: it never matches).
+    func matches(hex: String) -> Bool { digest.algorithm == "sha256" && digest.hex == hex }
 }
 
 /// Reads a layer blob once, streaming: hashes it, decompresses it, parses its tar and records
@@ -35,6 +57,14 @@ public enum IndexBuilder {
     public static let defaultCheckpointSpacing: UInt64 = 4 << 20
 
     public static func build(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing) throws -> [UInt8] {
+        try buildVerified(blob, checkpointSpacing: checkpointSpacing).bytes
+    }
+
+    /// Builds the index and returns with it the layer's diff_id: the sha256 of its uncompressed
+    /// tar, hashed on a second thread as the decoder produces it (a tar layer's is its digest).
+    /// A layer whose diff_id is not the one `blob.diffID` claims is an error.
+    public static func buildVerified(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing) throws
+        -> (bytes: [UInt8], diffIDHex: String) {
         let fd: FileDescriptor
         do { fd = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
             throw IndexError("\(blob.name): \(error)")
@@ -47,7 +77,8 @@ public enum IndexBuilder {
         let hasher = SHA256Hasher()
         let decoder = IndexingDecoder(compression: blob.compression, file: fd, blobSize: blob.size,
                                       checkpointSpacing: checkpointSpacing, onCompressedBytes: { hasher.update($0) })
-        let source = DecoderTarSource(decoder)
+        let uncompressedHasher = blob.compression == .none ? nil : BackgroundHasher()
+        let source = DecoderTarSource(decoder, hasher: uncompressedHasher)
         let reader = TarReader(source: source)
         var writer = LayerIndexWriter()
         do {
@@ -76,9 +107,14 @@ public enum IndexBuilder {
         guard SHA256Hasher.hex(digest) == blob.digestHex else {
             throw IndexError("\(blob.name): digest mismatch: blob \(blob.path) hashes to sha256:\(SHA256Hasher.hex(digest))")
         }
-        return writer.serialize(compression: blob.compression, blobSize: blob.size,
-                                uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
-                                checkpoints: decoder.checkpoints)
+        let diffIDHex = uncompressedHasher?.finalizeHex() ?? blob.digestHex
+        if let claim = blob.diffID, !claim.matches(hex: diffIDHex) {
+            throw blob.diffIDMismatch(claim, actualHex: diffIDHex, cached: false)
+        }
+        let bytes = writer.serialize(compression: blob.compression, blobSize: blob.size,
+                                     uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
+                                     checkpoints: decoder.checkpoints)
+        return (bytes, diffIDHex)
     }
 
     /// Maps a tar entry onto an index entry: normalised path, whiteouts decoded. Returns nil for
@@ -130,12 +166,18 @@ public enum IndexBuilder {
 }
 
 /// Feeds the tar reader from the decoder.
+/// Every uncompressed byte passes here once, in order: `hasher` (if any) gets them all.
 final class DecoderTarSource: TarSource {
     let decoder: IndexingDecoder
+    let hasher: BackgroundHasher?
     private var scratch = [UInt8](repeating: 0, count: 1 << 16)
-    init(_ decoder: IndexingDecoder) { self.decoder = decoder }
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try decoder.read(into: buffer) }
+    init(_ decoder: IndexingDecoder, hasher: BackgroundHasher? = nil) { self.decoder = decoder; self.hasher = hasher }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try decoder.read(into: buffer)
+        hasher?.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        return n
+    }
     func drain() throws {
-        while try scratch.withUnsafeMutableBytes({ try decoder.read(into: $0) }) > 0 {}
+        while try scratch.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
     }
 }

@@ -30,6 +30,20 @@ public final class IndexCache: @unchecked Sendable {
 
     public func treePath(keyHex: String) -> String { "\(directory)/tree/sha256/\(keyHex)" }
 
+    /// The layer's diff_id as indexing verified it ("sha256:HEX\n"), beside its index. Written
+    /// before the index: an index without it is from an older Strata and is made again. The
+    /// file outlives the index harmlessly: a blob's diff_id follows from its digest.
+    public func diffIDPath(digestHex: String) -> String { "\(directory)/diffid/sha256/\(digestHex)" }
+
+    /// The verified diff_id of the layer (hex), or nil when none was recorded or it is unreadable.
+    public func verifiedDiffID(digestHex: String) -> String? {
+        guard let bytes = try? FileIO.readAll(diffIDPath(digestHex: digestHex)), bytes.count == 72,
+              bytes.starts(with: Array("sha256:".utf8)), bytes.last == 0x0a else { return nil }
+        let hex = bytes[7..<71]
+        guard hex.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
+        return String(decoding: hex, as: UTF8.self)
+    }
+
     /// The cached index if present and valid (`verify`: see `LayerIndex.init(path:verify:)`).
     public func load(digestHex: String, verify: Bool = true) -> LayerIndex? {
         let path = indexPath(digestHex: digestHex)
@@ -40,16 +54,26 @@ public final class IndexCache: @unchecked Sendable {
     }
 
     /// Returns the layer's index, building it (and verifying the blob) when it is not cached.
+    /// The diff_id `blob` claims is checked either way: against the blob's uncompressed bytes
+    /// when indexing, against the diff_id recorded then when the index is cached.
     public func index(_ blob: LayerBlob, verify: Bool = true) throws -> (index: LayerIndex, built: Bool) {
-        if let index = load(digestHex: blob.digestHex, verify: verify) {
+        if let verifiedDiffID = verifiedDiffID(digestHex: blob.digestHex),
+           let index = load(digestHex: blob.digestHex, verify: verify) {
             guard index.blobSize == blob.size, index.compression == blob.compression else {
                 throw IndexError("\(blob.name): cached index disagrees with the descriptor (size or media type)")
             }
+            if let claim = blob.diffID, !claim.matches(hex: verifiedDiffID) {
+                throw blob.diffIDMismatch(claim, actualHex: verifiedDiffID, cached: true)
+            }
             return (index, false)
         }
-        let bytes = try IndexBuilder.build(blob)
+        let (bytes, diffIDHex) = try IndexBuilder.buildVerified(blob)
         let path = indexPath(digestHex: blob.digestHex)
-        do { try FileIO.writeAtomically(path, bytes) } catch {
+        do {
+            try FileIO.makeDirectories(directory + "/diffid/sha256")
+            try FileIO.writeAtomically(diffIDPath(digestHex: blob.digestHex), Array("sha256:\(diffIDHex)\n".utf8))
+            try FileIO.writeAtomically(path, bytes)
+        } catch {
             throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
         }
         return (try LayerIndex(path: path), true)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataIndex
 import StrataOCI
 import StrataSystem
 
@@ -67,6 +68,33 @@ enum ConsistencyCheck {
         }
         report.leftovers = leftovers(metadata, paths, layout: layout, ids: Set(ids.keys))
         return report
+    }
+
+    /// Reads every committed snapshot's layer blob in full (each blob once): its digest, its
+    /// tar and its diff_id must be what the snapshot records. Slow (it decodes every layer),
+    /// so only `strata snapshot check` runs it, not every command.
+    static func verifyLayers(_ metadata: SnapshotMetadata, _ paths: StorePaths) -> [String] {
+        var found: [String] = []
+        var verified: [String: Result<String, Error>] = [:]   // blob hex → diff_id hex
+        for (key, record) in metadata.snapshots.sorted(by: { $0.key < $1.key }) where record.kind == .committed {
+            guard let layer = record.layer, let diffID = record.diffID else { continue }
+            let path = "\(paths.layout)/blobs/sha256/\(layer.digest.hex)"
+            guard layer.digest.algorithm == "sha256", FileIO.exists(path) else { continue }   // reported by `run`
+            let result = verified[layer.digest.hex] ?? Result {
+                let format = try MediaType.layerFormat(layer.mediaType)
+                return try IndexBuilder.buildVerified(LayerBlob(path: path, descriptor: layer, format: format)).diffIDHex
+            }
+            verified[layer.digest.hex] = result
+            switch result {
+            case .success(let actual):
+                if diffID.algorithm != "sha256" || diffID.hex != actual {
+                    found.append("snapshot \"\(key)\": layer \(layer.digest): diff_id mismatch: recorded \(diffID), the uncompressed layer hashes to sha256:\(actual)")
+                }
+            case .failure(let error):
+                found.append("snapshot \"\(key)\": layer blob \(path) fails verification: \(error)")
+            }
+        }
+        return found
     }
 
     static func leftovers(_ metadata: SnapshotMetadata, _ paths: StorePaths, layout: ImageLayout?, ids: Set<UInt64>) -> [String] {

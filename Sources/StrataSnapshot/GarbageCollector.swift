@@ -92,6 +92,11 @@ extension SnapshotStore {
                     }
                 }
             }
+            // A layer's verified diff_id goes with its index (a few bytes: not counted).
+            for name in ConsistencyCheck.directoryEntries(paths.cache + "/diffid/sha256") {
+                let path = paths.cache + "/diffid/sha256/" + name
+                if name.contains(".") ? Self.isStale(path) : !usedLayers.contains(name) { _ = Self.remove(path) }
+            }
             // A merged tree is garbage once any layer of its chain is.
             for name in ConsistencyCheck.directoryEntries(paths.cache + "/tree/sha256") {
                 let path = paths.cache + "/tree/sha256/" + name

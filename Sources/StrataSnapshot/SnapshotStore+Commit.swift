@@ -53,7 +53,7 @@ extension SnapshotStore {
             }
             // Indexed now, like an image layer: children mount without reading it again.
             // A failure here is not fatal (the first mount indexes it), but it is said.
-            do { _ = try cache.index(try layerBlob(result.layer)) } catch {
+            do { _ = try cache.index(try layerBlob(result.layer, diffID: result.diffID)) } catch {
                 warn("snapshot \"\(name)\": layer \(result.layer.digest) not indexed yet: \(error)")
             }
             MetadataCrashPoint.reached(.layer)

@@ -2,13 +2,14 @@
 import Glibc
 #endif
 import StrataHash
+import StrataIndex
 import StrataOCI
 import StrataSystem
 
 extension SnapshotStore {
     /// Brings an image into the store as a chain of committed snapshots, without extracting
     /// it: its layer blobs are hard-linked (copied across file systems) into ROOT/layout and
-    /// indexed into ROOT/cache, which also verifies them against their digests.
+    /// indexed into ROOT/cache, which also verifies them against their digests and diff_ids.
     ///
     /// Naming, as containerd's unpacker does for the layers below the top: layer i < n-1
     /// becomes the snapshot keyed by its chain ID ("sha256:..." of the layers 0...i, per the
@@ -27,13 +28,25 @@ extension SnapshotStore {
         }
         let source = try ImageLayout(path: image.layoutPath)
         return try transaction(.change) { metadata in
-            let chainIDs = Self.chainIDs(image.layers.map(\.diffID))
-            let keys = chainIDs.dropLast().map(\.description) + [name]
             if metadata.snapshots[name] != nil {
                 throw SnapshotError(.alreadyExists, "snapshot \"\(name)\" already exists")
             }
-            let writer = try ensureLayout()
+            // Chain IDs name snapshots other images share, so they come only from diff_ids
+            // verified here: each layer is indexed (from the image's own blob, so a lying
+            // image leaves nothing in the store), which checks its digest and its diff_id.
             let cache = try self.cache
+            for (i, layer) in image.layers.enumerated() {
+                do {
+                    try layer.descriptor.digest.requireVerifiable("layer \(layer.descriptor.digest)")
+                    _ = try cache.index(LayerBlob(path: source.blobPath(layer.descriptor.digest), descriptor: layer.descriptor,
+                                                  format: layer.format, diffID: DiffIDClaim(number: i, digest: layer.diffID)))
+                } catch {
+                    throw SnapshotError(.other, "image \(reference): \(error)")
+                }
+            }
+            let chainIDs = Self.chainIDs(image.layers.map(\.diffID))
+            let keys = chainIDs.dropLast().map(\.description) + [name]
+            let writer = try ensureLayout()
             var parent: String?
             for (i, layer) in image.layers.enumerated() {
                 let key = keys[i]
@@ -46,8 +59,9 @@ extension SnapshotStore {
                     continue
                 }
                 let stored = try storeBlob(layer.descriptor, from: source)
-                do { _ = try cache.index(try layerBlob(stored)) } catch {
-                    throw SnapshotError(.other, "image \(reference): layer \(layer.descriptor.digest): \(error)")
+                // The store's copy has the digest just verified: its index is the one made above.
+                do { _ = try cache.index(try layerBlob(stored, diffID: layer.diffID, number: i)) } catch {
+                    throw SnapshotError(.other, "image \(reference): \(error)")
                 }
                 let id = metadata.nextID
                 var chainImage = i == image.layers.count - 1

@@ -73,7 +73,7 @@ extension SnapshotStore {
                     throw SnapshotError(.inconsistent, "snapshot \"\(key)\": committed without a layer")
                 }
                 let index: LayerIndex
-                do { index = try cache.index(try layerBlob(layer)).index } catch let error as SnapshotError {
+                do { index = try cache.index(try layerBlob(layer, diffID: record.diffID)).index } catch let error as SnapshotError {
                     throw error
                 } catch {
                     throw SnapshotError(.other, "snapshot \"\(key)\": cannot index layer \(layer.digest): \(error)")

@@ -53,9 +53,15 @@ public final class SnapshotStore {
         }
     }
 
-    /// The full report, for `strata snapshot check`.
+    /// The full report, for `strata snapshot check`: the state's consistency, and every
+    /// committed snapshot's layer blob read in full against its digest and diff_id.
     public func check() throws -> ConsistencyReport {
-        try StoreLock.withLock(paths) { ConsistencyCheck.run(try MetadataFile.load(paths), paths) }
+        try StoreLock.withLock(paths) {
+            let metadata = try MetadataFile.load(paths)
+            var report = ConsistencyCheck.run(metadata, paths)
+            report.problems += ConsistencyCheck.verifyLayers(metadata, paths)
+            return report
+        }
     }
 
     public func stat(_ key: String) throws -> SnapshotRecord {
@@ -105,12 +111,14 @@ public final class SnapshotStore {
         }
     }
 
-    func layerBlob(_ layer: Descriptor) throws -> LayerBlob {
+    /// The store's copy of a layer blob; `diffID` is checked whenever it is indexed or its index used.
+    func layerBlob(_ layer: Descriptor, diffID: Digest?, number: Int? = nil) throws -> LayerBlob {
         let format: LayerFormat
         do { format = try MediaType.layerFormat(layer.mediaType) } catch {
             throw SnapshotError(.other, "layer \(layer.digest): \(error)")
         }
-        return LayerBlob(path: "\(paths.layout)/blobs/sha256/\(layer.digest.hex)", descriptor: layer, format: format)
+        return LayerBlob(path: "\(paths.layout)/blobs/sha256/\(layer.digest.hex)", descriptor: layer, format: format,
+                         diffID: diffID.map { DiffIDClaim(number: number, digest: $0) })
     }
 
     static var now: String { Timestamp.rfc3339(Int64(time(nil))) }

@@ -90,7 +90,8 @@ public final class ImageBuilder {
     }
 
     /// Raw mode, for hostile tests: `blob` is stored as is (when `store`), and the descriptor
-    /// says whatever it is told. `diffID` defaults to the blob's own digest.
+    /// says whatever it is told. `diffID` defaults to the blob's own digest, which is right only
+    /// for an uncompressed tar: a mount refuses a layer whose diff_id is wrong.
     @discardableResult
     public func addRawLayer(blob: [UInt8], mediaType: String, digest: Digest? = nil, size: Int64? = nil,
                             diffID: Digest? = nil, store: Bool = true) throws -> Layer {

@@ -12,9 +12,11 @@ enum ImageOpening {
 
     static func blobs(of image: ResolvedImage) throws -> [LayerBlob] {
         let layout = try ImageLayout(path: image.layoutPath)
-        return try image.layers.map { layer in
+        return try image.layers.enumerated().map { i, layer in
             try layer.descriptor.digest.requireVerifiable("layer \(layer.descriptor.digest)")
-            return LayerBlob(path: layout.blobPath(layer.descriptor.digest), descriptor: layer.descriptor, format: layer.format)
+            // Indexing (or the cached index's record) checks the layer's diff_id.
+            return LayerBlob(path: layout.blobPath(layer.descriptor.digest), descriptor: layer.descriptor, format: layer.format,
+                             diffID: DiffIDClaim(number: i, digest: layer.diffID))
         }
     }
 

@@ -10,9 +10,11 @@ enum IndexCommand {
     static let help = """
     usage: strata index [--cache DIR] [--platform OS/ARCH[/VARIANT]] IMAGE
 
-    Reads every layer of IMAGE once, verifies its size and sha256 digest, and stores its index
+    Reads every layer of IMAGE once, verifies its size, sha256 digest and diff_id (the sha256 of
+    the uncompressed tar, which the image config lists in rootfs.diff_ids), and stores its index
     (tar entries, data offsets, decompression checkpoints) in the cache, then the merged tree of
-    the image's layers (the union a mount serves). Layers already indexed are checked and kept.
+    the image's layers (the union a mount serves). Layers already indexed are checked and kept
+    (their diff_id against the one recorded when they were indexed).
     IMAGE is DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout.
     """
 

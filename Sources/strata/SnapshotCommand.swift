@@ -44,8 +44,11 @@ enum SnapshotCommand {
                                              being extracted: layer i below the top is keyed by
                                              its chain ID (sha256:..., shared with other images
                                              on the same layers), the top is NAME. Prints the keys.
-      check                                  reports every inconsistency and leftover; exit 1 if
-                                             the state is inconsistent
+                                             Every layer's digest and diff_id are verified first.
+      check                                  reports every inconsistency and leftover, reading
+                                             every committed layer blob in full against its
+                                             digest and diff_id; exit 1 if the state is
+                                             inconsistent or a layer fails
 
       --root DIR         the store (default /var/lib/strata)
       --compression C    layer compression for commit: gzip (default), zstd or none
