@@ -333,17 +333,6 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         throw FSError(ESTALE)
     }
 
-    /// An Sys.oPath descriptor of the node's upper object, closed by the caller when `owned`.
-    func withPathFD<T>(_ n: OverlayInode, _ body: (Int32) throws(FSError) -> T) throws(FSError) -> T {
-        switch try upperObject(n) {
-        case .descriptor(let fd): return try body(fd)
-        case .entry(let dir, let name):
-            let fd = try Sys.pathFD(dir, name)
-            defer { close(fd) }
-            return try body(fd)
-        }
-    }
-
     func upperStat(_ n: OverlayInode) throws(FSError) -> stat {
         switch try upperObject(n) {
         case .descriptor(let fd): return try Sys.fstat(fd)
@@ -441,14 +430,14 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         return try locked { () throws(FSError) -> [UInt8] in
             let n = try node(inode)
             if !n.inUpper { return try lower.getxattr(inode: UInt64(n.lower!) + 1, name: name) }
-            return try withPathFD(n) { (fd) throws(FSError) in try Sys.getxattr(fd, name) }
+            return try Sys.getxattr(try upperObject(n), name)
         }
     }
 
     public func listxattr(inode: UInt64) throws(FSError) -> [String] {
         try locked { () throws(FSError) -> [String] in
             let n = try node(inode)
-            let names = n.inUpper ? try withPathFD(n) { (fd) throws(FSError) in try Sys.listxattr(fd) }
+            let names = n.inUpper ? try Sys.listxattr(try upperObject(n))
                                   : try lower.listxattr(inode: UInt64(n.lower!) + 1)
             return names.filter { !Overlay.isPrivate($0) }
         }
