@@ -31,8 +31,9 @@ enum Sys {
     }
 
     /// "/proc/self/fd/N": reaches the object an Sys.oPath descriptor holds. Serving does not
-    /// depend on /proc: only kernels without fchmodat2 (6.6) or the *xattrat calls (6.13), and
-    /// reopening or an xattr of a file whose last name is gone (an orphan), come this way.
+    /// depend on /proc: only kernels without fchmodat2 (6.6), the *xattrat calls (6.13) or
+    /// utimensat's AT_EMPTY_PATH (5.8), and reopening or an xattr of a file whose last name is
+    /// gone (an orphan), come this way.
     static func procPath(_ fd: Int32) -> String { "/proc/self/fd/\(fd)" }
 
     static func openat(_ dir: Int32, _ name: [CChar], _ flags: Int32, _ mode: mode_t = 0) throws(FSError) -> Int32 {
@@ -142,7 +143,11 @@ enum Sys {
 
     /// utimensat of the object an Sys.oPath descriptor holds (a symlink itself, not followed).
     static func utimens(_ fd: Int32, _ times: [timespec]) throws(FSError) {
-        let r = times.withUnsafeBufferPointer { Glibc.utimensat(fd, "", $0.baseAddress, atEmptyPath) }
+        var r = times.withUnsafeBufferPointer { Glibc.utimensat(fd, "", $0.baseAddress, atEmptyPath) }
+        if r < 0 && errno == EINVAL {
+            // Linux before 5.8 takes no AT_EMPTY_PATH here: through /proc, which must then be mounted.
+            r = times.withUnsafeBufferPointer { Glibc.utimensat(AT_FDCWD, procPath(fd), $0.baseAddress, 0) }
+        }
         if r < 0 { throw FSError(errno) }
     }
 
