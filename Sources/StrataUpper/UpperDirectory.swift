@@ -32,8 +32,8 @@ enum Sys {
 
     /// "/proc/self/fd/N": reaches the object an Sys.oPath descriptor holds. Serving does not
     /// depend on /proc: only kernels without fchmodat2 (6.6), the *xattrat calls (6.13) or
-    /// utimensat's AT_EMPTY_PATH (5.8), and reopening or an xattr of a file whose last name is
-    /// gone (an orphan), come this way.
+    /// utimensat's AT_EMPTY_PATH (5.8), and an orphan the work directory could not link
+    /// (`OverlayFileSystem.keepOrphan`), come this way.
     static func procPath(_ fd: Int32) -> String { "/proc/self/fd/\(fd)" }
 
     static func openat(_ dir: Int32, _ name: [CChar], _ flags: Int32, _ mode: mode_t = 0) throws(FSError) -> Int32 {

@@ -18,7 +18,7 @@ struct NoProcMountTests {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let b = try ImageBuilder(layout: temp.child("layout"))
-        try b.addLayer(entries: [Items.dir("d"), Items.file("d/f", "lower", mode: 0o644), Items.symlink("d/l", to: "f"),
+        try b.addLayer(entries: [Items.dir("d"), Items.file("d/f", "lower", mode: 0o644), Items.file("d/o", "lower"), Items.symlink("d/l", to: "f"),
                                  Items.dir("gone"), Items.file("gone/x", "x"), Items.dir("moved"), Items.file("moved/y", "y")])
         try b.write(tag: "t")
         let mnt = try temp.makeDirectory("mnt")
@@ -44,6 +44,10 @@ struct NoProcMountTests {
         setfattr -n user.k -v v new; setfattr -n user.k -v w nd
         rm -r gone; mkdir gone                                               # opaque directory
         mv moved moved2                                                      # redirect
+        # An orphan: read-only handle of a lower file, written through another, then unlinked.
+        # The first read through the first handle reopens the upper copy, which has no name left.
+        exec 3<d/o; exec 4>>d/o; printf X >&4; exec 4>&-; rm d/o
+        echo "orphan=$(cat <&3)"; exec 3<&-
         echo "new=$(stat -c '%a %Y' new) $(getfattr --only-values -n user.k new)"
         echo "nd=$(stat -c '%a %Y' nd) $(getfattr --only-values -n user.k nd)"
         echo "f=$(stat -c '%a' d/f) $(cat d/f)"
@@ -65,6 +69,7 @@ struct NoProcMountTests {
         #expect(lines["l"] == "symbolic link 1222222222")
         #expect(lines["gone"] == "0")
         #expect(lines["moved2"] == "y")
+        #expect(lines["orphan"] == "lowerX")
         // Nothing of the namespace's mount is left behind (the daemon went with it).
         #expect(MountTable.mounts(under: temp.path).isEmpty)
     }
