@@ -121,7 +121,11 @@ public enum IndexBuilder {
     /// entries that carry no meaning for the view (aufs hardlink directories).
     static func convert(_ e: TarEntry, blob: LayerBlob) throws -> IndexEntryInput? {
         func fail(_ why: String) -> IndexError {
-            IndexError("\(blob.name): entry '\(e.pathString)' at offset \(e.headerOffset): \(why)")
+            IndexError("\(blob.name): entry '\(PathNormalizer.abbreviated(e.path))' at offset \(e.headerOffset): \(why)")
+        }
+        func checked(_ input: IndexEntryInput) throws -> IndexEntryInput {
+            if let why = PathNormalizer.limitViolation(input) { throw fail(why) }
+            return input
         }
         let path: [UInt8]
         do { path = try PathNormalizer.normalize(e.path) } catch { throw fail("path escapes the root") }
@@ -141,12 +145,12 @@ public enum IndexBuilder {
             input.path = dir
             input.kind = .opaque
             input.size = 0; input.storedSize = 0
-            return input
+            return try checked(input)
         case .hides(let hidden):
             input.path = hidden
             input.kind = .whiteout
             input.size = 0; input.storedSize = 0
-            return input
+            return try checked(input)
         }
         switch e.type {
         case .regular: input.kind = .regular
@@ -161,7 +165,7 @@ public enum IndexBuilder {
         case .fifo: input.kind = .fifo; input.size = 0
         }
         if path.isEmpty && input.kind != .directory { throw fail("the root must be a directory") }
-        return input
+        return try checked(input)
     }
 }
 

@@ -28,6 +28,9 @@ public struct IndexEntry {
     public var sparseFirst: UInt32
     public var sparseCount: UInt32
 
+    /// The permission bits of every symlink, as Linux shows them.
+    public static let symlinkMode: UInt32 = 0o777
+
     /// The last path component.
     public var name: UnsafeRawBufferPointer { splitPath(path).name }
 

@@ -130,12 +130,15 @@ public final class LayerIndex: @unchecked Sendable {
     public func entry(_ i: Int) -> IndexEntry {
         let r = entriesOffset + i * IndexFormat.entrySize
         let b = bytes
+        let kind = IndexEntryKind(rawValue: b[r + 16]) ?? .regular
         return IndexEntry(
             path: string(b.u32(r), b.u32(r + 4)),
             linkTarget: string(b.u32(r + 8), b.u32(r + 12)),
-            kind: IndexEntryKind(rawValue: b[r + 16]) ?? .regular,
+            kind: kind,
             isSparse: b[r + 17] & 1 != 0,
-            mode: b.u32(r + 20), uid: b.u32(r + 24), gid: b.u32(r + 28),
+            // The record keeps the header's mode; a symlink on Linux is always 0777 (ext4,
+            // overlayfs, umoci), whatever some tar writers put there.
+            mode: kind == .symlink ? IndexEntry.symlinkMode : b.u32(r + 20), uid: b.u32(r + 24), gid: b.u32(r + 28),
             size: b.u64(r + 32), dataOffset: b.u64(r + 40), storedSize: b.u64(r + 48),
             mtimeSeconds: b.i64(r + 56), mtimeNanoseconds: b.u32(r + 64),
             devMajor: b.u32(r + 68), devMinor: b.u32(r + 72),

@@ -23,6 +23,41 @@ enum PathNormalizer {
         return out
     }
 
+    /// NAME_MAX: the longest name a Linux file system takes (a longer one makes its whole
+    /// directory unlistable through the kernel: readdir fails with ENAMETOOLONG).
+    static let nameMax = 255
+    /// PATH_MAX less its NUL: the longest path, or symlink target, the kernel takes in one call.
+    static let pathMax = 4095
+
+    /// Why an entry cannot be served as Linux would hold it (umoci refuses such entries too),
+    /// or nil: a path component over NAME_MAX, a path or a link target over PATH_MAX.
+    static func limitViolation(_ e: IndexEntryInput) -> String? {
+        if let why = limitViolation(path: e.path) { return why }
+        switch e.kind {
+        case .symlink where e.linkTarget.count > pathMax:
+            return "symlink target of \(e.linkTarget.count) bytes is longer than \(pathMax) (PATH_MAX)"
+        case .hardlink:
+            return limitViolation(path: e.linkTarget).map { "hardlink target: " + $0 }
+        default:
+            return nil
+        }
+    }
+
+    /// The rule for a normalised path.
+    static func limitViolation(path: [UInt8]) -> String? {
+        if path.count > pathMax { return "path of \(path.count) bytes is longer than \(pathMax) (PATH_MAX)" }
+        for name in path.split(separator: UInt8(ascii: "/")) where name.count > nameMax {
+            return "name '\(abbreviated(name))' is longer than \(nameMax) bytes (NAME_MAX)"
+        }
+        return nil
+    }
+
+    /// A name for a one-line message: its first 64 bytes, and its length when it is longer.
+    static func abbreviated<C: Collection<UInt8>>(_ bytes: C) -> String {
+        if bytes.count <= 64 { return String(decoding: bytes, as: UTF8.self) }
+        return String(decoding: bytes.prefix(64), as: UTF8.self) + "…(\(bytes.count) bytes)"
+    }
+
     static let whiteoutPrefix: [UInt8] = Array(".wh.".utf8)
     static let opaqueName: [UInt8] = Array(".wh..wh..opq".utf8)
     static let metaPrefix: [UInt8] = Array(".wh..wh.".utf8)

@@ -157,6 +157,45 @@ public enum LinuxCalls {
         strata_fremovexattr(fd, name)
     }
 
+    // MARK: By descriptor and name (-1 with errno; ENOSYS on kernels that lack them)
+    //
+    // `dir` may be an O_PATH descriptor; `atFlags` takes AT_SYMLINK_NOFOLLOW (and, for
+    // fchmodat2, AT_EMPTY_PATH: the descriptor's own object). None needs /proc.
+
+    /// fchmodat2(2), Linux 6.6: unlike fchmodat, it takes AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH.
+    @inline(__always)
+    public static func fchmodat2(_ dir: Int32, _ path: UnsafePointer<CChar>, _ mode: UInt32, _ atFlags: Int32) -> Int32 {
+        strata_fchmodat2(dir, path, mode, atFlags)
+    }
+
+    /// getxattrat(2), Linux 6.13.
+    @inline(__always)
+    public static func getxattrat(_ dir: Int32, _ path: UnsafePointer<CChar>, _ atFlags: Int32, _ name: UnsafePointer<CChar>,
+                                  _ value: UnsafeMutableRawPointer?, _ size: Int) -> Int {
+        strata_getxattrat(dir, path, atFlags, name, value, size)
+    }
+
+    /// setxattrat(2), Linux 6.13; `flags` as setxattr's (XATTR_CREATE, XATTR_REPLACE).
+    @inline(__always)
+    public static func setxattrat(_ dir: Int32, _ path: UnsafePointer<CChar>, _ atFlags: Int32, _ name: UnsafePointer<CChar>,
+                                  _ value: UnsafeRawPointer?, _ size: Int, _ flags: Int32) -> Int32 {
+        strata_setxattrat(dir, path, atFlags, name, value, size, flags)
+    }
+
+    /// listxattrat(2), Linux 6.13.
+    @inline(__always)
+    public static func listxattrat(_ dir: Int32, _ path: UnsafePointer<CChar>, _ atFlags: Int32,
+                                   _ list: UnsafeMutablePointer<CChar>?, _ size: Int) -> Int {
+        strata_listxattrat(dir, path, atFlags, list, size)
+    }
+
+    /// removexattrat(2), Linux 6.13.
+    @inline(__always)
+    public static func removexattrat(_ dir: Int32, _ path: UnsafePointer<CChar>, _ atFlags: Int32,
+                                     _ name: UnsafePointer<CChar>) -> Int32 {
+        strata_removexattrat(dir, path, atFlags, name)
+    }
+
     /// The size-then-fetch dance of the xattr list and get calls: `call(nil, 0)` for the size,
     /// then `call(buffer, size)`, again while the value grows in between (ERANGE), retrying on
     /// EINTR. Returns the bytes (a list of names is NUL-terminated names), or nil when the call

@@ -27,8 +27,10 @@ public enum Items {
                   mtimeSeconds: mtime, mtimeNanoseconds: nanoseconds, xattrs: sorted(xattrs)), [])
     }
 
-    public static func symlink(_ path: String, to target: String, uid: UInt32 = 0, gid: UInt32 = 0, mtime: Int64 = mtime) -> TarItem {
-        (TarEntry(path: Array(path.utf8), type: .symlink, mode: 0o777, uid: uid, gid: gid, mtimeSeconds: mtime,
+    /// `mode`: what the header says; some tar writers put 0644 there (Linux shows 0777 anyway).
+    public static func symlink(_ path: String, to target: String, mode: UInt32 = 0o777, uid: UInt32 = 0, gid: UInt32 = 0,
+                               mtime: Int64 = mtime) -> TarItem {
+        (TarEntry(path: Array(path.utf8), type: .symlink, mode: mode, uid: uid, gid: gid, mtimeSeconds: mtime,
                   linkTarget: Array(target.utf8)), [])
     }
 

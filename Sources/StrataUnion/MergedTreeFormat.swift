@@ -30,7 +30,9 @@
 /// of layers, or a rebuilt index, finds its own tree.
 enum MergedTreeFormat {
     static let magic: [UInt8] = Array("STRATATR".utf8)
-    static let version: UInt32 = 1   // also part of the file's name (MergedTreeWriter.key)
+    // also part of the file's name (MergedTreeWriter.key). 2: symlinks are 0777 whatever their
+    // tar header says (trees of version 1 carried the header's mode).
+    static let version: UInt32 = 2
     static let headerSize = 160
     static let layerSize = 80
     static let attributeSize = 24

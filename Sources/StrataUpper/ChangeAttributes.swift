@@ -28,7 +28,7 @@ extension OverlayFileSystem {
                     let mode = mode_t(st.st_mode & 0o7777)
                     switch object {
                     case .entry(let dir, let name): try Sys.chmodat(dir, name, mode)
-                    case .descriptor(let fd): _ = try Sys.check { chmod(Sys.procPath(fd), mode) }
+                    case .descriptor(let fd): try Sys.chmod(fd, mode)
                     }
                 }
             }
@@ -42,7 +42,7 @@ extension OverlayFileSystem {
             if let mode = changes.mode {
                 switch object {
                 case .entry(let dir, let name): try Sys.chmodat(dir, name, mode_t(mode & 0o7777))
-                case .descriptor(let fd): _ = try Sys.check { chmod(Sys.procPath(fd), mode_t(mode & 0o7777)) }
+                case .descriptor(let fd): try Sys.chmod(fd, mode_t(mode & 0o7777))
                 }
             }
             if let size = changes.size {
@@ -66,9 +66,7 @@ extension OverlayFileSystem {
                 let times = [spec(changes.atime), spec(changes.mtime)]
                 switch object {
                 case .entry(let dir, let name): try Sys.utimensat(dir, name, times)
-                case .descriptor(let fd):
-                    let r = times.withUnsafeBufferPointer { utimensat(AT_FDCWD, Sys.procPath(fd), $0.baseAddress, 0) }
-                    if r < 0 { throw FSError(errno) }
+                case .descriptor(let fd): try Sys.utimens(fd, times)
                 }
             }
             return try attributes(n)
@@ -80,7 +78,7 @@ extension OverlayFileSystem {
         try locked { () throws(FSError) in
             let n = try node(inode)
             try copyUp(n)
-            try withPathFD(n) { (fd) throws(FSError) in try Sys.setxattr(fd, name, value, flags) }
+            try Sys.setxattr(try upperObject(n), name, value, flags)
         }
     }
 
@@ -93,7 +91,7 @@ extension OverlayFileSystem {
                 _ = try lower.getxattr(inode: UInt64(n.lower!) + 1, name: name)
                 try copyUp(n)
             }
-            try withPathFD(n) { (fd) throws(FSError) in try Sys.removexattr(fd, name) }
+            try Sys.removexattr(try upperObject(n), name)
         }
     }
 }

@@ -80,11 +80,9 @@ extension OverlayFileSystem {
         // chown first: it clears set-id bits and capabilities that chmod and xattrs then restore.
         try Sys.fchownat(dir, name, a.uid, a.gid)
         if !isLink { try Sys.chmodat(dir, name, mode_t(a.mode & 0o7777)) }
-        let fd = try Sys.pathFD(dir, name)
-        defer { close(fd) }
         for xattr in (try? lower.listxattr(inode: UInt64(l) + 1)) ?? [] where !Overlay.isPrivate(xattr) {
             guard let value = try? lower.getxattr(inode: UInt64(l) + 1, name: xattr) else { continue }
-            do throws(FSError) { try Sys.setxattr(fd, xattr, value) } catch {
+            do throws(FSError) { try Sys.setxattr(.entry(directory: dir, name: name), xattr, value) } catch {
                 // user.* cannot be set on symlinks or devices; other namespaces must copy.
                 if !(xattr.hasPrefix("user.") && error.code == EPERM) { throw error }
             }
@@ -104,7 +102,7 @@ extension OverlayFileSystem {
         let before = try Sys.fstat(dir)
         try body()
         let times = [before.st_atim, before.st_mtim]
-        _ = times.withUnsafeBufferPointer { Glibc.utimensat(AT_FDCWD, Sys.procPath(dir), $0.baseAddress, 0) }
+        try? Sys.utimens(dir, times)
         var shown = Timestamp(seconds: Int64(before.st_ctim.tv_sec), nanoseconds: UInt32(before.st_ctim.tv_nsec))
         if let shield = ctimeShield[node.id], shield.upper.tv_sec == before.st_ctim.tv_sec,
            shield.upper.tv_nsec == before.st_ctim.tv_nsec { shown = shield.shown }

@@ -122,6 +122,7 @@ extension OverlayFileSystem {
             if source.isDirectory { throw FSError(EPERM) }
             try copyUp(source)
             let object = try upperObject(source)
+            if source.orphanName != nil { throw FSError(ENOENT) }   // an unlinked open file cannot get a name back
             let n = try install(newParent, newName, directory: false) { (temp, _) throws(FSError) in
                 switch object {
                 case .entry(let dir, let name): try Sys.linkat(dir, name, workFD, temp)
@@ -157,7 +158,7 @@ extension OverlayFileSystem {
                 if (target.opens > 0 || target.lookups > 0) && lastName && target.orphanFD == nil {
                     // Still open, or known to the kernel (fstat of an O_PATH descriptor, a
                     // cwd): keep it reachable until released and forgotten, as ext4 does.
-                    target.orphanFD = try Sys.pathFD(pfd, cname)
+                    try keepOrphan(target, pfd, cname)
                 }
                 if hidesLower {
                     let temp = tempName()

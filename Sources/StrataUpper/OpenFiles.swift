@@ -17,6 +17,8 @@ extension OverlayFileSystem {
     func openUpper(_ n: OverlayInode, flags: Int32) throws(FSError) -> Int32 {
         switch try upperObject(n) {
         case .entry(let dir, let name): return try Sys.openat(dir, name, flags)
+        // Only an orphan whose scratch link could not be made is reached by descriptor: no
+        // call reopens an O_PATH descriptor but open(2) of its /proc/self/fd link.
         case .descriptor(let fd): return try Sys.check { Glibc.open(Sys.procPath(fd), flags | O_CLOEXEC) }
         }
     }

@@ -105,7 +105,7 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     }
 
     deinit {
-        for node in nodes.values { node.closeDescriptors() }
+        for node in nodes.values { dropOrphanName(node); node.closeDescriptors() }
         for h in handles.values { if let fd = h.fd { close(fd) } }
         close(upperFD); close(workFD)
         for fd in lockFDs { close(fd) }
@@ -311,6 +311,7 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     /// Drops a node the kernel no longer knows and nobody has open.
     func dropIfUnused(_ n: OverlayInode) {
         guard n.id != Self.rootID, n.lookups == 0, n.opens == 0, !n.copyingUp else { return }
+        dropOrphanName(n)
         n.closeDescriptors()
         nodes[n.id] = nil
     }
@@ -329,19 +330,25 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         for link in n.links {
             if let p = nodes[link.parent], p.inUpper, let pfd = p.directoryFD { return .entry(directory: pfd, name: Sys.name(link.name)) }
         }
+        if let name = n.orphanName { return .entry(directory: workFD, name: name) }
         if let fd = n.orphanFD { return .descriptor(fd) }
         throw FSError(ESTALE)
     }
 
-    /// An Sys.oPath descriptor of the node's upper object, closed by the caller when `owned`.
-    func withPathFD<T>(_ n: OverlayInode, _ body: (Int32) throws(FSError) -> T) throws(FSError) -> T {
-        switch try upperObject(n) {
-        case .descriptor(let fd): return try body(fd)
-        case .entry(let dir, let name):
-            let fd = try Sys.pathFD(dir, name)
-            defer { close(fd) }
-            return try body(fd)
-        }
+    /// Called before the last name of `n` (open, or known to the kernel) goes from `dir`: keeps
+    /// it reachable by descriptor (`orphanFD`) and by a name in the work directory's scratch,
+    /// so that reopening it needs no /proc. Without that name (a file system refusing the
+    /// link), /proc/self/fd is the way.
+    func keepOrphan(_ n: OverlayInode, _ dir: Int32, _ name: [CChar]) throws(FSError) {
+        n.orphanFD = try Sys.pathFD(dir, name)
+        let temp = tempName()
+        if Glibc.linkat(dir, name, workFD, temp, 0) == 0 { n.orphanName = temp }
+    }
+
+    func dropOrphanName(_ n: OverlayInode) {
+        guard let name = n.orphanName else { return }
+        _ = Glibc.unlinkat(workFD, name, 0)
+        n.orphanName = nil
     }
 
     func upperStat(_ n: OverlayInode) throws(FSError) -> stat {
@@ -441,14 +448,14 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         return try locked { () throws(FSError) -> [UInt8] in
             let n = try node(inode)
             if !n.inUpper { return try lower.getxattr(inode: UInt64(n.lower!) + 1, name: name) }
-            return try withPathFD(n) { (fd) throws(FSError) in try Sys.getxattr(fd, name) }
+            return try Sys.getxattr(try upperObject(n), name)
         }
     }
 
     public func listxattr(inode: UInt64) throws(FSError) -> [String] {
         try locked { () throws(FSError) -> [String] in
             let n = try node(inode)
-            let names = n.inUpper ? try withPathFD(n) { (fd) throws(FSError) in try Sys.listxattr(fd) }
+            let names = n.inUpper ? try Sys.listxattr(try upperObject(n))
                                   : try lower.listxattr(inode: UInt64(n.lower!) + 1)
             return names.filter { !Overlay.isPrivate($0) }
         }

@@ -32,6 +32,9 @@ final class OverlayInode {
     var opens: Int = 0
     /// The upper object of a file whose last name was removed while it was open (Sys.oPath).
     var orphanFD: Int32?
+    /// The orphan's hard link in the work directory's scratch (`OverlayFileSystem.keepOrphan`):
+    /// reopening it and its xattrs then need no /proc/self/fd. Removed when the node goes.
+    var orphanName: [CChar]?
     /// Removed from the view while still known to the kernel or open: reports nlink 0.
     var unlinked = false
     /// When a lower-only file was removed from the view (its ctime from then on).

@@ -61,7 +61,7 @@ extension OverlayFileSystem {
                         try clearWhiteouts(target)   // empty in the view; let the upper replace it
                     } else if target.inUpper, target.opens > 0 || target.lookups > 0, target.orphanFD == nil,
                               let st = try? Sys.stat(npfd, cto), st.st_nlink <= 1 {
-                        target.orphanFD = try? Sys.pathFD(npfd, cto)
+                        try? keepOrphan(target, npfd, cto)
                     }
                 } else if source.isDirectory, let st = try Sys.statIfPresent(npfd, cto), Overlay.isWhiteout(st) {
                     try Sys.unlinkat(npfd, cto)   // a directory cannot replace a device

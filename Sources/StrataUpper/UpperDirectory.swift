@@ -30,8 +30,10 @@ enum Sys {
         bytes.withUnsafeBytes { name($0) }
     }
 
-    /// "/proc/self/fd/N": reaches the object an Sys.oPath descriptor holds, for the calls that take
-    /// no descriptor (xattrs, chmod, utimens on symlinks and devices).
+    /// "/proc/self/fd/N": reaches the object an Sys.oPath descriptor holds. Serving does not
+    /// depend on /proc: only kernels without fchmodat2 (6.6), the *xattrat calls (6.13) or
+    /// utimensat's AT_EMPTY_PATH (5.8), and an orphan the work directory could not link
+    /// (`OverlayFileSystem.keepOrphan`), come this way.
     static func procPath(_ fd: Int32) -> String { "/proc/self/fd/\(fd)" }
 
     static func openat(_ dir: Int32, _ name: [CChar], _ flags: Int32, _ mode: mode_t = 0) throws(FSError) -> Int32 {
@@ -112,13 +114,40 @@ enum Sys {
 
     /// chmod of an entry without following a symlink (symlinks have no mode to change).
     static func chmodat(_ dir: Int32, _ name: [CChar], _ mode: mode_t) throws(FSError) {
-        let fd = try pathFD(dir, name)
-        defer { close(fd) }
-        _ = try check { chmod(procPath(fd), mode) }
+        try fchmodat2(dir, name, mode, AT_SYMLINK_NOFOLLOW)
+    }
+
+    /// chmod of the object an Sys.oPath descriptor holds.
+    static func chmod(_ fd: Int32, _ mode: mode_t) throws(FSError) {
+        try fchmodat2(fd, [0], mode, atEmptyPath)
+    }
+
+    private static func fchmodat2(_ dir: Int32, _ name: [CChar], _ mode: mode_t, _ flags: Int32) throws(FSError) {
+        while LinuxCalls.fchmodat2(dir, name, UInt32(mode), flags) != 0 {
+            let code = errno
+            if code == EINTR { continue }
+            guard code == ENOSYS else { throw FSError(code) }
+            // Linux before 6.6: through /proc, which must then be mounted.
+            if flags & atEmptyPath != 0 { _ = try check { Glibc.chmod(procPath(dir), mode) }; return }
+            let fd = try pathFD(dir, name)
+            defer { close(fd) }
+            _ = try check { Glibc.chmod(procPath(fd), mode) }
+            return
+        }
     }
 
     static func utimensat(_ dir: Int32, _ name: [CChar], _ times: [timespec]) throws(FSError) {
         let r = times.withUnsafeBufferPointer { Glibc.utimensat(dir, name, $0.baseAddress, AT_SYMLINK_NOFOLLOW) }
+        if r < 0 { throw FSError(errno) }
+    }
+
+    /// utimensat of the object an Sys.oPath descriptor holds (a symlink itself, not followed).
+    static func utimens(_ fd: Int32, _ times: [timespec]) throws(FSError) {
+        var r = times.withUnsafeBufferPointer { Glibc.utimensat(fd, "", $0.baseAddress, atEmptyPath) }
+        if r < 0 && errno == EINVAL {
+            // Linux before 5.8 takes no AT_EMPTY_PATH here: through /proc, which must then be mounted.
+            r = times.withUnsafeBufferPointer { Glibc.utimensat(AT_FDCWD, procPath(fd), $0.baseAddress, 0) }
+        }
         if r < 0 { throw FSError(errno) }
     }
 
@@ -129,40 +158,77 @@ enum Sys {
         return buffer[0..<n].map { UInt8(bitPattern: $0) }
     }
 
-    // MARK: xattrs, on Sys.oPath descriptors through /proc (they work on symlinks and devices alike)
+    // MARK: xattrs
 
-    static func getxattr(_ fd: Int32, _ name: String) throws(FSError) -> [UInt8] {
-        let path = procPath(fd)
+    /// Runs an xattr call without /proc: by name in its directory, or as "." of a directory
+    /// descriptor. Kernels before 6.13 (ENOSYS) and a descriptor of a file whose last name is
+    /// gone (ENOTDIR, ENOENT from ".") take `viaProc` with the /proc/self/fd path instead.
+    static func xattrCall<T: BinaryInteger>(_ target: OverlayFileSystem.UpperObject, _ at: (Int32, UnsafePointer<CChar>, Int32) -> T,
+                                            viaProc: (String) -> T) -> T {
+        switch target {
+        case .entry(let dir, let name):
+            let r = at(dir, name, AT_SYMLINK_NOFOLLOW)
+            guard r < 0, errno == ENOSYS else { return r }
+            let fd = Glibc.openat(dir, name, Sys.oPath | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { return -1 }
+            let r2 = viaProc(procPath(fd))
+            let code = errno
+            close(fd)
+            errno = code
+            return r2
+        case .descriptor(let fd):
+            let r = at(fd, ".", 0)
+            guard r < 0, [ENOSYS, ENOTDIR, ENOENT].contains(errno) else { return r }
+            return viaProc(procPath(fd))
+        }
+    }
+
+    static func getxattr(_ target: OverlayFileSystem.UpperObject, _ name: String) throws(FSError) -> [UInt8] {
         do throws(SystemError) {
             return try LinuxCalls.sizedXattrQuery(operation: "getxattr", absentWhen: []) { buffer, size in
-                LinuxCalls.getxattr(path, name, buffer, size)
+                xattrCall(target, { LinuxCalls.getxattrat($0, $1, $2, name, buffer, size) },
+                          viaProc: { LinuxCalls.getxattr($0, name, buffer, size) })
             } ?? []
         } catch { throw FSError(error.code) }
     }
+
+    static func getxattr(_ fd: Int32, _ name: String) throws(FSError) -> [UInt8] { try getxattr(.descriptor(fd), name) }
 
     static func getxattrIfPresent(_ fd: Int32, _ name: String) -> [UInt8]? {
         try? getxattr(fd, name)
     }
 
-    static func setxattr(_ fd: Int32, _ name: String, _ value: UnsafeRawBufferPointer, _ flags: Int32) throws(FSError) {
-        _ = try check { LinuxCalls.setxattr(procPath(fd), name, value.baseAddress, value.count, flags) }
+    static func setxattr(_ target: OverlayFileSystem.UpperObject, _ name: String, _ value: UnsafeRawBufferPointer, _ flags: Int32) throws(FSError) {
+        _ = try check {
+            xattrCall(target, { LinuxCalls.setxattrat($0, $1, $2, name, value.baseAddress, value.count, flags) },
+                      viaProc: { LinuxCalls.setxattr($0, name, value.baseAddress, value.count, flags) })
+        }
     }
 
-    static func setxattr(_ fd: Int32, _ name: String, _ value: [UInt8]) throws(FSError) {
-        let r = value.withUnsafeBytes { LinuxCalls.setxattr(procPath(fd), name, $0.baseAddress, $0.count, 0) }
+    static func setxattr(_ target: OverlayFileSystem.UpperObject, _ name: String, _ value: [UInt8]) throws(FSError) {
+        let r = value.withUnsafeBytes { v in
+            xattrCall(target, { LinuxCalls.setxattrat($0, $1, $2, name, v.baseAddress, v.count, 0) },
+                      viaProc: { LinuxCalls.setxattr($0, name, v.baseAddress, v.count, 0) })
+        }
         if r < 0 { throw FSError(errno) }
     }
 
-    static func removexattr(_ fd: Int32, _ name: String) throws(FSError) {
-        _ = try check { LinuxCalls.removexattr(procPath(fd), name) }
+    static func setxattr(_ fd: Int32, _ name: String, _ value: [UInt8]) throws(FSError) {
+        try setxattr(.descriptor(fd), name, value)
     }
 
-    static func listxattr(_ fd: Int32) throws(FSError) -> [String] {
-        let path = procPath(fd)
+    static func removexattr(_ target: OverlayFileSystem.UpperObject, _ name: String) throws(FSError) {
+        _ = try check {
+            xattrCall(target, { LinuxCalls.removexattrat($0, $1, $2, name) }, viaProc: { LinuxCalls.removexattr($0, name) })
+        }
+    }
+
+    static func listxattr(_ target: OverlayFileSystem.UpperObject) throws(FSError) -> [String] {
         let list: [UInt8]?
         do throws(SystemError) {
             list = try LinuxCalls.sizedXattrQuery(operation: "listxattr", absentWhen: []) { buffer, size in
-                LinuxCalls.listxattr(path, buffer, size)
+                xattrCall(target, { LinuxCalls.listxattrat($0, $1, $2, buffer, size) },
+                          viaProc: { LinuxCalls.listxattr($0, buffer, size) })
             }
         } catch { throw FSError(error.code) }
         return (list ?? []).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }

@@ -43,6 +43,6 @@ enum Overlay {
     }
 
     static func removeRedirect(_ dirFD: Int32) {
-        _ = LinuxCalls.removexattr(Sys.procPath(dirFD), redirectXattr)
+        try? Sys.removexattr(.descriptor(dirFD), redirectXattr)
     }
 }
