@@ -23,18 +23,26 @@ public struct StrataProcessMounter: Mounter {
     public var platform: String?
     /// Passed on as `strata mount --stats`: what serving the rootfs cost, written at unmount.
     public var stats: String?
+    /// Passed on as `strata mount --suid` (root only): setuid programs in the image work.
+    public var suid: Bool
 
-    public init(executable: String = "/proc/self/exe", cache: String? = nil, platform: String? = nil, stats: String? = nil) {
+    public init(executable: String = "/proc/self/exe", cache: String? = nil, platform: String? = nil, stats: String? = nil,
+                suid: Bool = false) {
         self.executable = executable
         self.cache = cache
         self.platform = platform
         self.stats = stats
+        self.suid = suid
     }
+
+    /// Container roots are mounted suid when root mounts them, as kernel overlayfs gives them.
+    public static var suidForContainers: Bool { geteuid() == 0 }
 
     /// The arguments of `strata mount`. The mount must be seen by the container's user,
     /// which is not the mounting root once the runtime switched to `process.user`.
     public func mountArguments(image: String, rootfs: String, upper: String?, work: String?) -> [String] {
         var args = ["mount", "--allow-other"]
+        if suid { args.append("--suid") }
         if let cache { args += ["--cache", cache] }
         if let platform { args += ["--platform", platform] }
         if let stats { args += ["--stats", stats] }

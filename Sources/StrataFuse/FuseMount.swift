@@ -13,56 +13,61 @@ public enum FuseMount {
         return mountPoints().contains(target)
     }
 
-    /// Unmounts `path`. As root: umount2, then a lazy detach if busy. Otherwise fusermount3
-    /// -u, then -uz. A path that is not mounted is an error naming it.
+    /// The file system type strata mounts show in mountinfo.
+    public static let fsType = "fuse.strata"
+
+    /// Unmounts the strata mount at `path`, never lazily while it is live: anything else
+    /// mounted there (a tmpfs, /proc) is an error naming its type, and a mount some process
+    /// still uses (in any mount namespace) is refused naming the PIDs. A stale mount (its
+    /// daemon died, every access answers ENOTCONN) serves nobody and is cleared, lazily if
+    /// it must be. Root calls umount2; others fusermount3.
     public static func unmount(_ path: String) throws {
         let target = absolute(path)
-        guard mountPoints().contains(target) else { throw FuseError(.notMounted, mountpoint: target) }
+        guard let entry = MountEntry.top(at: target) else { throw FuseError(.notMounted, mountpoint: target) }
+        guard entry.fsType == fsType else { throw FuseError(.notStrata(entry.fsType), mountpoint: target) }
+        if isStale(target) { return try clearStale(target) }
+        let users = MountUsers.processes(major: entry.major, minor: entry.minor)
+        guard users.isEmpty else { throw FuseError(.busy(users), mountpoint: target) }
+        if geteuid() == 0 {
+            if umount2(target, 0) == 0 { return }
+            let code = errno
+            guard code == EBUSY else {
+                throw FuseError(.unmountFailed(String(cString: strerror(code))), mountpoint: target)
+            }
+        } else {
+            if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
+            guard MountEntry.top(at: target) == entry else { return }
+        }
+        // Busy after all (a process came meanwhile, or one /proc does not show).
+        throw FuseError(.busy(MountUsers.processes(major: entry.major, minor: entry.minor)), mountpoint: target)
+    }
+
+    /// A dead daemon's mount: the kernel answers ENOTCONN without asking anyone.
+    static func isStale(_ target: String) -> Bool {
+        var st = stat()
+        return stat(target, &st) != 0 && errno == ENOTCONN
+    }
+
+    /// Nothing serves a stale mount, so a lazy detach loses no one's writes.
+    private static func clearStale(_ target: String) throws {
         if geteuid() == 0 {
             if umount2(target, 0) == 0 { return }
             let first = errno
             if umount2(target, Int32(MNT_DETACH)) == 0 { return }
             let second = errno
-            throw FuseError(.unmountFailed("\(String(cString: strerror(first))); lazy: \(String(cString: strerror(second)))"),
+            throw FuseError(.unmountFailed("stale mount: \(String(cString: strerror(first))); lazy: \(String(cString: strerror(second)))"),
                             mountpoint: target)
         }
         if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
         if run("/usr/bin/fusermount3", ["-uz", target]) == 0 { return }
-        throw FuseError(.unmountFailed("fusermount3 -u and -uz failed"), mountpoint: target)
+        throw FuseError(.unmountFailed("stale mount: fusermount3 -u and -uz failed"), mountpoint: target)
     }
 
     // MARK: - Helpers
 
-    /// Mount points from /proc/self/mountinfo (field 5, octal escapes decoded).
+    /// Mount points from /proc/self/mountinfo.
     static func mountPoints() -> Set<String> {
-        guard let bytes = try? FileIO.readAll("/proc/self/mountinfo") else { return [] }
-        var result = Set<String>()
-        for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-            guard fields.count > 4 else { continue }
-            result.insert(unescape(fields[4]))
-        }
-        return result
-    }
-
-    private static func unescape(_ field: ArraySlice<UInt8>) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(field.count)
-        var index = field.startIndex
-        while index < field.endIndex {
-            let byte = field[index]
-            if byte == UInt8(ascii: "\\"), index + 3 < field.endIndex {
-                let digits = field[(index + 1)...(index + 3)]
-                if digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "7") }) {
-                    out.append(digits.reduce(0) { $0 &* 8 &+ ($1 - UInt8(ascii: "0")) })
-                    index += 4
-                    continue
-                }
-            }
-            out.append(byte)
-            index += 1
-        }
-        return String(decoding: out, as: UTF8.self)
+        Set(MountEntry.read().map(\.mountpoint))
     }
 
     /// An absolute, lexically normalised path. realpath() would stat the mount point, which

@@ -65,7 +65,8 @@ enum BundleCommand {
             .inBundle
         }
         let mounter = StrataProcessMounter(cache: a["--cache"].map(MountCommand.absolute), platform: a["--platform"],
-                                           stats: a["--stats"].map(MountCommand.absolute))
+                                           stats: a["--stats"].map(MountCommand.absolute),
+                                           suid: StrataProcessMounter.suidForContainers)
         let request = BundleBuilder.Request(image: reference, config: image.config,
                                             manifestDigest: image.manifestDigest.description,
                                             directory: directory, upper: upper)

@@ -228,7 +228,8 @@ struct MountJSON: Encodable {
 /// The store's mounts are `strata mount` processes of our own executable, as bundles' are.
 struct ProcessSnapshotMounter: SnapshotMounter {
     func mount(image: String, at mountpoint: String, upper: String?, work: String?, cache: String) throws {
-        try StrataProcessMounter(cache: cache).mount(image: image, at: mountpoint, upper: upper, work: work)
+        try StrataProcessMounter(cache: cache, suid: StrataProcessMounter.suidForContainers)
+            .mount(image: image, at: mountpoint, upper: upper, work: work)
     }
 
     func unmount(_ mountpoint: String) throws {
