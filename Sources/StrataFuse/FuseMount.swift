@@ -42,10 +42,11 @@ public enum FuseMount {
         throw FuseError(.busy(MountUsers.processes(major: entry.major, minor: entry.minor)), mountpoint: target)
     }
 
-    /// A dead daemon's mount: the kernel answers ENOTCONN without asking anyone.
+    /// A dead daemon's mount: the kernel answers ENOTCONN without asking anyone. statvfs
+    /// (statfs), unlike stat, is never answered from the kernel's attribute cache.
     static func isStale(_ target: String) -> Bool {
-        var st = stat()
-        return stat(target, &st) != 0 && errno == ENOTCONN
+        var fs = statvfs()
+        return statvfs(target, &fs) != 0 && errno == ENOTCONN
     }
 
     /// Nothing serves a stale mount, so a lazy detach loses no one's writes.
