@@ -45,11 +45,18 @@ enum MountUsers {
         return result
     }
 
-    /// stat follows /proc's magic link to the directory itself, wherever it is mounted.
+    /// statx follows /proc's magic link to the directory itself, wherever it is mounted.
+    /// AT_STATX_DONT_SYNC: the device is the superblock's, so no file system (a hung FUSE
+    /// daemon, an unreachable NFS server) need be asked.
     private static func onDevice(_ link: String, _ major: UInt32, _ minor: UInt32) -> Bool {
-        var st = stat()
-        guard stat(link, &st) == 0 else { return false }
-        return deviceMajor(st.st_dev) == major && deviceMinor(st.st_dev) == minor
+        var buffer = [UInt8](repeating: 0, count: max(LinuxCalls.statxSize, 256))
+        let status = buffer.withUnsafeMutableBytes { raw in
+            LinuxCalls.statx(AT_FDCWD, link, LinuxCalls.statxDontSync, 0, raw.baseAddress!)
+        }
+        guard status == 0 else { return false }
+        // struct statx: stx_dev_major at 136, stx_dev_minor at 140.
+        let (ma, mi) = buffer.withUnsafeBytes { ($0.load(fromByteOffset: 136, as: UInt32.self), $0.load(fromByteOffset: 140, as: UInt32.self)) }
+        return ma == major && mi == minor
     }
 
     /// An open descriptor whose mount (fdinfo's mnt_id) is one of `ids`; fdinfo is read
@@ -88,17 +95,6 @@ enum MountUsers {
         let n = readlink(path, &buffer, buffer.count - 1)
         guard n > 0 else { return nil }
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// Linux's dev_t layout (glibc's gnu_dev_major/minor are macros Swift does not import).
-    static func deviceMajor(_ dev: dev_t) -> UInt32 {
-        let d = UInt64(dev)
-        return UInt32(((d >> 8) & 0xfff) | ((d >> 32) & 0xffff_f000))
-    }
-
-    static func deviceMinor(_ dev: dev_t) -> UInt32 {
-        let d = UInt64(dev)
-        return UInt32((d & 0xff) | ((d >> 12) & 0xffff_ff00))
     }
 }
 
