@@ -4,8 +4,8 @@ import Glibc
 import StrataSystem
 
 /// The mount table as this process sees it, and unmounting — also of a stale mount left by a
-/// dead daemon, whose every access answers ENOTCONN. Nothing here touches the mounted tree:
-/// paths are compared lexically against /proc/self/mountinfo.
+/// dead daemon, whose every access answers ENOTCONN. Paths are compared lexically against
+/// /proc/self/mountinfo; only the stale-mount probe (statvfs) reaches the mounted tree.
 public enum FuseMount {
     /// Whether `path` is a mount point (of any filesystem).
     public static func isMounted(_ path: String) -> Bool {
@@ -25,28 +25,52 @@ public enum FuseMount {
         let target = absolute(path)
         guard let entry = MountEntry.top(at: target) else { throw FuseError(.notMounted, mountpoint: target) }
         guard entry.fsType == fsType else { throw FuseError(.notStrata(entry.fsType), mountpoint: target) }
-        if isStale(target) { return try clearStale(target) }
-        let users = MountUsers.processes(major: entry.major, minor: entry.minor)
-        guard users.isEmpty else { throw FuseError(.busy(users), mountpoint: target) }
-        if geteuid() == 0 {
-            if umount2(target, 0) == 0 { return }
-            let code = errno
-            guard code == EBUSY else {
-                throw FuseError(.unmountFailed(String(cString: strerror(code))), mountpoint: target)
+        // Users first: a container's root is a copy of the mount in its own namespace, which
+        // would keep serving after this one went, so umount2 alone would not see it busy.
+        var users = MountUsers.processes(major: entry.major, minor: entry.minor)
+        if users.isEmpty {
+            if geteuid() == 0 {
+                if umount2(target, 0) == 0 { return }
+                let code = errno
+                guard code == EBUSY else {
+                    throw FuseError(.unmountFailed(String(cString: strerror(code))), mountpoint: target)
+                }
+            } else {
+                if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
+                guard MountEntry.top(at: target) == entry else { return }
             }
-        } else {
-            if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
-            guard MountEntry.top(at: target) == entry else { return }
+            // Busy after all: a process came meanwhile, or one /proc does not show.
+            users = MountUsers.processes(major: entry.major, minor: entry.minor)
         }
-        // Busy after all (a process came meanwhile, or one /proc does not show).
-        throw FuseError(.busy(MountUsers.processes(major: entry.major, minor: entry.minor)), mountpoint: target)
+        if isStale(target) { return try clearStale(target) }
+        throw FuseError(.busy(users), mountpoint: target)
     }
 
-    /// A dead daemon's mount: the kernel answers ENOTCONN without asking anyone. statvfs
-    /// (statfs), unlike stat, is never answered from the kernel's attribute cache.
-    static func isStale(_ target: String) -> Bool {
-        var fs = statvfs()
-        return statvfs(target, &fs) != 0 && errno == ENOTCONN
+    /// A dead daemon's mount: the kernel answers ENOTCONN at once, asking no one. statvfs
+    /// (statfs), unlike stat, is never answered from the attribute cache. It runs on a
+    /// thread of its own: a live daemon that does not answer within `seconds` is not dead.
+    static func isStale(_ target: String, seconds: Int = 5) -> Bool {
+        // Shared with the probing thread, which may outlive this call.
+        final class Probe: @unchecked Sendable {
+            let done = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+            var stale = false
+            init() { sem_init(done, 0, 0) }
+            deinit { sem_destroy(done); done.deallocate() }
+        }
+        let probe = Probe()
+        let thread = Thread.start {
+            var fs = statvfs()
+            probe.stale = statvfs(target, &fs) != 0 && errno == ENOTCONN
+            sem_post(probe.done)
+        }
+        pthread_detach(thread.id)
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += seconds
+        while sem_timedwait(probe.done, &deadline) != 0 {
+            if errno != EINTR { return false }
+        }
+        return probe.stale
     }
 
     /// Nothing serves a stale mount, so a lazy detach loses no one's writes.
