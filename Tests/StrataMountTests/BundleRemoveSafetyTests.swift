@@ -6,22 +6,39 @@ import StrataSystem
 import StrataTestSupport
 import Testing
 
-/// `strata bundle --remove` removes nothing while a container of runc still exists on the
+/// `strata bundle --remove` removes nothing while runc or crun still has a container on the
 /// bundle (running or stopped) or while anything uses the rootfs; `snapshot remove` and
 /// `snapshot unmount` refuse a snapshot whose mount is in use. Every container a test starts
-/// is deleted (`runc delete --force`), also on failure.
+/// is deleted (`delete --force`), also on failure.
 @Suite(.enabled(if: BundleTestSupport.available, "needs root, the strata binary, runc, umoci and busybox-static"),
        .serialized)
 struct BundleRemoveSafetyTests {
-    /// `runc run -d`: detached, its stdio on /dev/null (a pipe would be held by the container).
-    static func runDetached(bundle: String, id: String) throws {
-        let runc = ContainerRuntime.runc.path
-        let r = try Command.run("/bin/sh", ["-c", "exec '\(runc)' run -d --bundle '\(bundle)' '\(id)' </dev/null >/dev/null 2>&1"])
-        guard r.succeeded else { throw HarnessError("runc run -d \(id) failed (\(r.status))") }
+    /// `RUNTIME ARGS...` through a shell, stdio on /dev/null unless `output` (a detached
+    /// container would hold a pipe open). crun on a hybrid cgroup layout with cgroup2
+    /// controllers runs as ContainerRuntime runs it: in a private mount namespace without
+    /// /sys/fs/cgroup/unified.
+    static func invoke(_ runtime: ContainerRuntime, _ args: [String], output: Bool = false) throws -> CommandResult {
+        let words = ([runtime.path] + args).map { "'\($0)'" }.joined(separator: " ")
+        let script = "exec " + words + (output ? "" : " </dev/null >/dev/null 2>&1")
+        if runtime == .crun && hybridWithV2Controllers {
+            return try Command.run(Mounts.tool("unshare"), ["--mount", "--propagation", "private", "/bin/sh", "-c",
+                                                            "umount -l /sys/fs/cgroup/unified && " + script])
+        }
+        return try Command.run("/bin/sh", ["-c", script])
     }
 
-    static func status(of id: String) -> String? {
-        guard let r = try? Command.run(ContainerRuntime.runc.path, ["state", id]), r.succeeded,
+    static var hybridWithV2Controllers: Bool {
+        guard let bytes = try? FileIO.readAll("/sys/fs/cgroup/unified/cgroup.controllers") else { return false }
+        return bytes.contains { $0 > 0x20 }
+    }
+
+    static func runDetached(_ runtime: ContainerRuntime, bundle: String, id: String) throws {
+        let r = try invoke(runtime, ["run", "-d", "--bundle", bundle, id])
+        guard r.succeeded else { throw HarnessError("\(runtime) run -d \(id) failed (\(r.status))") }
+    }
+
+    static func status(_ runtime: ContainerRuntime, of id: String) -> String? {
+        guard let r = try? invoke(runtime, ["state", id], output: true), r.succeeded,
               let object = try? JSONSerialization.jsonObject(with: Data(r.stdout)) as? [String: Any] else { return nil }
         return object["status"] as? String
     }
@@ -34,15 +51,16 @@ struct BundleRemoveSafetyTests {
         }
     }
 
-    @Test func aRunningContainerKeepsItsBundle() throws {
+    @Test(arguments: BundleTestSupport.runtimes)
+    func aRunningContainerKeepsItsBundle(_ runtime: ContainerRuntime) throws {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let image = try BusyboxImage.make(layout: temp.child("layout"), config: BusyboxImage.command(["sleep", "600"]))
         let bundle = try StrataBundleFixture(image: image, directory: temp.child("bundle"))
         let id = ContainerRuntime.containerID("remove-running")
-        defer { ContainerRuntime.runc.delete(id) }
-        try Self.runDetached(bundle: bundle.directory, id: id)
-        #expect(Self.status(of: id) == "running")
+        defer { runtime.delete(id) }
+        try Self.runDetached(runtime, bundle: bundle.directory, id: id)
+        #expect(Self.status(runtime, of: id) == "running")
 
         let refused = try StrataBinary.run(["bundle", "--remove", bundle.directory])
         #expect(refused.status == 1)
@@ -54,32 +72,33 @@ struct BundleRemoveSafetyTests {
         #expect(unmount.stderr.contains("EBUSY: in use by PIDs"), "\(unmount.stderr)")
         #expect(Mounts.isMounted(bundle.rootfs))
         // The container still writes to its upper.
-        let write = try Command.run(ContainerRuntime.runc.path, ["exec", id, "/bin/sh", "-c", "echo kept > /tmp/w && cat /tmp/w"])
+        let write = try Self.invoke(runtime, ["exec", id, "/bin/sh", "-c", "echo kept > /tmp/w && cat /tmp/w"], output: true)
         #expect(write.succeeded && write.stdoutString == "kept\n", "\(write.stderr)")
 
-        ContainerRuntime.runc.delete(id)
+        runtime.delete(id)
         try bundle.remove()
         #expect(!FileIO.exists(bundle.directory))
     }
 
-    /// A stopped container holds nothing open, but runc still has it: --remove waits for
-    /// `runc delete`.
-    @Test func aStoppedContainerKeepsItsBundle() throws {
+    /// A stopped container holds nothing open, but the runtime still has it: --remove waits
+    /// for `delete`.
+    @Test(arguments: BundleTestSupport.runtimes)
+    func aStoppedContainerKeepsItsBundle(_ runtime: ContainerRuntime) throws {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let image = try BusyboxImage.make(layout: temp.child("layout"), config: BusyboxImage.command(["/bin/sh", "-c", "exit 0"]))
         let bundle = try StrataBundleFixture(image: image, directory: temp.child("bundle"))
         let id = ContainerRuntime.containerID("remove-stopped")
-        defer { ContainerRuntime.runc.delete(id) }
-        try Self.runDetached(bundle: bundle.directory, id: id)
-        try #require(Mounts.waitUntil(seconds: 60) { Self.status(of: id) == "stopped" })
+        defer { runtime.delete(id) }
+        try Self.runDetached(runtime, bundle: bundle.directory, id: id)
+        try #require(Mounts.waitUntil(seconds: 60) { Self.status(runtime, of: id) == "stopped" })
 
         let refused = try StrataBinary.run(["bundle", "--remove", bundle.directory])
         #expect(refused.status == 1)
-        #expect(refused.stderr.contains("in use by container \(id) (runc, stopped)"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("in use by container \(id) (\(runtime), stopped)"), "\(refused.stderr)")
         Self.expectIntact(bundle)
 
-        ContainerRuntime.runc.delete(id)
+        runtime.delete(id)
         try bundle.remove()
         #expect(!FileIO.exists(bundle.directory))
     }

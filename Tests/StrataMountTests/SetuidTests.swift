@@ -25,7 +25,8 @@ enum SetuidTestSupport {
     /// The busybox image with /bin/euid setuid root, run by user app (1000).
     static func image(_ temp: TempDirectory) throws -> String {
         let program = try compileEuid(temp)
-        return try BusyboxImage.make(layout: temp.child("layout"), config: BusyboxImage.command(["/bin/euid"]) + ["--config.user", "app"]) { rootfs in
+        let config = BusyboxImage.command(["/bin/euid"]) + ["--config.user", "app"]
+        return try BusyboxImage.make(layout: temp.child("layout"), config: config) { rootfs in
             try Command.check("/bin/cp", [program, rootfs + "/bin/euid"])
             guard chown(rootfs + "/bin/euid", 0, 0) == 0, chmod(rootfs + "/bin/euid", 0o4755) == 0 else {
                 throw SystemError(code: errno, operation: "chmod", path: rootfs + "/bin/euid")
