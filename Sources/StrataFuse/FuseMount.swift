@@ -23,7 +23,12 @@ public enum FuseMount {
     /// it must be. Root calls umount2; others fusermount3.
     public static func unmount(_ path: String) throws {
         let target = absolute(path)
-        guard let entry = MountEntry.top(at: target) else { throw FuseError(.notMounted, mountpoint: target) }
+        let table: [MountEntry]
+        do { table = try MountEntry.table() } catch {
+            // Without it, what is mounted there cannot be told: leave it.
+            throw FuseError(.unmountFailed("cannot tell what is mounted there: \(error)"), mountpoint: target)
+        }
+        guard let entry = MountEntry.top(at: target, in: table) else { throw FuseError(.notMounted, mountpoint: target) }
         guard entry.fsType == fsType else { throw FuseError(.notStrata(entry.fsType), mountpoint: target) }
         // Users first: a container's root is a copy of the mount in its own namespace, which
         // would keep serving after this one went, so umount2 alone would not see it busy.

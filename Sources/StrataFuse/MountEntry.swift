@@ -20,8 +20,12 @@ public struct MountEntry: Sendable, Equatable {
     /// The entries of `path` (default: this process's table), in mount order: of two entries
     /// with one mountpoint, the later one is on top.
     public static func read(_ path: String = "/proc/self/mountinfo") -> [MountEntry] {
-        guard let bytes = try? FileIO.readAll(path) else { return [] }
-        return bytes.split(separator: UInt8(ascii: "\n")).compactMap(parse)
+        (try? table(path)) ?? []
+    }
+
+    /// Like `read`, but a table that cannot be read (no /proc) is an error naming it.
+    public static func table(_ path: String = "/proc/self/mountinfo") throws -> [MountEntry] {
+        try FileIO.readAll(path).split(separator: UInt8(ascii: "\n")).compactMap(parse)
     }
 
     /// The entry on top at `mountpoint` (absolute, normalised), if any.
