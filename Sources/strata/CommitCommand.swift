@@ -18,8 +18,9 @@ enum CommitCommand {
     UPPER is an overlayfs upper directory (the upperdir= of an overlay mount whose lower is
     IMAGE, or of `strata mount --upper`), not mounted while committing: an UPPER whose lock a
     `strata mount --upper` holds is refused (unmount it first; --force overrides), and no mount
-    can take it while the commit reads it. It is read as overlayfs writes it: a character device 0/0 is a deletion (written as .wh.NAME), a directory with
-    xattr trusted.overlay.opaque="y" replaces the lower one (.wh..wh..opq), and a directory with
+    can take it while the commit reads it. It is read as overlayfs writes it: a character
+    device 0/0 is a deletion (written as .wh.NAME), a directory with xattr
+    trusted.overlay.opaque="y" replaces the lower one (.wh..wh..opq), and a directory with
     trusted.overlay.redirect was renamed from a lower directory: it is written as a new opaque
     directory holding its whole merged subtree (the old name is deleted by the whiteout overlayfs
     left there). Other trusted.overlay.* attributes are overlay bookkeeping and are not stored.
