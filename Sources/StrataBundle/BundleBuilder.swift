@@ -81,8 +81,11 @@ public enum BundleBuilder {
     }
 
     /// Unmounts BUNDLE/rootfs and removes what `create` made, as its record says; a
-    /// user-given upper and anything else the user put in BUNDLE stay.
-    public static func remove(directory: String, mounter: Mounter) throws(BundleError) {
+    /// user-given upper and anything else the user put in BUNDLE stay. Nothing is removed
+    /// while `containers` (a runtime's state) names a container on the bundle, or while the
+    /// rootfs is in use (the mounter's unmount, never lazy, fails then).
+    public static func remove(directory: String, mounter: Mounter,
+                              containers: (String) -> [RuntimeContainers.Container] = { _ in [] }) throws(BundleError) {
         let layout = BundleLayout(directory: directory)
         let bytes: [UInt8]
         do {
@@ -100,6 +103,11 @@ public enum BundleBuilder {
         }
         guard record.version == BundleRecord.currentVersion else {
             throw BundleError("\(layout.record): version \(record.version) is not supported (expected \(BundleRecord.currentVersion))")
+        }
+        let live = containers(layout.directory)
+        if let first = live.first {
+            let names = live.map(\.description).joined(separator: ", ")
+            throw BundleError("bundle \(layout.directory) is in use by container \(names): delete it first (\(first.runtime) delete \(first.id)); nothing was removed")
         }
         try dismantle(layout, record, mounter: mounter)
     }

@@ -23,18 +23,26 @@ public struct StrataProcessMounter: Mounter {
     public var platform: String?
     /// Passed on as `strata mount --stats`: what serving the rootfs cost, written at unmount.
     public var stats: String?
+    /// Passed on as `strata mount --suid` (root only): setuid programs in the image work.
+    public var suid: Bool
 
-    public init(executable: String = "/proc/self/exe", cache: String? = nil, platform: String? = nil, stats: String? = nil) {
+    public init(executable: String = "/proc/self/exe", cache: String? = nil, platform: String? = nil, stats: String? = nil,
+                suid: Bool = false) {
         self.executable = executable
         self.cache = cache
         self.platform = platform
         self.stats = stats
+        self.suid = suid
     }
+
+    /// Container roots are mounted suid when root mounts them, as kernel overlayfs gives them.
+    public static var suidForContainers: Bool { geteuid() == 0 }
 
     /// The arguments of `strata mount`. The mount must be seen by the container's user,
     /// which is not the mounting root once the runtime switched to `process.user`.
     public func mountArguments(image: String, rootfs: String, upper: String?, work: String?) -> [String] {
         var args = ["mount", "--allow-other"]
+        if suid { args.append("--suid") }
         if let cache { args += ["--cache", cache] }
         if let platform { args += ["--platform", platform] }
         if let stats { args += ["--stats", stats] }
@@ -65,21 +73,31 @@ public struct StrataProcessMounter: Mounter {
     public func isMounted(_ rootfs: String) -> Bool { MountInfo.isMountPoint(rootfs) }
 }
 
-/// A child with stdin and stdout on /dev/null and stderr in an unlinked temporary file: a
-/// pipe would never see EOF, since `strata mount` leaves its daemon behind holding it.
+/// A child with stdin on /dev/null and stderr (and stdout, when asked for) in unlinked
+/// temporary files: a pipe would never see EOF, since `strata mount` leaves its daemon behind
+/// holding it.
 enum ChildProcess {
     static func run(_ executable: String, _ args: [String]) throws(BundleError) -> (Int32, String) {
-        var template = Array("/tmp/strata-bundle-stderr-XXXXXX".utf8CString)
-        let errFD = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard errFD >= 0 else { throw BundleError("\(SystemError(code: errno, operation: "mkstemp", path: "/tmp"))") }
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        let (status, errors, _) = try run(executable, args, output: false)
+        return (status, errors)
+    }
+
+    /// Status, stderr and (when `output`) stdout, each up to 1 MiB.
+    static func run(_ executable: String, _ args: [String], output: Bool) throws(BundleError) -> (Int32, String, String) {
+        let errFD = try temporaryFile()
         defer { close(errFD) }
+        let outFD = output ? try temporaryFile() : -1
+        defer { if outFD >= 0 { close(outFD) } }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        if outFD >= 0 {
+            posix_spawn_file_actions_adddup2(&actions, outFD, 1)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, errFD, 2)
 
         let argv = ([executable] + args).map { strdup($0) }
@@ -96,16 +114,28 @@ enum ChildProcess {
             guard errno == EINTR else { throw BundleError("\(SystemError(code: errno, operation: "waitpid"))") }
         }
         let status = waitStatus & 0x7f == 0 ? (waitStatus >> 8) & 0xff : 128 + (waitStatus & 0x7f)
+        return (status, contents(errFD), outFD >= 0 ? contents(outFD) : "")
+    }
+
+    private static func temporaryFile() throws(BundleError) -> Int32 {
+        var template = Array("/tmp/strata-bundle-child-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw BundleError("\(SystemError(code: errno, operation: "mkstemp", path: "/tmp"))") }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return fd
+    }
+
+    private static func contents(_ fd: Int32) -> String {
         var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
+        var chunk = [UInt8](repeating: 0, count: 65536)
         var offset: off_t = 0
-        while output.count < 65536 {
-            let n = chunk.withUnsafeMutableBytes { pread(errFD, $0.baseAddress, $0.count, offset) }
+        while output.count < 1 << 20 {
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
             if n <= 0 { break }
             output.append(contentsOf: chunk[0..<n])
             offset += off_t(n)
         }
-        return (status, String(decoding: output, as: UTF8.self))
+        return String(decoding: output, as: UTF8.self)
     }
 
     /// The child's own "strata: ..." line without the prefix, on one line.

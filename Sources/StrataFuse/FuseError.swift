@@ -13,6 +13,8 @@ public struct FuseError: Error, CustomStringConvertible, Equatable, Sendable {
         case sessionFailed         // fuse_session_new refused the options
         case mountFailed
         case notMounted
+        case notStrata(String)     // another file system type is mounted there
+        case busy([Int32])         // in use by these processes (none found: /proc did not say)
         case unmountFailed(String)
         case serverFailed(Int32)   // the loop ended with an error before or during service
     }
@@ -34,6 +36,11 @@ public struct FuseError: Error, CustomStringConvertible, Equatable, Sendable {
         case .sessionFailed: return "\(mountpoint): cannot create the FUSE session (bad mount options?)"
         case .mountFailed: return "\(mountpoint): FUSE mount failed (is /dev/fuse available, and are you root or is fusermount3 installed?)"
         case .notMounted: return "\(mountpoint): not mounted"
+        case .notStrata(let type):
+            return "\(mountpoint): not a strata mount (\(type) is mounted there); strata unmount only unmounts \(FuseMount.fsType) mounts"
+        case .busy(let pids):
+            let who = pids.isEmpty ? "the mount is busy" : "in use by PIDs " + pids.map(String.init).joined(separator: ", ")
+            return "\(mountpoint): cannot unmount: EBUSY: \(who) (stop them first)"
         case .unmountFailed(let why): return "\(mountpoint): unmount failed: \(why)"
         case .serverFailed(let code): return "\(mountpoint): FUSE session ended with an error: \(String(cString: strerror(code)))"
         }

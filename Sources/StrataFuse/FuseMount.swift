@@ -4,8 +4,8 @@ import Glibc
 import StrataSystem
 
 /// The mount table as this process sees it, and unmounting — also of a stale mount left by a
-/// dead daemon, whose every access answers ENOTCONN. Nothing here touches the mounted tree:
-/// paths are compared lexically against /proc/self/mountinfo.
+/// dead daemon, whose every access answers ENOTCONN. Paths are compared lexically against
+/// /proc/self/mountinfo; only the stale-mount probe (statvfs) reaches the mounted tree.
 public enum FuseMount {
     /// Whether `path` is a mount point (of any filesystem).
     public static func isMounted(_ path: String) -> Bool {
@@ -13,56 +13,91 @@ public enum FuseMount {
         return mountPoints().contains(target)
     }
 
-    /// Unmounts `path`. As root: umount2, then a lazy detach if busy. Otherwise fusermount3
-    /// -u, then -uz. A path that is not mounted is an error naming it.
+    /// The file system type strata mounts show in mountinfo.
+    public static let fsType = "fuse.strata"
+
+    /// Unmounts the strata mount at `path`, never lazily while it is live: anything else
+    /// mounted there (a tmpfs, /proc) is an error naming its type, and a mount some process
+    /// still uses (in any mount namespace) is refused naming the PIDs. A stale mount (its
+    /// daemon died, every access answers ENOTCONN) serves nobody and is cleared, lazily if
+    /// it must be. Root calls umount2; others fusermount3.
     public static func unmount(_ path: String) throws {
         let target = absolute(path)
-        guard mountPoints().contains(target) else { throw FuseError(.notMounted, mountpoint: target) }
+        let table: [MountEntry]
+        do { table = try MountEntry.table() } catch {
+            // Without it, what is mounted there cannot be told: leave it.
+            throw FuseError(.unmountFailed("cannot tell what is mounted there: \(error)"), mountpoint: target)
+        }
+        guard let entry = MountEntry.top(at: target, in: table) else { throw FuseError(.notMounted, mountpoint: target) }
+        guard entry.fsType == fsType else { throw FuseError(.notStrata(entry.fsType), mountpoint: target) }
+        // Users first: a container's root is a copy of the mount in its own namespace, which
+        // would keep serving after this one went, so umount2 alone would not see it busy.
+        var users = MountUsers.processes(major: entry.major, minor: entry.minor)
+        if users.isEmpty {
+            if geteuid() == 0 {
+                if umount2(target, 0) == 0 { return }
+                let code = errno
+                guard code == EBUSY else {
+                    throw FuseError(.unmountFailed(String(cString: strerror(code))), mountpoint: target)
+                }
+            } else {
+                if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
+                guard MountEntry.top(at: target) == entry else { return }
+            }
+            // Busy after all: a process came meanwhile, or one /proc does not show.
+            users = MountUsers.processes(major: entry.major, minor: entry.minor)
+        }
+        if isStale(target) { return try clearStale(target) }
+        throw FuseError(.busy(users), mountpoint: target)
+    }
+
+    /// A dead daemon's mount: the kernel answers ENOTCONN at once, asking no one. statvfs
+    /// (statfs), unlike stat, is never answered from the attribute cache. It runs on a
+    /// thread of its own: a live daemon that does not answer within `seconds` is not dead.
+    static func isStale(_ target: String, seconds: Int = 5) -> Bool {
+        // Shared with the probing thread, which may outlive this call.
+        final class Probe: @unchecked Sendable {
+            let done = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+            var stale = false
+            init() { sem_init(done, 0, 0) }
+            deinit { sem_destroy(done); done.deallocate() }
+        }
+        let probe = Probe()
+        let thread = Thread.start {
+            var fs = statvfs()
+            probe.stale = statvfs(target, &fs) != 0 && errno == ENOTCONN
+            sem_post(probe.done)
+        }
+        pthread_detach(thread.id)
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += seconds
+        while sem_timedwait(probe.done, &deadline) != 0 {
+            if errno != EINTR { return false }
+        }
+        return probe.stale
+    }
+
+    /// Nothing serves a stale mount, so a lazy detach loses no one's writes.
+    private static func clearStale(_ target: String) throws {
         if geteuid() == 0 {
             if umount2(target, 0) == 0 { return }
             let first = errno
             if umount2(target, Int32(MNT_DETACH)) == 0 { return }
             let second = errno
-            throw FuseError(.unmountFailed("\(String(cString: strerror(first))); lazy: \(String(cString: strerror(second)))"),
+            throw FuseError(.unmountFailed("stale mount: \(String(cString: strerror(first))); lazy: \(String(cString: strerror(second)))"),
                             mountpoint: target)
         }
         if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
         if run("/usr/bin/fusermount3", ["-uz", target]) == 0 { return }
-        throw FuseError(.unmountFailed("fusermount3 -u and -uz failed"), mountpoint: target)
+        throw FuseError(.unmountFailed("stale mount: fusermount3 -u and -uz failed"), mountpoint: target)
     }
 
     // MARK: - Helpers
 
-    /// Mount points from /proc/self/mountinfo (field 5, octal escapes decoded).
+    /// Mount points from /proc/self/mountinfo.
     static func mountPoints() -> Set<String> {
-        guard let bytes = try? FileIO.readAll("/proc/self/mountinfo") else { return [] }
-        var result = Set<String>()
-        for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-            guard fields.count > 4 else { continue }
-            result.insert(unescape(fields[4]))
-        }
-        return result
-    }
-
-    private static func unescape(_ field: ArraySlice<UInt8>) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(field.count)
-        var index = field.startIndex
-        while index < field.endIndex {
-            let byte = field[index]
-            if byte == UInt8(ascii: "\\"), index + 3 < field.endIndex {
-                let digits = field[(index + 1)...(index + 3)]
-                if digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "7") }) {
-                    out.append(digits.reduce(0) { $0 &* 8 &+ ($1 - UInt8(ascii: "0")) })
-                    index += 4
-                    continue
-                }
-            }
-            out.append(byte)
-            index += 1
-        }
-        return String(decoding: out, as: UTF8.self)
+        Set(MountEntry.read().map(\.mountpoint))
     }
 
     /// An absolute, lexically normalised path. realpath() would stat the mount point, which

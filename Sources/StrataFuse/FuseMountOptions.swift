@@ -33,6 +33,9 @@ public struct FuseMountOptions: Sendable, Equatable {
     public var debug: Bool = false
     /// fusermount3 clears the mount if the daemon dies (SIGKILL included).
     public var autoUnmount: Bool = false
+    /// Honour setuid/setgid bits (libfuse mounts `nosuid,nodev` by default; `nodev` stays).
+    /// A container's rootfs needs it for su, sudo, ping. Root only: fusermount3 refuses it.
+    public var suid: Bool = false
 
     public init() {}
 
@@ -40,12 +43,12 @@ public struct FuseMountOptions: Sendable, Equatable {
                 subtype: String = "strata", entryTimeout: Double = 86400, attrTimeout: Double = 86400,
                 negativeTimeout: Double = 86400, keepCache: Bool = true, maxRead: Int = 1 << 20,
                 readAhead: Int? = 1 << 20, readdirPlus: Bool = true, maxThreads: Int = 1,
-                debug: Bool = false, autoUnmount: Bool = false) {
+                debug: Bool = false, autoUnmount: Bool = false, suid: Bool = false) {
         self.allowOther = allowOther; self.readOnly = readOnly; self.fsName = fsName
         self.subtype = subtype; self.entryTimeout = entryTimeout; self.attrTimeout = attrTimeout
         self.negativeTimeout = negativeTimeout; self.keepCache = keepCache; self.maxRead = maxRead
         self.readAhead = readAhead; self.readdirPlus = readdirPlus; self.maxThreads = maxThreads
-        self.debug = debug; self.autoUnmount = autoUnmount
+        self.debug = debug; self.autoUnmount = autoUnmount; self.suid = suid
     }
 
     /// The argument vector for fuse_session_new (argv[0] included). One `-o` per option so
@@ -58,6 +61,7 @@ public struct FuseMountOptions: Sendable, Equatable {
         if readOnly { options.append("ro") }
         if allowOther { options.append("allow_other") }
         if autoUnmount { options.append("auto_unmount") }
+        if suid { options.append("suid") }
         var arguments = ["strata"]
         for option in options { arguments += ["-o", option] }
         if debug { arguments.append("-d") }

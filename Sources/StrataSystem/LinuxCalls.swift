@@ -31,6 +31,8 @@ public enum LinuxCalls {
     /// AT_STATX_FORCE_SYNC: statx asks the file system, not the kernel's cached attributes.
     public static let statxForceSync: Int32 = strata_AT_STATX_FORCE_SYNC
     public static let statxBasicStats: UInt32 = strata_STATX_BASIC_STATS
+    /// AT_STATX_DONT_SYNC (linux/fcntl.h): cached attributes only, no file system asked.
+    public static let statxDontSync: Int32 = 0x4000
 
     // MARK: Files
 

@@ -32,8 +32,10 @@ enum BundleCommand {
       --remove         unmount BUNDLE/rootfs and remove what strata bundle made there:
                        config.json, rootfs, BUNDLE/upper and BUNDLE/work, and BUNDLE itself
                        if it made it.
-                       A --upper DIR stays. Delete the bundle's containers first
-                       (runc delete ID).
+                       A --upper DIR stays. Refused, removing nothing, while runc or
+                       crun (state in /run/runc, /run/crun) still has a container on
+                       BUNDLE, or while the rootfs is in use: delete the bundle's
+                       containers first (runc delete ID).
     """
 
     static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--upper", "--stats"],
@@ -47,7 +49,8 @@ enum BundleCommand {
                 throw CLIError("option \(option) does not go with --remove")
             }
             guard !a.has("--read-only") else { throw CLIError("option --read-only does not go with --remove") }
-            try BundleBuilder.remove(directory: MountCommand.absolute(a.positionals[0]), mounter: StrataProcessMounter())
+            try BundleBuilder.remove(directory: MountCommand.absolute(a.positionals[0]), mounter: StrataProcessMounter(),
+                                     containers: RuntimeContainers.using(bundle:))
             return
         }
         guard a.positionals.count == 2 else { throw CLIError("bundle needs IMAGE and BUNDLE (see strata bundle --help)") }
@@ -65,7 +68,8 @@ enum BundleCommand {
             .inBundle
         }
         let mounter = StrataProcessMounter(cache: a["--cache"].map(MountCommand.absolute), platform: a["--platform"],
-                                           stats: a["--stats"].map(MountCommand.absolute))
+                                           stats: a["--stats"].map(MountCommand.absolute),
+                                           suid: StrataProcessMounter.suidForContainers)
         let request = BundleBuilder.Request(image: reference, config: image.config,
                                             manifestDigest: image.manifestDigest.description,
                                             directory: directory, upper: upper)

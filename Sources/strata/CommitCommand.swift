@@ -10,15 +10,17 @@ import Glibc
 enum CommitCommand {
     static let help = """
     usage: strata commit [--compression gzip|zstd|none] [--message TEXT] [--lower MOUNTPOINT]
-                         [--cache DIR] [--platform OS/ARCH[/VARIANT]] UPPER IMAGE NEWTAG
+                         [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--force] UPPER IMAGE NEWTAG
 
     Writes the changes recorded in UPPER as a new layer on top of IMAGE (DIR, DIR:TAG or
     DIR@sha256:HEX of an OCI image layout) and tags the result NEWTAG in the same layout.
 
     UPPER is an overlayfs upper directory (the upperdir= of an overlay mount whose lower is
-    IMAGE, or of `strata mount --upper`), not mounted while committing. It is read as overlayfs
-    writes it: a character device 0/0 is a deletion (written as .wh.NAME), a directory with
-    xattr trusted.overlay.opaque="y" replaces the lower one (.wh..wh..opq), and a directory with
+    IMAGE, or of `strata mount --upper`), not mounted while committing: an UPPER whose lock a
+    `strata mount --upper` holds is refused (unmount it first; --force overrides), and no mount
+    can take it while the commit reads it. It is read as overlayfs writes it: a character
+    device 0/0 is a deletion (written as .wh.NAME), a directory with xattr
+    trusted.overlay.opaque="y" replaces the lower one (.wh..wh..opq), and a directory with
     trusted.overlay.redirect was renamed from a lower directory: it is written as a new opaque
     directory holding its whole merged subtree (the old name is deleted by the whiteout overlayfs
     left there). Other trusted.overlay.* attributes are overlay bookkeeping and are not stored.
@@ -40,9 +42,11 @@ enum CommitCommand {
       --lower DIR        a read-only strata mount of IMAGE to read renamed directories from
       --cache DIR        index cache for the temporary mount (as for strata mount)
       --platform P       platform to pick from an image index (default: this host's)
+      --force            commit even while a mount holds UPPER's lock. Unsafe: writes in flight
+                         can tear the layer (half a file, a rename seen on one side only)
     """
 
-    static let spec = Arguments.Spec(valued: ["--compression", "--message", "--lower", "--cache", "--platform"], flags: [])
+    static let spec = Arguments.Spec(valued: ["--compression", "--message", "--lower", "--cache", "--platform"], flags: ["--force"])
 
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, spec: spec)
@@ -53,6 +57,9 @@ enum CommitCommand {
             throw CLIError("unknown compression \"\(compressionName)\" (gzip, zstd or none)")
         }
         let base = try ImageOpening.resolve(reference, platform: a["--platform"])
+        // Held until the layer is written: a live mount would change the upper mid-walk.
+        let lock = a.has("--force") ? nil : try UpperLock.acquire(upper: upper)
+        defer { withExtendedLifetime(lock) {} }
 
         var lower = a["--lower"]
         var temporaryMount: String?

@@ -9,7 +9,7 @@ import Glibc
 
 enum MountCommand {
     static let help = """
-    usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--foreground]
+    usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--suid] [--foreground]
                      [--upper DIR [--work DIR]] IMAGE MOUNTPOINT
 
     Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout) read-only at MOUNTPOINT
@@ -21,6 +21,9 @@ enum MountCommand {
       --cache DIR        index cache (default /var/cache/strata as root, else $XDG_CACHE_HOME/strata)
       --platform P       platform to pick from an image index (default: this host's)
       --allow-other      let other users (a runtime running as another user) see the mount
+      --suid             honour setuid and setgid bits (root only). Without it the mount is nosuid,
+                         as FUSE mounts are by default; it is always nodev. `strata bundle` and
+                         snapshot mounts, which are container roots, use it when run as root.
       --foreground       stay in the foreground; SIGINT or SIGTERM unmounts and exits
       --stats FILE       at unmount, write what serving cost to FILE (JSON: bytes of layer data
                          inflated, the image's compressed and uncompressed sizes)
@@ -31,7 +34,7 @@ enum MountCommand {
     """
 
     static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work"],
-                                     flags: ["--allow-other", "--foreground"])
+                                     flags: ["--allow-other", "--foreground", "--suid"])
 
     static func run(_ args: ArraySlice<String>) throws -> Int32 {
         let a = try Arguments(args, spec: spec)
@@ -41,6 +44,7 @@ enum MountCommand {
         guard !FuseMount.isMounted(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is already mounted") }
         guard FileIO.exists(mountpoint) else { throw CLIError("mountpoint \(mountpoint) does not exist") }
         guard FileIO.isDirectory(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is not a directory") }
+        guard !a.has("--suid") || geteuid() == 0 else { throw CLIError("--suid needs root (fusermount3 mounts nosuid for other users)") }
 
         if !a.has("--foreground") {
             // Re-run ourselves detached, in the foreground mode, and wait for its word.
@@ -48,6 +52,7 @@ enum MountCommand {
             if let c = a["--cache"] { childArgs += ["--cache", absolute(c)] }
             if let p = a["--platform"] { childArgs += ["--platform", p] }
             if a.has("--allow-other") { childArgs.append("--allow-other") }
+            if a.has("--suid") { childArgs.append("--suid") }
             if let u = a["--upper"] { childArgs += ["--upper", absolute(u)] }
             if let w = a["--work"] { childArgs += ["--work", absolute(w)] }
             if let s = a["--stats"] { childArgs += ["--stats", absolute(s)] }
@@ -71,6 +76,7 @@ enum MountCommand {
             let lower = try ImageView.open(layers: blobs, cache: cache)
             var options = FuseMountOptions()
             options.allowOther = a.has("--allow-other")
+            options.suid = a.has("--suid")
             options.readOnly = true
             var fileSystem: any FileSystem = lower
             if let upper = a["--upper"] {
@@ -133,8 +139,11 @@ enum UnmountCommand {
     static let help = """
     usage: strata unmount MOUNTPOINT
 
-    Unmounts a strata mount. Also clears a stale mount whose daemon died ("Transport endpoint is
-    not connected"). The daemon exits once its mount is gone.
+    Unmounts a strata mount (file system type fuse.strata); anything else mounted at MOUNTPOINT
+    is an error naming its type. A mount still in use (an open file, a working directory, a
+    container's root) is not detached: the command fails with EBUSY and the PIDs using it. Also
+    clears a stale mount whose daemon died ("Transport endpoint is not connected"). The daemon
+    exits once its mount is gone.
     """
 
     static func run(_ args: ArraySlice<String>) throws {

@@ -30,6 +30,8 @@ enum SnapshotCommand {
                                              (same parent); KEY is gone. KEY is unmounted first:
                                              stop its containers before. Prints the layer digest.
       remove KEY                             refused while KEY has children; unmounts KEY first
+                                             (refused, removing nothing, while its mount is in
+                                             use: EBUSY naming the PIDs)
       stat [--json] KEY                      kind, parent, layer, mount state
       list [--json]                          every snapshot, by key
       usage [--json] KEY                     bytes and inodes of KEY's own data: an active
@@ -39,7 +41,8 @@ enum SnapshotCommand {
                                              visible to other users) and prints the mountpoint to
                                              use as a container's rootfs; --json prints a
                                              containerd-style mount list (a bind of it)
-      unmount KEY                            unmounts KEY's rootfs (KEY stays)
+      unmount KEY                            unmounts KEY's rootfs (KEY stays); refused while
+                                             the mount is in use (never detached lazily)
       import [--platform P] IMAGE NAME       IMAGE's layers become committed snapshots without
                                              being extracted: layer i below the top is keyed by
                                              its chain ID (sha256:..., shared with other images
@@ -231,7 +234,8 @@ struct MountJSON: Encodable {
 /// The store's mounts are `strata mount` processes of our own executable, as bundles' are.
 struct ProcessSnapshotMounter: SnapshotMounter {
     func mount(image: String, at mountpoint: String, upper: String?, work: String?, cache: String) throws {
-        try StrataProcessMounter(cache: cache).mount(image: image, at: mountpoint, upper: upper, work: work)
+        try StrataProcessMounter(cache: cache, suid: StrataProcessMounter.suidForContainers)
+            .mount(image: image, at: mountpoint, upper: upper, work: work)
     }
 
     func unmount(_ mountpoint: String) throws {
