@@ -48,6 +48,7 @@ public final class IndexCache: @unchecked Sendable {
             return (index, false)
         }
         let bytes = try IndexBuilder.build(blob)
+        TestGate.pass("STRATA_TEST_INDEX_GATE")   // tests: hold a built index before it is written
         let path = indexPath(digestHex: blob.digestHex)
         do { try FileIO.writeAtomically(path, bytes) } catch {
             throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")

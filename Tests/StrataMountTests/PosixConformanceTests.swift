@@ -12,7 +12,7 @@ import StrataTestSupport
 /// - lower: they come from the image's layer (every change exercises copy-up);
 /// - lowerdir: the directory comes from the image, the files are created through the mount.
 /// STRATA_POSIX_ONLY=substring runs only the scenarios whose name contains it.
-@Suite(.serialized) struct PosixConformanceTests {
+@Suite(.serialized, .mountTimeLimit) struct PosixConformanceTests {
     static let canRun = getuid() == 0 && StrataBinary.isBuilt
 
     enum Placement: String, CaseIterable { case upper, lower, lowerdir }
