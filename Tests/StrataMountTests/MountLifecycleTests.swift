@@ -129,9 +129,9 @@ private func waitUntil(_ condition: () -> Bool) -> Bool {
         let gate = tmp.child("index-gate")
         defer { close(open(gate, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)) }   // never leave it held
         let script = """
-            STRATA_TEST_INDEX_GATE='\(gate)' \(strata) index --cache '\(cache)' '\(image)' & a=$!
+            STRATA_TEST_INDEX_GATE='\(gate)' \(strata) index --cache '\(cache)' '\(image)' >/dev/null & a=$!
             n=0; while [ ! -e '\(gate).reached' ]; do n=$((n+1)); [ $n -le 1200 ] || { touch '\(gate)'; wait $a; exit 90; }; sleep 0.1; done
-            \(strata) index --cache '\(cache)' '\(image)'; b=$?
+            \(strata) index --cache '\(cache)' '\(image)' >/dev/null; b=$?
             touch '\(gate)'; wait $a; a=$?
             echo "first $a second $b"; [ $a -eq 0 ] && [ $b -eq 0 ]
             """
