@@ -62,6 +62,8 @@ let package = Package(
         .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),
         .testTarget(name: "StrataCommitTests", dependencies: ["StrataCommit", "StrataTar", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataSnapshotTests", dependencies: ["StrataSnapshot", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
-        .testTarget(name: "StrataMountTests", dependencies: ["StrataTestSupport", "StrataOCI", "StrataHash", "StrataSystem"]),
+        // "strata": these tests drive the built binary, so building them builds it first and
+        // `swift test` never runs them against a stale or missing one.
+        .testTarget(name: "StrataMountTests", dependencies: ["strata", "StrataTestSupport", "StrataOCI", "StrataHash", "StrataSystem"]),
     ]
 )

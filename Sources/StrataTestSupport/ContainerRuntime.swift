@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import StrataSystem
+import Testing
 
 /// runc or crun, run on a bundle without a terminal. Every test that runs a container
 /// deletes it (`delete`, also on failure) by the ID it chose.
@@ -12,6 +13,12 @@ public enum ContainerRuntime: String, CaseIterable, Sendable, CustomStringConver
     public var description: String { rawValue }
     public var path: String { Mounts.tool(rawValue) }
     public var isAvailable: Bool { access(path, X_OK) == 0 && getuid() == 0 }
+
+    /// Skips the running test case, recorded, when this runtime cannot run here. Tests take
+    /// every runtime as an argument and call this first: a case never silently vanishes.
+    public func requireAvailable(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        try Requirement.require(isAvailable, "needs \(rawValue) (scripts/deps installs it), as root", sourceLocation: sourceLocation)
+    }
 
     /// `RUNTIME run --bundle BUNDLE ID`: the container's stdout and exit status.
     public func run(bundle: String, id: String, timeout: Double = 60) throws -> CommandResult {

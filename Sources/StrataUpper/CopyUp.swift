@@ -23,6 +23,11 @@ extension OverlayFileSystem {
         return ms
     }()
 
+    /// Tests only: STRATA_TEST_COPYUP_GATE=PATH holds a copy-up that has more than one chunk
+    /// to stream, after its first, until PATH exists: a test orders other requests before the
+    /// copy-up's end instead of racing a delay.
+    static let copyUpGate: String? = getenv("STRATA_TEST_COPYUP_GATE").map { String(cString: $0) }
+
     /// Makes sure `n` has an upper object. `dataLimit` copies at most that many bytes (a
     /// truncation follows, so the rest need not be read). May release the lock meanwhile (for a
     /// regular file's data, or to wait for another request's copy-up of `n`).
@@ -230,6 +235,7 @@ extension OverlayFileSystem {
             if got == 0 { break }
             offset += UInt64(got)
             if Self.copyUpDelay > 0 { usleep(Self.copyUpDelay * 1000) }
+            if let gate = Self.copyUpGate, offset < size { while access(gate, F_OK) != 0 { usleep(10_000) } }
         }
         if let failure { throw failure }
     }

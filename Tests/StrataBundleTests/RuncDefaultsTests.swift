@@ -37,7 +37,7 @@ func defaultsMatchRuncSpec() throws {
     #expect(theirs.process.env.contains(RuntimeDefaults.path))
 
     // Nothing runc writes is lost by the model: decoding and re-encoding keeps every key.
-    let raw = try JSONSerialization.jsonObject(with: bytes) as! NSDictionary
-    let again = try JSONSerialization.jsonObject(with: Data(try SpecJSON.encode(theirs))) as! NSDictionary
+    let raw = try #require(try JSONSerialization.jsonObject(with: bytes) as? NSDictionary)
+    let again = try #require(try JSONSerialization.jsonObject(with: Data(try SpecJSON.encode(theirs))) as? NSDictionary)
     #expect(raw == again)
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Testing
 import StrataCodec
 import StrataHash
 import StrataSystem
@@ -101,7 +102,7 @@ func index(_ compression: LayerCompression, _ file: TempFile, blobSize: UInt64, 
             // Only the end may be short: the next read must give 0.
             output += chunk[0..<n]
             let m = try chunk.withUnsafeMutableBytes { try decoder.read(into: $0) }
-            precondition(m == 0, "short read before the end")
+            try #require(m == 0, "short read before the end")
             break
         }
         if n == 0 { break }
@@ -139,4 +140,31 @@ func crc32Reference(_ bytes: [UInt8]) -> UInt32 {
         for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
     }
     return ~crc
+}
+
+/// `blob` decoded by the system's own decoder (`gzip -dc`, `zstd -dc`), not by Strata's:
+/// a round trip through Strata's encoder and decoder alone could hide a bug both share.
+/// scripts/deps installs both tools; a missing one is a failure naming it.
+func decodeWithSystemTool(_ tool: String, _ blob: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) throws -> [UInt8] {
+    let input = try TempFile(blob)
+    defer { input.remove() }
+    let output = try TempFile()
+    defer { output.remove() }
+    let candidates: [String] = ["/usr/bin/" + tool, "/bin/" + tool]
+    let found = candidates.first { (candidate: String) -> Bool in access(candidate, X_OK) == 0 }
+    let path = try #require(found, "\(tool) is not installed (scripts/deps installs it)", sourceLocation: sourceLocation)
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, input.path, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output.path, O_WRONLY | O_TRUNC, 0)
+    let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), strdup("-dc")]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, nil, argv + [nil], environ)
+    try #require(rc == 0, "\(path): posix_spawn failed: \(rc)", sourceLocation: sourceLocation)
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    try #require(status == 0, "\(path) -dc: wait status \(status)", sourceLocation: sourceLocation)
+    return try FileIO.readAll(output.path)
 }

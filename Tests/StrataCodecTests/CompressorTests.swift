@@ -7,16 +7,22 @@ import StrataCodec
     @Test func gzipRoundTrip() throws {
         for sample in Self.samples {
             for level: Int32 in [1, 6, 9] {
-                #expect(try Gzip.decompress(Gzip.compress(sample, level: level)) == sample)
+                let blob = Gzip.compress(sample, level: level)
+                #expect(try Gzip.decompress(blob) == sample)
+                #expect(try decodeWithSystemTool("gzip", blob) == sample)
             }
         }
-        #expect(try Gzip.decompress(Gzip.compressMembers(Self.samples)) == Self.samples.flatMap { $0 })
+        let members = Gzip.compressMembers(Self.samples)
+        #expect(try Gzip.decompress(members) == Self.samples.flatMap { $0 })
+        #expect(try decodeWithSystemTool("gzip", members) == Self.samples.flatMap { $0 })
     }
 
     @Test func zstdRoundTrip() throws {
         for sample in Self.samples {
-            #expect(try Zstd.decompress(Zstd.compress(sample)) == sample)
-            #expect(try Zstd.decompress(Zstd.compress(sample, level: 19, frameSize: 1000)) == sample)
+            for blob in [Zstd.compress(sample), Zstd.compress(sample, level: 19, frameSize: 1000)] {
+                #expect(try Zstd.decompress(blob) == sample)
+                #expect(try decodeWithSystemTool("zstd", blob) == sample)
+            }
         }
     }
 
@@ -40,9 +46,12 @@ import StrataCodec
             #expect(writer.compressedBytesWritten == UInt64(blob.count))
             switch compression {
             case .none: #expect(same(blob, input))
-            case .gzip: #expect(same(try Gzip.decompress(blob), input))
+            case .gzip:
+                #expect(same(try Gzip.decompress(blob), input))
+                #expect(same(try decodeWithSystemTool("gzip", blob), input))
             case .zstd:
                 #expect(same(try Zstd.decompress(blob), input))
+                #expect(same(try decodeWithSystemTool("zstd", blob), input))
                 let result = try index(.zstd, file, blobSize: UInt64(blob.count))
                 #expect(result.checkpoints.count == (frameSize.map { (input.count + $0 - 1) / $0 } ?? 1))
             }
@@ -58,6 +67,7 @@ import StrataCodec
             let blob = try file.contents()
             let decoded = compression == .gzip ? try Gzip.decompress(blob) : try Zstd.decompress(blob)
             #expect(decoded.isEmpty && !blob.isEmpty)
+            #expect(try decodeWithSystemTool(compression == .gzip ? "gzip" : "zstd", blob).isEmpty)
         }
     }
 }

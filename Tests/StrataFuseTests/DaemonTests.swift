@@ -10,7 +10,7 @@ private func message(_ result: Result<Void, Daemon.StartError>) -> String? {
     return nil
 }
 
-@Suite("Daemon start-up plumbing")
+@Suite("Daemon start-up plumbing", .timeLimit(.minutes(10)))
 struct DaemonTests {
     private func pipePair() -> (read: FileDescriptor, write: FileDescriptor) {
         var fds: [Int32] = [0, 0]

@@ -5,7 +5,7 @@ import Testing
 @testable import StrataFuse
 import StrataFS
 
-@Suite("FUSE adapter against an in-memory tree")
+@Suite("FUSE adapter against an in-memory tree", .timeLimit(.minutes(10)))
 struct FuseServerTests {
     @Test("attributes, directories, reads, links, xattrs, statfs through the kernel")
     func servesTree() throws {
@@ -212,15 +212,21 @@ struct FuseServerTests {
 
     @Test("a missing mountpoint or a file is a one-line error naming it")
     func badMountpoints() throws {
-        let missing = "/tmp/strata-fuse-test-does-not-exist-\(getpid())"
+        let dir = try makeTestDirectory("strata-fuse-bad-")
+        defer { rmdir(dir) }
+        // run() must fail at once; if it mounted instead it would serve forever, so it runs
+        // under runExpectingPromptReturn, which stops it and fails the test after a while.
+        let missing = dir + "/does-not-exist"
         #expect(throws: FuseError(.mountpointMissing, mountpoint: missing)) {
-            try FuseServer(fileSystem: MemoryFileSystem(), mountpoint: missing, options: FuseMountOptions()).run {}
+            let server = try FuseServer(fileSystem: MemoryFileSystem(), mountpoint: missing, options: FuseMountOptions())
+            if let error = runExpectingPromptReturn(server, mountpoint: missing) { throw error }
         }
-        let file = "/tmp/strata-fuse-test-file-\(getpid())"
+        let file = dir + "/file"
         close(open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644))
         defer { unlink(file) }
         do {
-            try FuseServer(fileSystem: MemoryFileSystem(), mountpoint: file, options: FuseMountOptions()).run {}
+            let server = try FuseServer(fileSystem: MemoryFileSystem(), mountpoint: file, options: FuseMountOptions())
+            if let error = runExpectingPromptReturn(server, mountpoint: file) { throw error }
             Issue.record("mounted on a file")
         } catch let error as FuseError {
             #expect(error.kind == .notADirectory)

@@ -4,8 +4,9 @@ import Glibc
 @testable import StrataFuse
 import StrataFS
 import Synchronization
+import Testing
 
-/// Runs a FuseServer on its own thread at a fresh /tmp directory. `stop()` unmounts, waits for
+/// Runs a FuseServer on its own thread at a fresh directory under the run root. `stop()` unmounts, waits for
 /// `run` to return and removes the directory; tests call it in a `defer` so that a failing
 /// test leaves no mount behind.
 final class MountedServer: @unchecked Sendable {
@@ -22,9 +23,7 @@ final class MountedServer: @unchecked Sendable {
     private var stopped = false
 
     init(_ fileSystem: any FileSystem, options: FuseMountOptions = FuseMountOptions()) throws {
-        var template = Array("/tmp/strata-fuse-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { fatalError("mkdtemp failed") }
-        path = String(cString: made)
+        path = try makeTestDirectory("strata-fuse-test-")
         server = try FuseServer(fileSystem: fileSystem, mountpoint: path, options: options)
         let server = self.server, outcome = self.outcome
         thread = Thread.start {
@@ -63,4 +62,40 @@ final class MountedServer: @unchecked Sendable {
     }
 
     func file(_ name: String) -> String { path + "/" + name }
+}
+
+/// A fresh directory under the run root scripts/test cleans (STRATA_TEST_TMP; /tmp when run
+/// without it), so a mount a crashed test left there is unmounted and removed after the run.
+func makeTestDirectory(_ prefix: String) throws -> String {
+    let parent = getenv("STRATA_TEST_TMP").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    var template = Array("\(parent)/\(prefix)XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { throw FSError(errno) }
+    return String(cString: made)
+}
+
+/// Runs `server` on a thread and returns what `run` threw, or nil when it returned. `run` is
+/// expected to fail at once; if it mounts instead (the bug a test looks for), it would serve
+/// forever: after `seconds` the server is stopped and unmounted and the test fails by name.
+func runExpectingPromptReturn(_ server: FuseServer, mountpoint: String, seconds: Int = 30,
+                              sourceLocation: SourceLocation = #_sourceLocation) -> (any Error)? {
+    final class Box: @unchecked Sendable {
+        let state = Mutex<(done: Bool, error: (any Error)?)>((false, nil))
+    }
+    let box = Box()
+    let thread = Thread.start {
+        do { try server.run {} } catch { box.state.withLock { $0.error = error } }
+        box.state.withLock { $0.done = true }
+    }
+    var waited = 0
+    while !box.state.withLock({ $0.done }) && waited < seconds * 100 {
+        usleep(10_000)
+        waited += 1
+    }
+    if !box.state.withLock({ $0.done }) {
+        Issue.record("FuseServer.run at \(mountpoint) did not return within \(seconds) s: it mounted", sourceLocation: sourceLocation)
+        server.stop()
+        if FuseMount.isMounted(mountpoint) { try? FuseMount.unmount(mountpoint) }
+    }
+    thread.join()
+    return box.state.withLock { $0.error }
 }

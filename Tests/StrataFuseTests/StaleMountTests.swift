@@ -5,14 +5,12 @@ import Testing
 @testable import StrataFuse
 import StrataFS
 
-@Suite("Stale mounts (a daemon that died)")
+@Suite("Stale mounts (a daemon that died)", .timeLimit(.minutes(10)))
 struct StaleMountTests {
     /// Mounts a FUSE filesystem by hand and closes its /dev/fuse descriptor at once: the kernel
     /// aborts the connection and leaves a mount that answers ENOTCONN, as after a SIGKILL.
     private func makeStaleMount() throws -> String {
-        var template = Array("/tmp/strata-fuse-stale-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw FSError(errno) }
-        let path = String(cString: made)
+        let path = try makeTestDirectory("strata-fuse-stale-")
         let fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw FSError(errno) }
         let data = "fd=\(fd),rootmode=40000,user_id=0,group_id=0"

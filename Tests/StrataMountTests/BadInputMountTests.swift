@@ -9,7 +9,7 @@ import StrataTestSupport
 
 /// Broken and hostile images (issue 2, point 3 of the brief): `strata mount` must exit
 /// non-zero with ONE line on stderr naming what is at fault, and leave nothing mounted.
-@Suite(.enabled(if: getuid() == 0 && StrataBinary.isBuilt, "needs root and a built strata"))
+@Suite(.enabled(if: getuid() == 0 && StrataBinary.isBuilt, "needs root and a built strata"), .mountTimeLimit)
 struct BadInputMountTests {
     /// A layer with enough data that truncation and corruption land inside deflate data.
     static let tar: [UInt8] = try! TarWriter.archive([

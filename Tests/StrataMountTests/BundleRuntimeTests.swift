@@ -41,7 +41,7 @@ final class StrataBundleFixture {
 
     /// config.json as a dictionary, to read or to patch for a test.
     func config() throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(try FileIO.readAll(directory + "/config.json"))) as! [String: Any]
+        try jsonObject(try FileIO.readAll(directory + "/config.json"))
     }
 
     func writeConfig(_ object: [String: Any]) throws {
@@ -62,13 +62,25 @@ enum BundleTestSupport {
         StrataBinary.isBuilt && BusyboxImage.isAvailable && ContainerRuntime.runc.isAvailable
     }
 
-    static var runtimes: [ContainerRuntime] { ContainerRuntime.allCases.filter(\.isAvailable) }
+    /// Every runtime: each test calls `requireAvailable()`, so a missing one is a recorded skip.
+    static var runtimes: [ContainerRuntime] { ContainerRuntime.allCases }
 
-    /// True once `strata mount` takes --upper (issue 3); the writable tests wait for it.
-    static var mountSupportsUpper: Bool {
-        guard let r = try? StrataBinary.run(["mount", "--help"]) else { return false }
-        return r.stdoutString.contains("--upper")
+    /// Makes the bundle's container meet another one: env NAME and OTHER, and `shared` (a host
+    /// directory) bind-mounted at /tmp, where `meet` leaves NAME and waits for OTHER.
+    static func prepareToMeet(_ bundle: StrataBundleFixture, name: String, other: String, shared: String) throws {
+        var config = try bundle.config()
+        var process: [String: Any] = try field(config, "process")
+        process["env"] = (try field(process, "env", as: [String].self)) + ["NAME=\(name)", "OTHER=\(other)"]
+        config["process"] = process
+        let mounts = config["mounts"] as? [[String: Any]] ?? []
+        config["mounts"] = mounts + [["destination": "/tmp", "type": "bind", "source": shared, "options": ["rbind", "rw"]]]
+        try bundle.writeConfig(config)
     }
+
+    /// Shell for a container that must run at the same time as OTHER: each leaves its marker and
+    /// waits for the other's, so both finish only if both were running at once. Not a timing
+    /// check: the 40 s wait only ends a run that never met (exit 3), it measures nothing.
+    static let meet = #"touch /tmp/$NAME; n=0; while [ ! -e /tmp/$OTHER ]; do n=$((n+1)); [ $n -le 400 ] || { echo "$NAME never saw $OTHER" >&2; exit 3; }; sleep 0.1; done"#
 
     /// Runs the bundle's container to its end with a fresh ID, deleting it afterwards.
     static func run(_ runtime: ContainerRuntime, _ bundle: StrataBundleFixture, name: String = "run") throws -> CommandResult {
@@ -85,10 +97,11 @@ enum BundleTestSupport {
 }
 
 @Suite(.enabled(if: BundleTestSupport.available, "needs root, the strata binary, runc, umoci and busybox-static"),
-       .serialized)
+       .serialized, .mountTimeLimit)
 struct BundleRuntimeTests {
     @Test(arguments: BundleTestSupport.runtimes)
     func defaultCommandRunsReadOnly(_ runtime: ContainerRuntime) throws {
+        try runtime.requireAvailable()
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let image = try BusyboxImage.make(layout: temp.child("layout"), config: BusyboxImage.command(
@@ -106,6 +119,7 @@ struct BundleRuntimeTests {
 
     @Test(arguments: BundleTestSupport.runtimes)
     func usersResolveThroughTheImage(_ runtime: ContainerRuntime) throws {
+        try runtime.requireAvailable()
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let layout = temp.child("layout")
@@ -125,13 +139,14 @@ struct BundleRuntimeTests {
     /// the test turns it off in its copy of config.json.
     @Test(arguments: BundleTestSupport.runtimes)
     func fileCapabilityReachesTheContainer(_ runtime: ContainerRuntime) throws {
+        try runtime.requireAvailable()
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let image = try BusyboxImage.make(layout: temp.child("layout"), config: BusyboxImage.command(
             ["/bin/sh", "-c", "grep CapPrm /proc/self/status; /bin/busybox-cap grep CapPrm /proc/self/status"]) + ["--config.user", "app"])
         let bundle = try StrataBundleFixture(image: image, directory: temp.child("bundle"), args: ["--read-only"])
         var config = try bundle.config()
-        var process = config["process"] as! [String: Any]
+        var process: [String: Any] = try field(config, "process")
         process["noNewPrivileges"] = false
         config["process"] = process
         try bundle.writeConfig(config)
@@ -198,35 +213,34 @@ struct BundleRuntimeTests {
     }
 
 
-    /// Two bundles of one image, two mounts, two containers running at the same time. The
-    /// containers share nothing to see each other by, so the overlap shows in the timing:
-    /// both sleep 2 s, together in well under 4 s.
+    /// Two bundles of one image, two mounts, two containers (runc and crun) running at the
+    /// same time: each waits for the other's marker, so both succeed only if they overlapped.
     @Test func twoReadOnlyBundlesOfOneImageRunAtOnce() throws {
+        try ContainerRuntime.crun.requireAvailable()
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let image = try BusyboxImage.make(layout: temp.child("layout"), config: BusyboxImage.command(
-            ["/bin/sh", "-c", "sleep 2; cat /etc/hello"]))
+            ["/bin/sh", "-c", BundleTestSupport.meet + "; cat /etc/hello"]))
         let a = try StrataBundleFixture(image: image, directory: temp.child("a"), args: ["--read-only"])
         let b = try StrataBundleFixture(image: image, directory: temp.child("b"), args: ["--read-only"])
-        let runtimes = BundleTestSupport.runtimes
-        let start = Date.now
+        let shared = try temp.makeDirectory("shared")
+        try BundleTestSupport.prepareToMeet(a, name: "a", other: "b", shared: shared)
+        try BundleTestSupport.prepareToMeet(b, name: "b", other: "a", shared: shared)
         let results = try runConcurrently([
-            { try BundleTestSupport.run(runtimes[0], a, name: "ro-a") },
-            { try BundleTestSupport.run(runtimes[runtimes.count - 1], b, name: "ro-b") },
+            { try BundleTestSupport.run(.runc, a, name: "ro-a") },
+            { try BundleTestSupport.run(.crun, b, name: "ro-b") },
         ])
-        let seconds = Date.now.timeIntervalSince(start)
-        BundleTestSupport.expectOutput(results[0], "hello from the image\n", runtimes[0])
-        BundleTestSupport.expectOutput(results[1], "hello from the image\n", runtimes[runtimes.count - 1])
-        #expect(seconds < 3.9, "the two containers did not overlap: \(seconds) s")
+        BundleTestSupport.expectOutput(results[0], "hello from the image\n", .runc)
+        BundleTestSupport.expectOutput(results[1], "hello from the image\n", .crun)
+        #expect(FileIO.exists(shared + "/a") && FileIO.exists(shared + "/b"))
         try a.remove()
         try b.remove()
     }
 }
 
-/// Bundles with a writable upper: these wait for `strata mount --upper` (issue 3).
+/// Bundles with a writable upper.
 @Suite(.enabled(if: BundleTestSupport.available, "needs root, the strata binary, runc, umoci and busybox-static"),
-       .enabled(if: BundleTestSupport.mountSupportsUpper, "strata mount has no --upper yet"),
-       .serialized)
+       .serialized, .mountTimeLimit)
 struct BundleUpperTests {
     @Test func removeKeepsAUserGivenUpper() throws {
         let temp = try TempDirectory()
@@ -242,6 +256,7 @@ struct BundleUpperTests {
 
     @Test(arguments: BundleTestSupport.runtimes)
     func writesLandInTheUpperAndOutliveTheContainer(_ runtime: ContainerRuntime) throws {
+        try runtime.requireAvailable()
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let image = try BusyboxImage.make(layout: temp.child("layout"), config: BusyboxImage.command(
@@ -255,28 +270,26 @@ struct BundleUpperTests {
         #expect(!FileIO.exists(temp.child("bundle")))
     }
 
+    /// Each container writes its name, waits until the other one has written too (markers, so
+    /// they provably overlap), and reads its own name back from its own upper.
     @Test func twoBundlesOfOneImageRunAtOnceEachWithItsUpper() throws {
+        try ContainerRuntime.crun.requireAvailable()
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let image = try BusyboxImage.make(layout: temp.child("layout"), config: BusyboxImage.command(
-            ["/bin/sh", "-c", "echo $NAME > /who; sleep 2; cat /who"]))
+            ["/bin/sh", "-c", "echo $NAME > /who; " + BundleTestSupport.meet + "; cat /who"]))
         let a = try StrataBundleFixture(image: image, directory: temp.child("a"))
         let b = try StrataBundleFixture(image: image, directory: temp.child("b"))
-        for (bundle, name) in [(a, "a"), (b, "b")] {
-            var config = try bundle.config()
-            var process = config["process"] as! [String: Any]
-            process["env"] = (process["env"] as! [String]) + ["NAME=\(name)"]
-            config["process"] = process
-            try bundle.writeConfig(config)
-        }
-        let runtimes = BundleTestSupport.runtimes
-        // One container per bundle, at the same time (crun for the second when installed).
+        let shared = try temp.makeDirectory("shared")
+        try BundleTestSupport.prepareToMeet(a, name: "a", other: "b", shared: shared)
+        try BundleTestSupport.prepareToMeet(b, name: "b", other: "a", shared: shared)
+        // One container per bundle, at the same time, one with each runtime.
         let results = try runConcurrently([
-            { try BundleTestSupport.run(runtimes[0], a, name: "both") },
-            { try BundleTestSupport.run(runtimes[runtimes.count - 1], b, name: "both") },
+            { try BundleTestSupport.run(.runc, a, name: "both") },
+            { try BundleTestSupport.run(.crun, b, name: "both") },
         ])
-        BundleTestSupport.expectOutput(results[0], "a\n", runtimes[0])
-        BundleTestSupport.expectOutput(results[1], "b\n", runtimes[runtimes.count - 1])
+        BundleTestSupport.expectOutput(results[0], "a\n", .runc)
+        BundleTestSupport.expectOutput(results[1], "b\n", .crun)
         #expect(try FileIO.readAll(a.directory + "/upper/who") == Array("a\n".utf8))
         #expect(try FileIO.readAll(b.directory + "/upper/who") == Array("b\n".utf8))
         try a.remove()

@@ -11,7 +11,7 @@ import StrataTestSupport
 /// leave the layout as it was for every reader: old tags resolve, umoci reads them, the new tag
 /// is absent; a later commit then completes.
 @Suite(.enabled(if: OverlayCommitFixture.available, "needs root, umoci, kernel overlayfs and the strata binary"),
-       .serialized)
+       .serialized, .mountTimeLimit)
 struct CommitCrashTests {
     @Test(arguments: ["layer", "blob", "config", "manifest"])
     func interruptedCommitLeavesOldTagsValid(point: String) throws {

@@ -8,7 +8,7 @@ import StrataTestSupport
 /// Every layer compression and media type (issue 2, point 2). umoci 0.4.7 reads only OCI
 /// media types and no zstd, so each image is compared with a gzip OCI twin of the same tars
 /// (same diff_ids, so the trees must be the same).
-@Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"))
+@Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"), .mountTimeLimit)
 struct CompressionMountTests {
     /// Two layers with enough data that multi-member gzip / multi-frame zstd cut through
     /// file data and headers, and a file spanning several checkpoints.

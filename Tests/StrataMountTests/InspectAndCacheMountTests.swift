@@ -9,7 +9,7 @@ import StrataTestSupport
 
 /// The config ImageBuilder writes, as `strata inspect` reads it; and a second mount that
 /// runs from the cached index only.
-@Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"))
+@Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"), .mountTimeLimit)
 struct InspectAndCacheMountTests {
     @Test func inspectShowsTheConfig() throws {
         let temp = try TempDirectory()

@@ -39,7 +39,7 @@ private func waitUntil(_ condition: () -> Bool) -> Bool {
     return condition()
 }
 
-@Suite(.serialized) struct MountLifecycleTests {
+@Suite(.serialized, .mountTimeLimit) struct MountLifecycleTests {
     @Test func sigtermUnmountsAndTheDaemonExits() throws {
         let tmp = try TempDirectory()
         defer { withExtendedLifetime(tmp) {} }
@@ -122,10 +122,22 @@ private func waitUntil(_ condition: () -> Bool) -> Bool {
         let (image, _) = try makeImage(at: tmp.child("layout"), files: [("big", big), ("small", [1])])
         let cache = tmp.child("cache")
         let strata = try StrataBinary.path()
-        // Two processes started together; each must exit 0.
-        let script = "\(strata) index --cache \(cache) \(image) & a=$!; \(strata) index --cache \(cache) \(image) & b=$!; wait $a && wait $b"
-        let r = try Command.run("/bin/sh", ["-c", script])
-        #expect(r.status == 0, "\(r.stderr)")
+        // The first indexer holds at a gate (STRATA_TEST_INDEX_GATE) with its index built but not
+        // yet written; the second indexes the same layer from start to end meanwhile; then the
+        // gate opens and the first writes over it. Both must exit 0. The order is forced: the
+        // script fails (never hangs) if the first does not reach the gate within 120 s.
+        let gate = tmp.child("index-gate")
+        defer { close(open(gate, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)) }   // never leave it held
+        let script = """
+            STRATA_TEST_INDEX_GATE='\(gate)' \(strata) index --cache '\(cache)' '\(image)' >/dev/null & a=$!
+            n=0; while [ ! -e '\(gate).reached' ]; do n=$((n+1)); [ $n -le 1200 ] || { touch '\(gate)'; wait $a; exit 90; }; sleep 0.1; done
+            \(strata) index --cache '\(cache)' '\(image)' >/dev/null; b=$?
+            touch '\(gate)'; wait $a; a=$?
+            echo "first $a second $b"; [ $a -eq 0 ] && [ $b -eq 0 ]
+            """
+        let r = try Command.run("/bin/sh", ["-c", script], timeout: 300)
+        #expect(r.status == 0, "\(r.stdoutString) \(r.stderr)")
+        #expect(r.stdoutString == "first 0 second 0\n")
         let mnt = try tmp.makeDirectory("mnt")
         let guardian = try MountGuard(image: image, mountpoint: mnt, extraArgs: ["--cache", cache])
         defer { try? guardian.unmount() }

@@ -12,7 +12,7 @@ import StrataTestSupport
 /// - lower: they come from the image's layer (every change exercises copy-up);
 /// - lowerdir: the directory comes from the image, the files are created through the mount.
 /// STRATA_POSIX_ONLY=substring runs only the scenarios whose name contains it.
-@Suite(.serialized) struct PosixConformanceTests {
+@Suite(.serialized, .mountTimeLimit) struct PosixConformanceTests {
     static let canRun = getuid() == 0 && StrataBinary.isBuilt
 
     enum Placement: String, CaseIterable { case upper, lower, lowerdir }
@@ -24,7 +24,7 @@ import StrataTestSupport
 
     static func directory(_ index: Int) -> String { "s\(index)" }
 
-    @Test(.enabled(if: canRun)) func tracesMatchTheHostFileSystem() throws {
+    @Test(.enabled(if: canRun, "needs root and a built strata")) func tracesMatchTheHostFileSystem() throws {
         let scenarios = Self.selected()
         #expect(Set(PosixScenarios.all.map(\.name)).count == PosixScenarios.all.count, "scenario names must be unique")
         let temp = try TempDirectory(prefix: "strata-test-posix-")
@@ -81,7 +81,7 @@ import StrataTestSupport
     /// What the host does but a strata mount cannot: these fail cleanly and leave nothing.
     /// O_TMPFILE: the kernel's FUSE client has no tmpfile operation (EOPNOTSUPP before the
     /// daemon is asked). RENAME_WHITEOUT is overlayfs's own business: refused (EINVAL).
-    @Test(.enabled(if: canRun)) func tmpfileAndRenameWhiteoutFailCleanly() throws {
+    @Test(.enabled(if: canRun, "needs root and a built strata")) func tmpfileAndRenameWhiteoutFailCleanly() throws {
         let temp = try TempDirectory(prefix: "strata-test-posix-")
         defer { withExtendedLifetime(temp) {} }
         let builder = try ImageBuilder(layout: temp.child("layout"))

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Testing
 import StrataSystem
 import StrataTestSupport
 
@@ -46,7 +47,7 @@ final class SnapshotStoreFixture: @unchecked Sendable {
     }
 
     func statJSON(_ key: String) throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(check(["stat", "--json", key]).utf8)) as! [String: Any]
+        try jsonObject(check(["stat", "--json", key]))
     }
 
     /// Mount points inside the store, deepest first.

@@ -9,7 +9,7 @@ import Testing
 /// The snapshotter life cycle on real mounts, as containerd's snapshotter test suite walks it:
 /// prepare/commit chains several deep, views of committed snapshots, the remove rules, usage
 /// figures, concurrent prepares on one parent, gc, and commits interrupted by a crash.
-@Suite(.enabled(if: SnapshotStoreFixture.available, "needs root, /dev/fuse and the strata binary"), .serialized)
+@Suite(.enabled(if: SnapshotStoreFixture.available, "needs root, /dev/fuse and the strata binary"), .serialized, .mountTimeLimit)
 struct SnapshotLifecycleTests {
     /// A two-layer base image: /etc/hello, /etc/gone, /data/base.
     static func baseImage(_ store: SnapshotStoreFixture) throws -> String {
@@ -56,7 +56,7 @@ struct SnapshotLifecycleTests {
         let early = try s.mount("v1")
         #expect(FileIO.exists(early + "/etc/gone") && !FileIO.exists(early + "/level2"))
         // The chain image mounts with plain `strata mount` too.
-        let image = try s.statJSON("layer-3")["image"] as! String
+        let image: String = try field(s.statJSON("layer-3"), "image")
         let plain = try MountGuard(image: image, mountpoint: s.temp.child("plain"), extraArgs: ["--cache", s.root + "/cache"])
         #expect(Self.read(plain.mountpoint + "/level3") == "3\n")
         try plain.unmount()
@@ -71,13 +71,13 @@ struct SnapshotLifecycleTests {
         let rootfs = try s.mount("a")
         try FileIO.makeDirectories(rootfs + "/dir")
         try FileIO.writeAtomically(rootfs + "/dir/blob", [UInt8](repeating: 7, count: 100_000))
-        let usage = try JSONSerialization.jsonObject(with: Data(s.check(["usage", "--json", "a"]).utf8)) as! [String: Any]
+        let usage = try jsonObject(s.check(["usage", "--json", "a"]))
         #expect(usage["inodes"] as? Int == 3)   // upper root, dir, dir/blob
         #expect((usage["size"] as? Int ?? 0) >= 100_000)
         try s.check(["commit", "c", "a"])
-        let committed = try JSONSerialization.jsonObject(with: Data(s.check(["usage", "--json", "c"]).utf8)) as! [String: Any]
+        let committed = try jsonObject(s.check(["usage", "--json", "c"]))
         #expect(committed["inodes"] as? Int == 2)   // dir/, dir/blob
-        let layerSize = ((try s.statJSON("c")["layer"]) as! [String: Any])["size"] as! Int
+        let layerSize: Int = try field(field(s.statJSON("c"), "layer", as: [String: Any].self), "size")
         #expect(committed["size"] as? Int == layerSize)
 
         try s.check(["prepare", "child", "c"])
@@ -113,7 +113,7 @@ struct SnapshotLifecycleTests {
             let r = results.value[i]
             #expect(r?.succeeded == true, "prepare c\(i): \(r?.stderr ?? "did not run")")
         }
-        let ids = try (0..<count).map { try s.statJSON("c\($0)")["id"] as! Int }
+        let ids = try (0..<count).map { i -> Int in try field(s.statJSON("c\(i)"), "id") }
         #expect(Set(ids).count == count)
         // Mount them concurrently too, write apart, and read back.
         let mounted = SnapshotTestBox([Int: String]())
@@ -180,7 +180,7 @@ struct SnapshotLifecycleTests {
 }
 
 /// The command line: one-line errors naming what is wrong, options checked per subcommand.
-@Suite(.enabled(if: StrataBinary.isBuilt, "needs the strata binary"))
+@Suite(.enabled(if: StrataBinary.isBuilt, "needs the strata binary"), .mountTimeLimit)
 struct SnapshotCommandLineTests {
     @Test func errorsAreOneLineAndNameTheProblem() throws {
         let s = try SnapshotStoreFixture()

@@ -11,16 +11,16 @@ import Testing
 /// what their container did and nothing of the other's.
 @Suite(.enabled(if: SnapshotStoreFixture.available && BundleTestSupport.available,
                 "needs root, /dev/fuse, the strata binary, runc, umoci and busybox-static"),
-       .serialized)
+       .serialized, .mountTimeLimit)
 struct SnapshotRuntimeTests {
     /// A bundle whose root is the snapshot's mountpoint: runc's default spec with our command.
     static func bundle(_ dir: String, rootfs: String, command: String) throws {
         try FileIO.makeDirectories(dir)
         try Command.check(ContainerRuntime.runc.path, ["spec", "--bundle", dir])
         let path = dir + "/config.json"
-        var config = try JSONSerialization.jsonObject(with: Data(try FileIO.readAll(path))) as! [String: Any]
+        var config = try jsonObject(try FileIO.readAll(path))
         config["root"] = ["path": rootfs, "readonly": false]
-        var process = config["process"] as! [String: Any]
+        var process: [String: Any] = try field(config, "process")
         process["terminal"] = false
         process["args"] = ["/bin/sh", "-c", command]
         config["process"] = process
@@ -29,6 +29,7 @@ struct SnapshotRuntimeTests {
 
     @Test(arguments: BundleTestSupport.runtimes)
     func twoContainersOnOneImageCommitTheirOwnChanges(_ runtime: ContainerRuntime) throws {
+        try runtime.requireAvailable()
         let s = try SnapshotStoreFixture()
         defer { try? s.close() }
         let image = try BusyboxImage.make(layout: s.temp.child("layout"), config: BusyboxImage.command(["true"]))
@@ -61,8 +62,8 @@ struct SnapshotRuntimeTests {
 
         try s.check(["commit", "--message", "container a", "img-a", "ctr-a"])
         try s.check(["commit", "--message", "container b", "img-b", "ctr-b"])
-        let layerA = (try s.statJSON("img-a")["layer"] as! [String: Any])["digest"] as! String
-        let layerB = (try s.statJSON("img-b")["layer"] as! [String: Any])["digest"] as! String
+        let layerA: String = try field(field(s.statJSON("img-a"), "layer", as: [String: Any].self), "digest")
+        let layerB: String = try field(field(s.statJSON("img-b"), "layer", as: [String: Any].self), "digest")
         #expect(layerA != layerB)
         #expect(try s.statJSON("img-a")["parent"] as? String == "busybox")
 

@@ -9,7 +9,7 @@ import StrataTestSupport
 /// Every tar format a layer may come in (issue 2, point 2), mounted and compared with umoci.
 /// Layers come both from TarWriter (exact control of each field) and from GNU tar (what
 /// real images are made of).
-@Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"))
+@Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"), .mountTimeLimit)
 struct TarFormatsMountTests {
     static let long = (0..<3).map { String(repeating: "\($0)", count: 90) }.joined(separator: "/")
 

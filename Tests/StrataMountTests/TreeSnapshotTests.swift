@@ -6,11 +6,13 @@ import StrataHash
 import StrataSystem
 import StrataTestSupport
 
-/// Devices and trusted.* xattrs need root; the fixture leaves them out otherwise.
+/// Devices, owners and trusted.* xattrs need root: they are only in the fixture of the
+/// root-only tests, which record a skip when not root (never a silent partial pass).
 private let isRoot = getuid() == 0
+private let needsRoot: Comment = "devices, owners and trusted.* xattrs need root"
 
 /// A tree with one of every kind of entry the mount tests meet in images.
-private func makeFixture(at root: String) throws {
+private func makeFixture(at root: String, privileged: Bool) throws {
     try FileIO.makeDirectories(root + "/usr/bin")
     try FileIO.makeDirectories(root + "/etc")
     try FileIO.makeDirectories(root + "/tmp")
@@ -32,7 +34,7 @@ private func makeFixture(at root: String) throws {
     }
     #expect(fd >= 0)
     close(fd)
-    if isRoot {
+    if privileged {
         #expect(chown(root + "/etc/owned", 1000, 1001) == 0)
         #expect(mknod(root + "/null", S_IFCHR | 0o666, makedev(1, 3)) == 0)
         try setExtendedAttribute(path: root + "/usr/bin/tool", name: "trusted.overlay.opaque", value: Array("y".utf8))
@@ -60,11 +62,11 @@ private func setMtime(_ path: String, seconds: Int, nanoseconds: Int) {
 }
 
 /// A fixture and a `cp -a` copy of it, in a temp dir removed afterwards.
-private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: String) {
+private func fixtureAndCopy(privileged: Bool = false) throws -> (TempDirectory, left: String, right: String) {
     let temp = try TempDirectory()
     let left = temp.child("left")
     let right = temp.child("right")
-    try makeFixture(at: left)
+    try makeFixture(at: left, privileged: privileged)
     try Command.check("/bin/cp", ["-a", left, right])
     return (temp, left, right)
 }
@@ -90,14 +92,21 @@ private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: Str
         #expect(snap.entry("usr/bin/tool")?.nlink == 2)
         #expect(snap.hardlinkGroups == [[Array("usr/bin/tool".utf8), Array("usr/bin/tool-alias".utf8)]])
         #expect(snap.entries[Array("caf".utf8) + [0xE9]] != nil)
-        if isRoot {
-            let null = try #require(snap.entry("null"))
-            #expect(null.type == .charDevice)
-            #expect(null.rdev == UInt64(makedev(1, 3)))
-            #expect(snap.entry("etc/owned")?.uid == 1000)
-            #expect(snap.entry("etc/owned")?.gid == 1001)
-            #expect(snap.entry("usr/bin/tool")?.xattrs.contains { String(decoding: $0.name, as: UTF8.self) == "trusted.overlay.opaque" } == true)
-        }
+    }
+
+    @Test(.enabled(if: isRoot, needsRoot))
+    func capturesDevicesOwnersAndTrustedXattrs() throws {
+        let (temp, left, right) = try fixtureAndCopy(privileged: true)
+        defer { withExtendedLifetime(temp) {} }
+        let snap = try TreeSnapshot.capture(root: left)
+        let null = try #require(snap.entry("null"))
+        #expect(null.type == .charDevice)
+        #expect(null.rdev == UInt64(makedev(1, 3)))
+        #expect(snap.entry("etc/owned")?.uid == 1000)
+        #expect(snap.entry("etc/owned")?.gid == 1001)
+        #expect(snap.entry("usr/bin/tool")?.xattrs.contains { String(decoding: $0.name, as: UTF8.self) == "trusted.overlay.opaque" } == true)
+        // A copy with all of them is still equal.
+        #expect(snap.differences(from: try TreeSnapshot.capture(root: right)) == [])
     }
 
     @Test func copyIsEqual() throws {
@@ -118,11 +127,6 @@ private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: Str
         // Content, same size and mtime so only the hash can tell.
         try write(right + "/etc/owned", "OWNED\n", mode: 0o640)
         setMtime(right + "/etc/owned", seconds: 1_700_000_000, nanoseconds: 123_456_789)
-        if isRoot {
-            #expect(chown(right + "/etc/owned", 1000, 1001) == 0)
-            // Owner.
-            #expect(lchown(right + "/etc/hostname", 0, 42) == 0)
-        }
         // xattr value, and one only on the right.
         try setExtendedAttribute(path: right + "/etc/hostname", name: "user.origin", value: Array("changed".utf8))
         try setExtendedAttribute(path: right + "/usr/bin/setuid", name: "user.extra", value: [0, 1, 2])
@@ -148,7 +152,7 @@ private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: Str
             "usr/bin/tool: nlink 2 != 1",
             "fifo: only in left",
             "etc/new: only in right",
-        ] + (isRoot ? ["etc/hostname: gid 0 != 42"] : [])
+        ]
         for line in expected {
             #expect(diffs.contains(line), "missing \"\(line)\" in:\n\(diffs.joined(separator: "\n"))")
         }
@@ -158,6 +162,16 @@ private func fixtureAndCopy() throws -> (TempDirectory, left: String, right: Str
         for line in diffs {
             #expect(planted.contains { line.hasPrefix($0 + ":") || line.hasPrefix($0 + " ") }, "unexpected: \(line)")
         }
+    }
+
+    @Test(.enabled(if: isRoot, needsRoot))
+    func namesAPlantedOwnerDifference() throws {
+        let (temp, left, right) = try fixtureAndCopy(privileged: true)
+        defer { withExtendedLifetime(temp) {} }
+        #expect(lchown(right + "/etc/hostname", 0, 42) == 0)
+        #expect(lchown(right + "/etc/owned", 7, 1001) == 0)
+        let diffs = try TreeSnapshot.capture(root: left).differences(from: TreeSnapshot.capture(root: right), ignoring: [.dirMtime])
+        #expect(diffs.sorted() == ["etc/hostname: gid 0 != 42", "etc/owned: uid 1000 != 7"], "\(diffs)")
     }
 
     @Test func ignoringFieldsAndDirectoryMtimes() throws {

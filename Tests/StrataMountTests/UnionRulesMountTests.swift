@@ -8,7 +8,7 @@ import StrataTestSupport
 /// The union rules (issue 2, point 4), each on a small image built in code: the mount must
 /// match `umoci unpack`, and the rule's own outcome is also checked on the mount directly,
 /// so a test says which rule broke rather than only "the trees differ".
-@Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"))
+@Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"), .mountTimeLimit)
 struct UnionRulesMountTests {
     @Test func laterLayersWin() throws {
         let temp = try TempDirectory()

@@ -8,17 +8,21 @@ import Synchronization
 import Testing
 
 /// A copy-up streams the file's data without the table lock: the rest of the mount goes on.
-@Suite(.serialized) struct UpperConcurrencyTests {
+@Suite(.serialized, .mountTimeLimit) struct UpperConcurrencyTests {
     static let hugeSize = 64 << 20
 
     /// While a 64 MiB lower file is copied up (an open for writing), stat, readdir, create,
     /// mkdir, rename and a small copy-up elsewhere in the mount all complete; a second open of
-    /// the same file waits for the first copy instead of making its own. The daemon sleeps
-    /// after each 1 MiB chunk (STRATA_TEST_COPYUP_DELAY_MS), so the copy lasts seconds, and the
-    /// test checks order, not time: every other operation returned before the first open did.
+    /// the same file waits for the first copy instead of making its own. The daemon holds the
+    /// copy-up after its first chunk until a gate file exists (STRATA_TEST_COPYUP_GATE), and the
+    /// test opens the gate only after every other operation returned: the order is forced, not
+    /// raced. Should an operation wait for the copy-up (the bug), it could never return with
+    /// the gate closed: after 120 s the gate is opened anyway and the test fails.
     @Test func otherRequestsProceedDuringACopyUp() throws {
         let f = try UpperFixture(extraLower: "mkdir huge.d; yes strata-copy-up | head -c \(Self.hugeSize) > huge.d/huge")
-        try f.mount(environment: ["STRATA_TEST_COPYUP_DELAY_MS": "40"])
+        let gate = f.temp.child("copy-up-gate")
+        defer { close(open(gate, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)) }   // never leave the daemon held
+        try f.mount(environment: ["STRATA_TEST_COPYUP_GATE": gate])
         let work = f.upper + ".work/tmp"
         let huge = f.path("huge.d/huge")
 
@@ -41,30 +45,42 @@ import Testing
         #expect(started, "no copy-up in \(work)")
         startOpener(1)
 
-        var failures: [String] = []
-        func check(_ what: String, _ ok: Bool) { if !ok { failures.append("\(what): \(String(cString: strerror(errno)))") } }
-        for i in 0..<40 {
-            check("lstat etc/hosts", statOf(f.path("etc/hosts")) != nil)
-            check("lstat d/e/f", statOf(f.path("d/e/f")) != nil)
-            check("lstat huge.d/missing\(i)", statOf(f.path("huge.d/missing\(i)")) == nil)
-            check("readdir etc", ((try? names(in: f.path("etc"))) ?? []).contains("hosts"))
-            let new = f.path("home/new\(i)")
-            let fd = open(new, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            check("create \(new)", fd >= 0)
-            if fd >= 0 { check("write", write(fd, "x", 1) == 1); close(fd) }
-            check("mkdir", mkdir(f.path("home/dir\(i)"), 0o755) == 0)
-            check("rename", rename(new, f.path("home/moved\(i)")) == 0)
+        let failures = Mutex<[String]>([])
+        let others = DispatchSemaphore(value: 0)
+        let mountpoint = f.mountpoint
+        DispatchQueue.global().async {
+            func path(_ p: String) -> String { mountpoint + "/" + p }
+            func check(_ what: String, _ ok: Bool) {
+                if !ok { let e = String(cString: strerror(errno)); failures.withLock { $0.append("\(what): \(e)") } }
+            }
+            for i in 0..<40 {
+                check("lstat etc/hosts", statOf(path("etc/hosts")) != nil)
+                check("lstat d/e/f", statOf(path("d/e/f")) != nil)
+                check("lstat huge.d/missing\(i)", statOf(path("huge.d/missing\(i)")) == nil)
+                check("readdir etc", ((try? names(in: path("etc"))) ?? []).contains("hosts"))
+                let new = path("home/new\(i)")
+                let fd = open(new, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+                check("create \(new)", fd >= 0)
+                if fd >= 0 { check("write", write(fd, "x", 1) == 1); close(fd) }
+                check("mkdir", mkdir(path("home/dir\(i)"), 0o755) == 0)
+                check("rename", rename(new, path("home/moved\(i)")) == 0)
+            }
+            // A small copy-up of another file does not wait for the big one either.
+            let small = open(path("etc/hosts"), O_WRONLY | O_APPEND | O_CLOEXEC)
+            check("copy-up etc/hosts", small >= 0)
+            if small >= 0 { check("append", write(small, "!", 1) == 1); close(small) }
+            check("readdir home", ((try? names(in: path("home"))) ?? []).filter { $0.hasPrefix("moved") }.count == 40)
+            others.signal()
         }
-        // A small copy-up of another file does not wait for the big one either.
-        let small = open(f.path("etc/hosts"), O_WRONLY | O_APPEND | O_CLOEXEC)
-        check("copy-up etc/hosts", small >= 0)
-        if small >= 0 { check("append", write(small, "!", 1) == 1); close(small) }
-        check("readdir home", ((try? names(in: f.path("home"))) ?? []).filter { $0.hasPrefix("moved") }.count == 40)
-        let stillCopying = returned.withLock { !$0[0] && !$0[1] }
+        let finishedWhileHeld = others.wait(timeout: .now() + 120) == .success
+        let openedWhileHeld = returned.withLock { $0 }
+        close(open(gate, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644))
+        if !finishedWhileHeld { others.wait() }
 
         openers.wait()
-        #expect(failures.isEmpty, "\(failures.prefix(5))")
-        #expect(stillCopying, "the other operations waited for the copy-up")
+        #expect(finishedWhileHeld, "the other operations waited for the copy-up")
+        #expect(openedWhileHeld == [false, false], "an open of the file returned before its copy-up was released")
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 }.prefix(5))")
         #expect(results.withLock { $0 } == [0, 0], "both opens succeed (one copy, the second waited for it)")
         #expect(readText(f.path("etc/hosts")) == "hello!")
 

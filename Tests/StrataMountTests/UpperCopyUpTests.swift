@@ -6,7 +6,7 @@ import StrataSystem
 import StrataTestSupport
 
 /// Copy-up cases, the upper directory's format, remount, kernel overlayfs, kill -9.
-@Suite(.serialized) struct UpperCopyUpTests {
+@Suite(.serialized, .mountTimeLimit) struct UpperCopyUpTests {
     @Test func copyUpKeepsMetadataAndHardlinks() throws {
         let f = try UpperFixture()
         try f.mount()

@@ -7,7 +7,7 @@ import StrataTestSupport
 
 /// A long seeded random sequence of file operations, applied to a strata mount with an upper
 /// directory and to a plain copy of the extracted image; the two trees must stay equal.
-@Suite(.serialized) struct UpperDifferentialTests {
+@Suite(.serialized, .mountTimeLimit) struct UpperDifferentialTests {
     static let steps = 1200
     static let checkEvery = 200
 

@@ -7,7 +7,7 @@ import StrataTestSupport
 
 /// Each write operation on a real mount with an upper directory. Tests in a suite share the
 /// machine's FUSE: run one at a time.
-@Suite(.serialized) struct UpperOperationTests {
+@Suite(.serialized, .mountTimeLimit) struct UpperOperationTests {
     @Test func createWriteTruncateAndRemove() throws {
         let f = try UpperFixture()
         try f.mount()

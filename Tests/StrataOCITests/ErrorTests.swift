@@ -85,8 +85,17 @@ private func expectError(_ expected: [String], _ body: () throws -> Void,
 @Test func verifyBlobStreamsLayers() throws {
     try withTempDir { dir in
         let t = try TestLayout(dir)
-        let d = try t.writer.writeBlob(Array(repeating: 7, count: 3 << 20), mediaType: MediaType.ociLayerTar)
+        let good = [UInt8](repeating: 7, count: 3 << 20)
+        let d = try t.writer.writeBlob(good, mediaType: MediaType.ociLayerTar)
         try t.layout.verifyBlob(d)
+        // One byte changed deep in the stream, size unchanged: only the streamed hash can tell.
+        var bad = good
+        bad[2 << 20] ^= 1
+        let file = try t.layout.blobPath(d.digest)
+        try FileIO.writeAtomically(file, bad)
+        expectError(["blob \(d.digest) in \(dir)", "content has digest sha256:\(Digest.sha256(of: bad).hex)"]) {
+            try t.layout.verifyBlob(d)
+        }
     }
 }
 

@@ -55,7 +55,8 @@ import Testing
         #expect(chain.layers.count == 6)   // 2 image layers + 4 commits
         #expect(chain.config.rootfs.diffIDs.last == top.diffID)
         // No snapshot directories remain for committed snapshots.
-        let dirs = (try? FileManager.default.contentsOfDirectory(atPath: f.root + "/snapshots")) ?? []
+        // prepare made the directory; an error listing it is a failure, not an empty list.
+        let dirs = try FileManager.default.contentsOfDirectory(atPath: f.root + "/snapshots")
         #expect(dirs.isEmpty)
     }
 

@@ -36,12 +36,12 @@ import Testing
         try f.store.commit("c2", key: "b")
         var text = try f.metadata()
         // c1's parent becomes c2: a cycle; and a record whose parent is gone.
-        var object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
-        var snapshots = object["snapshots"] as! [String: Any]
-        var c1 = snapshots["c1"] as! [String: Any]
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
+        var snapshots = try #require(object["snapshots"] as? [String: Any], "\(text)")
+        var c1 = try #require(snapshots["c1"] as? [String: Any], "\(text)")
         c1["parent"] = "c2"
         snapshots["c1"] = c1
-        var orphan = snapshots["c2"] as! [String: Any]
+        var orphan = try #require(snapshots["c2"] as? [String: Any], "\(text)")
         orphan["parent"] = "ghost"
         orphan["id"] = 99
         snapshots["orphan"] = orphan

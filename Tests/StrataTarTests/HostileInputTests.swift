@@ -231,6 +231,37 @@ private let good: [UInt8] = {
         }
         if rng.next() % 4 == 0 { b = Array(b.prefix(Int(rng.next() % UInt64(b.count)))) }
         _ = readError(b)
+        _ = readErrorReadingData(b, &rng)
+    }
+}
+
+/// Like `readError`, but also reads each entry's data through `readData`: all of it, part of
+/// it or none (then `next` skips the rest), in odd buffer sizes. Corruption must show as a
+/// TarError there too, and an entry never gives more bytes than its storedSize, nor (read to
+/// the end without an error) fewer.
+private func readErrorReadingData(_ archive: [UInt8], _ rng: inout SplitMix) -> TarError? {
+    let reader = TarReader(source: MemoryTarSource(archive))
+    do {
+        while let entry = try reader.next() {
+            let how = rng.next() % 3   // 0: all, 1: about half, 2: none
+            var chunk = [UInt8](repeating: 0, count: 1 + Int(rng.next() % 1500))
+            var got: UInt64 = 0
+            while how != 2 {
+                let n = try chunk.withUnsafeMutableBytes { try reader.readData(into: $0) }
+                #expect(n >= 0 && n <= chunk.count)
+                if n <= 0 { break }
+                got += UInt64(n)
+                if how == 1 && got >= entry.storedSize / 2 { break }
+            }
+            #expect(got <= entry.storedSize, "\(entry.pathString): \(got) bytes of \(entry.storedSize)")
+            if how == 0 { #expect(got == entry.storedSize, "\(entry.pathString): \(got) bytes of \(entry.storedSize)") }
+        }
+        return nil
+    } catch let e as TarError {
+        return e
+    } catch {
+        Issue.record("unexpected error type \(error)")
+        return nil
     }
 }
 
