@@ -22,7 +22,9 @@ public enum RuntimeDefaults {
         .init(type: "RLIMIT_NOFILE", hard: 1024, soft: 1024),
     ]
 
-    public static let noNewPrivileges = true
+    /// false, unlike `runc spec`: containerd, podman and Docker leave it off, so setuid programs
+    /// (`su`, `sudo`, `ping`) and file capabilities in an image work as they do there.
+    public static let noNewPrivileges = false
 
     public static let mounts: [RuntimeSpec.Mount] = [
         .init(destination: "/proc", type: "proc", source: "proc"),

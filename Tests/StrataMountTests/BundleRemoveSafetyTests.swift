@@ -10,7 +10,7 @@ import Testing
 /// bundle (running or stopped) or while anything uses the rootfs; `snapshot remove` and
 /// `snapshot unmount` refuse a snapshot whose mount is in use. Every container a test starts
 /// is deleted (`delete --force`), also on failure.
-@Suite(.enabled(if: BundleTestSupport.available, "needs root, the strata binary, runc, umoci and busybox-static"),
+@Suite(.mountTimeLimit, .enabled(if: BundleTestSupport.available, "needs root, the strata binary, runc, umoci and busybox-static"),
        .serialized)
 struct BundleRemoveSafetyTests {
     /// `RUNTIME ARGS...` through a shell, stdio on /dev/null unless `output` (a detached
@@ -53,6 +53,7 @@ struct BundleRemoveSafetyTests {
 
     @Test(arguments: BundleTestSupport.runtimes)
     func aRunningContainerKeepsItsBundle(_ runtime: ContainerRuntime) throws {
+        try runtime.requireAvailable()
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let image = try BusyboxImage.make(layout: temp.child("layout"), config: BusyboxImage.command(["sleep", "600"]))
@@ -84,6 +85,7 @@ struct BundleRemoveSafetyTests {
     /// for `delete`.
     @Test(arguments: BundleTestSupport.runtimes)
     func aStoppedContainerKeepsItsBundle(_ runtime: ContainerRuntime) throws {
+        try runtime.requireAvailable()
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let image = try BusyboxImage.make(layout: temp.child("layout"), config: BusyboxImage.command(["/bin/sh", "-c", "exit 0"]))
@@ -126,7 +128,7 @@ struct BundleRemoveSafetyTests {
     }
 }
 
-@Suite(.enabled(if: SafetyTestSupport.available, "needs root, /dev/fuse and the strata binary"), .serialized)
+@Suite(.mountTimeLimit, .enabled(if: SafetyTestSupport.available, "needs root, /dev/fuse and the strata binary"), .serialized)
 struct SnapshotUnmountSafetyTests {
     @Test func aSnapshotInUseIsNeitherUnmountedNorRemoved() throws {
         let store = try SnapshotStoreFixture()

@@ -7,7 +7,7 @@ import Testing
 
 /// `strata commit` refuses an upper that a `strata mount --upper` still holds (writes in
 /// flight could tear the layer); --force overrides; once unmounted it commits.
-@Suite(.enabled(if: SafetyTestSupport.available, "needs root, /dev/fuse and the strata binary"), .serialized)
+@Suite(.mountTimeLimit, .enabled(if: SafetyTestSupport.available, "needs root, /dev/fuse and the strata binary"), .serialized)
 struct CommitLockTests {
     @Test func aMountedUpperIsRefusedUnlessForced() throws {
         let temp = try TempDirectory()

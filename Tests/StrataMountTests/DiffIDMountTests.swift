@@ -9,7 +9,7 @@ import StrataTestSupport
 
 /// Issue 10, point 4: a layer whose uncompressed tar does not hash to the image's
 /// `rootfs.diff_ids[i]` is refused (umoci: "diffid mismatch"), cold or from a warm cache.
-@Suite(.enabled(if: getuid() == 0 && StrataBinary.isBuilt, "needs root and a built strata"))
+@Suite(.mountTimeLimit, .enabled(if: getuid() == 0 && StrataBinary.isBuilt, "needs root and a built strata"))
 struct DiffIDMountTests {
     static let base: [TarItem] = [Items.dir("etc"), Items.file("etc/who", "base\n")]
     static let shared: [TarItem] = [Items.file("etc/shared", String(repeating: "a layer two images share\n", count: 8000))]

@@ -11,7 +11,7 @@ import StrataTestSupport
 /// Issue 10, point 4: the snapshot store keys lower snapshots by chain IDs, which come from
 /// diff_ids; an image lying about one must not poison the snapshots of honest images, and
 /// `snapshot check` must catch a committed layer blob changed on disk.
-@Suite(.serialized, .enabled(if: SnapshotStoreFixture.available, "needs root, /dev/fuse and a built strata"))
+@Suite(.mountTimeLimit, .serialized, .enabled(if: SnapshotStoreFixture.available, "needs root, /dev/fuse and a built strata"))
 struct DiffIDSnapshotTests {
     /// An honest two-layer image, and a lying one whose base layer has other content but
     /// claims the honest base's diff_id (and shares the honest top layer): without the check

@@ -9,7 +9,7 @@ import StrataTestSupport
 /// Names the kernel cannot hold (issue 10, point 9): a name over 255 bytes or a path over
 /// 4095 bytes is refused when indexing, as umoci refuses it, in one line naming the entry,
 /// and nothing is mounted. The longest ones Linux takes are served.
-@Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"))
+@Suite(.mountTimeLimit, .enabled(if: canCompareMounts, "needs root, umoci and a built strata"))
 struct NameLimitMountTests {
     /// A path of exactly `length` bytes made of valid names (99-byte directories).
     static func longPath(_ length: Int) -> String {

@@ -11,7 +11,7 @@ import StrataTestSupport
 /// The mount lives in a private mount namespace (`unshare --mount`) whose /proc is unmounted
 /// once the daemon is up; a mount made there is not visible outside, so the writes and
 /// their checks run in the namespace too, and the script unmounts before it ends.
-@Suite(.enabled(if: getuid() == 0 && StrataBinary.isBuilt && access("/usr/bin/unshare", X_OK) == 0,
+@Suite(.mountTimeLimit, .enabled(if: getuid() == 0 && StrataBinary.isBuilt && access("/usr/bin/unshare", X_OK) == 0,
                 "needs root, unshare and a built strata"))
 struct NoProcMountTests {
     @Test func upperWritesWithoutProc() throws {

@@ -7,7 +7,7 @@ import StrataTestSupport
 
 /// Symlinks on Linux are always mode 0777 (ext4, overlayfs, umoci), whatever their tar header
 /// says (issue 10, point 8): some tar writers put 0644 there.
-@Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"))
+@Suite(.mountTimeLimit, .enabled(if: canCompareMounts, "needs root, umoci and a built strata"))
 struct SymlinkModeMountTests {
     static let layers: [[TarItem]] = [
         [Items.dir("a"), Items.file("a/target", "t"), Items.symlink("a/link", to: "target", mode: 0o644),

@@ -8,7 +8,7 @@ import Testing
 /// `strata unmount` unmounts strata mounts only, and never detaches one still in use: a
 /// process holding a file or a working directory in it gets the mount refused with EBUSY and
 /// its PID, and the mount stays. A stale mount (dead daemon) is still cleared, used or not.
-@Suite(.enabled(if: SafetyTestSupport.available, "needs root, /dev/fuse and the strata binary"), .serialized)
+@Suite(.mountTimeLimit, .enabled(if: SafetyTestSupport.available, "needs root, /dev/fuse and the strata binary"), .serialized)
 struct UnmountSafetyTests {
     @Test(arguments: ["tmpfs", "proc"])
     func anotherFileSystemIsNotUnmounted(_ type: String) throws {
