@@ -34,7 +34,10 @@ public struct LayerBlob: Sendable {
 public enum IndexBuilder {
     public static let defaultCheckpointSpacing: UInt64 = 4 << 20
 
-    public static func build(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing) throws -> [UInt8] {
+    /// `copyPath`: where a zstd layer's re-encoded copy is written if it needs one (see
+    /// `FrameRecoder`; the file exists afterwards only then). Without it, no copy is made.
+    public static func build(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing,
+                             copyPath: String? = nil) throws -> [UInt8] {
         let fd: FileDescriptor
         do { fd = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
             throw IndexError("\(blob.name): \(error)")
@@ -48,6 +51,9 @@ public enum IndexBuilder {
         let decoder = IndexingDecoder(compression: blob.compression, file: fd, blobSize: blob.size,
                                       checkpointSpacing: checkpointSpacing, onCompressedBytes: { hasher.update($0) })
         let source = DecoderTarSource(decoder)
+        source.recoder = blob.compression == .zstd ? copyPath.map { FrameRecoder(path: $0, decoder: decoder) } : nil
+        var recoded = false
+        defer { if !recoded { source.recoder?.abandon() } }
         let reader = TarReader(source: source)
         var writer = LayerIndexWriter()
         do {
@@ -76,9 +82,11 @@ public enum IndexBuilder {
         guard SHA256Hasher.hex(digest) == blob.digestHex else {
             throw IndexError("\(blob.name): digest mismatch: blob \(blob.path) hashes to sha256:\(SHA256Hasher.hex(digest))")
         }
+        let copy = try source.recoder?.finish() ?? RecodedCopy()
+        recoded = true
         return writer.serialize(compression: blob.compression, blobSize: blob.size,
                                 uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
-                                checkpoints: decoder.checkpoints)
+                                checkpoints: decoder.checkpoints, copy: copy)
     }
 
     /// Maps a tar entry onto an index entry: normalised path, whiteouts decoded. Returns nil for
@@ -132,10 +140,16 @@ public enum IndexBuilder {
 /// Feeds the tar reader from the decoder.
 final class DecoderTarSource: TarSource {
     let decoder: IndexingDecoder
+    /// Sees every byte of the stream, drained ones too.
+    var recoder: FrameRecoder?
     private var scratch = [UInt8](repeating: 0, count: 1 << 16)
     init(_ decoder: IndexingDecoder) { self.decoder = decoder }
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try decoder.read(into: buffer) }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try decoder.read(into: buffer)
+        try recoder?.take(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        return n
+    }
     func drain() throws {
-        while try scratch.withUnsafeMutableBytes({ try decoder.read(into: $0) }) > 0 {}
+        while try scratch.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
     }
 }

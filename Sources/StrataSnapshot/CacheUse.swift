@@ -19,7 +19,7 @@ enum CacheUse {
 /// The files StrataIndex's IndexCache keeps for one layer.
 enum CacheFiles {
     static func indexPath(digestHex: String, cache: String) -> String { "\(cache)/index/sha256/\(digestHex)" }
-    static func dataPath(digestHex: String, cache: String) -> String { "\(cache)/data/sha256/\(digestHex).tar" }
+    static func dataPath(digestHex: String, cache: String) -> String { "\(cache)/data/sha256/\(digestHex).zst" }
     static func paths(digestHex: String, cache: String) -> [String] {
         [indexPath(digestHex: digestHex, cache: cache), dataPath(digestHex: digestHex, cache: cache)]
     }
