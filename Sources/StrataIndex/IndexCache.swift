@@ -50,7 +50,7 @@ public final class IndexCache: @unchecked Sendable {
             return index
         } catch {
             // Never trust a damaged index: rebuild it.
-            IndexCache.log("\(error); rebuilding it from the blob")
+            IndexCache.log("\(error); removed, to be rebuilt from the blob")
             unlink(path)
             return nil
         }

@@ -142,7 +142,8 @@ public final class LayerData: @unchecked Sendable {
         }
         IndexCache.log("\(blob.name): \(damage); rebuilding its index from the blob")
         let rebuilt: LayerIndex
-        do { rebuilt = try indexCache.build(blob) } catch {
+        // Reopened as a mount opens it: header and checkpoints in memory, windows read when used.
+        do { rebuilt = try LayerIndex(path: indexCache.build(blob).file.path, verify: false) } catch {
             IndexCache.log("\(blob.name): rebuilding its index failed: \(error)")
             unlink(damaged.file.path)
             throw damage
