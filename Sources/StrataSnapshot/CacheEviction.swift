@@ -8,7 +8,7 @@ import StrataUnion
 /// later of a file's access and modification times: the store sets both when it mounts a
 /// chain (CacheUse), and a mount that indexes a layer writes its files anew.
 ///
-/// Removing a file a running mount has open is safe (an index is mapped, a decoded copy held
+/// Removing a file a running mount has open is safe (an index or re-encoded copy is held
 /// open: the data lives until closed), but the layers of snapshots mounted now are kept
 /// anyway, so their next mount does not pay for indexing again.
 enum CacheEviction {

@@ -4,7 +4,7 @@ import Glibc
 import StrataOCI
 
 /// Least-recently-used order for the cache: whenever the store mounts a chain, it sets the
-/// modification time of the layers' index and decoded-copy files to now. Modification time,
+/// modification time of the layers' index and re-encoded copy files to now. Modification time,
 /// not access time, because file systems mounted relatime or noatime do not keep the latter.
 enum CacheUse {
     static func touch(layers: [Descriptor], cache: String) {
