@@ -16,29 +16,48 @@ public enum ImageView {
         // Serving reads only the indexes' checkpoints: a cached index is checked in full only
         // when the merged tree has to be built from it.
         let opened = try parallelMap(blobs.count) { try cache.index(blobs[$0], verify: false) }.map { try $0.get() }
-        let indexes = opened.map(\.index)
-        let tree = try mergedTree(indexes, built: opened.map(\.built), cache: cache).tree
+        var indexes = opened.map(\.index)
+        var built = opened.map(\.built)
+        // A cached index damaged in a section only the tree build reads is rebuilt then.
+        let tree = try mergedTree(indexes, built: built, cache: cache, rebuild: { i in
+            let index = try cache.build(blobs[i])
+            indexes[i] = index
+            built[i] = true
+            return index
+        }).tree
         let spans = SpanCache(capacity: spanCacheBytes)
         var data: [LayerData] = []
         for (i, blob) in blobs.enumerated() {
             data.append(try LayerData(index: indexes[i], blob: blob, number: i, cache: spans,
-                                      copyPath: cache.dataPath(digestHex: blob.digestHex)))
+                                      copyPath: cache.dataPath(digestHex: blob.digestHex), indexCache: cache))
         }
         return ImageFileSystem(tree: tree, layers: data)
     }
 
     /// The cached merged tree of `indexes` (bottom layer first), or a new one built from them and
     /// cached (`built`). A tree that fails validation is rebuilt, like an index. `built[i]` says
-    /// that index i was made by this process (so it needs no second check).
-    public static func mergedTree(_ indexes: [LayerIndex], built: [Bool], cache: IndexCache) throws -> (tree: MergedTree, built: Bool) {
+    /// that index i was made by this process (so it needs no second check). `rebuild(i)` makes
+    /// index i anew when its check finds it damaged (nil: the damage is an error).
+    public static func mergedTree(_ indexes: [LayerIndex], built: [Bool], cache: IndexCache,
+                                  rebuild: ((Int) throws -> LayerIndex)? = nil) throws -> (tree: MergedTree, built: Bool) {
         let table = MergedTreeWriter.layerTable(indexes)
         let path = cache.treePath(keyHex: SHA256Hasher.hex(of: MergedTreeWriter.key(table)))
         if FileIO.exists(path) {
-            if let tree = try? MergedTree(path: path, layers: table) { return (tree, false) }
+            do { return (try MergedTree(path: path, layers: table), false) } catch {
+                Log.error("\(error); rebuilding it")
+            }
             unlink(path)
         }
         // An index built by this mount was checked as it was made; a cached one is checked now.
-        let verified = try indexes.indices.map { built[$0] ? indexes[$0] : try LayerIndex(path: indexes[$0].file.path, verify: true) }
+        let verified = try indexes.indices.map { i in
+            if built[i] { return indexes[i] }
+            do { return try LayerIndex(path: indexes[i].file.path, verify: true) } catch let damage as IndexDamage {
+                guard let rebuild else { throw damage }
+                Log.error("\(damage); rebuilding the index from the blob")
+                unlink(indexes[i].file.path)
+                return try rebuild(i)
+            }
+        }
         let bytes = MergedTreeWriter.serialize(try UnionTree(layers: verified))
         do {
             try FileIO.makeDirectories(cache.directory + "/tree/sha256")

@@ -56,15 +56,18 @@ public struct DiffIDClaim: Sendable, Equatable {
 public enum IndexBuilder {
     public static let defaultCheckpointSpacing: UInt64 = 4 << 20
 
-    public static func build(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing) throws -> [UInt8] {
-        try buildVerified(blob, checkpointSpacing: checkpointSpacing).bytes
+    /// `copyPath`: where a zstd layer's re-encoded copy is written if it needs one (see
+    /// `FrameRecoder`; the file exists afterwards only then). Without it, no copy is made.
+    public static func build(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing,
+                             copyPath: String? = nil) throws -> [UInt8] {
+        try buildVerified(blob, checkpointSpacing: checkpointSpacing, copyPath: copyPath).bytes
     }
 
     /// Builds the index and returns with it the layer's diff_id: the sha256 of its uncompressed
     /// tar, hashed on a second thread as the decoder produces it (a tar layer's is its digest).
     /// A layer whose diff_id is not the one `blob.diffID` claims is an error.
-    public static func buildVerified(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing) throws
-        -> (bytes: [UInt8], diffIDHex: String) {
+    public static func buildVerified(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing,
+                                     copyPath: String? = nil) throws -> (bytes: [UInt8], diffIDHex: String) {
         let fd: FileDescriptor
         do { fd = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
             throw IndexError("\(blob.name): \(error)")
@@ -79,6 +82,9 @@ public enum IndexBuilder {
                                       checkpointSpacing: checkpointSpacing, onCompressedBytes: { hasher.update($0) })
         let uncompressedHasher = blob.compression == .none ? nil : BackgroundHasher()
         let source = DecoderTarSource(decoder, hasher: uncompressedHasher)
+        source.recoder = blob.compression == .zstd ? copyPath.map { FrameRecoder(path: $0, decoder: decoder) } : nil
+        var recoded = false
+        defer { if !recoded { source.recoder?.abandon() } }
         let reader = TarReader(source: source)
         var writer = LayerIndexWriter()
         do {
@@ -111,9 +117,11 @@ public enum IndexBuilder {
         if let claim = blob.diffID, !claim.matches(hex: diffIDHex) {
             throw blob.diffIDMismatch(claim, actualHex: diffIDHex, cached: false)
         }
+        let copy = try source.recoder?.finish() ?? RecodedCopy()
+        recoded = true
         let bytes = writer.serialize(compression: blob.compression, blobSize: blob.size,
                                      uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
-                                     checkpoints: decoder.checkpoints)
+                                     checkpoints: decoder.checkpoints, copy: copy)
         return (bytes, diffIDHex)
     }
 
@@ -174,11 +182,14 @@ public enum IndexBuilder {
 final class DecoderTarSource: TarSource {
     let decoder: IndexingDecoder
     let hasher: BackgroundHasher?
+    /// Sees every byte of the stream, drained ones too.
+    var recoder: FrameRecoder?
     private var scratch = [UInt8](repeating: 0, count: 1 << 16)
     init(_ decoder: IndexingDecoder, hasher: BackgroundHasher? = nil) { self.decoder = decoder; self.hasher = hasher }
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = try decoder.read(into: buffer)
         hasher?.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        try recoder?.take(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         return n
     }
     func drain() throws {

@@ -26,7 +26,8 @@ public final class IndexCache: @unchecked Sendable {
     }
 
     public func indexPath(digestHex: String) -> String { "\(directory)/index/sha256/\(digestHex)" }
-    public func dataPath(digestHex: String) -> String { "\(directory)/data/sha256/\(digestHex).tar" }
+    /// A zstd layer's re-encoded copy (independent frames, see `FrameRecoder`), when it needs one.
+    public func dataPath(digestHex: String) -> String { "\(directory)/data/sha256/\(digestHex).zst" }
 
     public func treePath(keyHex: String) -> String { "\(directory)/tree/sha256/\(keyHex)" }
 
@@ -44,13 +45,29 @@ public final class IndexCache: @unchecked Sendable {
         return String(decoding: hex, as: UTF8.self)
     }
 
-    /// The cached index if present and valid (`verify`: see `LayerIndex.init(path:verify:)`).
+    /// The cached index if present and valid (`verify`: see `LayerIndex.init(path:verify:)`),
+    /// with its re-encoded copy in place if it has one. A damaged one is removed (and logged):
+    /// the caller rebuilds it.
     public func load(digestHex: String, verify: Bool = true) -> LayerIndex? {
         let path = indexPath(digestHex: digestHex)
         guard FileIO.exists(path) else { return nil }
-        if let index = try? LayerIndex(path: path, verify: verify), index.digestHex == digestHex { return index }
-        unlink(path)   // never trust a damaged index: rebuild it
-        return nil
+        do {
+            let index = try LayerIndex(path: path, verify: verify)
+            guard index.digestHex == digestHex else { throw IndexError("index \(path): made for sha256:\(index.digestHex)") }
+            if index.copySize > 0 {
+                let copy = dataPath(digestHex: digestHex)
+                var st = stat()
+                guard stat(copy, &st) == 0, UInt64(st.st_size) == index.copySize else {
+                    throw IndexDamage(path: copy, "re-encoded copy missing or of the wrong size")
+                }
+            }
+            return index
+        } catch {
+            // Never trust a damaged index: rebuild it.
+            IndexCache.log("\(error); removed, to be rebuilt from the blob")
+            unlink(path)
+            return nil
+        }
     }
 
     /// Returns the layer's index, building it (and verifying the blob) when it is not cached.
@@ -67,8 +84,26 @@ public final class IndexCache: @unchecked Sendable {
             }
             return (index, false)
         }
-        let (bytes, diffIDHex) = try IndexBuilder.buildVerified(blob)
+        return (try build(blob), true)
+    }
+
+    /// Builds the layer's index (and its re-encoded copy, if it needs one) from the blob and
+    /// puts them in the cache, replacing what is there. The copy goes in first: an index in
+    /// the cache always finds its copy.
+    public func build(_ blob: LayerBlob) throws -> LayerIndex {
+        let copy = dataPath(digestHex: blob.digestHex)
+        let temp = "\(copy).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        do { try FileIO.makeDirectories(directory + "/data/sha256") } catch {
+            throw IndexError("cache \(directory): \(error)")
+        }
+        defer { unlink(temp) }
+        let (bytes, diffIDHex) = try IndexBuilder.buildVerified(blob, copyPath: temp)
         TestGate.pass("STRATA_TEST_INDEX_GATE")   // tests: hold a built index before it is written
+        // Not fsynced: every frame carries its checksum, and a copy a crash truncated is found
+        // at the next open (its size is in the index) and rebuilt.
+        if FileIO.exists(temp), rename(temp, copy) != 0 {
+            throw IndexError("cache \(directory): \(SystemError(code: errno, operation: "rename", path: copy))")
+        }
         let path = indexPath(digestHex: blob.digestHex)
         do {
             try FileIO.makeDirectories(directory + "/diffid/sha256")
@@ -77,6 +112,11 @@ public final class IndexCache: @unchecked Sendable {
         } catch {
             throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
         }
-        return (try LayerIndex(path: path), true)
+        return try LayerIndex(path: path)
+    }
+
+    /// One line on stderr (the daemon's log when serving).
+    static func log(_ message: String) {
+        writeStandardError("strata: \(message)\n")
     }
 }

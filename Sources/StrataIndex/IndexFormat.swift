@@ -1,15 +1,27 @@
 /// The on-disk layout of a layer index. Little-endian, fixed-size records, so a mount maps the
 /// file and reads records in place instead of parsing it.
 ///
-///   header (160 bytes) | entries (96 bytes each) | xattrs (16 each) | sparse segments (16 each)
+///   header (256 bytes) | entries (96 bytes each) | xattrs (16 each) | sparse segments (16 each)
 ///   | checkpoints (40 each) | strings | windows (each checkpoint window, deflated)
 ///
-/// The checksum covers the whole file with the checksum field read as zero. Nothing in the file
-/// depends on where the blob lives, and the same layer always gives the same bytes.
+/// Every section is checked when it is first read, not the whole file at open (a warm mount
+/// reads only the header and the checkpoints): the header's checksum covers the header (its own
+/// field read as zero), which holds one checksum per record section, and each checkpoint record
+/// holds the checksum of its stored window, checked whenever the window is read. A mismatch is
+/// `IndexDamage`: the index is rebuilt from the blob. Nothing in the file depends on where the
+/// blob lives, and the same layer always gives the same bytes.
+///
+/// Checkpoint record: compressed offset u64 | uncompressed offset u64 | window offset u64
+/// | stored window length u32 | window length u32 | bits u8 | source u8 | pad u16
+/// | window checksum u32. Source 0: the blob, from a checkpoint `IndexingDecoder` recorded.
+/// Source 1: a frame of the layer's re-encoded copy (zstd layers whose frames are too large to
+/// decode per read, see `FrameRecoder`): the compressed offset is the frame's offset in the copy
+/// and the stored window length its compressed size; no window. The copy's size is in the
+/// header (0: no copy).
 enum IndexFormat {
     static let magic: [UInt8] = Array("STRATAIX".utf8)
-    static let version: UInt32 = 1
-    static let headerSize = 160
+    static let version: UInt32 = 2
+    static let headerSize = 256
     static let entrySize = 96
     static let xattrSize = 16
     static let sparseSize = 16
@@ -33,11 +45,35 @@ enum IndexFormat {
     static let offWindows = 96
     static let offWindowsLength = 104
     static let offTotalLength = 112
-    static let offChecksum = 120
-    static let offDigest = 128   // 32 raw bytes of the layer's sha256
+    static let offChecksum = 120   // of the header
+    static let offDigest = 128     // 32 raw bytes of the layer's sha256
+    static let offCopySize = 160
+    static let offEntriesChecksum = 168
+    static let offXattrsChecksum = 176
+    static let offSparseChecksum = 184
+    static let offCheckpointsChecksum = 192
+    static let offStringsChecksum = 200
+
+    // Checkpoint record field offsets.
+    static let cSource = 33
+    static let cWindowChecksum = 36
+    static let sourceBlob: UInt8 = 0
+    static let sourceCopy: UInt8 = 1
+
+    static var checksumField: Range<Int> { offChecksum..<(offChecksum + 8) }
 
     static func checksum(_ bytes: UnsafeRawBufferPointer, skipping skip: Range<Int>) -> UInt64 {
         fileChecksum(bytes, skipping: skip)
+    }
+
+    /// The checksum of a section (no field skipped).
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        fileChecksum(bytes, skipping: 0..<0)
+    }
+
+    /// A window's checksum as its checkpoint record keeps it.
+    static func windowChecksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        UInt32(truncatingIfNeeded: checksum(bytes))
     }
 }
 

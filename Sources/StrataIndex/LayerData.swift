@@ -7,51 +7,71 @@ import Glibc
 
 /// Reads byte ranges of one layer's uncompressed tar stream: plain layers with pread, gzip and
 /// zstd layers by decoding the one span that holds the range (through the shared span cache).
-/// A zstd layer stored as a few huge frames cannot be entered in the middle of a frame, so it is
-/// decoded once into a local copy in the cache directory and read from there.
+/// A zstd frame too large to decode per read cannot be entered in its middle: its part of the
+/// stream is read from the layer's re-encoded copy (small frames, made while indexing) instead.
+///
+/// A damaged index window or copy frame (`IndexDamage`) is repaired while serving: the layer's
+/// index and copy are rebuilt from the blob (by `indexCache`), the new index replaces the old,
+/// and the read is retried. Without a cache to rebuild in, the index is removed so the next
+/// mount rebuilds it, and the read fails.
 public final class LayerData: @unchecked Sendable {
-    public let index: LayerIndex
+    /// The layer's index (a rebuilt one after a repair: same checkpoints, sound bytes).
+    public var index: LayerIndex { state.withLock { $0.index } }
     public let blob: LayerBlob
     let number: Int
     /// The span cache this layer decodes into (shared by the layers of a mount).
     public let cache: SpanCache
     private let blobFile: FileDescriptor
     private let copyPath: String
-    private var copyFile: FileDescriptor?
-    private var copyLock = pthread_mutex_t()
+    private let indexCache: IndexCache?
+    /// A replaced index's copy stays open until the end: a reader may still be reading it.
+    private struct State { var index: LayerIndex; var copyFile: FileDescriptor?; var retired: [FileDescriptor] = []; var repairs = 0 }
+    private let state: Mutex<State>
+    /// Serialises repairs: a thread that finds damage already repaired only retries.
+    private var repairLock = pthread_mutex_t()
     /// Span and offset of the latest read, to notice a reader moving through the stream in
     /// order, and the span whose successors were last queued for decoding (once per span).
     private let lastSpan = Atomic<Int>(-2)
     private let lastOffset = Atomic<UInt64>(0)
     private let readAheadFrom = Atomic<Int>(-1)
-    /// Per-thread buffers for reads of plain layers and decoded copies: no allocation per request.
+    /// Per-thread buffers for reads of plain layers and of copy frames: no allocation per request.
     private static let readBuffers = ThreadScratch()
-    /// Frames larger than this are served from a local decoded copy.
-    static let largestDirectSpan: UInt64 = 32 << 20
 
-    public init(index: LayerIndex, blob: LayerBlob, number: Int, cache: SpanCache, copyPath: String) throws {
-        self.index = index
+    /// `copyPath`: the layer's re-encoded copy (read only if the index lists copy frames).
+    /// `indexCache`: where a damaged index is rebuilt while serving (nil: reads fail instead).
+    public init(index: LayerIndex, blob: LayerBlob, number: Int, cache: SpanCache, copyPath: String,
+                indexCache: IndexCache? = nil) throws {
+        state = Mutex(State(index: index))
         self.blob = blob
         self.number = number
         self.cache = cache
         self.copyPath = copyPath
+        self.indexCache = indexCache
         do { blobFile = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
             throw IndexError("\(blob.name): \(error)")
         }
-        pthread_mutex_init(&copyLock, nil)
+        pthread_mutex_init(&repairLock, nil)
     }
 
     deinit {
         blobFile.close()
-        copyFile?.close()
-        pthread_mutex_destroy(&copyLock)
+        state.withLock { s in
+            s.copyFile?.close()
+            s.retired.forEach { $0.close() }
+        }
+        pthread_mutex_destroy(&repairLock)
     }
+
+    /// How many times this layer's index was rebuilt while serving (tests, statistics).
+    public var repairs: Int { state.withLock { $0.repairs } }
 
     /// Hands `reply` the bytes [offset, offset+count) of the uncompressed stream. The range must
     /// lie inside the stream (the caller clamps reads to file sizes).
     public func read(offset: UInt64, count: Int, reply: (UnsafeRawBufferPointer) -> Void) throws {
         if count == 0 { reply(UnsafeRawBufferPointer(start: nil, count: 0)); return }
-        if let file = try plainFile() {
+        let index = self.index
+        if index.compression == .none {
+            let file = blobFile
             let buffer = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(count), count: count)
             let n = try file.readFully(into: buffer, at: offset)
             guard n == count else { throw IndexError("\(blob.name): short read at offset \(offset)") }
@@ -73,8 +93,9 @@ public final class LayerData: @unchecked Sendable {
 
     /// Copies [offset, offset+buffer.count) into the buffer, across spans.
     public func copy(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
-        if let file = try plainFile() {
-            guard try file.readFully(into: buffer, at: offset) == buffer.count else {
+        let index = self.index
+        if index.compression == .none {
+            guard try blobFile.readFully(into: buffer, at: offset) == buffer.count else {
                 throw IndexError("\(blob.name): short read at offset \(offset)")
             }
             return
@@ -94,7 +115,48 @@ public final class LayerData: @unchecked Sendable {
 
     private func decodedSpan(_ i: Int, at offset: UInt64) throws -> DecodedSpan {
         noteRead(span: i, at: offset)
-        return try cache.span(SpanCache.Key(layer: number, span: i)) { try decode(span: i) }
+        return try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i) }
+    }
+
+    /// Decodes span `i`; damage in the index or the copy is repaired once and the decode retried.
+    private func decodeRepairing(span i: Int) throws -> DecodedSpan {
+        let index = self.index
+        do {
+            return try decode(span: i, index: index)
+        } catch let damage as IndexDamage {
+            try repair(damaged: index, damage)
+            return try decode(span: i, index: self.index)
+        }
+    }
+
+    /// Rebuilds the index and copy of this layer from the blob, unless another thread already
+    /// replaced `damaged`. The rebuilt index must describe the same stream (it is deterministic).
+    private func repair(damaged: LayerIndex, _ damage: IndexDamage) throws {
+        pthread_mutex_lock(&repairLock)
+        defer { pthread_mutex_unlock(&repairLock) }
+        if self.index !== damaged { return }
+        guard let indexCache else {
+            IndexCache.log("\(blob.name): \(damage); index removed, the next mount rebuilds it")
+            unlink(damaged.file.path)
+            throw damage
+        }
+        IndexCache.log("\(blob.name): \(damage); rebuilding its index from the blob")
+        let rebuilt: LayerIndex
+        // Reopened as a mount opens it: header and checkpoints in memory, windows read when used.
+        do { rebuilt = try LayerIndex(path: indexCache.build(blob).file.path, verify: false) } catch {
+            IndexCache.log("\(blob.name): rebuilding its index failed: \(error)")
+            unlink(damaged.file.path)
+            throw damage
+        }
+        guard rebuilt.checkpointCount == damaged.checkpointCount, rebuilt.uncompressedSize == damaged.uncompressedSize else {
+            throw IndexError("\(blob.name): rebuilt index describes another stream")
+        }
+        state.withLock { s in
+            if let file = s.copyFile { s.retired.append(file) }
+            s.index = rebuilt
+            s.copyFile = nil
+            s.repairs += 1
+        }
     }
 
     /// A read that moves forward from the previous one, within its span or into the next, is
@@ -112,11 +174,12 @@ public final class LayerData: @unchecked Sendable {
         let end = min(i + cache.readAhead, index.checkpointCount - 1)
         guard end > i else { return }
         for ahead in (i + 1)...end {
-            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decode(span: ahead) }
+            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead) }
         }
     }
 
-    private func decode(span i: Int) throws -> DecodedSpan {
+    private func decode(span i: Int, index: LayerIndex) throws -> DecodedSpan {
+        if let frame = index.copyFrame(i) { return try decodeCopy(span: i, frame: frame, index: index) }
         let checkpoint = try index.checkpoint(i)
         let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
         let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want)
@@ -135,73 +198,57 @@ public final class LayerData: @unchecked Sendable {
         return span
     }
 
-    /// The file to pread from directly: the blob of a plain tar layer, or the decoded copy of a
-    /// zstd layer with huge frames (made on first use). nil when spans are decoded instead.
-    private func plainFile() throws -> FileDescriptor? {
-        switch index.compression {
-        case .none: return blobFile
-        case .gzip: return nil
-        case .zstd:
-            if !needsCopy { return nil }
-            pthread_mutex_lock(&copyLock)
-            defer { pthread_mutex_unlock(&copyLock) }
-            if let copyFile { return copyFile }
-            if !FileIO.exists(copyPath) { try materialize() }
-            let fd: FileDescriptor
-            do { fd = try FileDescriptor.open(copyPath, O_RDONLY) } catch {
-                throw IndexError("\(blob.name): cannot open decoded copy \(copyPath): \(error)")
+    /// Span `i` from its frame in the re-encoded copy: read whole, decoded and checksum-checked.
+    private func decodeCopy(span i: Int, frame: (offset: UInt64, size: Int), index: LayerIndex) throws -> DecodedSpan {
+        let start = index.checkpointOffsets(i).uncompressed
+        let want = Int(index.spanEnd(i) - start)
+        let file = try copyFile(for: index)
+        let compressed = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(frame.size), count: frame.size)
+        let n: Int
+        do { n = try file.readFully(into: compressed, at: frame.offset) } catch {
+            throw IndexError("\(blob.name): re-encoded copy \(copyPath): \(error)")
+        }
+        guard n == frame.size else { throw IndexDamage(path: copyPath, "frame \(i) at \(frame.offset) is truncated") }
+        let span = cache.newSpan(start: start, count: want)
+        do {
+            try LayerData.frameDecoders.withDecoder {
+                try $0.decode(UnsafeRawBufferPointer(compressed), into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]),
+                              offset: frame.offset)
             }
-            guard (try? fd.stat().st_size).map({ UInt64($0) }) == index.uncompressedSize else {
-                fd.close()
-                unlink(copyPath)
-                throw IndexError("\(blob.name): decoded copy \(copyPath) has the wrong size; removed")
-            }
-            copyFile = fd
+        } catch let error as CodecError {
+            throw IndexDamage(path: copyPath, "frame \(i): \(error)")
+        }
+        return span
+    }
+
+    /// The copy of the index it belongs to, opened on first use and checked against its size.
+    private func copyFile(for index: LayerIndex) throws -> FileDescriptor {
+        if let file = state.withLock({ $0.index === index ? $0.copyFile : nil }) { return file }
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.open(copyPath, O_RDONLY) } catch {
+            throw IndexDamage(path: copyPath, "re-encoded copy cannot be opened: \(error)")
+        }
+        guard (try? fd.stat().st_size).map({ UInt64($0) }) == index.copySize else {
+            fd.close()
+            throw IndexDamage(path: copyPath, "re-encoded copy has the wrong size")
+        }
+        let kept = state.withLock { s -> FileDescriptor? in
+            guard s.index === index else { return nil }
+            if let other = s.copyFile { return other }
+            s.copyFile = fd
             return fd
         }
+        if kept != fd { fd.close() }
+        guard let kept else { throw IndexDamage(path: copyPath, "index replaced while reading") }
+        return kept
     }
 
     /// Span decoders keep their inflate state and input buffer between spans; a pool shares
     /// them between the FUSE worker threads (a decoder is used by one thread at a time).
     static let decoders = DecoderPool()
 
-    private lazy var needsCopy: Bool = {
-        for i in 0..<index.checkpointCount where index.spanEnd(i) - index.checkpointOffsets(i).uncompressed > LayerData.largestDirectSpan {
-            return true
-        }
-        return false
-    }()
-
-    private func materialize() throws {
-        let dir = String(copyPath[..<(copyPath.lastIndex(of: "/") ?? copyPath.startIndex)])
-        try FileIO.makeDirectories(dir)
-        let temp = "\(copyPath).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        let out = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
-        do {
-            let decoder = IndexingDecoder(compression: .zstd, file: blobFile, blobSize: index.blobSize,
-                                          checkpointSpacing: UInt64.max, onCompressedBytes: { _ in })
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-            defer { buffer.deallocate() }
-            var position: UInt64 = 0
-            while true {
-                let n = try decoder.read(into: buffer)
-                if n == 0 { break }
-                try out.writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), at: position)
-                position += UInt64(n)
-            }
-            try out.sync()
-            out.close()
-        } catch {
-            out.close()
-            unlink(temp)
-            throw IndexError("\(blob.name): cannot decode into \(copyPath): \(error)")
-        }
-        guard rename(temp, copyPath) == 0 else {
-            let code = errno
-            unlink(temp)
-            throw IndexError("\(blob.name): \(SystemError(code: code, operation: "rename", path: copyPath))")
-        }
-    }
+    /// Decoders for copy frames, shared like `decoders`.
+    static let frameDecoders = FrameDecoderPool()
 }
 
 final class DecoderPool: @unchecked Sendable {
@@ -216,5 +263,16 @@ final class DecoderPool: @unchecked Sendable {
         lock.locked {
             if idle[compression, default: []].count < 16 { idle[compression, default: []].append(decoder) }
         }
+    }
+}
+
+final class FrameDecoderPool: @unchecked Sendable {
+    private let lock = Lock()
+    private var idle: [ZstdFrameDecoder] = []
+
+    func withDecoder<T>(_ body: (ZstdFrameDecoder) throws -> T) throws -> T {
+        let decoder = try lock.locked { idle.popLast() } ?? ZstdFrameDecoder()
+        defer { lock.locked { if idle.count < 16 { idle.append(decoder) } } }
+        return try body(decoder)
     }
 }

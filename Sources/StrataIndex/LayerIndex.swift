@@ -7,6 +7,15 @@ public struct IndexError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
+/// A cache file (layer index or re-encoded copy) whose bytes are not what was written: it must
+/// be rebuilt from the blob, not served.
+public struct IndexDamage: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var what: String
+    public init(path: String, _ what: String) { self.path = path; self.what = what }
+    public var description: String { "\(path): \(what)" }
+}
+
 /// A layer index mapped from its file and validated once. Records are read in place; the
 /// mapping lives as long as this object, so byte views handed out stay valid while it does.
 public final class LayerIndex: @unchecked Sendable {
@@ -17,8 +26,11 @@ public final class LayerIndex: @unchecked Sendable {
     public let entryCount: Int
     public let checkpointCount: Int
     public let digestHex: String
-    /// The checksum the file's header records (verified at open unless `verify` was false).
+    /// The checksum of the header, which holds the checksums of all sections: the whole index's
+    /// identity (merged trees are named by it).
     public let checksum: UInt64
+    /// The size of the layer's re-encoded copy (0: it has none; see `IndexFormat`).
+    public let copySize: UInt64
     private let bytes: UnsafeRawBufferPointer
     private let entriesOffset: Int
     private let xattrsOffset: Int
@@ -27,7 +39,8 @@ public final class LayerIndex: @unchecked Sendable {
     private let stringsOffset: Int
     private let windowsOffset: Int
 
-    /// Maps and validates an index file; throws if it is truncated, corrupt or of another version.
+    /// Maps and validates an index file; throws if it is truncated, corrupt or of another version
+    /// (`IndexDamage` when a checksum disagrees).
     /// With `verify` false only the header, the section bounds and the checkpoints are checked:
     /// what serving a mount from a merged tree (which holds the entries) reads. Checking the
     /// whole file would fault in every entry page of a large index for nothing.
@@ -54,15 +67,12 @@ public final class LayerIndex: @unchecked Sendable {
         guard b.u32(IndexFormat.offVersion) == IndexFormat.version else {
             throw IndexError("index \(path): format version \(b.u32(IndexFormat.offVersion)) is not \(IndexFormat.version)")
         }
+        checksum = b.u64(IndexFormat.offChecksum)
+        let headerSum = IndexFormat.checksum(UnsafeRawBufferPointer(rebasing: b[0..<IndexFormat.headerSize]),
+                                             skipping: IndexFormat.checksumField)
+        guard headerSum == checksum else { throw IndexDamage(path: path, "header checksum mismatch") }
         guard b.u64(IndexFormat.offTotalLength) == UInt64(b.count) else {
             throw IndexError("index \(path): truncated (\(b.count) of \(b.u64(IndexFormat.offTotalLength)) bytes)")
-        }
-        checksum = b.u64(IndexFormat.offChecksum)
-        if verify {
-            let sum = IndexFormat.checksum(b, skipping: IndexFormat.offChecksum..<(IndexFormat.offChecksum + 8))
-            guard sum == checksum else {
-                throw IndexError("index \(path): checksum mismatch")
-            }
         }
         guard let c = StrataIndex.compression(fromCode: UInt8(truncatingIfNeeded: b.u32(IndexFormat.offCompression))) else {
             throw IndexError("index \(path): unknown compression")
@@ -82,6 +92,7 @@ public final class LayerIndex: @unchecked Sendable {
         let windowsLength = Int(b.u64(IndexFormat.offWindowsLength))
         let xattrCount = Int(b.u32(IndexFormat.offXattrCount))
         let sparseCount = Int(b.u32(IndexFormat.offSparseCount))
+        copySize = b.u64(IndexFormat.offCopySize)
         digestHex = Array(b[IndexFormat.offDigest..<(IndexFormat.offDigest + 32)]).map { byte in
             let s = String(byte, radix: 16)
             return byte < 16 ? "0" + s : s
@@ -99,6 +110,17 @@ public final class LayerIndex: @unchecked Sendable {
         if !file.isResident {
             try file.load(checkpointsOffset..<(checkpointsOffset + checkpointCount * IndexFormat.checkpointSize))
         }
+        func check(_ name: String, _ offset: Int, _ length: Int, _ field: Int) throws {
+            let sum = IndexFormat.checksum(UnsafeRawBufferPointer(rebasing: b[offset..<(offset + length)]))
+            guard sum == b.u64(field) else { throw IndexDamage(path: path, "\(name) checksum mismatch") }
+        }
+        try check("checkpoints", checkpointsOffset, checkpointCount * IndexFormat.checkpointSize, IndexFormat.offCheckpointsChecksum)
+        if verify {
+            try check("entries", entriesOffset, entryCount * IndexFormat.entrySize, IndexFormat.offEntriesChecksum)
+            try check("xattrs", xattrsOffset, xattrCount * IndexFormat.xattrSize, IndexFormat.offXattrsChecksum)
+            try check("sparse segments", sparseOffset, sparseCount * IndexFormat.sparseSize, IndexFormat.offSparseChecksum)
+            try check("strings", stringsOffset, stringsLength, IndexFormat.offStringsChecksum)
+        }
         for i in 0..<(verify ? entryCount : 0) {
             let r = entriesOffset + i * IndexFormat.entrySize
             guard Int(b.u32(r)) + Int(b.u32(r + 4)) <= stringsLength,
@@ -115,11 +137,27 @@ public final class LayerIndex: @unchecked Sendable {
                 throw IndexError("index \(path): xattr \(i) is malformed")
             }
         }
+        var copyEnd: UInt64 = 0
         for i in 0..<checkpointCount {
             let r = checkpointsOffset + i * IndexFormat.checkpointSize
-            guard Int(b.u64(r + 16)) + Int(b.u32(r + 24)) <= windowsLength else {
+            let valid: Bool
+            switch b[r + IndexFormat.cSource] {
+            case IndexFormat.sourceBlob:
+                valid = Int(b.u64(r + 16)) + Int(b.u32(r + 24)) <= windowsLength
+            case IndexFormat.sourceCopy:
+                // Copy frames lie one after another in the copy, which they fill.
+                valid = b.u64(r) == copyEnd && b.u32(r + 24) > 0
+                copyEnd = b.u64(r) + UInt64(b.u32(r + 24))
+            default:
+                valid = false
+            }
+            let before = i == 0 ? 0 : b.u64(r - IndexFormat.checkpointSize + 8)
+            guard valid, i == 0 ? b.u64(r + 8) == 0 : b.u64(r + 8) > before, b.u64(r + 8) < max(uncompressedSize, 1) else {
                 throw IndexError("index \(path): checkpoint \(i) is malformed")
             }
+        }
+        guard copyEnd == copySize, copySize == 0 || compression == .zstd else {
+            throw IndexError("index \(path): copy frames do not fill the copy")
         }
     }
 
@@ -191,13 +229,25 @@ public final class LayerIndex: @unchecked Sendable {
         var window: [UInt8] = []
         if storedLength > 0 {
             let start = windowsOffset + Int(bytes.u64(r + 16))
-            window = try Gzip.decompress(try file.read(start..<(start + storedLength)))
+            let stored = try file.read(start..<(start + storedLength))
+            guard stored.withUnsafeBytes({ IndexFormat.windowChecksum($0) }) == bytes.u32(r + IndexFormat.cWindowChecksum) else {
+                throw IndexDamage(path: file.path, "checkpoint \(i) window checksum mismatch")
+            }
+            window = try Gzip.decompress(stored)
             guard window.count == Int(bytes.u32(r + 28)) else {
-                throw IndexError("index \(file.path): checkpoint \(i) window has the wrong size")
+                throw IndexDamage(path: file.path, "checkpoint \(i) window has the wrong size")
             }
         }
         return Checkpoint(compressedOffset: bytes.u64(r), uncompressedOffset: bytes.u64(r + 8),
                           bits: bytes[r + 32], window: window)
+    }
+
+    /// Where span `i` is in the layer's re-encoded copy, or nil when it is decoded from the blob.
+    @inline(__always)
+    public func copyFrame(_ i: Int) -> (offset: UInt64, size: Int)? {
+        let r = checkpointsOffset + i * IndexFormat.checkpointSize
+        guard bytes[r + IndexFormat.cSource] == IndexFormat.sourceCopy else { return nil }
+        return (bytes.u64(r), Int(bytes.u32(r + 24)))
     }
 
     /// The index of the last checkpoint at or before `offset` in the uncompressed stream.

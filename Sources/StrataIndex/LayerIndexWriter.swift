@@ -76,12 +76,14 @@ public struct LayerIndexWriter {
         entryCount += 1
     }
 
-    /// The finished index file.
+    /// The finished index file. `copy`: frames of the layer's re-encoded copy, which replace
+    /// the blob's checkpoints inside the ranges they cover (see `IndexFormat`).
     public func serialize(compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
-                          digest: [UInt8], checkpoints: [Checkpoint]) -> [UInt8] {
+                          digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy()) -> [UInt8] {
         var checkpointRecords = ByteWriter()
         var windows: [UInt8] = []
-        for c in checkpoints {
+        var recordCount: UInt32 = 0
+        func blobRecord(_ c: Checkpoint) {
             let stored = c.window.isEmpty ? [] : Gzip.compress(c.window, level: 6)   // 7 % smaller than level 1: the index stays under 2 % of the layer
             checkpointRecords.u64(c.compressedOffset)
             checkpointRecords.u64(c.uncompressedOffset)
@@ -89,8 +91,36 @@ public struct LayerIndexWriter {
             checkpointRecords.u32(UInt32(stored.count))
             checkpointRecords.u32(UInt32(c.window.count))
             checkpointRecords.u8(c.bits)
-            checkpointRecords.zeros(7)
+            checkpointRecords.u8(IndexFormat.sourceBlob)
+            checkpointRecords.u16(0)
+            checkpointRecords.u32(stored.withUnsafeBytes { IndexFormat.windowChecksum($0) })
             windows.append(contentsOf: stored)
+            recordCount += 1
+        }
+        func copyRecord(_ f: RecodedCopy.Frame) {
+            checkpointRecords.u64(f.copyOffset)
+            checkpointRecords.u64(f.uncompressedOffset)
+            checkpointRecords.u64(0)
+            checkpointRecords.u32(f.compressedSize)
+            checkpointRecords.u32(0)
+            checkpointRecords.u8(0)
+            checkpointRecords.u8(IndexFormat.sourceCopy)
+            checkpointRecords.u16(0)
+            checkpointRecords.u32(0)
+            recordCount += 1
+        }
+        // Both lists are in stream order; a blob checkpoint inside a copied range gives way.
+        var next = 0
+        for c in checkpoints {
+            while next < copy.frames.count && copy.frames[next].uncompressedOffset <= c.uncompressedOffset {
+                copyRecord(copy.frames[next])
+                next += 1
+            }
+            if !copy.covers(c.uncompressedOffset) { blobRecord(c) }
+        }
+        while next < copy.frames.count {
+            copyRecord(copy.frames[next])
+            next += 1
         }
         var out = ByteWriter()
         out.bytes.reserveCapacity(IndexFormat.headerSize + entries.bytes.count + strings.count + windows.count + 1024)
@@ -99,30 +129,61 @@ public struct LayerIndexWriter {
         out.u32(UInt32(compressionCode(compression)))
         out.u64(blobSize)
         out.u64(uncompressedSize)
-        out.u32(entryCount); out.u32(xattrCount); out.u32(sparseCount); out.u32(UInt32(checkpoints.count))
+        out.u32(entryCount); out.u32(xattrCount); out.u32(sparseCount); out.u32(recordCount)
         out.zeros(IndexFormat.headerSize - out.bytes.count)
         for (i, b) in digest.prefix(32).enumerated() { out.bytes[IndexFormat.offDigest + i] = b }
+        out.set64(copy.size, at: IndexFormat.offCopySize)
 
-        func section(_ field: Int, _ data: [UInt8]) {
+        func section(_ field: Int, _ data: [UInt8], checksum: Int? = nil) {
             // Sections start 8-byte aligned so record loads stay cheap.
             while out.bytes.count % 8 != 0 { out.u8(0) }
             out.set64(UInt64(out.bytes.count), at: field)
             out.bytes.append(contentsOf: data)
+            if let checksum { out.set64(data.withUnsafeBytes { IndexFormat.checksum($0) }, at: checksum) }
         }
-        section(IndexFormat.offEntries, entries.bytes)
-        section(IndexFormat.offXattrs, xattrs.bytes)
-        section(IndexFormat.offSparse, sparse.bytes)
-        section(IndexFormat.offCheckpoints, checkpointRecords.bytes)
-        section(IndexFormat.offStrings, strings)
+        section(IndexFormat.offEntries, entries.bytes, checksum: IndexFormat.offEntriesChecksum)
+        section(IndexFormat.offXattrs, xattrs.bytes, checksum: IndexFormat.offXattrsChecksum)
+        section(IndexFormat.offSparse, sparse.bytes, checksum: IndexFormat.offSparseChecksum)
+        section(IndexFormat.offCheckpoints, checkpointRecords.bytes, checksum: IndexFormat.offCheckpointsChecksum)
+        section(IndexFormat.offStrings, strings, checksum: IndexFormat.offStringsChecksum)
         out.set64(UInt64(strings.count), at: IndexFormat.offStringsLength)
-        section(IndexFormat.offWindows, windows)
+        section(IndexFormat.offWindows, windows)   // each window has its checksum in its record
         out.set64(UInt64(windows.count), at: IndexFormat.offWindowsLength)
         out.set64(UInt64(out.bytes.count), at: IndexFormat.offTotalLength)
         let sum = out.bytes.withUnsafeBytes {
-            IndexFormat.checksum($0, skipping: IndexFormat.offChecksum..<(IndexFormat.offChecksum + 8))
+            IndexFormat.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<IndexFormat.headerSize]), skipping: IndexFormat.checksumField)
         }
         out.set64(sum, at: IndexFormat.offChecksum)
         return out.bytes
+    }
+}
+
+/// The frames of a layer's re-encoded copy (see `FrameRecoder`), in stream order. Each covers
+/// `uncompressedLength` bytes of the stream from `uncompressedOffset`.
+public struct RecodedCopy: Sendable, Equatable {
+    public struct Frame: Sendable, Equatable {
+        public var uncompressedOffset: UInt64
+        public var uncompressedLength: UInt64
+        public var copyOffset: UInt64
+        public var compressedSize: UInt32
+        public init(uncompressedOffset: UInt64, uncompressedLength: UInt64, copyOffset: UInt64, compressedSize: UInt32) {
+            self.uncompressedOffset = uncompressedOffset; self.uncompressedLength = uncompressedLength
+            self.copyOffset = copyOffset; self.compressedSize = compressedSize
+        }
+    }
+    public var frames: [Frame] = []
+    /// The copy file's size (0: no copy).
+    public var size: UInt64 { frames.last.map { $0.copyOffset + UInt64($0.compressedSize) } ?? 0 }
+    public init(frames: [Frame] = []) { self.frames = frames }
+
+    /// Whether a copy frame holds stream offset `offset`.
+    func covers(_ offset: UInt64) -> Bool {
+        var lo = 0, hi = frames.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if frames[mid].uncompressedOffset + frames[mid].uncompressedLength <= offset { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < frames.count && frames[lo].uncompressedOffset <= offset
     }
 }
 

@@ -3,12 +3,12 @@ import Glibc
 #endif
 import StrataUnion
 
-/// Keeps a cache directory (StrataIndex's layout: index/sha256/<hex>, data/sha256/<hex>.tar,
+/// Keeps a cache directory (StrataIndex's layout: index/sha256/<hex>, data/sha256/<hex>.zst,
 /// tree/sha256/<key>) under a size limit by removing the least recently used files first. "Used" is the
 /// later of a file's access and modification times: the store sets both when it mounts a
 /// chain (CacheUse), and a mount that indexes a layer writes its files anew.
 ///
-/// Removing a file a running mount has open is safe (an index is mapped, a decoded copy held
+/// Removing a file a running mount has open is safe (an index or re-encoded copy is held
 /// open: the data lives until closed), but the layers of snapshots mounted now are kept
 /// anyway, so their next mount does not pay for indexing again.
 enum CacheEviction {
@@ -19,7 +19,7 @@ enum CacheEviction {
     static func run(cache: String, limit: Int64?, keep: Set<String>) -> Result {
         var entries: [Entry] = []
         // A merged tree is named by its chain, not a layer: it is kept when all its layers are.
-        for (dir, suffix) in [(cache + "/index/sha256", ""), (cache + "/data/sha256", ".tar"), (cache + "/tree/sha256", "")] {
+        for (dir, suffix) in [(cache + "/index/sha256", ""), (cache + "/data/sha256", ".zst"), (cache + "/tree/sha256", "")] {
             for name in ConsistencyCheck.directoryEntries(dir) {
                 let path = dir + "/" + name
                 var st = stat()

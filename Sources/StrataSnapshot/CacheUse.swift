@@ -4,7 +4,7 @@ import Glibc
 import StrataOCI
 
 /// Least-recently-used order for the cache: whenever the store mounts a chain, it sets the
-/// modification time of the layers' index and decoded-copy files to now. Modification time,
+/// modification time of the layers' index and re-encoded copy files to now. Modification time,
 /// not access time, because file systems mounted relatime or noatime do not keep the latter.
 enum CacheUse {
     static func touch(layers: [Descriptor], cache: String) {
@@ -19,7 +19,7 @@ enum CacheUse {
 /// The files StrataIndex's IndexCache keeps for one layer.
 enum CacheFiles {
     static func indexPath(digestHex: String, cache: String) -> String { "\(cache)/index/sha256/\(digestHex)" }
-    static func dataPath(digestHex: String, cache: String) -> String { "\(cache)/data/sha256/\(digestHex).tar" }
+    static func dataPath(digestHex: String, cache: String) -> String { "\(cache)/data/sha256/\(digestHex).zst" }
     static func paths(digestHex: String, cache: String) -> [String] {
         [indexPath(digestHex: digestHex, cache: cache), dataPath(digestHex: digestHex, cache: cache)]
     }

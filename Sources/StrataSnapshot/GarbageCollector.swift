@@ -81,7 +81,7 @@ extension SnapshotStore {
             }
 
             // The store's own cache holds only the store's layers: the rest is garbage.
-            for (dir, suffix) in [(paths.cache + "/index/sha256", ""), (paths.cache + "/data/sha256", ".tar")] {
+            for (dir, suffix) in [(paths.cache + "/index/sha256", ""), (paths.cache + "/data/sha256", ".zst")] {
                 for name in ConsistencyCheck.directoryEntries(dir) {
                     let path = dir + "/" + name
                     let hex = suffix.isEmpty ? name : (name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : "")

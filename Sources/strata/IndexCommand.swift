@@ -36,7 +36,7 @@ enum IndexCommand {
             let (index, built) = try r.get()
             opened.append((index, built))
             let size = UInt64(index.file.bytes.count)
-            print("sha256:\(blobs[i].digestHex)  \(blobs[i].compression.rawValue)  \(index.entryCount) entries  \(index.checkpointCount) checkpoints  \(Format.bytes(index.uncompressedSize)) tar  index \(Format.bytes(size))  \(built ? "indexed" : "cached")")
+            print("sha256:\(blobs[i].digestHex)  \(blobs[i].compression.rawValue)  \(index.entryCount) entries  \(index.checkpointCount) checkpoints  \(Format.bytes(index.uncompressedSize)) tar  index \(Format.bytes(size))\(index.copySize > 0 ? "  copy \(Format.bytes(index.copySize))" : "")  \(built ? "indexed" : "cached")")
         }
         let (tree, built) = try ImageView.mergedTree(opened.map(\.index), built: opened.map(\.built), cache: cache)
         print("merged tree  \(tree.inodeCount) inodes  \(Format.bytes(UInt64(tree.byteCount)))  \(built ? "built" : "cached")")

@@ -1,0 +1,162 @@
+import Testing
+import Glibc
+import StrataCodec
+import StrataSystem
+import StrataTar
+@testable import StrataIndex
+
+/// Issue 10 point 6: every section of a layer index is checksummed, damage is found when the
+/// section is read, and a damaged index is rebuilt from the blob (at open, or while serving).
+@Suite struct IndexDamageTests {
+    /// A gzip layer with several checkpoints (so windows), xattrs and a few entries.
+    static func layer(_ s: Scratch) throws -> (blob: LayerBlob, big: [UInt8]) {
+        let big = content(6 << 20, seed: 11)
+        var withXattr = entry("etc/conf", size: 5)
+        withXattr.xattrs = [TarXattr(name: "user.note", value: Array("value".utf8))]
+        let tar = try TarWriter.archive([
+            (entry("etc/", .directory, mode: 0o755), []),
+            (withXattr, Array("conf\n".utf8)),
+            (entry("big.bin", size: big.count), big),
+            (entry("etc/link", .symlink, link: "conf"), []),
+        ])
+        return (try s.blob(Gzip.compress(tar), .gzip), big)
+    }
+
+    static func flip(_ path: String, at offset: Int) throws {
+        let fd = try FileDescriptor.open(path, O_RDWR)
+        defer { fd.close() }
+        var byte: UInt8 = 0
+        _ = try withUnsafeMutableBytes(of: &byte) { try fd.readFully(into: $0, at: UInt64(offset)) }
+        byte ^= 0x5A
+        try withUnsafeBytes(of: &byte) { try fd.writeAll($0, at: UInt64(offset)) }
+    }
+
+    /// Where each section of an index lies: (name, offset, length, found by an open with `verify` false).
+    static func sections(_ bytes: [UInt8]) -> [(String, Int, Int, Bool)] {
+        bytes.withUnsafeBytes { b in
+            let entries = Int(b.u32(IndexFormat.offEntryCount)) * IndexFormat.entrySize
+            let xattrs = Int(b.u32(IndexFormat.offXattrCount)) * IndexFormat.xattrSize
+            let checkpoints = Int(b.u32(IndexFormat.offCheckpointCount)) * IndexFormat.checkpointSize
+            return [
+                ("header", IndexFormat.offBlobSize, 8, true),
+                ("header digest", IndexFormat.offDigest, 32, true),
+                ("header section checksums", IndexFormat.offEntriesChecksum, 40, true),
+                ("entries", Int(b.u64(IndexFormat.offEntries)), entries, false),
+                ("xattrs", Int(b.u64(IndexFormat.offXattrs)), xattrs, false),
+                ("checkpoints", Int(b.u64(IndexFormat.offCheckpoints)), checkpoints, true),
+                ("strings", Int(b.u64(IndexFormat.offStrings)), Int(b.u64(IndexFormat.offStringsLength)), false),
+            ]
+        }
+    }
+
+    @Test func everySectionIsChecked() throws {
+        let s = Scratch()
+        let (blob, _) = try Self.layer(s)
+        let good = try IndexBuilder.build(blob)
+        for (name, offset, length, atOpen) in Self.sections(good) {
+            #expect(length > 0, "\(name) is empty")
+            for position in [offset, offset + length / 2, offset + length - 1] {
+                var bad = good
+                bad[position] ^= 0x01
+                let path = "\(s.path)/idx-\(name)-\(position)"
+                try FileIO.writeAtomically(path, bad)
+                if atOpen {
+                    #expect(throws: IndexDamage.self, "\(name) at \(position)") { try LayerIndex(path: path, verify: false) }
+                } else {
+                    // Not read by a warm mount, so not checked then; checked by a full open.
+                    #expect(throws: Never.self, "\(name) at \(position)") { try LayerIndex(path: path, verify: false) }
+                }
+                #expect(throws: IndexDamage.self, "\(name) at \(position)") { try LayerIndex(path: path, verify: true) }
+            }
+        }
+    }
+
+    @Test func everyWindowIsChecked() throws {
+        let s = Scratch()
+        let (blob, _) = try Self.layer(s)
+        let good = try IndexBuilder.build(blob, checkpointSpacing: 1 << 20)
+        let path = "\(s.path)/idx"
+        try FileIO.writeAtomically(path, good)
+        let index = try LayerIndex(path: path, verify: true)
+        let windowed = (0..<index.checkpointCount).filter { !(try! index.checkpoint($0)).window.isEmpty }
+        #expect(windowed.count >= 3)
+        let windows = good.withUnsafeBytes { Int($0.u64(IndexFormat.offWindows)) }
+        for i in windowed {
+            let record = good.withUnsafeBytes { b in Int(b.u64(IndexFormat.offCheckpoints)) + i * IndexFormat.checkpointSize }
+            let (start, length) = good.withUnsafeBytes { b in (Int(b.u64(record + 16)), Int(b.u32(record + 24))) }
+            var bad = good
+            bad[windows + start + length / 2] ^= 0x80
+            try FileIO.writeAtomically(path, bad)
+            let damaged = try LayerIndex(path: path, verify: true)   // windows are checked when read
+            #expect(throws: IndexDamage.self) { try damaged.checkpoint(i) }
+            for other in windowed where other != i { #expect(throws: Never.self) { try damaged.checkpoint(other) } }
+        }
+    }
+
+    @Test func damagedCachedIndexIsRebuiltAtOpen() throws {
+        let s = Scratch()
+        let (blob, _) = try Self.layer(s)
+        let cache = try IndexCache(directory: "\(s.path)/cache")
+        #expect(try cache.index(blob).built)
+        let path = cache.indexPath(digestHex: blob.digestHex)
+        let good = try FileIO.readAll(path)
+        for (name, offset, _, atOpen) in Self.sections(good) where atOpen {
+            try Self.flip(path, at: offset + 3)
+            let (index, built) = try cache.index(blob, verify: false)
+            #expect(built, "\(name)")
+            #expect(try index.checksum == LayerIndex(file: MappedFile(path: path)).checksum)
+            let restored = try FileIO.readAll(path) == good
+            #expect(restored, "\(name)")
+        }
+        // Sections read only to build a merged tree: found by a full open, then rebuilt.
+        try Self.flip(path, at: Self.sections(good).first { $0.0 == "strings" }!.1)
+        #expect(try cache.index(blob, verify: true).built)
+        let restored = try FileIO.readAll(path) == good
+        #expect(restored)
+    }
+
+    @Test func damagedWindowIsRebuiltWhileServing() throws {
+        let s = Scratch()
+        let (blob, big) = try Self.layer(s)
+        let cache = try IndexCache(directory: "\(s.path)/cache")
+        _ = try cache.index(blob)
+        let index = try #require(cache.load(digestHex: blob.digestHex, verify: false))
+        let path = cache.indexPath(digestHex: blob.digestHex)
+        let e = try LayerIndex(path: path).entry(2)   // entries are read from a full open (a merged tree in a mount)
+        let good = try FileIO.readAll(path)
+        // Damage every window in place, under the open index.
+        let windows = good.withUnsafeBytes { Int($0.u64(IndexFormat.offWindows)) }
+        let windowsLength = good.withUnsafeBytes { Int($0.u64(IndexFormat.offWindowsLength)) }
+        #expect(windowsLength > 0)
+        for at in stride(from: windows, to: windows + windowsLength, by: 4096) { try Self.flip(path, at: at) }
+
+        let data = try LayerData(index: index, blob: blob, number: 0, cache: SpanCache(capacity: 16 << 20),
+                                 copyPath: cache.dataPath(digestHex: blob.digestHex), indexCache: cache)
+        var whole = [UInt8](repeating: 0, count: big.count)
+        try whole.withUnsafeMutableBytes { try data.copy(offset: e.dataOffset, into: $0) }
+        let same = whole == big
+        #expect(same)
+        #expect(data.repairs == 1)
+        let restored = try FileIO.readAll(path) == good
+        #expect(restored)
+    }
+
+    @Test func damagedWindowWithoutCacheFailsTheReadAndRemovesTheIndex() throws {
+        let s = Scratch()
+        let (blob, big) = try Self.layer(s)
+        let cache = try IndexCache(directory: "\(s.path)/cache")
+        _ = try cache.index(blob)
+        let index = try #require(cache.load(digestHex: blob.digestHex, verify: false))
+        let path = cache.indexPath(digestHex: blob.digestHex)
+        let e = try LayerIndex(path: path).entry(2)   // entries are read from a full open (a merged tree in a mount)
+        let good = try FileIO.readAll(path)
+        let windows = good.withUnsafeBytes { Int($0.u64(IndexFormat.offWindows)) }
+        let windowsLength = good.withUnsafeBytes { Int($0.u64(IndexFormat.offWindowsLength)) }
+        for at in stride(from: windows, to: windows + windowsLength, by: 4096) { try Self.flip(path, at: at) }
+        let data = try LayerData(index: index, blob: blob, number: 0, cache: SpanCache(capacity: 16 << 20),
+                                 copyPath: cache.dataPath(digestHex: blob.digestHex))
+        var whole = [UInt8](repeating: 0, count: big.count)
+        #expect(throws: IndexDamage.self) { try whole.withUnsafeMutableBytes { try data.copy(offset: e.dataOffset, into: $0) } }
+        #expect(!FileIO.exists(path))
+    }
+}
