@@ -6,7 +6,7 @@ import StrataTestSupport
 import Testing
 
 enum SetuidTestSupport {
-    static var available: Bool { BundleTestSupport.available && access(Mounts.tool("cc"), X_OK) == 0 }
+    static var available: Bool { BundleTestSupport.available && access(Mounts.tool("gcc"), X_OK) == 0 }
 
     /// A static program printing its real and effective uid, compiled for the test.
     static func compileEuid(_ temp: TempDirectory) throws -> String {
@@ -18,7 +18,7 @@ enum SetuidTestSupport {
 
             """.utf8))
         let binary = temp.child("euid")
-        try Command.check(Mounts.tool("cc"), ["-static", "-O2", "-o", binary, source], timeout: 120)
+        try Command.check(Mounts.tool("gcc"), ["-static", "-O2", "-o", binary, source], timeout: 120)
         return binary
     }
 
@@ -38,7 +38,7 @@ enum SetuidTestSupport {
 /// Container roots are mounted `suid` (and still `nodev`), so a setuid-root program in the
 /// image raises a non-root user to euid 0 under a runtime, as it does on kernel overlayfs.
 /// A plain `strata mount` stays `nosuid` unless given --suid.
-@Suite(.mountTimeLimit, .enabled(if: SetuidTestSupport.available, "needs root, the strata binary, runc, umoci, busybox-static and cc"),
+@Suite(.mountTimeLimit, .enabled(if: SetuidTestSupport.available, "needs root, the strata binary, runc, umoci, busybox-static and gcc"),
        .serialized)
 struct SetuidTests {
 
