@@ -85,7 +85,8 @@ enum MountCommand {
             if let s = a["--stats"] { childArgs += ["--stats", absolute(s)] }
             if let log = a["--log"] { childArgs += ["--log", absolute(log)] } else { childArgs.append("--syslog") }
             childArgs += ["--log-level", levelName]
-            childArgs += ["--", absoluteReference(reference), mountpoint]
+            // No "--": the readiness flag comes after these. Both are absolute, so neither starts with "-".
+            childArgs += [absoluteReference(reference), mountpoint]
             // Until it is ready the daemon's stderr goes to a file read here: what fusermount3
             // or libfuse said is the real cause of a failed mount.
             let startupErrors = try StartupErrors()
