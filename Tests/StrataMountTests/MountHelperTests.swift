@@ -15,7 +15,9 @@ struct MountHelperTests {
     /// trap unmounts MNT even when a step fails, so no daemon outlives the namespace.
     func inNamespace(_ temp: TempDirectory, mountpoint: String, _ body: String) throws -> CommandResult {
         let bin = try temp.makeDirectory("bin")
-        _ = symlink(try StrataBinary.path(), bin + "/strata")
+        let binary = try StrataBinary.path()
+        let linked = Glibc.symlink(binary, bin + "/strata")
+        try #require(linked == 0, "symlink \(bin)/strata -> \(binary): errno \(errno)")
         let script = """
             set -eu
             mount --bind '\(bin)' /usr/local/sbin
