@@ -149,8 +149,9 @@ enum MountCommand {
             }
             return 0
         } catch {
-            Log.error("\(mountpoint): \(error)")
             if let ready {
+                // The starting command prints it too; the log keeps it for later.
+                Log.error("\(mountpoint): \(error)")
                 Daemon.reportError(fd: ready, message: "\(error)")
                 return 1
             }
