@@ -42,6 +42,13 @@ enum ManPage {
                 inParagraph = true
                 continue
             }
+            if indent == 2, trimmed.first?.isLowercase == true, gap(in: trimmed) == nil {
+                // A subcommand too long for its text to follow on the same line.
+                out.append(".TP")
+                out.append(escape(trimmed))
+                inParagraph = true
+                continue
+            }
             if trimmed.hasSuffix(":") && !inParagraph && indent == 0 {
                 out.append(".SS \(escape(String(trimmed.dropLast())))")
                 continue
