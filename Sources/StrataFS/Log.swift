@@ -30,6 +30,8 @@ public enum Log {
 
     nonisolated(unsafe) private static var level: Level = .info
     nonisolated(unsafe) private static var sink: Sink = .descriptor(2)
+    /// Until `configure` (a command, not the daemon): plain `strata: message` lines on stderr.
+    nonisolated(unsafe) private static var configured = false
     /// openlog keeps the pointer: it must live as long as the process.
     nonisolated(unsafe) private static var ident: UnsafeMutablePointer<CChar>?
 
@@ -37,6 +39,7 @@ public enum Log {
     public static func configure(level: Level, sink: Sink) {
         self.level = level
         self.sink = sink
+        configured = true
         if case .syslog = sink, ident == nil {
             ident = strdup("strata")
             openlog(ident, LOG_PID, LOG_DAEMON)
@@ -54,6 +57,9 @@ public enum Log {
         guard level <= self.level else { return }
         let oneLine = message.contains("\n") ? message.split(separator: "\n").joined(separator: " ") : message
         switch sink {
+        case .descriptor(let fd) where !configured:
+            let line = Array("strata: \(oneLine)\n".utf8)
+            _ = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         case .descriptor(let fd):
             // A timestamp and the level, since a file has no journal to add them.
             var now = timespec()
