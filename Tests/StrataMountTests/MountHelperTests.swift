@@ -82,9 +82,10 @@ struct MountHelperTests {
         let upper = temp.child("upper")
         let image = builder.reference("test")
         let cache = temp.child("cache")
+        let err = temp.child("err")
         let r = try inNamespace(temp, mountpoint: mnt, """
-            if mount -t fuse.strata -o rw,cache='\(cache)' '\(image)' '\(mnt)' 2>err; then echo rw-mounted; fi; cat err
-            if mount -t fuse.strata -o ro,frobnicate,cache='\(cache)' '\(image)' '\(mnt)' 2>err; then echo bad-mounted; fi; cat err
+            if mount -t fuse.strata -o rw,cache='\(cache)' '\(image)' '\(mnt)' 2>'\(err)'; then echo rw-mounted; fi; cat '\(err)'
+            if mount -t fuse.strata -o ro,frobnicate,cache='\(cache)' '\(image)' '\(mnt)' 2>'\(err)'; then echo bad-mounted; fi; cat '\(err)'
             mount -t fuse.strata -o rw,upper='\(upper)',cache='\(cache)' '\(image)' '\(mnt)'
             echo written > '\(mnt)/new'
             umount '\(mnt)'
