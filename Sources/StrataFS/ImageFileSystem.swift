@@ -115,7 +115,8 @@ public final class ImageFileSystem: FileSystem, @unchecked Sendable {
                 try layer.read(offset: tree.dataOffset(n) + offset, count: count, reply: reply)
             }
         } catch {
-            Log.error("read of inode \(inode) at \(offset): \(error)")
+            // The one line a reader's EIO gets: which layer, which entry, and why.
+            Log.error("EIO: layer sha256:\(layer.blob.digestHex): \(tree.path(of: n)): read of \(count) bytes at offset \(offset): \(error)")
             throw FSError(EIO)
         }
     }

@@ -272,7 +272,10 @@ enum FuseOperations {
                 _ = fuse_reply_buf(req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self),
                                    min(bytes.count, size))
             }
-            if !replied { _ = fuse_reply_err(req, EIO) }  // the core forgot to reply
+            if !replied {  // the core forgot to reply
+                Log.error("EIO: read of inode \(ino) at offset \(offset): the file system gave no data and no error")
+                _ = fuse_reply_err(req, EIO)
+            }
         } catch {
             if !replied { _ = fuse_reply_err(req, error.code) }
         }

@@ -27,10 +27,12 @@ public enum Daemon {
     /// `--ready-fd 3`, in a new session, stdin/stdout (and stderr unless `keepStderr`) on
     /// /dev/null, signal mask and shutdown signal handlers reset. Returns the child's pid and
     /// the read end of its readiness pipe (pass it to `waitReady`).
-    /// `keepStderr` defaults to true when the arguments contain `--debug`.
+    /// `keepStderr` defaults to true when the arguments contain `--debug`; `standardError`,
+    /// when given, is the descriptor the child's stderr goes to instead.
     public static func spawnDetached(arguments: [String], extraEnvironment: [String: String] = [:],
                                      keepStderr: Bool? = nil, executable: String = "/proc/self/exe",
-                                     argument0: String? = nil) throws -> (pid: pid_t, readiness: FileDescriptor) {
+                                     argument0: String? = nil,
+                                     standardError: Int32? = nil) throws -> (pid: pid_t, readiness: FileDescriptor) {
         let (readEnd, firstWriteEnd) = try LinuxCalls.pipe2(flags: O_CLOEXEC)
         var writeEnd = firstWriteEnd
         defer { close(writeEnd) }  // the parent's copy: EOF must come when the child's closes
@@ -47,7 +49,10 @@ public enum Daemon {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        if !(keepStderr ?? arguments.contains("--debug")) {
+        if let standardError {
+            // The caller reads what the child says before it is ready (its real error).
+            posix_spawn_file_actions_adddup2(&actions, standardError, 2)
+        } else if !(keepStderr ?? arguments.contains("--debug")) {
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         }
         // dup2 to another number clears close-on-exec: only this copy reaches the child.

@@ -58,7 +58,10 @@ extension OverlayFileSystem {
         }
         for d in chain.reversed() {
             guard let link = d.links.first, let parent = nodes[link.parent], let pfd = parent.directoryFD,
-                  let l = d.lower else { throw FSError(EIO) }
+                  let l = d.lower else {
+                Log.error("EIO: upper directory: copy-up of inode \(d.id): a parent directory is missing from the upper or the image")
+                throw FSError(EIO)
+            }
             let name = Sys.name(link.name)
             let temp = tempName()
             do throws(FSError) {
@@ -103,7 +106,10 @@ extension OverlayFileSystem {
     /// back: a copy-up is not a change the directory's owner made. The ctime cannot be put
     /// back; the shield reports the one from before instead, until a real change.
     func preservingTimes(of node: OverlayInode, _ body: () throws(FSError) -> Void) throws(FSError) {
-        guard let dir = node.directoryFD else { throw FSError(EIO) }
+        guard let dir = node.directoryFD else {
+            Log.error("EIO: upper directory: directory inode \(node.id) has no open descriptor")
+            throw FSError(EIO)
+        }
         let before = try Sys.fstat(dir)
         try body()
         let times = [before.st_atim, before.st_mtim]

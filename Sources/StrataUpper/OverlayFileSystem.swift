@@ -325,7 +325,10 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
 
     /// Where the node's upper object is: its directory's descriptor, or a name in a directory.
     func upperObject(_ n: OverlayInode) throws(FSError) -> UpperObject {
-        guard n.inUpper else { throw FSError(EIO) }
+        guard n.inUpper else {
+            Log.error("EIO: upper directory: inode \(n.id) has no upper object to change")
+            throw FSError(EIO)
+        }
         if n.isDirectory, let fd = n.directoryFD { return .descriptor(fd) }
         for link in n.links {
             if let p = nodes[link.parent], p.inUpper, let pfd = p.directoryFD { return .entry(directory: pfd, name: Sys.name(link.name)) }
@@ -368,7 +371,10 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
             }
             if n.isDirectory, n.lower != nil, let fd = n.directoryFD { a.nlink = mergedLinkCount(n, upper: st, fd: fd) }
         } else {
-            guard let l = n.lower else { throw FSError(EIO) }
+            guard let l = n.lower else {
+                Log.error("EIO: upper directory: inode \(n.id) is in neither the upper nor the image")
+                throw FSError(EIO)
+            }
             a = lower.attributes(l)
             a.inode = n.id
             // Removing a name changes the file's ctime (ext4 does so even for the last name).

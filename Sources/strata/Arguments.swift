@@ -28,18 +28,18 @@ struct Arguments {
                 inlineValue = String(arg[arg.index(after: eq)...])
             }
             if spec.flags.contains(name) {
-                guard inlineValue == nil else { throw CLIError("option \(name) takes no value") }
+                guard inlineValue == nil else { throw CLIError("option \(name) takes no value", usage: true) }
                 flags.insert(name)
             } else if spec.valued.contains(name) {
                 if let inlineValue {
                     options[name] = inlineValue
                 } else {
-                    guard i < args.endIndex else { throw CLIError("option \(name) needs a value") }
+                    guard i < args.endIndex else { throw CLIError("option \(name) needs a value", usage: true) }
                     options[name] = args[i]
                     i += 1
                 }
             } else {
-                throw CLIError("unknown option \(name)")
+                throw CLIError("unknown option \(name)", usage: true)
             }
         }
     }
@@ -50,6 +50,19 @@ struct Arguments {
 
 struct CLIError: Error, CustomStringConvertible {
     var message: String
-    init(_ message: String) { self.message = message }
+    /// A usage error (exit status 2): an unknown option, a missing or extra argument.
+    var usage: Bool
+    init(_ message: String, usage: Bool = false) {
+        self.message = message
+        self.usage = usage
+    }
     var description: String { message }
+
+    /// Usage errors are the parser's and those that send the user to `--help`: every
+    /// command's "needs IMAGE and MOUNTPOINT (see strata mount --help)" and the like.
+    static func isUsage(_ error: any Error) -> Bool {
+        guard let error = error as? CLIError else { return false }
+        return error.usage || error.message.hasSuffix("--help)")
+            || error.message.contains("does not go with") || error.message.contains("exclude each other")
+    }
 }

@@ -3,8 +3,8 @@ import StrataOCI
 
 enum BundleCommand {
     static let help = """
-    usage: strata bundle [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--upper DIR | --read-only] IMAGE BUNDLE
-           strata bundle --remove BUNDLE
+    usage: strata bundle [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--upper DIR | --read-only] [--stats FILE] [--json] IMAGE BUNDLE
+           strata bundle --remove [--json] BUNDLE
 
     Makes BUNDLE an OCI runtime bundle for IMAGE without extracting it: mounts the image at
     BUNDLE/rootfs and writes BUNDLE/config.json, so `runc run --bundle BUNDLE ID` or
@@ -36,10 +36,12 @@ enum BundleCommand {
                        crun (state in /run/runc, /run/crun) still has a container on
                        BUNDLE, or while the rootfs is in use: delete the bundle's
                        containers first (runc delete ID).
+      --json           print one JSON object: bundle, manifestDigest, rootfs, upper (null when
+                       read-only), removed (true after --remove)
     """
 
     static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--upper", "--stats"],
-                                     flags: ["--read-only", "--remove"])
+                                     flags: ["--read-only", "--remove", "--json"])
 
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, spec: spec)
@@ -51,6 +53,9 @@ enum BundleCommand {
             guard !a.has("--read-only") else { throw CLIError("option --read-only does not go with --remove") }
             try BundleBuilder.remove(directory: MountCommand.absolute(a.positionals[0]), mounter: StrataProcessMounter(),
                                      containers: RuntimeContainers.using(bundle:))
+            if a.has("--json") {
+                try JSONOutput.print(BundleReport(bundle: MountCommand.absolute(a.positionals[0]), removed: true))
+            }
             return
         }
         guard a.positionals.count == 2 else { throw CLIError("bundle needs IMAGE and BUNDLE (see strata bundle --help)") }
@@ -74,6 +79,11 @@ enum BundleCommand {
                                             manifestDigest: image.manifestDigest.description,
                                             directory: directory, upper: upper)
         let record = try BundleBuilder.create(request, mounter: mounter)
+        if a.has("--json") {
+            try JSONOutput.print(BundleReport(bundle: directory, manifestDigest: image.manifestDigest.description,
+                                              rootfs: directory + "/rootfs", upper: record.upper, removed: false))
+            return
+        }
         print("bundle    \(directory)")
         print("image     \(image.manifestDigest)")
         print("rootfs    \(directory)/rootfs")

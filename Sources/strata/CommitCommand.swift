@@ -10,7 +10,7 @@ import Glibc
 enum CommitCommand {
     static let help = """
     usage: strata commit [--compression gzip|zstd|none] [--message TEXT] [--lower MOUNTPOINT]
-                         [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--force] UPPER IMAGE NEWTAG
+                         [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--force] [--json] UPPER IMAGE NEWTAG
 
     Writes the changes recorded in UPPER as a new layer on top of IMAGE (DIR, DIR:TAG or
     DIR@sha256:HEX of an OCI image layout) and tags the result NEWTAG in the same layout.
@@ -44,9 +44,11 @@ enum CommitCommand {
       --platform P       platform to pick from an image index (default: this host's)
       --force            commit even while a mount holds UPPER's lock. Unsafe: writes in flight
                          can tear the layer (half a file, a rename seen on one side only)
+      --json             print one JSON object: reference, tag, manifestDigest, configDigest,
+                         layerDigest, layerSize, diffID, warnings
     """
 
-    static let spec = Arguments.Spec(valued: ["--compression", "--message", "--lower", "--cache", "--platform"], flags: ["--force"])
+    static let spec = Arguments.Spec(valued: ["--compression", "--message", "--lower", "--cache", "--platform"], flags: ["--force", "--json"])
 
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, spec: spec)
@@ -78,6 +80,13 @@ enum CommitCommand {
         let result = try ImageCommitter.publish(layer, base: base, tag: tag, message: a["--message"],
                                                 created: Timestamp.rfc3339(Timestamp.commitTime()))
         for warning in result.warnings { writeStandardError("strata: warning: \(warning)\n") }
+        if a.has("--json") {
+            try JSONOutput.print(CommitReport(reference: reference, tag: tag, manifestDigest: result.manifest.digest.description,
+                                              configDigest: result.config.digest.description,
+                                              layerDigest: result.layer.digest.description, layerSize: result.layer.size,
+                                              diffID: result.diffID.description, warnings: result.warnings))
+            return
+        }
         print(result.manifest.digest)
     }
 

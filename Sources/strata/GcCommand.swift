@@ -3,7 +3,7 @@ import StrataSystem
 
 enum GcCommand {
     static let help = """
-    usage: strata gc [--root DIR] [--cache-max SIZE] [--cache DIR]
+    usage: strata gc [--root DIR] [--cache-max SIZE] [--cache DIR] [--json]
 
     Removes from the snapshot store (see strata snapshot --help) what nothing references:
     layer, config and manifest blobs no snapshot and no tag in ROOT/layout uses, their indexes
@@ -20,9 +20,12 @@ enum GcCommand {
       --cache-max SIZE   size limit of the cache
       --cache DIR        the cache the limit applies to (default ROOT/cache); a cache other
                          than the store's own is only trimmed by use, never by reference
+      --json             print one JSON object: blobsRemoved, blobBytes, cacheFilesRemoved,
+                         cacheBytes, evicted, evictedBytes, cacheSize, tagsRemoved,
+                         directoriesRemoved
     """
 
-    static let spec = Arguments.Spec(valued: ["--root", "--cache-max", "--cache"], flags: [])
+    static let spec = Arguments.Spec(valued: ["--root", "--cache-max", "--cache"], flags: ["--json"])
 
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, spec: spec)
@@ -32,6 +35,13 @@ enum GcCommand {
                                   mounter: ProcessSnapshotMounter())
         store.warn = { writeStandardError("strata: warning: \($0)\n") }
         let r = try store.collectGarbage(cacheMax: limit, cacheDirectory: a["--cache"].map(MountCommand.absolute))
+        if a.has("--json") {
+            try JSONOutput.print(GCReportJSON(blobsRemoved: r.blobsRemoved, blobBytes: r.blobBytes,
+                                              cacheFilesRemoved: r.cacheFilesRemoved, cacheBytes: r.cacheBytes,
+                                              evicted: r.evicted, evictedBytes: r.evictedBytes, cacheSize: r.cacheSize,
+                                              tagsRemoved: r.tagsRemoved, directoriesRemoved: r.directoriesRemoved))
+            return
+        }
         print("blobs removed        \(r.blobsRemoved) (\(r.blobBytes) bytes)")
         print("cache files removed  \(r.cacheFilesRemoved) (\(r.cacheBytes) bytes)")
         print("cache files evicted  \(r.evicted) (\(r.evictedBytes) bytes)")

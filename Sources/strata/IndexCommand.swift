@@ -8,7 +8,7 @@ import Glibc
 
 enum IndexCommand {
     static let help = """
-    usage: strata index [--cache DIR] [--platform OS/ARCH[/VARIANT]] IMAGE
+    usage: strata index [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--json] IMAGE
 
     Reads every layer of IMAGE once, verifies its size, sha256 digest and diff_id (the sha256 of
     the uncompressed tar, which the image config lists in rootfs.diff_ids), and stores its index
@@ -16,14 +16,21 @@ enum IndexCommand {
     the image's layers (the union a mount serves). Layers already indexed are checked and kept
     (their diff_id against the one recorded when they were indexed).
     IMAGE is DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout.
+
+      --cache DIR        index cache (as for strata mount)
+      --platform P       platform to pick from an image index (default: this host's)
+      --json             print one JSON object: reference, manifestDigest, layers (digest,
+                         compression, entries, checkpoints, uncompressedSize, indexSize, built)
+                         and mergedTree (inodes, size, built)
     """
 
     static func run(_ args: ArraySlice<String>) throws {
-        let a = try Arguments(args, spec: .init(valued: ["--cache", "--platform"], flags: []))
+        let a = try Arguments(args, spec: .init(valued: ["--cache", "--platform"], flags: ["--json"]))
         guard a.positionals.count == 1 else { throw CLIError("index needs one IMAGE (see strata index --help)") }
         let image = try ImageOpening.resolve(a.positionals[0], platform: a["--platform"])
         let blobs = try ImageOpening.blobs(of: image)
         let cache = try ImageOpening.cache(a["--cache"])
+        let json = a.has("--json")
         let progress = Progress(total: blobs.count, label: "layers indexed")
         let lock = Lock()
         let results = parallelMap(blobs.count) { i in
@@ -32,13 +39,23 @@ enum IndexCommand {
         }
         progress.done()
         var opened: [(index: LayerIndex, built: Bool)] = []
+        var layers: [IndexReport.Layer] = []
         for (i, r) in results.enumerated() {
             let (index, built) = try r.get()
             opened.append((index, built))
             let size = UInt64(index.file.bytes.count)
+            layers.append(.init(digest: "sha256:\(blobs[i].digestHex)", compression: blobs[i].compression.rawValue,
+                                entries: index.entryCount, checkpoints: index.checkpointCount,
+                                uncompressedSize: index.uncompressedSize, indexSize: size, copySize: index.copySize, built: built))
+            if json { continue }
             print("sha256:\(blobs[i].digestHex)  \(blobs[i].compression.rawValue)  \(index.entryCount) entries  \(index.checkpointCount) checkpoints  \(Format.bytes(index.uncompressedSize)) tar  index \(Format.bytes(size))\(index.copySize > 0 ? "  copy \(Format.bytes(index.copySize))" : "")  \(built ? "indexed" : "cached")")
         }
         let (tree, built) = try ImageView.mergedTree(opened.map(\.index), built: opened.map(\.built), cache: cache)
+        if json {
+            try JSONOutput.print(IndexReport(reference: a.positionals[0], manifestDigest: image.manifestDigest.description,
+                                             layers: layers, mergedTree: .init(inodes: tree.inodeCount, size: tree.byteCount, built: built)))
+            return
+        }
         print("merged tree  \(tree.inodeCount) inodes  \(Format.bytes(UInt64(tree.byteCount)))  \(built ? "built" : "cached")")
     }
 }

@@ -10,7 +10,9 @@ import Glibc
 enum MountCommand {
     static let help = """
     usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--suid] [--foreground]
-                     [--upper DIR [--work DIR]] IMAGE MOUNTPOINT
+                        [--stats FILE] [--log FILE] [--log-level error|warn|info|debug]
+                        [--upper DIR [--work DIR]] IMAGE MOUNTPOINT
+           strata IMAGE MOUNTPOINT -o OPTION[,OPTION...]
 
     Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout) read-only at MOUNTPOINT
     as the union of its layers, without extracting them. Layers not yet indexed are read once
@@ -31,17 +33,42 @@ enum MountCommand {
                          overlayfs's upper-directory format; the image stays untouched. A DIR from
                          an earlier mount is reused. One mount at a time per DIR.
       --work DIR         scratch directory for copy-ups, on DIR's file system (default: DIR.work)
+      --log FILE         append the daemon's log to FILE (default: syslog, which journald keeps,
+                         in the background; stderr with --foreground). Every EIO a reader gets
+                         is logged with the layer digest, the entry and the cause.
+      --log-level L      error, warn, info (default: also mounts and unmounts) or debug
+
+    `mount -t fuse.strata IMAGE MOUNTPOINT -o OPTIONS` and an /etc/fstab line such as
+      IMAGE  MOUNTPOINT  fuse.strata  ro,allow_other,cache=/var/cache/strata  0 0
+    work through mount.fuse3, which runs `strata IMAGE MOUNTPOINT -o OPTIONS` (strata must be in
+    /usr/local/bin, /usr/bin or /bin: mount(8) runs helpers without PATH; scripts/install also
+    puts a mount.fuse.strata helper in PREFIX/sbin). Options: ro (the default without upper=),
+    rw (needs upper=), allow_other, suid (mount.fuse3 adds it for root unless nosuid is
+    given), cache=DIR, upper=DIR, work=DIR, platform=P, log=FILE, log-level=L, stats=FILE.
+    Ignored: defaults, auto, noauto, user, users, nouser, _netdev, nofail, comment=, x-*,
+    dev, nodev (strata mounts are always nodev), exec, noexec, nosuid, sync, async and the
+    atime options. `umount MOUNTPOINT` unmounts; the daemon exits when its mount is gone.
     """
 
-    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work"],
-                                     flags: ["--allow-other", "--foreground", "--suid"])
+    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work",
+                                              "--log", "--log-level"],
+                                     flags: ["--allow-other", "--foreground", "--suid", "--syslog"])
 
     static func run(_ args: ArraySlice<String>) throws -> Int32 {
         let a = try Arguments(args, spec: spec)
         guard a.positionals.count == 2 else { throw CLIError("mount needs IMAGE and MOUNTPOINT (see strata mount --help)") }
         let reference = a.positionals[0]
         let mountpoint = absolute(a.positionals[1])
-        guard !FuseMount.isMounted(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is already mounted") }
+        let levelName = a["--log-level"] ?? "info"
+        guard let level = Log.Level(name: levelName) else {
+            throw CLIError("--log-level \(levelName): not error, warn, info or debug", usage: true)
+        }
+        if let occupant = FuseMount.occupant(mountpoint) {
+            if occupant.stale {
+                throw CLIError("mountpoint \(mountpoint) holds a stale strata mount (its daemon is gone); `strata unmount \(mountpoint)` clears it")
+            }
+            throw CLIError("mountpoint \(mountpoint) is already mounted (\(occupant.fsType))")
+        }
         guard FileIO.exists(mountpoint) else { throw CLIError("mountpoint \(mountpoint) does not exist") }
         guard FileIO.isDirectory(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is not a directory") }
         guard !a.has("--suid") || geteuid() == 0 else { throw CLIError("--suid needs root (fusermount3 mounts nosuid for other users)") }
@@ -56,15 +83,26 @@ enum MountCommand {
             if let u = a["--upper"] { childArgs += ["--upper", absolute(u)] }
             if let w = a["--work"] { childArgs += ["--work", absolute(w)] }
             if let s = a["--stats"] { childArgs += ["--stats", absolute(s)] }
+            if let log = a["--log"] { childArgs += ["--log", absolute(log)] } else { childArgs.append("--syslog") }
+            childArgs += ["--log-level", levelName]
+            // No "--": the readiness flag comes after these. Both are absolute, so neither starts with "-".
             childArgs += [absoluteReference(reference), mountpoint]
-            let child = try Daemon.spawnDetached(arguments: childArgs)
+            // Until it is ready the daemon's stderr goes to a file read here: what fusermount3
+            // or libfuse said is the real cause of a failed mount.
+            let startupErrors = try StartupErrors()
+            defer { startupErrors.close() }
+            // argv[0] "strata": `ps` shows `strata mount ... IMAGE MOUNTPOINT`, not /proc/self/exe.
+            let child = try Daemon.spawnDetached(arguments: childArgs, argument0: "strata",
+                                                 standardError: startupErrors.descriptor)
             switch Daemon.waitReady(child.readiness) {
             case .success: return 0
             case .failure(let message):
                 // The daemon failed before it was ready; it unmounted what it had mounted.
-                throw CLIError(message.description)
+                throw CLIError(startupErrors.explain(message.description, mountpoint: mountpoint))
             }
         }
+
+        try DaemonLog.configure(file: a["--log"].map(absolute), syslog: a.has("--syslog"), level: level)
 
         // The daemon: signals must be blocked before any thread starts (indexing starts some).
         FuseServer.blockShutdownSignals()
@@ -95,8 +133,14 @@ enum MountCommand {
             options.fsName = "strata:\(image.manifestDigest)"
             let server = try FuseServer(fileSystem: fileSystem, mountpoint: mountpoint, options: options)
             try server.run(onReady: {
-                if let ready { Daemon.reportReady(fd: ready) }
+                Log.info("mounted \(reference) (\(image.manifestDigest)) at \(mountpoint)")
+                if let ready {
+                    // stderr was the starting command's: from now on only the log is read.
+                    DaemonLog.detachStartupStderr(logFile: a["--log"].map(absolute))
+                    Daemon.reportReady(fd: ready)
+                }
             })
+            Log.info("unmounted \(mountpoint)")
             if let statsPath = a["--stats"] {
                 let compressed = blobs.reduce(UInt64(0)) { $0 + $1.size }
                 let uncompressed = lower.layers.reduce(UInt64(0)) { $0 + $1.index.uncompressedSize }
@@ -106,6 +150,8 @@ enum MountCommand {
             return 0
         } catch {
             if let ready {
+                // The starting command prints it too; the log keeps it for later.
+                Log.error("\(mountpoint): \(error)")
                 Daemon.reportError(fd: ready, message: "\(error)")
                 return 1
             }

@@ -5,6 +5,8 @@ import Glibc
 
 let usage = """
 usage: strata COMMAND [OPTIONS] ...
+       strata IMAGE MOUNTPOINT -o OPTIONS
+       strata --version
 
 Strata mounts OCI container images as a union root filesystem without extracting their layers.
 
@@ -17,13 +19,18 @@ commands:
   commit    write an overlayfs upper directory as a new layer and image
   snapshot  containerd-style snapshots (prepare, view, commit, remove, mounts...) in a store
   gc        remove what no snapshot or tag uses from a snapshot store; limit its cache size
+  version   show versions: strata, its commit, file formats, libraries, kernel FUSE features
+
+The second form is how mount(8) runs strata, through mount.fuse3, for
+`mount -t fuse.strata IMAGE MOUNTPOINT -o OPTIONS` and an /etc/fstab line (see
+`strata mount --help`).
 
 Run `strata COMMAND --help` for a command's options.
 """
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    writeStandardError(usage + "\n")
+    writeStandardError(usage + ExitCodes.help + "\n")
     exit(2)
 }
 let command = arguments[1]
@@ -33,34 +40,75 @@ let helps: [String: String] = [
     "index": IndexCommand.help, "inspect": InspectCommand.help,
     "bundle": BundleCommand.help, "commit": CommitCommand.help,
     "snapshot": SnapshotCommand.help, "gc": GcCommand.help,
+    "version": VersionCommand.help,
 ]
+/// Every help ends with the exit statuses (the version help lists them itself).
+func fullHelp(_ name: String) -> String? {
+    guard let help = helps[name] else { return nil }
+    return name == "version" ? help : help + ExitCodes.help
+}
 if command == "--help" || command == "-h" || command == "help" {
-    print(usage)
+    if rest.first == "--man" {
+        // Hidden: the man pages scripts/install writes, made from the same text as --help.
+        let name = rest.dropFirst().first
+        if let name, let help = fullHelp(name) {
+            print(ManPage.render(command: name, help: help))
+        } else if name == nil {
+            print(ManPage.render(command: nil, help: usage + ExitCodes.help))
+        } else {
+            writeStandardError("strata: unknown command '\(name ?? "")'\n")
+            exit(2)
+        }
+        exit(0)
+    }
+    if let name = rest.first, let help = fullHelp(name) {
+        print(help)
+    } else {
+        print(usage + ExitCodes.help)
+    }
     exit(0)
 }
-guard let help = helps[command] else {
-    writeStandardError("strata: unknown command '\(command)'\n\(usage)\n")
-    exit(2)
+if command == "--version" || command == "-V" {
+    print(VersionCommand.report())
+    exit(0)
 }
-if rest.contains("--help") || rest.contains("-h") {
+var commandName = command
+var commandArguments = rest
+if helps[command] == nil {
+    // mount.fuse3's form: `strata IMAGE MOUNTPOINT -o OPTIONS`.
+    do {
+        guard let translated = try MountHelperForm.arguments(Array(arguments.dropFirst())) else {
+            writeStandardError("strata: unknown command '\(command)'\n\(usage)\(ExitCodes.help)\n")
+            exit(2)
+        }
+        commandName = "mount"
+        commandArguments = ArraySlice(translated)
+    } catch {
+        writeStandardError("strata: \(error)\n")
+        exit(2)
+    }
+}
+guard let help = fullHelp(commandName) else { exit(2) }
+if commandArguments.contains("--help") || commandArguments.contains("-h") {
     print(help)
     exit(0)
 }
 do {
-    switch command {
-    case "mount": exit(try MountCommand.run(rest))
-    case "unmount": try UnmountCommand.run(rest)
-    case "index": try IndexCommand.run(rest)
-    case "inspect": try InspectCommand.run(rest)
-    case "bundle": try BundleCommand.run(rest)
-    case "commit": try CommitCommand.run(rest)
-    case "snapshot": exit(try SnapshotCommand.run(rest))
-    case "gc": try GcCommand.run(rest)
+    switch commandName {
+    case "mount": exit(try MountCommand.run(commandArguments))
+    case "unmount": try UnmountCommand.run(commandArguments)
+    case "index": try IndexCommand.run(commandArguments)
+    case "inspect": try InspectCommand.run(commandArguments)
+    case "bundle": try BundleCommand.run(commandArguments)
+    case "commit": try CommitCommand.run(commandArguments)
+    case "snapshot": exit(try SnapshotCommand.run(commandArguments))
+    case "gc": try GcCommand.run(commandArguments)
+    case "version": try VersionCommand.run(commandArguments)
     default: break
     }
 } catch {
     // One line, naming what is at fault; the message itself carries the file, digest or entry.
     let line = "\(error)".split(separator: "\n").joined(separator: " ")
     writeStandardError("strata: \(line)\n")
-    exit(1)
+    exit(CLIError.isUsage(error) ? 2 : 1)
 }
