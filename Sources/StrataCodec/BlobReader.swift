@@ -113,7 +113,7 @@ extension BlobReader {
 
 /// Reads with pread, turning a system error into a `CodecError` at that offset.
 @inline(__always)
-func preadChecked(_ file: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+func preadChecked(_ file: BlobFile, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
     do {
         return try file.read(into: buffer, at: offset)
     } catch {

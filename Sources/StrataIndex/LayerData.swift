@@ -15,9 +15,9 @@ public final class LayerData: @unchecked Sendable {
     let number: Int
     /// The span cache this layer decodes into (shared by the layers of a mount).
     public let cache: SpanCache
-    private let blobFile: FileDescriptor
+    private let blobFile: BlobFile
     private let copyPath: String
-    private var copyFile: FileDescriptor?
+    private var copyFile: BlobFile?
     private var copyLock = pthread_mutex_t()
     /// Span and offset of the latest read, to notice a reader moving through the stream in
     /// order, and the span whose successors were last queued for decoding (once per span).
@@ -35,15 +35,13 @@ public final class LayerData: @unchecked Sendable {
         self.number = number
         self.cache = cache
         self.copyPath = copyPath
-        do { blobFile = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
-            throw IndexError("\(blob.name): \(error)")
-        }
+        blobFile = try blob.open(checkWholeFile: false)
         pthread_mutex_init(&copyLock, nil)
     }
 
     deinit {
-        blobFile.close()
-        copyFile?.close()
+        blobFile.file.close()
+        copyFile?.file.close()
         pthread_mutex_destroy(&copyLock)
     }
 
@@ -124,7 +122,7 @@ public final class LayerData: @unchecked Sendable {
         defer { LayerData.decoders.give(decoder, index.compression) }
         let n: Int
         do {
-            n = try decoder.decode(file: blobFile, from: checkpoint, skip: 0,
+            n = try decoder.decode(blob: blobFile, from: checkpoint, skip: 0,
                                    into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
         } catch {
             throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
@@ -137,7 +135,7 @@ public final class LayerData: @unchecked Sendable {
 
     /// The file to pread from directly: the blob of a plain tar layer, or the decoded copy of a
     /// zstd layer with huge frames (made on first use). nil when spans are decoded instead.
-    private func plainFile() throws -> FileDescriptor? {
+    private func plainFile() throws -> BlobFile? {
         switch index.compression {
         case .none: return blobFile
         case .gzip: return nil
@@ -156,8 +154,8 @@ public final class LayerData: @unchecked Sendable {
                 unlink(copyPath)
                 throw IndexError("\(blob.name): decoded copy \(copyPath) has the wrong size; removed")
             }
-            copyFile = fd
-            return fd
+            copyFile = BlobFile(fd)
+            return copyFile
         }
     }
 
@@ -178,7 +176,7 @@ public final class LayerData: @unchecked Sendable {
         let temp = "\(copyPath).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         let out = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
         do {
-            let decoder = IndexingDecoder(compression: .zstd, file: blobFile, blobSize: index.blobSize,
+            let decoder = IndexingDecoder(compression: .zstd, blob: blobFile, blobSize: index.blobSize,
                                           checkpointSpacing: UInt64.max, onCompressedBytes: { _ in })
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }

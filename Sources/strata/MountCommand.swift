@@ -131,7 +131,7 @@ enum MountCommand {
     /// The daemon runs from "/", so a relative layout directory must be made absolute; the
     /// `:TAG` or `@DIGEST` suffix stays as it is.
     static func absoluteReference(_ reference: String) -> String {
-        reference.hasPrefix("/") ? reference : absolute(reference)
+        ImageOpening.absoluteReference(reference)
     }
 }
 
