@@ -120,3 +120,8 @@ func preadChecked(_ file: BlobFile, into buffer: UnsafeMutableRawBufferPointer, 
         throw CodecError(kind: .io, message: "\(error)", compressedOffset: offset)
     }
 }
+
+@inline(__always)
+func preadChecked(_ file: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+    try preadChecked(BlobFile(file), into: buffer, at: offset)
+}

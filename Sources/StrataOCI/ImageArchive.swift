@@ -129,7 +129,12 @@ public struct ImageArchive: Sendable {
             guard n == block else {
                 throw n == 0 ? OCIError("\(path): empty file, not an image archive") : truncated("the header at offset \(offset)")
             }
-            if header.allSatisfy({ $0 == 0 }) { break }
+            if header.allSatisfy({ $0 == 0 }) {
+                // End of archive: only zeros may follow. Anything else means a member's size
+                // field put the end here by mistake, and members after it would go unseen.
+                try checkOnlyZeros(fd, from: offset, fileSize: fileSize, path: path)
+                break
+            }
             guard checksumMatches(header) else {
                 throw OCIError("\(path): not a valid tar archive: bad header checksum at offset \(offset)"
                                + (offset > 0 ? " (the member before it is shorter or longer than its header says?)" : ""))
@@ -177,6 +182,19 @@ public struct ImageArchive: Sendable {
             offset = dataOffset + (size + UInt64(block) - 1) / UInt64(block) * UInt64(block)
         }
         return (members, links)
+    }
+
+    static func checkOnlyZeros(_ fd: FileDescriptor, from start: UInt64, fileSize: UInt64, path: String) throws {
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        var offset = start
+        while offset < fileSize {
+            let n = try buffer.withUnsafeMutableBytes { try fd.read(into: $0, at: offset) }
+            if n == 0 { break }
+            if let i = buffer[0..<n].firstIndex(where: { $0 != 0 }) {
+                throw OCIError("\(path): not a valid tar archive: data at offset \(offset + UInt64(i)) after the end-of-archive block at \(start) (a member before it is shorter or longer than its header says?)")
+            }
+            offset += UInt64(n)
+        }
     }
 
     static func checksumMatches(_ h: [UInt8]) -> Bool {
