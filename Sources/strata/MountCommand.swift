@@ -12,7 +12,8 @@ enum MountCommand {
     usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--suid] [--foreground]
                      [--upper DIR [--work DIR]] IMAGE MOUNTPOINT
 
-    Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout) read-only at MOUNTPOINT
+    Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout; oci-archive:FILE[:TAG] or
+    docker-archive:FILE[:REPO:TAG], an image archive read in place) read-only at MOUNTPOINT
     as the union of its layers, without extracting them. Layers not yet indexed are read once
     (and verified against their digests); later mounts use the cached index and read no layer data.
     The daemon goes to the background; the command exits 0 once the mount answers, or prints the
@@ -31,6 +32,10 @@ enum MountCommand {
                          overlayfs's upper-directory format; the image stays untouched. A DIR from
                          an earlier mount is reused. One mount at a time per DIR.
       --work DIR         scratch directory for copy-ups, on DIR's file system (default: DIR.work)
+
+    podman: `podman run --rootfs MOUNTPOINT:O ...` runs a container on a read-only mount (podman
+    puts its own overlay on top for the files it creates, such as /etc/mtab); a mount made with
+    --upper DIR takes `podman run --rootfs MOUNTPOINT ...` directly, podman's files going to DIR.
     """
 
     static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work"],
