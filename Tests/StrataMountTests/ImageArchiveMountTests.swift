@@ -95,6 +95,27 @@ struct ImageArchiveMountTests {
         #expect(stat.succeeded && stat.stdoutString.contains("committed"), "\(stat.stdoutString)\(stat.stderr)")
     }
 
+    /// `strata bundle` takes an archive too: the container runs from the archive, in place.
+    @Test(arguments: ["oci-archive", "docker-archive"], BundleTestSupport.runtimes)
+    func bundleRunsFromAnArchive(kind: String, runtime: ContainerRuntime) throws {
+        try runtime.requireAvailable()
+        try Requirement.require(BusyboxImage.isAvailable, "needs busybox-static, umoci and setcap")
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let layout = temp.child("layout")
+        try BusyboxImage.make(layout: layout, tag: "test", config: BusyboxImage.command(["/bin/cat", "/etc/hello"]))
+        let tag = kind == "docker-archive" ? "busybox:test" : "test"
+        try Skopeo.copy("oci:\(layout):test", "\(kind):\(temp.child("image.tar")):\(tag)")
+        let bundle = try StrataBundleFixture(image: "\(kind):\(temp.child("image.tar")):\(tag)", directory: temp.child("bundle"),
+                                             args: ["--read-only"])
+        BundleTestSupport.expectOutput(try BundleTestSupport.run(runtime, bundle), "hello from the image\n", runtime)
+        try bundle.remove()
+        // commit adds to a layout directory only: an archive base is refused with the way out.
+        let upper = try temp.makeDirectory("upper")
+        let commit = try StrataBinary.run(["commit", upper, "\(kind):\(temp.child("image.tar")):\(tag)", "new"])
+        #expect(!commit.succeeded && commit.stderr.contains("skopeo copy"), "\(commit.stderr)")
+    }
+
     // MARK: - Damaged archives
 
     /// The mount fails with one line on stderr containing `expected`, and nothing is mounted.
