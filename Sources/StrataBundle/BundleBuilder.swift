@@ -26,8 +26,12 @@ public enum BundleBuilder {
         /// Absolute.
         public var directory: String
         public var upper: UpperChoice
+        /// What the command line changes in config.json.
+        public var options: BundleOptions
 
-        public init(image: String, config: ImageConfig, manifestDigest: String? = nil, directory: String, upper: UpperChoice) {
+        public init(image: String, config: ImageConfig, manifestDigest: String? = nil, directory: String, upper: UpperChoice,
+                    options: BundleOptions = .init()) {
+            self.options = options
             self.image = image
             self.config = config
             self.manifestDigest = manifestDigest
@@ -63,10 +67,11 @@ public enum BundleBuilder {
             try prepare(layout, request, &record)
             try writeRecord(layout, record)
             try mounter.mount(image: request.image, at: layout.rootfs, upper: record.upper, work: record.work)
+            if record.upper == nil { try checkMountPoints(request.options.mounts, rootfs: layout.rootfs) }
             let passwd = try RootedFile.read(root: layout.rootfs, path: "/etc/passwd")
             let group = try RootedFile.read(root: layout.rootfs, path: "/etc/group")
             let spec = try SpecConverter.convert(config: request.config, passwd: passwd, group: group,
-                                                 readOnly: record.upper == nil)
+                                                 readOnly: record.upper == nil, options: request.options)
             record.createdConfig = true
             try writeRecord(layout, record)
             try write(layout.config, try SpecJSON.encode(spec), what: "config.json")
@@ -113,6 +118,14 @@ public enum BundleBuilder {
     }
 
     // MARK: - Steps
+
+    /// A runtime creates a missing mount point in the rootfs: a read-only one cannot have it.
+    private static func checkMountPoints(_ mounts: [RuntimeSpec.Mount], rootfs: String) throws(BundleError) {
+        for m in mounts {
+            guard try RootedFile.resolve(root: rootfs, path: m.destination) == nil else { continue }
+            throw BundleError("--mount \(m.source):\(m.destination): \(m.destination) does not exist in the image, and --read-only leaves no upper for the runtime to create it in; mount on an existing directory or drop --read-only")
+        }
+    }
 
     private static func claim(_ layout: BundleLayout, _ record: BundleRecord) throws(BundleError) {
         let fd = open(layout.record, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)

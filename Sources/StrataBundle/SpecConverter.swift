@@ -11,17 +11,40 @@ public enum SpecConverter {
     /// - Parameters:
     ///   - passwd, group: the image's /etc/passwd and /etc/group, nil when the image has none.
     ///   - readOnly: `root.readonly`; true when the bundle has no writable upper.
+    ///   - options: what `strata bundle`'s options replace (user, workdir, env, command...).
+    ///
+    /// As umoci does, the process gets `TERM=xterm` and `HOME` (the user's passwd home, else
+    /// "/") unless its environment names them, and `["sh"]` when nothing names a program.
     public static func convert(config image: ImageConfig, passwd: [UInt8]?, group: [UInt8]?,
-                               readOnly: Bool) throws(BundleError) -> RuntimeSpec {
+                               readOnly: Bool, options: BundleOptions = .init()) throws(BundleError) -> RuntimeSpec {
         guard image.os == "linux" else {
             throw BundleError("os \"\(image.os)\": only linux images can run from a bundle")
         }
-        let c = image.config ?? ContainerConfig()
+        var c = image.config ?? ContainerConfig()
+        if let user = options.user { c.user = user }
+        if let workdir = options.workdir {
+            guard workdir.hasPrefix("/") else { throw BundleError("--workdir \"\(workdir)\": not an absolute path") }
+            c.workingDir = workdir
+        }
+        if let hostname = options.hostname { c.hostname = hostname }
+        if let command = options.command {
+            guard let first = command.first, !first.isEmpty else { throw BundleError("the command after -- is empty") }
+            c.entrypoint = nil
+            c.cmd = command
+        } else if (c.entrypoint ?? []).isEmpty && (c.cmd ?? []).isEmpty {
+            c.cmd = BundleOptions.defaultCommand
+        }
+        let user = try UserResolver.resolve(c.user, passwd: passwd, group: group)
+        var environment = try env(c.env)
+        try override(&environment, with: options.env)
+        func has(_ name: String) -> Bool { environment.contains { $0.hasPrefix(name + "=") } }
+        if !has("TERM") { environment.append("TERM=xterm") }
+        if !has("HOME") { environment.append("HOME=" + home(c.user, uid: user.uid, passwd: passwd)) }
         let process = RuntimeSpec.Process(
-            terminal: false,
-            user: try UserResolver.resolve(c.user, passwd: passwd, group: group),
+            terminal: options.tty,
+            user: user,
             args: try args(c),
-            env: try env(c.env),
+            env: environment,
             cwd: try cwd(c.workingDir),
             capabilities: RuntimeDefaults.processCapabilities,
             rlimits: RuntimeDefaults.rlimits,
@@ -33,7 +56,7 @@ public enum SpecConverter {
             root: .init(path: "rootfs", readonly: readOnly),
             hostname: try hostLabel(c.hostname, field: "config.Hostname"),
             domainname: try hostLabel(c.domainname, field: "config.Domainname"),
-            mounts: RuntimeDefaults.mounts,
+            mounts: RuntimeDefaults.mounts + options.mounts,
             annotations: annotations.isEmpty ? nil : annotations,
             linux: RuntimeDefaults.linux)
     }
@@ -66,6 +89,31 @@ public enum SpecConverter {
         }
         if !hasPath { out.insert(RuntimeDefaults.path, at: 0) }
         return out
+    }
+
+    /// `--env K=V` entries: one replaces the variable of that name, others are appended.
+    static func override(_ environment: inout [String], with entries: [String]) throws(BundleError) {
+        for entry in entries {
+            guard let eq = entry.firstIndex(of: "="), eq != entry.startIndex else {
+                throw BundleError("--env \"\(entry)\": expected NAME=VALUE")
+            }
+            let prefix = entry[...eq]
+            if let i = environment.firstIndex(where: { $0.hasPrefix(prefix) }) {
+                environment[i] = entry
+            } else {
+                environment.append(entry)
+            }
+        }
+    }
+
+    /// The home directory of the process's user in the image's /etc/passwd (by name when the
+    /// user is named, else by uid), "/" when it has none.
+    static func home(_ user: String?, uid: UInt32, passwd: [UInt8]?) -> String {
+        let db = UserDatabase(passwd: passwd, group: nil)
+        let name = user.flatMap { $0.split(separator: ":", omittingEmptySubsequences: false).first.map(String.init) } ?? ""
+        let entry = !name.isEmpty && !IDParser.looksNumeric(name) ? db.user(named: name) : db.user(withUID: uid)
+        guard let home = entry?.home, !home.isEmpty else { return "/" }
+        return home
     }
 
     /// WorkingDir verbatim; "/" when unset. The runtime needs an absolute path.

@@ -7,6 +7,8 @@ struct PasswdEntry: Equatable {
     var name: String
     var uid: UInt32
     var gid: UInt32
+    /// The sixth field; empty when the line has none.
+    var home: String = ""
 }
 
 struct GroupEntry: Equatable {
@@ -31,7 +33,7 @@ struct UserDatabase {
         hasGroup = group != nil
         for (number, fields) in UserDatabase.lines(passwd) {
             if fields.count >= 4, let uid = IDParser.parse(fields[2]), let gid = IDParser.parse(fields[3]) {
-                users.append(PasswdEntry(name: fields[0], uid: uid, gid: gid))
+                users.append(PasswdEntry(name: fields[0], uid: uid, gid: gid, home: fields.count >= 6 ? fields[5] : ""))
             } else if brokenUsers[fields[0]] == nil {
                 brokenUsers[fields[0]] = number
             }

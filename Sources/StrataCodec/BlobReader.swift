@@ -113,10 +113,15 @@ extension BlobReader {
 
 /// Reads with pread, turning a system error into a `CodecError` at that offset.
 @inline(__always)
-func preadChecked(_ file: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+func preadChecked(_ file: BlobFile, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
     do {
         return try file.read(into: buffer, at: offset)
     } catch {
         throw CodecError(kind: .io, message: "\(error)", compressedOffset: offset)
     }
+}
+
+@inline(__always)
+func preadChecked(_ file: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+    try preadChecked(BlobFile(file), into: buffer, at: offset)
 }

@@ -93,6 +93,14 @@ public final class IndexingDecoder {
     public convenience init(compression: LayerCompression, file: FileDescriptor, blobSize: UInt64,
                             checkpointSpacing: UInt64 = 4 << 20,
                             onCompressedBytes: @escaping (UnsafeRawBufferPointer) -> Void) {
+        self.init(compression: compression, blob: BlobFile(file), blobSize: blobSize, checkpointSpacing: checkpointSpacing,
+                  onCompressedBytes: onCompressedBytes)
+    }
+
+    /// Decodes a blob that may be a range of its file (a member of an image archive).
+    public convenience init(compression: LayerCompression, blob file: BlobFile, blobSize: UInt64,
+                            checkpointSpacing: UInt64 = 4 << 20,
+                            onCompressedBytes: @escaping (UnsafeRawBufferPointer) -> Void) {
         let reader = BlobReader(size: blobSize, chunkSize: 1 << 20,
                                 source: { buffer, offset in try preadChecked(file, into: buffer, at: offset) },
                                 onBytes: onCompressedBytes)

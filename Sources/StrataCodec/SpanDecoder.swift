@@ -40,6 +40,12 @@ public final class SpanDecoder {
     /// member's raw deflate data (the header was skipped at index time).
     public func decode(file: FileDescriptor, from checkpoint: Checkpoint, skip: UInt64,
                        into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try decode(blob: BlobFile(file), from: checkpoint, skip: skip, into: buffer)
+    }
+
+    /// As `decode(file:…)`, for a blob that may be a range of its file (an archive member).
+    public func decode(blob file: BlobFile, from checkpoint: Checkpoint, skip: UInt64,
+                       into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         switch compression {
         case .none:
             let offset = checkpoint.compressedOffset + skip
@@ -54,7 +60,7 @@ public final class SpanDecoder {
         }
     }
 
-    private func decodeSpan(file: FileDescriptor, from checkpoint: Checkpoint, skip: UInt64,
+    private func decodeSpan(file: BlobFile, from checkpoint: Checkpoint, skip: UInt64,
                             into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let input = self.input ?? .allocate(byteCount: Self.inputChunk, alignment: 16)
         self.input = input
@@ -121,7 +127,7 @@ public final class SpanDecoder {
     }
 
     /// isa-l positioned at the checkpoint: the pending bits of the byte before it, and the window.
-    private func prepareIsal(at checkpoint: Checkpoint, file: FileDescriptor) throws {
+    private func prepareIsal(at checkpoint: Checkpoint, file: BlobFile) throws {
         let start = checkpoint.compressedOffset
         let isal = self.isal ?? IsalInflater()
         self.isal = isal
@@ -141,7 +147,7 @@ public final class SpanDecoder {
     }
 
     /// Raw inflate positioned at the checkpoint: the pending bits of the byte before it, then the window.
-    private func prepareInflater(at checkpoint: Checkpoint, file: FileDescriptor) throws {
+    private func prepareInflater(at checkpoint: Checkpoint, file: BlobFile) throws {
         let start = checkpoint.compressedOffset
         if let inflater { try inflater.reset(at: start) } else { inflater = try Inflater(at: start) }
         let bits = Int32(checkpoint.bits)

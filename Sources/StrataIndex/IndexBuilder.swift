@@ -9,7 +9,12 @@ import Glibc
 
 /// What the builder needs to know of a layer blob.
 public struct LayerBlob: Sendable {
+    /// The blob file, or the image archive holding the blob as a member.
     public var path: String
+    /// Where the blob starts in `path` (an archive member's data); 0 for a blob file.
+    public var offset: UInt64 = 0
+    /// Whether the blob is all of `path` (a layout's blob file) rather than a range of it.
+    public var isWholeFile = true
     public var digestHex: String       // sha256 hex of the blob
     public var size: UInt64
     public var compression: LayerCompression
@@ -21,6 +26,40 @@ public struct LayerBlob: Sendable {
         self.diffID = diffID
     }
     var name: String { "layer sha256:\(digestHex)" }
+    /// The blob's file in messages: "/x/blobs/sha256/…", or "/x/img.tar at offset N".
+    var place: String { isWholeFile ? path : "\(path) at offset \(offset)" }
+
+    /// A layer whose blob is at `location` (a layout's blob file or an archive's member).
+    public init(location: BlobLocation, descriptor: Descriptor, format: LayerFormat, diffID: DiffIDClaim? = nil) {
+        self.init(path: location.path, descriptor: descriptor, format: format, diffID: diffID)
+        offset = location.offset
+        isWholeFile = location.isWholeFile
+    }
+
+    /// Opens the blob: its file, with the range the blob occupies (checked against the file;
+    /// a whole blob file's size only when `checkWholeFile`).
+    func open(checkWholeFile: Bool = true) throws -> BlobFile {
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.open(path, O_RDONLY) } catch {
+            throw IndexError("\(name): \(error)")
+        }
+        do {
+            let actualSize = UInt64(try fd.stat().st_size)
+            if isWholeFile {
+                guard !checkWholeFile || actualSize == size else {
+                    throw IndexError("\(name): blob \(path) has \(actualSize) bytes, its descriptor says \(size)")
+                }
+            } else {
+                guard actualSize >= offset, actualSize - offset >= size else {
+                    throw IndexError("\(name): archive \(path) is truncated: the blob's \(size) bytes at offset \(offset) run past its end (\(actualSize) bytes)")
+                }
+            }
+        } catch {
+            fd.close()
+            throw error
+        }
+        return isWholeFile ? BlobFile(fd) : BlobFile(fd, base: offset, size: size)
+    }
 
     /// A layer of an OCI layout: its blob file and how its media type says it is stored.
     public init(path: String, descriptor: Descriptor, format: LayerFormat, diffID: DiffIDClaim? = nil) {
@@ -68,17 +107,10 @@ public enum IndexBuilder {
     /// A layer whose diff_id is not the one `blob.diffID` claims is an error.
     public static func buildVerified(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing,
                                      copyPath: String? = nil) throws -> (bytes: [UInt8], diffIDHex: String) {
-        let fd: FileDescriptor
-        do { fd = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
-            throw IndexError("\(blob.name): \(error)")
-        }
-        defer { fd.close() }
-        let actualSize = UInt64(try fd.stat().st_size)
-        guard actualSize == blob.size else {
-            throw IndexError("\(blob.name): blob \(blob.path) has \(actualSize) bytes, its descriptor says \(blob.size)")
-        }
+        let file = try blob.open()
+        defer { file.file.close() }
         let hasher = SHA256Hasher()
-        let decoder = IndexingDecoder(compression: blob.compression, file: fd, blobSize: blob.size,
+        let decoder = IndexingDecoder(compression: blob.compression, blob: file, blobSize: blob.size,
                                       checkpointSpacing: checkpointSpacing, onCompressedBytes: { hasher.update($0) })
         let uncompressedHasher = blob.compression == .none ? nil : BackgroundHasher()
         let source = DecoderTarSource(decoder, hasher: uncompressedHasher)
@@ -101,7 +133,7 @@ public enum IndexBuilder {
             try? source.drain()
             try? decoder.finish()
             if decoder.compressedBytesConsumed == blob.size, hasher.finalizeHex() != blob.digestHex {
-                throw IndexError("\(blob.name): digest mismatch (blob \(blob.path) is corrupt)")
+                throw IndexError("\(blob.name): digest mismatch (blob \(blob.place) is corrupt)")
             }
             throw IndexError("\(blob.name): \(e)")
         } catch let e as CodecError {
@@ -111,7 +143,7 @@ public enum IndexBuilder {
         }
         let digest = hasher.finalize()
         guard SHA256Hasher.hex(digest) == blob.digestHex else {
-            throw IndexError("\(blob.name): digest mismatch: blob \(blob.path) hashes to sha256:\(SHA256Hasher.hex(digest))")
+            throw IndexError("\(blob.name): digest mismatch: blob \(blob.place) hashes to sha256:\(SHA256Hasher.hex(digest))")
         }
         let diffIDHex = uncompressedHasher?.finalizeHex() ?? blob.digestHex
         if let claim = blob.diffID, !claim.matches(hex: diffIDHex) {

@@ -21,7 +21,7 @@ public final class LayerData: @unchecked Sendable {
     let number: Int
     /// The span cache this layer decodes into (shared by the layers of a mount).
     public let cache: SpanCache
-    private let blobFile: FileDescriptor
+    private let blobFile: BlobFile
     private let copyPath: String
     private let indexCache: IndexCache?
     /// A replaced index's copy stays open until the end: a reader may still be reading it.
@@ -47,14 +47,12 @@ public final class LayerData: @unchecked Sendable {
         self.cache = cache
         self.copyPath = copyPath
         self.indexCache = indexCache
-        do { blobFile = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
-            throw IndexError("\(blob.name): \(error)")
-        }
+        blobFile = try blob.open(checkWholeFile: false)
         pthread_mutex_init(&repairLock, nil)
     }
 
     deinit {
-        blobFile.close()
+        blobFile.file.close()
         state.withLock { s in
             s.copyFile?.close()
             s.retired.forEach { $0.close() }
@@ -187,7 +185,7 @@ public final class LayerData: @unchecked Sendable {
         defer { LayerData.decoders.give(decoder, index.compression) }
         let n: Int
         do {
-            n = try decoder.decode(file: blobFile, from: checkpoint, skip: 0,
+            n = try decoder.decode(blob: blobFile, from: checkpoint, skip: 0,
                                    into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
         } catch {
             throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")

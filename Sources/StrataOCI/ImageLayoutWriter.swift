@@ -65,7 +65,8 @@ public struct ImageLayoutWriter: Sendable {
     /// Stores a file's content as a blob in one pass: copied into a temporary file in the blob
     /// directory while hashed, then renamed to its digest (or dropped if that blob exists).
     @discardableResult
-    public func writeBlob(fromFile source: String, mediaType: String) throws -> Descriptor {
+    /// `range` (offset, length): only those bytes of the file (a member of an image archive).
+    public func writeBlob(fromFile source: String, mediaType: String, range: (UInt64, UInt64)? = nil) throws -> Descriptor {
         let input: FileDescriptor
         do {
             input = try FileDescriptor.open(source, O_RDONLY)
@@ -84,9 +85,18 @@ public struct ImageLayoutWriter: Sendable {
         var size: Int64 = 0
         do {
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            while true {
-                let n = try buffer.withUnsafeMutableBytes { (b: UnsafeMutableRawBufferPointer) throws in try input.read(into: b) }
-                if n == 0 { break }
+            var position = range?.0 ?? 0
+            let end = range.map { $0.0 + $0.1 }
+            while end.map({ position < $0 }) ?? true {
+                let want = end.map { Int(min(UInt64(buffer.count), $0 - position)) } ?? buffer.count
+                let n = try buffer.withUnsafeMutableBytes { (b: UnsafeMutableRawBufferPointer) throws in
+                    try input.read(into: UnsafeMutableRawBufferPointer(rebasing: b[0..<want]), at: position)
+                }
+                if n == 0 {
+                    if end != nil { throw OCIError("\(source): ends at \(position), inside the blob at offset \(range!.0)") }
+                    break
+                }
+                position += UInt64(n)
                 try buffer.withUnsafeBytes { (b: UnsafeRawBufferPointer) throws in
                     let chunk = UnsafeRawBufferPointer(rebasing: b[0..<n])
                     hasher.update(chunk)

@@ -1,10 +1,38 @@
+import StrataSystem
+
 /// Resolves references in a layout to one platform's image.
 public enum ImageResolver {
     /// Parses `reference` (`DIR`, `DIR:TAG`, `DIR@DIGEST`), opens the layout and resolves it.
     /// `platform` nil means the host's.
+    /// Archives (`oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REPO:TAG]`, or a plain path
+    /// to either) are read in place.
     public static func resolve(reference: String, platform: Platform? = nil) throws -> ResolvedImage {
         let ref = try ImageReference(parsing: reference)
-        return try ImageLayout(path: ref.layoutPath).resolve(ref, platform: platform)
+        let path = ImageLayout.trimmed(ref.layoutPath)
+        switch ref.transport {
+        case .layout where FileIO.isDirectory(path) || !FileIO.exists(path):
+            return try ImageLayout(path: path).resolve(ref, platform: platform)
+        case .layout, .ociArchive, .dockerArchive:
+            guard FileIO.exists(path) else { throw OCIError("\(path): no such file (expected an image archive)") }
+            guard !FileIO.isDirectory(path) else {
+                throw OCIError("\(path): a directory, not an archive: name it as a layout (\(path) or oci:\(path))")
+            }
+            let archive = try ImageLayout.openArchive(path)
+            switch (archive.kind, ref.transport) {
+            case (.ociArchive, .layout), (.ociArchive, .ociArchive):
+                return try ImageLayout(archive: archive).resolve(ref, platform: platform)
+            case (.dockerArchive, .layout), (.dockerArchive, .dockerArchive), (.ociArchive, .dockerArchive):
+                // Newer docker save writes an OCI layout beside manifest.json: manifest.json still names by REPO:TAG.
+                guard archive.members["manifest.json"] != nil else {
+                    throw OCIError("\(path): an oci-archive (no manifest.json): name it oci-archive:\(path)")
+                }
+                return try DockerArchive(archive: archive).resolve(ref, platform: platform)
+            case (.dockerArchive, .ociArchive):
+                throw OCIError("\(path): a docker-archive (docker save), not an oci-archive: name it docker-archive:\(path)")
+            case (.notAnImage, _):
+                throw OCIError("\(path): not an image archive; \(ImageArchive.conversionHint)")
+            }
+        }
     }
 
     /// Indexes nest rarely more than twice; the bound stops a cycle of indexes.
@@ -161,8 +189,14 @@ extension ImageLayout {
         if let wanted = explicitPlatform, !wanted.matches(platform) {
             throw OCIError("\(name): image is for \(platform), not \(wanted)")
         }
-        return ResolvedImage(layoutPath: path, manifestDescriptor: manifestDescriptor, manifest: manifest,
-                             manifestBytes: bytes, config: config, configBytes: configBytes,
-                             layers: layers, platform: platform, indexChain: chain)
+        var image = ResolvedImage(layoutPath: path, manifestDescriptor: manifestDescriptor, manifest: manifest,
+                                  manifestBytes: bytes, config: config, configBytes: configBytes,
+                                  layers: layers, platform: platform, indexChain: chain)
+        if archive != nil {
+            // Every layer must be a member of the stated size before anything is indexed or mounted.
+            image.layerLocations = try layers.map { try blobLocation($0.descriptor) }
+            image.transport = .ociArchive
+        }
+        return image
     }
 }

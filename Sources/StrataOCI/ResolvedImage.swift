@@ -17,6 +17,18 @@ public struct ResolvedImage: Sendable {
     public var platform: Platform
     /// The digests of the image indexes followed from index.json down to the manifest.
     public var indexChain: [Digest]
+    /// Where each layer's blob is (same order as `layers`): in an archive, a member's range.
+    public var layerLocations: [BlobLocation] = []
+    /// What `layoutPath` is: a layout directory or an image archive (read in place).
+    public var transport: ImageTransport = .layout
+
+    /// The location of layer `i`'s blob.
+    public func layerLocation(_ i: Int) -> BlobLocation {
+        if i < layerLocations.count { return layerLocations[i] }
+        let d = layers[i].descriptor
+        return BlobLocation(path: "\(layoutPath)/blobs/\(d.digest.algorithm)/\(d.digest.hex)", offset: 0,
+                            size: UInt64(max(d.size, 0)), isWholeFile: true)
+    }
 
     public init(layoutPath: String, manifestDescriptor: Descriptor, manifest: Manifest, manifestBytes: [UInt8],
                 config: ImageConfig, configBytes: [UInt8], layers: [LayerDescriptor], platform: Platform,

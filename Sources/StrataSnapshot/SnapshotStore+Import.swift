@@ -26,7 +26,6 @@ extension SnapshotStore {
         guard !image.layers.isEmpty else {
             throw SnapshotError(.other, "image \(reference) has no layers: nothing to import (prepare a snapshot without a parent instead)")
         }
-        let source = try ImageLayout(path: image.layoutPath)
         return try transaction(.change) { metadata in
             if metadata.snapshots[name] != nil {
                 throw SnapshotError(.alreadyExists, "snapshot \"\(name)\" already exists")
@@ -38,7 +37,7 @@ extension SnapshotStore {
             for (i, layer) in image.layers.enumerated() {
                 do {
                     try layer.descriptor.digest.requireVerifiable("layer \(layer.descriptor.digest)")
-                    _ = try cache.index(LayerBlob(path: source.blobPath(layer.descriptor.digest), descriptor: layer.descriptor,
+                    _ = try cache.index(LayerBlob(location: image.layerLocation(i), descriptor: layer.descriptor,
                                                   format: layer.format, diffID: DiffIDClaim(number: i, digest: layer.diffID)))
                 } catch {
                     throw SnapshotError(.other, "image \(reference): \(error)")
@@ -58,7 +57,7 @@ extension SnapshotStore {
                     parent = key
                     continue
                 }
-                let stored = try storeBlob(layer.descriptor, from: source)
+                let stored = try storeBlob(layer.descriptor, from: image.layerLocation(i))
                 // The store's copy has the digest just verified: its index is the one made above.
                 do { _ = try cache.index(try layerBlob(stored, diffID: layer.diffID, number: i)) } catch {
                     throw SnapshotError(.other, "image \(reference): \(error)")
@@ -78,16 +77,18 @@ extension SnapshotStore {
         }
     }
 
-    /// The blob in the store: an existing one is kept, else a hard link, else a copy.
-    private func storeBlob(_ d: Descriptor, from source: ImageLayout) throws -> Descriptor {
+    /// The blob in the store: an existing one is kept, else a hard link, else a copy (always a
+    /// copy of an archive's member).
+    private func storeBlob(_ d: Descriptor, from source: BlobLocation) throws -> Descriptor {
         try d.digest.requireVerifiable("layer \(d.digest)")
         let target = "\(paths.layout)/blobs/sha256/\(d.digest.hex)"
         var layer = ChainImage.ociLayer(d)
         layer.urls = nil
         if FileIO.exists(target) { return layer }
-        let from = source.blobPath(d.digest)
-        if link(from, target) == 0 { return layer }
-        let copied = try ImageLayoutWriter(path: paths.layout).writeBlob(fromFile: from, mediaType: layer.mediaType)
+        let from = source.path
+        if source.isWholeFile && link(from, target) == 0 { return layer }
+        let copied = try ImageLayoutWriter(path: paths.layout).writeBlob(fromFile: from, mediaType: layer.mediaType,
+                                                                         range: source.isWholeFile ? nil : (source.offset, source.size))
         guard copied.digest == d.digest, copied.size == d.size else {
             throw SnapshotError(.other, "layer \(d.digest): \(from) holds \(copied.size) bytes of digest \(copied.digest)")
         }

@@ -28,7 +28,9 @@ public struct MountComparison {
     /// temporary directory removed before returning, also when something throws.
     /// `referenceTag` differs from `tag` when umoci cannot read the image under test
     /// (zstd, Docker media types): it then names a gzip OCI twin of the same layers.
-    public static func run(layout: String, tag: String, referenceTag: String? = nil,
+    /// `mountedImage`, when given, is what strata mounts instead of LAYOUT:TAG (the same image
+    /// in another form, such as an archive of the layout).
+    public static func run(layout: String, tag: String, referenceTag: String? = nil, mountedImage: String? = nil,
                            ignoring: Set<TreeSnapshot.Field> = [],
                            ignoringAt: [String: Set<TreeSnapshot.Field>] = rootIgnores,
                            hashContents: Bool = true) throws -> MountComparison {
@@ -37,7 +39,7 @@ public struct MountComparison {
         let started = time(nil)
         let rootfs = try Umoci.unpack(layout: layout, tag: referenceTag ?? tag, into: work.child("bundle"))
         let reference = try TreeSnapshot.capture(root: rootfs, hashContents: hashContents)
-        let mounted = try Self.captureMount(layout: layout, tag: tag, work: work, hashContents: hashContents)
+        let mounted = try Self.captureMount(image: mountedImage ?? "\(layout):\(tag)", work: work, hashContents: hashContents)
         // Directories a tar implies but never lists: umoci creates them with the time of the
         // unpack, strata with a fixed time; every other field (0755, 0:0) must still match.
         // Fixtures use past mtimes, so "not older than the unpack" singles them out.
@@ -52,7 +54,12 @@ public struct MountComparison {
     /// Mounts LAYOUT:TAG under `work` (cache in `work`/cache), captures it and unmounts.
     public static func captureMount(layout: String, tag: String, work: TempDirectory,
                                     hashContents: Bool = true) throws -> TreeSnapshot {
-        let guardian = try MountGuard(image: "\(layout):\(tag)", mountpoint: work.child("mnt"),
+        try captureMount(image: "\(layout):\(tag)", work: work, hashContents: hashContents)
+    }
+
+    /// Mounts IMAGE (any reference strata takes) under `work`, captures it and unmounts.
+    public static func captureMount(image: String, work: TempDirectory, hashContents: Bool = true) throws -> TreeSnapshot {
+        let guardian = try MountGuard(image: image, mountpoint: work.child("mnt"),
                                       extraArgs: ["--cache", work.child("cache")])
         defer { withExtendedLifetime(guardian) {} }
         let snapshot = try TreeSnapshot.capture(root: work.child("mnt"), hashContents: hashContents)

@@ -2,6 +2,8 @@
 /// options. Each command declares what it takes, so unknown options are errors, not ignored.
 struct Arguments {
     var options: [String: String] = [:]
+    /// Every value of each valued option, in order (`options` keeps the last).
+    var values: [String: [String]] = [:]
     var flags: Set<String> = []
     var positionals: [String] = []
 
@@ -38,6 +40,7 @@ struct Arguments {
                     options[name] = args[i]
                     i += 1
                 }
+                values[name, default: []].append(options[name]!)
             } else {
                 throw CLIError("unknown option \(name)", usage: true)
             }
@@ -46,6 +49,8 @@ struct Arguments {
 
     func has(_ flag: String) -> Bool { flags.contains(flag) }
     subscript(_ name: String) -> String? { options[name] }
+    /// All values of a repeatable option (`--env A=1 --env B=2`).
+    func all(_ name: String) -> [String] { values[name] ?? [] }
 }
 
 struct CLIError: Error, CustomStringConvertible {

@@ -1,9 +1,12 @@
 import StrataBundle
 import StrataOCI
+import StrataSystem
 
 enum BundleCommand {
     static let help = """
-    usage: strata bundle [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--upper DIR | --read-only] [--stats FILE] [--json] IMAGE BUNDLE
+    usage: strata bundle [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--upper DIR | --read-only] [--stats FILE]
+                         [--env K=V]... [--workdir DIR] [--user U[:G]] [--hostname H] [--tty]
+                         [--mount SRC:DST[:ro]]... [--json] IMAGE BUNDLE [-- CMD [ARG...]]
            strata bundle --remove [--json] BUNDLE
 
     Makes BUNDLE an OCI runtime bundle for IMAGE without extracting it: mounts the image at
@@ -19,7 +22,22 @@ enum BundleCommand {
     (os, architecture, created, author, stopSignal, exposedPorts...). Namespaces, mounts,
     capabilities, rlimits, masked and read-only paths are those of `runc spec`. Volumes are
     not mounted: writes to them go to the upper like any other. A malformed or unresolvable
-    config value is an error naming its field.
+    config value is an error naming its field. As umoci does, env gets TERM=xterm and HOME
+    (the user's home in the image's /etc/passwd, else /) unless it sets them, and an image
+    that names no program runs `sh` (with a note on stderr).
+
+    IMAGE is a layout (DIR, DIR:TAG, DIR@DIGEST) or an archive read in place
+    (oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG]), as for strata mount.
+
+    As with podman run, these replace what the image's config says:
+      --env K=V        set variable K (repeatable); replaces the image's K
+      --workdir DIR    process.cwd (absolute)
+      --user U[:G]     user and group, names resolved in the image's /etc/passwd, /etc/group
+      --hostname H     the container's hostname
+      --tty            process.terminal true (run it from a terminal: runc run needs one)
+      --mount SRC:DST[:ro]
+                       bind-mount host SRC at DST (rbind, read-write unless :ro); repeatable
+      -- CMD [ARG...]  the process to run, replacing the image's Entrypoint and Cmd
 
       --cache DIR      index cache (as for strata mount)
       --platform P     platform to pick from an image index (default: this host's)
@@ -40,17 +58,39 @@ enum BundleCommand {
                        read-only), removed (true after --remove)
     """
 
-    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--upper", "--stats"],
-                                     flags: ["--read-only", "--remove", "--json"])
+    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--upper", "--stats", "--env", "--workdir", "--user",
+                                              "--hostname", "--mount"],
+                                     flags: ["--read-only", "--remove", "--tty", "--json"])
+
+    /// Options that only shape config.json (not allowed with --remove).
+    static let configOptions = ["--env", "--workdir", "--user", "--hostname", "--mount"]
+
+    /// Splits `OPTIONS... IMAGE BUNDLE -- CMD ARGS...` at the first `--` that is not an option's value.
+    static func splitCommand(_ args: ArraySlice<String>) -> (ArraySlice<String>, [String]?) {
+        var i = args.startIndex
+        while i < args.endIndex {
+            let arg = args[i]
+            if arg == "--" { return (args[args.startIndex..<i], Array(args[(i + 1)...])) }
+            if spec.valued.contains(arg) { i += 1 }
+            i += 1
+        }
+        return (args, nil)
+    }
 
     static func run(_ args: ArraySlice<String>) throws {
-        let a = try Arguments(args, spec: spec)
+        let (optionArgs, command) = splitCommand(args)
+        let a = try Arguments(optionArgs, spec: spec)
         if a.has("--remove") {
             guard a.positionals.count == 1 else { throw CLIError("bundle --remove needs one BUNDLE (see strata bundle --help)") }
             for option in ["--cache", "--platform", "--upper", "--stats"] where a[option] != nil {
                 throw CLIError("option \(option) does not go with --remove")
             }
+            for option in configOptions where !a.all(option).isEmpty {
+                throw CLIError("option \(option) does not go with --remove")
+            }
             guard !a.has("--read-only") else { throw CLIError("option --read-only does not go with --remove") }
+            guard !a.has("--tty") else { throw CLIError("option --tty does not go with --remove") }
+            guard command == nil else { throw CLIError("a command (after --) does not go with --remove") }
             try BundleBuilder.remove(directory: MountCommand.absolute(a.positionals[0]), mounter: StrataProcessMounter(),
                                      containers: RuntimeContainers.using(bundle:))
             if a.has("--json") {
@@ -62,9 +102,23 @@ enum BundleCommand {
         if a.has("--read-only") && a["--upper"] != nil {
             throw CLIError("--upper and --read-only exclude each other")
         }
-        let reference = MountCommand.absoluteReference(a.positionals[0])
+        if let command, command.isEmpty { throw CLIError("no command after -- (see strata bundle --help)") }
+        let reference = ImageOpening.absoluteReference(a.positionals[0])
         let directory = MountCommand.absolute(a.positionals[1])
         let image = try ImageOpening.resolve(reference, platform: a["--platform"])
+        var options = BundleOptions(env: a.all("--env"), workdir: a["--workdir"], user: a["--user"], hostname: a["--hostname"],
+                                    tty: a.has("--tty"), command: command)
+        for text in a.all("--mount") {
+            // SRC relative to here, as podman takes it; it must exist for the runtime to bind it.
+            guard let colon = text.firstIndex(of: ":") else { throw CLIError("--mount \"\(text)\": expected SRC:DST or SRC:DST:ro") }
+            let source = MountCommand.absolute(String(text[..<colon]))
+            guard FileIO.exists(source) else { throw CLIError("--mount \"\(text)\": \(source) does not exist") }
+            options.mounts.append(try BundleOptions.bindMount(source + text[colon...]))
+        }
+        let c = image.config.config
+        if command == nil && (c?.entrypoint ?? []).isEmpty && (c?.cmd ?? []).isEmpty {
+            writeStandardError("strata: note: the image names no command (no Entrypoint or Cmd): the bundle runs \(BundleOptions.defaultCommand) as umoci's does; give one after --\n")
+        }
         let upper: UpperChoice = if a.has("--read-only") {
             .none
         } else if let dir = a["--upper"] {
@@ -77,7 +131,7 @@ enum BundleCommand {
                                            suid: StrataProcessMounter.suidForContainers)
         let request = BundleBuilder.Request(image: reference, config: image.config,
                                             manifestDigest: image.manifestDigest.description,
-                                            directory: directory, upper: upper)
+                                            directory: directory, upper: upper, options: options)
         let record = try BundleBuilder.create(request, mounter: mounter)
         if a.has("--json") {
             try JSONOutput.print(BundleReport(bundle: directory, manifestDigest: image.manifestDigest.description,

@@ -59,6 +59,9 @@ enum CommitCommand {
             throw CLIError("unknown compression \"\(compressionName)\" (gzip, zstd or none)")
         }
         let base = try ImageOpening.resolve(reference, platform: a["--platform"])
+        guard base.transport == .layout else {
+            throw CLIError("\(reference): commit adds to an OCI layout directory, not to an archive; make one with `skopeo copy \(reference) oci:DIR:TAG`")
+        }
         // Held until the layer is written: a live mount would change the upper mid-walk.
         let lock = a.has("--force") ? nil : try UpperLock.acquire(upper: upper)
         defer { withExtendedLifetime(lock) {} }

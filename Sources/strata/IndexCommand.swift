@@ -15,7 +15,8 @@ enum IndexCommand {
     (tar entries, data offsets, decompression checkpoints) in the cache, then the merged tree of
     the image's layers (the union a mount serves). Layers already indexed are checked and kept
     (their diff_id against the one recorded when they were indexed).
-    IMAGE is DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout.
+    IMAGE is DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout, or an image archive read in
+    place: oci-archive:FILE[:TAG] or docker-archive:FILE[:REPO:TAG].
 
       --cache DIR        index cache (as for strata mount)
       --platform P       platform to pick from an image index (default: this host's)

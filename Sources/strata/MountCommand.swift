@@ -14,7 +14,8 @@ enum MountCommand {
                         [--upper DIR [--work DIR]] IMAGE MOUNTPOINT
            strata IMAGE MOUNTPOINT -o OPTION[,OPTION...]
 
-    Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout) read-only at MOUNTPOINT
+    Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout; oci-archive:FILE[:TAG] or
+    docker-archive:FILE[:REPO:TAG], an image archive read in place) read-only at MOUNTPOINT
     as the union of its layers, without extracting them. Layers not yet indexed are read once
     (and verified against their digests); later mounts use the cached index and read no layer data.
     The daemon goes to the background; the command exits 0 once the mount answers, or prints the
@@ -48,6 +49,10 @@ enum MountCommand {
     Ignored: defaults, auto, noauto, user, users, nouser, _netdev, nofail, comment=, x-*,
     dev, nodev (strata mounts are always nodev), exec, noexec, nosuid, sync, async and the
     atime options. `umount MOUNTPOINT` unmounts; the daemon exits when its mount is gone.
+
+    podman: `podman run --rootfs MOUNTPOINT:O ...` runs a container on a read-only mount (podman
+    puts its own overlay on top for the files it creates, such as /etc/mtab); a mount made with
+    --upper DIR takes `podman run --rootfs MOUNTPOINT ...` directly, podman's files going to DIR.
     """
 
     static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work",
@@ -177,7 +182,7 @@ enum MountCommand {
     /// The daemon runs from "/", so a relative layout directory must be made absolute; the
     /// `:TAG` or `@DIGEST` suffix stays as it is.
     static func absoluteReference(_ reference: String) -> String {
-        reference.hasPrefix("/") ? reference : absolute(reference)
+        ImageOpening.absoluteReference(reference)
     }
 }
 

@@ -19,7 +19,7 @@ private func message(_ body: () throws -> Void) -> String {
     let spec = try convert(ContainerConfig(env: ["PATH=/bin", "A=b=c"], entrypoint: ["/bin/sh", "-c"],
                                            cmd: ["echo hi"], workingDir: "/work"))
     #expect(spec.process.args == ["/bin/sh", "-c", "echo hi"])
-    #expect(spec.process.env == ["PATH=/bin", "A=b=c"])
+    #expect(spec.process.env == ["PATH=/bin", "A=b=c", "TERM=xterm", "HOME=/"])
     #expect(spec.process.cwd == "/work")
     #expect(spec.process.terminal == false)
     #expect(spec.process.user == .init(uid: 0, gid: 0))
@@ -33,11 +33,12 @@ private func message(_ body: () throws -> Void) -> String {
 }
 
 @Test func defaultPathOnlyWhenEnvHasNone() throws {
-    #expect(try convert(ContainerConfig(cmd: ["x"])).process.env == [RuntimeDefaults.path])
-    #expect(try convert(ContainerConfig(env: ["A=1"], cmd: ["x"])).process.env == [RuntimeDefaults.path, "A=1"])
+    let added = ["TERM=xterm", "HOME=/"]
+    #expect(try convert(ContainerConfig(cmd: ["x"])).process.env == [RuntimeDefaults.path] + added)
+    #expect(try convert(ContainerConfig(env: ["A=1"], cmd: ["x"])).process.env == [RuntimeDefaults.path, "A=1"] + added)
     // A variable named like PATH is not PATH.
     #expect(try convert(ContainerConfig(env: ["PATHX=1"], cmd: ["x"])).process.env.first == RuntimeDefaults.path)
-    #expect(try convert(ContainerConfig(env: ["PATH="], cmd: ["x"])).process.env == ["PATH="])
+    #expect(try convert(ContainerConfig(env: ["PATH="], cmd: ["x"])).process.env == ["PATH="] + added)
 }
 
 @Test func cwdDefaultsToRoot() throws {
@@ -75,8 +76,6 @@ private func message(_ body: () throws -> Void) -> String {
 
 @Test func malformedValuesNameTheirField() {
     let cases: [(ContainerConfig?, [String])] = [
-        (nil, ["config.Entrypoint and config.Cmd are both empty"]),
-        (ContainerConfig(entrypoint: [], cmd: []), ["config.Entrypoint and config.Cmd"]),
         (ContainerConfig(cmd: [""]), ["config.Cmd[0]", "empty"]),
         (ContainerConfig(entrypoint: ["", "x"]), ["config.Entrypoint[0]"]),
         (ContainerConfig(env: ["A=1", "NOEQUALS"], cmd: ["x"]), ["config.Env[1]", "NOEQUALS", "NAME=VALUE"]),
@@ -136,4 +135,50 @@ private func message(_ body: () throws -> Void) -> String {
     #expect(!text.contains("additionalGids"))
     #expect(!text.contains("hostname"))
     #expect(try SpecJSON.decode(one, what: "config.json") == spec)
+}
+
+/// umoci's defaults: ["sh"] when nothing names a program, TERM=xterm, HOME from the user's
+/// passwd entry (else "/"), neither overriding what the environment already sets.
+@Test func umociDefaults() throws {
+    #expect(try convert(nil).process.args == ["sh"])
+    #expect(try convert(ContainerConfig(entrypoint: [], cmd: [])).process.args == ["sh"])
+    let passwd = Array("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nnohome:x:1001:1001\n".utf8)
+    func env(_ user: String?, _ env: [String]? = nil) throws -> [String] {
+        try SpecConverter.convert(config: image(ContainerConfig(user: user, env: env, cmd: ["x"])), passwd: passwd, group: nil,
+                                  readOnly: false).process.env
+    }
+    #expect(try env(nil).suffix(2) == ["TERM=xterm", "HOME=/root"])
+    #expect(try env("app").last == "HOME=/home/app")
+    #expect(try env("1000:5").last == "HOME=/home/app")
+    #expect(try env("1001").last == "HOME=/")
+    #expect(try env("4242").last == "HOME=/")
+    #expect(try env("app", ["HOME=/data", "TERM=dumb"]) == [RuntimeDefaults.path, "HOME=/data", "TERM=dumb"])
+}
+
+@Test func bundleOptionsReplaceTheImages() throws {
+    let passwd = Array("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n".utf8)
+    let config = image(ContainerConfig(user: "root", env: ["A=1", "B=2"], entrypoint: ["/entry"], cmd: ["arg"],
+                                       workingDir: "/srv", hostname: "img"))
+    let options = BundleOptions(env: ["B=3", "C=4"], workdir: "/tmp", user: "app", hostname: "box", tty: true,
+                                mounts: [try BundleOptions.bindMount("/host:/data:ro"), try BundleOptions.bindMount("/x:/y")],
+                                command: ["/bin/echo", "hi"])
+    let spec = try SpecConverter.convert(config: config, passwd: passwd, group: nil, readOnly: false, options: options)
+    #expect(spec.process.args == ["/bin/echo", "hi"])
+    #expect(spec.process.env == [RuntimeDefaults.path, "A=1", "B=3", "C=4", "TERM=xterm", "HOME=/home/app"])
+    #expect(spec.process.cwd == "/tmp")
+    #expect(spec.process.user == .init(uid: 1000, gid: 1000))
+    #expect(spec.hostname == "box")
+    #expect(spec.process.terminal == true)
+    #expect(Array(spec.mounts.suffix(2)) == [.init(destination: "/data", type: "bind", source: "/host", options: ["rbind", "ro"]),
+                                             .init(destination: "/y", type: "bind", source: "/x", options: ["rbind", "rw"])])
+    // Without options nothing changes, and the image's entrypoint stays.
+    #expect(try SpecConverter.convert(config: config, passwd: passwd, group: nil, readOnly: false).process.args == ["/entry", "arg"])
+    for (bad, part) in [(BundleOptions(env: ["NOEQ"]), "--env"), (BundleOptions(workdir: "rel"), "--workdir"),
+                        (BundleOptions(user: "ghost"), "ghost"), (BundleOptions(command: [""]), "command")] {
+        let text = message { _ = try SpecConverter.convert(config: config, passwd: passwd, group: nil, readOnly: false, options: bad) }
+        #expect(text.contains(part), "\(text)")
+    }
+    for bad in ["/a", "a:/b", "/a:b", "/a:/b:rx", "/a:/b:ro:x"] {
+        #expect(message { _ = try BundleOptions.bindMount(bad) }.contains("--mount"), "\(bad)")
+    }
 }

@@ -172,7 +172,7 @@ struct BundleRuntimeTests {
         #expect(annotations[p + "os"] == "linux")
         let process = config["process"] as? [String: Any] ?? [:]
         #expect(process["args"] as? [String] == ["/bin/echo", "a/b"])
-        #expect(process["env"] as? [String] == ["PATH=/bin"])
+        #expect(process["env"] as? [String] == ["PATH=/bin", "TERM=xterm", "HOME=/root"])
         #expect(process["terminal"] as? Bool == false)
         #expect((config["root"] as? [String: Any])?["path"] as? String == "rootfs")
         // The file is written for people too: sorted, indented, '/' not escaped.
