@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 import Synchronization
 
 /// Per-opcode request counts and handler time, for finding where a workload's time goes
@@ -14,7 +15,7 @@ enum RequestStats {
         case open, read, release, statfs, getxattr, listxattr, access
     }
 
-    static let path: String? = getenv("STRATA_FUSE_STATS").map { String(cString: $0) }
+    static let path = RuntimeSettings.current.fuseStatsPath
     static let enabled = path != nil
 
     private struct Table {

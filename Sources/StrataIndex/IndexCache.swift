@@ -68,7 +68,7 @@ public final class IndexCache: @unchecked Sendable {
             return (index, false)
         }
         let (bytes, diffIDHex) = try IndexBuilder.buildVerified(blob)
-        TestGate.pass("STRATA_TEST_INDEX_GATE")   // tests: hold a built index before it is written
+        TestGate.pass(RuntimeSettings.current.indexGate)   // tests: hold a built index before it is written
         let path = indexPath(digestHex: blob.digestHex)
         do {
             try FileIO.makeDirectories(directory + "/diffid/sha256")

@@ -9,7 +9,7 @@ import Glibc
 /// zstd layers by decoding the one span that holds the range (through the shared span cache).
 /// A zstd layer stored as a few huge frames cannot be entered in the middle of a frame, so it is
 /// decoded once into a local copy in the cache directory and read from there.
-public final class LayerData: @unchecked Sendable {
+public final class LayerData: Sendable {
     public let index: LayerIndex
     public let blob: LayerBlob
     let number: Int
@@ -17,8 +17,10 @@ public final class LayerData: @unchecked Sendable {
     public let cache: SpanCache
     private let blobFile: FileDescriptor
     private let copyPath: String
-    private var copyFile: FileDescriptor?
-    private var copyLock = pthread_mutex_t()
+    /// The decoded copy, once opened (`plainFile`).
+    private let copyFile = Locked<FileDescriptor?>(nil)
+    /// Whether spans are too large to decode per read, so reads go to the decoded copy.
+    private let needsCopy: Bool
     /// Span and offset of the latest read, to notice a reader moving through the stream in
     /// order, and the span whose successors were last queued for decoding (once per span).
     private let lastSpan = Atomic<Int>(-2)
@@ -38,13 +40,14 @@ public final class LayerData: @unchecked Sendable {
         do { blobFile = try FileDescriptor.open(blob.path, O_RDONLY) } catch {
             throw IndexError("\(blob.name): \(error)")
         }
-        pthread_mutex_init(&copyLock, nil)
+        needsCopy = index.compression == .zstd && (0..<index.checkpointCount).contains { i in
+            index.spanEnd(i) - index.checkpointOffsets(i).uncompressed > LayerData.largestDirectSpan
+        }
     }
 
     deinit {
         blobFile.close()
-        copyFile?.close()
-        pthread_mutex_destroy(&copyLock)
+        copyFile.withLock { $0?.close() }
     }
 
     /// Hands `reply` the bytes [offset, offset+count) of the uncompressed stream. The range must
@@ -143,34 +146,27 @@ public final class LayerData: @unchecked Sendable {
         case .gzip: return nil
         case .zstd:
             if !needsCopy { return nil }
-            pthread_mutex_lock(&copyLock)
-            defer { pthread_mutex_unlock(&copyLock) }
-            if let copyFile { return copyFile }
-            if !FileIO.exists(copyPath) { try materialize() }
-            let fd: FileDescriptor
-            do { fd = try FileDescriptor.open(copyPath, O_RDONLY) } catch {
-                throw IndexError("\(blob.name): cannot open decoded copy \(copyPath): \(error)")
+            return try copyFile.withLock { copyFile in
+                if let copyFile { return copyFile }
+                if !FileIO.exists(copyPath) { try materialize() }
+                let fd: FileDescriptor
+                do { fd = try FileDescriptor.open(copyPath, O_RDONLY) } catch {
+                    throw IndexError("\(blob.name): cannot open decoded copy \(copyPath): \(error)")
+                }
+                guard (try? fd.stat().st_size).map({ UInt64($0) }) == index.uncompressedSize else {
+                    fd.close()
+                    unlink(copyPath)
+                    throw IndexError("\(blob.name): decoded copy \(copyPath) has the wrong size; removed")
+                }
+                copyFile = fd
+                return fd
             }
-            guard (try? fd.stat().st_size).map({ UInt64($0) }) == index.uncompressedSize else {
-                fd.close()
-                unlink(copyPath)
-                throw IndexError("\(blob.name): decoded copy \(copyPath) has the wrong size; removed")
-            }
-            copyFile = fd
-            return fd
         }
     }
 
     /// Span decoders keep their inflate state and input buffer between spans; a pool shares
     /// them between the FUSE worker threads (a decoder is used by one thread at a time).
     static let decoders = DecoderPool()
-
-    private lazy var needsCopy: Bool = {
-        for i in 0..<index.checkpointCount where index.spanEnd(i) - index.checkpointOffsets(i).uncompressed > LayerData.largestDirectSpan {
-            return true
-        }
-        return false
-    }()
 
     private func materialize() throws {
         let dir = String(copyPath[..<(copyPath.lastIndex(of: "/") ?? copyPath.startIndex)])
@@ -204,16 +200,15 @@ public final class LayerData: @unchecked Sendable {
     }
 }
 
-final class DecoderPool: @unchecked Sendable {
-    private let lock = Lock()
-    private var idle: [LayerCompression: [SpanDecoder]] = [:]
+final class DecoderPool: Sendable {
+    private let idle = Locked<[LayerCompression: [SpanDecoder]]>([:])
 
     func take(_ compression: LayerCompression) -> SpanDecoder {
-        lock.locked { idle[compression]?.popLast() } ?? SpanDecoder(compression: compression)
+        idle.withLock { $0[compression]?.popLast() } ?? SpanDecoder(compression: compression)
     }
 
     func give(_ decoder: SpanDecoder, _ compression: LayerCompression) {
-        lock.locked {
+        idle.withLock { idle in
             if idle[compression, default: []].count < 16 { idle[compression, default: []].append(decoder) }
         }
     }
