@@ -3,7 +3,7 @@ import PackageDescription
 
 // Module graph (dependencies point down):
 //   strata (CLI) → StrataBundle, StrataFuse, StrataUpper → StrataFS → StrataUnion → StrataIndex
-//   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash, StrataSystem
+//   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash → StrataSystem
 //   StrataSnapshot (snapshot store) → StrataCommit, StrataIndex, StrataUnion (merged-tree files in
 //   its cache), StrataOCI; it mounts through the CLI
 // C libraries stay at the edge: CFuse only in StrataFuse, CZlib/CZstd/CIsal only in
@@ -29,7 +29,7 @@ let package = Package(
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
 
         .target(name: "StrataSystem", dependencies: ["CLinux"]),
-        .target(name: "StrataHash", dependencies: ["CCrypto"]),
+        .target(name: "StrataHash", dependencies: ["CCrypto", "StrataSystem"]),
         .target(name: "StrataCodec", dependencies: ["CZlib", "CZstd", "CIsal", "StrataSystem"]),
         .target(name: "StrataTar", dependencies: ["StrataSystem"]),
         .target(name: "StrataOCI", dependencies: ["StrataHash", "StrataSystem"]),
