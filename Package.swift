@@ -57,6 +57,7 @@ let package = Package(
         .testTarget(name: "StrataOCITests", dependencies: ["StrataOCI", "StrataTestSupport"]),
         .testTarget(name: "StrataIndexTests", dependencies: ["StrataIndex", "StrataTestSupport"]),
         .testTarget(name: "StrataUnionTests", dependencies: ["StrataUnion", "StrataTestSupport"]),
+        .testTarget(name: "StrataFSTests", dependencies: ["StrataFS", "StrataIndex", "StrataTestSupport"]),
         .testTarget(name: "StrataFuseTests", dependencies: ["StrataFuse", "StrataFS", "StrataSystem"]),
         .testTarget(name: "StrataUpperTests", dependencies: ["StrataUpper", "StrataFS", "StrataIndex", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),
