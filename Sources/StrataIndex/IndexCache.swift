@@ -7,7 +7,7 @@ import Glibc
 /// uses the layer. Files are written atomically (temporary file, rename); a file that fails
 /// validation is removed and rebuilt. Two processes indexing the same layer at once both succeed:
 /// they write the same bytes and the last rename wins.
-public final class IndexCache: @unchecked Sendable {
+public final class IndexCache: Sendable {
     public let directory: String
 
     public init(directory: String) throws {

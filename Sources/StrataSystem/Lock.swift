@@ -5,7 +5,8 @@ import Glibc
 /// A pthread mutex and condition variable in a heap allocation of their own. pthread objects
 /// must never move, and a Swift stored property (`var m = pthread_mutex_t()` passed as `&m`)
 /// has no stable address; a pointer from `allocate` does.
-public final class Lock: @unchecked Sendable {   // safe: its state is only reached through pthread calls
+// @unchecked: the mutex and condition are only reached through pthread calls.
+public final class Lock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
@@ -49,7 +50,8 @@ public final class Lock: @unchecked Sendable {   // safe: its state is only reac
 }
 
 /// A value reachable only while its lock is held.
-public final class Locked<State>: @unchecked Sendable {   // safe: `state` is only reached under `lock`
+// @unchecked: `state` is only reached with `lock` held.
+public final class Locked<State>: @unchecked Sendable {
     private let lock = Lock()
     private var state: State
 
