@@ -3,7 +3,7 @@ import Glibc
 #endif
 import CFuse
 import StrataFS
-import Synchronization
+import StrataSystem
 
 /// Serves one `FileSystem` at one mountpoint with libfuse's loop: single-threaded, or its
 /// multithreaded one when `maxThreads` > 1 (see `serve`).
@@ -21,7 +21,7 @@ public final class FuseServer: Sendable {
     public let mountpoint: String
     public let options: FuseMountOptions
     private let fileSystem: any FileSystem
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     private struct State {
         var started = false

@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import StrataSystem
-import Synchronization
 
 /// Per-opcode request counts and handler time, for finding where a workload's time goes
 /// (which requests the kernel sends, how many, how long each takes to answer; write
@@ -22,7 +21,7 @@ enum RequestStats {
         var counts = [UInt64](repeating: 0, count: Op.allCases.count)
         var nanoseconds = [UInt64](repeating: 0, count: Op.allCases.count)
     }
-    private static let table = Mutex(Table())
+    private static let table = Locked(Table())
 
     /// Runs one request's handler, counting it and its time when on. The time includes the
     /// reply's write; when the caller shares the CPU it may also include the caller's run

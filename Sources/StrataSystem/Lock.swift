@@ -7,8 +7,8 @@ import Glibc
 /// has no stable address; a pointer from `allocate` does.
 // @unchecked: the mutex and condition are only reached through pthread calls.
 public final class Lock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    @usableFromInline let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    @usableFromInline let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
     public init() {
         mutex.initialize(to: pthread_mutex_t())
@@ -24,7 +24,7 @@ public final class Lock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    @inlinable public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
@@ -32,17 +32,17 @@ public final class Lock: @unchecked Sendable {
 
     /// Caller holds the lock: releases it until a `broadcast` (or a spurious wakeup), then
     /// holds it again. The caller checks again what it waits for.
-    public func wait() {
+    @inlinable public func wait() {
         pthread_cond_wait(condition, mutex)
     }
 
     /// Wakes every `wait`. With the lock held or not.
-    public func broadcast() {
+    @inlinable public func broadcast() {
         pthread_cond_broadcast(condition)
     }
 
     /// Caller holds the lock: runs `body` without it, and holds it again afterwards.
-    public func withLockReleased<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    @inlinable public func withLockReleased<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_unlock(mutex)
         defer { pthread_mutex_lock(mutex) }
         return try body()
@@ -52,19 +52,19 @@ public final class Lock: @unchecked Sendable {
 /// A value reachable only while its lock is held.
 // @unchecked: `state` is only reached with `lock` held.
 public final class Locked<State>: @unchecked Sendable {
-    private let lock = Lock()
-    private var state: State
+    @usableFromInline let lock = Lock()
+    @usableFromInline var state: State
 
     public init(_ state: State) { self.state = state }
 
-    public func withLock<T, E: Error>(_ body: (inout State) throws(E) -> T) throws(E) -> T {
+    @inlinable public func withLock<T, E: Error>(_ body: (inout State) throws(E) -> T) throws(E) -> T {
         try lock.withLock { () throws(E) -> T in try body(&state) }
     }
 
     /// Waits (the lock released meanwhile) until `ready` holds, then runs `body`; another
     /// thread's `broadcast` makes it look again. The wait is outside `body`'s access to the
     /// state, so no change another thread made while it waited can be missed.
-    public func withLock<T, E: Error>(when ready: (State) -> Bool, _ body: (inout State) throws(E) -> T) throws(E) -> T {
+    @inlinable public func withLock<T, E: Error>(when ready: (State) -> Bool, _ body: (inout State) throws(E) -> T) throws(E) -> T {
         try lock.withLock { () throws(E) -> T in
             while !ready(state) { lock.wait() }
             return try body(&state)
@@ -72,7 +72,7 @@ public final class Locked<State>: @unchecked Sendable {
     }
 
     /// Wakes the threads waiting in `withLock(when:)` or `wait`. With the lock held or not.
-    public func broadcast() { lock.broadcast() }
+    @inlinable public func broadcast() { lock.broadcast() }
 }
 
 extension Locked where State: AnyObject {
@@ -81,11 +81,11 @@ extension Locked where State: AnyObject {
 
     /// Inside `withLock`: waits (the lock released meanwhile) for a `broadcast`. The caller
     /// checks again what it waits for.
-    public func wait() { lock.wait() }
+    @inlinable public func wait() { lock.wait() }
 
     /// Inside `withLock`: runs `body` with the lock released, and holds it again afterwards.
     /// Whatever the caller read under the lock may have changed by then.
-    public func withLockReleased<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    @inlinable public func withLockReleased<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         try lock.withLockReleased(body)
     }
 }
