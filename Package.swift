@@ -49,7 +49,7 @@ let package = Package(
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
-        .target(name: "StrataTestSupport", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
+        .target(name: "StrataTestSupport", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem", "StrataIndex", "StrataFS"]),
 
         .testTarget(name: "StrataSystemTests", dependencies: ["StrataSystem"]),
         .testTarget(name: "StrataCodecTests", dependencies: ["StrataCodec", "StrataHash"]),
@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "StrataOCITests", dependencies: ["StrataOCI", "StrataTestSupport"]),
         .testTarget(name: "StrataIndexTests", dependencies: ["StrataIndex", "StrataTestSupport"]),
         .testTarget(name: "StrataUnionTests", dependencies: ["StrataUnion", "StrataTestSupport"]),
-        .testTarget(name: "StrataFSTests", dependencies: ["StrataFS", "StrataIndex", "StrataTestSupport"]),
+        .testTarget(name: "StrataFSTests", dependencies: ["StrataFS", "StrataTestSupport"]),
         .testTarget(name: "StrataFuseTests", dependencies: ["StrataFuse", "StrataFS", "StrataSystem"]),
         .testTarget(name: "StrataUpperTests", dependencies: ["StrataUpper", "StrataFS", "StrataIndex", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),

@@ -28,28 +28,28 @@ import StrataTestSupport
 
     @Test func lookupFailuresCarryTheirErrno() throws {
         let h = try ImageHarness()
-        #expect(ImageHarness.errorCode { _ = try h.lookup("etc/missing") } == ENOENT)
-        #expect(ImageHarness.errorCode { _ = try h.lookup("d/gone") } == ENOENT)   // whited out above
-        #expect(ImageHarness.errorCode { _ = try h.lookup("etc/hosts/x") } == ENOTDIR)
-        #expect(ImageHarness.errorCode { _ = try h.fs.getattr(inode: 0) } == ESTALE)
-        #expect(ImageHarness.errorCode { _ = try h.fs.getattr(inode: 1 << 40) } == ESTALE)
+        #expect(CoreCalls.errorCode { _ = try h.lookup("etc/missing") } == ENOENT)
+        #expect(CoreCalls.errorCode { _ = try h.lookup("d/gone") } == ENOENT)   // whited out above
+        #expect(CoreCalls.errorCode { _ = try h.lookup("etc/hosts/x") } == ENOTDIR)
+        #expect(CoreCalls.errorCode { _ = try h.fs.getattr(inode: 0) } == ESTALE)
+        #expect(CoreCalls.errorCode { _ = try h.fs.getattr(inode: 1 << 40) } == ESTALE)
     }
 
     @Test func readdirListsTheUnionAndResumesAtAnOffset() throws {
         let h = try ImageHarness()
         let root = try h.entries("")
         #expect(root.map(\.name).sorted() == [".", "..", "big", "d", "etc"])
-        #expect(root.first?.inode == ImageHarness.root)
+        #expect(root.first?.inode == CoreCalls.root)
         let d = try h.entries("d")
         #expect(d.map(\.name).sorted() == [".", "..", "new", "x"])
         #expect(try d.first { $0.name == "x" }?.inode == h.lookup("d/x").inode)
-        #expect(d.first { $0.name == ".." }?.inode == ImageHarness.root)
+        #expect(d.first { $0.name == ".." }?.inode == CoreCalls.root)
         // Stopped after two entries, the listing goes on from the offset the last one gave.
         let firstTwo = try h.entries("etc", limit: 2)
         let rest = try h.entries("etc", from: try #require(firstTwo.last).next)
         #expect((firstTwo + rest).map(\.name) == (try h.entries("etc")).map(\.name))
         #expect((firstTwo + rest).map(\.name).sorted() == [".", "..", "hosts", "hosts2", "link"])
-        #expect(ImageHarness.errorCode { _ = try h.fs.opendir(inode: try h.lookup("etc/hosts").inode) } == ENOTDIR)
+        #expect(CoreCalls.errorCode { _ = try h.fs.opendir(inode: try h.lookup("etc/hosts").inode) } == ENOTDIR)
     }
 
     @Test func readReturnsTheTopLayersBytes() throws {
@@ -81,9 +81,9 @@ import StrataTestSupport
     @Test func openIsReadOnly() throws {
         let h = try ImageHarness()
         let hosts = try h.lookup("etc/hosts").inode
-        #expect(ImageHarness.errorCode { _ = try h.fs.open(inode: hosts, flags: O_WRONLY) } == EROFS)
-        #expect(ImageHarness.errorCode { _ = try h.fs.open(inode: hosts, flags: O_RDONLY | O_TRUNC) } == EROFS)
-        #expect(ImageHarness.errorCode { _ = try h.fs.open(inode: try h.lookup("etc").inode, flags: O_RDONLY) } == EISDIR)
+        #expect(CoreCalls.errorCode { _ = try h.fs.open(inode: hosts, flags: O_WRONLY) } == EROFS)
+        #expect(CoreCalls.errorCode { _ = try h.fs.open(inode: hosts, flags: O_RDONLY | O_TRUNC) } == EROFS)
+        #expect(CoreCalls.errorCode { _ = try h.fs.open(inode: try h.lookup("etc").inode, flags: O_RDONLY) } == EISDIR)
     }
 
     @Test func readlinkGivesTheTarget() throws {
@@ -91,7 +91,7 @@ import StrataTestSupport
         let link = try h.lookup("etc/link")
         #expect(link.mode & UInt32(S_IFMT) == UInt32(S_IFLNK))
         #expect(try h.fs.readlink(inode: link.inode) == Array("hosts".utf8))
-        #expect(ImageHarness.errorCode { _ = try h.fs.readlink(inode: try h.lookup("etc/hosts").inode) } == EINVAL)
+        #expect(CoreCalls.errorCode { _ = try h.fs.readlink(inode: try h.lookup("etc/hosts").inode) } == EINVAL)
     }
 
     @Test func xattrsAreListedAndRead() throws {
@@ -99,13 +99,13 @@ import StrataTestSupport
         let hosts = try h.lookup("etc/hosts").inode
         #expect(try h.fs.listxattr(inode: hosts) == ["user.k"])
         #expect(try h.fs.getxattr(inode: hosts, name: "user.k") == Array("v".utf8))
-        #expect(ImageHarness.errorCode { _ = try h.fs.getxattr(inode: hosts, name: "user.other") } == ENODATA)
+        #expect(CoreCalls.errorCode { _ = try h.fs.getxattr(inode: hosts, name: "user.other") } == ENODATA)
         #expect(try h.fs.listxattr(inode: try h.lookup("d/x").inode).isEmpty)
     }
 
     @Test func statfsCountsTheImage() throws {
         let h = try ImageHarness()
-        let s = try h.fs.statfs(inode: ImageHarness.root)
+        let s = try h.fs.statfs(inode: CoreCalls.root)
         #expect(s.files == UInt64(h.fs.tree.inodeCount))
         #expect(s.blocksFree == 0)
         #expect(s.blocks * s.blockSize >= UInt64(ImageHarness.big.count))

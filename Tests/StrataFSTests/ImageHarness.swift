@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import StrataFS
-import StrataIndex
 import StrataTestSupport
 
 /// An `ImageFileSystem` over a two-layer gzip image built in code, without FUSE: the core
@@ -14,42 +13,24 @@ import StrataTestSupport
 final class ImageHarness {
     let temp: TempDirectory
     let fs: ImageFileSystem
-    static let root: UInt64 = 1
     static let big = Items.pseudoRandom(count: 9 << 20)
 
     init() throws {
         temp = try TempDirectory(prefix: "strata-test-image-")
-        let builder = try ImageBuilder(layout: temp.child("layout"))
-        let lowerLayer = try builder.addLayer(entries: [
+        let lowerLayer = [
             Items.dir("etc"), Items.file("etc/hosts", "hello", xattrs: ["user.k": Array("v".utf8)]),
             Items.hardlink("etc/hosts2", to: "etc/hosts"), Items.symlink("etc/link", to: "hosts"),
             Items.dir("d"), Items.file("d/x", "lower"), Items.file("d/gone", "bye"),
             Items.file(Array("big".utf8), Self.big),
-        ], compression: .gzip)
-        let upperLayer = try builder.addLayer(entries: [
+        ]
+        let upperLayer = [
             Items.dir("d"), Items.file("d/x", "upper", mode: 0o600), Items.whiteout("d/gone"), Items.file("d/new", "new"),
-        ], compression: .gzip)
-        let blobs = [lowerLayer, upperLayer].map { layer in
-            LayerBlob(path: builder.blobPath(layer.descriptor.digest), digestHex: layer.descriptor.digest.hex,
-                      size: UInt64(layer.descriptor.size), compression: .gzip)
-        }
-        fs = try ImageView.open(layers: blobs, cache: try IndexCache(directory: temp.child("cache")))
-    }
-
-    static func withName<T>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
-        let bytes = Array(name.utf8)
-        return try bytes.withUnsafeBytes { (raw) throws -> T in try body(raw) }
+        ]
+        fs = try CoreCalls.open(layers: [lowerLayer, upperLayer], compression: .gzip, in: temp.path)
     }
 
     /// The attributes of `path` ("a/b"), looked up name by name from the root.
-    func lookup(_ path: String) throws -> NodeAttributes {
-        var current = try fs.getattr(inode: Self.root)
-        for part in path.split(separator: "/") {
-            let parent = current.inode
-            current = try Self.withName(String(part)) { (n) throws in try fs.lookup(parent: parent, name: n) }
-        }
-        return current
-    }
+    func lookup(_ path: String) throws -> NodeAttributes { try CoreCalls.lookup(fs, path) }
 
     /// `count` bytes of `path` from `offset`, through an open handle.
     func read(_ path: String, offset: UInt64 = 0, count: Int = 1 << 16) throws -> [UInt8] {
@@ -73,10 +54,5 @@ final class ImageHarness {
             return true
         }
         return out
-    }
-
-    /// The errno `body` fails with, or 0.
-    static func errorCode(_ body: () throws -> Void) -> Int32 {
-        do { try body(); return 0 } catch { return (error as? FSError)?.code ?? -1 }
     }
 }
