@@ -49,7 +49,8 @@ public final class Lock: @unchecked Sendable {
     }
 }
 
-/// A value reachable only while its lock is held.
+/// A value reachable only while its lock is held. `State` need not be Sendable (a table of
+/// objects, say): a body must not hand out a way back into it, only copies or Sendable values.
 // @unchecked: `state` is only reached with `lock` held.
 public final class Locked<State>: @unchecked Sendable {
     @usableFromInline let lock = Lock()

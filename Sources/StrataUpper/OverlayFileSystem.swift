@@ -19,9 +19,7 @@ public struct UpperError: Error, CustomStringConvertible, Sendable {
 /// files go straight to their descriptors (or to the layers, for a file never copied up), and a
 /// copy-up streams a file's data into the work directory with the lock released (`copyData`,
 /// the one place that releases it).
-// @unchecked: the other stored properties are set in init and never change; what requests
-// change is in `table`, behind its lock.
-public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
+public final class OverlayFileSystem: WritableFileSystem, Sendable {
     public let lower: ImageFileSystem
     let tree: MergedTree
     /// The upper directory (Sys.oPath) and the work directory's scratch subdirectory (Sys.oPath).
