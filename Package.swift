@@ -3,7 +3,7 @@ import PackageDescription
 
 // Module graph (dependencies point down):
 //   strata (CLI) → StrataBundle, StrataFuse, StrataUpper → StrataFS → StrataUnion → StrataIndex
-//   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash, StrataSystem
+//   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash → StrataSystem
 //   StrataSnapshot (snapshot store) → StrataCommit, StrataIndex, StrataUnion (merged-tree files in
 //   its cache), StrataOCI; it mounts through the CLI
 // C libraries stay at the edge: CFuse only in StrataFuse, CZlib/CZstd/CIsal only in
@@ -29,7 +29,7 @@ let package = Package(
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
 
         .target(name: "StrataSystem", dependencies: ["CLinux"]),
-        .target(name: "StrataHash", dependencies: ["CCrypto"]),
+        .target(name: "StrataHash", dependencies: ["CCrypto", "StrataSystem"]),
         .target(name: "StrataCodec", dependencies: ["CZlib", "CZstd", "CIsal", "StrataSystem"]),
         .target(name: "StrataTar", dependencies: ["StrataSystem"]),
         .target(name: "StrataOCI", dependencies: ["StrataHash", "StrataSystem"]),
@@ -49,7 +49,7 @@ let package = Package(
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
-        .target(name: "StrataTestSupport", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
+        .target(name: "StrataTestSupport", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem", "StrataIndex", "StrataFS"]),
 
         .testTarget(name: "StrataSystemTests", dependencies: ["StrataSystem"]),
         .testTarget(name: "StrataCodecTests", dependencies: ["StrataCodec", "StrataHash"]),
@@ -57,6 +57,7 @@ let package = Package(
         .testTarget(name: "StrataOCITests", dependencies: ["StrataOCI", "StrataTestSupport"]),
         .testTarget(name: "StrataIndexTests", dependencies: ["StrataIndex", "StrataTestSupport"]),
         .testTarget(name: "StrataUnionTests", dependencies: ["StrataUnion", "StrataTestSupport"]),
+        .testTarget(name: "StrataFSTests", dependencies: ["StrataFS", "StrataTestSupport"]),
         .testTarget(name: "StrataFuseTests", dependencies: ["StrataFuse", "StrataFS", "StrataSystem"]),
         .testTarget(name: "StrataUpperTests", dependencies: ["StrataUpper", "StrataFS", "StrataIndex", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),

@@ -120,10 +120,7 @@ public final class IndexingDecoder {
 
     deinit { out.deallocate() }
 
-    static let isalFromEnvironment: Bool = {
-        guard let value = getenv("STRATA_GZIP_INFLATE") else { return true }
-        return String(cString: value) != "zlib"
-    }()
+    static var isalFromEnvironment: Bool { RuntimeSettings.current.gzipInflateWithIsal }
 
     /// Fills `buffer` with the next uncompressed bytes; fewer only at the end of the stream (0 there).
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {

@@ -1,3 +1,4 @@
+import StrataSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,10 +9,8 @@ import Glibc
 public enum CrashPoint: String, Sendable, CaseIterable {
     case layer, blob, config, manifest
 
-    public static let environmentVariable = "STRATA_COMMIT_CRASH_AFTER"
-
     static func reached(_ point: CrashPoint) {
-        guard let value = getenv(environmentVariable), String(cString: value) == point.rawValue else { return }
+        guard RuntimeSettings.current.commitCrashAfter == point.rawValue else { return }
         kill(getpid(), SIGKILL)
     }
 }

@@ -8,7 +8,7 @@ import Glibc
 /// The read-only filesystem core: answers FUSE-shaped requests from the merged tree and reads
 /// file data through the layers' span readers. Everything it holds is immutable after init, so
 /// requests run concurrently without locks (the span cache has its own).
-public final class ImageFileSystem: FileSystem, @unchecked Sendable {
+public final class ImageFileSystem: FileSystem, Sendable {
     public let tree: MergedTree
     public let layers: [LayerData]
     private let totalBytes: UInt64

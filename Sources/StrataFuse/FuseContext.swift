@@ -3,6 +3,7 @@ import StrataFS
 
 /// What the C callbacks reach through the session's userdata: the filesystem and the
 /// options that shape replies. Immutable, so the worker threads share it without locks.
+// @unchecked: the `var`s are set once in INIT, before the kernel sends any other request.
 final class FuseContext: @unchecked Sendable {
     let fileSystem: any FileSystem
     let options: FuseMountOptions

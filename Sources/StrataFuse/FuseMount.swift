@@ -55,7 +55,8 @@ public enum FuseMount {
     /// (statfs), unlike stat, is never answered from the attribute cache. It runs on a
     /// thread of its own: a live daemon that does not answer within `seconds` is not dead.
     static func isStale(_ target: String, seconds: Int = 5) -> Bool {
-        // Shared with the probing thread, which may outlive this call.
+        // Shared with the probing thread, which may outlive this call. @unchecked: `stale` is
+        // written before sem_post and read only after sem_wait (or sem_timedwait) succeeded.
         final class Probe: @unchecked Sendable {
             let done = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
             var stale = false

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import CFuse
 import StrataFS
-import Synchronization
+import StrataSystem
 
 /// Serves one `FileSystem` at one mountpoint with libfuse's loop: single-threaded, or its
 /// multithreaded one when `maxThreads` > 1 (see `serve`).
@@ -17,11 +17,11 @@ import Synchronization
 /// `WakeSignal`, whose handler does nothing. libfuse then cancels its workers, and the teardown
 /// detaches the mount and closes /dev/fuse, which aborts the connection (open files answer
 /// ENOTCONN): a stop always stops.
-public final class FuseServer: @unchecked Sendable {
+public final class FuseServer: Sendable {
     public let mountpoint: String
     public let options: FuseMountOptions
     private let fileSystem: any FileSystem
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     private struct State {
         var started = false
@@ -177,8 +177,10 @@ public final class FuseServer: @unchecked Sendable {
     }
 
     /// libfuse's session is used from the waiter thread only for fuse_session_exit.
+    // @unchecked: a C pointer; fuse_session_exit may be called from any thread.
     private struct SessionHandle: @unchecked Sendable { let pointer: OpaquePointer }
 
+    // @unchecked: written by the prober thread; `run` reads it only after joining that thread.
     private final class Readiness: @unchecked Sendable {
         var callback: (() -> Void)?
         var succeeded = false

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import StrataSystem
 
 /// Per-opcode request counts and handler time, for finding where a workload's time goes
 /// (which requests the kernel sends, how many, how long each takes to answer; write
@@ -14,14 +14,14 @@ enum RequestStats {
         case open, read, release, statfs, getxattr, listxattr, access
     }
 
-    static let path: String? = getenv("STRATA_FUSE_STATS").map { String(cString: $0) }
+    static let path = RuntimeSettings.current.fuseStatsPath
     static let enabled = path != nil
 
     private struct Table {
         var counts = [UInt64](repeating: 0, count: Op.allCases.count)
         var nanoseconds = [UInt64](repeating: 0, count: Op.allCases.count)
     }
-    private static let table = Mutex(Table())
+    private static let table = Locked(Table())
 
     /// Runs one request's handler, counting it and its time when on. The time includes the
     /// reply's write; when the caller shares the CPU it may also include the caller's run

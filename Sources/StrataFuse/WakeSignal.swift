@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import StrataSystem
 
 /// The signal that interrupts a loop thread's sem_wait or read (see FuseServer). Its disposition is
 /// process-wide while servers are per mount, so the no-op handler is installed by the first
@@ -10,11 +10,11 @@ import Synchronization
 enum WakeSignal {
     static let number = SIGUSR2
 
-    private struct Installation: ~Copyable {
+    private struct Installation {
         var users = 0
         var previous = sigaction()
     }
-    private static let installation = Mutex(Installation())
+    private static let installation = Locked(Installation())
 
     static func acquire() {
         installation.withLock { state in

@@ -1,3 +1,4 @@
+import StrataSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,51 +11,51 @@ public final class BackgroundHasher {
     static let bufferSize = 1 << 20
     static let bufferCount = 4
 
-    /// What the two threads share, under `mutex`. The buffers form a ring: the caller fills
-    /// them in order, the hashing thread takes them in the same order.
+    /// What the two threads share. The buffers form a ring: the caller fills them in order,
+    /// the hashing thread takes them in the same order; a buffer belongs to the thread that
+    /// `ring` says has it.
+    // @unchecked: each buffer, and the hasher, is used by one thread at a time, handed over
+    // under `ring`'s lock (the hasher passes to the caller when the thread is joined).
     private final class Shared: @unchecked Sendable {
-        var mutex = pthread_mutex_t()
-        var cond = pthread_cond_t()
         let buffers: [UnsafeMutableRawPointer]
-        var lengths: [Int]
-        /// The next buffer to hash, and how many full buffers wait from there (the one being
-        /// hashed included).
-        var head = 0
-        var queued = 0
-        var ended = false
-        var abandoned = false
+        let ring = Locked(Ring())
         let hasher = SHA256Hasher()
+
+        struct Ring {
+            var lengths = Array(repeating: 0, count: BackgroundHasher.bufferCount)
+            /// The next buffer to hash, and how many full buffers wait from there (the one
+            /// being hashed included).
+            var head = 0
+            var queued = 0
+            var ended = false
+            var abandoned = false
+        }
 
         init() {
             buffers = (0..<BackgroundHasher.bufferCount).map { _ in
                 .allocate(byteCount: BackgroundHasher.bufferSize, alignment: 64)
             }
-            lengths = Array(repeating: 0, count: BackgroundHasher.bufferCount)
-            pthread_mutex_init(&mutex, nil)
-            pthread_cond_init(&cond, nil)
         }
 
         deinit {
             buffers.forEach { $0.deallocate() }
-            pthread_mutex_destroy(&mutex)
-            pthread_cond_destroy(&cond)
         }
 
         /// The hashing thread's loop.
         func run() {
-            pthread_mutex_lock(&mutex)
             while true {
-                while queued == 0 && !ended { pthread_cond_wait(&cond, &mutex) }
-                if abandoned || queued == 0 { break }
-                let i = head
-                pthread_mutex_unlock(&mutex)
-                hasher.update(UnsafeRawBufferPointer(start: buffers[i], count: lengths[i]))
-                pthread_mutex_lock(&mutex)
-                head = (head + 1) % buffers.count
-                queued -= 1
-                pthread_cond_broadcast(&cond)
+                let next: (index: Int, length: Int)? = ring.withLock(when: { $0.queued > 0 || $0.ended }) { r in
+                    if r.abandoned || r.queued == 0 { return nil }
+                    return (r.head, r.lengths[r.head])
+                }
+                guard let next else { return }
+                hasher.update(UnsafeRawBufferPointer(start: buffers[next.index], count: next.length))
+                ring.withLock { r in
+                    r.head = (r.head + 1) % BackgroundHasher.bufferCount
+                    r.queued -= 1
+                }
+                ring.broadcast()
             }
-            pthread_mutex_unlock(&mutex)
         }
     }
 
@@ -82,11 +83,11 @@ public final class BackgroundHasher {
 
     deinit {
         guard let thread else { return }
-        pthread_mutex_lock(&shared.mutex)
-        shared.ended = true
-        shared.abandoned = true
-        pthread_cond_broadcast(&shared.cond)
-        pthread_mutex_unlock(&shared.mutex)
+        shared.ring.withLock { r in
+            r.ended = true
+            r.abandoned = true
+        }
+        shared.ring.broadcast()
         pthread_join(thread, nil)
     }
 
@@ -105,14 +106,15 @@ public final class BackgroundHasher {
 
     /// Hands the current buffer to the thread and waits until the next one is free.
     private func submit() {
-        pthread_mutex_lock(&shared.mutex)
-        shared.lengths[current] = filled
-        shared.queued += 1
-        pthread_cond_broadcast(&shared.cond)
-        while shared.queued == shared.buffers.count { pthread_cond_wait(&shared.cond, &shared.mutex) }
-        pthread_mutex_unlock(&shared.mutex)
-        current = (current + 1) % shared.buffers.count
-        filled = 0
+        let (current, filled) = (self.current, self.filled)
+        shared.ring.withLock { r in
+            r.lengths[current] = filled
+            r.queued += 1
+        }
+        shared.ring.broadcast()
+        shared.ring.withLock(when: { $0.queued < Self.bufferCount }) { _ in }
+        self.current = (current + 1) % Self.bufferCount
+        self.filled = 0
     }
 
     /// The digest of everything given to `update`. Later calls return the same digest.
@@ -120,10 +122,8 @@ public final class BackgroundHasher {
         if let digest { return digest }
         if let thread {
             if filled > 0 { submit() }
-            pthread_mutex_lock(&shared.mutex)
-            shared.ended = true
-            pthread_cond_broadcast(&shared.cond)
-            pthread_mutex_unlock(&shared.mutex)
+            shared.ring.withLock { $0.ended = true }
+            shared.ring.broadcast()
             pthread_join(thread, nil)
             self.thread = nil
         }

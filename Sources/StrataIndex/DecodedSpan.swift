@@ -1,9 +1,12 @@
+import StrataSystem
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// One decoded span of a layer's uncompressed stream. Immutable once filled; readers hold a
 /// reference while they hand its bytes to the kernel, so eviction never frees bytes in use.
+// @unchecked: the bytes are written by one decoder before the span is published, then only
+// read; `onDropWhileDecoding` is set and cleared under the span cache's lock.
 public final class DecodedSpan: @unchecked Sendable {
     public let start: UInt64
     public let bytes: UnsafeMutableRawBufferPointer
@@ -41,23 +44,29 @@ public final class DecodedSpan: @unchecked Sendable {
 /// so a bounded cache would still grow the daemon's resident size without bound. A couple of
 /// freed mappings are kept for the next decodes, which then write to pages already present
 /// instead of faulting in and zeroing a fresh mapping page by page (a tenth of a read pass's CPU).
-final class SpanBuffers: @unchecked Sendable {
+final class SpanBuffers: Sendable {
     /// Mappings kept for reuse; each is resident memory beyond the cache's budget.
     static let spareLimit = 2
     /// Mapping sizes are rounded up to this, so that spans of slightly different sizes share them.
     static let granule = 1 << 20
 
-    private var mutex = pthread_mutex_t()
-    private var spare: [UnsafeMutableRawBufferPointer] = []
+    private struct Spares {
+        var mappings: [UnsafeMutableRawBufferPointer] = []
+        /// Resident bytes of the kept mappings.
+        var bytes = 0
+        /// What the cache leaves to spares; kept mappings beyond it are unmapped.
+        var budget = Int.max
+    }
+    private let spares: Locked<Spares>
 
     init() {
-        pthread_mutex_init(&mutex, nil)
-        spare.reserveCapacity(Self.spareLimit)
+        var s = Spares()
+        s.mappings.reserveCapacity(Self.spareLimit)
+        spares = Locked(s)
     }
 
     deinit {
-        for mapping in spare { munmap(mapping.baseAddress, mapping.count) }
-        pthread_mutex_destroy(&mutex)
+        spares.withLock { s in for mapping in s.mappings { munmap(mapping.baseAddress, mapping.count) } }
     }
 
     /// A new mapping of at least `length` bytes, nil if the kernel refuses.
@@ -70,38 +79,37 @@ final class SpanBuffers: @unchecked Sendable {
 
     /// A spare mapping of at least `length` bytes.
     func take(_ length: Int) -> UnsafeMutableRawBufferPointer? {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        guard let i = spare.firstIndex(where: { $0.count >= length }) else { return nil }
-        spareBytes -= spare[i].count
-        return spare.remove(at: i)
+        spares.withLock { s in
+            guard let i = s.mappings.firstIndex(where: { $0.count >= length }) else { return nil }
+            s.bytes -= s.mappings[i].count
+            return s.mappings.remove(at: i)
+        }
     }
 
     /// Keeps a mapping for reuse; false when enough are kept (the caller unmaps it).
     func give(_ mapping: UnsafeMutableRawBufferPointer) -> Bool {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        guard spare.count < Self.spareLimit, spareBytes + mapping.count <= spareBudget else { return false }
-        spare.append(mapping)
-        spareBytes += mapping.count
-        return true
+        spares.withLock { s in
+            guard s.mappings.count < Self.spareLimit, s.bytes + mapping.count <= s.budget else { return false }
+            s.mappings.append(mapping)
+            s.bytes += mapping.count
+            return true
+        }
     }
 
     /// Resident bytes of the kept mappings.
-    private(set) var spareBytes = 0
-    /// What the cache leaves to spares; kept mappings beyond it are unmapped.
-    private var spareBudget = Int.max
+    var spareBytes: Int { spares.withLock { $0.bytes } }
 
     /// Sets the room left for spares, unmapping kept mappings that no longer fit.
     func limit(to budget: Int) {
-        pthread_mutex_lock(&mutex)
-        spareBudget = max(0, budget)
-        var dropped: [UnsafeMutableRawBufferPointer] = []
-        while spareBytes > spareBudget, let last = spare.popLast() {
-            spareBytes -= last.count
-            dropped.append(last)
+        let dropped = spares.withLock { s in
+            s.budget = max(0, budget)
+            var dropped: [UnsafeMutableRawBufferPointer] = []
+            while s.bytes > s.budget, let last = s.mappings.popLast() {
+                s.bytes -= last.count
+                dropped.append(last)
+            }
+            return dropped
         }
-        pthread_mutex_unlock(&mutex)
         for mapping in dropped { munmap(mapping.baseAddress, mapping.count) }
     }
 }

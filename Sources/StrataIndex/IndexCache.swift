@@ -7,7 +7,7 @@ import Glibc
 /// uses the layer. Files are written atomically (temporary file, rename); a file that fails
 /// validation is removed and rebuilt. Two processes indexing the same layer at once both succeed:
 /// they write the same bytes and the last rename wins.
-public final class IndexCache: @unchecked Sendable {
+public final class IndexCache: Sendable {
     public let directory: String
 
     public init(directory: String) throws {
@@ -98,7 +98,7 @@ public final class IndexCache: @unchecked Sendable {
         }
         defer { unlink(temp) }
         let (bytes, diffIDHex) = try IndexBuilder.buildVerified(blob, copyPath: temp)
-        TestGate.pass("STRATA_TEST_INDEX_GATE")   // tests: hold a built index before it is written
+        TestGate.pass(RuntimeSettings.current.indexGate)   // tests: hold a built index before it is written
         // Not fsynced: every frame carries its checksum, and a copy a crash truncated is found
         // at the next open (its size is in the index) and rebuilt.
         if FileIO.exists(temp), rename(temp, copy) != 0 {

@@ -14,7 +14,7 @@ import Glibc
 /// index and copy are rebuilt from the blob (by `indexCache`), the new index replaces the old,
 /// and the read is retried. Without a cache to rebuild in, the index is removed so the next
 /// mount rebuilds it, and the read fails.
-public final class LayerData: @unchecked Sendable {
+public final class LayerData: Sendable {
     /// The layer's index (a rebuilt one after a repair: same checkpoints, sound bytes).
     public var index: LayerIndex { state.withLock { $0.index } }
     public let blob: LayerBlob
@@ -26,9 +26,9 @@ public final class LayerData: @unchecked Sendable {
     private let indexCache: IndexCache?
     /// A replaced index's copy stays open until the end: a reader may still be reading it.
     private struct State { var index: LayerIndex; var copyFile: FileDescriptor?; var retired: [FileDescriptor] = []; var repairs = 0 }
-    private let state: Mutex<State>
+    private let state: Locked<State>
     /// Serialises repairs: a thread that finds damage already repaired only retries.
-    private var repairLock = pthread_mutex_t()
+    private let repairLock = Lock()
     /// Span and offset of the latest read, to notice a reader moving through the stream in
     /// order, and the span whose successors were last queued for decoding (once per span).
     private let lastSpan = Atomic<Int>(-2)
@@ -41,14 +41,13 @@ public final class LayerData: @unchecked Sendable {
     /// `indexCache`: where a damaged index is rebuilt while serving (nil: reads fail instead).
     public init(index: LayerIndex, blob: LayerBlob, number: Int, cache: SpanCache, copyPath: String,
                 indexCache: IndexCache? = nil) throws {
-        state = Mutex(State(index: index))
+        state = Locked(State(index: index))
         self.blob = blob
         self.number = number
         self.cache = cache
         self.copyPath = copyPath
         self.indexCache = indexCache
         blobFile = try blob.open(checkWholeFile: false)
-        pthread_mutex_init(&repairLock, nil)
     }
 
     deinit {
@@ -57,7 +56,6 @@ public final class LayerData: @unchecked Sendable {
             s.copyFile?.close()
             s.retired.forEach { $0.close() }
         }
-        pthread_mutex_destroy(&repairLock)
     }
 
     /// How many times this layer's index was rebuilt while serving (tests, statistics).
@@ -130,8 +128,10 @@ public final class LayerData: @unchecked Sendable {
     /// Rebuilds the index and copy of this layer from the blob, unless another thread already
     /// replaced `damaged`. The rebuilt index must describe the same stream (it is deterministic).
     private func repair(damaged: LayerIndex, _ damage: IndexDamage) throws {
-        pthread_mutex_lock(&repairLock)
-        defer { pthread_mutex_unlock(&repairLock) }
+        try repairLock.withLock { try rebuild(damaged: damaged, damage) }
+    }
+
+    private func rebuild(damaged: LayerIndex, _ damage: IndexDamage) throws {
         if self.index !== damaged { return }
         guard let indexCache else {
             IndexCache.log("\(blob.name): \(damage); index removed, the next mount rebuilds it")
@@ -249,28 +249,26 @@ public final class LayerData: @unchecked Sendable {
     static let frameDecoders = FrameDecoderPool()
 }
 
-final class DecoderPool: @unchecked Sendable {
-    private let lock = Lock()
-    private var idle: [LayerCompression: [SpanDecoder]] = [:]
+final class DecoderPool: Sendable {
+    private let idle = Locked<[LayerCompression: [SpanDecoder]]>([:])
 
     func take(_ compression: LayerCompression) -> SpanDecoder {
-        lock.locked { idle[compression]?.popLast() } ?? SpanDecoder(compression: compression)
+        idle.withLock { $0[compression]?.popLast() } ?? SpanDecoder(compression: compression)
     }
 
     func give(_ decoder: SpanDecoder, _ compression: LayerCompression) {
-        lock.locked {
+        idle.withLock { idle in
             if idle[compression, default: []].count < 16 { idle[compression, default: []].append(decoder) }
         }
     }
 }
 
-final class FrameDecoderPool: @unchecked Sendable {
-    private let lock = Lock()
-    private var idle: [ZstdFrameDecoder] = []
+final class FrameDecoderPool: Sendable {
+    private let idle = Locked<[ZstdFrameDecoder]>([])
 
     func withDecoder<T>(_ body: (ZstdFrameDecoder) throws -> T) throws -> T {
-        let decoder = try lock.locked { idle.popLast() } ?? ZstdFrameDecoder()
-        defer { lock.locked { if idle.count < 16 { idle.append(decoder) } } }
+        let decoder = try idle.withLock { $0.popLast() } ?? ZstdFrameDecoder()
+        defer { idle.withLock { if $0.count < 16 { $0.append(decoder) } } }
         return try body(decoder)
     }
 }

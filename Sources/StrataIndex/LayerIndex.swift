@@ -18,6 +18,7 @@ public struct IndexDamage: Error, CustomStringConvertible, Sendable {
 
 /// A layer index mapped from its file and validated once. Records are read in place; the
 /// mapping lives as long as this object, so byte views handed out stay valid while it does.
+// @unchecked: immutable; its byte views point into `file`'s mapping, which it keeps alive.
 public final class LayerIndex: @unchecked Sendable {
     public let file: MappedFile
     public let compression: LayerCompression

@@ -41,10 +41,9 @@ enum MetadataFile {
 /// removed), so tests can check that the store stays consistent.
 enum MetadataCrashPoint: String {
     case layer, metadata
-    static let environmentVariable = "STRATA_SNAPSHOT_CRASH_AFTER"
 
     static func reached(_ point: MetadataCrashPoint) {
-        guard let value = getenv(environmentVariable), String(cString: value) == point.rawValue else { return }
+        guard RuntimeSettings.current.snapshotCrashAfter == point.rawValue else { return }
         kill(getpid(), SIGKILL)
     }
 }

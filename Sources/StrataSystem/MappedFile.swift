@@ -6,6 +6,7 @@ import Darwin
 
 /// A read-only memory mapping of a whole file. Indexes are mapped, not parsed, at mount:
 /// the kernel pages in only what lookups touch, and mappings are shared between threads.
+// @unchecked: immutable once shared (`load` runs before); the bytes are only read.
 public final class MappedFile: @unchecked Sendable {
     public let bytes: UnsafeRawBufferPointer
     public let path: String

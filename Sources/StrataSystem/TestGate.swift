@@ -3,14 +3,18 @@ import Glibc
 #endif
 
 /// Tests only: holds a process at a named point so a test can order two processes instead of
-/// racing them. When environment variable `variable` names a path P, `pass` creates
-/// `P.reached` and waits until P exists; unset, it does nothing.
+/// racing them. The gates are paths from `RuntimeSettings` (nil: no gate, nothing happens).
 public enum TestGate {
-    public static func pass(_ variable: String) {
-        guard let value = getenv(variable), value.pointee != 0 else { return }
-        let gate = String(cString: value)
+    /// Creates `gate.reached`, then waits until `gate` exists.
+    public static func pass(_ gate: String?) {
+        guard let gate else { return }
         let marker = open(gate + ".reached", O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
         if marker >= 0 { close(marker) }
+        wait(for: gate)
+    }
+
+    /// Waits until `gate` exists.
+    public static func wait(for gate: String) {
         while access(gate, F_OK) != 0 { usleep(10_000) }
     }
 }

@@ -6,6 +6,7 @@ import Glibc
 /// handing them on (a FUSE reply, a pread of a plain layer). Request threads live as long as the
 /// session, so after the first requests no request allocates. Each user keeps its own instance:
 /// two users on one thread must not share a buffer.
+// @unchecked: `key` is written only in init; each thread reaches only its own buffer.
 public final class ThreadScratch: @unchecked Sendable {
     private static let headerSize = 16
     private let minimumCapacity: Int

@@ -7,6 +7,7 @@ import Glibc
 /// A merged tree (MergedTreeFormat) mapped from the cache and validated once: the image's
 /// final view, served in place. Every offset a record holds is checked at open, so a damaged or
 /// crafted file is refused there and a request can never read outside the mapping.
+// @unchecked: immutable; its byte views point into a mapping (or owned bytes) it keeps alive.
 public final class MergedTree: @unchecked Sendable {
     typealias F = MergedTreeFormat
 

@@ -12,6 +12,7 @@ public struct UnionError: Error, CustomStringConvertible, Sendable {
 ///
 /// Inode 0 is the root. A directory inode has exactly one name; a file inode may have several
 /// (hardlinks), and `nlink` counts the names that are reachable in the final view.
+// @unchecked: built in init and never changed after; names point into the indexes it keeps.
 public final class UnionTree: @unchecked Sendable {
     public struct Source: Equatable, Sendable {
         public var layer: UInt16

@@ -7,17 +7,17 @@ import Glibc
 extension OverlayFileSystem {
     public func setattr(inode: UInt64, handle: UInt64?, changes: AttributeChanges,
                         context: RequestContext) throws(FSError) -> NodeAttributes {
-        try locked { () throws(FSError) -> NodeAttributes in
-            let n = try node(inode)
+        try locked { t throws(FSError) -> NodeAttributes in
+            let n = try t.node(inode)
             let onlyTruncates = changes.mode == nil && changes.uid == nil && changes.gid == nil
                 && changes.atime == nil && changes.mtime == nil
-            try copyUp(n, dataLimit: onlyTruncates ? changes.size : nil)
-            let object = try upperObject(n)
+            try copyUp(t, n, dataLimit: onlyTruncates ? changes.size : nil)
+            let object = try upperObject(t, n)
             let nothing = onlyTruncates && changes.size == nil
             if nothing {
                 // chown(f, -1, -1) reaches us as a setattr that changes nothing, but it changes
                 // the ctime (the kernel sends no ctime of its own without writeback caching).
-                let st = try upperStat(n)
+                let st = try upperStat(t, n)
                 if st.st_mode & S_IFMT == S_IFLNK {
                     switch object {
                     case .entry(let dir, let name): try Sys.fchownat(dir, name, UInt32.max, UInt32.max)
@@ -47,10 +47,10 @@ extension OverlayFileSystem {
             }
             if let size = changes.size {
                 if n.isDirectory { throw FSError(EISDIR) }
-                if let handle, let h = handles[handle], let fd = h.fd {
+                if let handle, let h = t.handles[handle], let fd = h.fd {
                     _ = try Sys.check { ftruncate(fd, off_t(size)) }
                 } else {
-                    let fd = try openUpper(n, flags: O_WRONLY)
+                    let fd = try openUpper(t, n, flags: O_WRONLY)
                     defer { close(fd) }
                     _ = try Sys.check { ftruncate(fd, off_t(size)) }
                 }
@@ -69,29 +69,29 @@ extension OverlayFileSystem {
                 case .descriptor(let fd): try Sys.utimens(fd, times)
                 }
             }
-            return try attributes(n)
+            return try attributes(t, n)
         }
     }
 
     public func setxattr(inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32) throws(FSError) {
         if Overlay.isPrivate(name) { throw FSError(EPERM) }
-        try locked { () throws(FSError) in
-            let n = try node(inode)
-            try copyUp(n)
-            try Sys.setxattr(try upperObject(n), name, value, flags)
+        try locked { t throws(FSError) in
+            let n = try t.node(inode)
+            try copyUp(t, n)
+            try Sys.setxattr(try upperObject(t, n), name, value, flags)
         }
     }
 
     public func removexattr(inode: UInt64, name: String) throws(FSError) {
         if Overlay.isPrivate(name) { throw FSError(ENODATA) }
-        try locked { () throws(FSError) in
-            let n = try node(inode)
+        try locked { t throws(FSError) in
+            let n = try t.node(inode)
             if !n.inUpper {
                 // Nothing to remove: no reason to copy up.
                 _ = try lower.getxattr(inode: UInt64(n.lower!) + 1, name: name)
-                try copyUp(n)
+                try copyUp(t, n)
             }
-            try Sys.removexattr(try upperObject(n), name)
+            try Sys.removexattr(try upperObject(t, n), name)
         }
     }
 }

@@ -1,5 +1,6 @@
 import StrataFS
 import StrataIndex
+import StrataSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,7 +8,7 @@ import Glibc
 /// Copy-up: the first change to a lower entry makes a copy of it in the upper directory.
 /// The copy is built in the work directory (same file system) with its data, owner, mode,
 /// xattrs and times, then renamed into place: a crash leaves either no copy or a whole one.
-/// Caller holds the lock.
+/// Caller holds the lock (the functions that take the `NodeTable`).
 ///
 /// A regular file's data is streamed with the lock released (a big file would otherwise stall
 /// every other request of the mount): the node is marked `copyingUp` meanwhile, and another
@@ -16,26 +17,14 @@ import Glibc
 extension OverlayFileSystem {
     static let copyChunk = 1 << 20
 
-    /// Tests only: STRATA_TEST_COPYUP_DELAY_MS=N sleeps N ms after each chunk a copy-up
-    /// streams, so a test can watch other requests proceed while one is in progress.
-    static let copyUpDelay: UInt32 = {
-        guard let value = getenv("STRATA_TEST_COPYUP_DELAY_MS"), let ms = UInt32(String(cString: value)) else { return 0 }
-        return ms
-    }()
-
-    /// Tests only: STRATA_TEST_COPYUP_GATE=PATH holds a copy-up that has more than one chunk
-    /// to stream, after its first, until PATH exists: a test orders other requests before the
-    /// copy-up's end instead of racing a delay.
-    static let copyUpGate: String? = getenv("STRATA_TEST_COPYUP_GATE").map { String(cString: $0) }
-
     /// Makes sure `n` has an upper object. `dataLimit` copies at most that many bytes (a
     /// truncation follows, so the rest need not be read). May release the lock meanwhile (for a
     /// regular file's data, or to wait for another request's copy-up of `n`).
-    func copyUp(_ n: OverlayInode, dataLimit: UInt64? = nil) throws(FSError) {
+    func copyUp(_ t: NodeTable, _ n: OverlayInode, dataLimit: UInt64? = nil) throws(FSError) {
         while !n.inUpper && n.copyingUp { waitForCopyUpEnd() }
         if n.inUpper { return }
-        if n.isDirectory { _ = try copyUpDirectory(n); return }
-        try copyUpFile(n, dataLimit: dataLimit)
+        if n.isDirectory { _ = try copyUpDirectory(t, n); return }
+        try copyUpFile(t, n, dataLimit: dataLimit)
     }
 
     /// Whether `copyUp(n)` may release the lock: requests that look things up before copying a
@@ -47,27 +36,27 @@ extension OverlayFileSystem {
     /// The upper directory of `dir`, copying it and its missing ancestors up (top-down, so no
     /// recursion however deep the path).
     @discardableResult
-    func copyUpDirectory(_ dir: OverlayInode) throws(FSError) -> Int32 {
+    func copyUpDirectory(_ t: NodeTable, _ dir: OverlayInode) throws(FSError) -> Int32 {
         if dir.inUpper, let fd = dir.directoryFD { return fd }
         var chain: [OverlayInode] = []
         var current = dir
         while !(current.inUpper && current.directoryFD != nil) {
             chain.append(current)
-            guard let link = current.links.first, let parent = nodes[link.parent] else { throw FSError(ENOENT) }
+            guard let link = current.links.first, let parent = t.nodes[link.parent] else { throw FSError(ENOENT) }
             current = parent
         }
         for d in chain.reversed() {
-            guard let link = d.links.first, let parent = nodes[link.parent], let pfd = parent.directoryFD,
+            guard let link = d.links.first, let parent = t.nodes[link.parent], let pfd = parent.directoryFD,
                   let l = d.lower else {
                 Log.error("EIO: upper directory: copy-up of inode \(d.id): a parent directory is missing from the upper or the image")
                 throw FSError(EIO)
             }
             let name = Sys.name(link.name)
-            let temp = tempName()
+            let temp = t.tempName()
             do throws(FSError) {
                 try Sys.mkdirat(workFD, temp, 0o700)
                 try copyMetadata(from: l, toDirectory: workFD, name: temp)
-                try preservingTimes(of: parent) { () throws(FSError) in
+                try preservingTimes(t, of: parent) { () throws(FSError) in
                     try Sys.renameat(workFD, temp, pfd, name, flags: Sys.renameNoReplace)
                 }
             } catch {
@@ -76,7 +65,7 @@ extension OverlayFileSystem {
             }
             d.directoryFD = try Sys.pathFD(pfd, name)
             d.inUpper = true
-            if let st = try? Sys.fstat(d.directoryFD!) { ctimeShield[d.id] = (st.st_ctim, lower.attributes(l).ctime) }
+            if let st = try? Sys.fstat(d.directoryFD!) { t.ctimeShield[d.id] = (st.st_ctim, lower.attributes(l).ctime) }
         }
         return dir.directoryFD!
     }
@@ -105,7 +94,7 @@ extension OverlayFileSystem {
     /// Runs `body` (which adds an entry to directory `node`) and puts the directory's times
     /// back: a copy-up is not a change the directory's owner made. The ctime cannot be put
     /// back; the shield reports the one from before instead, until a real change.
-    func preservingTimes(of node: OverlayInode, _ body: () throws(FSError) -> Void) throws(FSError) {
+    func preservingTimes(_ t: NodeTable, of node: OverlayInode, _ body: () throws(FSError) -> Void) throws(FSError) {
         guard let dir = node.directoryFD else {
             Log.error("EIO: upper directory: directory inode \(node.id) has no open descriptor")
             throw FSError(EIO)
@@ -115,34 +104,34 @@ extension OverlayFileSystem {
         let times = [before.st_atim, before.st_mtim]
         try? Sys.utimens(dir, times)
         var shown = Timestamp(seconds: Int64(before.st_ctim.tv_sec), nanoseconds: UInt32(before.st_ctim.tv_nsec))
-        if let shield = ctimeShield[node.id], shield.upper.tv_sec == before.st_ctim.tv_sec,
+        if let shield = t.ctimeShield[node.id], shield.upper.tv_sec == before.st_ctim.tv_sec,
            shield.upper.tv_nsec == before.st_ctim.tv_nsec { shown = shield.shown }
-        if let after = try? Sys.fstat(dir) { ctimeShield[node.id] = (after.st_ctim, shown) }
+        if let after = try? Sys.fstat(dir) { t.ctimeShield[node.id] = (after.st_ctim, shown) }
     }
 
     /// Every (lower directory, name) of each lower file with several names; built on first need.
-    func lowerNames(of l: UInt32) -> [(directory: UInt32, name: [UInt8])] {
-        if lowerLinkNames == nil {
+    func lowerNames(_ t: NodeTable, of l: UInt32) -> [(directory: UInt32, name: [UInt8])] {
+        if t.lowerLinkNames == nil {
             var map: [UInt32: [(directory: UInt32, name: [UInt8])]] = [:]
             for dir in 0..<tree.inodeCount where tree.isDirectory[dir] {
                 for child in tree.children[dir] where !tree.isDirectory[Int(child.inode)] && tree.nlink[Int(child.inode)] > 1 {
                     map[child.inode, default: []].append((UInt32(dir), Array(child.name)))
                 }
             }
-            lowerLinkNames = map
+            t.lowerLinkNames = map
         }
-        return lowerLinkNames?[l] ?? []
+        return t.lowerLinkNames?[l] ?? []
     }
 
     /// The view's node for lower directory `d`, if the view still shows it (under any name).
-    func viewDirectory(lowerDirectory d: UInt32) -> OverlayInode? {
-        if let n = nodes[UInt64(d) + 1], !n.unlinked, n.isDirectory, n.lower == d { return n }
-        if d == 0 { return nodes[Self.rootID] }
+    func viewDirectory(_ t: NodeTable, lowerDirectory d: UInt32) -> OverlayInode? {
+        if let n = t.nodes[UInt64(d) + 1], !n.unlinked, n.isDirectory, n.lower == d { return n }
+        if d == 0 { return t.nodes[Self.rootID] }
         // Not known this session: walk its lower path from the root through the view.
         let path = lowerPath(d)
-        var current = nodes[Self.rootID]!
+        var current = t.nodes[Self.rootID]!
         for part in path.split(separator: UInt8(ascii: "/")) {
-            guard let next = try? resolve(current, Array(part)), next.isDirectory else { return nil }
+            guard let next = try? resolve(t, current, Array(part)), next.isDirectory else { return nil }
             current = next
         }
         return current.id == UInt64(d) + 1 ? current : nil
@@ -154,10 +143,10 @@ extension OverlayFileSystem {
     ///
     /// A regular file's data goes into the work file with the lock released; the names, the
     /// parents and the node's state are looked at only after that, with the lock held again.
-    func copyUpFile(_ n: OverlayInode, dataLimit: UInt64?) throws(FSError) {
+    func copyUpFile(_ t: NodeTable, _ n: OverlayInode, dataLimit: UInt64?) throws(FSError) {
         guard let l = n.lower, !n.links.isEmpty else { throw FSError(ESTALE) }
         let a = lower.attributes(l)
-        let temp = tempName()
+        let temp = t.tempName()
         n.copyingUp = true
         defer {
             n.copyingUp = false
@@ -175,12 +164,12 @@ extension OverlayFileSystem {
             }
             // Removed from the view while its data was copied (its last name unlinked, or
             // renamed over): nothing to put in place.
-            guard let primary = n.links.first, let primaryParent = nodes[primary.parent] else { throw FSError(ESTALE) }
+            guard let primary = n.links.first, let primaryParent = t.nodes[primary.parent] else { throw FSError(ESTALE) }
             var places: [Link] = [primary]
             if tree.nlink[Int(l)] > 1 {
-                for (d, name) in lowerNames(of: l) {
-                    guard let dir = viewDirectory(lowerDirectory: d),
-                          let other = try? resolve(dir, name), other === n, !other.inUpper else { continue }
+                for (d, name) in lowerNames(t, of: l) {
+                    guard let dir = viewDirectory(t, lowerDirectory: d),
+                          let other = try? resolve(t, dir, name), other === n, !other.inUpper else { continue }
                     let link = Link(parent: dir.id, name: name)
                     if !places.contains(link) { places.append(link) }
                 }
@@ -188,20 +177,20 @@ extension OverlayFileSystem {
             try copyMetadata(from: l, toDirectory: workFD, name: temp)
             // Every other name first (links of the complete copy), the first name last.
             for place in places.dropFirst() {
-                guard let dir = nodes[place.parent] else { continue }
-                let dfd = try copyUpDirectory(dir)
-                try preservingTimes(of: dir) { () throws(FSError) in
+                guard let dir = t.nodes[place.parent] else { continue }
+                let dfd = try copyUpDirectory(t, dir)
+                try preservingTimes(t, of: dir) { () throws(FSError) in
                     try Sys.linkat(workFD, temp, dfd, Sys.name(place.name))
                 }
                 n.addLink(place)
             }
-            let pfd = try copyUpDirectory(primaryParent)
-            try preservingTimes(of: primaryParent) { () throws(FSError) in
+            let pfd = try copyUpDirectory(t, primaryParent)
+            try preservingTimes(t, of: primaryParent) { () throws(FSError) in
                 try Sys.renameat(workFD, temp, pfd, Sys.name(primary.name), flags: Sys.renameNoReplace)
             }
             let st = try Sys.stat(pfd, Sys.name(primary.name))
-            copiedUp[UInt64(st.st_ino)] = n.id
-            ctimeShield[n.id] = (st.st_ctim, a.ctime)
+            t.copiedUp[UInt64(st.st_ino)] = n.id
+            t.ctimeShield[n.id] = (st.st_ctim, a.ctime)
         } catch {
             _ = Glibc.unlinkat(workFD, temp, 0)
             throw error
@@ -211,7 +200,12 @@ extension OverlayFileSystem {
 
     /// Streams a lower file's bytes into a new work file, a chunk at a time, with the lock
     /// released (the work file is created with it held). Chunks of zeros in a sparse file stay
-    /// holes.
+    /// holes. Caller holds the lock.
+    ///
+    /// The one place that releases the lock in the middle of a request. No `NodeTable` is
+    /// passed here, so nothing below can touch the table; meanwhile the node is marked
+    /// `copyingUp`, which keeps it in the table and makes others wait for it (`copyUp`), and
+    /// `copyUpFile` looks at names and parents afresh once the lock is held again.
     func copyData(_ l: UInt32, size: UInt64, to temp: [CChar]) throws(FSError) {
         let fd = try Sys.openat(workFD, temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         defer { close(fd) }
@@ -240,8 +234,9 @@ extension OverlayFileSystem {
             }
             if got == 0 { break }
             offset += UInt64(got)
-            if Self.copyUpDelay > 0 { usleep(Self.copyUpDelay * 1000) }
-            if let gate = Self.copyUpGate, offset < size { while access(gate, F_OK) != 0 { usleep(10_000) } }
+            let settings = RuntimeSettings.current
+            if settings.copyUpDelayMilliseconds > 0 { usleep(settings.copyUpDelayMilliseconds * 1000) }
+            if let gate = settings.copyUpGate, offset < size { TestGate.wait(for: gate) }
         }
         if let failure { throw failure }
     }

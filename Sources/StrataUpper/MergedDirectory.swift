@@ -42,18 +42,18 @@ extension OverlayFileSystem {
     }
 
     public func opendir(inode: UInt64) throws(FSError) -> UInt64 {
-        try locked { () throws(FSError) -> UInt64 in
-            let n = try directory(inode)
+        try locked { t throws(FSError) -> UInt64 in
+            let n = try t.directory(inode)
             n.opens += 1
-            return addHandle(OverlayHandle(node: inode, fd: nil, flags: O_RDONLY))
+            return t.addHandle(OverlayHandle(node: inode, fd: nil, flags: O_RDONLY))
         }
     }
 
     public func readdir(inode: UInt64, handle: UInt64, offset: UInt64, plus: Bool,
                         add: (UnsafeRawBufferPointer, NodeAttributes, UInt64) -> Bool) throws(FSError) {
-        try locked { () throws(FSError) in
-            let dir = try directory(inode)
-            guard let h = handles[handle] else { throw FSError(EBADF) }
+        try locked { t throws(FSError) in
+            let dir = try t.directory(inode)
+            guard let h = t.handles[handle] else { throw FSError(EBADF) }
             if offset == 0 {
                 // A listing taken at the start and kept, so offsets stay meaningful across calls.
                 let parentID = dir.links.first?.parent ?? dir.id
@@ -68,21 +68,21 @@ extension OverlayFileSystem {
                 var child: OverlayInode?
                 if position < 2 {
                     // "." and ".." count as lookups too (the contract): the adapter forgets them.
-                    guard let n = nodes[entry.id] else { position += 1; continue }
-                    attributes = try self.attributes(n)
+                    guard let n = t.nodes[entry.id] else { position += 1; continue }
+                    attributes = try self.attributes(t, n)
                     child = n
                 } else {
-                    let existed = Set(nodes.keys)
-                    guard let n = try? resolve(dir, entry.name), let a = try? self.attributes(n) else {
+                    let existed = Set(t.nodes.keys)
+                    guard let n = try? resolve(t, dir, entry.name), let a = try? self.attributes(t, n) else {
                         position += 1; continue   // removed since the listing was taken
                     }
                     attributes = a
                     child = n
-                    if !plus && !existed.contains(n.id) { dropIfUnused(n) }
+                    if !plus && !existed.contains(n.id) { dropIfUnused(t, n) }
                 }
                 let accepted = entry.name.withUnsafeBytes { add($0, attributes, UInt64(position + 1)) }
                 if !accepted {
-                    if let child { dropIfUnused(child) }
+                    if let child { dropIfUnused(t, child) }
                     return
                 }
                 if plus, let child { child.lookups += 1 }
@@ -92,25 +92,19 @@ extension OverlayFileSystem {
     }
 
     public func releasedir(inode: UInt64, handle: UInt64) {
-        _ = try? locked { () throws(FSError) in
-            handles[handle] = nil
-            if let n = nodes[inode] { n.opens -= 1; dropIfUnused(n) }
+        locked { t in
+            t.handles[handle] = nil
+            if let n = t.nodes[inode] { n.opens -= 1; dropIfUnused(t, n) }
         }
     }
 
     public func fsyncdir(inode: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError) {
-        let fd = try locked { () throws(FSError) -> Int32? in
-            let n = try directory(inode)
+        let fd = try locked { t throws(FSError) -> Int32? in
+            let n = try t.directory(inode)
             return n.inUpper ? n.directoryFD.map { dup($0) } : nil
         }
         guard let fd else { return }
         defer { close(fd) }
         try Sys.fsyncDirectory(fd, dataOnly: dataOnly)
-    }
-
-    func addHandle(_ h: OverlayHandle) -> UInt64 {
-        let id = nextHandleID()
-        handles[id] = h
-        return id
     }
 }

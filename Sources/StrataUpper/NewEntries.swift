@@ -18,15 +18,15 @@ extension OverlayFileSystem {
 
     /// Checks that `name` is free in `parent`, copies `parent` up, runs `make` to build the entry
     /// at a work name, and renames it into place. Returns the new node (one lookup counted).
-    func install(_ parentID: UInt64, _ nameBuffer: UnsafeRawBufferPointer, directory: Bool,
+    func install(_ t: NodeTable, _ parentID: UInt64, _ nameBuffer: UnsafeRawBufferPointer, directory: Bool,
                  make: (_ temp: [CChar], _ parentFD: Int32) throws(FSError) -> Void) throws(FSError) -> OverlayInode {
-        let parent = try self.directory(parentID)
+        let parent = try t.directory(parentID)
         let name = Array(nameBuffer)
         try Self.checkName(name)
-        if (try? resolve(parent, name)) != nil { throw FSError(EEXIST) }
-        let pfd = try copyUpDirectory(parent)
+        if (try? resolve(t, parent, name)) != nil { throw FSError(EEXIST) }
+        let pfd = try copyUpDirectory(t, parent)
         let cname = Sys.name(name)
-        let temp = tempName()
+        let temp = t.tempName()
         do throws(FSError) {
             try make(temp, pfd)
             let existing = try Sys.statIfPresent(pfd, cname)
@@ -45,8 +45,8 @@ extension OverlayFileSystem {
             Sys.removeTree(workFD, temp)
             throw error
         }
-        if let st = try? Sys.stat(pfd, cname) { madeInUpper.insert(UInt64(st.st_ino)) }
-        let n = try resolve(parent, name)
+        if let st = try? Sys.stat(pfd, cname) { t.madeInUpper.insert(UInt64(st.st_ino)) }
+        let n = try resolve(t, parent, name)
         n.lookups += 1
         return n
     }
@@ -58,95 +58,95 @@ extension OverlayFileSystem {
 
     public func create(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32, flags: Int32,
                        context: RequestContext) throws(FSError) -> (attributes: NodeAttributes, handle: UInt64) {
-        try locked { () throws(FSError) -> (attributes: NodeAttributes, handle: UInt64) in
+        try locked { t throws(FSError) -> (attributes: NodeAttributes, handle: UInt64) in
             var fd: Int32 = -1
-            let n = try install(parent, name, directory: false) { (temp, pfd) throws(FSError) in
+            let n = try install(t, parent, name, directory: false) { (temp, pfd) throws(FSError) in
                 let owner = try self.owner(for: pfd, context: context)
                 fd = try Sys.openat(workFD, temp, Self.upperOpenFlags(flags) | O_CREAT | O_EXCL, 0o600)
                 try applyOwner(temp, owner, mode: mode & 0o7777 & ~context.umask)
             }
             n.opens += 1
-            let h = addHandle(OverlayHandle(node: n.id, fd: fd, flags: flags))
-            return (try attributes(n), h)
+            let h = t.addHandle(OverlayHandle(node: n.id, fd: fd, flags: flags))
+            return (try attributes(t, n), h)
         }
     }
 
     public func mknod(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32, rdev: UInt64,
                       context: RequestContext) throws(FSError) -> NodeAttributes {
-        try locked { () throws(FSError) -> NodeAttributes in
-            let n = try install(parent, name, directory: false) { (temp, pfd) throws(FSError) in
+        try locked { t throws(FSError) -> NodeAttributes in
+            let n = try install(t, parent, name, directory: false) { (temp, pfd) throws(FSError) in
                 let owner = try self.owner(for: pfd, context: context)
                 try Sys.mknodat(workFD, temp, mode_t(mode & UInt32(S_IFMT)) | 0o600, dev_t(rdev))
                 try applyOwner(temp, owner, mode: mode & 0o7777 & ~context.umask)
             }
-            return try attributes(n)
+            return try attributes(t, n)
         }
     }
 
     public func mkdir(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32,
                       context: RequestContext) throws(FSError) -> NodeAttributes {
-        try locked { () throws(FSError) -> NodeAttributes in
-            let n = try install(parent, name, directory: true) { (temp, pfd) throws(FSError) in
+        try locked { t throws(FSError) -> NodeAttributes in
+            let n = try install(t, parent, name, directory: true) { (temp, pfd) throws(FSError) in
                 let owner = try self.owner(for: pfd, context: context)
                 try Sys.mkdirat(workFD, temp, 0o700)
                 var m = mode & 0o7777 & ~context.umask
                 if owner.setgidDirectory { m |= UInt32(S_ISGID) }
                 try applyOwner(temp, owner, mode: m)
                 // Whatever the lower layers hold under this name was deleted: hide it for good.
-                let p = try directory(parent)
+                let p = try t.directory(parent)
                 if lowerChild(p, Array(name)) != nil {
                     let fd = try Sys.pathFD(workFD, temp)
                     defer { close(fd) }
                     try Overlay.setOpaque(fd)
                 }
             }
-            return try attributes(n)
+            return try attributes(t, n)
         }
     }
 
     public func symlink(parent: UInt64, name: UnsafeRawBufferPointer, target: UnsafeRawBufferPointer,
                         context: RequestContext) throws(FSError) -> NodeAttributes {
-        try locked { () throws(FSError) -> NodeAttributes in
-            let n = try install(parent, name, directory: false) { (temp, pfd) throws(FSError) in
+        try locked { t throws(FSError) -> NodeAttributes in
+            let n = try install(t, parent, name, directory: false) { (temp, pfd) throws(FSError) in
                 let owner = try self.owner(for: pfd, context: context)
                 try Sys.symlinkat(Sys.name(target), workFD, temp)
                 try applyOwner(temp, owner, mode: nil)
             }
-            return try attributes(n)
+            return try attributes(t, n)
         }
     }
 
     public func link(inode: UInt64, newParent: UInt64, newName: UnsafeRawBufferPointer) throws(FSError) -> NodeAttributes {
-        try locked { () throws(FSError) -> NodeAttributes in
-            let source = try node(inode)
+        try locked { t throws(FSError) -> NodeAttributes in
+            let source = try t.node(inode)
             if source.isDirectory { throw FSError(EPERM) }
-            try copyUp(source)
-            let object = try upperObject(source)
+            try copyUp(t, source)
+            let object = try upperObject(t, source)
             if source.orphanName != nil { throw FSError(ENOENT) }   // an unlinked open file cannot get a name back
-            let n = try install(newParent, newName, directory: false) { (temp, _) throws(FSError) in
+            let n = try install(t, newParent, newName, directory: false) { (temp, _) throws(FSError) in
                 switch object {
                 case .entry(let dir, let name): try Sys.linkat(dir, name, workFD, temp)
                 case .descriptor: throw FSError(ENOENT)   // an unlinked open file cannot get a name back
                 }
             }
             n.addLink(Link(parent: newParent, name: Array(newName)))
-            return try attributes(n)
+            return try attributes(t, n)
         }
     }
 
     public func unlink(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) {
-        try locked { () throws(FSError) in
-            let p = try directory(parent)
+        try locked { t throws(FSError) in
+            let p = try t.directory(parent)
             let nameBytes = Array(name)
-            var target = try resolve(p, nameBytes)
+            var target = try resolve(t, p, nameBytes)
             // A lower file with other names: copy it up first, so those names keep it and the
             // upper's link count stays right. The copy releases the lock: look the name up again.
             while !target.isDirectory, !target.inUpper, let l = target.lower, tree.nlink[Int(l)] > 1 {
-                try copyUp(target)
-                target = try resolve(p, nameBytes)
+                try copyUp(t, target)
+                target = try resolve(t, p, nameBytes)
             }
             if target.isDirectory { throw FSError(EISDIR) }
-            let pfd = try copyUpDirectory(p)
+            let pfd = try copyUpDirectory(t, p)
             let cname = Sys.name(nameBytes)
             let hidesLower = lowerChild(p, nameBytes) != nil
             var lastName = true
@@ -158,10 +158,10 @@ extension OverlayFileSystem {
                 if (target.opens > 0 || target.lookups > 0) && lastName && target.orphanFD == nil {
                     // Still open, or known to the kernel (fstat of an O_PATH descriptor, a
                     // cwd): keep it reachable until released and forgotten, as ext4 does.
-                    try keepOrphan(target, pfd, cname)
+                    try keepOrphan(t, target, pfd, cname)
                 }
                 if hidesLower {
-                    let temp = tempName()
+                    let temp = t.tempName()
                     try Overlay.makeWhiteout(workFD, temp)
                     do throws(FSError) { try Sys.renameat(workFD, temp, pfd, cname) } catch { _ = Glibc.unlinkat(workFD, temp, 0); throw error }
                 } else {
@@ -171,25 +171,25 @@ extension OverlayFileSystem {
                 try Overlay.makeWhiteout(pfd, cname)
             }
             target.removeLink(Link(parent: parent, name: nameBytes))
-            if lastName { markUnlinked(target, upperIno: upperIno) }
+            if lastName { t.markUnlinked(target, upperIno: upperIno) }
         }
     }
 
     public func rmdir(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) {
-        try locked { () throws(FSError) in
-            let p = try directory(parent)
+        try locked { t throws(FSError) in
+            let p = try t.directory(parent)
             let nameBytes = Array(name)
-            let target = try resolve(p, nameBytes)
+            let target = try resolve(t, p, nameBytes)
             if !target.isDirectory { throw FSError(ENOTDIR) }
             let empty = try isEmptyInView(target)
             if !empty { throw FSError(ENOTEMPTY) }
-            let pfd = try copyUpDirectory(p)
+            let pfd = try copyUpDirectory(t, p)
             let cname = Sys.name(nameBytes)
             let hidesLower = lowerChild(p, nameBytes) != nil
             let upperIno = target.inUpper ? (try? Sys.stat(pfd, cname)).map { UInt64($0.st_ino) } : nil
             if target.inUpper {
                 // Move the directory (and the whiteouts in it) out in one step, then delete it.
-                let temp = tempName()
+                let temp = t.tempName()
                 if hidesLower {
                     try Overlay.makeWhiteout(workFD, temp)
                     do throws(FSError) { try Sys.renameat(workFD, temp, pfd, cname, flags: Sys.renameExchange) } catch {
@@ -203,7 +203,7 @@ extension OverlayFileSystem {
                 try Overlay.makeWhiteout(pfd, cname)
             }
             target.removeLink(Link(parent: parent, name: nameBytes))
-            markUnlinked(target, upperIno: upperIno)
+            t.markUnlinked(target, upperIno: upperIno)
         }
     }
 }

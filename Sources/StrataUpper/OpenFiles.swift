@@ -14,8 +14,8 @@ extension OverlayFileSystem {
         return f
     }
 
-    func openUpper(_ n: OverlayInode, flags: Int32) throws(FSError) -> Int32 {
-        switch try upperObject(n) {
+    func openUpper(_ t: NodeTable, _ n: OverlayInode, flags: Int32) throws(FSError) -> Int32 {
+        switch try upperObject(t, n) {
         case .entry(let dir, let name): return try Sys.openat(dir, name, flags)
         // Only an orphan whose scratch link could not be made is reached by descriptor: no
         // call reopens an O_PATH descriptor but open(2) of its /proc/self/fd link.
@@ -24,28 +24,28 @@ extension OverlayFileSystem {
     }
 
     public func open(inode: UInt64, flags: Int32) throws(FSError) -> UInt64 {
-        try locked { () throws(FSError) -> UInt64 in
-            let n = try node(inode)
+        try locked { t throws(FSError) -> UInt64 in
+            let n = try t.node(inode)
             if n.isDirectory { throw FSError(EISDIR) }
             let truncate = flags & O_TRUNC != 0
             if flags & O_ACCMODE != O_RDONLY || truncate {
-                try copyUp(n, dataLimit: truncate ? 0 : nil)
+                try copyUp(t, n, dataLimit: truncate ? 0 : nil)
             }
             var fd: Int32?
             if n.inUpper {
-                fd = try openUpper(n, flags: Self.upperOpenFlags(flags) | (truncate ? O_TRUNC : 0))
+                fd = try openUpper(t, n, flags: Self.upperOpenFlags(flags) | (truncate ? O_TRUNC : 0))
             }
             n.opens += 1
-            return addHandle(OverlayHandle(node: inode, fd: fd, flags: flags))
+            return t.addHandle(OverlayHandle(node: inode, fd: fd, flags: flags))
         }
     }
 
     /// The handle's upper descriptor; a read-only handle of a file copied up since it was opened
     /// switches to the copy, so it sees the writes made through other handles.
     func descriptor(_ handle: UInt64) throws(FSError) -> (fd: Int32?, lowerInode: UInt64) {
-        try locked { () throws(FSError) -> (fd: Int32?, lowerInode: UInt64) in
-            guard let h = handles[handle], let n = nodes[h.node] else { throw FSError(EBADF) }
-            if h.fd == nil && n.inUpper { h.fd = try? openUpper(n, flags: O_RDONLY) }
+        try locked { t throws(FSError) -> (fd: Int32?, lowerInode: UInt64) in
+            guard let h = t.handles[handle], let n = t.nodes[h.node] else { throw FSError(EBADF) }
+            if h.fd == nil && n.inUpper { h.fd = try? openUpper(t, n, flags: O_RDONLY) }
             return (h.fd, n.lower.map { UInt64($0) + 1 } ?? 0)
         }
     }
@@ -81,12 +81,12 @@ extension OverlayFileSystem {
     }
 
     public func release(inode: UInt64, handle: UInt64) {
-        _ = try? locked { () throws(FSError) in
-            guard let h = handles.removeValue(forKey: handle) else { return }
+        locked { t in
+            guard let h = t.handles.removeValue(forKey: handle) else { return }
             if let fd = h.fd { close(fd) }
-            guard let n = nodes[h.node] else { return }
+            guard let n = t.nodes[h.node] else { return }
             n.opens -= 1
-            dropIfUnused(n)   // an orphan stays reachable while the kernel still knows the node
+            dropIfUnused(t, n)   // an orphan stays reachable while the kernel still knows the node
         }
     }
 

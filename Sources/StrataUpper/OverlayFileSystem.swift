@@ -14,11 +14,12 @@ public struct UpperError: Error, CustomStringConvertible, Sendable {
 /// The writable view: the image (`ImageFileSystem`, read-only) under an upper directory that
 /// takes every change, in kernel overlayfs's format (see `Overlay`).
 ///
-/// One lock guards the inode table and every change to the upper directory, so a lookup never
-/// sees half of a rename. File data does not take it: reads and writes of open files go straight
-/// to their descriptors (or to the layers, for a file never copied up), and a copy-up streams a
-/// file's data into the work directory with the lock released (see `copyUpFile`).
-public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
+/// One lock guards the node table (`NodeTable`) and every change to the upper directory, so a
+/// lookup never sees half of a rename. File data does not take it: reads and writes of open
+/// files go straight to their descriptors (or to the layers, for a file never copied up), and a
+/// copy-up streams a file's data into the work directory with the lock released (`copyData`,
+/// the one place that releases it).
+public final class OverlayFileSystem: WritableFileSystem, Sendable {
     public let lower: ImageFileSystem
     let tree: MergedTree
     /// The upper directory (Sys.oPath) and the work directory's scratch subdirectory (Sys.oPath).
@@ -26,31 +27,9 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     let workFD: Int32
     /// Held for the life of the mount: flock on the upper directory and on WORK/strata.lock.
     private let lockFDs: [Int32]
-    private var mutex = pthread_mutex_t()
-    /// Signalled (with the lock held) when a copy-up that ran without the lock ends.
-    private var copyUpEnded = pthread_cond_t()
-
-    var nodes: [UInt64: OverlayInode] = [:]
-    /// Upper st_ino → node, for files copied up (they keep their lower number).
-    var copiedUp: [UInt64: UInt64] = [:]
-    /// Upper st_ino of entries this mount created (not copies of the lower file of that name,
-    /// even when one exists: a file made after the lower one was deleted or renamed away).
-    var madeInUpper = Set<UInt64>()
-    /// Upper st_ino → node id, when the plain number (upperInodeBit | st_ino) still belongs
-    /// to a removed node the kernel holds: ext4 reuses inode numbers at once, and the kernel
-    /// must not take a new file for the old one (it keeps a symlink's target, attributes...).
-    var upperAlias: [UInt64: UInt64] = [:]
-    private var aliasCounter: UInt64 = 0
-    static let aliasBit: UInt64 = 1 << 62
-    /// ctime to show for an upper object whose ctime only changed because strata copied it
-    /// up (or added a copy-up into it): node → (the upper ctime then, the ctime to report).
-    /// A change the caller makes moves the upper ctime on, and the entry no longer applies.
-    var ctimeShield: [UInt64: (upper: timespec, shown: Timestamp)] = [:]
-    var handles: [UInt64: OverlayHandle] = [:]
-    private var nextHandle: UInt64 = 1
-    private var tempCounter: UInt64 = 0
-    /// Lower hardlinked files: tree inode → the (lower directory, name) of each of its names.
-    var lowerLinkNames: [UInt32: [(directory: UInt32, name: [UInt8])]]?
+    /// What requests change, behind the lock; its condition is broadcast when a copy-up that
+    /// ran without the lock ends.
+    private let table: Locked<NodeTable>
 
     static let upperInodeBit: UInt64 = 1 << 63
     static let rootID: UInt64 = 1
@@ -95,22 +74,20 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         upperFD = Glibc.openat(up, ".", Sys.oPath | O_DIRECTORY | O_CLOEXEC)
         workFD = scratch
         lockFDs = fds
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&copyUpEnded, nil)
         Self.raiseDescriptorLimit()
         let root = OverlayInode(id: Self.rootID, isDirectory: true, lower: 0, inUpper: true, links: [])
         root.directoryFD = Glibc.dup(upperFD)
         root.lookups = 1
-        nodes[Self.rootID] = root
+        table = Locked(NodeTable(root: root))
     }
 
     deinit {
-        for node in nodes.values { dropOrphanName(node); node.closeDescriptors() }
-        for h in handles.values { if let fd = h.fd { close(fd) } }
+        locked { t in
+            for node in t.nodes.values { dropOrphanName(node); node.closeDescriptors() }
+            for h in t.handles.values { if let fd = h.fd { close(fd) } }
+        }
         close(upperFD); close(workFD)
         for fd in lockFDs { close(fd) }
-        pthread_mutex_destroy(&mutex)
-        pthread_cond_destroy(&copyUpEnded)
     }
 
     /// Each directory of the view that the kernel knows holds a descriptor: allow many.
@@ -122,54 +99,30 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with the lock held: the only way to the table.
     @inline(__always)
-    func locked<T>(_ body: () throws(FSError) -> T) throws(FSError) -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
+    func locked<T, E: Error>(_ body: (NodeTable) throws(E) -> T) throws(E) -> T {
+        try table.withLock { (t: inout NodeTable) throws(E) -> T in try body(t) }
     }
 
     /// Runs `body` with the lock released; the caller holds it, and holds it again afterwards.
     /// Whatever the caller looked up under the lock may have changed by then.
     func withoutLock<T>(_ body: () throws(FSError) -> T) throws(FSError) -> T {
-        pthread_mutex_unlock(&mutex)
-        defer { pthread_mutex_lock(&mutex) }
-        return try body()
+        try table.withLockReleased(body)
     }
 
     /// Waits (the lock released meanwhile) until some copy-up in progress ends. Caller holds
     /// the lock and checks again what it waits for: the one that ended may be another's.
     func waitForCopyUpEnd() {
-        pthread_cond_wait(&copyUpEnded, &mutex)
+        table.wait()
     }
 
     /// Wakes the requests waiting for a copy-up. Caller holds the lock.
     func signalCopyUpEnd() {
-        pthread_cond_broadcast(&copyUpEnded)
-    }
-
-    func nextHandleID() -> UInt64 {
-        defer { nextHandle += 1 }
-        return nextHandle
-    }
-
-    func tempName() -> [CChar] {
-        tempCounter += 1
-        return Sys.name(Array("#\(String(tempCounter, radix: 16))".utf8))
+        table.broadcast()
     }
 
     // MARK: Nodes
-
-    func node(_ id: UInt64) throws(FSError) -> OverlayInode {
-        guard let n = nodes[id] else { throw FSError(ESTALE) }
-        return n
-    }
-
-    func directory(_ id: UInt64) throws(FSError) -> OverlayInode {
-        let n = try node(id)
-        guard n.isDirectory else { throw FSError(ENOTDIR) }
-        return n
-    }
 
     /// The entry named `name` in the lower directory merged into `parent`.
     func lowerChild(_ parent: OverlayInode, _ name: [UInt8]) -> UInt32? {
@@ -184,7 +137,7 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     /// Resolves `name` in `parent` the way overlayfs does: the upper entry first (a whiteout
     /// hides the name; an opaque directory hides the lower one; a redirect names the lower
     /// directory to merge), then the lower one. Registers the node without counting a lookup.
-    func resolve(_ parent: OverlayInode, _ name: [UInt8]) throws(FSError) -> OverlayInode {
+    func resolve(_ t: NodeTable, _ parent: OverlayInode, _ name: [UInt8]) throws(FSError) -> OverlayInode {
         guard parent.isDirectory else { throw FSError(ENOTDIR) }
         try Self.checkName(name)
         let link = Link(parent: parent.id, name: name)
@@ -200,9 +153,9 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
                     } else if !Overlay.isOpaque(fd), let l = lowerChild(parent, name), tree.isDirectory[Int(l)] {
                         lowerDirectory = l
                     }
-                    let id = lowerDirectory.map { UInt64($0) + 1 } ?? upperOnlyID(UInt64(st.st_ino))
-                    let n = nodes[id] ?? OverlayInode(id: id, isDirectory: true, lower: lowerDirectory, inUpper: true, links: [])
-                    nodes[id] = n
+                    let id = lowerDirectory.map { UInt64($0) + 1 } ?? t.upperOnlyID(UInt64(st.st_ino))
+                    let n = t.nodes[id] ?? OverlayInode(id: id, isDirectory: true, lower: lowerDirectory, inUpper: true, links: [])
+                    t.nodes[id] = n
                     if let old = n.directoryFD, (try? Sys.fstat(old))?.st_ino == st.st_ino {
                         close(fd)
                     } else {
@@ -218,20 +171,20 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
                 }
                 let ino = UInt64(st.st_ino)
                 var id: UInt64
-                if let known = copiedUp[ino] {
+                if let known = t.copiedUp[ino] {
                     id = known
-                } else if !madeInUpper.contains(ino), let l = lowerChild(parent, name), !tree.isDirectory[Int(l)],
-                          !(nodes[UInt64(l) + 1].map { $0.inUpper || $0.unlinked } ?? false) {
+                } else if !t.madeInUpper.contains(ino), let l = lowerChild(parent, name), !tree.isDirectory[Int(l)],
+                          !(t.nodes[UInt64(l) + 1].map { $0.inUpper || $0.unlinked } ?? false) {
                     // A copy-up from an earlier mount (this one records its own): it keeps the
                     // lower number, unless that node already has an upper object or was removed.
                     id = UInt64(l) + 1
-                    copiedUp[ino] = id
+                    t.copiedUp[ino] = id
                 } else {
-                    id = upperOnlyID(ino)
+                    id = t.upperOnlyID(ino)
                 }
-                let n = nodes[id] ?? OverlayInode(id: id, isDirectory: false, lower: id < Self.upperInodeBit ? UInt32(id - 1) : nil,
+                let n = t.nodes[id] ?? OverlayInode(id: id, isDirectory: false, lower: id < Self.upperInodeBit ? UInt32(id - 1) : nil,
                                                    inUpper: true, links: [])
-                nodes[id] = n
+                t.nodes[id] = n
                 n.isDirectory = false
                 n.inUpper = true
                 n.unlinked = false
@@ -241,35 +194,11 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         }
         guard let l = lowerChild(parent, name) else { throw FSError(ENOENT) }
         let id = UInt64(l) + 1
-        let n = nodes[id] ?? OverlayInode(id: id, isDirectory: tree.isDirectory[Int(l)], lower: l, inUpper: false, links: [])
-        nodes[id] = n
+        let n = t.nodes[id] ?? OverlayInode(id: id, isDirectory: tree.isDirectory[Int(l)], lower: l, inUpper: false, links: [])
+        t.nodes[id] = n
         n.unlinked = false
         n.addLink(link)
         return n
-    }
-
-    /// The node number of an upper-only entry with upper inode `ino`.
-    func upperOnlyID(_ ino: UInt64) -> UInt64 {
-        if let alias = upperAlias[ino], !(nodes[alias]?.unlinked ?? false) { return alias }
-        let plain = Self.upperInodeBit | ino
-        if let old = nodes[plain], old.unlinked {
-            aliasCounter += 1
-            let alias = Self.upperInodeBit | Self.aliasBit | aliasCounter
-            upperAlias[ino] = alias
-            return alias
-        }
-        return plain
-    }
-
-    /// A node lost its last name in the view. Its upper inode number (if any) may now be
-    /// reused by the upper file system for an unrelated entry: forget what tied it to `n`.
-    func markUnlinked(_ n: OverlayInode, upperIno: UInt64?) {
-        n.unlinked = true
-        if !n.inUpper { n.unlinkedCtime = Self.now() }
-        guard let ino = upperIno else { return }
-        if copiedUp[ino] == n.id { copiedUp[ino] = nil }
-        if upperAlias[ino] == n.id { upperAlias[ino] = nil }
-        madeInUpper.remove(ino)
     }
 
     static func now() -> Timestamp {
@@ -309,11 +238,11 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     }
 
     /// Drops a node the kernel no longer knows and nobody has open.
-    func dropIfUnused(_ n: OverlayInode) {
+    func dropIfUnused(_ t: NodeTable, _ n: OverlayInode) {
         guard n.id != Self.rootID, n.lookups == 0, n.opens == 0, !n.copyingUp else { return }
         dropOrphanName(n)
         n.closeDescriptors()
-        nodes[n.id] = nil
+        t.nodes[n.id] = nil
     }
 
     // MARK: The upper object of a node
@@ -324,14 +253,14 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     }
 
     /// Where the node's upper object is: its directory's descriptor, or a name in a directory.
-    func upperObject(_ n: OverlayInode) throws(FSError) -> UpperObject {
+    func upperObject(_ t: NodeTable, _ n: OverlayInode) throws(FSError) -> UpperObject {
         guard n.inUpper else {
             Log.error("EIO: upper directory: inode \(n.id) has no upper object to change")
             throw FSError(EIO)
         }
         if n.isDirectory, let fd = n.directoryFD { return .descriptor(fd) }
         for link in n.links {
-            if let p = nodes[link.parent], p.inUpper, let pfd = p.directoryFD { return .entry(directory: pfd, name: Sys.name(link.name)) }
+            if let p = t.nodes[link.parent], p.inUpper, let pfd = p.directoryFD { return .entry(directory: pfd, name: Sys.name(link.name)) }
         }
         if let name = n.orphanName { return .entry(directory: workFD, name: name) }
         if let fd = n.orphanFD { return .descriptor(fd) }
@@ -342,9 +271,9 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     /// it reachable by descriptor (`orphanFD`) and by a name in the work directory's scratch,
     /// so that reopening it needs no /proc. Without that name (a file system refusing the
     /// link), /proc/self/fd is the way.
-    func keepOrphan(_ n: OverlayInode, _ dir: Int32, _ name: [CChar]) throws(FSError) {
+    func keepOrphan(_ t: NodeTable, _ n: OverlayInode, _ dir: Int32, _ name: [CChar]) throws(FSError) {
         n.orphanFD = try Sys.pathFD(dir, name)
-        let temp = tempName()
+        let temp = t.tempName()
         if Glibc.linkat(dir, name, workFD, temp, 0) == 0 { n.orphanName = temp }
     }
 
@@ -354,19 +283,19 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
         n.orphanName = nil
     }
 
-    func upperStat(_ n: OverlayInode) throws(FSError) -> stat {
-        switch try upperObject(n) {
+    func upperStat(_ t: NodeTable, _ n: OverlayInode) throws(FSError) -> stat {
+        switch try upperObject(t, n) {
         case .descriptor(let fd): return try Sys.fstat(fd)
         case .entry(let dir, let name): return try Sys.stat(dir, name)
         }
     }
 
-    func attributes(_ n: OverlayInode) throws(FSError) -> NodeAttributes {
+    func attributes(_ t: NodeTable, _ n: OverlayInode) throws(FSError) -> NodeAttributes {
         var a: NodeAttributes
         if n.inUpper {
-            let st = try upperStat(n)
+            let st = try upperStat(t, n)
             a = Self.attributes(st, id: n.id)
-            if let shield = ctimeShield[n.id], shield.upper.tv_sec == st.st_ctim.tv_sec, shield.upper.tv_nsec == st.st_ctim.tv_nsec {
+            if let shield = t.ctimeShield[n.id], shield.upper.tv_sec == st.st_ctim.tv_sec, shield.upper.tv_nsec == st.st_ctim.tv_nsec {
                 a.ctime = shield.shown
             }
             if n.isDirectory, n.lower != nil, let fd = n.directoryFD { a.nlink = mergedLinkCount(n, upper: st, fd: fd) }
@@ -410,31 +339,31 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
     // MARK: FileSystem (read side)
 
     public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> NodeAttributes {
-        try locked { () throws(FSError) -> NodeAttributes in
-            let n = try resolve(try directory(parent), Array(name))
-            let a = try attributes(n)
+        try locked { t throws(FSError) -> NodeAttributes in
+            let n = try resolve(t, try t.directory(parent), Array(name))
+            let a = try attributes(t, n)
             n.lookups += 1
             return a
         }
     }
 
     public func forget(inode: UInt64, count: UInt64) {
-        _ = try? locked { () throws(FSError) in
-            guard let n = nodes[inode] else { return }
+        locked { t in
+            guard let n = t.nodes[inode] else { return }
             n.lookups -= min(count, n.lookups)
-            dropIfUnused(n)
+            dropIfUnused(t, n)
         }
     }
 
     public func getattr(inode: UInt64) throws(FSError) -> NodeAttributes {
-        try locked { () throws(FSError) -> NodeAttributes in try attributes(try node(inode)) }
+        try locked { t throws(FSError) -> NodeAttributes in try attributes(t, try t.node(inode)) }
     }
 
     public func readlink(inode: UInt64) throws(FSError) -> [UInt8] {
-        try locked { () throws(FSError) -> [UInt8] in
-            let n = try node(inode)
+        try locked { t throws(FSError) -> [UInt8] in
+            let n = try t.node(inode)
             if !n.inUpper { return try lower.readlink(inode: UInt64(n.lower!) + 1) }
-            switch try upperObject(n) {
+            switch try upperObject(t, n) {
             case .entry(let dir, let name): return try Sys.readlinkat(dir, name)
             case .descriptor(let fd): return try Sys.readlinkat(fd, [0])
             }
@@ -451,17 +380,17 @@ public final class OverlayFileSystem: WritableFileSystem, @unchecked Sendable {
 
     public func getxattr(inode: UInt64, name: String) throws(FSError) -> [UInt8] {
         if Overlay.isPrivate(name) { throw FSError(ENODATA) }
-        return try locked { () throws(FSError) -> [UInt8] in
-            let n = try node(inode)
+        return try locked { t throws(FSError) -> [UInt8] in
+            let n = try t.node(inode)
             if !n.inUpper { return try lower.getxattr(inode: UInt64(n.lower!) + 1, name: name) }
-            return try Sys.getxattr(try upperObject(n), name)
+            return try Sys.getxattr(try upperObject(t, n), name)
         }
     }
 
     public func listxattr(inode: UInt64) throws(FSError) -> [String] {
-        try locked { () throws(FSError) -> [String] in
-            let n = try node(inode)
-            let names = n.inUpper ? try Sys.listxattr(try upperObject(n))
+        try locked { t throws(FSError) -> [String] in
+            let n = try t.node(inode)
+            let names = n.inUpper ? try Sys.listxattr(try upperObject(t, n))
                                   : try lower.listxattr(inode: UInt64(n.lower!) + 1)
             return names.filter { !Overlay.isPrivate($0) }
         }

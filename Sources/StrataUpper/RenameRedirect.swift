@@ -10,19 +10,19 @@ import Glibc
 extension OverlayFileSystem {
     public func rename(parent: UInt64, name: UnsafeRawBufferPointer, newParent: UInt64,
                        newName: UnsafeRawBufferPointer, flags: UInt32) throws(FSError) {
-        try locked { () throws(FSError) in
+        try locked { t throws(FSError) in
             // A file copy-up releases the lock while it copies the data: do it first, then
             // start over, since anything looked up before may have changed meanwhile.
             while true {
                 let exchange = flags & Sys.renameExchange != 0
                 let noReplace = flags & Sys.renameNoReplace != 0
                 if flags & ~(Sys.renameExchange | Sys.renameNoReplace) != 0 || (exchange && noReplace) { throw FSError(EINVAL) }
-                let p = try directory(parent), np = try directory(newParent)
+                let p = try t.directory(parent), np = try t.directory(newParent)
                 let from = Array(name), to = Array(newName)
                 try Self.checkName(to)
-                let source = try resolve(p, from)
+                let source = try resolve(t, p, from)
                 var target: OverlayInode?
-                do throws(FSError) { target = try resolve(np, to) } catch where error.code == ENOENT { target = nil }
+                do throws(FSError) { target = try resolve(t, np, to) } catch where error.code == ENOENT { target = nil }
                 if noReplace && target != nil { throw FSError(EEXIST) }
                 if exchange && target == nil { throw FSError(ENOENT) }
                 if let target, target === source {
@@ -37,15 +37,15 @@ extension OverlayFileSystem {
                         if !empty { throw FSError(ENOTEMPTY) }
                     }
                 }
-                if copyUpReleasesLock(source) { try copyUp(source); continue }
-                if exchange, let target, copyUpReleasesLock(target) { try copyUp(target); continue }
-                let spfd = try copyUpDirectory(p)
-                try copyUp(source)
-                let npfd = try copyUpDirectory(np)
+                if copyUpReleasesLock(source) { try copyUp(t, source); continue }
+                if exchange, let target, copyUpReleasesLock(target) { try copyUp(t, target); continue }
+                let spfd = try copyUpDirectory(t, p)
+                try copyUp(t, source)
+                let npfd = try copyUpDirectory(t, np)
                 let cfrom = Sys.name(from), cto = Sys.name(to)
 
                 if exchange, let target {
-                    try copyUp(target)
+                    try copyUp(t, target)
                     try Sys.renameat(spfd, cfrom, npfd, cto, flags: Sys.renameExchange)
                     source.removeLink(Link(parent: parent, name: from))
                     target.removeLink(Link(parent: newParent, name: to))
@@ -61,7 +61,7 @@ extension OverlayFileSystem {
                         try clearWhiteouts(target)   // empty in the view; let the upper replace it
                     } else if target.inUpper, target.opens > 0 || target.lookups > 0, target.orphanFD == nil,
                               let st = try? Sys.stat(npfd, cto), st.st_nlink <= 1 {
-                        try? keepOrphan(target, npfd, cto)
+                        try? keepOrphan(t, target, npfd, cto)
                     }
                 } else if source.isDirectory, let st = try Sys.statIfPresent(npfd, cto), Overlay.isWhiteout(st) {
                     try Sys.unlinkat(npfd, cto)   // a directory cannot replace a device
@@ -81,7 +81,7 @@ extension OverlayFileSystem {
                 }
                 if let target {
                     target.removeLink(Link(parent: newParent, name: to))
-                    if target.links.isEmpty { markUnlinked(target, upperIno: targetIno) }
+                    if target.links.isEmpty { t.markUnlinked(target, upperIno: targetIno) }
                 }
                 source.removeLink(Link(parent: parent, name: from))
                 source.addLink(Link(parent: newParent, name: to))

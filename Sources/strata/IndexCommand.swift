@@ -35,7 +35,7 @@ enum IndexCommand {
         let progress = Progress(total: blobs.count, label: "layers indexed")
         let lock = Lock()
         let results = parallelMap(blobs.count) { i in
-            defer { lock.locked { progress.step() } }
+            defer { lock.withLock { progress.step() } }
             return try cache.index(blobs[i])
         }
         progress.done()

@@ -21,33 +21,21 @@ final class OverlayHarness {
     /// d/e/f, and an empty directory d/g.
     init() throws {
         temp = try TempDirectory(prefix: "strata-test-overlay-")
-        let builder = try ImageBuilder(layout: temp.child("layout"))
-        let layer = try builder.addLayer(entries: [
+        lowerFS = try CoreCalls.open(layers: [[
             Items.dir("etc"), Items.file("etc/hosts", "hello", xattrs: ["user.k": Array("v".utf8)]),
             Items.hardlink("etc/hosts2", to: "etc/hosts"), Items.symlink("etc/link", to: "hosts"),
             Items.dir("d"), Items.dir("d/e"), Items.file("d/e/f", "f"), Items.dir("d/g"),
-        ], compression: .none)
-        let blob = LayerBlob(path: builder.blobPath(layer.descriptor.digest), digestHex: layer.descriptor.digest.hex,
-                             size: UInt64(layer.descriptor.size), compression: .none)
-        lowerFS = try ImageView.open(layers: [blob], cache: try IndexCache(directory: temp.child("cache")))
+        ]], compression: .none, in: temp.path)
         upper = temp.child("upper")
         fs = try OverlayFileSystem(lower: lowerFS, upper: upper, work: temp.child("work"))
     }
 
     static func withName<T>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
-        let bytes = Array(name.utf8)
-        return try bytes.withUnsafeBytes { (raw) throws -> T in try body(raw) }
+        try CoreCalls.withName(name, body)
     }
 
     /// The attributes of `path` ("a/b"), looked up name by name from the root.
-    func lookup(_ path: String) throws -> NodeAttributes {
-        var current = try fs.getattr(inode: Self.root)
-        for part in path.split(separator: "/") {
-            let parent = current.inode
-            current = try Self.withName(String(part)) { (n) throws in try fs.lookup(parent: parent, name: n) }
-        }
-        return current
-    }
+    func lookup(_ path: String) throws -> NodeAttributes { try CoreCalls.lookup(fs, path) }
 
     /// The parent's inode and the last name of `path`.
     func split(_ path: String) throws -> (UInt64, String) {
@@ -118,9 +106,7 @@ final class OverlayHarness {
     }
 
     /// The errno `body` fails with, or 0.
-    static func errorCode(_ body: () throws -> Void) -> Int32 {
-        do { try body(); return 0 } catch { return (error as? FSError)?.code ?? -1 }
-    }
+    static func errorCode(_ body: () throws -> Void) -> Int32 { CoreCalls.errorCode(body) }
 
     /// Waits for the file system clock to tick, so a later change leaves a different ctime.
     static func tick() {
