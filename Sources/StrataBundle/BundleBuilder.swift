@@ -137,7 +137,7 @@ public enum BundleBuilder {
         guard !FileIO.exists(layout.config) else {
             throw BundleError("\(layout.config) already exists; strata bundle does not overwrite a bundle it did not make")
         }
-        guard !MountInfo.isMountPoint(layout.rootfs) else {
+        guard !MountTable.isMountPoint(layout.rootfs) else {
             throw BundleError("\(layout.rootfs) is already a mount point")
         }
         if FileIO.exists(layout.rootfs) {

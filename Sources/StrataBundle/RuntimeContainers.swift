@@ -51,7 +51,7 @@ public enum RuntimeContainers {
     }
 
     static func list(_ executable: String, root: String) -> [Entry] {
-        guard let (status, _, output) = try? ChildProcess.run(executable, ["--root", root, "list", "--format", "json"], output: true),
+        guard let (status, _, output) = try? ProgramRun.run(executable, ["--root", root, "list", "--format", "json"], output: true),
               status == 0 else { return [] }
         let decoded = try? JSONCoding.decode([Entry]?.self, from: Array(output.utf8), what: "\(executable) list")
         return (decoded ?? nil) ?? []

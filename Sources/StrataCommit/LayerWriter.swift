@@ -41,7 +41,7 @@ struct LayerWriter {
                              uid: st.st_uid, gid: st.st_gid,
                              mtimeSeconds: Int64(st.st_mtim.tv_sec), mtimeNanoseconds: UInt32(st.st_mtim.tv_nsec))
         entry.xattrs = try Xattrs.names(source)
-            .filter { !$0.hasPrefix(OverlayUpper.privatePrefix) }
+            .filter { !$0.hasPrefix(OverlayFormat.privatePrefix) }
             .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
             .compactMap { name in try Xattrs.value(source, name).map { TarXattr(name: name, value: $0) } }
         switch st.st_mode & S_IFMT {
@@ -53,8 +53,8 @@ struct LayerWriter {
             entry.linkTarget = try readLink(source, sizeHint: Int(st.st_size))
         case S_IFCHR, S_IFBLK:
             entry.type = (st.st_mode & S_IFMT) == S_IFCHR ? .characterDevice : .blockDevice
-            entry.devMajor = Paths.major(UInt64(st.st_rdev))
-            entry.devMinor = Paths.minor(UInt64(st.st_rdev))
+            entry.devMajor = DeviceNumber.major(UInt64(st.st_rdev))
+            entry.devMinor = DeviceNumber.minor(UInt64(st.st_rdev))
         case S_IFIFO:
             entry.type = .fifo
         case S_IFREG:

@@ -9,8 +9,7 @@ import StrataSystem
 public enum FuseMount {
     /// Whether `path` is a mount point (of any filesystem).
     public static func isMounted(_ path: String) -> Bool {
-        let target = absolute(path)
-        return mountPoints().contains(target)
+        MountTable.isMountPoint(absolute(path))
     }
 
     /// The file system type strata mounts show in mountinfo.
@@ -24,11 +23,11 @@ public enum FuseMount {
     public static func unmount(_ path: String) throws {
         let target = absolute(path)
         let table: [MountEntry]
-        do { table = try MountEntry.table() } catch {
+        do { table = try MountTable.table() } catch {
             // Without it, what is mounted there cannot be told: leave it.
             throw FuseError(.unmountFailed("cannot tell what is mounted there: \(error)"), mountpoint: target)
         }
-        guard let entry = MountEntry.top(at: target, in: table) else { throw FuseError(.notMounted, mountpoint: target) }
+        guard let entry = MountTable.top(at: target, in: table) else { throw FuseError(.notMounted, mountpoint: target) }
         guard entry.fsType == fsType else { throw FuseError(.notStrata(entry.fsType), mountpoint: target) }
         // Users first: a container's root is a copy of the mount in its own namespace, which
         // would keep serving after this one went, so umount2 alone would not see it busy.
@@ -42,7 +41,7 @@ public enum FuseMount {
                 }
             } else {
                 if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
-                guard MountEntry.top(at: target) == entry else { return }
+                guard MountTable.top(at: target) == entry else { return }
             }
             // Busy after all: a process came meanwhile, or one /proc does not show.
             users = MountUsers.processes(major: entry.major, minor: entry.minor)
@@ -95,11 +94,6 @@ public enum FuseMount {
 
     // MARK: - Helpers
 
-    /// Mount points from /proc/self/mountinfo.
-    static func mountPoints() -> Set<String> {
-        Set(MountEntry.read().map(\.mountpoint))
-    }
-
     /// An absolute, lexically normalised path. realpath() would stat the mount point, which
     /// fails with ENOTCONN on a stale mount.
     static func absolute(_ path: String) -> String {
@@ -121,15 +115,7 @@ public enum FuseMount {
 
     /// Runs a helper program and returns its exit status (-1 if it could not start).
     static func run(_ program: String, _ arguments: [String]) -> Int32 {
-        let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid = pid_t()
-        guard posix_spawn(&pid, program, nil, nil, argv, environ) == 0 else { return -1 }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return -1 }
-        }
-        // WIFEXITED / WEXITSTATUS are macros.
-        return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+        guard let child = try? ChildProcess.spawn(program, arguments), let status = try? child.wait() else { return -1 }
+        return status.exitCode ?? -1
     }
 }

@@ -22,7 +22,7 @@ enum MountUsers {
             if let known = tables[namespace] {
                 ids = known
             } else {
-                ids = Set(MountEntry.read(base + "/mountinfo").filter { $0.major == major && $0.minor == minor }.map(\.id))
+                ids = Set(MountTable.read(base + "/mountinfo").filter { $0.major == major && $0.minor == minor }.map(\.id))
                 tables[namespace] = ids
             }
             guard !ids.isEmpty else { continue }

@@ -24,14 +24,16 @@ public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
     }
 }
 
-/// Runs a call that returns -1 and sets errno on failure, retrying on EINTR.
+/// Runs a call that returns -1 and sets errno on failure, retrying on EINTR: the one place
+/// errno becomes a `SystemError`.
 @inline(__always)
-public func retryOnInterrupt<T: BinaryInteger>(_ operation: String, path: String? = nil, _ body: () -> T) throws -> T {
+public func retryOnInterrupt<T: BinaryInteger>(_ operation: String, path: @autoclosure () -> String? = nil,
+                                               _ body: () -> T) throws(SystemError) -> T {
     while true {
         let result = body()
         if result >= 0 { return result }
         let code = errno
         if code == EINTR { continue }
-        throw SystemError(code: code, operation: operation, path: path)
+        throw SystemError(code: code, operation: operation, path: path())
     }
 }
