@@ -56,7 +56,7 @@ struct BlobFile {
         } else if rename(path, final) != 0 {
             let code = errno
             unlink(path)
-            throw CommitError("blob \(digest): cannot rename \(path) into place: \(String(cString: strerror(code)))")
+            throw CommitError("blob \(digest): cannot rename \(path) into place", cause: SystemError(code: code, operation: "rename", path: path))
         } else {
             FileIO.syncDirectory(of: final)
         }

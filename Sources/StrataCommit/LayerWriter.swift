@@ -50,7 +50,7 @@ struct LayerWriter {
             entry.path = path + [UInt8(ascii: "/")]
         case S_IFLNK:
             entry.type = .symlink
-            entry.linkTarget = try readLink(source, sizeHint: Int(st.st_size))
+            entry.linkTarget = try Paths.readLink(source)
         case S_IFCHR, S_IFBLK:
             entry.type = (st.st_mode & S_IFMT) == S_IFCHR ? .characterDevice : .blockDevice
             entry.devMajor = DeviceNumber.major(UInt64(st.st_rdev))
@@ -115,14 +115,4 @@ struct LayerWriter {
         }
     }
 
-    private func readLink(_ path: [UInt8], sizeHint: Int) throws -> [UInt8] {
-        var capacity = max(sizeHint, 255) + 1
-        while true {
-            var buffer = [CChar](repeating: 0, count: capacity)
-            let n = Paths.withCString(path) { readlink($0, &buffer, capacity) }
-            if n < 0 { throw CommitError("\(Paths.printable(path)): readlink: \(String(cString: strerror(errno)))") }
-            if n < capacity { return buffer[0..<n].map { UInt8(bitPattern: $0) } }
-            capacity *= 2
-        }
-    }
 }

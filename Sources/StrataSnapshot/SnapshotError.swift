@@ -1,3 +1,5 @@
+import StrataSystem
+
 /// The one error type of the snapshot store: a single line naming the snapshot key, file or
 /// blob at fault, so the CLI prints it as is. `kind` lets callers (and tests) tell the
 /// containerd-style failure classes apart without parsing the message.
@@ -18,11 +20,14 @@ public struct SnapshotError: Error, CustomStringConvertible, Sendable, Equatable
 
     public var kind: Kind
     public var message: String
+    /// The failed system call behind it, if one is; its errno text ends the description.
+    public var cause: SystemError?
 
-    public init(_ kind: Kind = .other, _ message: String) {
+    public init(_ kind: Kind = .other, _ message: String, cause: SystemError? = nil) {
         self.kind = kind
         self.message = message.split(whereSeparator: \.isNewline).joined(separator: " ")
+        self.cause = cause
     }
 
-    public var description: String { message }
+    public var description: String { cause.map { "\(message): \($0.message)" } ?? message }
 }

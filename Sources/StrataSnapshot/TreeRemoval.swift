@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 
 /// `rm -rf` for a snapshot directory, by descriptors and raw names: an upper holds whatever a
 /// container wrote (names that are not UTF-8, read-only directories, device whiteouts).
@@ -8,60 +9,57 @@ import Glibc
 /// into the mounted tree.
 enum TreeRemoval {
     static func remove(_ path: String) throws {
-        var st = stat()
-        guard lstat(path, &st) == 0 else {
-            if errno == ENOENT { return }
-            throw SnapshotError(.other, "\(path): cannot stat: \(String(cString: strerror(errno)))")
+        let here = FileDescriptor.currentDirectory
+        let st: stat
+        do {
+            guard let found = try here.statIfPresent(at: path) else { return }
+            st = found
+        } catch {
+            throw SnapshotError(.other, "\(path): cannot stat", cause: error)
         }
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            guard unlink(path) == 0 || errno == ENOENT else {
-                throw SnapshotError(.other, "\(path): cannot remove: \(String(cString: strerror(errno)))")
-            }
+            try removeEntry(here, path, directory: false, printable: path)
             return
         }
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw SnapshotError(.other, "\(path): cannot open: \(String(cString: strerror(errno)))") }
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.openat(here, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) } catch {
+            throw SnapshotError(.other, "\(path): cannot open", cause: error)
+        }
+        defer { fd.close() }
         try removeContents(fd, device: st.st_dev, path: path)
-        close(fd)
-        guard rmdir(path) == 0 || errno == ENOENT else {
-            throw SnapshotError(.other, "\(path): cannot remove: \(String(cString: strerror(errno)))")
+        try removeEntry(here, path, directory: true, printable: path)
+    }
+
+    /// unlink or rmdir; already gone is fine.
+    private static func removeEntry(_ dir: FileDescriptor, _ name: UnsafePointer<CChar>, directory: Bool, printable: String) throws {
+        do { try dir.unlink(at: name, directory: directory) } catch where error.code == ENOENT {} catch {
+            throw SnapshotError(.other, "\(printable): cannot remove", cause: error)
         }
     }
 
     /// Empties the directory open as `fd` (and closes nothing: the caller owns `fd`).
-    private static func removeContents(_ fd: Int32, device: dev_t, path: String) throws {
-        let dupped = dup(fd)
-        guard dupped >= 0, let dir = fdopendir(dupped) else {
-            throw SnapshotError(.other, "\(path): cannot read: \(String(cString: strerror(errno)))")
+    private static func removeContents(_ fd: FileDescriptor, device: dev_t, path: String) throws {
+        let entries: [(name: [UInt8], type: UInt8)]
+        do { entries = try fd.entries() } catch {
+            throw SnapshotError(.other, "\(path): cannot read", cause: error)
         }
-        defer { closedir(dir) }
-        var names: [[CChar]] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }).map { CChar(bitPattern: $0) } }
-            if name == [46] || name == [46, 46] { continue }
-            names.append(name + [0])
-        }
-        for name in names {
-            let printable = path + "/" + String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            var st = stat()
-            guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+        for entry in entries {
+            let name = FileDescriptor.cName(entry.name)
+            let printable = path + "/" + String(decoding: entry.name, as: UTF8.self)
+            guard let st = try? fd.stat(at: name) else { continue }
             if (st.st_mode & S_IFMT) == S_IFDIR {
                 guard st.st_dev == device else {
                     throw SnapshotError(.other, "\(printable): a mount point; unmount it before removing")
                 }
-                let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard child >= 0 else {
-                    throw SnapshotError(.other, "\(printable): cannot open: \(String(cString: strerror(errno)))")
+                let child: FileDescriptor
+                do { child = try FileDescriptor.openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) } catch {
+                    throw SnapshotError(.other, "\(printable): cannot open", cause: error)
                 }
-                defer { close(child) }
+                defer { child.close() }
                 try removeContents(child, device: device, path: printable)
-                guard unlinkat(fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT else {
-                    throw SnapshotError(.other, "\(printable): cannot remove: \(String(cString: strerror(errno)))")
-                }
+                try removeEntry(fd, name, directory: true, printable: printable)
             } else {
-                guard unlinkat(fd, name, 0) == 0 || errno == ENOENT else {
-                    throw SnapshotError(.other, "\(printable): cannot remove: \(String(cString: strerror(errno)))")
-                }
+                try removeEntry(fd, name, directory: false, printable: printable)
             }
         }
     }

@@ -140,6 +140,21 @@ extension FileDescriptor {
         _ = try retryOnInterrupt("flock") { flock(rawValue, operation) }
     }
 
+    /// Opens `path` and takes an exclusive flock(2) on it, waiting for it: released when the
+    /// descriptor closes, or by the kernel when the process dies. The error's operation is
+    /// "open" or "flock".
+    public static func openLocked(_ path: String, _ flags: Int32, mode: mode_t = 0o600) throws(SystemError) -> FileDescriptor {
+        let fd: FileDescriptor
+        do { fd = try openat(.currentDirectory, path, flags, mode: mode) } catch {
+            throw SystemError(code: error.code, operation: "open", path: path)
+        }
+        do { try fd.lock(LOCK_EX) } catch {
+            fd.close()
+            throw SystemError(code: error.code, operation: "flock", path: path)
+        }
+        return fd
+    }
+
     /// The names in this directory (without "." and ".."), with their d_type, in directory order.
     /// Works on an O_PATH descriptor too: the directory is opened again to be read.
     public func entries() throws(SystemError) -> [(name: [UInt8], type: UInt8)] {

@@ -17,8 +17,10 @@ public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
         self.path = path
     }
 
+    /// strerror's text for `code`.
+    public var message: String { String(cString: strerror(code)) }
+
     public var description: String {
-        let message = String(cString: strerror(code))
         if let path { return "\(path): \(operation): \(message)" }
         return "\(operation): \(message)"
     }
