@@ -1,0 +1,26 @@
+import Glibc
+import StrataSystem
+
+/// A fresh `/tmp/strata-test-XXXXXX` (the prefix scripts/test cleans after a crashed run),
+/// removed by descriptors when the object goes away. This target depends on StrataSystem
+/// alone, so it cannot use StrataTestSupport's TempDirectory.
+final class ScratchDirectory {
+    let path: String
+    let fd: FileDescriptor
+
+    init() throws {
+        var template = Array("/tmp/strata-test-XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw SystemError(code: errno, operation: "mkdtemp", path: "/tmp")
+        }
+        path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        fd = try FileDescriptor.openat(.currentDirectory, path, O_RDONLY | O_DIRECTORY)
+    }
+
+    func child(_ name: String) -> String { path + "/" + name }
+
+    deinit {
+        fd.close()
+        FileDescriptor.currentDirectory.removeTree(at: path)
+    }
+}
