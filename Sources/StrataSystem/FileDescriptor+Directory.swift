@@ -179,23 +179,6 @@ extension FileDescriptor {
         return result
     }
 
-    /// rm -rf of one entry, by descriptors: never follows a symlink. Best effort: what cannot
-    /// be removed stays.
-    public func removeTree(at name: UnsafePointer<CChar>) {
-        guard let st = try? stat(at: name) else { return }
-        if st.st_mode & S_IFMT == S_IFDIR {
-            if let fd = try? pathDescriptor(at: name) {
-                if let children = try? fd.entries() {
-                    for child in children { fd.removeTree(at: FileDescriptor.cName(child.name)) }
-                }
-                fd.close()
-            }
-            try? unlink(at: name, directory: true)
-        } else {
-            try? unlink(at: name)
-        }
-    }
-
     /// A name's bytes as a NUL-terminated C string.
     public static func cName(_ bytes: UnsafeRawBufferPointer) -> [CChar] {
         var c = [CChar](repeating: 0, count: bytes.count + 1)

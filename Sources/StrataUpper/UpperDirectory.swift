@@ -165,7 +165,8 @@ enum Sys {
 
     /// rm -rf of one entry, by descriptors: never follows a symlink.
     static func removeTree(_ dir: Int32, _ name: [CChar]) {
-        fd(dir).removeTree(at: name)
+        try? FileTree.remove(at: fd(dir), name, printable: String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
+                             oneFileSystem: false)
     }
 
     static func fsync(_ raw: Int32, dataOnly: Bool = false) throws(FSError) {

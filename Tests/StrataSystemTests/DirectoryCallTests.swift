@@ -38,8 +38,24 @@ import Glibc
         try sub.unlink(at: "fifo")
         try dir.unlink(at: "h")
         #expect(throws: SystemError(code: EISDIR, operation: "unlinkat", path: "d")) { try dir.unlink(at: "d") }
-        dir.removeTree(at: "d")
+        try sub.makeDirectory(at: "e", mode: 0o700)
+        try sub.makeSymlink(at: "e/up", target: "../..")
+        try FileTree.remove(at: dir, FileDescriptor.cName(Array("d".utf8)), printable: "d")
         #expect(try dir.statIfPresent(at: "d") == nil)
+        #expect(try dir.statIfPresent(at: "f") != nil)   // the symlink was removed, not followed
+        try FileTree.remove(scratch.child("gone"))       // nothing there: nothing to do
+    }
+
+    @Test(.enabled(if: getuid() == 0 && FileIO.exists("/proc/self"), "mounting a tmpfs needs root"))
+    func removalStopsAtAMountPoint() throws {
+        let scratch = try ScratchDirectory()
+        try FileIO.makeDirectories(scratch.child("a/m"))
+        try FileIO.writeAtomically(scratch.child("a/m/keep"), [1])
+        guard mount("tmpfs", scratch.child("a/m"), "tmpfs", 0, nil) == 0 else { throw SystemError(code: errno, operation: "mount") }
+        defer { umount2(scratch.child("a/m"), Int32(MNT_DETACH)) }
+        try FileIO.writeAtomically(scratch.child("a/m/inside"), [1])
+        #expect(throws: FileTree.Failure.mountPoint(scratch.child("a/m"))) { try FileTree.remove(scratch.child("a")) }
+        #expect(FileIO.exists(scratch.child("a/m/inside")))
     }
 
     @Test func modesAndTimesThroughPathDescriptors() throws {

@@ -21,6 +21,6 @@ final class ScratchDirectory {
 
     deinit {
         fd.close()
-        FileDescriptor.currentDirectory.removeTree(at: path)
+        try? FileTree.remove(path, oneFileSystem: true)
     }
 }
