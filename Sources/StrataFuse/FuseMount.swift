@@ -34,10 +34,8 @@ public enum FuseMount {
         var users = MountUsers.processes(major: entry.major, minor: entry.minor)
         if users.isEmpty {
             if geteuid() == 0 {
-                if umount2(target, 0) == 0 { return }
-                let code = errno
-                guard code == EBUSY else {
-                    throw FuseError(.unmountFailed(String(cString: strerror(code))), mountpoint: target)
+                do throws(SystemError) { try FileSystemMount.unmount(target); return } catch where error.code == EBUSY {} catch {
+                    throw FuseError(.unmountFailed(error.message), mountpoint: target)
                 }
             } else {
                 if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
@@ -63,8 +61,7 @@ public enum FuseMount {
         }
         let probe = Probe()
         let thread = Thread.start {
-            var fs = statvfs()
-            probe.stale = statvfs(target, &fs) != 0 && errno == ENOTCONN
+            do throws(SystemError) { _ = try FileSystemMount.statistics(target) } catch { probe.stale = error.code == ENOTCONN }
             sem_post(probe.done)
         }
         pthread_detach(thread.id)
@@ -80,12 +77,10 @@ public enum FuseMount {
     /// Nothing serves a stale mount, so a lazy detach loses no one's writes.
     private static func clearStale(_ target: String) throws {
         if geteuid() == 0 {
-            if umount2(target, 0) == 0 { return }
-            let first = errno
-            if umount2(target, Int32(MNT_DETACH)) == 0 { return }
-            let second = errno
-            throw FuseError(.unmountFailed("stale mount: \(String(cString: strerror(first))); lazy: \(String(cString: strerror(second)))"),
-                            mountpoint: target)
+            let first: SystemError, second: SystemError
+            do { try FileSystemMount.unmount(target); return } catch { first = error }
+            do { try FileSystemMount.unmount(target, detach: true); return } catch { second = error }
+            throw FuseError(.unmountFailed("stale mount: \(first.message); lazy: \(second.message)"), mountpoint: target)
         }
         if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
         if run("/usr/bin/fusermount3", ["-uz", target]) == 0 { return }

@@ -147,3 +147,19 @@ public enum MountTable {
         return String(cString: cwd)
     }
 }
+
+/// Calls on mounted file systems by path.
+public enum FileSystemMount {
+    /// umount2(2); `detach` is MNT_DETACH (lazy: the mount goes now, its users keep it until they let go).
+    public static func unmount(_ path: String, detach: Bool = false) throws(SystemError) {
+        _ = try retryOnInterrupt("umount2", path: path) { umount2(path, detach ? Int32(MNT_DETACH) : 0) }
+    }
+
+    /// statvfs(2): never answered from the attribute cache, so a dead FUSE daemon's mount
+    /// answers ENOTCONN at once.
+    public static func statistics(_ path: String) throws(SystemError) -> statvfs {
+        var s = statvfs()
+        _ = try retryOnInterrupt("statvfs", path: path) { statvfs(path, &s) }
+        return s
+    }
+}
