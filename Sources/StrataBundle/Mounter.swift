@@ -101,11 +101,9 @@ enum ProgramRun {
     }
 
     private static func temporaryFile() throws(BundleError) -> FileDescriptor {
-        var template = Array("/tmp/strata-bundle-child-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw BundleError("\(SystemError(code: errno, operation: "mkstemp", path: "/tmp"))") }
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        return FileDescriptor(rawValue: fd)
+        do { return try FileIO.makeAnonymousFile(in: "/tmp", prefix: "strata-bundle-child-") } catch {
+            throw BundleError("\(error)")
+        }
     }
 
     private static func contents(_ fd: FileDescriptor) -> String {

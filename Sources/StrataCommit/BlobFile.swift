@@ -26,7 +26,7 @@ struct BlobFile {
     /// Drops the temporary (after a failure, or when the blob is not wanted).
     func discard() {
         fd.close()
-        unlink(path)
+        try? FileDescriptor.currentDirectory.unlink(at: path)
     }
 
     /// Syncs, hashes (reading the file back: the compressor writes straight to the file) and
@@ -50,14 +50,14 @@ struct BlobFile {
         fd.close()
         let digest = Digest(sha256Hex: hasher.finalizeHex())
         let final = "\(path.prefix(upTo: path.lastIndex(of: "/")!))/\(digest.hex)"
-        var st = stat()
-        if stat(final, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, UInt64(st.st_size) == size {
-            unlink(path)
-        } else if rename(path, final) != 0 {
-            let code = errno
-            unlink(path)
-            throw CommitError("blob \(digest): cannot rename \(path) into place", cause: SystemError(code: code, operation: "rename", path: path))
+        let here = FileDescriptor.currentDirectory
+        if let st = try? here.stat(at: final, flags: 0), (st.st_mode & S_IFMT) == S_IFREG, UInt64(st.st_size) == size {
+            try? here.unlink(at: path)
         } else {
+            do { try here.rename(at: path, to: here, final) } catch {
+                try? here.unlink(at: path)
+                throw CommitError("blob \(digest): cannot rename \(path) into place", cause: error)
+            }
             FileIO.syncDirectory(of: final)
         }
         return Descriptor(mediaType: mediaType, digest: digest, size: Int64(size))

@@ -9,11 +9,7 @@ final class ScratchDirectory {
     let fd: FileDescriptor
 
     init() throws {
-        var template = Array("/tmp/strata-test-XXXXXX".utf8CString)
-        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw SystemError(code: errno, operation: "mkdtemp", path: "/tmp")
-        }
-        path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        path = try FileIO.makeTemporaryDirectory(in: "/tmp", prefix: "strata-test-")
         fd = try FileDescriptor.openat(.currentDirectory, path, O_RDONLY | O_DIRECTORY)
     }
 
