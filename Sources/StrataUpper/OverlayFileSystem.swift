@@ -12,7 +12,7 @@ public struct UpperError: Error, CustomStringConvertible, Sendable {
     public init(_ message: String, cause: SystemError? = nil) { self.message = message; self.cause = cause }
     public var description: String {
         guard let cause else { return message }
-        return "\(message): \(String(cString: strerror(cause.code)))"
+        return "\(message): \(cause.message)"
     }
 }
 
