@@ -42,7 +42,7 @@ public enum BundleBuilder {
         var createdDirectory = false
         if !FileIO.exists(layout.directory) {
             do { try FileDescriptor.currentDirectory.makeDirectory(at: layout.directory, mode: 0o755) } catch {
-                throw BundleError("cannot create bundle directory", cause: error)
+                throw BundleError("cannot create bundle directory \(layout.directory)", cause: error)
             }
             createdDirectory = true
         } else if !FileIO.isDirectory(layout.directory) {
@@ -93,7 +93,7 @@ public enum BundleBuilder {
         } catch let error as SystemError where error.code == ENOENT {
             throw BundleError("\(layout.directory) is not a strata bundle (no \(BundleRecord.fileName) in it)")
         } catch {
-            throw BundleError("cannot read \(layout.record): \(error)")
+            throw BundleError("cannot read \(layout.record)", wrapping: error)
         }
         let record: BundleRecord
         do {
@@ -167,7 +167,7 @@ public enum BundleBuilder {
                 guard FileIO.isDirectory(path) else { throw BundleError("upper \(path) is not a directory") }
             } else {
                 do { try FileIO.makeDirectories(path) } catch {
-                    throw BundleError("cannot create upper: \(error)")
+                    throw BundleError("cannot create upper", wrapping: error)
                 }
             }
             record.upper = path
@@ -211,13 +211,13 @@ public enum BundleBuilder {
 
     private static func write(_ path: String, _ bytes: [UInt8], what: String) throws(BundleError) {
         do { try FileIO.writeAtomically(path, bytes) } catch {
-            throw BundleError("cannot write \(what): \(error)")
+            throw BundleError("cannot write \(what)", wrapping: error)
         }
     }
 
     private static func makeDirectory(_ path: String) throws(BundleError) {
         do { try FileDescriptor.currentDirectory.makeDirectory(at: path, mode: 0o755) } catch {
-            throw BundleError("\(error)")
+            throw BundleError(SystemError(code: error.code, operation: "mkdir", path: path))
         }
     }
 
@@ -227,7 +227,7 @@ public enum BundleBuilder {
             defer { dir.close() }
             return try dir.entries().isEmpty
         } catch {
-            throw BundleError("\(SystemError(code: error.code, operation: error.operation, path: path))")
+            throw BundleError(SystemError(code: error.code, operation: error.operation, path: path))
         }
     }
 }

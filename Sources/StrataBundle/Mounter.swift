@@ -93,16 +93,16 @@ enum ProgramRun {
         do {
             status = try ChildProcess.spawn(executable, args, options: options).wait()
         } catch where error.operation == "posix_spawn" {
-            throw BundleError("cannot run \(executable): \(error)")
+            throw BundleError("cannot run \(executable)", cause: error)
         } catch {
-            throw BundleError("\(error)")
+            throw BundleError(error)
         }
         return (status.code, contents(errFD), outFD.map(contents) ?? "")
     }
 
     private static func temporaryFile() throws(BundleError) -> FileDescriptor {
         do { return try FileIO.makeAnonymousFile(in: "/tmp", prefix: "strata-bundle-child-") } catch {
-            throw BundleError("\(error)")
+            throw BundleError(error)
         }
     }
 

@@ -25,7 +25,7 @@ public enum RootedFile {
         do {
             return try FileIO.readAll(resolved)
         } catch {
-            throw BundleError("cannot read \(path) in the image: \(error)")
+            throw BundleError("cannot read \(path) in the image", wrapping: error)
         }
     }
 
@@ -45,7 +45,7 @@ public enum RootedFile {
                 guard let found = try FileDescriptor.currentDirectory.statIfPresent(at: candidate, absentWhenNotDirectory: true) else { return nil }
                 st = found
             } catch {
-                throw BundleError("cannot look up \(path) in the image", cause: SystemError(code: error.code, operation: "lstat", path: candidate))
+                throw BundleError("cannot look up \(path) in the image: \(candidate): lstat", cause: error)
             }
             if (st.st_mode & S_IFMT) == S_IFLNK {
                 hops += 1
@@ -65,7 +65,7 @@ public enum RootedFile {
         do {
             return String(decoding: try FileDescriptor.currentDirectory.readLink(at: path), as: UTF8.self)
         } catch {
-            throw BundleError("cannot read symlink", cause: SystemError(code: error.code, operation: "readlink", path: path))
+            throw BundleError("cannot read symlink \(path)", cause: error)
         }
     }
 }

@@ -8,7 +8,7 @@ public enum TreeRemover {
         do { try FileTree.remove(path) } catch {
             switch error {
             case .mountPoint(let point): throw BundleError("cannot remove \(point): another filesystem is mounted there")
-            case .system(let cause): throw BundleError("cannot remove \(path): \(cause)")
+            case .system(let cause): throw BundleError("cannot remove \(cause.subject)", cause: cause)
             }
         }
     }

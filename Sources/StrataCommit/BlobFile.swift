@@ -19,7 +19,7 @@ struct BlobFile {
             try FileIO.makeDirectories(dir)
             return BlobFile(path: path, fd: try FileDescriptor.open(path, O_RDWR | O_CREAT | O_EXCL, mode: 0o644))
         } catch {
-            throw CommitError("\(layout): cannot create a temporary blob: \(error)")
+            throw CommitError("\(layout): cannot create a temporary blob", wrapping: error)
         }
     }
 
@@ -45,7 +45,7 @@ struct BlobFile {
             }
         } catch {
             discard()
-            throw CommitError("\(path): cannot finish the blob: \(error)")
+            throw CommitError("\(path): cannot finish the blob", wrapping: error)
         }
         fd.close()
         let digest = Digest(sha256Hex: hasher.finalizeHex())

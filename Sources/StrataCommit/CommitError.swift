@@ -2,7 +2,7 @@ import StrataSystem
 
 /// The one error type of this module: a single line naming the file, path or blob at fault,
 /// so the CLI prints it as is.
-public struct CommitError: Error, CustomStringConvertible, Sendable {
+public struct CommitError: SystemErrorWrapping, Sendable {
     public var message: String
     /// The failed system call behind it, if one is; its errno text ends the description.
     public var cause: SystemError?
@@ -12,7 +12,10 @@ public struct CommitError: Error, CustomStringConvertible, Sendable {
     }
     /// A system call's failure, described as it describes itself (path, call, errno text).
     public init(_ cause: SystemError) {
-        self.init("\(cause.path.map { "\($0): " } ?? "")\(cause.operation)", cause: cause)
+        self.init(cause.subject, cause: cause)
     }
-    public var description: String { cause.map { "\(message): \($0.message)" } ?? message }
+    /// `message: error`, keeping a SystemError whole as the cause.
+    public init(_ message: String, wrapping error: any Error) {
+        if let cause = error as? SystemError { self.init("\(message): \(cause.subject)", cause: cause) } else { self.init("\(message): \(error)") }
+    }
 }

@@ -82,7 +82,7 @@ struct LayerWriter {
         do {
             fd = try FileDescriptor.open(Paths.printable(file), O_RDONLY | O_NOFOLLOW)
         } catch {
-            throw CommitError("\(Paths.printable(file)): cannot open: \(error)")
+            throw CommitError("\(Paths.printable(file)): cannot open", wrapping: error)
         }
         defer { fd.close() }
         var entry = entry

@@ -27,7 +27,7 @@ enum LayoutTags {
         do {
             try FileIO.writeAtomically(layout + "/index.json", try JSONCoding.encode(index))
         } catch {
-            throw SnapshotError(.other, "\(layout)/index.json: cannot write: \(error)")
+            throw SnapshotError(.other, "\(layout)/index.json: cannot write", wrapping: error)
         }
         return dropped
     }

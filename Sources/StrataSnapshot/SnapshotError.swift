@@ -3,7 +3,7 @@ import StrataSystem
 /// The one error type of the snapshot store: a single line naming the snapshot key, file or
 /// blob at fault, so the CLI prints it as is. `kind` lets callers (and tests) tell the
 /// containerd-style failure classes apart without parsing the message.
-public struct SnapshotError: Error, CustomStringConvertible, Sendable, Equatable {
+public struct SnapshotError: SystemErrorWrapping, Sendable, Equatable {
     public enum Kind: String, Sendable {
         /// The key or name is taken (containerd: AlreadyExists).
         case alreadyExists
@@ -29,5 +29,13 @@ public struct SnapshotError: Error, CustomStringConvertible, Sendable, Equatable
         self.cause = cause
     }
 
-    public var description: String { cause.map { "\(message): \($0.message)" } ?? message }
+    /// `message: error`, keeping a SystemError whole as the cause.
+    public init(_ kind: Kind = .other, _ message: String, wrapping error: any Error) {
+        if let cause = error as? SystemError {
+            self.init(kind, "\(message): \(cause.subject)", cause: cause)
+        } else {
+            self.init(kind, "\(message): \(error)")
+        }
+    }
+
 }

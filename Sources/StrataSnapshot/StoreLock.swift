@@ -9,7 +9,7 @@ import StrataSystem
 enum StoreLock {
     static func withLock<T>(_ paths: StorePaths, _ body: () throws -> T) throws -> T {
         do { try FileIO.makeDirectories(paths.root, mode: 0o700) } catch {
-            throw SnapshotError(.other, "state directory \(paths.root): cannot create: \(error)")
+            throw SnapshotError(.other, "state directory \(paths.root): cannot create", wrapping: error)
         }
         let fd: FileDescriptor
         do { fd = try FileDescriptor.openLocked(paths.lock, O_RDWR | O_CREAT, mode: 0o600) } catch {

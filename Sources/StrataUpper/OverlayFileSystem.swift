@@ -5,15 +5,11 @@ import StrataUnion
 import Glibc
 #endif
 
-public struct UpperError: Error, CustomStringConvertible, Sendable {
+public struct UpperError: SystemErrorWrapping, Sendable {
     public var message: String
     /// The failed system call behind it, if one is.
     public var cause: SystemError?
     public init(_ message: String, cause: SystemError? = nil) { self.message = message; self.cause = cause }
-    public var description: String {
-        guard let cause else { return message }
-        return "\(message): \(cause.message)"
-    }
 }
 
 /// The writable view: the image (`ImageFileSystem`, read-only) under an upper directory that
