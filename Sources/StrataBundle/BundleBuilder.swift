@@ -45,8 +45,8 @@ public enum BundleBuilder {
         let layout = BundleLayout(directory: request.directory)
         var createdDirectory = false
         if !FileIO.exists(layout.directory) {
-            guard mkdir(layout.directory, 0o755) == 0 else {
-                throw BundleError("cannot create bundle directory: \(SystemError(code: errno, operation: "mkdir", path: layout.directory))")
+            do { try FileDescriptor.currentDirectory.makeDirectory(at: layout.directory, mode: 0o755) } catch {
+                throw BundleError("cannot create bundle directory \(layout.directory)", cause: error)
             }
             createdDirectory = true
         } else if !FileIO.isDirectory(layout.directory) {
@@ -60,7 +60,7 @@ public enum BundleBuilder {
         do {
             try claim(layout, record)
         } catch {
-            if createdDirectory { rmdir(layout.directory) }
+            if createdDirectory { try? FileDescriptor.currentDirectory.unlink(at: layout.directory, directory: true) }
             throw error
         }
         do {
@@ -98,7 +98,7 @@ public enum BundleBuilder {
         } catch let error as SystemError where error.code == ENOENT {
             throw BundleError("\(layout.directory) is not a strata bundle (no \(BundleRecord.fileName) in it)")
         } catch {
-            throw BundleError("cannot read \(layout.record): \(error)")
+            throw BundleError("cannot read \(layout.record)", wrapping: error)
         }
         let record: BundleRecord
         do {
@@ -128,18 +128,16 @@ public enum BundleBuilder {
     }
 
     private static func claim(_ layout: BundleLayout, _ record: BundleRecord) throws(BundleError) {
-        let fd = open(layout.record, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            if errno == EEXIST {
+        do { try FileDescriptor.openat(.currentDirectory, layout.record, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644).close() } catch {
+            if error.code == EEXIST {
                 throw BundleError("\(layout.directory) is already a strata bundle (\(layout.record) exists); remove it first with `strata bundle --remove \(layout.directory)`")
             }
-            throw BundleError("cannot create \(layout.record): \(SystemError(code: errno, operation: "open", path: layout.record))")
+            throw BundleError("cannot create \(layout.record)", cause: error)
         }
-        close(fd)
         do {
             try writeRecord(layout, record)
         } catch {
-            unlink(layout.record)
+            try? FileDescriptor.currentDirectory.unlink(at: layout.record)
             throw error
         }
     }
@@ -150,7 +148,7 @@ public enum BundleBuilder {
         guard !FileIO.exists(layout.config) else {
             throw BundleError("\(layout.config) already exists; strata bundle does not overwrite a bundle it did not make")
         }
-        guard !MountInfo.isMountPoint(layout.rootfs) else {
+        guard !MountTable.isMountPoint(layout.rootfs) else {
             throw BundleError("\(layout.rootfs) is already a mount point")
         }
         if FileIO.exists(layout.rootfs) {
@@ -182,7 +180,7 @@ public enum BundleBuilder {
                 guard FileIO.isDirectory(path) else { throw BundleError("upper \(path) is not a directory") }
             } else {
                 do { try FileIO.makeDirectories(path) } catch {
-                    throw BundleError("cannot create upper: \(error)")
+                    throw BundleError("cannot create upper", wrapping: error)
                 }
             }
             record.upper = path
@@ -196,23 +194,24 @@ public enum BundleBuilder {
         if mounter.isMounted(layout.rootfs) {
             try mounter.unmount(layout.rootfs)
         }
-        if record.createdConfig, unlink(layout.config) != 0, errno != ENOENT {
-            throw BundleError("cannot remove \(layout.config): \(SystemError(code: errno, operation: "unlink", path: layout.config))")
-        }
-        if record.createdRootfs, rmdir(layout.rootfs) != 0, errno != ENOENT {
-            throw BundleError("cannot remove \(layout.rootfs): \(SystemError(code: errno, operation: "rmdir", path: layout.rootfs))")
-        }
+        if record.createdConfig { try remove(layout.config) }
+        if record.createdRootfs { try remove(layout.rootfs, directory: true) }
         if record.ownsUpper, let upper = record.upper {
             try TreeRemover.remove(upper)
         }
         if let work = record.work {
             try TreeRemover.remove(work)
         }
-        if unlink(layout.record) != 0, errno != ENOENT {
-            throw BundleError("cannot remove \(layout.record): \(SystemError(code: errno, operation: "unlink", path: layout.record))")
-        }
+        try remove(layout.record)
         // A directory the user has since put files into stays, with them.
-        if record.createdBundleDirectory { rmdir(layout.directory) }
+        if record.createdBundleDirectory { try? FileDescriptor.currentDirectory.unlink(at: layout.directory, directory: true) }
+    }
+
+    /// unlink, or rmdir; already gone is fine.
+    private static func remove(_ path: String, directory: Bool = false) throws(BundleError) {
+        do { try FileDescriptor.currentDirectory.unlink(at: path, directory: directory) } catch where error.code == ENOENT {} catch {
+            throw BundleError("cannot remove \(path)", cause: error)
+        }
     }
 
     // MARK: - Files
@@ -225,25 +224,23 @@ public enum BundleBuilder {
 
     private static func write(_ path: String, _ bytes: [UInt8], what: String) throws(BundleError) {
         do { try FileIO.writeAtomically(path, bytes) } catch {
-            throw BundleError("cannot write \(what): \(error)")
+            throw BundleError("cannot write \(what)", wrapping: error)
         }
     }
 
     private static func makeDirectory(_ path: String) throws(BundleError) {
-        guard mkdir(path, 0o755) == 0 else {
-            throw BundleError("\(SystemError(code: errno, operation: "mkdir", path: path))")
+        do { try FileDescriptor.currentDirectory.makeDirectory(at: path, mode: 0o755) } catch {
+            throw BundleError(SystemError(code: error.code, operation: "mkdir", path: path))
         }
     }
 
     private static func isEmptyDirectory(_ path: String) throws(BundleError) -> Bool {
-        guard let stream = opendir(path) else {
-            throw BundleError("\(SystemError(code: errno, operation: "opendir", path: path))")
+        do {
+            let dir = try FileDescriptor.openat(.currentDirectory, path, O_RDONLY | O_DIRECTORY)
+            defer { dir.close() }
+            return try dir.entries().isEmpty
+        } catch {
+            throw BundleError(SystemError(code: error.code, operation: error.operation, path: path))
         }
-        defer { closedir(stream) }
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { return false }
-        }
-        return true
     }
 }

@@ -54,9 +54,9 @@ public struct StrataProcessMounter: Mounter {
     }
 
     public func mount(image: String, at rootfs: String, upper: String?, work: String?) throws(BundleError) {
-        let (status, errors) = try ChildProcess.run(executable, mountArguments(image: image, rootfs: rootfs, upper: upper, work: work))
+        let (status, errors) = try ProgramRun.run(executable, mountArguments(image: image, rootfs: rootfs, upper: upper, work: work))
         guard status == 0 else {
-            throw BundleError("mounting \(image) at \(rootfs) failed: \(ChildProcess.message(errors, status: status))")
+            throw BundleError("mounting \(image) at \(rootfs) failed: \(ProgramRun.message(errors, status: status))")
         }
         guard isMounted(rootfs) else {
             throw BundleError("strata mount \(image) \(rootfs) succeeded but nothing is mounted there")
@@ -64,19 +64,19 @@ public struct StrataProcessMounter: Mounter {
     }
 
     public func unmount(_ rootfs: String) throws(BundleError) {
-        let (status, errors) = try ChildProcess.run(executable, ["unmount", rootfs])
+        let (status, errors) = try ProgramRun.run(executable, ["unmount", rootfs])
         guard status == 0 else {
-            throw BundleError("unmounting \(rootfs) failed: \(ChildProcess.message(errors, status: status))")
+            throw BundleError("unmounting \(rootfs) failed: \(ProgramRun.message(errors, status: status))")
         }
     }
 
-    public func isMounted(_ rootfs: String) -> Bool { MountInfo.isMountPoint(rootfs) }
+    public func isMounted(_ rootfs: String) -> Bool { MountTable.isMountPoint(rootfs) }
 }
 
 /// A child with stdin on /dev/null and stderr (and stdout, when asked for) in unlinked
 /// temporary files: a pipe would never see EOF, since `strata mount` leaves its daemon behind
 /// holding it.
-enum ChildProcess {
+enum ProgramRun {
     static func run(_ executable: String, _ args: [String]) throws(BundleError) -> (Int32, String) {
         let (status, errors, _) = try run(executable, args, output: false)
         return (status, errors)
@@ -85,57 +85,31 @@ enum ChildProcess {
     /// Status, stderr and (when `output`) stdout, each up to 1 MiB.
     static func run(_ executable: String, _ args: [String], output: Bool) throws(BundleError) -> (Int32, String, String) {
         let errFD = try temporaryFile()
-        defer { close(errFD) }
-        let outFD = output ? try temporaryFile() : -1
-        defer { if outFD >= 0 { close(outFD) } }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if outFD >= 0 {
-            posix_spawn_file_actions_adddup2(&actions, outFD, 1)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        defer { errFD.close() }
+        let outFD = output ? try temporaryFile() : nil
+        defer { outFD?.close() }
+        let options = SpawnOptions(stdin: .null, stdout: outFD.map { .descriptor($0) } ?? .null, stderr: .descriptor(errFD))
+        let status: ExitStatus
+        do {
+            status = try ChildProcess.spawn(executable, args, options: options).wait()
+        } catch where error.operation == "posix_spawn" {
+            throw BundleError("cannot run \(executable)", cause: error)
+        } catch {
+            throw BundleError(error)
         }
-        posix_spawn_file_actions_adddup2(&actions, errFD, 2)
-
-        let argv = ([executable] + args).map { strdup($0) }
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = (argv + [nil]).withUnsafeBufferPointer { buffer in
-            posix_spawn(&pid, executable, &actions, nil, UnsafeMutablePointer(mutating: buffer.baseAddress!), environ)
-        }
-        guard spawned == 0 else {
-            throw BundleError("cannot run \(executable): \(SystemError(code: spawned, operation: "posix_spawn", path: executable))")
-        }
-        var waitStatus: Int32 = 0
-        while waitpid(pid, &waitStatus, 0) < 0 {
-            guard errno == EINTR else { throw BundleError("\(SystemError(code: errno, operation: "waitpid"))") }
-        }
-        let status = waitStatus & 0x7f == 0 ? (waitStatus >> 8) & 0xff : 128 + (waitStatus & 0x7f)
-        return (status, contents(errFD), outFD >= 0 ? contents(outFD) : "")
+        return (status.code, contents(errFD), outFD.map(contents) ?? "")
     }
 
-    private static func temporaryFile() throws(BundleError) -> Int32 {
-        var template = Array("/tmp/strata-bundle-child-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw BundleError("\(SystemError(code: errno, operation: "mkstemp", path: "/tmp"))") }
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        return fd
+    private static func temporaryFile() throws(BundleError) -> FileDescriptor {
+        do { return try FileIO.makeAnonymousFile(in: "/tmp", prefix: "strata-bundle-child-") } catch {
+            throw BundleError(error)
+        }
     }
 
-    private static func contents(_ fd: Int32) -> String {
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        var offset: off_t = 0
-        while output.count < 1 << 20 {
-            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-            if n <= 0 { break }
-            output.append(contentsOf: chunk[0..<n])
-            offset += off_t(n)
-        }
-        return String(decoding: output, as: UTF8.self)
+    private static func contents(_ fd: FileDescriptor) -> String {
+        var output = [UInt8](repeating: 0, count: 1 << 20)
+        let n = (try? output.withUnsafeMutableBytes { (b: UnsafeMutableRawBufferPointer) throws in try fd.readFully(into: b, at: 0) }) ?? 0
+        return String(decoding: output[0..<n], as: UTF8.self)
     }
 
     /// The child's own "strata: ..." line without the prefix, on one line.

@@ -15,8 +15,7 @@ public enum RootedFile {
     /// - Parameter path: absolute, as in the container ("/etc/passwd").
     public static func read(root: String, path: String) throws(BundleError) -> [UInt8]? {
         guard let resolved = try resolve(root: root, path: path) else { return nil }
-        var st = stat()
-        guard lstat(resolved, &st) == 0 else { return nil }
+        guard let st = try? FileDescriptor.currentDirectory.stat(at: resolved) else { return nil }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw BundleError("\(path) in the image is not a regular file")
         }
@@ -26,7 +25,7 @@ public enum RootedFile {
         do {
             return try FileIO.readAll(resolved)
         } catch {
-            throw BundleError("cannot read \(path) in the image: \(error)")
+            throw BundleError("cannot read \(path) in the image", wrapping: error)
         }
     }
 
@@ -41,10 +40,12 @@ public enum RootedFile {
             if component == "." { continue }
             if component == ".." { _ = resolved.popLast(); continue }
             let candidate = root + "/" + (resolved + [component]).joined(separator: "/")
-            var st = stat()
-            if lstat(candidate, &st) != 0 {
-                if errno == ENOENT || errno == ENOTDIR { return nil }
-                throw BundleError("cannot look up \(path) in the image: \(SystemError(code: errno, operation: "lstat", path: candidate))")
+            let st: stat
+            do {
+                guard let found = try FileDescriptor.currentDirectory.statIfPresent(at: candidate, absentWhenNotDirectory: true) else { return nil }
+                st = found
+            } catch {
+                throw BundleError("cannot look up \(path) in the image: \(candidate): lstat", cause: error)
             }
             if (st.st_mode & S_IFMT) == S_IFLNK {
                 hops += 1
@@ -61,13 +62,10 @@ public enum RootedFile {
     }
 
     static func readLink(_ path: String) throws(BundleError) -> String {
-        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
-        let n = buffer.withUnsafeMutableBufferPointer { b in
-            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink(path, $0, b.count) }
+        do {
+            return String(decoding: try FileDescriptor.currentDirectory.readLink(at: path), as: UTF8.self)
+        } catch {
+            throw BundleError("cannot read symlink \(path)", cause: error)
         }
-        guard n >= 0 else {
-            throw BundleError("cannot read symlink: \(SystemError(code: errno, operation: "readlink", path: path))")
-        }
-        return String(decoding: buffer[0..<n], as: UTF8.self)
     }
 }

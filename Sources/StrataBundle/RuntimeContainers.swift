@@ -25,15 +25,13 @@ public enum RuntimeContainers {
     /// a path through a symlink matches too). A runtime that is missing or cannot list is
     /// skipped.
     public static func using(bundle: String) -> [Container] {
-        var target = stat()
-        guard stat(bundle, &target) == 0 else { return [] }
+        guard let target = try? FileDescriptor.currentDirectory.stat(at: bundle, flags: 0) else { return [] }
         var found: [Container] = []
         for runtime in runtimes {
             guard let executable = find(runtime) else { continue }
             for root in roots(runtime) where FileIO.isDirectory(root) {
                 for entry in list(executable, root: root) {
-                    var st = stat()
-                    guard let path = entry.bundle, stat(path, &st) == 0,
+                    guard let path = entry.bundle, let st = try? FileDescriptor.currentDirectory.stat(at: path, flags: 0),
                           st.st_dev == target.st_dev, st.st_ino == target.st_ino else { continue }
                     let container = Container(runtime: runtime, id: entry.id, status: entry.status ?? "unknown")
                     if !found.contains(container) { found.append(container) }
@@ -51,7 +49,7 @@ public enum RuntimeContainers {
     }
 
     static func list(_ executable: String, root: String) -> [Entry] {
-        guard let (status, _, output) = try? ChildProcess.run(executable, ["--root", root, "list", "--format", "json"], output: true),
+        guard let (status, _, output) = try? ProgramRun.run(executable, ["--root", root, "list", "--format", "json"], output: true),
               status == 0 else { return [] }
         let decoded = try? JSONCoding.decode([Entry]?.self, from: Array(output.utf8), what: "\(executable) list")
         return (decoded ?? nil) ?? []

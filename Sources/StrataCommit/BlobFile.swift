@@ -19,14 +19,14 @@ struct BlobFile {
             try FileIO.makeDirectories(dir)
             return BlobFile(path: path, fd: try FileDescriptor.open(path, O_RDWR | O_CREAT | O_EXCL, mode: 0o644))
         } catch {
-            throw CommitError("\(layout): cannot create a temporary blob: \(error)")
+            throw CommitError("\(layout): cannot create a temporary blob", wrapping: error)
         }
     }
 
     /// Drops the temporary (after a failure, or when the blob is not wanted).
     func discard() {
         fd.close()
-        unlink(path)
+        try? FileDescriptor.currentDirectory.unlink(at: path)
     }
 
     /// Syncs, hashes (reading the file back: the compressor writes straight to the file) and
@@ -45,19 +45,19 @@ struct BlobFile {
             }
         } catch {
             discard()
-            throw CommitError("\(path): cannot finish the blob: \(error)")
+            throw CommitError("\(path): cannot finish the blob", wrapping: error)
         }
         fd.close()
         let digest = Digest(sha256Hex: hasher.finalizeHex())
         let final = "\(path.prefix(upTo: path.lastIndex(of: "/")!))/\(digest.hex)"
-        var st = stat()
-        if stat(final, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, UInt64(st.st_size) == size {
-            unlink(path)
-        } else if rename(path, final) != 0 {
-            let code = errno
-            unlink(path)
-            throw CommitError("blob \(digest): cannot rename \(path) into place: \(String(cString: strerror(code)))")
+        let here = FileDescriptor.currentDirectory
+        if let st = try? here.stat(at: final, flags: 0), (st.st_mode & S_IFMT) == S_IFREG, UInt64(st.st_size) == size {
+            try? here.unlink(at: path)
         } else {
+            do { try here.rename(at: path, to: here, final) } catch {
+                try? here.unlink(at: path)
+                throw CommitError("blob \(digest): cannot rename \(path) into place", cause: error)
+            }
             FileIO.syncDirectory(of: final)
         }
         return Descriptor(mediaType: mediaType, digest: digest, size: Int64(size))

@@ -41,7 +41,7 @@ struct LayerWriter {
                              uid: st.st_uid, gid: st.st_gid,
                              mtimeSeconds: Int64(st.st_mtim.tv_sec), mtimeNanoseconds: UInt32(st.st_mtim.tv_nsec))
         entry.xattrs = try Xattrs.names(source)
-            .filter { !$0.hasPrefix(OverlayUpper.privatePrefix) }
+            .filter { !$0.hasPrefix(OverlayFormat.privatePrefix) }
             .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
             .compactMap { name in try Xattrs.value(source, name).map { TarXattr(name: name, value: $0) } }
         switch st.st_mode & S_IFMT {
@@ -50,11 +50,11 @@ struct LayerWriter {
             entry.path = path + [UInt8(ascii: "/")]
         case S_IFLNK:
             entry.type = .symlink
-            entry.linkTarget = try readLink(source, sizeHint: Int(st.st_size))
+            entry.linkTarget = try Paths.readLink(source)
         case S_IFCHR, S_IFBLK:
             entry.type = (st.st_mode & S_IFMT) == S_IFCHR ? .characterDevice : .blockDevice
-            entry.devMajor = Paths.major(UInt64(st.st_rdev))
-            entry.devMinor = Paths.minor(UInt64(st.st_rdev))
+            entry.devMajor = DeviceNumber.major(UInt64(st.st_rdev))
+            entry.devMinor = DeviceNumber.minor(UInt64(st.st_rdev))
         case S_IFIFO:
             entry.type = .fifo
         case S_IFREG:
@@ -82,7 +82,7 @@ struct LayerWriter {
         do {
             fd = try FileDescriptor.open(Paths.printable(file), O_RDONLY | O_NOFOLLOW)
         } catch {
-            throw CommitError("\(Paths.printable(file)): cannot open: \(error)")
+            throw CommitError("\(Paths.printable(file)): cannot open", wrapping: error)
         }
         defer { fd.close() }
         var entry = entry
@@ -115,14 +115,4 @@ struct LayerWriter {
         }
     }
 
-    private func readLink(_ path: [UInt8], sizeHint: Int) throws -> [UInt8] {
-        var capacity = max(sizeHint, 255) + 1
-        while true {
-            var buffer = [CChar](repeating: 0, count: capacity)
-            let n = Paths.withCString(path) { readlink($0, &buffer, capacity) }
-            if n < 0 { throw CommitError("\(Paths.printable(path)): readlink: \(String(cString: strerror(errno)))") }
-            if n < capacity { return buffer[0..<n].map { UInt8(bitPattern: $0) } }
-            capacity *= 2
-        }
-    }
 }

@@ -1,37 +1,24 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 
-/// What an overlayfs upper directory records besides plain files (kernel
-/// Documentation/filesystems/overlayfs.rst), read from one entry.
+/// Reading the overlayfs upper format (`OverlayFormat`) by path, one entry at a time.
 enum OverlayUpper {
-    /// Overlay's own bookkeeping (origin, impure, uuid, nlink, ...): never part of the image.
-    static let privatePrefix = "trusted.overlay."
-    static let opaqueXattr = "trusted.overlay.opaque"
-    static let redirectXattr = "trusted.overlay.redirect"
-    static let metacopyXattr = "trusted.overlay.metacopy"
-
-    /// A whiteout is a character device 0/0. Overlay links all whiteouts to one shared inode,
-    /// so they must never be taken for hardlinks.
-    static func isWhiteout(_ st: stat) -> Bool {
-        (st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0
-    }
-
-    /// Opaque: "y". ("x" marks a directory that merely holds xattr-whiteouts; not opaque.)
     static func isOpaque(_ path: [UInt8]) throws -> Bool {
-        try Xattrs.value(path, opaqueXattr) == Array("y".utf8)
+        try Xattrs.value(path, OverlayFormat.opaqueXattr) == OverlayFormat.opaqueValue
     }
 
     /// Where a renamed directory (or a metacopy file moved away) comes from in the lower:
     /// an absolute path from the root, or a name relative to the parent's lower directory.
     static func redirect(_ path: [UInt8]) throws -> [UInt8]? {
-        guard let value = try Xattrs.value(path, redirectXattr), !value.isEmpty else { return nil }
+        guard let value = try Xattrs.value(path, OverlayFormat.redirectXattr), !value.isEmpty else { return nil }
         return value
     }
 
     /// A metacopy file holds only metadata; its data is still the lower file's.
     static func isMetacopy(_ path: [UInt8]) throws -> Bool {
-        try Xattrs.value(path, metacopyXattr) != nil
+        try Xattrs.value(path, OverlayFormat.metacopyXattr) != nil
     }
 
     /// The lower path (relative to the lower root) a redirect names, given the parent's.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 
 /// One entry of the layer tar, in the order it is written.
 struct LayerItem {
@@ -59,7 +60,7 @@ struct UpperWalker {
         var others: [([UInt8], stat)] = []
         for name in try Paths.list(upper) {
             let st = try Paths.lstatOrThrow(Paths.join(upper, name))
-            if OverlayUpper.isWhiteout(st) {
+            if OverlayFormat.isWhiteout(st) {
                 // In an opaque directory there is nothing below to delete.
                 if !opaque { items.append(LayerItem(path: Paths.join(tar, UpperWalker.whiteoutPrefix + name), kind: .whiteout)) }
             } else {
@@ -97,7 +98,7 @@ struct UpperWalker {
         if let upper {
             for name in try Paths.list(upper) {
                 let st = try Paths.lstatOrThrow(Paths.join(upper, name))
-                if OverlayUpper.isWhiteout(st) {
+                if OverlayFormat.isWhiteout(st) {
                     hidden.insert(name)
                 } else {
                     try checkName(name, in: upper)

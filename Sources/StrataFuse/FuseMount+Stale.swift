@@ -1,3 +1,4 @@
+import StrataSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,7 +8,7 @@ extension FuseMount {
     /// strata mount whose daemon died (every access answers ENOTCONN).
     public static func occupant(_ path: String) -> (fsType: String, stale: Bool)? {
         let target = absolute(path)
-        guard let entry = MountEntry.top(at: target) else { return nil }
+        guard let entry = MountTable.top(at: target) else { return nil }
         return (entry.fsType, entry.fsType == fsType && isStale(target))
     }
 }

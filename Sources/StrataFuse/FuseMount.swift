@@ -9,8 +9,7 @@ import StrataSystem
 public enum FuseMount {
     /// Whether `path` is a mount point (of any filesystem).
     public static func isMounted(_ path: String) -> Bool {
-        let target = absolute(path)
-        return mountPoints().contains(target)
+        MountTable.isMountPoint(absolute(path))
     }
 
     /// The file system type strata mounts show in mountinfo.
@@ -24,25 +23,23 @@ public enum FuseMount {
     public static func unmount(_ path: String) throws {
         let target = absolute(path)
         let table: [MountEntry]
-        do { table = try MountEntry.table() } catch {
+        do { table = try MountTable.table() } catch {
             // Without it, what is mounted there cannot be told: leave it.
             throw FuseError(.unmountFailed("cannot tell what is mounted there: \(error)"), mountpoint: target)
         }
-        guard let entry = MountEntry.top(at: target, in: table) else { throw FuseError(.notMounted, mountpoint: target) }
+        guard let entry = MountTable.top(at: target, in: table) else { throw FuseError(.notMounted, mountpoint: target) }
         guard entry.fsType == fsType else { throw FuseError(.notStrata(entry.fsType), mountpoint: target) }
         // Users first: a container's root is a copy of the mount in its own namespace, which
         // would keep serving after this one went, so umount2 alone would not see it busy.
         var users = MountUsers.processes(major: entry.major, minor: entry.minor)
         if users.isEmpty {
             if geteuid() == 0 {
-                if umount2(target, 0) == 0 { return }
-                let code = errno
-                guard code == EBUSY else {
-                    throw FuseError(.unmountFailed(String(cString: strerror(code))), mountpoint: target)
+                do throws(SystemError) { try FileSystemMount.unmount(target); return } catch where error.code == EBUSY {} catch {
+                    throw FuseError(.unmountFailed(error.message), mountpoint: target)
                 }
             } else {
                 if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
-                guard MountEntry.top(at: target) == entry else { return }
+                guard MountTable.top(at: target) == entry else { return }
             }
             // Busy after all: a process came meanwhile, or one /proc does not show.
             users = MountUsers.processes(major: entry.major, minor: entry.minor)
@@ -65,8 +62,7 @@ public enum FuseMount {
         }
         let probe = Probe()
         let thread = Thread.start {
-            var fs = statvfs()
-            probe.stale = statvfs(target, &fs) != 0 && errno == ENOTCONN
+            do throws(SystemError) { _ = try FileSystemMount.statistics(target) } catch { probe.stale = error.code == ENOTCONN }
             sem_post(probe.done)
         }
         pthread_detach(thread.id)
@@ -82,12 +78,10 @@ public enum FuseMount {
     /// Nothing serves a stale mount, so a lazy detach loses no one's writes.
     private static func clearStale(_ target: String) throws {
         if geteuid() == 0 {
-            if umount2(target, 0) == 0 { return }
-            let first = errno
-            if umount2(target, Int32(MNT_DETACH)) == 0 { return }
-            let second = errno
-            throw FuseError(.unmountFailed("stale mount: \(String(cString: strerror(first))); lazy: \(String(cString: strerror(second)))"),
-                            mountpoint: target)
+            let first: SystemError, second: SystemError
+            do { try FileSystemMount.unmount(target); return } catch { first = error }
+            do { try FileSystemMount.unmount(target, detach: true); return } catch { second = error }
+            throw FuseError(.unmountFailed("stale mount: \(first.message); lazy: \(second.message)"), mountpoint: target)
         }
         if run("/usr/bin/fusermount3", ["-u", target]) == 0 { return }
         if run("/usr/bin/fusermount3", ["-uz", target]) == 0 { return }
@@ -95,11 +89,6 @@ public enum FuseMount {
     }
 
     // MARK: - Helpers
-
-    /// Mount points from /proc/self/mountinfo.
-    static func mountPoints() -> Set<String> {
-        Set(MountEntry.read().map(\.mountpoint))
-    }
 
     /// An absolute, lexically normalised path. realpath() would stat the mount point, which
     /// fails with ENOTCONN on a stale mount.
@@ -122,15 +111,7 @@ public enum FuseMount {
 
     /// Runs a helper program and returns its exit status (-1 if it could not start).
     static func run(_ program: String, _ arguments: [String]) -> Int32 {
-        let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid = pid_t()
-        guard posix_spawn(&pid, program, nil, nil, argv, environ) == 0 else { return -1 }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return -1 }
-        }
-        // WIFEXITED / WEXITSTATUS are macros.
-        return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+        guard let child = try? ChildProcess.spawn(program, arguments), let status = try? child.wait() else { return -1 }
+        return status.exitCode ?? -1
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 import CFuse
 import StrataFS
 import StrataSystem
@@ -164,9 +165,9 @@ public final class FuseServer: Sendable {
 
     /// Returns the st_dev of the mountpoint directory (before mounting).
     private func checkMountpoint() throws -> UInt64 {
-        var st = stat()
-        guard stat(mountpoint, &st) == 0 else {
-            switch errno {
+        let st: stat
+        do { st = try FileDescriptor.currentDirectory.stat(at: mountpoint, flags: 0) } catch {
+            switch error.code {
             case ENOENT: throw FuseError(.mountpointMissing, mountpoint: mountpoint)
             case ENOTCONN: throw FuseError(.staleMount, mountpoint: mountpoint)
             case let code: throw FuseError(.inaccessible(code), mountpoint: mountpoint)
@@ -193,9 +194,9 @@ public final class FuseServer: Sendable {
     private func probe(readiness: Readiness, rootInode: UInt64, mountpointDevice: UInt64) {
         var failure = ETIMEDOUT
         for _ in 0..<1000 {
-            var st = stat()
-            if stat(mountpoint, &st) != 0 {
-                failure = errno
+            let st: stat
+            do { st = try FileDescriptor.currentDirectory.stat(at: mountpoint, flags: 0) } catch {
+                failure = error.code
                 break
             }
             if UInt64(st.st_dev) != mountpointDevice && UInt64(st.st_ino) == rootInode {
@@ -217,13 +218,10 @@ public final class FuseServer: Sendable {
     /// so that sequential reads arrive in large requests. Best effort (needs root).
     private func setReadAhead(device: UInt64) {
         guard let bytes = options.readAhead else { return }
-        let major = ((device >> 8) & 0xfff) | ((device >> 32) & ~0xfff)
-        let minor = (device & 0xff) | ((device >> 12) & ~0xff)
-        let fd = open("/sys/class/bdi/\(major):\(minor)/read_ahead_kb", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        let text = "\(max(bytes / 1024, 4))"
-        _ = write(fd, text, text.utf8.count)
-        close(fd)
+        let path = "/sys/class/bdi/\(DeviceNumber.major(device)):\(DeviceNumber.minor(device))/read_ahead_kb"
+        guard let fd = try? FileDescriptor.open(path, O_WRONLY) else { return }
+        try? fd.writeAll(Array("\(max(bytes / 1024, 4))".utf8))
+        fd.close()
     }
 
     // MARK: - Shutdown
@@ -263,7 +261,7 @@ public final class FuseServer: Sendable {
     /// A non-lazy unmount, without closing the session's descriptor (libfuse's unmount closes
     /// it while workers may still read it). false when busy: the teardown then detaches.
     private func unmountNow() -> Bool {
-        if geteuid() == 0 { return umount2(mountpoint, 0) == 0 }
+        if geteuid() == 0 { return (try? FileSystemMount.unmount(mountpoint)) != nil }
         return FuseMount.run("/usr/bin/fusermount3", ["-u", mountpoint]) == 0
     }
 }

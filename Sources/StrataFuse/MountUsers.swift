@@ -22,7 +22,7 @@ enum MountUsers {
             if let known = tables[namespace] {
                 ids = known
             } else {
-                ids = Set(MountEntry.read(base + "/mountinfo").filter { $0.major == major && $0.minor == minor }.map(\.id))
+                ids = Set(MountTable.read(base + "/mountinfo").filter { $0.major == major && $0.minor == minor }.map(\.id))
                 tables[namespace] = ids
             }
             guard !ids.isEmpty else { continue }
@@ -35,14 +35,7 @@ enum MountUsers {
     }
 
     private static func pids() -> [Int32] {
-        guard let dir = opendir("/proc") else { return [] }
-        defer { closedir(dir) }
-        var result: [Int32] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let pid = Int32(name) { result.append(pid) }
-        }
-        return result
+        names("/proc").compactMap { Int32($0) }
     }
 
     /// statx follows /proc's magic link to the directory itself, wherever it is mounted.
@@ -62,10 +55,7 @@ enum MountUsers {
     /// An open descriptor whose mount (fdinfo's mnt_id) is one of `ids`; fdinfo is read
     /// without touching the file.
     private static func holdsFile(_ base: String, _ ids: Set<Int>) -> Bool {
-        guard let dir = opendir(base + "/fdinfo") else { return false }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        for name in names(base + "/fdinfo") {
             guard Int(name) != nil, let bytes = try? FileIO.readAll(base + "/fdinfo/" + name) else { continue }
             for line in bytes.split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("mnt_id:".utf8)) {
                 let value = String(decoding: line.dropFirst(7), as: UTF8.self).trimmingSpaces
@@ -91,10 +81,15 @@ enum MountUsers {
     }
 
     private static func readLink(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 256)
-        let n = readlink(path, &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let target = try? FileDescriptor.currentDirectory.readLink(at: path), !target.isEmpty else { return nil }
+        return String(decoding: target, as: UTF8.self)
+    }
+
+    /// The names in a directory; none when it cannot be read.
+    private static func names(_ path: String) -> [String] {
+        guard let dir = try? FileDescriptor.openat(.currentDirectory, path, O_RDONLY | O_DIRECTORY) else { return [] }
+        defer { dir.close() }
+        return ((try? dir.entries()) ?? []).map { String(decoding: $0.name, as: UTF8.self) }
     }
 }
 

@@ -53,10 +53,9 @@ enum RequestStats {
             let total = Double(snapshot.nanoseconds[op.rawValue])
             text += "\(op) \(count) \(Self.format(total / Double(count) / 1000)) \(Self.format(total / 1e6))\n"
         }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        _ = text.withCString { write(fd, $0, strlen($0)) }
-        close(fd)
+        guard let fd = try? FileDescriptor.open(path, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644) else { return }
+        try? fd.writeAll(Array(text.utf8))
+        fd.close()
     }
 
     private static func now() -> UInt64 {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 import StrataUnion
 
 /// Keeps a cache directory (StrataIndex's layout: index/sha256/<hex>, data/sha256/<hex>.zst,
@@ -22,9 +23,9 @@ enum CacheEviction {
         for (dir, suffix) in [(cache + "/index/sha256", ""), (cache + "/data/sha256", ".zst"), (cache + "/tree/sha256", "")] {
             for name in ConsistencyCheck.directoryEntries(dir) {
                 let path = dir + "/" + name
-                var st = stat()
                 // A temporary is a file a mount is writing now: never evicted (gc drops stale ones).
-                guard !name.contains(".tmp."), lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+                guard !name.contains(".tmp."), let st = try? FileDescriptor.currentDirectory.stat(at: path),
+                      (st.st_mode & S_IFMT) == S_IFREG else { continue }
                 let hex = suffix.isEmpty || !name.hasSuffix(suffix) ? name : String(name.dropLast(suffix.count))
                 let kept = dir.hasSuffix("/tree/sha256")
                     ? MergedTree.layerDigests(path: path).map { !$0.isEmpty && $0.allSatisfy(keep.contains) } ?? false
@@ -40,7 +41,7 @@ enum CacheEviction {
             for entry in entries.sorted(by: { ($0.used, $0.hex, $0.path) < ($1.used, $1.hex, $1.path) }) {
                 if total <= limit { break }
                 if entry.kept { continue }
-                if unlink(entry.path) == 0 {
+                if (try? FileDescriptor.currentDirectory.unlink(at: entry.path)) != nil {
                     total -= entry.bytes
                     result.removed += 1
                     result.removedBytes += entry.bytes

@@ -119,13 +119,6 @@ enum ConsistencyCheck {
     }
 
     static func directoryEntries(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        ((try? FileIO.names(in: path)) ?? []).map { String(decoding: $0, as: UTF8.self) }.sorted()
     }
 }

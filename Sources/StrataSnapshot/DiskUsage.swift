@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 
 /// containerd's Usage: the bytes a snapshot's own data takes on disk and the inodes it uses.
 public struct SnapshotUsage: Sendable, Equatable, Codable {
@@ -15,24 +16,23 @@ enum DiskUsage {
     static func of(_ root: String) throws -> SnapshotUsage {
         var seen = Set<[UInt64]>()
         var size: Int64 = 0
-        var rootStat = stat()
-        guard lstat(root, &rootStat) == 0 else {
-            throw SnapshotError(.other, "\(root): cannot stat: \(String(cString: strerror(errno)))")
+        let here = FileDescriptor.currentDirectory
+        let rootStat: stat
+        do { rootStat = try here.stat(at: root) } catch {
+            throw SnapshotError(.other, "\(root): cannot stat", cause: error)
         }
         var stack = [root]
         while let path = stack.popLast() {
-            var st = stat()
-            guard lstat(path, &st) == 0 else { continue }   // removed meanwhile
+            guard let st = try? here.stat(at: path) else { continue }   // removed meanwhile
             guard st.st_dev == rootStat.st_dev else { continue }
             if seen.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted {
                 size += Int64(st.st_blocks) * 512
             }
-            guard (st.st_mode & S_IFMT) == S_IFDIR, let dir = opendir(path) else { continue }
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name != "." && name != ".." { stack.append(path + "/" + name) }
+            guard (st.st_mode & S_IFMT) == S_IFDIR, let dir = try? FileDescriptor.openat(here, path, O_RDONLY | O_DIRECTORY) else { continue }
+            defer { dir.close() }
+            for entry in (try? dir.entries()) ?? [] {
+                stack.append(path + "/" + String(decoding: entry.name, as: UTF8.self))
             }
-            closedir(dir)
         }
         return SnapshotUsage(size: size, inodes: Int64(seen.count))
     }

@@ -143,15 +143,14 @@ extension SnapshotStore {
 
     /// A temporary file no writer can still be filling: untouched for an hour.
     static func isStale(_ path: String) -> Bool {
-        var st = Glibc.stat()
-        guard lstat(path, &st) == 0 else { return false }
+        guard let st = try? FileDescriptor.currentDirectory.stat(at: path) else { return false }
         return time(nil) - st.st_mtim.tv_sec > 3600
     }
 
     /// Unlinks `path`; its size if it was removed.
     static func remove(_ path: String) -> Int64 {
-        var st = Glibc.stat()
-        guard lstat(path, &st) == 0, unlink(path) == 0 else { return 0 }
+        let here = FileDescriptor.currentDirectory
+        guard let st = try? here.stat(at: path), (try? here.unlink(at: path)) != nil else { return 0 }
         return Int64(st.st_blocks) * 512
     }
 }

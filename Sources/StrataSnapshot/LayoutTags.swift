@@ -11,16 +11,11 @@ enum LayoutTags {
     /// Drops every index.json entry whose ref name satisfies `drop`; returns the names dropped.
     @discardableResult
     static func remove(layout: String, where drop: (String) -> Bool) throws -> [String] {
-        let dir = open(layout, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dir >= 0 else {
-            throw SnapshotError(.other, "\(layout): cannot open to lock index.json: \(String(cString: strerror(errno)))")
+        let dir: FileDescriptor
+        do { dir = try FileDescriptor.openLocked(layout, O_RDONLY | O_DIRECTORY) } catch {
+            throw SnapshotError(.other, "\(layout): cannot \(error.operation == "open" ? "open to lock" : "lock") index.json", cause: error)
         }
-        defer { close(dir) }
-        while flock(dir, LOCK_EX) != 0 {
-            guard errno == EINTR else {
-                throw SnapshotError(.other, "\(layout): cannot lock index.json: \(String(cString: strerror(errno)))")
-            }
-        }
+        defer { dir.close() }
         var index = try ImageLayout(path: layout).index()
         var dropped: [String] = []
         index.manifests.removeAll { d in
@@ -32,7 +27,7 @@ enum LayoutTags {
         do {
             try FileIO.writeAtomically(layout + "/index.json", try JSONCoding.encode(index))
         } catch {
-            throw SnapshotError(.other, "\(layout)/index.json: cannot write: \(error)")
+            throw SnapshotError(.other, "\(layout)/index.json: cannot write", wrapping: error)
         }
         return dropped
     }

@@ -12,7 +12,7 @@ enum MetadataFile {
         guard FileIO.exists(paths.metadata) else { return SnapshotMetadata() }
         let bytes: [UInt8]
         do { bytes = try FileIO.readAll(paths.metadata) } catch {
-            throw SnapshotError(.inconsistent, "\(paths.metadata): cannot read: \(error)")
+            throw SnapshotError(.inconsistent, "\(paths.metadata): cannot read", wrapping: error)
         }
         let metadata: SnapshotMetadata
         do {
@@ -30,7 +30,7 @@ enum MetadataFile {
         do {
             try FileIO.writeAtomically(paths.metadata, try JSONCoding.encode(metadata), mode: 0o600)
         } catch {
-            throw SnapshotError(.other, "\(paths.metadata): cannot write: \(error)")
+            throw SnapshotError(.other, "\(paths.metadata): cannot write", wrapping: error)
         }
     }
 }

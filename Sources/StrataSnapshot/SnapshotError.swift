@@ -1,7 +1,9 @@
+import StrataSystem
+
 /// The one error type of the snapshot store: a single line naming the snapshot key, file or
 /// blob at fault, so the CLI prints it as is. `kind` lets callers (and tests) tell the
 /// containerd-style failure classes apart without parsing the message.
-public struct SnapshotError: Error, CustomStringConvertible, Sendable, Equatable {
+public struct SnapshotError: SystemErrorWrapping, Sendable, Equatable {
     public enum Kind: String, Sendable {
         /// The key or name is taken (containerd: AlreadyExists).
         case alreadyExists
@@ -18,11 +20,22 @@ public struct SnapshotError: Error, CustomStringConvertible, Sendable, Equatable
 
     public var kind: Kind
     public var message: String
+    /// The failed system call behind it, if one is; its errno text ends the description.
+    public var cause: SystemError?
 
-    public init(_ kind: Kind = .other, _ message: String) {
+    public init(_ kind: Kind = .other, _ message: String, cause: SystemError? = nil) {
         self.kind = kind
         self.message = message.split(whereSeparator: \.isNewline).joined(separator: " ")
+        self.cause = cause
     }
 
-    public var description: String { message }
+    /// `message: error`, keeping a SystemError whole as the cause.
+    public init(_ kind: Kind = .other, _ message: String, wrapping error: any Error) {
+        if let cause = error as? SystemError {
+            self.init(kind, "\(message): \(cause.subject)", cause: cause)
+        } else {
+            self.init(kind, "\(message): \(error)")
+        }
+    }
+
 }

@@ -33,7 +33,7 @@ extension SnapshotStore {
             } catch let error as SnapshotError {
                 throw error
             } catch {
-                throw SnapshotError(.other, "snapshot \"\(key)\": cannot create \(paths.directory(id: id)): \(error)")
+                throw SnapshotError(.other, "snapshot \"\(key)\": cannot create \(paths.directory(id: id))", wrapping: error)
             }
             metadata.nextID += 1
             metadata.snapshots[key] = SnapshotRecord(id: id, kind: kind, parent: parent, created: Self.now,

@@ -9,18 +9,13 @@ import StrataSystem
 enum StoreLock {
     static func withLock<T>(_ paths: StorePaths, _ body: () throws -> T) throws -> T {
         do { try FileIO.makeDirectories(paths.root, mode: 0o700) } catch {
-            throw SnapshotError(.other, "state directory \(paths.root): cannot create: \(error)")
+            throw SnapshotError(.other, "state directory \(paths.root): cannot create", wrapping: error)
         }
-        let fd = open(paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw SnapshotError(.other, "\(paths.lock): cannot open: \(String(cString: strerror(errno)))")
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.openLocked(paths.lock, O_RDWR | O_CREAT, mode: 0o600) } catch {
+            throw SnapshotError(.other, "\(paths.lock): cannot \(error.operation == "open" ? "open" : "lock")", cause: error)
         }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else {
-                throw SnapshotError(.other, "\(paths.lock): cannot lock: \(String(cString: strerror(errno)))")
-            }
-        }
+        defer { fd.close() }
         return try body()
     }
 }

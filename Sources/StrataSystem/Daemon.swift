@@ -44,56 +44,24 @@ public enum Daemon {
             writeEnd = moved
         }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        if let standardError {
-            // The caller reads what the child says before it is ready (its real error).
-            posix_spawn_file_actions_adddup2(&actions, standardError, 2)
-        } else if !(keepStderr ?? arguments.contains("--debug")) {
-            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        }
-        // dup2 to another number clears close-on-exec: only this copy reaches the child.
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, childReadyDescriptor)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
         // A new session: no controlling terminal, so the shell's SIGHUP and job control do not
         // reach the daemon. Signals start unblocked and at their defaults, whatever the parent did.
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, LinuxCalls.spawnSetsid | Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let argv0 = argument0 ?? CommandLine.arguments.first ?? "strata"
-        let argv = ([argv0] + arguments + [readyFlag, String(childReadyDescriptor)]).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var environment: [String] = []
-        var index = 0
-        while let entry = environ[index] {
-            let text = String(cString: entry)
-            let key = text.split(separator: "=", maxSplits: 1).first.map(String.init) ?? text
-            if extraEnvironment[key] == nil { environment.append(text) }
-            index += 1
-        }
-        for (key, value) in extraEnvironment.sorted(by: { $0.key < $1.key }) { environment.append("\(key)=\(value)") }
-        let envp = environment.map { strdup($0) } + [nil]
-        defer { envp.forEach { free($0) } }
-
-        var pid = pid_t()
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        guard rc == 0 else {
+        // With `standardError`, the caller reads what the child says before it is ready (its real error).
+        let stderr: SpawnOptions.Stream = if let standardError { .descriptor(FileDescriptor(rawValue: standardError)) }
+            else if keepStderr ?? arguments.contains("--debug") { .inherit } else { .null }
+        let options = SpawnOptions(stdin: .null, stdout: .null, stderr: stderr,
+                                   environment: SpawnOptions.environment(adding: extraEnvironment),
+                                   descriptors: [(FileDescriptor(rawValue: writeEnd), childReadyDescriptor)],
+                                   newSession: true, defaultSignals: [SIGINT, SIGTERM, SIGHUP, SIGPIPE])
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(executable, arguments + [readyFlag, String(childReadyDescriptor)],
+                                           argument0: argument0 ?? CommandLine.arguments.first ?? "strata", options: options)
+        } catch {
             close(readEnd)
-            throw SystemError(code: rc, operation: "posix_spawn", path: executable)
+            throw error
         }
-        return (pid, FileDescriptor(rawValue: readEnd))
+        return (child.pid, FileDescriptor(rawValue: readEnd))
     }
 
     /// Waits for the child's line and closes `fd`. End of file without a line means the child

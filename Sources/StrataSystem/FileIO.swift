@@ -73,6 +73,34 @@ public enum FileIO {
         }
     }
 
+    /// The names in a directory (without "." and ".."), in directory order.
+    public static func names(in path: String) throws(SystemError) -> [[UInt8]] {
+        let dir = try FileDescriptor.openat(.currentDirectory, path, O_RDONLY | O_DIRECTORY)
+        defer { dir.close() }
+        do { return try dir.entries().map(\.name) } catch {
+            throw SystemError(code: error.code, operation: error.operation, path: path)
+        }
+    }
+
+    /// mkdtemp: a new directory `<parent>/<prefix>XXXXXX`, mode 0700; returns its path.
+    public static func makeTemporaryDirectory(in parent: String, prefix: String) throws(SystemError) -> String {
+        var template = Array("\(parent)/\(prefix)XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw SystemError(code: errno, operation: "mkdtemp", path: parent)
+        }
+        return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    /// mkstemp, then unlink: a file of our own that no name reaches and the kernel frees on close.
+    public static func makeAnonymousFile(in parent: String, prefix: String) throws(SystemError) -> FileDescriptor {
+        var template = Array("\(parent)/\(prefix)XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw SystemError(code: errno, operation: "mkstemp", path: parent) }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)   // mkostemp needs _GNU_SOURCE
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return FileDescriptor(rawValue: fd)
+    }
+
     public static func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0

@@ -5,8 +5,7 @@ import StrataSystem
 
 /// Sets an extended attribute without following symlinks (test fixtures plant them).
 public func setExtendedAttribute(path: String, name: String, value: [UInt8]) throws {
-    let result = value.withUnsafeBytes { v in
-        LinuxCalls.lsetxattr(path, name, v.baseAddress, v.count, 0)
+    do { try ExtendedAttributes.set(.path(FileDescriptor.cName(Array(path.utf8))), name, value) } catch {
+        throw HarnessError("lsetxattr \(name) on \(path): \(error.message)")
     }
-    if result != 0 { throw HarnessError("lsetxattr \(name) on \(path): \(String(cString: strerror(errno)))") }
 }

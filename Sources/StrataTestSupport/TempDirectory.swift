@@ -12,11 +12,7 @@ public final class TempDirectory {
 
     /// `STRATA_TEST_TMP` moves the parent away from /tmp (e.g. to a filesystem with xattrs).
     public init(prefix: String = "strata-test-") throws {
-        let parent = TempDirectory.parentDirectory()
-        var template = Array("\(parent)/\(prefix)XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        guard made != nil else { throw SystemError(code: errno, operation: "mkdtemp", path: parent) }
-        path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        path = try FileIO.makeTemporaryDirectory(in: TempDirectory.parentDirectory(), prefix: prefix)
     }
 
     /// A path inside the directory (not created).

@@ -350,9 +350,7 @@ public struct TreeSnapshot: Sendable {
     /// major:minor with glibc's encoding of dev_t.
     static func device(_ rdev: UInt64?) -> String {
         guard let dev = rdev else { return "none" }
-        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff))
-        let minor = (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff))
-        return "\(major):\(minor)"
+        return "\(DeviceNumber.major(dev)):\(DeviceNumber.minor(dev))"
     }
 
     /// xattr values are often binary (capabilities, ACLs): printable ones quoted, others in hex.

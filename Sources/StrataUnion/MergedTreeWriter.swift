@@ -1,4 +1,5 @@
 import StrataIndex
+import StrataSystem
 
 /// Serialises a built union tree into the merged-tree format (MergedTreeFormat). Only what the
 /// final view shows is written: hidden and replaced entries are dropped and inodes renumbered
@@ -142,7 +143,7 @@ public enum MergedTreeWriter {
                         let (off, len) = string(e.linkTarget)
                         data = UInt64(off) | UInt64(len) << 32
                         size = UInt64(len)
-                    case .characterDevice, .blockDevice: data = makedev(e.devMajor, e.devMinor)
+                    case .characterDevice, .blockDevice: data = DeviceNumber.make(major: e.devMajor, minor: e.devMinor)
                     case .regular, .hardlink: data = e.dataOffset; size = e.size
                     default: break
                     }
@@ -236,11 +237,5 @@ public enum MergedTreeWriter {
         init(mode: UInt32, uid: UInt32, gid: UInt32, nanoseconds: UInt32, seconds: Int64) {
             self.mode = mode; self.uid = uid; self.gid = gid; self.nanoseconds = nanoseconds; self.seconds = seconds
         }
-    }
-
-    /// glibc's encoding of a device number (its makedev is a macro Swift cannot import).
-    public static func makedev(_ major: UInt32, _ minor: UInt32) -> UInt64 {
-        let ma = UInt64(major), mi = UInt64(minor)
-        return ((ma & 0xfff) << 8) | ((ma & ~0xfff) << 32) | (mi & 0xff) | ((mi & ~0xff) << 12)
     }
 }

@@ -2,6 +2,7 @@ import StrataFS
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 
 /// setattr and xattr changes: each copies the entry up first, then changes the copy.
 extension OverlayFileSystem {
@@ -21,7 +22,7 @@ extension OverlayFileSystem {
                 if st.st_mode & S_IFMT == S_IFLNK {
                     switch object {
                     case .entry(let dir, let name): try Sys.fchownat(dir, name, UInt32.max, UInt32.max)
-                    case .descriptor(let fd): _ = try Sys.check { fchownat(fd, "", UInt32.max, UInt32.max, Sys.atEmptyPath) }
+                    case .descriptor(let fd): try Sys.chown(fd, UInt32.max, UInt32.max)
                     }
                 } else {
                     // chmod to the same mode: root's chmod keeps every bit, unlike a chown.
@@ -36,7 +37,7 @@ extension OverlayFileSystem {
                 let uid = changes.uid ?? UInt32.max, gid = changes.gid ?? UInt32.max   // -1: unchanged
                 switch object {
                 case .entry(let dir, let name): try Sys.fchownat(dir, name, uid, gid)
-                case .descriptor(let fd): _ = try Sys.check { fchownat(fd, "", uid, gid, Sys.atEmptyPath) }
+                case .descriptor(let fd): try Sys.chown(fd, uid, gid)
                 }
             }
             if let mode = changes.mode {
@@ -48,11 +49,11 @@ extension OverlayFileSystem {
             if let size = changes.size {
                 if n.isDirectory { throw FSError(EISDIR) }
                 if let handle, let h = t.handles[handle], let fd = h.fd {
-                    _ = try Sys.check { ftruncate(fd, off_t(size)) }
+                    try Sys.truncate(fd, size)
                 } else {
                     let fd = try openUpper(t, n, flags: O_WRONLY)
                     defer { close(fd) }
-                    _ = try Sys.check { ftruncate(fd, off_t(size)) }
+                    try Sys.truncate(fd, size)
                 }
             }
             if changes.atime != nil || changes.mtime != nil {
@@ -74,7 +75,7 @@ extension OverlayFileSystem {
     }
 
     public func setxattr(inode: UInt64, name: String, value: UnsafeRawBufferPointer, flags: Int32) throws(FSError) {
-        if Overlay.isPrivate(name) { throw FSError(EPERM) }
+        if OverlayFormat.isPrivate(name) { throw FSError(EPERM) }
         try locked { t throws(FSError) in
             let n = try t.node(inode)
             try copyUp(t, n)
@@ -83,7 +84,7 @@ extension OverlayFileSystem {
     }
 
     public func removexattr(inode: UInt64, name: String) throws(FSError) {
-        if Overlay.isPrivate(name) { throw FSError(ENODATA) }
+        if OverlayFormat.isPrivate(name) { throw FSError(ENODATA) }
         try locked { t throws(FSError) in
             let n = try t.node(inode)
             if !n.inUpper {

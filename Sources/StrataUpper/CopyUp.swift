@@ -4,6 +4,7 @@ import StrataSystem
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 
 /// Copy-up: the first change to a lower entry makes a copy of it in the upper directory.
 /// The copy is built in the work directory (same file system) with its data, owner, mode,
@@ -77,7 +78,7 @@ extension OverlayFileSystem {
         // chown first: it clears set-id bits and capabilities that chmod and xattrs then restore.
         try Sys.fchownat(dir, name, a.uid, a.gid)
         if !isLink { try Sys.chmodat(dir, name, mode_t(a.mode & 0o7777)) }
-        for xattr in (try? lower.listxattr(inode: UInt64(l) + 1)) ?? [] where !Overlay.isPrivate(xattr) {
+        for xattr in (try? lower.listxattr(inode: UInt64(l) + 1)) ?? [] where !OverlayFormat.isPrivate(xattr) {
             guard let value = try? lower.getxattr(inode: UInt64(l) + 1, name: xattr) else { continue }
             do throws(FSError) { try Sys.setxattr(.entry(directory: dir, name: name), xattr, value) } catch {
                 // user.* cannot be set on symlinks or devices; other namespaces must copy.
@@ -192,7 +193,7 @@ extension OverlayFileSystem {
             t.copiedUp[UInt64(st.st_ino)] = n.id
             t.ctimeShield[n.id] = (st.st_ctim, a.ctime)
         } catch {
-            _ = Glibc.unlinkat(workFD, temp, 0)
+            try? Sys.unlinkat(workFD, temp)
             throw error
         }
         n.inUpper = true
@@ -210,7 +211,7 @@ extension OverlayFileSystem {
         let fd = try Sys.openat(workFD, temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         defer { close(fd) }
         let sparse = lower.tree.isSparse(l)
-        _ = try Sys.check { ftruncate(fd, off_t(size)) }
+        try Sys.truncate(fd, size)
         if size == 0 { return }
         try withoutLock { () throws(FSError) in try streamData(l, size: size, sparse: sparse, to: fd) }
     }
@@ -225,11 +226,10 @@ extension OverlayFileSystem {
             try lower.read(inode: UInt64(l) + 1, handle: 0, offset: offset, size: count) { bytes in
                 got = bytes.count
                 if sparse && !bytes.contains(where: { $0 != 0 }) { return }
-                var done = 0
-                while done < bytes.count {
-                    let w = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-                    if w < 0 { if errno == EINTR { continue }; failure = FSError(errno); return }
-                    done += w
+                do throws(SystemError) {
+                    try FileDescriptor(rawValue: fd).writeAll(bytes, at: offset)
+                } catch {
+                    failure = FSError(error)
                 }
             }
             if got == 0 { break }

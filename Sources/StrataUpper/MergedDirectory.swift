@@ -2,6 +2,7 @@ import StrataFS
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 
 /// Reading a merged directory: the upper entries (minus whiteouts), then the lower entries the
 /// upper neither replaces nor whites out (none when the directory is opaque or upper-only).
@@ -14,7 +15,7 @@ extension OverlayFileSystem {
             for entry in try Sys.list(fd) {
                 hidden.insert(entry.name)
                 if entry.type == UInt8(DT_CHR) || entry.type == UInt8(DT_UNKNOWN),
-                   let st = try? Sys.stat(fd, Sys.name(entry.name)), Overlay.isWhiteout(st) { continue }
+                   let st = try? Sys.stat(fd, Sys.name(entry.name)), OverlayFormat.isWhiteout(st) { continue }
                 names.append(entry.name)
             }
         }
@@ -37,7 +38,7 @@ extension OverlayFileSystem {
         guard dir.inUpper, let fd = dir.directoryFD else { return }
         for entry in try Sys.list(fd) {
             let name = Sys.name(entry.name)
-            if let st = try? Sys.stat(fd, name), Overlay.isWhiteout(st) { try Sys.unlinkat(fd, name) }
+            if let st = try? Sys.stat(fd, name), OverlayFormat.isWhiteout(st) { try Sys.unlinkat(fd, name) }
         }
     }
 
@@ -101,7 +102,7 @@ extension OverlayFileSystem {
     public func fsyncdir(inode: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError) {
         let fd = try locked { t throws(FSError) -> Int32? in
             let n = try t.directory(inode)
-            return n.inUpper ? n.directoryFD.map { dup($0) } : nil
+            return n.inUpper ? try n.directoryFD.map { (fd: Int32) throws(FSError) in try Sys.dup(fd) } : nil
         }
         guard let fd else { return }
         defer { close(fd) }

@@ -2,6 +2,7 @@ import StrataFS
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 
 /// Creating and removing names. A new entry is made in the work directory with its final owner
 /// and mode (and opaque mark), then renamed into place: nobody sees it half made, and a
@@ -30,7 +31,7 @@ extension OverlayFileSystem {
         do throws(FSError) {
             try make(temp, pfd)
             let existing = try Sys.statIfPresent(pfd, cname)
-            if let existing, Overlay.isWhiteout(existing) {
+            if let existing, OverlayFormat.isWhiteout(existing) {
                 if directory {
                     // A directory cannot replace a device by rename: swap them, drop the whiteout.
                     try Sys.renameat(workFD, temp, pfd, cname, flags: Sys.renameExchange)
@@ -163,7 +164,7 @@ extension OverlayFileSystem {
                 if hidesLower {
                     let temp = t.tempName()
                     try Overlay.makeWhiteout(workFD, temp)
-                    do throws(FSError) { try Sys.renameat(workFD, temp, pfd, cname) } catch { _ = Glibc.unlinkat(workFD, temp, 0); throw error }
+                    do throws(FSError) { try Sys.renameat(workFD, temp, pfd, cname) } catch { try? Sys.unlinkat(workFD, temp); throw error }
                 } else {
                     try Sys.unlinkat(pfd, cname)
                 }
@@ -193,7 +194,7 @@ extension OverlayFileSystem {
                 if hidesLower {
                     try Overlay.makeWhiteout(workFD, temp)
                     do throws(FSError) { try Sys.renameat(workFD, temp, pfd, cname, flags: Sys.renameExchange) } catch {
-                        _ = Glibc.unlinkat(workFD, temp, 0); throw error
+                        try? Sys.unlinkat(workFD, temp); throw error
                     }
                 } else {
                     try Sys.renameat(pfd, cname, workFD, temp)

@@ -19,7 +19,7 @@ extension OverlayFileSystem {
         case .entry(let dir, let name): return try Sys.openat(dir, name, flags)
         // Only an orphan whose scratch link could not be made is reached by descriptor: no
         // call reopens an O_PATH descriptor but open(2) of its /proc/self/fd link.
-        case .descriptor(let fd): return try Sys.check { Glibc.open(Sys.procPath(fd), flags | O_CLOEXEC) }
+        case .descriptor(let fd): return try Sys.open(Sys.procPath(fd), flags)
         }
     }
 
@@ -59,13 +59,7 @@ extension OverlayFileSystem {
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 16)
         defer { buffer.deallocate() }
-        var done = 0
-        while done < size {
-            let n = pread(fd, buffer.baseAddress! + done, size - done, off_t(offset) + off_t(done))
-            if n < 0 { if errno == EINTR { continue }; throw FSError(errno) }
-            if n == 0 { break }
-            done += n
-        }
+        let done = try Sys.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size]), at: offset)
         reply(UnsafeRawBufferPointer(rebasing: buffer[0..<done]))
     }
 
@@ -73,9 +67,12 @@ extension OverlayFileSystem {
         guard let fd = try descriptor(handle).fd else { throw FSError(EBADF) }
         var done = 0
         while done < data.count {
-            let n = pwrite(fd, data.baseAddress! + done, data.count - done, off_t(offset) + off_t(done))
-            if n < 0 { if errno == EINTR { continue }; if done > 0 { break }; throw FSError(errno) }
-            done += n
+            do throws(FSError) {
+                done += try Sys.write(fd, UnsafeRawBufferPointer(rebasing: data[done...]), at: offset + UInt64(done))
+            } catch {
+                if done > 0 { break }
+                throw error
+            }
         }
         return done
     }
@@ -96,7 +93,7 @@ extension OverlayFileSystem {
 
     public func fsync(inode: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError) {
         guard let fd = try descriptor(handle).fd else { return }
-        _ = try Sys.check { dataOnly ? fdatasync(fd) : Glibc.fsync(fd) }
+        try Sys.fsync(fd, dataOnly: dataOnly)
     }
 
     public func fallocate(inode: UInt64, handle: UInt64, mode: Int32, offset: UInt64, length: UInt64) throws(FSError) {

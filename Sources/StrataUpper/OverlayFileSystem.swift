@@ -5,10 +5,11 @@ import StrataUnion
 import Glibc
 #endif
 
-public struct UpperError: Error, CustomStringConvertible, Sendable {
+public struct UpperError: SystemErrorWrapping, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    /// The failed system call behind it, if one is.
+    public var cause: SystemError?
+    public init(_ message: String, cause: SystemError? = nil) { self.message = message; self.cause = cause }
 }
 
 /// The writable view: the image (`ImageFileSystem`, read-only) under an upper directory that
@@ -41,42 +42,51 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
         self.tree = lower.tree
         try FileIO.makeDirectories(upper, mode: 0o755)
         try FileIO.makeDirectories(work, mode: 0o700)
-        let up = Glibc.open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard up >= 0 else { throw SystemError(code: errno, operation: "open upper directory", path: upper) }
-        let wk = Glibc.open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard wk >= 0 else { close(up); throw SystemError(code: errno, operation: "open work directory", path: work) }
+        let upDir: FileDescriptor, wkDir: FileDescriptor
+        do { upDir = try FileDescriptor.openat(.currentDirectory, upper, O_RDONLY | O_DIRECTORY) } catch {
+            throw SystemError(code: error.code, operation: "open upper directory", path: upper)
+        }
+        do { wkDir = try FileDescriptor.openat(.currentDirectory, work, O_RDONLY | O_DIRECTORY) } catch {
+            upDir.close()
+            throw SystemError(code: error.code, operation: "open work directory", path: work)
+        }
+        let up = upDir.rawValue, wk = wkDir.rawValue
         var fds = [up, wk]
-        func fail(_ message: String) -> UpperError {
+        func fail(_ message: String, cause: SystemError? = nil) -> UpperError {
             for fd in fds { close(fd) }
-            return UpperError(message)
+            return UpperError(message, cause: cause)
         }
         // Two daemons writing one upper directory would corrupt each other's view.
-        if flock(up, LOCK_EX | LOCK_NB) != 0 {
+        if (try? upDir.lock(LOCK_EX | LOCK_NB)) == nil {
             throw fail("upper directory \(upper) is in use by another mount")
         }
-        let lockFile = Glibc.openat(wk, "strata.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard lockFile >= 0 else { throw fail("work directory \(work): cannot create strata.lock: \(String(cString: strerror(errno)))") }
-        fds.append(lockFile)
-        if flock(lockFile, LOCK_EX | LOCK_NB) != 0 {
+        let lockFile: FileDescriptor
+        do { lockFile = try FileDescriptor.openat(wkDir, "strata.lock", O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600) } catch {
+            throw fail("work directory \(work): cannot create strata.lock", cause: error)
+        }
+        fds.append(lockFile.rawValue)
+        if (try? lockFile.lock(LOCK_EX | LOCK_NB)) == nil {
             throw fail("work directory \(work) is in use by another mount (\(work)/strata.lock is locked)")
         }
-        var upperStat = Glibc.stat(), workStat = Glibc.stat()
-        fstat(up, &upperStat); fstat(wk, &workStat)
+        let upperStat = (try? upDir.stat()) ?? Glibc.stat(), workStat = (try? wkDir.stat()) ?? Glibc.stat()
         guard upperStat.st_dev == workStat.st_dev else {
             throw fail("work directory \(work) is not on the file system of the upper directory \(upper)")
         }
         guard upperStat.st_ino != workStat.st_ino else { throw fail("the work directory must not be the upper directory") }
         // Leftovers of a crash (half-made copy-ups, removed directories) go; they never were in the view.
         Sys.removeTree(wk, Sys.name(Array("tmp".utf8)))
-        guard mkdirat(wk, "tmp", 0o700) == 0 else { throw fail("work directory \(work): cannot create tmp: \(String(cString: strerror(errno)))") }
-        let scratch = Glibc.openat(wk, "tmp", Sys.oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard scratch >= 0 else { throw fail("work directory \(work): cannot open tmp") }
-        upperFD = Glibc.openat(up, ".", Sys.oPath | O_DIRECTORY | O_CLOEXEC)
+        do { try wkDir.makeDirectory(at: "tmp", mode: 0o700) } catch {
+            throw fail("work directory \(work): cannot create tmp", cause: error)
+        }
+        guard let scratch = try? FileDescriptor.openat(wkDir, "tmp", Sys.oPath | O_DIRECTORY | O_NOFOLLOW).rawValue else {
+            throw fail("work directory \(work): cannot open tmp")
+        }
+        upperFD = (try? FileDescriptor.openat(upDir, ".", Sys.oPath | O_DIRECTORY).rawValue) ?? -1
         workFD = scratch
         lockFDs = fds
         Self.raiseDescriptorLimit()
         let root = OverlayInode(id: Self.rootID, isDirectory: true, lower: 0, inUpper: true, links: [])
-        root.directoryFD = Glibc.dup(upperFD)
+        root.directoryFD = try? Sys.dup(upperFD)
         root.lookups = 1
         table = Locked(NodeTable(root: root))
     }
@@ -144,7 +154,7 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
         if parent.inUpper, let pfd = parent.directoryFD {
             let cname = Sys.name(name)
             if let st = try Sys.statIfPresent(pfd, cname) {
-                if Overlay.isWhiteout(st) { throw FSError(ENOENT) }
+                if OverlayFormat.isWhiteout(st) { throw FSError(ENOENT) }
                 if st.st_mode & S_IFMT == S_IFDIR {
                     let fd = try Sys.pathFD(pfd, cname)
                     var lowerDirectory: UInt32?
@@ -274,12 +284,12 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
     func keepOrphan(_ t: NodeTable, _ n: OverlayInode, _ dir: Int32, _ name: [CChar]) throws(FSError) {
         n.orphanFD = try Sys.pathFD(dir, name)
         let temp = t.tempName()
-        if Glibc.linkat(dir, name, workFD, temp, 0) == 0 { n.orphanName = temp }
+        if (try? Sys.linkat(dir, name, workFD, temp)) != nil { n.orphanName = temp }
     }
 
     func dropOrphanName(_ n: OverlayInode) {
         guard let name = n.orphanName else { return }
-        _ = Glibc.unlinkat(workFD, name, 0)
+        try? Sys.unlinkat(workFD, name)
         n.orphanName = nil
     }
 
@@ -371,15 +381,14 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
     }
 
     public func statfs(inode: UInt64) throws(FSError) -> FileSystemStatistics {
-        var s = statvfs()
-        _ = try Sys.check { fstatvfs(upperFD, &s) }
+        let s = try Sys.statfs(upperFD)
         return FileSystemStatistics(blockSize: UInt64(s.f_bsize), fragmentSize: UInt64(s.f_frsize), blocks: UInt64(s.f_blocks),
                                     blocksFree: UInt64(s.f_bfree), blocksAvailable: UInt64(s.f_bavail),
                                     files: UInt64(s.f_files), filesFree: UInt64(s.f_ffree), nameMax: UInt64(s.f_namemax))
     }
 
     public func getxattr(inode: UInt64, name: String) throws(FSError) -> [UInt8] {
-        if Overlay.isPrivate(name) { throw FSError(ENODATA) }
+        if OverlayFormat.isPrivate(name) { throw FSError(ENODATA) }
         return try locked { t throws(FSError) -> [UInt8] in
             let n = try t.node(inode)
             if !n.inUpper { return try lower.getxattr(inode: UInt64(n.lower!) + 1, name: name) }
@@ -392,7 +401,7 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
             let n = try t.node(inode)
             let names = n.inUpper ? try Sys.listxattr(try upperObject(t, n))
                                   : try lower.listxattr(inode: UInt64(n.lower!) + 1)
-            return names.filter { !Overlay.isPrivate($0) }
+            return names.filter { !OverlayFormat.isPrivate($0) }
         }
     }
 }

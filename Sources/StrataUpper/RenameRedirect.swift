@@ -2,6 +2,7 @@ import StrataFS
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataSystem
 
 /// rename, as overlayfs does it: both ends are brought into the upper directory and renamed
 /// there. A directory from the lower layers keeps merging its lower directory from its new
@@ -63,7 +64,7 @@ extension OverlayFileSystem {
                               let st = try? Sys.stat(npfd, cto), st.st_nlink <= 1 {
                         try? keepOrphan(t, target, npfd, cto)
                     }
-                } else if source.isDirectory, let st = try Sys.statIfPresent(npfd, cto), Overlay.isWhiteout(st) {
+                } else if source.isDirectory, let st = try Sys.statIfPresent(npfd, cto), OverlayFormat.isWhiteout(st) {
                     try Sys.unlinkat(npfd, cto)   // a directory cannot replace a device
                 }
                 let targetIno = target?.inUpper == true ? (try? Sys.stat(npfd, cto)).map { UInt64($0.st_ino) } : nil

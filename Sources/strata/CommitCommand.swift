@@ -96,11 +96,10 @@ enum CommitCommand {
     /// Mounts `reference` read-only on a fresh directory, the way `strata mount` does.
     private static func mountLower(_ reference: String, cache: String?, platform: String?) throws -> String {
         let parent = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
-        var template = Array("\(parent)/strata-commit-lower-XXXXXX".utf8CString)
-        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw CLIError("\(parent): cannot create a temporary mountpoint: \(String(cString: strerror(errno)))")
+        let mountpoint: String
+        do { mountpoint = try FileIO.makeTemporaryDirectory(in: parent, prefix: "strata-commit-lower-") } catch {
+            throw CLIError("\(parent): cannot create a temporary mountpoint: \(error.message)")
         }
-        let mountpoint = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         var args = ["mount", "--foreground"]
         if let cache { args += ["--cache", MountCommand.absolute(cache)] }
         if let platform { args += ["--platform", platform] }
@@ -111,7 +110,7 @@ enum CommitCommand {
                 throw CLIError("cannot mount \(reference) to read renamed directories: \(error)")
             }
         } catch {
-            rmdir(mountpoint)
+            try? FileDescriptor.currentDirectory.unlink(at: mountpoint, directory: true)
             throw error
         }
         return mountpoint
@@ -120,7 +119,7 @@ enum CommitCommand {
     private static func release(_ mountpoint: String) {
         do {
             try FuseMount.unmount(mountpoint)
-            rmdir(mountpoint)
+            try? FileDescriptor.currentDirectory.unlink(at: mountpoint, directory: true)
         } catch {
             writeStandardError("strata: warning: could not unmount the temporary lower mount \(mountpoint): \(error)\n")
         }

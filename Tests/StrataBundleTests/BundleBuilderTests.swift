@@ -221,6 +221,6 @@ private func message(_ body: () throws -> Void) -> String {
 }
 
 @Test func mountInfoUnescapes() {
-    #expect(MountInfo.unescape(Array("/a\\040b\\011c".utf8)) == "/a b\tc")
-    #expect(MountInfo.isMountPoint("/proc"))
+    #expect(MountTable.unescape(Array("/a\\040b\\011c".utf8)[...]) == "/a b\tc")
+    #expect(MountTable.isMountPoint("/proc"))
 }

@@ -4,6 +4,7 @@ import Glibc
 import Testing
 @testable import StrataFuse
 import StrataFS
+import StrataSystem
 
 @Suite("FUSE adapter against an in-memory tree", .timeLimit(.minutes(10)))
 struct FuseServerTests {
@@ -14,7 +15,7 @@ struct FuseServerTests {
         defer { mount.stop() }
         try mount.waitReady()
         #expect(FuseMount.isMounted(mount.path))
-        #expect(mountInfo().contains { $0.contains(mount.path) && $0.contains("fuse.strata") })
+        #expect(mountInfo().contains { $0.mountpoint == mount.path && $0.fsType == "fuse.strata" })
 
         // stat / lstat
         var st = stat()
@@ -125,7 +126,7 @@ struct FuseServerTests {
         let error = mount.stop()
         #expect(error == nil, "\(String(describing: error))")
         #expect(!FuseMount.isMounted(mount.path))
-        #expect(!mountInfo().contains { $0.contains(mount.path) })
+        #expect(!mountInfo().contains { $0.mountpoint == mount.path })
         // The kernel never forgot more than was looked up (dot entries of READDIRPLUS included).
         #expect(fileSystem.lookups.withLock { $0.values.allSatisfy { $0 >= 0 } })
     }
@@ -168,7 +169,7 @@ struct FuseServerTests {
         let mount = try MountedServer(fileSystem, options: options)
         defer { mount.stop() }
         try mount.waitReady()
-        #expect(mountInfo().contains { $0.contains(mount.path) && $0.contains("strata:test,image") })
+        #expect(mountInfo().contains { $0.mountpoint == mount.path && $0.source == "strata:test,image" })
         let names = try listDirectory(mount.file("big"))
         #expect(names.count == MemoryFileSystem.bigCount + 2)
         #expect(fileSystem.readdirCalls.withLock { $0.plain > 1 && $0.plus == 0 })
@@ -176,7 +177,7 @@ struct FuseServerTests {
         errno = 0
         #expect(stat(mount.file("nothing-here"), &st) == -1)
         #expect(errno == ENOENT)
-        #expect(mountInfo().contains { $0.contains(mount.path) && $0.contains(" ro") })
+        #expect(mountInfo().contains { $0.mountpoint == mount.path && $0.options.contains("ro") })
 
         // A file still open: stop() must not wait for it; the connection is aborted.
         let fd = open(mount.file("hello.txt"), O_RDONLY)
@@ -253,16 +254,7 @@ struct FuseServerTests {
     }
 }
 
-func mountInfo() -> [String] {
-    guard let file = fopen("/proc/self/mountinfo", "r") else { return [] }
-    defer { fclose(file) }
-    var lines: [String] = []
-    var line: UnsafeMutablePointer<CChar>? = nil
-    var capacity = 0
-    while getline(&line, &capacity, file) > 0 { lines.append(String(cString: line!)) }
-    free(line)
-    return lines
-}
+func mountInfo() -> [MountEntry] { MountTable.read() }
 
 func listDirectory(_ path: String) throws -> [String] {
     guard let directory = opendir(path) else { throw FSError(errno) }

@@ -36,18 +36,13 @@ private func makeFixture(at root: String, privileged: Bool) throws {
     close(fd)
     if privileged {
         #expect(chown(root + "/etc/owned", 1000, 1001) == 0)
-        #expect(mknod(root + "/null", S_IFCHR | 0o666, makedev(1, 3)) == 0)
+        #expect(mknod(root + "/null", S_IFCHR | 0o666, dev_t(DeviceNumber.make(major: 1, minor: 3))) == 0)
         try setExtendedAttribute(path: root + "/usr/bin/tool", name: "trusted.overlay.opaque", value: Array("y".utf8))
     }
     // A fixed mtime on everything the tests touch later, so only planted changes differ.
     for path in ["/etc/hostname", "/usr/bin/tool", "/etc/owned", "/usr/bin/setuid"] {
         setMtime(root + path, seconds: 1_700_000_000, nanoseconds: 123_456_789)
     }
-}
-
-private func makedev(_ major: UInt32, _ minor: UInt32) -> dev_t {
-    let ma = UInt64(major), mi = UInt64(minor)
-    return dev_t((ma & 0xfff) << 8 | (ma & ~0xfff) << 32 | (mi & 0xff) | (mi & ~0xff) << 12)
 }
 
 private func write(_ path: String, _ text: String, mode: mode_t) throws {
@@ -101,7 +96,7 @@ private func fixtureAndCopy(privileged: Bool = false) throws -> (TempDirectory, 
         let snap = try TreeSnapshot.capture(root: left)
         let null = try #require(snap.entry("null"))
         #expect(null.type == .charDevice)
-        #expect(null.rdev == UInt64(makedev(1, 3)))
+        #expect(null.rdev == DeviceNumber.make(major: 1, minor: 3))
         #expect(snap.entry("etc/owned")?.uid == 1000)
         #expect(snap.entry("etc/owned")?.gid == 1001)
         #expect(snap.entry("usr/bin/tool")?.xattrs.contains { String(decoding: $0.name, as: UTF8.self) == "trusted.overlay.opaque" } == true)
