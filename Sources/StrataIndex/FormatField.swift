@@ -1,0 +1,54 @@
+/// One little-endian field of a cache file's header or records (`IndexFormat`,
+/// `MergedTreeFormat`): where it starts in its record and how many bytes it has. Writers store
+/// and readers load through the same constants, so a field's place is written down once.
+/// Declared as `static let`s of the format, they fold into constant offsets in optimised code.
+public struct FormatField: Sendable, Equatable {
+    public let offset: Int
+    public let width: Int
+    @inline(__always) public init(_ offset: Int, _ width: Int) {
+        self.offset = offset
+        self.width = width
+    }
+    public var range: Range<Int> { offset..<(offset + width) }
+    /// The field's last byte plus one: where the next field may start.
+    public var end: Int { offset + width }
+}
+
+extension UnsafeRawBufferPointer {
+    @inline(__always) public func u8(_ record: Int, _ f: FormatField) -> UInt8 {
+        assert(f.width == 1)
+        return self[record + f.offset]
+    }
+    @inline(__always) public func u16(_ record: Int, _ f: FormatField) -> UInt16 {
+        assert(f.width == 2)
+        return UInt16(littleEndian: loadUnaligned(fromByteOffset: record + f.offset, as: UInt16.self))
+    }
+    @inline(__always) public func u32(_ record: Int, _ f: FormatField) -> UInt32 {
+        assert(f.width == 4)
+        return u32(record + f.offset)
+    }
+    @inline(__always) public func u64(_ record: Int, _ f: FormatField) -> UInt64 {
+        assert(f.width == 8)
+        return u64(record + f.offset)
+    }
+    @inline(__always) public func i64(_ record: Int, _ f: FormatField) -> Int64 { Int64(bitPattern: u64(record, f)) }
+    /// A field of raw bytes (a magic, a digest), copied.
+    public func bytes(_ record: Int, _ f: FormatField) -> [UInt8] { Array(self[(record + f.offset)..<(record + f.end)]) }
+
+    @inline(__always) public func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+    @inline(__always) public func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+    @inline(__always) public func i64(_ at: Int) -> Int64 { Int64(bitPattern: u64(at)) }
+}
+
+extension UnsafeMutableRawBufferPointer {
+    /// Stores `value` little-endian in field `f` of the record at `record`; the field's width
+    /// must be the value's.
+    @inline(__always) public func put<T: FixedWidthInteger>(_ value: T, _ record: Int, _ f: FormatField) {
+        precondition(f.width == MemoryLayout<T>.size, "field of \(f.width) bytes written as \(MemoryLayout<T>.size)")
+        storeBytes(of: value.littleEndian, toByteOffset: record + f.offset, as: T.self)
+    }
+    /// Copies raw bytes (a magic, a digest) into field `f`, at most its width.
+    public func put(bytes: [UInt8], _ record: Int, _ f: FormatField) {
+        for (i, b) in bytes.prefix(f.width).enumerated() { self[record + f.offset + i] = b }
+    }
+}
