@@ -45,3 +45,66 @@ private func fixedLayers(_ dir: TempDirectory) throws -> [LayerIndex] {
         #expect(SHA256Hasher.hex(of: bytes) == "13f057ac7ceac6465aad3b2a19364f026331a676da0931d23eba6ae2ccd23f6a")
     }
 }
+
+/// Each record's fields, in any order, tile it: no gap, no overlap, nothing past its size.
+private func tiles(_ fields: [FormatField], _ size: Int) -> Bool {
+    var end = 0
+    for f in fields.sorted(by: { $0.offset < $1.offset }) {
+        guard f.offset == end, f.width > 0 else { return false }
+        end = f.end
+    }
+    return end == size
+}
+
+@Suite struct MergedTreeFieldTests {
+    @Test func fieldsTileEachRecord() {
+        typealias F = MergedTreeFormat
+        #expect(tiles(F.Header.all, F.Header.size))
+        #expect(tiles(F.Layer.all, F.Layer.size))
+        #expect(tiles(F.Attributes.all, F.Attributes.size))
+        #expect(tiles(F.Inode.all, F.Inode.size))
+        #expect(tiles(F.Child.all, F.Child.size))
+        #expect(tiles(F.Slot.all, F.Slot.size))
+        #expect(tiles(F.Extra.all, F.Extra.size))
+        #expect(tiles(F.Xattr.all, F.Xattr.size))
+        #expect(tiles(F.Sparse.all, F.Sparse.size))
+        for s in F.file.sections { #expect(F.Header.all.contains(s.start) && F.Header.all.contains(s.count), "\(s.name)") }
+    }
+
+    /// Fields written with values of their own read back by name: owners, times and modes per
+    /// path, sizes, offsets, layers, xattrs and sparse maps, device numbers, link counts.
+    @Test func everyFieldReadsBackByName() throws {
+        let dir = try TempDirectory()
+        let indexes = try fixedLayers(dir)
+        let bytes = MergedTreeWriter.serialize(try UnionTree(layers: indexes))
+        let path = dir.path + "/tree"
+        try FileIO.writeAtomically(path, bytes)
+        let t = try MergedTree(path: path, layers: MergedTreeWriter.layerTable(indexes))
+        func at(_ p: String) throws -> UInt32 { try #require(t.lookupPath(p), "\(p)") }
+
+        let sparse = try at("/var/sparse"), s = t.stat(sparse)
+        #expect(s.mode == 0o100644 && s.uid == 10 && s.gid == 5 && s.mtimeSeconds == 1_700_000_010 && s.mtimeNanoseconds == 9)
+        #expect(s.size == 1 << 30 && s.blocks == 1 && t.dataOffset(sparse) == 2048 && t.layer(sparse) == 1 && t.isSparse(sparse))
+        #expect(t.sparseCount(sparse) == 2 && t.sparseSegment(sparse, 0) == (0, 10) && t.sparseSegment(sparse, 1) == (1 << 29, 30))
+        let sh = try at("/bin/sh")
+        #expect(t.linkCount(sh) == 2 && t.xattrCount(sh) == 2 && t.stat(sh).uid == 6 && t.mode(sh) == 0o100755)
+        #expect(String(decoding: t.xattr(sh, 0).name, as: UTF8.self) == "security.capability")
+        #expect(Array(t.xattr(sh, 0).value) == Array("cap".utf8) && String(decoding: t.xattr(sh, 1).name, as: UTF8.self) == "user.x")
+        let passwd = try at("/etc/passwd")
+        #expect(t.mode(passwd) == 0o100640 && t.size(passwd) == 3 && t.dataOffset(passwd) == 1024 && t.layer(passwd) == 1)
+        let null = try at("/dev/null"), lib = try at("/lib")
+        #expect(t.stat(null).rdev == MergedTreeWriter.makedev(4, 300))
+        #expect(t.symlinkTarget(lib).map { Array($0) } == Array("usr/lib".utf8))
+        let usr = try at("/usr"), usrLib = try at("/usr/lib")
+        #expect(t.parentOf(usrLib) == usr && t.isDirectory(usr))
+        #expect(MergedTree.layerDigests(path: path) == indexes.map(\.digestHex))
+        bytes.withUnsafeBytes { b in
+            typealias H = MergedTreeFormat.Header
+            #expect(b.bytes(0, H.magic) == Array("STRATATR".utf8) && b.u32(0, H.version) == MergedTreeFormat.version)
+            #expect(b.u64(0, H.totalLength) == UInt64(bytes.count) && b.u32(0, H.pad) == 0)
+            let layer = MergedTreeFormat.layers.offset(in: b) + MergedTreeFormat.Layer.size
+            #expect(b.u64(layer, MergedTreeFormat.Layer.streamSize) == 1 << 20)
+            #expect(b.u64(layer, MergedTreeFormat.Layer.indexChecksum) == indexes[1].checksum)
+        }
+    }
+}
