@@ -99,7 +99,7 @@ enum ConsistencyCheck {
 
     static func leftovers(_ metadata: SnapshotMetadata, _ paths: StorePaths, layout: ImageLayout?, ids: Set<UInt64>) -> [String] {
         var found: [String] = []
-        for name in directoryEntries(paths.snapshots) {
+        for name in FileIO.directoryEntries(paths.snapshots) {
             guard let id = UInt64(name), ids.contains(id) else {
                 found.append("\(paths.snapshots)/\(name): belongs to no snapshot")
                 continue
@@ -116,16 +116,5 @@ enum ConsistencyCheck {
             }
         }
         return found
-    }
-
-    static func directoryEntries(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
     }
 }

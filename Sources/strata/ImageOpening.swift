@@ -20,7 +20,7 @@ enum ImageOpening {
         }
     }
 
-    static func cache(_ directory: String?) throws -> IndexCache {
-        try IndexCache(directory: directory ?? IndexCache.defaultDirectory)
+    static func cache(_ directory: String?) throws -> LayerCache {
+        try LayerCache(directory: directory ?? LayerCache.defaultDirectory)
     }
 }

@@ -142,7 +142,7 @@ func content(_ count: Int, seed: UInt64) -> [UInt8] {
 @Suite struct IndexCacheTests {
     @Test func corruptOrTruncatedIndexIsRebuilt() throws {
         let s = Scratch()
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         let tar = try TarWriter.archive([(entry("a", size: 3), [1, 2, 3])])
         let blob = try s.blob(Gzip.compress(tar), .gzip)
         let (first, built) = try cache.index(blob)

@@ -98,7 +98,7 @@ import StrataTar
     @Test func damagedCachedIndexIsRebuiltAtOpen() throws {
         let s = Scratch()
         let (blob, _) = try Self.layer(s)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         #expect(try cache.index(blob).built)
         let path = cache.indexPath(digestHex: blob.digestHex)
         let good = try FileIO.readAll(path)
@@ -120,7 +120,7 @@ import StrataTar
     @Test func damagedWindowIsRebuiltWhileServing() throws {
         let s = Scratch()
         let (blob, big) = try Self.layer(s)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         _ = try cache.index(blob)
         let index = try #require(cache.load(digestHex: blob.digestHex, verify: false))
         let path = cache.indexPath(digestHex: blob.digestHex)
@@ -146,7 +146,7 @@ import StrataTar
     @Test func damagedWindowWithoutCacheFailsTheReadAndRemovesTheIndex() throws {
         let s = Scratch()
         let (blob, big) = try Self.layer(s)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         _ = try cache.index(blob)
         let index = try #require(cache.load(digestHex: blob.digestHex, verify: false))
         let path = cache.indexPath(digestHex: blob.digestHex)

@@ -29,7 +29,7 @@ final class OverlayHarness {
         ], compression: .none)
         let blob = LayerBlob(path: builder.blobPath(layer.descriptor.digest), digestHex: layer.descriptor.digest.hex,
                              size: UInt64(layer.descriptor.size), compression: .none)
-        lowerFS = try ImageView.open(layers: [blob], cache: try IndexCache(directory: temp.child("cache")))
+        lowerFS = try ImageView.open(layers: [blob], cache: try LayerCache(directory: temp.child("cache")))
         upper = temp.child("upper")
         fs = try OverlayFileSystem(lower: lowerFS, upper: upper, work: temp.child("work"))
     }
