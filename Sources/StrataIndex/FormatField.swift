@@ -12,6 +12,44 @@ public struct FormatField: Sendable, Equatable {
     public var range: Range<Int> { offset..<(offset + width) }
     /// The field's last byte plus one: where the next field may start.
     public var end: Int { offset + width }
+
+    /// Whether `fields`, in any order, tile a record of `size` bytes: no gap, no overlap,
+    /// nothing past its end (what every record's `all` must do).
+    public static func tile(_ fields: [FormatField], size: Int) -> Bool {
+        var end = 0
+        for f in fields.sorted(by: { $0.offset < $1.offset }) {
+            guard f.offset == end, f.width > 0 else { return false }
+            end = f.end
+        }
+        return end == size
+    }
+}
+
+/// Records both cache formats hold alike.
+public enum CacheRecord {
+    /// One extended attribute: name and value, each (offset, length) in the file's strings.
+    public enum Xattr {
+        public static let size = 16
+        public static let nameOffset = FormatField(0, 4), nameLength = FormatField(4, 4)
+        public static let valueOffset = FormatField(8, 4), valueLength = FormatField(12, 4)
+        public static let all = [nameOffset, nameLength, valueOffset, valueLength]
+
+        /// The first of `count` records at `start` whose name or value is not inside strings
+        /// of `stringsLength` bytes; nil when all are.
+        public static func firstMalformed(_ b: UnsafeRawBufferPointer, start: Int, count: Int, stringsLength: Int) -> Int? {
+            (0..<count).first { i in
+                let r = start + i * size
+                return !b.fits(r, nameOffset, nameLength, within: stringsLength) || !b.fits(r, valueOffset, valueLength, within: stringsLength)
+            }
+        }
+    }
+
+    /// One data segment of a sparse file, in file offsets.
+    public enum Sparse {
+        public static let size = 16
+        public static let offset = FormatField(0, 8), length = FormatField(8, 8)
+        public static let all = [offset, length]
+    }
 }
 
 extension UnsafeRawBufferPointer {
@@ -32,6 +70,11 @@ extension UnsafeRawBufferPointer {
         return u64(record + f.offset)
     }
     @inline(__always) public func i64(_ record: Int, _ f: FormatField) -> Int64 { Int64(bitPattern: u64(record, f)) }
+    /// Whether the run (`first`, `count`: two u32 fields of the record at `record`) ends
+    /// within `limit`: a string inside the strings, a range of records inside their section.
+    @inline(__always) public func fits(_ record: Int, _ first: FormatField, _ count: FormatField, within limit: Int) -> Bool {
+        Int(u32(record, first)) + Int(u32(record, count)) <= limit
+    }
     /// A field of raw bytes (a magic, a digest), copied.
     public func bytes(_ record: Int, _ f: FormatField) -> [UInt8] { Array(self[(record + f.offset)..<(record + f.end)]) }
 

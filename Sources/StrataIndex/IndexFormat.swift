@@ -81,20 +81,8 @@ enum IndexFormat {
                           xattrCount, sparseFirst, sparseCount, pad2]
     }
 
-    /// One extended attribute: name and value in the strings section.
-    enum Xattr {
-        static let size = 16
-        static let nameOffset = Field(0, 4), nameLength = Field(4, 4)
-        static let valueOffset = Field(8, 4), valueLength = Field(12, 4)
-        static let all = [nameOffset, nameLength, valueOffset, valueLength]
-    }
-
-    /// One data segment of a sparse file, in file offsets.
-    enum Sparse {
-        static let size = 16
-        static let offset = Field(0, 8), length = Field(8, 8)
-        static let all = [offset, length]
-    }
+    typealias Xattr = CacheRecord.Xattr
+    typealias Sparse = CacheRecord.Sparse
 
     /// Where decoding can start, in stream order. Source `sourceBlob`: the blob, from a
     /// checkpoint `IndexingDecoder` recorded; its window (deflated) is in the windows section and

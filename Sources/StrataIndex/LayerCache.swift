@@ -16,7 +16,7 @@ import Glibc
 /// A layer's files are shared by every image that uses the layer. A file that fails
 /// validation is removed and rebuilt. Two processes indexing the same layer at once both
 /// succeed: they write the same bytes and the last rename wins.
-public final class LayerCache: @unchecked Sendable {   // immutable: a directory name
+public final class LayerCache: Sendable {
     public let directory: String
 
     /// What a cache file is.
@@ -37,9 +37,7 @@ public final class LayerCache: @unchecked Sendable {   // immutable: a directory
     /// Opens the cache at `directory`, creating it.
     public convenience init(directory: String) throws {
         self.init(existing: directory)
-        do { try FileIO.makeDirectories(directory + "/" + Kind.index.directory) } catch {
-            throw IndexError("cache \(directory): \(error)")
-        }
+        try makeDirectory(.index)
     }
 
     /// The cache at `directory`, which is neither created nor checked (to list, mark or trim
@@ -57,7 +55,9 @@ public final class LayerCache: @unchecked Sendable {   // immutable: a directory
     }
 
     /// The file of kind `kind` named for `hex` (a layer digest, or a merged tree's key).
-    public func path(_ kind: Kind, _ hex: String) -> String { "\(directory)/\(kind.directory)/\(hex)\(kind.suffix)" }
+    public func path(_ kind: Kind, _ hex: String) -> String { "\(folder(kind))/\(hex)\(kind.suffix)" }
+
+    private func folder(_ kind: Kind) -> String { "\(directory)/\(kind.directory)" }
 
     public func indexPath(digestHex: String) -> String { path(.index, digestHex) }
     /// A zstd layer's re-encoded copy (independent frames, see `FrameRecoder`), when it needs one.
@@ -138,7 +138,7 @@ public final class LayerCache: @unchecked Sendable {   // immutable: a directory
         }
         let path = indexPath(digestHex: blob.digestHex)
         do {
-            try FileIO.makeDirectories(directory + "/" + Kind.diffID.directory)
+            try FileIO.makeDirectories(folder(.diffID))
             try FileIO.writeAtomically(diffIDPath(digestHex: blob.digestHex), Array("sha256:\(diffIDHex)\n".utf8))
             try FileIO.writeAtomically(path, bytes)
         } catch {
@@ -151,7 +151,7 @@ public final class LayerCache: @unchecked Sendable {   // immutable: a directory
     /// is checked at every mount and made again if a crash lost it.
     public func storeTree(_ bytes: [UInt8], keyHex: String) throws -> String {
         let path = treePath(keyHex: keyHex)
-        try FileIO.makeDirectories(directory + "/" + Kind.tree.directory)
+        try FileIO.makeDirectories(folder(.tree))
         try FileIO.writeAtomically(path, bytes, durable: false)
         return path
     }
@@ -162,7 +162,7 @@ public final class LayerCache: @unchecked Sendable {   // immutable: a directory
     }
 
     private func makeDirectory(_ kind: Kind) throws {
-        do { try FileIO.makeDirectories(directory + "/" + kind.directory) } catch {
+        do { try FileIO.makeDirectories(folder(kind)) } catch {
             throw IndexError("cache \(directory): \(error)")
         }
     }
@@ -201,7 +201,7 @@ public final class LayerCache: @unchecked Sendable {   // immutable: a directory
     public func entries(_ kinds: [Kind]) -> [Entry] {
         var out: [Entry] = []
         for kind in kinds {
-            let dir = directory + "/" + kind.directory
+            let dir = folder(kind)
             for name in FileIO.directoryEntries(dir) {
                 let path = dir + "/" + name
                 var st = stat()

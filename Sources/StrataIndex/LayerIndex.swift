@@ -106,23 +106,18 @@ public final class LayerIndex: @unchecked Sendable {
         }
         // The records' own references must stay inside their sections, so a crafted file cannot
         // make a lookup read outside the mapping.
-        func stringOK(_ r: Int, _ offset: FormatField, _ length: FormatField) -> Bool {
-            Int(b.u32(r, offset)) + Int(b.u32(r, length)) <= stringsLength
-        }
         for i in 0..<(verify ? entryCount : 0) {
             let r = entriesOffset + i * E.size
-            guard stringOK(r, E.pathOffset, E.pathLength), stringOK(r, E.linkOffset, E.linkLength),
-                  Int(b.u32(r, E.xattrFirst)) + Int(b.u32(r, E.xattrCount)) <= xattrCount,
-                  Int(b.u32(r, E.sparseFirst)) + Int(b.u32(r, E.sparseCount)) <= sparseCount,
+            guard b.fits(r, E.pathOffset, E.pathLength, within: stringsLength),
+                  b.fits(r, E.linkOffset, E.linkLength, within: stringsLength),
+                  b.fits(r, E.xattrFirst, E.xattrCount, within: xattrCount),
+                  b.fits(r, E.sparseFirst, E.sparseCount, within: sparseCount),
                   b.u8(r, E.kind) <= IndexEntryKind.opaque.rawValue else {
                 throw IndexError("index \(path): entry \(i) is malformed")
             }
         }
-        for i in 0..<(verify ? xattrCount : 0) {
-            let r = xattrsOffset + i * X.size
-            guard stringOK(r, X.nameOffset, X.nameLength), stringOK(r, X.valueOffset, X.valueLength) else {
-                throw IndexError("index \(path): xattr \(i) is malformed")
-            }
+        if verify, let i = X.firstMalformed(b, start: xattrsOffset, count: xattrCount, stringsLength: stringsLength) {
+            throw IndexError("index \(path): xattr \(i) is malformed")
         }
         var copyEnd: UInt64 = 0
         for i in 0..<checkpointCount {

@@ -93,9 +93,6 @@ public final class MergedTree: @unchecked Sendable {
         typealias I = F.Inode
         typealias X = F.Extra
         typealias XA = F.Xattr
-        func stringOK(_ r: Int, _ offset: FormatField, _ length: FormatField) -> Bool {
-            Int(b.u32(r, offset)) + Int(b.u32(r, length)) <= stringsLength
-        }
         var streamSize: [UInt64] = []
         for l in 0..<layerCount { streamSize.append(b.u64(offLayers + l * F.Layer.size, F.Layer.streamSize)) }
         for i in 0..<inodeCount {
@@ -135,14 +132,13 @@ public final class MergedTree: @unchecked Sendable {
         guard used == childCount else { throw fail("lookup slots do not match the names") }
         for i in 0..<extraCount {
             let r = offExtras + i * X.size
-            guard Int(b.u32(r, X.xattrFirst)) + Int(b.u32(r, X.xattrCount)) <= xattrCount,
-                  Int(b.u32(r, X.sparseFirst)) + Int(b.u32(r, X.sparseCount)) <= sparseCount else {
+            guard b.fits(r, X.xattrFirst, X.xattrCount, within: xattrCount),
+                  b.fits(r, X.sparseFirst, X.sparseCount, within: sparseCount) else {
                 throw fail("extra \(i) is malformed")
             }
         }
-        for i in 0..<xattrCount {
-            let r = offXattrs + i * XA.size
-            guard stringOK(r, XA.nameOffset, XA.nameLength), stringOK(r, XA.valueOffset, XA.valueLength) else { throw fail("xattr \(i) is malformed") }
+        if let i = XA.firstMalformed(b, start: offXattrs, count: xattrCount, stringsLength: stringsLength) {
+            throw fail("xattr \(i) is malformed")
         }
     }
 

@@ -128,20 +128,8 @@ enum MergedTreeFormat {
         static let all = [xattrFirst, xattrCount, sparseFirst, sparseCount, storedSize]
     }
 
-    /// Name and value in the strings section.
-    enum Xattr {
-        static let size = 16
-        static let nameOffset = Field(0, 4), nameLength = Field(4, 4)
-        static let valueOffset = Field(8, 4), valueLength = Field(12, 4)
-        static let all = [nameOffset, nameLength, valueOffset, valueLength]
-    }
-
-    /// One data segment of a sparse file, in file offsets.
-    enum Sparse {
-        static let size = 16
-        static let offset = Field(0, 8), length = Field(8, 8)
-        static let all = [offset, length]
-    }
+    typealias Xattr = CacheRecord.Xattr
+    typealias Sparse = CacheRecord.Sparse
 
     typealias Section = CacheFileFormat.Section
     static let layers = Section("layers", start: Header.layers, count: Header.layerCount, recordSize: Layer.size)

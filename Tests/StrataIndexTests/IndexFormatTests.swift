@@ -42,24 +42,15 @@ func fixedIndex() -> [UInt8] {
     }
 }
 
-/// Each record's fields, in any order, tile it: no gap, no overlap, nothing past its size.
-func tiles(_ fields: [FormatField], _ size: Int) -> Bool {
-    var end = 0
-    for f in fields.sorted(by: { $0.offset < $1.offset }) {
-        guard f.offset == end, f.width > 0 else { return false }
-        end = f.end
-    }
-    return end == size
-}
 
 @Suite struct IndexFieldTests {
     @Test func fieldsTileEachRecord() {
         typealias F = IndexFormat
-        #expect(tiles(F.Header.all, F.Header.size))
-        #expect(tiles(F.Entry.all, F.Entry.size))
-        #expect(tiles(F.Xattr.all, F.Xattr.size))
-        #expect(tiles(F.Sparse.all, F.Sparse.size))
-        #expect(tiles(F.Checkpoint.all, F.Checkpoint.size))
+        #expect(FormatField.tile(F.Header.all, size: F.Header.size))
+        #expect(FormatField.tile(F.Entry.all, size: F.Entry.size))
+        #expect(FormatField.tile(F.Xattr.all, size: F.Xattr.size))
+        #expect(FormatField.tile(F.Sparse.all, size: F.Sparse.size))
+        #expect(FormatField.tile(F.Checkpoint.all, size: F.Checkpoint.size))
         for s in F.file.sections { #expect(F.Header.all.contains(s.start) && F.Header.all.contains(s.count), "\(s.name)") }
     }
 

@@ -46,28 +46,19 @@ private func fixedLayers(_ dir: TempDirectory) throws -> [LayerIndex] {
     }
 }
 
-/// Each record's fields, in any order, tile it: no gap, no overlap, nothing past its size.
-private func tiles(_ fields: [FormatField], _ size: Int) -> Bool {
-    var end = 0
-    for f in fields.sorted(by: { $0.offset < $1.offset }) {
-        guard f.offset == end, f.width > 0 else { return false }
-        end = f.end
-    }
-    return end == size
-}
 
 @Suite struct MergedTreeFieldTests {
     @Test func fieldsTileEachRecord() {
         typealias F = MergedTreeFormat
-        #expect(tiles(F.Header.all, F.Header.size))
-        #expect(tiles(F.Layer.all, F.Layer.size))
-        #expect(tiles(F.Attributes.all, F.Attributes.size))
-        #expect(tiles(F.Inode.all, F.Inode.size))
-        #expect(tiles(F.Child.all, F.Child.size))
-        #expect(tiles(F.Slot.all, F.Slot.size))
-        #expect(tiles(F.Extra.all, F.Extra.size))
-        #expect(tiles(F.Xattr.all, F.Xattr.size))
-        #expect(tiles(F.Sparse.all, F.Sparse.size))
+        #expect(FormatField.tile(F.Header.all, size: F.Header.size))
+        #expect(FormatField.tile(F.Layer.all, size: F.Layer.size))
+        #expect(FormatField.tile(F.Attributes.all, size: F.Attributes.size))
+        #expect(FormatField.tile(F.Inode.all, size: F.Inode.size))
+        #expect(FormatField.tile(F.Child.all, size: F.Child.size))
+        #expect(FormatField.tile(F.Slot.all, size: F.Slot.size))
+        #expect(FormatField.tile(F.Extra.all, size: F.Extra.size))
+        #expect(FormatField.tile(F.Xattr.all, size: F.Xattr.size))
+        #expect(FormatField.tile(F.Sparse.all, size: F.Sparse.size))
         for s in F.file.sections { #expect(F.Header.all.contains(s.start) && F.Header.all.contains(s.count), "\(s.name)") }
     }
 
