@@ -12,7 +12,7 @@ import StrataUnion
 public enum ImageView {
     /// `spanCacheBytes` bounds the decoded spans held (cached, being decoded, kept for reuse):
     /// four 4 MiB spans, enough for a sequential reader with read-ahead on two layers at once.
-    public static func open(layers blobs: [LayerBlob], cache: IndexCache, spanCacheBytes: Int = 16 << 20) throws -> ImageFileSystem {
+    public static func open(layers blobs: [LayerBlob], cache: LayerCache, spanCacheBytes: Int = 16 << 20) throws -> ImageFileSystem {
         // Serving reads only the indexes' checkpoints: a cached index is checked in full only
         // when the merged tree has to be built from it.
         let opened = try parallelMap(blobs.count) { try cache.index(blobs[$0], verify: false) }.map { try $0.get() }
@@ -38,15 +38,16 @@ public enum ImageView {
     /// cached (`built`). A tree that fails validation is rebuilt, like an index. `built[i]` says
     /// that index i was made by this process (so it needs no second check). `rebuild(i)` makes
     /// index i anew when its check finds it damaged (nil: the damage is an error).
-    public static func mergedTree(_ indexes: [LayerIndex], built: [Bool], cache: IndexCache,
+    public static func mergedTree(_ indexes: [LayerIndex], built: [Bool], cache: LayerCache,
                                   rebuild: ((Int) throws -> LayerIndex)? = nil) throws -> (tree: MergedTree, built: Bool) {
         let table = MergedTreeWriter.layerTable(indexes)
-        let path = cache.treePath(keyHex: SHA256Hasher.hex(of: MergedTreeWriter.key(table)))
+        let key = SHA256Hasher.hex(of: MergedTreeWriter.key(table))
+        let path = cache.treePath(keyHex: key)
         if FileIO.exists(path) {
             do { return (try MergedTree(path: path, layers: table), false) } catch {
                 Log.error("\(error); rebuilding it")
             }
-            unlink(path)
+            cache.remove(path)
         }
         // An index built by this mount was checked as it was made; a cached one is checked now.
         let verified = try indexes.indices.map { i in
@@ -54,16 +55,13 @@ public enum ImageView {
             do { return try LayerIndex(path: indexes[i].file.path, verify: true) } catch let damage as IndexDamage {
                 guard let rebuild else { throw damage }
                 Log.error("\(damage); rebuilding the index from the blob")
-                unlink(indexes[i].file.path)
+                cache.remove(indexes[i].file.path)
                 return try rebuild(i)
             }
         }
         let bytes = MergedTreeWriter.serialize(try UnionTree(layers: verified))
         do {
-            try FileIO.makeDirectories(cache.directory + "/tree/sha256")
-            // Not fsynced: the tree is checked at every mount and made again if a crash lost it.
-            try FileIO.writeAtomically(path, bytes, durable: false)
-            return (try MergedTree(path: path, layers: table), true)
+            return (try MergedTree(path: try cache.storeTree(bytes, keyHex: key), layers: table), true)
         } catch {
             // A cache that cannot take the tree (full, read-only) still serves this mount.
             Log.error("cache \(cache.directory): merged tree not cached: \(error)")

@@ -1,5 +1,7 @@
-/// The on-disk layout of a layer index. Little-endian, fixed-size records, so a mount maps the
-/// file and reads records in place instead of parsing it.
+/// The on-disk layout of a layer index, written down here once: the writer
+/// (`LayerIndexWriter`) stores and the reader (`LayerIndex`) loads every field through these
+/// constants, and `CacheFileFormat` checks the header and the sections' bounds. Little-endian,
+/// fixed-size records, so a mount maps the file and reads records in place instead of parsing it.
 ///
 ///   header (256 bytes) | entries (96 bytes each) | xattrs (16 each) | sparse segments (16 each)
 ///   | checkpoints (40 each) | strings | windows (each checkpoint window, deflated)
@@ -11,62 +13,121 @@
 /// `IndexDamage`: the index is rebuilt from the blob. Nothing in the file depends on where the
 /// blob lives, and the same layer always gives the same bytes.
 ///
-/// Checkpoint record: compressed offset u64 | uncompressed offset u64 | window offset u64
-/// | stored window length u32 | window length u32 | bits u8 | source u8 | pad u16
-/// | window checksum u32. Source 0: the blob, from a checkpoint `IndexingDecoder` recorded.
-/// Source 1: a frame of the layer's re-encoded copy (zstd layers whose frames are too large to
-/// decode per read, see `FrameRecoder`): the compressed offset is the frame's offset in the copy
-/// and the stored window length its compressed size; no window. The copy's size is in the
-/// header (0: no copy).
+/// Moving a field changes the bytes of every index: `version` must change with it
+/// (IndexFormatTests holds a fixed index's digest).
 enum IndexFormat {
-    static let magic: [UInt8] = Array("STRATAIX".utf8)
+    typealias Field = FormatField
     static let version: UInt32 = 2
-    static let headerSize = 256
-    static let entrySize = 96
-    static let xattrSize = 16
-    static let sparseSize = 16
-    static let checkpointSize = 40
 
-    // Header field offsets.
-    static let offVersion = 8
-    static let offCompression = 12
-    static let offBlobSize = 16
-    static let offUncompressedSize = 24
-    static let offEntryCount = 32
-    static let offXattrCount = 36
-    static let offSparseCount = 40
-    static let offCheckpointCount = 44
-    static let offEntries = 48
-    static let offXattrs = 56
-    static let offSparse = 64
-    static let offCheckpoints = 72
-    static let offStrings = 80
-    static let offStringsLength = 88
-    static let offWindows = 96
-    static let offWindowsLength = 104
-    static let offTotalLength = 112
-    static let offChecksum = 120   // of the header
-    static let offDigest = 128     // 32 raw bytes of the layer's sha256
-    static let offCopySize = 160
-    static let offEntriesChecksum = 168
-    static let offXattrsChecksum = 176
-    static let offSparseChecksum = 184
-    static let offCheckpointsChecksum = 192
-    static let offStringsChecksum = 200
+    /// The header: what `CacheFileFormat` checks, the counts, where the sections are, the
+    /// layer's sizes and digest, and one checksum per record section.
+    enum Header {
+        static let size = 256
+        static let magic = Field(0, 8)        // "STRATAIX"
+        static let version = Field(8, 4)
+        static let compression = Field(12, 4)   // 0 none, 1 gzip, 2 zstd
+        static let blobSize = Field(16, 8)
+        static let uncompressedSize = Field(24, 8)
+        static let entryCount = Field(32, 4)
+        static let xattrCount = Field(36, 4)
+        static let sparseCount = Field(40, 4)
+        static let checkpointCount = Field(44, 4)
+        static let entries = Field(48, 8)
+        static let xattrs = Field(56, 8)
+        static let sparse = Field(64, 8)
+        static let checkpoints = Field(72, 8)
+        static let strings = Field(80, 8)
+        static let stringsLength = Field(88, 8)
+        static let windows = Field(96, 8)
+        static let windowsLength = Field(104, 8)
+        static let totalLength = Field(112, 8)
+        static let checksum = Field(120, 8)   // of the header, this field read as zero
+        static let digest = Field(128, 32)    // the raw bytes of the layer's sha256
+        static let copySize = Field(160, 8)   // the re-encoded copy's size (0: the layer has none)
+        static let entriesChecksum = Field(168, 8)
+        static let xattrsChecksum = Field(176, 8)
+        static let sparseChecksum = Field(184, 8)
+        static let checkpointsChecksum = Field(192, 8)
+        static let stringsChecksum = Field(200, 8)
+        static let reserved = Field(208, 48)   // zero
+        static let all = [magic, version, compression, blobSize, uncompressedSize, entryCount, xattrCount, sparseCount,
+                          checkpointCount, entries, xattrs, sparse, checkpoints, strings, stringsLength, windows,
+                          windowsLength, totalLength, checksum, digest, copySize, entriesChecksum, xattrsChecksum,
+                          sparseChecksum, checkpointsChecksum, stringsChecksum, reserved]
+    }
 
-    // Checkpoint record field offsets.
-    static let cSource = 33
-    static let cWindowChecksum = 36
+    /// One tar entry. Strings are (offset, length) in the strings section; xattrs and sparse
+    /// segments are runs (first, count) of their sections.
+    enum Entry {
+        static let size = 96
+        static let pathOffset = Field(0, 4), pathLength = Field(4, 4)
+        static let linkOffset = Field(8, 4), linkLength = Field(12, 4)
+        static let kind = Field(16, 1)    // IndexEntryKind
+        static let flags = Field(17, 1)   // flagSparse
+        static let pad = Field(18, 2)
+        static let mode = Field(20, 4), uid = Field(24, 4), gid = Field(28, 4)
+        static let fileSize = Field(32, 8)
+        static let dataOffset = Field(40, 8)   // in the tar stream
+        static let storedSize = Field(48, 8)   // a sparse file's data bytes in the stream
+        static let mtimeSeconds = Field(56, 8)   // signed
+        static let mtimeNanoseconds = Field(64, 4)
+        static let devMajor = Field(68, 4), devMinor = Field(72, 4)
+        static let xattrFirst = Field(76, 4), xattrCount = Field(80, 4)
+        static let sparseFirst = Field(84, 4), sparseCount = Field(88, 4)
+        static let pad2 = Field(92, 4)
+        static let flagSparse: UInt8 = 1
+        static let all = [pathOffset, pathLength, linkOffset, linkLength, kind, flags, pad, mode, uid, gid, fileSize,
+                          dataOffset, storedSize, mtimeSeconds, mtimeNanoseconds, devMajor, devMinor, xattrFirst,
+                          xattrCount, sparseFirst, sparseCount, pad2]
+    }
+
+    typealias Xattr = CacheRecord.Xattr
+    typealias Sparse = CacheRecord.Sparse
+
+    /// Where decoding can start, in stream order. Source `sourceBlob`: the blob, from a
+    /// checkpoint `IndexingDecoder` recorded; its window (deflated) is in the windows section and
+    /// checked against `windowChecksum` whenever read. Source `sourceCopy`: a frame of the
+    /// layer's re-encoded copy (zstd layers whose frames are too large to decode per read, see
+    /// `FrameRecoder`): `compressedOffset` is the frame's offset in the copy and
+    /// `storedWindowLength` its compressed size; no window.
+    enum Checkpoint {
+        static let size = 40
+        static let compressedOffset = Field(0, 8)
+        static let uncompressedOffset = Field(8, 8)
+        static let windowOffset = Field(16, 8)   // in the windows section
+        static let storedWindowLength = Field(24, 4)
+        static let windowLength = Field(28, 4)
+        static let bits = Field(32, 1)
+        static let source = Field(33, 1)
+        static let pad = Field(34, 2)
+        static let windowChecksum = Field(36, 4)
+        static let all = [compressedOffset, uncompressedOffset, windowOffset, storedWindowLength, windowLength, bits,
+                          source, pad, windowChecksum]
+    }
     static let sourceBlob: UInt8 = 0
     static let sourceCopy: UInt8 = 1
 
-    static var checksumField: Range<Int> { offChecksum..<(offChecksum + 8) }
+    typealias Section = CacheFileFormat.Section
+    static let entries = Section("entries", start: Header.entries, count: Header.entryCount, recordSize: Entry.size,
+                                 checksum: Header.entriesChecksum)
+    static let xattrs = Section("xattrs", start: Header.xattrs, count: Header.xattrCount, recordSize: Xattr.size,
+                                checksum: Header.xattrsChecksum)
+    static let sparse = Section("sparse segments", start: Header.sparse, count: Header.sparseCount, recordSize: Sparse.size,
+                                checksum: Header.sparseChecksum)
+    static let checkpoints = Section("checkpoints", start: Header.checkpoints, count: Header.checkpointCount,
+                                     recordSize: Checkpoint.size, checksum: Header.checkpointsChecksum)
+    static let strings = Section("strings", start: Header.strings, count: Header.stringsLength, recordSize: 1,
+                                 checksum: Header.stringsChecksum)
+    /// Each window has its checksum in its checkpoint record.
+    static let windows = Section("windows", start: Header.windows, count: Header.windowsLength, recordSize: 1)
 
-    static func checksum(_ bytes: UnsafeRawBufferPointer, skipping skip: Range<Int>) -> UInt64 {
-        fileChecksum(bytes, skipping: skip)
-    }
+    /// The sections in file order; each starts 8-byte aligned so record loads stay cheap.
+    static let file = CacheFileFormat(
+        magic: "STRATAIX", version: version, headerSize: Header.size, magicField: Header.magic, versionField: Header.version,
+        totalLength: Header.totalLength, checksum: Header.checksum, checksumCoversHeaderOnly: true, alignment: 8,
+        sections: [entries, xattrs, sparse, checkpoints, strings, windows])
 
-    /// The checksum of a section (no field skipped).
+    /// The checksum of a section's bytes, as its header field keeps it.
     static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         fileChecksum(bytes, skipping: 0..<0)
     }
@@ -77,52 +138,24 @@ enum IndexFormat {
     }
 }
 
-/// A 64-bit word-at-a-time checksum of a cache file (layer index, merged tree): fast enough to
-/// verify a whole file at every mount, strong enough to catch truncation and bit rot (not an
-/// adversary; the blob digest is). `skip` is the checksum field itself, read as zero.
-public func fileChecksum(_ bytes: UnsafeRawBufferPointer, skipping skip: Range<Int>) -> UInt64 {
-    var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
-    let words = bytes.count / 8
-    var i = 0
-    while i < words {
-        let start = i * 8
-        var w = start >= skip.lowerBound && start < skip.upperBound ? 0 : bytes.loadUnaligned(fromByteOffset: start, as: UInt64.self)
-        w = w &* 0x87C3_7B91_1142_53D5
-        w = (w << 31) | (w >> 33)
-        h = (h ^ w) &* 0x4CF5_AD43_2745_937F
-        h = (h << 27) | (h >> 37)
-        i += 1
-    }
-    var tail: UInt64 = 0
-    var shift: UInt64 = 0
-    for j in (words * 8)..<bytes.count {
-        tail |= UInt64(bytes[j]) << shift
-        shift += 8
-    }
-    h = (h ^ tail) &* 0x4CF5_AD43_2745_937F
-    h ^= h >> 29
-    return h
-}
-
-/// Appends little-endian fields to a byte array.
+/// Builds a cache file: fixed-size records appended zeroed and filled field by field.
 struct ByteWriter {
     var bytes: [UInt8] = []
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
-    mutating func zeros(_ n: Int) { bytes.append(contentsOf: repeatElement(0, count: n)) }
-    mutating func set64(_ v: UInt64, at offset: Int) {
-        withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { bytes[offset + i] = b } }
-    }
-    mutating func set32(_ v: UInt32, at offset: Int) {
-        withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { bytes[offset + i] = b } }
-    }
-}
 
-extension UnsafeRawBufferPointer {
-    @inline(__always) public func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
-    @inline(__always) public func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-    @inline(__always) public func i64(_ at: Int) -> Int64 { Int64(bitPattern: u64(at)) }
+    /// Appends a zeroed record of `size` bytes and fills it (`fill` gets the record alone).
+    mutating func record(_ size: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: size))
+        bytes.withUnsafeMutableBytes { fill(UnsafeMutableRawBufferPointer(rebasing: $0[start..<(start + size)])) }
+    }
+
+    /// Pads with zeros to a multiple of `alignment`.
+    mutating func align(_ alignment: Int) {
+        while bytes.count % alignment != 0 { bytes.append(0) }
+    }
+
+    /// Sets field `f` of the record at `record` (already written).
+    mutating func set<T: FixedWidthInteger>(_ value: T, _ record: Int, _ f: FormatField) {
+        bytes.withUnsafeMutableBytes { $0.put(value, record, f) }
+    }
 }

@@ -23,7 +23,7 @@ public final class LayerData: Sendable {
     public let cache: SpanCache
     private let blobFile: BlobFile
     private let copyPath: String
-    private let indexCache: IndexCache?
+    private let indexCache: LayerCache?
     /// A replaced index's copy stays open until the end: a reader may still be reading it.
     private struct State { var index: LayerIndex; var copyFile: FileDescriptor?; var retired: [FileDescriptor] = []; var repairs = 0 }
     private let state: Locked<State>
@@ -40,7 +40,7 @@ public final class LayerData: Sendable {
     /// `copyPath`: the layer's re-encoded copy (read only if the index lists copy frames).
     /// `indexCache`: where a damaged index is rebuilt while serving (nil: reads fail instead).
     public init(index: LayerIndex, blob: LayerBlob, number: Int, cache: SpanCache, copyPath: String,
-                indexCache: IndexCache? = nil) throws {
+                indexCache: LayerCache? = nil) throws {
         state = Locked(State(index: index))
         self.blob = blob
         self.number = number
@@ -134,15 +134,15 @@ public final class LayerData: Sendable {
     private func rebuild(damaged: LayerIndex, _ damage: IndexDamage) throws {
         if self.index !== damaged { return }
         guard let indexCache else {
-            IndexCache.log("\(blob.name): \(damage); index removed, the next mount rebuilds it")
+            LayerCache.log("\(blob.name): \(damage); index removed, the next mount rebuilds it")
             unlink(damaged.file.path)
             throw damage
         }
-        IndexCache.log("\(blob.name): \(damage); rebuilding its index from the blob")
+        LayerCache.log("\(blob.name): \(damage); rebuilding its index from the blob")
         let rebuilt: LayerIndex
         // Reopened as a mount opens it: header and checkpoints in memory, windows read when used.
         do { rebuilt = try LayerIndex(path: indexCache.build(blob).file.path, verify: false) } catch {
-            IndexCache.log("\(blob.name): rebuilding its index failed: \(error)")
+            LayerCache.log("\(blob.name): rebuilding its index failed: \(error)")
             unlink(damaged.file.path)
             throw damage
         }

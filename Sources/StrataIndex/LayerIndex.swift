@@ -52,108 +52,91 @@ public final class LayerIndex: @unchecked Sendable {
             try self.init(file: MappedFile(path: path), verify: true)
         } else {
             let file = try MappedFile(loadingOnDemand: path)
-            try file.load(0..<min(file.bytes.count, IndexFormat.headerSize))
+            try file.load(0..<min(file.bytes.count, IndexFormat.Header.size))
             try self.init(file: file, verify: false)
         }
     }
 
     public init(file: MappedFile, verify: Bool = true) throws {
+        typealias F = IndexFormat
+        typealias H = IndexFormat.Header
+        typealias E = IndexFormat.Entry
+        typealias X = IndexFormat.Xattr
+        typealias C = IndexFormat.Checkpoint
         self.file = file
         let b = file.bytes
         bytes = b
         let path = file.path
-        guard b.count >= IndexFormat.headerSize, Array(b[0..<8]) == IndexFormat.magic else {
-            throw IndexError("index \(path): not a strata index")
+        do throws(CacheFileFormat.Violation) { try F.file.check(b) } catch {
+            switch error {
+            case .notThisFormat: throw IndexError("index \(path): not a strata index")
+            case .version(let v): throw IndexError("index \(path): format version \(v) is not \(F.version)")
+            case .checksum: throw IndexDamage(path: path, "header checksum mismatch")
+            case .truncated(let size, let expected): throw IndexError("index \(path): truncated (\(size) of \(expected) bytes)")
+            case .sectionOutside: throw IndexError("index \(path): section outside the file")
+            }
         }
-        guard b.u32(IndexFormat.offVersion) == IndexFormat.version else {
-            throw IndexError("index \(path): format version \(b.u32(IndexFormat.offVersion)) is not \(IndexFormat.version)")
-        }
-        checksum = b.u64(IndexFormat.offChecksum)
-        let headerSum = IndexFormat.checksum(UnsafeRawBufferPointer(rebasing: b[0..<IndexFormat.headerSize]),
-                                             skipping: IndexFormat.checksumField)
-        guard headerSum == checksum else { throw IndexDamage(path: path, "header checksum mismatch") }
-        guard b.u64(IndexFormat.offTotalLength) == UInt64(b.count) else {
-            throw IndexError("index \(path): truncated (\(b.count) of \(b.u64(IndexFormat.offTotalLength)) bytes)")
-        }
-        guard let c = StrataIndex.compression(fromCode: UInt8(truncatingIfNeeded: b.u32(IndexFormat.offCompression))) else {
+        checksum = b.u64(0, H.checksum)
+        guard let c = StrataIndex.compression(fromCode: UInt8(truncatingIfNeeded: b.u32(0, H.compression))) else {
             throw IndexError("index \(path): unknown compression")
         }
         compression = c
-        blobSize = b.u64(IndexFormat.offBlobSize)
-        uncompressedSize = b.u64(IndexFormat.offUncompressedSize)
-        entryCount = Int(b.u32(IndexFormat.offEntryCount))
-        checkpointCount = Int(b.u32(IndexFormat.offCheckpointCount))
-        entriesOffset = Int(b.u64(IndexFormat.offEntries))
-        xattrsOffset = Int(b.u64(IndexFormat.offXattrs))
-        sparseOffset = Int(b.u64(IndexFormat.offSparse))
-        checkpointsOffset = Int(b.u64(IndexFormat.offCheckpoints))
-        stringsOffset = Int(b.u64(IndexFormat.offStrings))
-        windowsOffset = Int(b.u64(IndexFormat.offWindows))
-        let stringsLength = Int(b.u64(IndexFormat.offStringsLength))
-        let windowsLength = Int(b.u64(IndexFormat.offWindowsLength))
-        let xattrCount = Int(b.u32(IndexFormat.offXattrCount))
-        let sparseCount = Int(b.u32(IndexFormat.offSparseCount))
-        copySize = b.u64(IndexFormat.offCopySize)
-        digestHex = Array(b[IndexFormat.offDigest..<(IndexFormat.offDigest + 32)]).map { byte in
+        blobSize = b.u64(0, H.blobSize)
+        uncompressedSize = b.u64(0, H.uncompressedSize)
+        entryCount = F.entries.count(in: b)
+        checkpointCount = F.checkpoints.count(in: b)
+        entriesOffset = F.entries.offset(in: b)
+        xattrsOffset = F.xattrs.offset(in: b)
+        sparseOffset = F.sparse.offset(in: b)
+        checkpointsOffset = F.checkpoints.offset(in: b)
+        stringsOffset = F.strings.offset(in: b)
+        windowsOffset = F.windows.offset(in: b)
+        let stringsLength = F.strings.count(in: b)
+        let windowsLength = F.windows.count(in: b)
+        let xattrCount = F.xattrs.count(in: b)
+        let sparseCount = F.sparse.count(in: b)
+        copySize = b.u64(0, H.copySize)
+        digestHex = b.bytes(0, H.digest).map { byte in
             let s = String(byte, radix: 16)
             return byte < 16 ? "0" + s : s
         }.joined()
-        // Every section must lie inside the file; the records' own offsets are checked below so a
-        // crafted file cannot make a lookup read outside the mapping.
-        func inside(_ off: Int, _ len: Int) -> Bool { off >= IndexFormat.headerSize && off <= b.count && len >= 0 && len <= b.count - off }
-        guard inside(entriesOffset, entryCount * IndexFormat.entrySize),
-              inside(xattrsOffset, xattrCount * IndexFormat.xattrSize),
-              inside(sparseOffset, sparseCount * IndexFormat.sparseSize),
-              inside(checkpointsOffset, checkpointCount * IndexFormat.checkpointSize),
-              inside(stringsOffset, stringsLength), inside(windowsOffset, windowsLength) else {
-            throw IndexError("index \(path): section outside the file")
+        if !file.isResident { try file.load(F.checkpoints.range(in: b)) }
+        // Serving reads the checkpoints; the rest only when verifying (see init(path:verify:)).
+        for section in verify ? [F.checkpoints, F.entries, F.xattrs, F.sparse, F.strings] : [F.checkpoints] {
+            guard F.file.sectionIntact(section, in: b) else { throw IndexDamage(path: path, "\(section.name) checksum mismatch") }
         }
-        if !file.isResident {
-            try file.load(checkpointsOffset..<(checkpointsOffset + checkpointCount * IndexFormat.checkpointSize))
-        }
-        func check(_ name: String, _ offset: Int, _ length: Int, _ field: Int) throws {
-            let sum = IndexFormat.checksum(UnsafeRawBufferPointer(rebasing: b[offset..<(offset + length)]))
-            guard sum == b.u64(field) else { throw IndexDamage(path: path, "\(name) checksum mismatch") }
-        }
-        try check("checkpoints", checkpointsOffset, checkpointCount * IndexFormat.checkpointSize, IndexFormat.offCheckpointsChecksum)
-        if verify {
-            try check("entries", entriesOffset, entryCount * IndexFormat.entrySize, IndexFormat.offEntriesChecksum)
-            try check("xattrs", xattrsOffset, xattrCount * IndexFormat.xattrSize, IndexFormat.offXattrsChecksum)
-            try check("sparse segments", sparseOffset, sparseCount * IndexFormat.sparseSize, IndexFormat.offSparseChecksum)
-            try check("strings", stringsOffset, stringsLength, IndexFormat.offStringsChecksum)
-        }
+        // The records' own references must stay inside their sections, so a crafted file cannot
+        // make a lookup read outside the mapping.
         for i in 0..<(verify ? entryCount : 0) {
-            let r = entriesOffset + i * IndexFormat.entrySize
-            guard Int(b.u32(r)) + Int(b.u32(r + 4)) <= stringsLength,
-                  Int(b.u32(r + 8)) + Int(b.u32(r + 12)) <= stringsLength,
-                  Int(b.u32(r + 76)) + Int(b.u32(r + 80)) <= xattrCount,
-                  Int(b.u32(r + 84)) + Int(b.u32(r + 88)) <= sparseCount,
-                  b[r + 16] <= IndexEntryKind.opaque.rawValue else {
+            let r = entriesOffset + i * E.size
+            guard b.fits(r, E.pathOffset, E.pathLength, within: stringsLength),
+                  b.fits(r, E.linkOffset, E.linkLength, within: stringsLength),
+                  b.fits(r, E.xattrFirst, E.xattrCount, within: xattrCount),
+                  b.fits(r, E.sparseFirst, E.sparseCount, within: sparseCount),
+                  b.u8(r, E.kind) <= IndexEntryKind.opaque.rawValue else {
                 throw IndexError("index \(path): entry \(i) is malformed")
             }
         }
-        for i in 0..<(verify ? xattrCount : 0) {
-            let r = xattrsOffset + i * IndexFormat.xattrSize
-            guard Int(b.u32(r)) + Int(b.u32(r + 4)) <= stringsLength, Int(b.u32(r + 8)) + Int(b.u32(r + 12)) <= stringsLength else {
-                throw IndexError("index \(path): xattr \(i) is malformed")
-            }
+        if verify, let i = X.firstMalformed(b, start: xattrsOffset, count: xattrCount, stringsLength: stringsLength) {
+            throw IndexError("index \(path): xattr \(i) is malformed")
         }
         var copyEnd: UInt64 = 0
         for i in 0..<checkpointCount {
-            let r = checkpointsOffset + i * IndexFormat.checkpointSize
+            let r = checkpointsOffset + i * C.size
             let valid: Bool
-            switch b[r + IndexFormat.cSource] {
-            case IndexFormat.sourceBlob:
-                valid = Int(b.u64(r + 16)) + Int(b.u32(r + 24)) <= windowsLength
-            case IndexFormat.sourceCopy:
+            switch b.u8(r, C.source) {
+            case F.sourceBlob:
+                valid = Int(b.u64(r, C.windowOffset)) + Int(b.u32(r, C.storedWindowLength)) <= windowsLength
+            case F.sourceCopy:
                 // Copy frames lie one after another in the copy, which they fill.
-                valid = b.u64(r) == copyEnd && b.u32(r + 24) > 0
-                copyEnd = b.u64(r) + UInt64(b.u32(r + 24))
+                valid = b.u64(r, C.compressedOffset) == copyEnd && b.u32(r, C.storedWindowLength) > 0
+                copyEnd = b.u64(r, C.compressedOffset) + UInt64(b.u32(r, C.storedWindowLength))
             default:
                 valid = false
             }
-            let before = i == 0 ? 0 : b.u64(r - IndexFormat.checkpointSize + 8)
-            guard valid, i == 0 ? b.u64(r + 8) == 0 : b.u64(r + 8) > before, b.u64(r + 8) < max(uncompressedSize, 1) else {
+            let at = b.u64(r, C.uncompressedOffset)
+            let before = i == 0 ? 0 : b.u64(r - C.size, C.uncompressedOffset)
+            guard valid, i == 0 ? at == 0 : at > before, at < max(uncompressedSize, 1) else {
                 throw IndexError("index \(path): checkpoint \(i) is malformed")
             }
         }
@@ -162,40 +145,41 @@ public final class LayerIndex: @unchecked Sendable {
         }
     }
 
-    @inline(__always) private func string(_ off: UInt32, _ len: UInt32) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(rebasing: bytes[(stringsOffset + Int(off))..<(stringsOffset + Int(off) + Int(len))])
+    @inline(__always) private func string(_ r: Int, _ offset: FormatField, _ length: FormatField) -> UnsafeRawBufferPointer {
+        let start = stringsOffset + Int(bytes.u32(r, offset))
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + Int(bytes.u32(r, length)))])
     }
 
     public func entry(_ i: Int) -> IndexEntry {
-        let r = entriesOffset + i * IndexFormat.entrySize
+        typealias E = IndexFormat.Entry
+        let r = entriesOffset + i * E.size
         let b = bytes
-        let kind = IndexEntryKind(rawValue: b[r + 16]) ?? .regular
+        let kind = IndexEntryKind(rawValue: b.u8(r, E.kind)) ?? .regular
         return IndexEntry(
-            path: string(b.u32(r), b.u32(r + 4)),
-            linkTarget: string(b.u32(r + 8), b.u32(r + 12)),
+            path: string(r, E.pathOffset, E.pathLength),
+            linkTarget: string(r, E.linkOffset, E.linkLength),
             kind: kind,
-            isSparse: b[r + 17] & 1 != 0,
+            isSparse: b.u8(r, E.flags) & E.flagSparse != 0,
             // The record keeps the header's mode; a symlink on Linux is always 0777 (ext4,
             // overlayfs, umoci), whatever some tar writers put there.
-            mode: kind == .symlink ? IndexEntry.symlinkMode : b.u32(r + 20), uid: b.u32(r + 24), gid: b.u32(r + 28),
-            size: b.u64(r + 32), dataOffset: b.u64(r + 40), storedSize: b.u64(r + 48),
-            mtimeSeconds: b.i64(r + 56), mtimeNanoseconds: b.u32(r + 64),
-            devMajor: b.u32(r + 68), devMinor: b.u32(r + 72),
-            xattrFirst: b.u32(r + 76), xattrCount: b.u32(r + 80),
-            sparseFirst: b.u32(r + 84), sparseCount: b.u32(r + 88))
+            mode: kind == .symlink ? IndexEntry.symlinkMode : b.u32(r, E.mode), uid: b.u32(r, E.uid), gid: b.u32(r, E.gid),
+            size: b.u64(r, E.fileSize), dataOffset: b.u64(r, E.dataOffset), storedSize: b.u64(r, E.storedSize),
+            mtimeSeconds: b.i64(r, E.mtimeSeconds), mtimeNanoseconds: b.u32(r, E.mtimeNanoseconds),
+            devMajor: b.u32(r, E.devMajor), devMinor: b.u32(r, E.devMinor),
+            xattrFirst: b.u32(r, E.xattrFirst), xattrCount: b.u32(r, E.xattrCount),
+            sparseFirst: b.u32(r, E.sparseFirst), sparseCount: b.u32(r, E.sparseCount))
     }
 
     /// Only the kind: the union build skips or defers most entries on it.
     @inline(__always) public func kind(_ i: Int) -> IndexEntryKind {
-        IndexEntryKind(rawValue: bytes[entriesOffset + i * IndexFormat.entrySize + 16]) ?? .regular
+        IndexEntryKind(rawValue: bytes.u8(entriesOffset + i * IndexFormat.Entry.size, IndexFormat.Entry.kind)) ?? .regular
     }
 
     /// Only the normalised path, split at its last "/": what the union build needs of most
     /// entries (decoding the whole record for each of them is a third of a warm mount).
     @inline(__always)
     public func pathParts(_ i: Int) -> (path: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer) {
-        let r = entriesOffset + i * IndexFormat.entrySize
-        let path = string(bytes.u32(r), bytes.u32(r + 4))
+        let path = string(entriesOffset + i * IndexFormat.Entry.size, IndexFormat.Entry.pathOffset, IndexFormat.Entry.pathLength)
         let (parent, name) = splitPath(path)
         return (path, parent, name)
     }
@@ -203,52 +187,56 @@ public final class LayerIndex: @unchecked Sendable {
     /// The link target of entry `i` (symlink target, or hardlink target path).
     @inline(__always)
     public func linkTarget(_ i: Int) -> UnsafeRawBufferPointer {
-        let r = entriesOffset + i * IndexFormat.entrySize
-        return string(bytes.u32(r + 8), bytes.u32(r + 12))
+        string(entriesOffset + i * IndexFormat.Entry.size, IndexFormat.Entry.linkOffset, IndexFormat.Entry.linkLength)
     }
 
     public func xattr(_ i: Int) -> IndexXattr {
-        let r = xattrsOffset + i * IndexFormat.xattrSize
-        return IndexXattr(name: string(bytes.u32(r), bytes.u32(r + 4)), value: string(bytes.u32(r + 8), bytes.u32(r + 12)))
+        typealias X = IndexFormat.Xattr
+        let r = xattrsOffset + i * X.size
+        return IndexXattr(name: string(r, X.nameOffset, X.nameLength), value: string(r, X.valueOffset, X.valueLength))
     }
 
     public func sparseSegment(_ i: Int) -> (offset: UInt64, length: UInt64) {
-        let r = sparseOffset + i * IndexFormat.sparseSize
-        return (bytes.u64(r), bytes.u64(r + 8))
+        typealias S = IndexFormat.Sparse
+        let r = sparseOffset + i * S.size
+        return (bytes.u64(r, S.offset), bytes.u64(r, S.length))
     }
 
     /// The checkpoint's offsets without its window (cheap; used for span lookup).
     public func checkpointOffsets(_ i: Int) -> (compressed: UInt64, uncompressed: UInt64) {
-        let r = checkpointsOffset + i * IndexFormat.checkpointSize
-        return (bytes.u64(r), bytes.u64(r + 8))
+        typealias C = IndexFormat.Checkpoint
+        let r = checkpointsOffset + i * C.size
+        return (bytes.u64(r, C.compressedOffset), bytes.u64(r, C.uncompressedOffset))
     }
 
     /// The full checkpoint, window inflated.
     public func checkpoint(_ i: Int) throws -> Checkpoint {
-        let r = checkpointsOffset + i * IndexFormat.checkpointSize
-        let storedLength = Int(bytes.u32(r + 24))
+        typealias C = IndexFormat.Checkpoint
+        let r = checkpointsOffset + i * C.size
+        let storedLength = Int(bytes.u32(r, C.storedWindowLength))
         var window: [UInt8] = []
         if storedLength > 0 {
-            let start = windowsOffset + Int(bytes.u64(r + 16))
+            let start = windowsOffset + Int(bytes.u64(r, C.windowOffset))
             let stored = try file.read(start..<(start + storedLength))
-            guard stored.withUnsafeBytes({ IndexFormat.windowChecksum($0) }) == bytes.u32(r + IndexFormat.cWindowChecksum) else {
+            guard stored.withUnsafeBytes({ IndexFormat.windowChecksum($0) }) == bytes.u32(r, C.windowChecksum) else {
                 throw IndexDamage(path: file.path, "checkpoint \(i) window checksum mismatch")
             }
             window = try Gzip.decompress(stored)
-            guard window.count == Int(bytes.u32(r + 28)) else {
+            guard window.count == Int(bytes.u32(r, C.windowLength)) else {
                 throw IndexDamage(path: file.path, "checkpoint \(i) window has the wrong size")
             }
         }
-        return Checkpoint(compressedOffset: bytes.u64(r), uncompressedOffset: bytes.u64(r + 8),
-                          bits: bytes[r + 32], window: window)
+        return Checkpoint(compressedOffset: bytes.u64(r, C.compressedOffset), uncompressedOffset: bytes.u64(r, C.uncompressedOffset),
+                          bits: bytes.u8(r, C.bits), window: window)
     }
 
     /// Where span `i` is in the layer's re-encoded copy, or nil when it is decoded from the blob.
     @inline(__always)
     public func copyFrame(_ i: Int) -> (offset: UInt64, size: Int)? {
-        let r = checkpointsOffset + i * IndexFormat.checkpointSize
-        guard bytes[r + IndexFormat.cSource] == IndexFormat.sourceCopy else { return nil }
-        return (bytes.u64(r), Int(bytes.u32(r + 24)))
+        typealias C = IndexFormat.Checkpoint
+        let r = checkpointsOffset + i * C.size
+        guard bytes.u8(r, C.source) == IndexFormat.sourceCopy else { return nil }
+        return (bytes.u64(r, C.compressedOffset), Int(bytes.u32(r, C.storedWindowLength)))
     }
 
     /// The index of the last checkpoint at or before `offset` in the uncompressed stream.

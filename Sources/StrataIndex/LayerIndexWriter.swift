@@ -50,29 +50,37 @@ public struct LayerIndexWriter {
     }
 
     public mutating func append(_ e: IndexEntryInput) {
+        typealias E = IndexFormat.Entry
+        typealias X = IndexFormat.Xattr
+        typealias S = IndexFormat.Sparse
         let (pathOff, pathLen) = intern(e.path)
         let (linkOff, linkLen) = intern(e.linkTarget)
         let xattrFirst = xattrCount
         for x in e.xattrs {
             let (no, nl) = intern(x.name)
             let (vo, vl) = intern(x.value)
-            xattrs.u32(no); xattrs.u32(nl); xattrs.u32(vo); xattrs.u32(vl)
+            xattrs.record(X.size) { r in
+                r.put(no, 0, X.nameOffset); r.put(nl, 0, X.nameLength); r.put(vo, 0, X.valueOffset); r.put(vl, 0, X.valueLength)
+            }
             xattrCount += 1
         }
         let sparseFirst = sparseCount
         for s in e.sparse ?? [] {
-            sparse.u64(s.offset); sparse.u64(s.length)
+            sparse.record(S.size) { r in r.put(s.offset, 0, S.offset); r.put(s.length, 0, S.length) }
             sparseCount += 1
         }
-        entries.u32(pathOff); entries.u32(pathLen); entries.u32(linkOff); entries.u32(linkLen)
-        entries.u8(e.kind.rawValue); entries.u8(e.sparse == nil ? 0 : 1); entries.u16(0)
-        entries.u32(e.mode); entries.u32(e.uid); entries.u32(e.gid)
-        entries.u64(e.size); entries.u64(e.dataOffset); entries.u64(e.storedSize)
-        entries.i64(e.mtimeSeconds); entries.u32(e.mtimeNanoseconds)
-        entries.u32(e.devMajor); entries.u32(e.devMinor)
-        entries.u32(xattrFirst); entries.u32(xattrCount - xattrFirst)
-        entries.u32(sparseFirst); entries.u32(sparseCount - sparseFirst)
-        entries.u32(0)
+        let xattrTotal = xattrCount, sparseTotal = sparseCount
+        entries.record(E.size) { r in
+            r.put(pathOff, 0, E.pathOffset); r.put(pathLen, 0, E.pathLength)
+            r.put(linkOff, 0, E.linkOffset); r.put(linkLen, 0, E.linkLength)
+            r.put(e.kind.rawValue, 0, E.kind); r.put(e.sparse == nil ? 0 : E.flagSparse, 0, E.flags)
+            r.put(e.mode, 0, E.mode); r.put(e.uid, 0, E.uid); r.put(e.gid, 0, E.gid)
+            r.put(e.size, 0, E.fileSize); r.put(e.dataOffset, 0, E.dataOffset); r.put(e.storedSize, 0, E.storedSize)
+            r.put(e.mtimeSeconds, 0, E.mtimeSeconds); r.put(e.mtimeNanoseconds, 0, E.mtimeNanoseconds)
+            r.put(e.devMajor, 0, E.devMajor); r.put(e.devMinor, 0, E.devMinor)
+            r.put(xattrFirst, 0, E.xattrFirst); r.put(xattrTotal - xattrFirst, 0, E.xattrCount)
+            r.put(sparseFirst, 0, E.sparseFirst); r.put(sparseTotal - sparseFirst, 0, E.sparseCount)
+        }
         entryCount += 1
     }
 
@@ -80,33 +88,34 @@ public struct LayerIndexWriter {
     /// the blob's checkpoints inside the ranges they cover (see `IndexFormat`).
     public func serialize(compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
                           digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy()) -> [UInt8] {
+        typealias C = IndexFormat.Checkpoint
+        typealias H = IndexFormat.Header
         var checkpointRecords = ByteWriter()
         var windows: [UInt8] = []
         var recordCount: UInt32 = 0
         func blobRecord(_ c: Checkpoint) {
             let stored = c.window.isEmpty ? [] : Gzip.compress(c.window, level: 6)   // 7 % smaller than level 1: the index stays under 2 % of the layer
-            checkpointRecords.u64(c.compressedOffset)
-            checkpointRecords.u64(c.uncompressedOffset)
-            checkpointRecords.u64(UInt64(windows.count))
-            checkpointRecords.u32(UInt32(stored.count))
-            checkpointRecords.u32(UInt32(c.window.count))
-            checkpointRecords.u8(c.bits)
-            checkpointRecords.u8(IndexFormat.sourceBlob)
-            checkpointRecords.u16(0)
-            checkpointRecords.u32(stored.withUnsafeBytes { IndexFormat.windowChecksum($0) })
+            let windowOffset = UInt64(windows.count)
+            checkpointRecords.record(C.size) { r in
+                r.put(c.compressedOffset, 0, C.compressedOffset)
+                r.put(c.uncompressedOffset, 0, C.uncompressedOffset)
+                r.put(windowOffset, 0, C.windowOffset)
+                r.put(UInt32(stored.count), 0, C.storedWindowLength)
+                r.put(UInt32(c.window.count), 0, C.windowLength)
+                r.put(c.bits, 0, C.bits)
+                r.put(IndexFormat.sourceBlob, 0, C.source)
+                r.put(stored.withUnsafeBytes { IndexFormat.windowChecksum($0) }, 0, C.windowChecksum)
+            }
             windows.append(contentsOf: stored)
             recordCount += 1
         }
         func copyRecord(_ f: RecodedCopy.Frame) {
-            checkpointRecords.u64(f.copyOffset)
-            checkpointRecords.u64(f.uncompressedOffset)
-            checkpointRecords.u64(0)
-            checkpointRecords.u32(f.compressedSize)
-            checkpointRecords.u32(0)
-            checkpointRecords.u8(0)
-            checkpointRecords.u8(IndexFormat.sourceCopy)
-            checkpointRecords.u16(0)
-            checkpointRecords.u32(0)
+            checkpointRecords.record(C.size) { r in
+                r.put(f.copyOffset, 0, C.compressedOffset)
+                r.put(f.uncompressedOffset, 0, C.uncompressedOffset)
+                r.put(f.compressedSize, 0, C.storedWindowLength)
+                r.put(IndexFormat.sourceCopy, 0, C.source)
+            }
             recordCount += 1
         }
         // Both lists are in stream order; a blob checkpoint inside a copied range gives way.
@@ -123,37 +132,35 @@ public struct LayerIndexWriter {
             next += 1
         }
         var out = ByteWriter()
-        out.bytes.reserveCapacity(IndexFormat.headerSize + entries.bytes.count + strings.count + windows.count + 1024)
-        out.bytes.append(contentsOf: IndexFormat.magic)
-        out.u32(IndexFormat.version)
-        out.u32(UInt32(compressionCode(compression)))
-        out.u64(blobSize)
-        out.u64(uncompressedSize)
-        out.u32(entryCount); out.u32(xattrCount); out.u32(sparseCount); out.u32(recordCount)
-        out.zeros(IndexFormat.headerSize - out.bytes.count)
-        for (i, b) in digest.prefix(32).enumerated() { out.bytes[IndexFormat.offDigest + i] = b }
-        out.set64(copy.size, at: IndexFormat.offCopySize)
-
-        func section(_ field: Int, _ data: [UInt8], checksum: Int? = nil) {
-            // Sections start 8-byte aligned so record loads stay cheap.
-            while out.bytes.count % 8 != 0 { out.u8(0) }
-            out.set64(UInt64(out.bytes.count), at: field)
+        out.bytes.reserveCapacity(H.size + entries.bytes.count + strings.count + windows.count + 1024)
+        let (entryCount, xattrCount, sparseCount) = (self.entryCount, self.xattrCount, self.sparseCount)
+        out.record(H.size) { h in
+            h.put(bytes: IndexFormat.file.magic, 0, H.magic)
+            h.put(IndexFormat.version, 0, H.version)
+            h.put(UInt32(compressionCode(compression)), 0, H.compression)
+            h.put(blobSize, 0, H.blobSize)
+            h.put(uncompressedSize, 0, H.uncompressedSize)
+            h.put(entryCount, 0, H.entryCount); h.put(xattrCount, 0, H.xattrCount)
+            h.put(sparseCount, 0, H.sparseCount); h.put(recordCount, 0, H.checkpointCount)
+            h.put(bytes: digest, 0, H.digest)
+            h.put(copy.size, 0, H.copySize)
+        }
+        func section(_ s: IndexFormat.Section, _ data: [UInt8]) {
+            out.align(IndexFormat.file.alignment)
+            out.set(UInt64(out.bytes.count), 0, s.start)
+            if s.recordSize == 1 { out.set(UInt64(data.count), 0, s.count) }
             out.bytes.append(contentsOf: data)
-            if let checksum { out.set64(data.withUnsafeBytes { IndexFormat.checksum($0) }, at: checksum) }
+            if let checksum = s.checksum { out.set(data.withUnsafeBytes { IndexFormat.checksum($0) }, 0, checksum) }
         }
-        section(IndexFormat.offEntries, entries.bytes, checksum: IndexFormat.offEntriesChecksum)
-        section(IndexFormat.offXattrs, xattrs.bytes, checksum: IndexFormat.offXattrsChecksum)
-        section(IndexFormat.offSparse, sparse.bytes, checksum: IndexFormat.offSparseChecksum)
-        section(IndexFormat.offCheckpoints, checkpointRecords.bytes, checksum: IndexFormat.offCheckpointsChecksum)
-        section(IndexFormat.offStrings, strings, checksum: IndexFormat.offStringsChecksum)
-        out.set64(UInt64(strings.count), at: IndexFormat.offStringsLength)
-        section(IndexFormat.offWindows, windows)   // each window has its checksum in its record
-        out.set64(UInt64(windows.count), at: IndexFormat.offWindowsLength)
-        out.set64(UInt64(out.bytes.count), at: IndexFormat.offTotalLength)
-        let sum = out.bytes.withUnsafeBytes {
-            IndexFormat.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<IndexFormat.headerSize]), skipping: IndexFormat.checksumField)
-        }
-        out.set64(sum, at: IndexFormat.offChecksum)
+        section(IndexFormat.entries, entries.bytes)
+        section(IndexFormat.xattrs, xattrs.bytes)
+        section(IndexFormat.sparse, sparse.bytes)
+        section(IndexFormat.checkpoints, checkpointRecords.bytes)
+        section(IndexFormat.strings, strings)
+        section(IndexFormat.windows, windows)
+        out.set(UInt64(out.bytes.count), 0, H.totalLength)
+        let sum = out.bytes.withUnsafeBytes { IndexFormat.file.checksumOfHeader($0) }
+        out.set(sum, 0, H.checksum)
         return out.bytes
     }
 }

@@ -74,12 +74,11 @@ public struct ImageLayoutWriter: Sendable {
             throw OCIError("\(source): cannot open: \(error)")
         }
         defer { input.close() }
-        let temp = "\(path)/blobs/sha256/.tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        let output: FileDescriptor
+        let output: AtomicFile
         do {
-            output = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
+            output = try AtomicFile(temporaryPath: AtomicFile.temporaryPath(in: "\(path)/blobs/sha256"))
         } catch {
-            throw OCIError("\(path): cannot create a temporary blob \(temp): \(error)")
+            throw OCIError("\(path): cannot create a temporary blob: \(error)")
         }
         let hasher = SHA256Hasher()
         var size: Int64 = 0
@@ -100,27 +99,22 @@ public struct ImageLayoutWriter: Sendable {
                 try buffer.withUnsafeBytes { (b: UnsafeRawBufferPointer) throws in
                     let chunk = UnsafeRawBufferPointer(rebasing: b[0..<n])
                     hasher.update(chunk)
-                    try output.writeAll(chunk)
+                    try output.write(chunk)
                 }
                 size += Int64(n)
             }
-            try output.sync()
-            output.close()
         } catch {
-            output.close()
-            unlink(temp)
+            output.discard()
             throw OCIError("\(source): cannot copy into \(path): \(error)")
         }
         let digest = Digest(sha256Hex: hasher.finalizeHex())
         let file = blobPath(digest)
         if ImageLayoutWriter.fileSize(file) == size {
-            unlink(temp)
-        } else if rename(temp, file) != 0 {
-            let code = errno
-            unlink(temp)
-            throw OCIError("blob \(digest) in \(path): cannot rename into place: \(String(cString: strerror(code)))")
+            output.discard()
         } else {
-            FileIO.syncDirectory(of: file)
+            do { try output.commit(as: file, durable: true) } catch {
+                throw OCIError("blob \(digest) in \(path): cannot put in place: \(error)")
+            }
         }
         return Descriptor(mediaType: mediaType, digest: digest, size: size)
     }

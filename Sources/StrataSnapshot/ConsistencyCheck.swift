@@ -99,7 +99,7 @@ enum ConsistencyCheck {
 
     static func leftovers(_ metadata: SnapshotMetadata, _ paths: StorePaths, layout: ImageLayout?, ids: Set<UInt64>) -> [String] {
         var found: [String] = []
-        for name in directoryEntries(paths.snapshots) {
+        for name in FileIO.directoryEntries(paths.snapshots) {
             guard let id = UInt64(name), ids.contains(id) else {
                 found.append("\(paths.snapshots)/\(name): belongs to no snapshot")
                 continue
@@ -116,9 +116,5 @@ enum ConsistencyCheck {
             }
         }
         return found
-    }
-
-    static func directoryEntries(_ path: String) -> [String] {
-        ((try? FileIO.names(in: path)) ?? []).map { String(decoding: $0, as: UTF8.self) }.sorted()
     }
 }

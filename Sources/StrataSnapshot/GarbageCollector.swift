@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StrataIndex
 import StrataOCI
 import StrataSystem
 import StrataUnion
@@ -38,7 +39,7 @@ extension SnapshotStore {
         try transaction(.change) { metadata in
             var report = GCReport()
             let ids = Set(metadata.snapshots.values.map(\.id))
-            for name in ConsistencyCheck.directoryEntries(paths.snapshots) {
+            for name in FileIO.directoryEntries(paths.snapshots) {
                 guard UInt64(name).map({ !ids.contains($0) }) ?? true else { continue }
                 let dir = "\(paths.snapshots)/\(name)"
                 for sub in ["rootfs", "lower"] where mounter.isMounted("\(dir)/\(sub)") {
@@ -69,7 +70,7 @@ extension SnapshotStore {
                 for d in try layout.index().manifests {
                     try mark(d, in: layout, reachable: &reachable, layers: &usedLayers)
                 }
-                for name in ConsistencyCheck.directoryEntries(paths.layout + "/blobs/sha256") {
+                for name in FileIO.directoryEntries(paths.layout + "/blobs/sha256") {
                     let path = paths.layout + "/blobs/sha256/" + name
                     if name.hasPrefix(".") {
                         if Self.isStale(path) { report.blobBytes += Self.remove(path); report.blobsRemoved += 1 }
@@ -80,30 +81,21 @@ extension SnapshotStore {
                 }
             }
 
-            // The store's own cache holds only the store's layers: the rest is garbage.
-            for (dir, suffix) in [(paths.cache + "/index/sha256", ""), (paths.cache + "/data/sha256", ".zst")] {
-                for name in ConsistencyCheck.directoryEntries(dir) {
-                    let path = dir + "/" + name
-                    let hex = suffix.isEmpty ? name : (name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : "")
-                    let garbage = hex.isEmpty || hex.contains(".") ? Self.isStale(path) : !usedLayers.contains(hex)
-                    if garbage {
-                        report.cacheBytes += Self.remove(path)
-                        report.cacheFilesRemoved += 1
-                    }
+            // The store's own cache holds only the store's layers: the rest is garbage. A file
+            // named for no layer is a temporary (or a stray): removed once stale.
+            let cache = LayerCache(existing: paths.cache)
+            for entry in cache.entries([.index, .data, .diffID, .tree]) {
+                let garbage = switch (entry.key, entry.kind) {
+                case (nil, _): Self.isStale(modified: entry.modified)
+                // A merged tree is garbage once any layer of its chain is.
+                case (_, .tree): !(MergedTree.layerDigests(path: entry.path)?.allSatisfy(usedLayers.contains) ?? false)
+                case (let layer?, _): !usedLayers.contains(layer)
                 }
-            }
-            // A layer's verified diff_id goes with its index (a few bytes: not counted).
-            for name in ConsistencyCheck.directoryEntries(paths.cache + "/diffid/sha256") {
-                let path = paths.cache + "/diffid/sha256/" + name
-                if name.contains(".") ? Self.isStale(path) : !usedLayers.contains(name) { _ = Self.remove(path) }
-            }
-            // A merged tree is garbage once any layer of its chain is.
-            for name in ConsistencyCheck.directoryEntries(paths.cache + "/tree/sha256") {
-                let path = paths.cache + "/tree/sha256/" + name
-                let garbage = name.contains(".")
-                    ? Self.isStale(path) : !(MergedTree.layerDigests(path: path)?.allSatisfy(usedLayers.contains) ?? false)
-                if garbage {
-                    report.cacheBytes += Self.remove(path)
+                guard garbage else { continue }
+                let removed = cache.remove(entry)
+                // A layer's verified diff_id goes with its index (a few bytes: not counted).
+                if entry.kind != .diffID {
+                    report.cacheBytes += removed ? entry.bytes : 0
                     report.cacheFilesRemoved += 1
                 }
             }
@@ -115,7 +107,7 @@ extension SnapshotStore {
                     layers(of: record.parent, in: metadata).forEach { inUse.insert($0.digest.hex) }
                 }
             }
-            let eviction = CacheEviction.run(cache: cacheDir, limit: cacheMax, keep: inUse)
+            let eviction = CacheEviction.run(cache: LayerCache(existing: cacheDir), limit: cacheMax, keep: inUse)
             report.evicted = eviction.removed
             report.evictedBytes = eviction.removedBytes
             report.cacheSize = eviction.remainingBytes
@@ -144,8 +136,10 @@ extension SnapshotStore {
     /// A temporary file no writer can still be filling: untouched for an hour.
     static func isStale(_ path: String) -> Bool {
         guard let st = try? FileDescriptor.currentDirectory.stat(at: path) else { return false }
-        return time(nil) - st.st_mtim.tv_sec > 3600
+        return isStale(modified: st.st_mtim.tv_sec)
     }
+
+    static func isStale(modified: Int) -> Bool { time(nil) - modified > 3600 }
 
     /// Unlinks `path`; its size if it was removed.
     static func remove(_ path: String) -> Int64 {

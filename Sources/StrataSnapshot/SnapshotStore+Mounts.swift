@@ -34,7 +34,7 @@ extension SnapshotStore {
             try ensureLayout()
             try FileIO.makeDirectories(rootfs)
             // The mount reads these indexes and copies: they are now the most recently used.
-            CacheUse.touch(layers: layers(of: record.parent, in: metadata), cache: paths.cache)
+            LayerCache(existing: paths.cache).touch(layers: layers(of: record.parent, in: metadata).map(\.digest.hex))
             do {
                 try mounter.mount(image: image, at: rootfs, upper: upper, work: upper.map { _ in paths.work(id: record.id) },
                                   cache: paths.cache)

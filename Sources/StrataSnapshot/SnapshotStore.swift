@@ -103,9 +103,9 @@ public final class SnapshotStore {
         return metadata.chain(from: key).reversed().compactMap { metadata.snapshots[$0]?.layer }
     }
 
-    var cache: IndexCache {
+    var cache: LayerCache {
         get throws {
-            do { return try IndexCache(directory: paths.cache) } catch {
+            do { return try LayerCache(directory: paths.cache) } catch {
                 throw SnapshotError(.other, "cache \(paths.cache): \(error)")
             }
         }

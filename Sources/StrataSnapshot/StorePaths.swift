@@ -3,7 +3,7 @@
 ///     ROOT/lock               flock(2) serialising every change (and the reads that check it)
 ///     ROOT/metadata.json      the snapshots (SnapshotMetadata), replaced by write-then-rename
 ///     ROOT/layout/            an OCI image layout: layer blobs, chain images, tags snap-<id>
-///     ROOT/cache/             layer indexes and decoded copies (StrataIndex's IndexCache)
+///     ROOT/cache/             layer indexes and decoded copies (StrataIndex's LayerCache)
 ///     ROOT/snapshots/<id>/    an active snapshot's upper, work and rootfs (its mountpoint);
 ///                             a view's rootfs
 public struct StorePaths: Sendable {

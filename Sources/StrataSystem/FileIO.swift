@@ -26,29 +26,17 @@ public enum FileIO {
         return bytes
     }
 
-    /// Writes a file atomically: a temporary file in the same directory, fsync, rename.
-    /// Readers see the old content or the new one, never a part. Without `durable`, nothing is
-    /// fsynced: for caches whose files are checked when read, where a file lost in a crash is
-    /// only made again.
+    /// Writes a file atomically (see `AtomicFile`): readers see the old content or the new
+    /// one, never a part. Without `durable`, nothing is fsynced: for caches whose files are
+    /// checked when read, where a file lost in a crash is only made again.
     public static func writeAtomically(_ path: String, _ bytes: UnsafeRawBufferPointer, mode: mode_t = 0o644,
                                        durable: Bool = true) throws {
-        let temp = "\(path).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        let fd = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
-        do {
-            try fd.writeAll(bytes)
-            if durable { try fd.sync() }
-            fd.close()
-        } catch {
-            fd.close()
-            unlink(temp)
+        let file = try AtomicFile(replacing: path, mode: mode)
+        do { try file.write(bytes) } catch {
+            file.discard()
             throw error
         }
-        if rename(temp, path) != 0 {
-            let code = errno
-            unlink(temp)
-            throw SystemError(code: code, operation: "rename", path: path)
-        }
-        if durable { syncDirectory(of: path) }
+        try file.commit(as: path, durable: durable)
     }
 
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws {
@@ -99,6 +87,11 @@ public enum FileIO {
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)   // mkostemp needs _GNU_SOURCE
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         return FileDescriptor(rawValue: fd)
+    }
+
+    /// The names in a directory, sorted, without "." and ".."; none if it cannot be read.
+    public static func directoryEntries(_ path: String) -> [String] {
+        ((try? names(in: path)) ?? []).map { String(decoding: $0, as: UTF8.self) }.sorted()
     }
 
     public static func exists(_ path: String) -> Bool {

@@ -16,7 +16,7 @@ public enum CoreCalls {
             return LayerBlob(path: builder.blobPath(layer.descriptor.digest), descriptor: layer.descriptor,
                              format: try MediaType.layerFormat(layer.descriptor.mediaType))
         }
-        return try ImageView.open(layers: blobs, cache: try IndexCache(directory: directory + "/cache"))
+        return try ImageView.open(layers: blobs, cache: try LayerCache(directory: directory + "/cache"))
     }
 
     /// Runs `body` with `name`'s bytes, as the adapter hands a name to the core.

@@ -13,13 +13,16 @@ public enum MergedTreeWriter {
     /// The layer table of `layers` (bottom first): what names and validates a merged tree.
     public static func layerTable(_ layers: [LayerIndex]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(layers.count * MergedTreeFormat.layerSize)
+        typealias L = MergedTreeFormat.Layer
+        out.reserveCapacity(layers.count * L.size)
         for layer in layers {
-            var hex = Array(layer.digestHex.utf8)
-            hex += [UInt8](repeating: 0, count: max(0, 64 - hex.count))
-            out += hex.prefix(64)
-            withUnsafeBytes(of: layer.uncompressedSize.littleEndian) { out += $0 }
-            withUnsafeBytes(of: layer.checksum.littleEndian) { out += $0 }
+            let r = out.count
+            out += repeatElement(0, count: L.size)
+            out.withUnsafeMutableBytes { b in
+                b.put(bytes: Array(layer.digestHex.utf8), r, L.digestHex)
+                b.put(layer.uncompressedSize, r, L.streamSize)
+                b.put(layer.checksum, r, L.indexChecksum)
+            }
         }
         return out
     }
@@ -77,23 +80,31 @@ public enum MergedTreeWriter {
 
         let layers = layerTable(tree.layers)
         let slotCount = F.slotCount(children: childCount)
-        let offLayers = F.headerSize
-        let offAttributes = offLayers + layers.count
-        let offInodes = offAttributes + attributes.count * F.attributeSize
-        let offChildren = offInodes + order.count * F.inodeSize
-        let offSlots = offChildren + childCount * F.childSize
-        let offExtras = offSlots + slotCount * F.slotSize
-        let offXattrs = offExtras + extraCount * F.extraSize
-        let offSparse = offXattrs + xattrCount * F.xattrSize
-        let offNames = offSparse + sparseCount * F.sparseSize
-        let offStrings = offNames + namesLength
-        let total = offStrings + stringsLength
+        // The sections one after another in file order, each with its record count (bytes for
+        // names and strings).
+        let counts: [(F.Section, Int)] = [
+            (F.layers, tree.layers.count), (F.attributes, attributes.count), (F.inodes, order.count),
+            (F.children, childCount), (F.slots, slotCount), (F.extras, extraCount), (F.xattrs, xattrCount),
+            (F.sparse, sparseCount), (F.names, namesLength), (F.strings, stringsLength),
+        ]
+        var offsets: [Int] = []
+        var total = F.Header.size
+        for (section, count) in counts {
+            offsets.append(total)
+            total += count * section.recordSize
+        }
+        let (offLayers, offAttributes, offInodes, offChildren, offSlots) = (offsets[0], offsets[1], offsets[2], offsets[3], offsets[4])
+        let (offExtras, offXattrs, offSparse, offNames, offStrings) = (offsets[5], offsets[6], offsets[7], offsets[8], offsets[9])
 
         var bytes = [UInt8](repeating: 0, count: total)
         bytes.withUnsafeMutableBytes { out in
-            func put32(_ v: UInt32, _ at: Int) { out.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt32.self) }
-            func put64(_ v: UInt64, _ at: Int) { out.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt64.self) }
-            func put16(_ v: UInt16, _ at: Int) { out.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt16.self) }
+            typealias H = F.Header
+            typealias A = F.Attributes
+            typealias I = F.Inode
+            typealias C = F.Child
+            typealias X = F.Extra
+            typealias XA = F.Xattr
+            typealias S = F.Sparse
             var strings = 0, names = 0
             func string(_ b: UnsafeRawBufferPointer) -> (UInt32, UInt32) {
                 let at = strings
@@ -102,40 +113,24 @@ public enum MergedTreeWriter {
                 return (UInt32(at), UInt32(b.count))
             }
 
-            for (i, b) in F.magic.enumerated() { out[i] = b }
-            put32(F.version, F.offVersion)
-            put32(UInt32(tree.layers.count), F.offLayerCount)
-            put32(UInt32(order.count), F.offInodeCount)
-            put32(UInt32(childCount), F.offChildCount)
-            put32(UInt32(slotCount), F.offSlotCount)
-            put32(UInt32(extraCount), F.offExtraCount)
-            put32(UInt32(xattrCount), F.offXattrCount)
-            put32(UInt32(sparseCount), F.offSparseCount)
-            put64(UInt64(offLayers), F.offLayers)
-            put64(UInt64(offInodes), F.offInodes)
-            put64(UInt64(offChildren), F.offChildren)
-            put64(UInt64(offSlots), F.offSlots)
-            put64(UInt64(offExtras), F.offExtras)
-            put64(UInt64(offXattrs), F.offXattrs)
-            put64(UInt64(offSparse), F.offSparse)
-            put64(UInt64(offStrings), F.offStrings)
-            put64(UInt64(stringsLength), F.offStringsLength)
-            put64(UInt64(total), F.offTotalLength)
-            put64(UInt64(offNames), F.offNames)
-            put64(UInt64(namesLength), F.offNamesLength)
-            put32(UInt32(attributes.count), F.offAttributeCount)
-            put64(UInt64(offAttributes), F.offAttributes)
+            out.put(bytes: F.file.magic, 0, H.magic)
+            out.put(F.version, 0, H.version)
+            for ((section, count), offset) in zip(counts, offsets) {
+                out.put(UInt64(offset), 0, section.start)
+                if section.count.width == 4 { out.put(UInt32(count), 0, section.count) } else { out.put(UInt64(count), 0, section.count) }
+            }
+            out.put(UInt64(total), 0, H.totalLength)
             for (i, b) in layers.enumerated() { out[offLayers + i] = b }
             for (i, a) in attributes.enumerated() {
-                let r = offAttributes + i * F.attributeSize
-                put32(a.mode, r + F.aMode); put32(a.uid, r + F.aUid); put32(a.gid, r + F.aGid)
-                put32(a.nanoseconds, r + F.aMtimeNsec); put64(UInt64(bitPattern: a.seconds), r + F.aMtime)
+                let r = offAttributes + i * A.size
+                out.put(a.mode, r, A.mode); out.put(a.uid, r, A.uid); out.put(a.gid, r, A.gid)
+                out.put(a.nanoseconds, r, A.mtimeNanoseconds); out.put(a.seconds, r, A.mtimeSeconds)
             }
-            for s in 0..<slotCount { put32(F.emptySlot, offSlots + s * F.slotSize) }
+            for s in 0..<slotCount { out.put(F.emptySlot, offSlots + s * F.Slot.size, F.Slot.child) }
 
             var child = 0, extra = 0, xattr = 0, sparse = 0
             for (n, old) in order.enumerated() {
-                let r = offInodes + n * F.inodeSize
+                let r = offInodes + n * I.size
                 var data: UInt64 = 0, size: UInt64 = 0
                 if let e = tree.entry(of: old) {
                     switch e.kind {
@@ -147,65 +142,66 @@ public enum MergedTreeWriter {
                     case .regular, .hardlink: data = e.dataOffset; size = e.size
                     default: break
                     }
-                    put16(tree.sources[Int(old)].layer, r + F.iLayer)
-                    if e.isSparse { out[r + F.iFlags] = F.flagSparse }
+                    out.put(tree.sources[Int(old)].layer, r, I.layer)
+                    if e.isSparse { out.put(F.flagSparse, r, I.flags) }
                     if e.xattrCount > 0 || e.isSparse {
                         let index = tree.layers[Int(tree.sources[Int(old)].layer)]
-                        let x = offExtras + extra * F.extraSize
-                        put32(UInt32(xattr), x)
-                        put32(e.xattrCount, x + 4)
-                        put32(UInt32(sparse), x + 8)
-                        put32(e.isSparse ? e.sparseCount : 0, x + 12)
-                        put64(e.isSparse ? e.storedSize : e.size, x + 16)
+                        let x = offExtras + extra * X.size
+                        out.put(UInt32(xattr), x, X.xattrFirst)
+                        out.put(e.xattrCount, x, X.xattrCount)
+                        out.put(UInt32(sparse), x, X.sparseFirst)
+                        out.put(e.isSparse ? e.sparseCount : 0, x, X.sparseCount)
+                        out.put(e.isSparse ? e.storedSize : e.size, x, X.storedSize)
                         for i in 0..<Int(e.xattrCount) {
                             let xa = index.xattr(Int(e.xattrFirst) + i)
                             let (no, nl) = string(xa.name), (vo, vl) = string(xa.value)
-                            let at = offXattrs + xattr * F.xattrSize
-                            put32(no, at); put32(nl, at + 4); put32(vo, at + 8); put32(vl, at + 12)
+                            let at = offXattrs + xattr * XA.size
+                            out.put(no, at, XA.nameOffset); out.put(nl, at, XA.nameLength)
+                            out.put(vo, at, XA.valueOffset); out.put(vl, at, XA.valueLength)
                             xattr += 1
                         }
                         if e.isSparse {
                             for i in 0..<Int(e.sparseCount) {
                                 let s = index.sparseSegment(Int(e.sparseFirst) + i)
-                                put64(s.offset, offSparse + sparse * F.sparseSize)
-                                put64(s.length, offSparse + sparse * F.sparseSize + 8)
+                                out.put(s.offset, offSparse + sparse * S.size, S.offset)
+                                out.put(s.length, offSparse + sparse * S.size, S.length)
                                 sparse += 1
                             }
                         }
-                        put32(UInt32(extra), r + F.iExtra)
+                        out.put(UInt32(extra), r, I.extra)
                         extra += 1
                     } else {
-                        put32(F.noExtra, r + F.iExtra)
+                        out.put(F.noExtra, r, I.extra)
                     }
                 } else {
-                    put32(F.noExtra, r + F.iExtra)
+                    out.put(F.noExtra, r, I.extra)
                 }
                 if tree.isDirectory[Int(old)] {
                     let list = tree.children[Int(old)]
                     data = UInt64(child) | UInt64(list.count) << 32
                     size = UInt64(parentOf[n])   // a directory's size field holds its parent
                     for c in list {
-                        let at = offChildren + child * F.childSize
+                        let at = offChildren + child * C.size
                         let inode = number[Int(c.inode)]
                         if c.name.count > 0 {
                             (out.baseAddress! + offNames + names).copyMemory(from: c.name.baseAddress!, byteCount: c.name.count)
                         }
-                        put32(inode, at); put32(UInt32(names), at + 4)
+                        out.put(inode, at, C.inode); out.put(UInt32(names), at, C.nameStart)
                         names += c.name.count
                         var s = ChildTable.hash(UInt32(n), c.name) & (slotCount - 1)
-                        while out.load(fromByteOffset: offSlots + s * F.slotSize, as: UInt32.self) != F.emptySlot {
+                        while UnsafeRawBufferPointer(out).u32(offSlots + s * F.Slot.size, F.Slot.child) != F.emptySlot {
                             s = (s + 1) & (slotCount - 1)
                         }
-                        put32(UInt32(child), offSlots + s * F.slotSize)
+                        out.put(UInt32(child), offSlots + s * F.Slot.size, F.Slot.child)
                         child += 1
                     }
                 }
-                put32(attributeOf[n], r + F.iAttributes)
-                put32(tree.nlink[Int(old)], r + F.iNlink)
-                put64(size, r + F.iSize)
-                put64(data, r + F.iData)
+                out.put(attributeOf[n], r, I.attributes)
+                out.put(tree.nlink[Int(old)], r, I.nlink)
+                out.put(size, r, I.fileSize)
+                out.put(data, r, I.data)
             }
-            put64(fileChecksum(UnsafeRawBufferPointer(out), skipping: F.offChecksum..<(F.offChecksum + 8)), F.offChecksum)
+            out.put(fileChecksum(UnsafeRawBufferPointer(out), skipping: H.checksum.range), 0, H.checksum)
         }
         return bytes
     }

@@ -20,8 +20,8 @@ enum ImageOpening {
         }
     }
 
-    static func cache(_ directory: String?) throws -> IndexCache {
-        try IndexCache(directory: directory ?? IndexCache.defaultDirectory)
+    static func cache(_ directory: String?) throws -> LayerCache {
+        try LayerCache(directory: directory ?? LayerCache.defaultDirectory)
     }
 
     /// The reference with its path made absolute (daemons run from "/"); the `:TAG`, `@DIGEST`

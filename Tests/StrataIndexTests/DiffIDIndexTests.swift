@@ -72,7 +72,7 @@ struct DiffIDIndexTests {
 
     @Test func aMismatchLeavesNothingInTheCache() throws {
         let scratch = Scratch()
-        let cache = try IndexCache(directory: scratch.path + "/cache")
+        let cache = try LayerCache(directory: scratch.path + "/cache")
         var blob = try scratch.blob(compress(Self.tar, .gzip), .gzip)
         blob.diffID = DiffIDClaim(number: 0, digest: Self.otherDiffID)
         #expect(throws: IndexError.self) { try cache.index(blob) }
@@ -83,7 +83,7 @@ struct DiffIDIndexTests {
 
     @Test func aCachedIndexChecksTheClaimAgainstTheVerifiedDiffID() throws {
         let scratch = Scratch()
-        let cache = try IndexCache(directory: scratch.path + "/cache")
+        let cache = try LayerCache(directory: scratch.path + "/cache")
         var blob = try scratch.blob(compress(Self.tar, .zstd), .zstd)
         blob.diffID = DiffIDClaim(number: 0, digest: Self.diffID)
         #expect(try cache.index(blob).built)
@@ -102,7 +102,7 @@ struct DiffIDIndexTests {
 
     @Test func anIndexWithoutItsDiffIDRecordIsBuiltAgain() throws {
         let scratch = Scratch()
-        let cache = try IndexCache(directory: scratch.path + "/cache")
+        let cache = try LayerCache(directory: scratch.path + "/cache")
         let blob = try scratch.blob(compress(Self.tar, .gzip), .gzip)
         #expect(try cache.index(blob).built)
         #expect(unlink(cache.diffIDPath(digestHex: blob.digestHex)) == 0)

@@ -142,7 +142,7 @@ func content(_ count: Int, seed: UInt64) -> [UInt8] {
 @Suite struct IndexCacheTests {
     @Test func corruptOrTruncatedIndexIsRebuilt() throws {
         let s = Scratch()
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         let tar = try TarWriter.archive([(entry("a", size: 3), [1, 2, 3])])
         let blob = try s.blob(Gzip.compress(tar), .gzip)
         let (first, built) = try cache.index(blob)
@@ -151,7 +151,7 @@ func content(_ count: Int, seed: UInt64) -> [UInt8] {
         #expect(try cache.index(blob).built == false)
         let path = cache.indexPath(digestHex: blob.digestHex)
         var bytes = try FileIO.readAll(path)
-        bytes[IndexFormat.headerSize + 3] ^= 0xFF
+        bytes[IndexFormat.Header.size + 3] ^= 0xFF
         try FileIO.writeAtomically(path, bytes)
         #expect(cache.load(digestHex: blob.digestHex) == nil)
         #expect(try cache.index(blob).built)

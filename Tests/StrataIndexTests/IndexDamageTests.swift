@@ -34,17 +34,18 @@ import StrataTar
     /// Where each section of an index lies: (name, offset, length, found by an open with `verify` false).
     static func sections(_ bytes: [UInt8]) -> [(String, Int, Int, Bool)] {
         bytes.withUnsafeBytes { b in
-            let entries = Int(b.u32(IndexFormat.offEntryCount)) * IndexFormat.entrySize
-            let xattrs = Int(b.u32(IndexFormat.offXattrCount)) * IndexFormat.xattrSize
-            let checkpoints = Int(b.u32(IndexFormat.offCheckpointCount)) * IndexFormat.checkpointSize
+            typealias H = IndexFormat.Header
+            func place(_ s: CacheFileFormat.Section) -> (Int, Int) { let r = s.range(in: b); return (r.lowerBound, r.count) }
+            let (entries, xattrs) = (place(IndexFormat.entries), place(IndexFormat.xattrs))
+            let (checkpoints, strings) = (place(IndexFormat.checkpoints), place(IndexFormat.strings))
             return [
-                ("header", IndexFormat.offBlobSize, 8, true),
-                ("header digest", IndexFormat.offDigest, 32, true),
-                ("header section checksums", IndexFormat.offEntriesChecksum, 40, true),
-                ("entries", Int(b.u64(IndexFormat.offEntries)), entries, false),
-                ("xattrs", Int(b.u64(IndexFormat.offXattrs)), xattrs, false),
-                ("checkpoints", Int(b.u64(IndexFormat.offCheckpoints)), checkpoints, true),
-                ("strings", Int(b.u64(IndexFormat.offStrings)), Int(b.u64(IndexFormat.offStringsLength)), false),
+                ("header", H.blobSize.offset, 8, true),
+                ("header digest", H.digest.offset, 32, true),
+                ("header section checksums", H.entriesChecksum.offset, 40, true),
+                ("entries", entries.0, entries.1, false),
+                ("xattrs", xattrs.0, xattrs.1, false),
+                ("checkpoints", checkpoints.0, checkpoints.1, true),
+                ("strings", strings.0, strings.1, false),
             ]
         }
     }
@@ -80,10 +81,11 @@ import StrataTar
         let index = try LayerIndex(path: path, verify: true)
         let windowed = (0..<index.checkpointCount).filter { !(try! index.checkpoint($0)).window.isEmpty }
         #expect(windowed.count >= 3)
-        let windows = good.withUnsafeBytes { Int($0.u64(IndexFormat.offWindows)) }
+        let windows = good.withUnsafeBytes { IndexFormat.windows.offset(in: $0) }
         for i in windowed {
-            let record = good.withUnsafeBytes { b in Int(b.u64(IndexFormat.offCheckpoints)) + i * IndexFormat.checkpointSize }
-            let (start, length) = good.withUnsafeBytes { b in (Int(b.u64(record + 16)), Int(b.u32(record + 24))) }
+            typealias C = IndexFormat.Checkpoint
+            let record = good.withUnsafeBytes { b in IndexFormat.checkpoints.offset(in: b) + i * C.size }
+            let (start, length) = good.withUnsafeBytes { b in (Int(b.u64(record, C.windowOffset)), Int(b.u32(record, C.storedWindowLength))) }
             var bad = good
             bad[windows + start + length / 2] ^= 0x80
             try FileIO.writeAtomically(path, bad)
@@ -96,7 +98,7 @@ import StrataTar
     @Test func damagedCachedIndexIsRebuiltAtOpen() throws {
         let s = Scratch()
         let (blob, _) = try Self.layer(s)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         #expect(try cache.index(blob).built)
         let path = cache.indexPath(digestHex: blob.digestHex)
         let good = try FileIO.readAll(path)
@@ -118,15 +120,15 @@ import StrataTar
     @Test func damagedWindowIsRebuiltWhileServing() throws {
         let s = Scratch()
         let (blob, big) = try Self.layer(s)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         _ = try cache.index(blob)
         let index = try #require(cache.load(digestHex: blob.digestHex, verify: false))
         let path = cache.indexPath(digestHex: blob.digestHex)
         let e = try LayerIndex(path: path).entry(2)   // entries are read from a full open (a merged tree in a mount)
         let good = try FileIO.readAll(path)
         // Damage every window in place, under the open index.
-        let windows = good.withUnsafeBytes { Int($0.u64(IndexFormat.offWindows)) }
-        let windowsLength = good.withUnsafeBytes { Int($0.u64(IndexFormat.offWindowsLength)) }
+        let windows = good.withUnsafeBytes { IndexFormat.windows.offset(in: $0) }
+        let windowsLength = good.withUnsafeBytes { IndexFormat.windows.count(in: $0) }
         #expect(windowsLength > 0)
         for at in stride(from: windows, to: windows + windowsLength, by: 4096) { try Self.flip(path, at: at) }
 
@@ -144,14 +146,14 @@ import StrataTar
     @Test func damagedWindowWithoutCacheFailsTheReadAndRemovesTheIndex() throws {
         let s = Scratch()
         let (blob, big) = try Self.layer(s)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         _ = try cache.index(blob)
         let index = try #require(cache.load(digestHex: blob.digestHex, verify: false))
         let path = cache.indexPath(digestHex: blob.digestHex)
         let e = try LayerIndex(path: path).entry(2)   // entries are read from a full open (a merged tree in a mount)
         let good = try FileIO.readAll(path)
-        let windows = good.withUnsafeBytes { Int($0.u64(IndexFormat.offWindows)) }
-        let windowsLength = good.withUnsafeBytes { Int($0.u64(IndexFormat.offWindowsLength)) }
+        let windows = good.withUnsafeBytes { IndexFormat.windows.offset(in: $0) }
+        let windowsLength = good.withUnsafeBytes { IndexFormat.windows.count(in: $0) }
         for at in stride(from: windows, to: windows + windowsLength, by: 4096) { try Self.flip(path, at: at) }
         let data = try LayerData(index: index, blob: blob, number: 0, cache: SpanCache(capacity: 16 << 20),
                                  copyPath: cache.dataPath(digestHex: blob.digestHex))

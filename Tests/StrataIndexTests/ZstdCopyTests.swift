@@ -28,7 +28,7 @@ import StrataTar
         let big = content(21 << 20, seed: 5)
         let tar = try Self.tar(big)
         let blob = try s.blob(Zstd.compress(tar), .zstd)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         let (index, built) = try cache.index(blob)
         #expect(built)
         let copyPath = cache.dataPath(digestHex: blob.digestHex)
@@ -67,7 +67,7 @@ import StrataTar
         let s = Scratch()
         let big = content(9 << 20, seed: 6)
         let blob = try s.blob(Zstd.compress(try Self.tar(big), frameSize: 1 << 20), .zstd)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         let index = try cache.index(blob).index
         #expect(index.copySize == 0)
         #expect(!FileIO.exists(cache.dataPath(digestHex: blob.digestHex)))
@@ -88,7 +88,7 @@ import StrataTar
             + Zstd.compress(Array(tar[first..<largeEnd]))
             + Zstd.compress(Array(tar[largeEnd...]), frameSize: 1 << 20)
         let blob = try s.blob(blobBytes, .zstd)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         let index = try cache.index(blob).index
         var copied: [Range<UInt64>] = []
         for i in 0..<index.checkpointCount {
@@ -109,7 +109,7 @@ import StrataTar
         let s = Scratch()
         let big = content(12 << 20, seed: 9)
         let blob = try s.blob(Zstd.compress(try Self.tar(big)), .zstd)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         let index = try cache.index(blob).index
         let copyPath = cache.dataPath(digestHex: blob.digestHex)
         let good = try FileIO.readAll(copyPath)
@@ -147,7 +147,7 @@ import StrataTar
         }
         let blobBytes = try FileIO.readAll(path)
         let blob = LayerBlob(path: path, digestHex: SHA256Hasher.hex(of: blobBytes), size: UInt64(blobBytes.count), compression: .zstd)
-        let cache = try IndexCache(directory: "\(s.path)/cache")
+        let cache = try LayerCache(directory: "\(s.path)/cache")
         let index = try cache.index(blob).index
         let copySize = UInt64(try FileIO.readAll(cache.dataPath(digestHex: blob.digestHex)).count)
         let indexSize = UInt64(try FileIO.readAll(cache.indexPath(digestHex: blob.digestHex)).count)

@@ -37,8 +37,8 @@ private final class Chain {
         var b = bytes
         edit(&b)
         if checksummed {
-            let sum = b.withUnsafeBytes { fileChecksum($0, skipping: MergedTreeFormat.offChecksum..<(MergedTreeFormat.offChecksum + 8)) }
-            withUnsafeBytes(of: sum.littleEndian) { for (i, x) in $0.enumerated() { b[MergedTreeFormat.offChecksum + i] = x } }
+            let sum = b.withUnsafeBytes { fileChecksum($0, skipping: MergedTreeFormat.Header.checksum.range) }
+            withUnsafeBytes(of: sum.littleEndian) { for (i, x) in $0.enumerated() { b[MergedTreeFormat.Header.checksum.offset + i] = x } }
         }
         let path = "\(dir)/edited"
         try FileIO.writeAtomically(path, b)
@@ -158,22 +158,22 @@ private func walk(_ children: (UInt32) -> [(String, UInt32)], isDirectory: (UInt
         func set32(_ b: inout [UInt8], _ at: Int, _ v: UInt32) {
             withUnsafeBytes(of: v.littleEndian) { for (i, x) in $0.enumerated() { b[at + i] = x } }
         }
-        func off(_ field: Int) -> Int { bytes.withUnsafeBytes { Int($0.u64(field)) } }
+        func off(_ field: FormatField) -> Int { bytes.withUnsafeBytes { Int($0.u64(0, field)) } }
         refused("bit flip", checksummed: false) { $0[$0.count / 2] ^= 1 }
         refused("truncated", checksummed: false) { $0.removeLast(3) }
         refused("magic") { $0[0] = 0 }
-        refused("version") { set32(&$0, F.offVersion, 99) }
-        refused("child points past the inodes") { set32(&$0, off(F.offChildren), 1_000_000) }
-        refused("directory's children past the table") { set32(&$0, off(F.offInodes) + etc * F.inodeSize + F.iData + 4, 1_000_000) }
-        refused("file data past its layer's stream") { set32(&$0, off(F.offInodes) + passwd * F.inodeSize + F.iData + 4, 1) }
-        refused("parent past the inodes") { set32(&$0, off(F.offInodes) + etc * F.inodeSize + F.iSize, 1_000_000) }
+        refused("version") { set32(&$0, F.Header.version.offset, 99) }
+        refused("child points past the inodes") { set32(&$0, off(F.Header.children), 1_000_000) }
+        refused("directory's children past the table") { set32(&$0, off(F.Header.inodes) + etc * F.Inode.size + F.Inode.data.offset + 4, 1_000_000) }
+        refused("file data past its layer's stream") { set32(&$0, off(F.Header.inodes) + passwd * F.Inode.size + F.Inode.data.offset + 4, 1) }
+        refused("parent past the inodes") { set32(&$0, off(F.Header.inodes) + etc * F.Inode.size + F.Inode.fileSize.offset, 1_000_000) }
         refused("slot table without an empty slot") { b in
-            let slots = off(F.offSlots), count = (off(F.offExtras) - slots) / 4
+            let slots = off(F.Header.slots), count = (off(F.Header.extras) - slots) / 4
             for i in 0..<count { set32(&b, slots + i * 4, 0) }
         }
-        refused("name past the end") { set32(&$0, off(F.offChildren) + 4, 1_000_000) }
-        refused("names out of order") { set32(&$0, off(F.offChildren) + F.childSize + 4, 0); set32(&$0, off(F.offChildren) + 4, 3) }
-        refused("symlink target past the end") { set32(&$0, off(F.offInodes) + Int(tree.lookupPath("/lib")!) * F.inodeSize + F.iData, 1_000_000) }
+        refused("name past the end") { set32(&$0, off(F.Header.children) + 4, 1_000_000) }
+        refused("names out of order") { set32(&$0, off(F.Header.children) + F.Child.size + 4, 0); set32(&$0, off(F.Header.children) + 4, 3) }
+        refused("symlink target past the end") { set32(&$0, off(F.Header.inodes) + Int(tree.lookupPath("/lib")!) * F.Inode.size + F.Inode.data.offset, 1_000_000) }
         // Another chain (a rebuilt index has another checksum) does not take this tree.
         let other = try sample()
         try other.add([entry("x", .regular, size: 1, offset: 0)])

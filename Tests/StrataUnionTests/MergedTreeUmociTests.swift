@@ -40,7 +40,7 @@ struct MergedTreeUmociTests {
         let rootfs = try Umoci.unpack(layout: builder.layout, tag: "t", into: temp.child("bundle"))
         let expected = try TreeSnapshot.capture(root: rootfs, hashContents: false)
 
-        let cache = try IndexCache(directory: temp.child("cache"))
+        let cache = try LayerCache(directory: temp.child("cache"))
         let indexes = try builder.layers.map { layer in
             try cache.index(LayerBlob(path: builder.blobPath(layer.descriptor.digest), descriptor: layer.descriptor, format: .gzip)).index
         }

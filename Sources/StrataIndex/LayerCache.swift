@@ -1,0 +1,228 @@
+import StrataSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The cache directory and everything in it: the one place that knows its layout, names its
+/// files, writes them (atomically: a temporary, then a rename, see `AtomicFile`), marks them
+/// used, lists and removes them. Callers (the mount, the snapshot store's eviction and gc) go
+/// through it instead of spelling paths.
+///
+///   CACHE/index/sha256/<layer hex>        layer index (IndexFormat), by the compressed digest
+///   CACHE/data/sha256/<layer hex>.zst     a zstd layer's re-encoded copy, when it needs one
+///   CACHE/diffid/sha256/<layer hex>       the diff_id indexing verified ("sha256:HEX\n")
+///   CACHE/tree/sha256/<key hex>           merged tree of a chain (MergedTreeFormat), by its key
+///
+/// A layer's files are shared by every image that uses the layer. A file that fails
+/// validation is removed and rebuilt. Two processes indexing the same layer at once both
+/// succeed: they write the same bytes and the last rename wins.
+public final class LayerCache: Sendable {
+    public let directory: String
+
+    /// What a cache file is.
+    public enum Kind: CaseIterable, Sendable {
+        case index, data, diffID, tree
+
+        var directory: String {
+            switch self {
+            case .index: "index/sha256"
+            case .data: "data/sha256"
+            case .diffID: "diffid/sha256"
+            case .tree: "tree/sha256"
+            }
+        }
+        var suffix: String { self == .data ? ".zst" : "" }
+    }
+
+    /// Opens the cache at `directory`, creating it.
+    public convenience init(directory: String) throws {
+        self.init(existing: directory)
+        try makeDirectory(.index)
+    }
+
+    /// The cache at `directory`, which is neither created nor checked (to list, mark or trim
+    /// one that may not exist).
+    public init(existing directory: String) {
+        self.directory = directory
+    }
+
+    /// The default: /var/cache/strata as root, $XDG_CACHE_HOME/strata (or ~/.cache/strata) otherwise.
+    public static var defaultDirectory: String {
+        if getuid() == 0 { return "/var/cache/strata" }
+        if let xdg = getenv("XDG_CACHE_HOME"), xdg.pointee != 0 { return String(cString: xdg) + "/strata" }
+        if let home = getenv("HOME") { return String(cString: home) + "/.cache/strata" }
+        return "/tmp/strata-cache-\(getuid())"
+    }
+
+    /// The file of kind `kind` named for `hex` (a layer digest, or a merged tree's key).
+    public func path(_ kind: Kind, _ hex: String) -> String { "\(folder(kind))/\(hex)\(kind.suffix)" }
+
+    private func folder(_ kind: Kind) -> String { "\(directory)/\(kind.directory)" }
+
+    public func indexPath(digestHex: String) -> String { path(.index, digestHex) }
+    /// A zstd layer's re-encoded copy (independent frames, see `FrameRecoder`), when it needs one.
+    public func dataPath(digestHex: String) -> String { path(.data, digestHex) }
+
+    public func treePath(keyHex: String) -> String { path(.tree, keyHex) }
+
+    /// The layer's diff_id as indexing verified it ("sha256:HEX\n"), beside its index. Written
+    /// before the index: an index without it is from an older Strata and is made again. The
+    /// file outlives the index harmlessly: a blob's diff_id follows from its digest.
+    public func diffIDPath(digestHex: String) -> String { path(.diffID, digestHex) }
+
+    /// The verified diff_id of the layer (hex), or nil when none was recorded or it is unreadable.
+    public func verifiedDiffID(digestHex: String) -> String? {
+        guard let bytes = try? FileIO.readAll(diffIDPath(digestHex: digestHex)), bytes.count == 72,
+              bytes.starts(with: Array("sha256:".utf8)), bytes.last == 0x0a else { return nil }
+        let hex = bytes[7..<71]
+        guard hex.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
+        return String(decoding: hex, as: UTF8.self)
+    }
+
+    /// The cached index if present and valid (`verify`: see `LayerIndex.init(path:verify:)`),
+    /// with its re-encoded copy in place if it has one. A damaged one is removed (and logged):
+    /// the caller rebuilds it.
+    public func load(digestHex: String, verify: Bool = true) -> LayerIndex? {
+        let path = indexPath(digestHex: digestHex)
+        guard FileIO.exists(path) else { return nil }
+        do {
+            let index = try LayerIndex(path: path, verify: verify)
+            guard index.digestHex == digestHex else { throw IndexError("index \(path): made for sha256:\(index.digestHex)") }
+            if index.copySize > 0 {
+                let copy = dataPath(digestHex: digestHex)
+                var st = stat()
+                guard stat(copy, &st) == 0, UInt64(st.st_size) == index.copySize else {
+                    throw IndexDamage(path: copy, "re-encoded copy missing or of the wrong size")
+                }
+            }
+            return index
+        } catch {
+            // Never trust a damaged index: rebuild it.
+            LayerCache.log("\(error); removed, to be rebuilt from the blob")
+            remove(path)
+            return nil
+        }
+    }
+
+    /// Returns the layer's index, building it (and verifying the blob) when it is not cached.
+    /// The diff_id `blob` claims is checked either way: against the blob's uncompressed bytes
+    /// when indexing, against the diff_id recorded then when the index is cached.
+    public func index(_ blob: LayerBlob, verify: Bool = true) throws -> (index: LayerIndex, built: Bool) {
+        if let verifiedDiffID = verifiedDiffID(digestHex: blob.digestHex),
+           let index = load(digestHex: blob.digestHex, verify: verify) {
+            guard index.blobSize == blob.size, index.compression == blob.compression else {
+                throw IndexError("\(blob.name): cached index disagrees with the descriptor (size or media type)")
+            }
+            if let claim = blob.diffID, !claim.matches(hex: verifiedDiffID) {
+                throw blob.diffIDMismatch(claim, actualHex: verifiedDiffID, cached: true)
+            }
+            return (index, false)
+        }
+        return (try build(blob), true)
+    }
+
+    /// Builds the layer's index (and its re-encoded copy, if it needs one) from the blob and
+    /// puts them in the cache, replacing what is there. The copy goes in first: an index in
+    /// the cache always finds its copy.
+    public func build(_ blob: LayerBlob) throws -> LayerIndex {
+        let copy = dataPath(digestHex: blob.digestHex)
+        let temp = AtomicFile.temporaryPath(for: copy)
+        try makeDirectory(.data)
+        defer { unlink(temp) }
+        let (bytes, diffIDHex) = try IndexBuilder.buildVerified(blob, copyPath: temp)
+        TestGate.pass(RuntimeSettings.current.indexGate)   // tests: hold a built index before it is written
+        // Not fsynced: every frame carries its checksum, and a copy a crash truncated is found
+        // at the next open (its size is in the index) and rebuilt.
+        if FileIO.exists(temp) {
+            do { try AtomicFile.publish(temp, as: copy, durable: false) } catch { throw IndexError("cache \(directory): \(error)") }
+        }
+        let path = indexPath(digestHex: blob.digestHex)
+        do {
+            try FileIO.makeDirectories(folder(.diffID))
+            try FileIO.writeAtomically(diffIDPath(digestHex: blob.digestHex), Array("sha256:\(diffIDHex)\n".utf8))
+            try FileIO.writeAtomically(path, bytes)
+        } catch {
+            throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
+        }
+        return try LayerIndex(path: path)
+    }
+
+    /// Caches a merged tree's bytes under its key; the path it is at. Not fsynced: the tree
+    /// is checked at every mount and made again if a crash lost it.
+    public func storeTree(_ bytes: [UInt8], keyHex: String) throws -> String {
+        let path = treePath(keyHex: keyHex)
+        try FileIO.makeDirectories(folder(.tree))
+        try FileIO.writeAtomically(path, bytes, durable: false)
+        return path
+    }
+
+    /// Removes a cache file (one found damaged, or evicted).
+    public func remove(_ path: String) {
+        unlink(path)
+    }
+
+    private func makeDirectory(_ kind: Kind) throws {
+        do { try FileIO.makeDirectories(folder(kind)) } catch {
+            throw IndexError("cache \(directory): \(error)")
+        }
+    }
+
+    // MARK: Use, listing and removal (the snapshot store's eviction and gc)
+
+    /// Marks the files of these layers (index and re-encoded copy) used now, for
+    /// least-recently-used eviction: their modification time, not their access time, because
+    /// file systems mounted relatime or noatime do not keep the latter.
+    public func touch(layers digestHexes: [String]) {
+        for hex in digestHexes {
+            for path in [indexPath(digestHex: hex), dataPath(digestHex: hex)] {
+                _ = utimensat(AT_FDCWD, path, nil, 0)   // nil: both times now; ENOENT is fine
+            }
+        }
+    }
+
+    /// One file in the cache, as listed.
+    public struct Entry: Sendable {
+        public var kind: Kind
+        public var path: String
+        /// The layer digest or tree key it is named for; nil for anything else (a temporary, a
+        /// stray file).
+        public var key: String?
+        /// A file being written now, or left by a crash (see `AtomicFile`).
+        public var isTemporary: Bool
+        public var isRegularFile: Bool
+        /// Bytes it takes on disk.
+        public var bytes: Int64
+        /// The later of its access and modification times (seconds): when it was last used.
+        public var used: Int
+        public var modified: Int
+    }
+
+    /// The files of these kinds, by kind, then by name.
+    public func entries(_ kinds: [Kind]) -> [Entry] {
+        var out: [Entry] = []
+        for kind in kinds {
+            let dir = folder(kind)
+            for name in FileIO.directoryEntries(dir) {
+                let path = dir + "/" + name
+                var st = stat()
+                guard lstat(path, &st) == 0 else { continue }
+                var key: String? = kind.suffix.isEmpty || name.hasSuffix(kind.suffix) ? String(name.dropLast(kind.suffix.count)) : nil
+                if key?.contains(".") ?? false { key = nil }
+                out.append(Entry(kind: kind, path: path, key: key, isTemporary: AtomicFile.isTemporary(name),
+                                 isRegularFile: (st.st_mode & S_IFMT) == S_IFREG, bytes: Int64(st.st_blocks) * 512,
+                                 used: max(st.st_atim.tv_sec, st.st_mtim.tv_sec), modified: st.st_mtim.tv_sec))
+            }
+        }
+        return out
+    }
+
+    /// Removes a listed file; whether it was removed.
+    public func remove(_ entry: Entry) -> Bool {
+        unlink(entry.path) == 0
+    }
+
+    /// One line on stderr (the daemon's log when serving).
+    static func log(_ message: String) {
+        writeStandardError("strata: \(message)\n")
+    }
+}
