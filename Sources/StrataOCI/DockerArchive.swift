@@ -48,13 +48,8 @@ public struct DockerArchive: Sendable {
         if let named = DockerArchive.digestHex(inName: entry.config, suffix: ".json"), named != configDigest.hex {
             throw OCIError("\(configName): content has digest \(configDigest), not the one its name says")
         }
-        let config = try JSONCoding.decode(ImageConfig.self, from: configBytes, what: configName)
-        guard config.rootfs.type == "layers" else {
-            throw OCIError("\(configName): rootfs.type \"\(config.rootfs.type)\" is not \"layers\"")
-        }
-        guard config.rootfs.diffIDs.count == entry.layers.count else {
-            throw OCIError("\(what): \(entry.layers.count) layers but config \(entry.config) lists \(config.rootfs.diffIDs.count) rootfs.diff_ids")
-        }
+        let config = try ImageConfig.decodeChecked(configBytes, name: configName, owner: what,
+                                                   layerCount: entry.layers.count, configReference: entry.config)
         var layers: [LayerDescriptor] = []
         var locations: [BlobLocation] = []
         for (i, name) in entry.layers.enumerated() {

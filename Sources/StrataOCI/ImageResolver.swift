@@ -166,13 +166,9 @@ extension ImageLayout {
         }
         let configBytes = try readVerifiedBlob(manifest.config)
         let configName = "config \(manifest.config.digest) in \(path)"
-        let config = try JSONCoding.decode(ImageConfig.self, from: configBytes, what: configName)
-        guard config.rootfs.type == "layers" else {
-            throw OCIError("\(configName): rootfs.type \"\(config.rootfs.type)\" is not \"layers\"")
-        }
-        guard config.rootfs.diffIDs.count == manifest.layers.count else {
-            throw OCIError("\(name): \(manifest.layers.count) layers but config \(manifest.config.digest) lists \(config.rootfs.diffIDs.count) rootfs.diff_ids")
-        }
+        let config = try ImageConfig.decodeChecked(configBytes, name: configName, owner: name,
+                                                   layerCount: manifest.layers.count,
+                                                   configReference: manifest.config.digest.description)
         var layers: [LayerDescriptor] = []
         for (i, layer) in manifest.layers.enumerated() {
             let format: LayerFormat
