@@ -101,3 +101,22 @@ func crc32Update(_ crc: UInt32, _ bytes: UnsafePointer<UInt8>, _ count: Int) -> 
     }
     return UInt32(truncatingIfNeeded: crc)
 }
+
+extension Inflater: DecodingEngine {
+    var unitName: String { "gzip member" }
+
+    func prime(at checkpoint: Checkpoint, byteBefore: UInt8) throws {
+        let start = checkpoint.compressedOffset
+        try reset(at: start)
+        let bits = Int32(checkpoint.bits)
+        if bits > 0 { try prime(bits: bits, value: Int32(byteBefore) >> (8 - bits), at: start - 1) }
+        if !checkpoint.window.isEmpty { try setDictionary(checkpoint.window, at: start) }
+    }
+
+    @inline(__always)
+    func step(input: UnsafePointer<UInt8>, inputCount: Int, output: UnsafeMutablePointer<UInt8>, outputCount: Int,
+              inputOffset: UInt64) throws -> CodecStep {
+        try inflate(input: input, inputCount: inputCount, output: output, outputCount: outputCount,
+                    flush: Z_NO_FLUSH, inputOffset: inputOffset)
+    }
+}

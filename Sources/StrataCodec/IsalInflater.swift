@@ -109,3 +109,19 @@ func isalCRC32(_ crc: UInt32, _ bytes: UnsafePointer<UInt8>, _ count: Int) -> UI
     }
     return crc
 }
+
+extension IsalInflater: DecodingEngine {
+    var unitName: String { "gzip member" }
+
+    func prime(at checkpoint: Checkpoint, byteBefore: UInt8) throws {
+        reset()
+        let bits = Int(checkpoint.bits)
+        try prime(bits: bits, value: byteBefore >> (8 - UInt8(bits)), window: checkpoint.window, at: checkpoint.compressedOffset)
+    }
+
+    @inline(__always)
+    func step(input: UnsafePointer<UInt8>, inputCount: Int, output: UnsafeMutablePointer<UInt8>, outputCount: Int,
+              inputOffset: UInt64) throws -> CodecStep {
+        try inflate(input: input, inputCount: inputCount, output: output, outputCount: outputCount, inputOffset: inputOffset)
+    }
+}
