@@ -51,7 +51,7 @@ let package = Package(
 
         .testTarget(name: "StrataSystemTests", dependencies: ["StrataSystem"]),
         // The module graph: README table, Package.swift and imports agree (scripts/check-imports).
-        .testTarget(name: "StrataPackageTests", dependencies: ["StrataTestSupport", "StrataSystem"]),
+        .testTarget(name: "StrataModuleGraphTests", dependencies: ["StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataCodecTests", dependencies: ["StrataCodec", "StrataHash"]),
         .testTarget(name: "StrataTarTests", dependencies: ["StrataTar", "StrataTestSupport"]),
         .testTarget(name: "StrataOCITests", dependencies: ["StrataOCI", "StrataTestSupport"]),

@@ -5,7 +5,7 @@ import StrataTestSupport
 /// The README's module table (under the Architecture diagram), Package.swift and every import
 /// of Sources/ agree: scripts/check-imports, run on this repository and on small trees it must reject.
 @Suite struct ModuleGraphTests {
-    /// The repository holding this file (Tests/StrataPackageTests/ModuleGraphTests.swift).
+    /// The repository holding this file (Tests/StrataModuleGraphTests/ModuleGraphTests.swift).
     static let repo: String = {
         var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
         parts.removeLast(3)
