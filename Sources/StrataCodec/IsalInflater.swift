@@ -1,8 +1,8 @@
 import CIsal
 
 /// A raw-deflate inflate stream decoded by isa-l (igzip), about 3–4× faster than zlib.
-/// isa-l decodes across block boundaries without stopping, so `IndexingDecoder` finds
-/// checkpoints by starving it of input (see `headerBitOffset`). The state (~85 KiB) lives in
+/// isa-l decodes across block boundaries without stopping, so `GzipIndexer` finds
+/// checkpoints by starving it of input (see `atBlockHeader`). The state (~85 KiB) lives in
 /// heap memory owned here.
 final class IsalInflater {
     private let state: UnsafeMutablePointer<inflate_state>
