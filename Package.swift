@@ -1,11 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Module graph (dependencies point down):
-//   strata (CLI) → StrataBundle, StrataFuse, StrataUpper → StrataFS → StrataUnion → StrataIndex
-//   StrataIndex → StrataCodec, StrataTar, StrataOCI → StrataHash → StrataSystem
-//   StrataSnapshot (snapshot store) → StrataCommit, StrataIndex, StrataUnion (merged-tree files in
-//   its cache), StrataOCI; it mounts through the CLI
+// Module graph (dependencies point down): the README's Architecture section draws it and its
+// module table lists each target's dependencies, which must be exactly the ones below
+// (scripts/check-imports, run by ModuleGraphTests, checks both and every import).
 // C libraries stay at the edge: CFuse only in StrataFuse, CZlib/CZstd/CIsal only in
 // StrataCodec, CCrypto only in StrataHash, CLinux only in StrataSystem (its LinuxCalls).
 let package = Package(
@@ -43,15 +41,17 @@ let package = Package(
         .target(name: "StrataFuse", dependencies: ["CFuse", "StrataFS", "StrataSystem"]),
         .target(name: "StrataBundle", dependencies: ["StrataOCI", "StrataSystem"]),
         .target(name: "StrataCommit", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
-        .target(name: "StrataSnapshot", dependencies: ["StrataCommit", "StrataOCI", "StrataIndex", "StrataUnion", "StrataCodec", "StrataSystem"]),
+        .target(name: "StrataSnapshot", dependencies: ["StrataCommit", "StrataOCI", "StrataIndex", "StrataUnion", "StrataCodec", "StrataHash", "StrataSystem"]),
         .executableTarget(name: "strata", dependencies: [
-            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataSystem",
+            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataCodec", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataSystem",
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
         .target(name: "StrataTestSupport", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem", "StrataIndex", "StrataFS"]),
 
         .testTarget(name: "StrataSystemTests", dependencies: ["StrataSystem"]),
+        // The module graph: README table, Package.swift and imports agree (scripts/check-imports).
+        .testTarget(name: "StrataModuleGraphTests", dependencies: ["StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataCodecTests", dependencies: ["StrataCodec", "StrataHash"]),
         .testTarget(name: "StrataTarTests", dependencies: ["StrataTar", "StrataTestSupport"]),
         .testTarget(name: "StrataOCITests", dependencies: ["StrataOCI", "StrataTestSupport"]),

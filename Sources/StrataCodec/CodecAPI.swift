@@ -1,8 +1,6 @@
 import StrataSystem
 
-// PUBLIC CONTRACT of StrataCodec (owned by the codec helper; other modules code against it).
-// Bodies are to be implemented; signatures change only by agreement.
-
+/// How a layer blob is compressed.
 public enum LayerCompression: String, Sendable, Codable {
     case none, gzip, zstd
 }
@@ -28,6 +26,7 @@ public struct Checkpoint: Sendable, Equatable {
     }
 }
 
+/// A blob that cannot be decoded: what is wrong and where in the compressed bytes.
 public struct CodecError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Sendable { case corrupt, truncated, trailingGarbage, unsupported, io }
     public var kind: Kind

@@ -8,27 +8,14 @@ struct CodecStep {
     var ended: Bool
 }
 
-/// A raw-deflate (no wrapper) inflate stream. zlib keeps a pointer back to the `z_stream`,
-/// so it lives in heap memory owned here and never moves.
+/// A raw-deflate (no wrapper) inflate stream.
 final class Inflater {
-    private let stream: UnsafeMutablePointer<z_stream>
+    private let zstream: ZStream
+    private var stream: UnsafeMutablePointer<z_stream> { zstream.pointer }
 
     init(at offset: UInt64) throws {
-        stream = .allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        let rc = inflateInit2_(stream, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
-        guard rc == Z_OK else {
-            let error = zlibError(rc, stream, at: offset)
-            stream.deinitialize(count: 1)
-            stream.deallocate()
-            throw error
-        }
-    }
-
-    deinit {
-        inflateEnd(stream)
-        stream.deinitialize(count: 1)
-        stream.deallocate()
+        zstream = try ZStream(at: offset, start: { inflateInit2_($0, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) },
+                              end: { inflateEnd($0) })
     }
 
     func reset(at offset: UInt64) throws {
@@ -51,24 +38,11 @@ final class Inflater {
     var dataType: Int32 { stream.pointee.data_type }
 
     /// Errors carry `inputOffset` (blob offset of `input`) plus what zlib consumed before failing.
+    @inline(__always)
     func inflate(input: UnsafePointer<UInt8>?, inputCount: Int, output: UnsafeMutablePointer<UInt8>, outputCount: Int,
                  flush: Int32, inputOffset: UInt64) throws -> CodecStep {
-        let inCount = uInt(min(inputCount, Int(UInt32.max)))
-        let outCount = uInt(min(outputCount, Int(UInt32.max)))
-        stream.pointee.next_in = UnsafeMutablePointer(mutating: input)
-        stream.pointee.avail_in = inCount
-        stream.pointee.next_out = output
-        stream.pointee.avail_out = outCount
-        let rc = CZlib.inflate(stream, flush)
-        let step = CodecStep(consumed: Int(inCount - stream.pointee.avail_in),
-                             produced: Int(outCount - stream.pointee.avail_out),
-                             ended: rc == Z_STREAM_END)
-        switch rc {
-        case Z_OK, Z_STREAM_END, Z_BUF_ERROR:
-            return step
-        default:
-            throw zlibError(rc, stream, at: inputOffset + UInt64(step.consumed))
-        }
+        try zstream.step(input: input, inputCount: inputCount, output: output, outputCount: outputCount,
+                         inputOffset: inputOffset) { CZlib.inflate($0, flush) }
     }
 }
 
@@ -100,4 +74,23 @@ func crc32Update(_ crc: UInt32, _ bytes: UnsafePointer<UInt8>, _ count: Int) -> 
         done += n
     }
     return UInt32(truncatingIfNeeded: crc)
+}
+
+extension Inflater: DecodingEngine {
+    var unitName: String { "gzip member" }
+
+    func prime(at checkpoint: Checkpoint, byteBefore: UInt8) throws {
+        let start = checkpoint.compressedOffset
+        try reset(at: start)
+        let bits = Int32(checkpoint.bits)
+        if bits > 0 { try prime(bits: bits, value: Int32(byteBefore) >> (8 - bits), at: start - 1) }
+        if !checkpoint.window.isEmpty { try setDictionary(checkpoint.window, at: start) }
+    }
+
+    @inline(__always)
+    func step(input: UnsafePointer<UInt8>, inputCount: Int, output: UnsafeMutablePointer<UInt8>, outputCount: Int,
+              inputOffset: UInt64) throws -> CodecStep {
+        try inflate(input: input, inputCount: inputCount, output: output, outputCount: outputCount,
+                    flush: Z_NO_FLUSH, inputOffset: inputOffset)
+    }
 }

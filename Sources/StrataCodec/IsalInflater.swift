@@ -1,8 +1,8 @@
 import CIsal
 
 /// A raw-deflate inflate stream decoded by isa-l (igzip), about 3–4× faster than zlib.
-/// isa-l decodes across block boundaries without stopping, so `IndexingDecoder` finds
-/// checkpoints by starving it of input (see `headerBitOffset`). The state (~85 KiB) lives in
+/// isa-l decodes across block boundaries without stopping, so `GzipIndexer` finds
+/// checkpoints by starving it of input (see `atBlockHeader`). The state (~85 KiB) lives in
 /// heap memory owned here.
 final class IsalInflater {
     private let state: UnsafeMutablePointer<inflate_state>
@@ -108,4 +108,20 @@ func isalCRC32(_ crc: UInt32, _ bytes: UnsafePointer<UInt8>, _ count: Int) -> UI
         done += n
     }
     return crc
+}
+
+extension IsalInflater: DecodingEngine {
+    var unitName: String { "gzip member" }
+
+    func prime(at checkpoint: Checkpoint, byteBefore: UInt8) throws {
+        reset()
+        let bits = Int(checkpoint.bits)
+        try prime(bits: bits, value: byteBefore >> (8 - UInt8(bits)), window: checkpoint.window, at: checkpoint.compressedOffset)
+    }
+
+    @inline(__always)
+    func step(input: UnsafePointer<UInt8>, inputCount: Int, output: UnsafeMutablePointer<UInt8>, outputCount: Int,
+              inputOffset: UInt64) throws -> CodecStep {
+        try inflate(input: input, inputCount: inputCount, output: output, outputCount: outputCount, inputOffset: inputOffset)
+    }
 }

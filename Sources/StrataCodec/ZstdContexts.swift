@@ -88,3 +88,18 @@ final class ZstdCompressor {
 
     static func bound(_ count: Int) -> Int { ZSTD_compressBound(count) }
 }
+
+extension ZstdDecompressor: DecodingEngine {
+    var unitName: String { "zstd frame" }
+
+    /// A zstd checkpoint is a frame start: nothing to carry over.
+    func prime(at checkpoint: Checkpoint, byteBefore: UInt8) throws {
+        try reset(at: checkpoint.compressedOffset)
+    }
+
+    @inline(__always)
+    func step(input: UnsafePointer<UInt8>, inputCount: Int, output: UnsafeMutablePointer<UInt8>, outputCount: Int,
+              inputOffset: UInt64) throws -> CodecStep {
+        try decompress(input: input, inputCount: inputCount, output: output, outputCount: outputCount, inputOffset: inputOffset)
+    }
+}

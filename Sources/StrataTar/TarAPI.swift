@@ -1,15 +1,16 @@
-// PUBLIC CONTRACT of StrataTar (owned by the tar helper).
-
+/// The kind of a tar entry, after PAX/GNU extension headers are applied.
 public enum TarEntryType: Sendable, Equatable {
     case regular, hardlink, symlink, characterDevice, blockDevice, directory, fifo
 }
 
+/// One stretch of data of a sparse file.
 public struct SparseSegment: Sendable, Equatable {
     public var offset: UInt64   // offset in the logical file
     public var length: UInt64   // bytes of data stored for it (consecutively after the previous segment's)
     public init(offset: UInt64, length: UInt64) { self.offset = offset; self.length = length }
 }
 
+/// One entry of a tar stream as `TarReader` yields it.
 public struct TarEntry: Sendable, Equatable {
     public var path: [UInt8]         // raw bytes as the archive names it after PAX/GNU overrides; not normalised
     public var type: TarEntryType
@@ -50,6 +51,7 @@ extension TarEntry {
     public var linkTargetString: String { String(decoding: linkTarget, as: UTF8.self) }
 }
 
+/// An extended attribute carried by a PAX header (SCHILY.xattr.* or LIBARCHIVE.xattr.*).
 public struct TarXattr: Sendable, Equatable {
     public var name: String
     public var value: [UInt8]
@@ -62,6 +64,7 @@ public protocol TarSource: AnyObject {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
 }
 
+/// A tar stream that cannot be read: what is wrong, where, and in which entry.
 public struct TarError: Error, CustomStringConvertible, Sendable {
     public var message: String   // e.g. "bad header checksum", "truncated data"
     public var offset: UInt64    // offset in the uncompressed stream
