@@ -117,21 +117,32 @@ import StrataTar
         #expect(restored)
     }
 
-    @Test func damagedWindowIsRebuiltWhileServing() throws {
-        let s = Scratch()
-        let (blob, big) = try Self.layer(s)
+    /// A layer indexed in a cache, then every window of its index damaged in place, under the
+    /// index opened (as a mount opens it) before the damage.
+    struct DamagedWindows {
+        let blob: LayerBlob, big: [UInt8], cache: LayerCache, index: LayerIndex
+        let path: String, entry: IndexEntry, good: [UInt8]
+    }
+
+    static func damagedWindows(_ s: Scratch) throws -> DamagedWindows {
+        let (blob, big) = try layer(s)
         let cache = try LayerCache(directory: "\(s.path)/cache")
         _ = try cache.index(blob)
         let index = try #require(cache.load(digestHex: blob.digestHex, verify: false))
         let path = cache.indexPath(digestHex: blob.digestHex)
         let e = try LayerIndex(path: path).entry(2)   // entries are read from a full open (a merged tree in a mount)
         let good = try FileIO.readAll(path)
-        // Damage every window in place, under the open index.
         let windows = good.withUnsafeBytes { IndexFormat.windows.offset(in: $0) }
         let windowsLength = good.withUnsafeBytes { IndexFormat.windows.count(in: $0) }
         #expect(windowsLength > 0)
-        for at in stride(from: windows, to: windows + windowsLength, by: 4096) { try Self.flip(path, at: at) }
+        for at in stride(from: windows, to: windows + windowsLength, by: 4096) { try flip(path, at: at) }
+        return DamagedWindows(blob: blob, big: big, cache: cache, index: index, path: path, entry: e, good: good)
+    }
 
+    @Test func damagedWindowIsRebuiltWhileServing() throws {
+        let s = Scratch()
+        let d = try Self.damagedWindows(s)
+        let (blob, big, cache, index, path, e, good) = (d.blob, d.big, d.cache, d.index, d.path, d.entry, d.good)
         let data = try LayerData(index: index, blob: blob, number: 0, cache: SpanCache(capacity: 16 << 20),
                                  copyPath: cache.dataPath(digestHex: blob.digestHex), indexCache: cache)
         var whole = [UInt8](repeating: 0, count: big.count)
@@ -145,16 +156,8 @@ import StrataTar
 
     @Test func damagedWindowWithoutCacheFailsTheReadAndRemovesTheIndex() throws {
         let s = Scratch()
-        let (blob, big) = try Self.layer(s)
-        let cache = try LayerCache(directory: "\(s.path)/cache")
-        _ = try cache.index(blob)
-        let index = try #require(cache.load(digestHex: blob.digestHex, verify: false))
-        let path = cache.indexPath(digestHex: blob.digestHex)
-        let e = try LayerIndex(path: path).entry(2)   // entries are read from a full open (a merged tree in a mount)
-        let good = try FileIO.readAll(path)
-        let windows = good.withUnsafeBytes { IndexFormat.windows.offset(in: $0) }
-        let windowsLength = good.withUnsafeBytes { IndexFormat.windows.count(in: $0) }
-        for at in stride(from: windows, to: windows + windowsLength, by: 4096) { try Self.flip(path, at: at) }
+        let d = try Self.damagedWindows(s)
+        let (blob, big, cache, index, path, e) = (d.blob, d.big, d.cache, d.index, d.path, d.entry)
         let data = try LayerData(index: index, blob: blob, number: 0, cache: SpanCache(capacity: 16 << 20),
                                  copyPath: cache.dataPath(digestHex: blob.digestHex))
         var whole = [UInt8](repeating: 0, count: big.count)
