@@ -41,9 +41,13 @@ let package = Package(
         .target(name: "StrataFuse", dependencies: ["CFuse", "StrataFS", "StrataSystem"]),
         .target(name: "StrataBundle", dependencies: ["StrataOCI", "StrataSystem"]),
         .target(name: "StrataCommit", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
+        // The OCI distribution client (URLSession): references, credentials, manifests, ranged blobs, push.
+        .target(name: "StrataRegistry", dependencies: ["StrataOCI", "StrataHash", "StrataSystem"]),
+        // Images straight from a registry: lazy blobs, background fetch, index artifacts, status.
+        .target(name: "StrataRemote", dependencies: ["StrataRegistry", "StrataIndex", "StrataOCI", "StrataHash", "StrataSystem"]),
         .target(name: "StrataSnapshot", dependencies: ["StrataCommit", "StrataOCI", "StrataIndex", "StrataUnion", "StrataCodec", "StrataHash", "StrataSystem"]),
         .executableTarget(name: "strata", dependencies: [
-            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataCodec", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataSystem",
+            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataCodec", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataRegistry", "StrataRemote", "StrataSystem",
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
@@ -62,6 +66,8 @@ let package = Package(
         .testTarget(name: "StrataUpperTests", dependencies: ["StrataUpper", "StrataFS", "StrataIndex", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataBundleTests", dependencies: ["StrataBundle", "StrataTestSupport"]),
         .testTarget(name: "StrataCommitTests", dependencies: ["StrataCommit", "StrataTar", "StrataTestSupport", "StrataSystem"]),
+        .testTarget(name: "StrataRegistryTests", dependencies: ["StrataRegistry", "StrataOCI", "StrataHash", "StrataTestSupport", "StrataSystem"]),
+        .testTarget(name: "StrataRemoteTests", dependencies: ["StrataRemote", "StrataRegistry", "StrataIndex", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataSnapshotTests", dependencies: ["StrataSnapshot", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
         // "strata": these tests drive the built binary, so building them builds it first and
         // `swift test` never runs them against a stale or missing one.
