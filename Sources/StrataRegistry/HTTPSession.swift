@@ -7,14 +7,12 @@ import FoundationNetworking
 /// calling thread waits on (for the headers, then the body, chunk by chunk). Thread-safe: many
 /// threads may have exchanges in flight at once (up to `connections` per host on the wire).
 /// Redirects to another host lose the Authorization header (URLSession on Linux forwards it).
-final class HTTPSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    // @unchecked: `session` is set once in init; the table is guarded by its own lock.
-    private var session: URLSession!
-    private let table = NSLock()
-    private var exchanges: [Int: HTTPExchange] = [:]
+final class HTTPSession: Sendable {
+    // The session keeps its delegate alive, not this object: the owner's deinit ends both.
+    private let session: URLSession
+    private let delegate: HTTPSessionDelegate
 
     init(connections: Int, timeout: Double) {
-        super.init()
         let configuration = URLSessionConfiguration.ephemeral
         configuration.httpMaximumConnectionsPerHost = max(1, connections)
         configuration.urlCache = nil
@@ -26,29 +24,22 @@ final class HTTPSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         configuration.timeoutIntervalForResource = 7 * 24 * 3600
         let queue = OperationQueue()
         queue.maxConcurrentOperationCount = 1   // callbacks in order: chunks stay in order
-        session = URLSession(configuration: configuration, delegate: self, delegateQueue: queue)
+        delegate = HTTPSessionDelegate()
+        session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: queue)
     }
 
     deinit {
-        session?.invalidateAndCancel()
+        session.invalidateAndCancel()
     }
 
-    /// Sends `request`; `limits` bound the wait for each step.
+    /// Sends `request`; `limits` bound the wait for each step; `onBytes` sees each piece of body.
     func start(_ request: URLRequest, limits: HTTPExchange.Limits, onBytes: (@Sendable (Int) -> Void)? = nil) -> HTTPExchange {
         let task = session.dataTask(with: request)
         let exchange = HTTPExchange(task: task, limits: limits, originalHost: HTTPSession.authority(request.url),
                                     onBytes: onBytes)
-        table.lock()
-        exchanges[task.taskIdentifier] = exchange
-        table.unlock()
+        delegate.register(exchange, for: task)
         task.resume()
         return exchange
-    }
-
-    private func exchange(_ task: URLSessionTask) -> HTTPExchange? {
-        table.lock()
-        defer { table.unlock() }
-        return exchanges[task.taskIdentifier]
     }
 
     static func authority(_ url: URL?) -> String {
@@ -56,8 +47,25 @@ final class HTTPSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         let port = url.port ?? (url.scheme == "https" ? 443 : 80)
         return "\(host.lowercased()):\(port)"
     }
+}
 
-    // MARK: URLSession delegate (called on the session's serial queue)
+/// Routes URLSession's callbacks (on the session's serial queue) to the exchanges.
+final class HTTPSessionDelegate: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    // @unchecked: the table is guarded by its lock.
+    private let table = NSLock()
+    private var exchanges: [Int: HTTPExchange] = [:]
+
+    func register(_ exchange: HTTPExchange, for task: URLSessionTask) {
+        table.lock()
+        exchanges[task.taskIdentifier] = exchange
+        table.unlock()
+    }
+
+    private func exchange(_ task: URLSessionTask) -> HTTPExchange? {
+        table.lock()
+        defer { table.unlock() }
+        return exchanges[task.taskIdentifier]
+    }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {

@@ -159,6 +159,7 @@ extension RegistryClient {
         if let service { items.append(URLQueryItem(name: "service", value: service)) }
         items.append(URLQueryItem(name: "scope", value: scope))
         components.queryItems = items
+        components.percentEncodedQuery = components.percentEncodedQuery.map(RegistryClient.formEncoded)
         guard let url = components.url else { throw error(.unauthorized, subject, "token realm \"\(realm)\" is not a URL") }
         let request = RegistryRequest(target: url.absoluteString, subject: subject, maxBytes: 1 << 20)
         return try withRetries { _ in

@@ -194,6 +194,11 @@ extension RegistryClient {
         return printable && !line.isEmpty ? line : nil
     }
 
+    /// URLComponents leaves '+' alone in queries, but servers read it as a space ("+json").
+    static func formEncoded(_ query: String) -> String {
+        query.replacingOccurrences(of: "+", with: "%2B")
+    }
+
     /// The blob path of `digest`.
     func blobPath(_ digest: Digest) -> String { "/v2/\(repository)/blobs/\(digest)" }
 }

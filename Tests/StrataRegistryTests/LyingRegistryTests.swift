@@ -16,7 +16,7 @@ struct LyingRegistryTests {
         let blob: [UInt8]
 
         init(auth: TestRegistry.Auth = .none, creds: String? = nil, retries: Int = 2, timeout: Double = 10) throws {
-            fixture = try RegistryFixture(auth: auth)
+            fixture = auth == .none ? try RegistryFixture.shared() : try RegistryFixture(auth: auth)
             proxy = try RegistryProxy(fixture.registry)
             var options = RegistryFixture.options(creds: creds)
             options.retries = retries

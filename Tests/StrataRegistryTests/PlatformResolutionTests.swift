@@ -31,7 +31,7 @@ struct PlatformResolutionTests {
     @Test func indexResolvesToThePlatformAskedFor() throws {
         let temp = try TempDirectory()
         let (builder, manifests) = try Self.multiArchLayout(temp)
-        let registry = try TestRegistry()
+        let registry = try RegistryFixture.shared().registry
         let text = try registry.push(layout: builder.reference("multi"), reference: "multi/app:multi")
         let ref = try #require(try RegistryReference.parse(text))
         let client = try RegistryClient(ref, options: RegistryFixture.options())
@@ -67,7 +67,7 @@ struct PlatformResolutionTests {
     }
 
     @Test func manyThreadsReadRangesAtOnce() throws {
-        let f = try RegistryFixture()
+        let f = try RegistryFixture.shared()
         let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())
         let (layer, blob) = try f.bigLayer()
         let results = Locked<[Bool]>([])
