@@ -67,6 +67,8 @@ struct RegistryRequest {
     /// Names what is asked for in errors: "manifest latest", "blob sha256:…".
     var subject: String
     var maxBytes = 8 << 20
+    /// Only if a connection is free now (a read-ahead); else `send` throws `.busy`.
+    var optional = false
 }
 
 extension RegistryClient {
@@ -124,11 +126,13 @@ extension RegistryClient {
             urlRequest.httpBody = Data(body)
             counters.withLock { $0.bytesSent += UInt64(body.count) }
         }
-        counters.withLock { $0.requests += 1 }
         let limits = HTTPExchange.Limits(idle: options.timeout, minimumRate: options.minimumBytesPerSecond,
                                          maxBytes: request.maxBytes)
-        let exchange = http.start(urlRequest, limits: limits,
-                                  onBytes: { [counters] n in counters.withLock { $0.bytesReceived += UInt64(n) } })
+        guard let exchange = http.start(urlRequest, limits: limits, wait: !request.optional,
+                                        onBytes: { [counters] n in counters.withLock { $0.bytesReceived += UInt64(n) } }) else {
+            throw error(.busy, request.subject, "no free connection for a read-ahead")
+        }
+        counters.withLock { $0.requests += 1 }
         do throws(HTTPExchange.Failure) {
             let response = try exchange.waitForResponse()
             return (response, exchange)
@@ -141,7 +145,9 @@ extension RegistryClient {
     func mapped(_ failure: HTTPExchange.Failure, subject: String) -> RegistryError {
         switch failure {
         case .timeout(let why): return error(.timeout, subject, "timeout: \(why)")
-        case .transport(let why): return error(.transport, subject, "\(why) (\(baseURL))")
+        case .transport(let why):
+            let hint = scheme == "https" ? "; a plain-HTTP registry needs --tls-verify=false" : ""
+            return error(.transport, subject, "\(why) (\(baseURL)\(hint))")
         case .tooLarge(let n): return error(.badLength, subject, "answer larger than expected (\(n) bytes or more)")
         }
     }

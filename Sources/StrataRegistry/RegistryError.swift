@@ -26,6 +26,8 @@ public struct RegistryError: Error, CustomStringConvertible, Sendable {
         case server
         /// A reference, credential or option that cannot be used.
         case invalidInput
+        /// Internal: an optional read-ahead found no free connection (never thrown to callers).
+        case busy
     }
 
     public var kind: Kind

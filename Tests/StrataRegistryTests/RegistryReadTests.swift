@@ -122,3 +122,31 @@ struct RegistryReadTests {
         #expect(try client.manifest(digest.description).bytes == bytes)
     }
 }
+
+@Suite(.enabled(if: TestRegistry.isAvailable, TestRegistry.requirement))
+struct RegistryConnectionTests {
+    @Test func unreachableRegistryIsATransportError() throws {
+        var options = RegistryFixture.options()
+        options.retries = 1
+        // A port nothing listens on: the shared registry's helper gives a free one.
+        let f = try RegistryFixture.shared()
+        let port = try Command.check(RegistryHelperScript.python, [f.registry.helper, "freeport"]).stdoutString
+            .split(separator: "\n").first.map(String.init) ?? "1"
+        let client = try RegistryClient(host: "127.0.0.1:\(port)", repository: "strata/app", options: options)
+        let e = try #require(throws: RegistryError.self) { try client.manifest("v1") }
+        #expect(e.kind == .transport)
+        #expect(e.description.contains("127.0.0.1:\(port)"))
+        #expect(!e.description.contains("\n"))
+    }
+
+    @Test func httpsToAPlainHTTPRegistrySuggestsTlsVerifyFalse() throws {
+        let f = try RegistryFixture.shared()
+        var options = RegistryFixture.options()
+        options.tlsVerify = true
+        options.retries = 0
+        let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: options)
+        let e = try #require(throws: RegistryError.self) { try client.manifest("v1") }
+        #expect(e.kind == .transport)
+        #expect(e.description.contains("--tls-verify=false"))
+    }
+}
