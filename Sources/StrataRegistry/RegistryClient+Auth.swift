@@ -139,6 +139,12 @@ extension RegistryClient {
         case .basic:
             return credentials?.basicAuthorization
         case .bearer(let realm, let service):
+            if let cached = auth.withLock({ $0.tokens[scope] }), cached.refreshAt > HTTPExchange.now() {
+                return "Bearer " + cached.token
+            }
+            // One fetch at a time: threads that find the token expired together share the new one.
+            tokenFetch.lock()
+            defer { tokenFetch.unlock() }
             let now = HTTPExchange.now()
             if let cached = auth.withLock({ $0.tokens[scope] }), cached.refreshAt > now {
                 return "Bearer " + cached.token

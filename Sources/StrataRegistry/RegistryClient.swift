@@ -18,6 +18,7 @@ public final class RegistryClient: Sendable {
     let http: HTTPSession
     let auth = Locked(AuthState())
     let counters = Locked(RegistryStatistics())
+    let tokenFetch = NSLock()
 
     /// Hosts that answered a ranged GET with 200 (whole blob): remembered for the process.
     static let hostsWithoutRanges = Locked<Set<String>>([])
@@ -82,7 +83,9 @@ extension RegistryClient {
             } catch let error as RegistryError where error.isRetryable && attempt < options.retries {
                 attempt += 1
                 counters.withLock { $0.retries += 1 }
-                let delay = min(5, options.retryDelay * Double(1 << min(attempt - 1, 10)))
+                var delay = min(5, options.retryDelay * Double(1 << min(attempt - 1, 10)))
+                // A 429's Retry-After (seconds) is honoured, up to 10 s.
+                if let after = error.retryAfter { delay = max(delay, min(10, after)) }
                 if delay > 0 { Thread.sleep(forTimeInterval: delay) }
             }
         }
@@ -176,7 +179,9 @@ extension RegistryClient {
         case 416:
             return error(.badRange, subject, "range not satisfiable (416)\(detail)", status: status)
         case 429:
-            return error(.rateLimited, subject, "rate limited by the registry (429 too many requests)\(detail)", status: status)
+            var e = error(.rateLimited, subject, "rate limited by the registry (429 too many requests)\(detail)", status: status)
+            e.retryAfter = response.value(forHTTPHeaderField: "Retry-After").flatMap { Double($0) }
+            return e
         case 500...599:
             return error(.server, subject, "registry error \(status)\(detail)", status: status)
         default:

@@ -170,3 +170,27 @@ struct LyingRegistryTests {
         #expect(stats.log.contains { $0.contains("bytes=0-49999") && $0.contains("-> 206 50000") })
     }
 }
+
+@Suite(.enabled(if: TestRegistry.isAvailable, TestRegistry.requirement))
+struct StatusMeaningTests {
+    @Test func rateLimitIsRetriedThenNamed() throws {
+        let s = try LyingRegistryTests.Setup()
+        try s.proxy.inject(.rateLimit, count: 1)
+        #expect(try s.client.blob(s.layer.digest, range: 0..<10) == s.expected(0..<10))
+        try s.proxy.inject(.rateLimit)
+        let e = try #require(throws: RegistryError.self) { try s.client.blob(s.layer.digest, range: 0..<10) }
+        #expect(e.kind == .rateLimited)
+        #expect(e.description.contains("rate limited"))
+        #expect(e.description.contains("429"))
+    }
+
+    @Test func forbiddenIsNamed() throws {
+        let s = try LyingRegistryTests.Setup()
+        try s.proxy.inject(.forbidden, match: "/manifests/")
+        let e = try #require(throws: RegistryError.self) { try s.client.manifest("v1") }
+        #expect(e.kind == .denied)
+        #expect(e.description.contains("access denied (403)"))
+        #expect(e.description.contains("DENIED"))
+        #expect(e.description.contains("manifest v1"))
+    }
+}
