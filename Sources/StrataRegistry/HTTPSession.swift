@@ -248,6 +248,14 @@ final class HTTPExchange: @unchecked Sendable {
         return chunks.removeFirst()
     }
 
+    /// At most `limit` bytes of the body (an error message); the rest is not downloaded.
+    func readPrefix(_ limit: Int) -> [UInt8] {
+        var bytes: [UInt8] = []
+        while bytes.count < limit, let chunk = try? nextChunk() { bytes.append(contentsOf: chunk) }
+        if bytes.count >= limit { cancel() }
+        return Array(bytes.prefix(limit))
+    }
+
     /// The whole body.
     func readAll() throws(Failure) -> [UInt8] {
         var bytes: [UInt8] = []

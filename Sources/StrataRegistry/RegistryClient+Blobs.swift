@@ -129,7 +129,23 @@ extension RegistryClient {
     /// A dropped or failed request is resumed from the first byte not yet delivered. On a host
     /// without range support it reads the whole blob in one GET and skips up to `offset`.
     /// Does not verify the digest (the caller hashes).
+    /// `body` must not call this client itself (it holds a connection while it runs).
     public func streamBlob(_ digest: Digest, from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        // The consumer's own errors end the stream as they are: never retried, never wrapped.
+        do {
+            try stream(digest, from: offset) { bytes in
+                do { try body(bytes) } catch { throw ConsumerFailure(error: error) }
+            }
+        } catch let failure as ConsumerFailure {
+            throw failure.error
+        }
+    }
+
+    private struct ConsumerFailure: Error {
+        var error: any Error
+    }
+
+    private func stream(_ digest: Digest, from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let subject = "blob \(digest)"
         let chunk = max(64 * 1024, options.streamChunkSize)
         var position = offset

@@ -103,7 +103,7 @@ extension RegistryClient {
             let (response, exchange) = try send(request, authorization: authorization)
             let status = response.statusCode
             if accept.contains(status) { return (response, exchange) }
-            let body = (try? exchange.readAll()) ?? []
+            let body = exchange.readPrefix(64 * 1024)
             if status == 401 && !reauthenticated {
                 reauthenticated = true
                 try challenged(response, scope: scope, sent: authorization, subject: request.subject)
