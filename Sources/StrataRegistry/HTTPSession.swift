@@ -112,6 +112,11 @@ final class HTTPSessionDelegate: NSObject, URLSessionDataDelegate, @unchecked Se
         exchange(dataTask)?.received(data: data)
     }
 
+    func urlSession(_ session: URLSession, task: URLSessionTask, didSendBodyData bytesSent: Int64,
+                    totalBytesSent: Int64, totalBytesExpectedToSend: Int64) {
+        exchange(task)?.sent(Int(bytesSent))
+    }
+
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
         table.lock()
         let exchange = exchanges.removeValue(forKey: task.taskIdentifier)
@@ -156,6 +161,8 @@ final class HTTPExchange: @unchecked Sendable {
     private var lastProgress: Double
     private let started: Double
     private var received = 0
+    /// Bytes received plus bytes sent: what the minimum rate is measured on.
+    private var transferred = 0
     private var redirects = 0
     /// Redirect targets followed (for statistics and errors).
     private(set) var redirectURLs: [URL] = []
@@ -189,11 +196,20 @@ final class HTTPExchange: @unchecked Sendable {
         condition.lock()
         chunks.append(data)
         received += data.count
+        transferred += data.count
         lastProgress = HTTPExchange.now()
         let count = onBytes
         condition.broadcast()
         condition.unlock()
         count?(data.count)
+    }
+
+    /// Upload progress counts as progress (a large PUT receives nothing for a while).
+    func sent(_ count: Int) {
+        condition.lock()
+        transferred += count
+        lastProgress = HTTPExchange.now()
+        condition.unlock()
     }
 
     func completed(error: Error?) {
@@ -271,9 +287,9 @@ final class HTTPExchange: @unchecked Sendable {
             throw .timeout("no data for \(HTTPExchange.seconds(limits.idle)) while \(what)")
         }
         let elapsed = now - started
-        if limits.minimumRate > 0, elapsed > limits.idle, Double(received) < (elapsed - limits.idle) * limits.minimumRate {
+        if limits.minimumRate > 0, elapsed > limits.idle, Double(transferred) < (elapsed - limits.idle) * limits.minimumRate {
             cancelLocked()
-            throw .timeout("too slow (\(received) bytes in \(HTTPExchange.seconds(elapsed))) while \(what)")
+            throw .timeout("too slow (\(transferred) bytes in \(HTTPExchange.seconds(elapsed))) while \(what)")
         }
         let wake = min(lastProgress + limits.idle, now + 0.25)
         _ = condition.wait(until: Date(timeIntervalSinceNow: max(0.01, wake - now)))
