@@ -172,6 +172,8 @@ extension RegistryClient {
                         throw error(.badRange, subject, "offset \(position) is past the end of the blob (416)")
                     }
                 }
+                // Whatever ends this chunk (the consumer's error too) ends its transfer.
+                defer { current.exchange.cancel() }
                 if total == nil { total = current.total }
                 // Ask for the next chunk now, so the link stays busy while this one is consumed.
                 if let total, current.end < total, next == nil {
@@ -230,6 +232,7 @@ extension RegistryClient {
                                       subject: subject, maxBytes: Int.max)
         try withRetries { _ in
             let (response, exchange) = try open(request, accept: [200])
+            defer { exchange.cancel() }
             let declared = response.value(forHTTPHeaderField: "Content-Length").flatMap { UInt64($0) }
             var seen: UInt64 = 0
             do {
