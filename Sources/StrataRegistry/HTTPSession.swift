@@ -39,9 +39,9 @@ final class HTTPSession: Sendable {
 
     /// Sends `request` once a connection slot is free (nil at once when `wait` is false and
     /// none is); `limits` bound the wait for each step; `onBytes` sees each piece of body.
-    func start(_ request: URLRequest, limits: HTTPExchange.Limits, wait: Bool = true,
+    func start(_ request: URLRequest, limits: HTTPExchange.Limits, priority: RegistryPriority = .demand, wait: Bool = true,
                onBytes: (@Sendable (Int) -> Void)? = nil) -> HTTPExchange? {
-        guard slots.acquire(wait: wait) else { return nil }
+        guard slots.acquire(priority, wait: wait) else { return nil }
         let task = session.dataTask(with: request)
         let exchange = HTTPExchange(task: task, limits: limits, originalHost: HTTPSession.authority(request.url),
                                     onBytes: onBytes, onEnd: { [slots] in slots.release() })
@@ -57,20 +57,37 @@ final class HTTPSession: Sendable {
     }
 }
 
-/// A counting semaphore that can also be tried without waiting.
+/// Connections in use, handed out by priority: `.demand` may take every one and is served
+/// before any waiting `.background` request; `.background` leaves one free (when there are
+/// two or more) so an on-demand read never waits behind a stream.
 final class Slots: @unchecked Sendable {
-    // @unchecked: `free` is guarded by `condition`.
+    // @unchecked: every field is guarded by `condition`.
     private let condition = NSCondition()
     private var free: Int
+    private let reserved: Int
+    private var demandWaiting = 0
 
-    init(_ count: Int) { free = count }
+    init(_ count: Int) {
+        free = count
+        reserved = count > 1 ? 1 : 0
+    }
 
-    func acquire(wait: Bool) -> Bool {
+    func acquire(_ priority: RegistryPriority, wait: Bool) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        while free == 0 {
-            guard wait else { return false }
-            condition.wait()
+        switch priority {
+        case .demand:
+            demandWaiting += 1
+            defer { demandWaiting -= 1 }
+            while free == 0 {
+                guard wait else { return false }
+                condition.wait()
+            }
+        case .background:
+            while free <= reserved || demandWaiting > 0 {
+                guard wait else { return false }
+                condition.wait()
+            }
         }
         free -= 1
         return true
@@ -79,7 +96,7 @@ final class Slots: @unchecked Sendable {
     func release() {
         condition.lock()
         free += 1
-        condition.signal()
+        condition.broadcast()
         condition.unlock()
     }
 }
