@@ -79,25 +79,6 @@ extension RegistryClient {
         }
     }
 
-    /// PUT a manifest (or index) under `reference` (a tag or its digest); returns its digest.
-    @discardableResult
-    public func pushManifest(_ bytes: [UInt8], mediaType: String, reference: String) throws -> Digest {
-        let digest = Digest.sha256(of: bytes)
-        let subject = "manifest \(reference)"
-        let request = RegistryRequest(method: "PUT", target: "/v2/\(repository)/manifests/\(reference)",
-                                      headers: ["Content-Type": mediaType], body: bytes, push: true,
-                                      subject: subject, maxBytes: 1 << 20)
-        try withRetries { _ in
-            let (response, exchange) = try open(request, accept: [200, 201, 202, 204])
-            _ = try? exchange.readAll()
-            if let header = response.value(forHTTPHeaderField: "Docker-Content-Digest"),
-               let claimed = try? Digest(parsing: header), claimed.algorithm == "sha256", claimed != digest {
-                throw error(.badDigest, subject, "pushed manifest \(digest) but the registry stored \(claimed)")
-            }
-        }
-        return digest
-    }
-
     /// The referrers API's OCI index of manifests whose `subject` is `digest` (optionally only
     /// those of `artifactType`), or nil when the registry has no referrers API or none (404).
     public func referrers(_ digest: Digest, artifactType: String?) throws -> [UInt8]? {

@@ -75,7 +75,8 @@ struct RegistryReadTests {
         #expect(received == Array(blob[Int(offset)...]))
         // From the very end: nothing, and no error.
         var none = 0
-        try client.streamBlob(layer.digest, from: UInt64(blob.count)) { none += $0.count }
+        let count: (UnsafeRawBufferPointer) throws -> Void = { none += $0.count }
+        try client.streamBlob(layer.digest, from: UInt64(blob.count), count)   // the contract's positional form
         #expect(none == 0)
     }
 
