@@ -448,15 +448,13 @@ def main():
         parent = int(sys.argv[2])
         child = subprocess.Popen(sys.argv[4:])
         def stop(*a):
+            # The main thread is in child.wait(): it returns once the child is gone.
             child.terminate()
-            try:
-                child.wait(5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-            os._exit(0)
+            threading.Timer(5, child.kill).start()
         signal.signal(signal.SIGTERM, stop)
-        watch_parent(parent, lambda: stop())
-        sys.exit(child.wait())
+        watch_parent(parent, stop)
+        child.wait()
+        os._exit(0)
     opts = options(sys.argv[2:])
     parent = int(opts["parent"])
     if cmd == "proxy":
