@@ -131,7 +131,8 @@ extension RegistryClient {
     /// A dropped or failed request is resumed from the first byte not yet delivered. On a host
     /// without range support it reads the whole blob in one GET and skips up to `offset`.
     /// Does not verify the digest (the caller hashes).
-    /// `body` must not call this client itself (it holds a connection while it runs).
+    /// `body` must not call this client itself (it holds a connection while it runs); the
+    /// buffer it gets is valid only during the call.
     /// `priority` is `.background` unless a reader waits for this stream (a layer with no index).
     public func streamBlob(_ digest: Digest, from offset: UInt64, priority: RegistryPriority = .background,
                            _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
