@@ -114,6 +114,7 @@ class Quiet(http.server.BaseHTTPRequestHandler):
 #                 --redirect-host, --redirect-port), which serves the blob from the registry's
 #                 storage directory (single ranges honoured) and records Authorization
 #   down          close the connection without an answer
+#   stall         read the request, answer nothing for `delay` seconds, then close
 
 class Proxy:
     def __init__(self, opts):
@@ -206,6 +207,11 @@ def proxy_handler(proxy):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                proxy.record(self.command, path, rng, 0, 0)
+                return
+            if mode == "stall":
+                time.sleep(float(c.get("delay", 60)))
+                self.close_connection = True
                 proxy.record(self.command, path, rng, 0, 0)
                 return
             if mode == "error":

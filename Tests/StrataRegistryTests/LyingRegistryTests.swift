@@ -141,6 +141,16 @@ struct LyingRegistryTests {
         #expect(try s.client.blob(s.layer.digest, range: 0..<10) == s.expected(0..<10))
     }
 
+    @Test func silentServerTimesOut() throws {
+        let s = try Setup(retries: 0, timeout: 1)
+        _ = try s.client.manifest("v1")   // connected and authenticated before the silence
+        try s.proxy.inject(.stall, delay: 30)
+        let e = try #require(throws: RegistryError.self) { try s.client.blob(s.layer.digest, range: 0..<100) }
+        #expect(e.kind == .timeout)
+        #expect(e.description.contains("no data for 1 s"))
+        try s.proxy.reset()
+    }
+
     @Test func streamingSurvivesDroppedChunks() throws {
         let s = try Setup()
         var options = RegistryFixture.options()
