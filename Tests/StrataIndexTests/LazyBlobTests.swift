@@ -15,7 +15,8 @@ final class CountingFetcher: BlobFetcher {
         var requests: [Range<UInt64>] = []
         var streams = 0
         var corrupt = false
-        var held = false
+        /// Fetches starting at or past this wait while held (nil: all of them).
+        var heldFrom: UInt64?
     }
     private let state = Locked(State())
     private let gate = Locked(false)
@@ -25,19 +26,22 @@ final class CountingFetcher: BlobFetcher {
     var requests: [Range<UInt64>] { state.withLock { $0.requests } }
     var streams: Int { state.withLock { $0.streams } }
     func setCorrupt(_ on: Bool) { state.withLock { $0.corrupt = on } }
-    /// Fetches wait until `release`.
-    func hold() { gate.withLock { $0 = true } }
+    /// Fetches (those starting at or past `from`) wait until `release`.
+    func hold(from: UInt64? = nil) {
+        state.withLock { $0.heldFrom = from }
+        gate.withLock { $0 = true }
+    }
     func release() {
         gate.withLock { $0 = false }
         gate.broadcast()
     }
 
     func fetch(_ range: Range<UInt64>) throws -> [UInt8] {
-        let corrupt = state.withLock { s in
+        let (corrupt, held) = state.withLock { s in
             s.requests.append(range)
-            return s.corrupt
+            return (s.corrupt, s.heldFrom.map { range.lowerBound >= $0 } ?? true)
         }
-        gate.withLock(when: { !$0 }) { _ in }
+        if held { gate.withLock(when: { !$0 }) { _ in } }
         var out = Array(bytes[Int(range.lowerBound)..<Int(range.upperBound)])
         if corrupt { out[out.count / 2] ^= 0x40 }
         return out
@@ -170,6 +174,34 @@ final class CountingFetcher: BlobFetcher {
         done.withLock(when: { $0 == 4 }) { _ in }
         #expect(failures.withLock { $0 } == 0)
         #expect(f.fetcher.requests.count == 1)
+    }
+
+    /// Background completion makes no request while a read waits for one.
+    @Test func backgroundFillYieldsToReads() throws {
+        let f = try Fixture()
+        let lazy = try f.lazy()
+        let last = f.index.spanRange(f.index.spanCount - 1)
+        f.fetcher.hold(from: last.lowerBound)
+        let demandDone = Locked(false)
+        detachThread {
+            try? lazy.ensure((last.upperBound - 1)..<last.upperBound)
+            demandDone.withLock { $0 = true }
+            demandDone.broadcast()
+        }
+        while f.fetcher.requests.isEmpty { usleep(1000) }
+        let fillDone = Locked(false)
+        detachThread {
+            try? lazy.fillRemaining(bytesPerSecond: nil, shouldStop: { false })
+            fillDone.withLock { $0 = true }
+            fillDone.broadcast()
+        }
+        usleep(200_000)
+        #expect(f.fetcher.requests.count == 1)   // the read's, still held: nothing in the background
+        f.fetcher.release()
+        demandDone.withLock(when: { $0 }) { _ in }
+        fillDone.withLock(when: { $0 }) { _ in }
+        #expect(lazy.isComplete && f.fetcher.requests.count >= 2)
+        #expect(lazy.statistics.backgroundBytes > 0 && lazy.demandOrder.count == 1)
     }
 
     @Test func wrongBytesAreRefusedAndNothingIsRecorded() throws {
