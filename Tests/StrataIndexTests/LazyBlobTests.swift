@@ -263,6 +263,29 @@ final class CountingFetcher: BlobFetcher {
         #expect(c.presentBytes == 0)
     }
 
+    /// Two processes fetching the same range at once both succeed, and the record stays sound.
+    @Test func twoProcessesFetchingTheSameRangeBothSucceed() throws {
+        let f = try Fixture()
+        let a = try f.lazy(), b = try f.lazy()
+        f.fetcher.hold()
+        let done = Locked(0), failures = Locked(0)
+        for lazy in [a, b] {
+            detachThread {
+                do { try lazy.ensure(0..<10) } catch { failures.withLock { $0 += 1 } }
+                done.withLock { $0 += 1 }
+                done.broadcast()
+            }
+        }
+        while f.fetcher.requests.count < 2 { usleep(1000) }
+        f.fetcher.release()
+        done.withLock(when: { $0 == 2 }) { _ in }
+        #expect(failures.withLock { $0 } == 0)
+        let c = try f.lazy()
+        #expect(c.presentRanges == a.presentRanges && c.presentRanges == b.presentRanges && c.presentBytes > 0)
+        let r = try #require(c.presentRanges.first)
+        #expect(try f.fileBytes(c, r) == Array(f.bytes[Int(r.lowerBound)..<Int(r.upperBound)]))
+    }
+
     /// A layer with no index: indexing reads it through the lazy blob, which streams it with
     /// one request; the index is the one the local blob gives, and the blob is then complete.
     @Test func streamingBuildsTheSameIndexWithOneRequest() throws {
