@@ -250,6 +250,24 @@ final class CountingFetcher: BlobFetcher {
         #expect(fresh.presentBytes == 0)
     }
 
+    /// Evicted while in use: the process keeps reading what it has, and records nothing for the
+    /// blob that replaces it.
+    @Test func anEvictedBlobInUseRecordsNothingForItsSuccessor() throws {
+        let f = try Fixture()
+        let a = try f.lazy()
+        try a.ensure(0..<10)
+        let entries = f.cache.entries([.blob])
+        #expect(entries.count == 1 && entries.first?.key == f.digestHex)
+        for entry in entries { #expect(f.cache.remove(entry)) }
+        #expect(!FileIO.exists(f.cache.blobRecordPath(digestHex: f.digestHex)))
+        let b = try f.lazy()   // a new blob in the cache
+        let size = UInt64(f.bytes.count)
+        try a.ensure((size - 10)..<size)
+        #expect(a.isComplete == false && a.presentRanges.contains { $0.upperBound == size })
+        let c = try f.lazy()
+        #expect(b.presentBytes == 0 && c.presentBytes == 0)
+    }
+
     /// Two processes sharing the cache: one's fetch is found by the other (read from the record).
     @Test func anotherProcessFetchIsSeen() throws {
         let f = try Fixture()
