@@ -1,5 +1,4 @@
 import StrataCodec
-import StrataHash
 import StrataSystem
 import Synchronization
 #if canImport(Glibc)
