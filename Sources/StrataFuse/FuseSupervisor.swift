@@ -257,8 +257,14 @@ public final class FuseSupervisor {
                     current = successor
                     next = nil
                     grant(successor)
-                    continue
+                } else {
+                    // The new server failed after the old one was told to quit: start another.
+                    Log.error("\(mountpoint): the new server failed after the old one quit; starting another")
+                    do { current = try spawn(executable: configuration.executable, takingOver: true) } catch {
+                        enterFailing(reason: "cannot start a server: \(error)")
+                    }
                 }
+                continue
             }
             if phase == .starting {
                 onStartFailure(server.failure ?? "\(mountpoint): the serving process exited during start-up (\(Self.describe(exit)))")

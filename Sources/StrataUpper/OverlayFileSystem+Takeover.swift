@@ -119,11 +119,16 @@ extension OverlayFileSystem {
     /// The handle the previous server gave the kernel for node `inode`: a file's upper
     /// object opened again (read-write, so it serves whatever the kernel sends), or the layers.
     func recoverHandle(_ t: NodeTable, _ handle: UInt64, inode: UInt64) -> OverlayHandle? {
-        guard t.recover != nil, let n = try? t.node(inode) else { return nil }
+        guard t.recover != nil else { return nil }
+        guard let n = try? t.node(inode) else {
+            Log.debug("takeover: handle \(handle) of node \(inode): the node is not found")
+            return nil
+        }
         var fd: Int32?
         if n.inUpper && !n.isDirectory {
             fd = (try? openUpper(t, n, flags: O_RDWR)) ?? (try? openUpper(t, n, flags: O_RDONLY))
         }
+        Log.debug("takeover: handle \(handle) of node \(inode) opened again (\(fd.map { "descriptor \($0)" } ?? "from the image"))")
         let h = OverlayHandle(node: inode, fd: fd, flags: n.isDirectory ? O_RDONLY : O_RDWR)
         n.opens += 1
         t.handles[handle] = h

@@ -163,8 +163,10 @@ enum MountCommand {
                 }
             })
             if server.handedOver {
+                // Exit without tearing down: the file system's cleanup would remove the links
+                // that keep open-but-unlinked files for the next server.
                 Log.info("handed \(mountpoint) over to a new server")
-                return 0
+                exit(0)
             }
             Log.info("unmounted \(mountpoint)")
             if let statsPath = a["--stats"] {

@@ -72,9 +72,10 @@ struct RestartTests {
         // The measurement the README quotes (no assertion on time).
         print("restart stall (s): kill -9 \(loop.stalls(after: kills)), strata restart \(loop.stalls(after: restarts))")
         if let supervisor = RestartSupport.supervisorPID(mount.mountpoint),
-           let status = try? FileIO.readAll("/proc/\(supervisor)/status") {
-            let rss = String(decoding: status, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("VmRSS") }
-            print("supervisor \(rss ?? "VmRSS ?")")
+           let rollup = try? FileIO.readAll("/proc/\(supervisor)/smaps_rollup") {
+            let lines = String(decoding: rollup, as: UTF8.self).split(separator: "\n")
+            let memory = lines.filter { ["Rss:", "Pss:", "Private_Dirty:", "Anonymous:"].contains(where: $0.hasPrefix) }
+            print("supervisor memory: \(memory.map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") })")
         }
         #expect(mount.logText.contains("died (killed by signal 9"), "\(mount.logText)")
         try mount.guardian.unmount()

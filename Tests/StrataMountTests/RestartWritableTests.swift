@@ -105,7 +105,7 @@ struct RestartWritableTests {
         #expect(iterations > 6)
         let held = try FileIO.readAll(f.path("w/held"))
         #expect(held.count >= iterations * 9)
-        #expect(held.prefix(9) == Array("00000000\n".utf8))
+        #expect(Array(held.prefix(9)) == Array("00000000\n".utf8))
         try f.unmount()
 
         // The upper directory reads back the same through kernel overlayfs.
@@ -167,14 +167,14 @@ struct RestartWritableTests {
         defer { try? f.unmount() }
         let original = try FileIO.readAll(f.path("huge"))
         let finished = DispatchSemaphore(value: 0)
-        let outcome = NSLock()
-        var failure: String?
+        let failure = Locked<String?>(nil)
+        let huge = f.path("huge")
         Thread {
-            let fd = open(f.path("huge"), O_WRONLY | O_CLOEXEC)   // copies the 64 MB up
+            let fd = open(huge, O_WRONLY | O_CLOEXEC)   // copies the 64 MB up
             if fd < 0 {
-                outcome.withLock { failure = "open: \(String(cString: strerror(errno)))" }
+                failure.withLock { $0 = "open: \(String(cString: strerror(errno)))" }
             } else {
-                if pwrite(fd, "HEAD", 4, 0) != 4 { outcome.withLock { failure = "pwrite: \(String(cString: strerror(errno)))" } }
+                if pwrite(fd, "HEAD", 4, 0) != 4 { failure.withLock { $0 = "pwrite: \(String(cString: strerror(errno)))" } }
                 close(fd)
             }
             finished.signal()
@@ -187,7 +187,8 @@ struct RestartWritableTests {
             #expect(r.status == 0, "\(r.stderr)")
         }
         finished.wait()
-        #expect(outcome.withLock { failure } == nil, "\(outcome.withLock { failure } ?? "")")
+        let failed = failure.withLock { $0 }
+        #expect(failed == nil, "\(failed ?? "")")
         let after = try FileIO.readAll(f.path("huge"))
         #expect(after.count == original.count)
         #expect(Array(after.prefix(4)) == Array("HEAD".utf8))
