@@ -240,6 +240,7 @@ public final class FuseSupervisor {
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { return nil }
             let exit = ExitStatus(raw: status)
+            for server in [current, next].compactMap({ $0 }) where server.pid == pid { readLastWords(server) }
             if let server = next, server.pid == pid {
                 next = nil
                 server.socket.close()
@@ -289,6 +290,22 @@ public final class FuseSupervisor {
             if next != nil { continue }   // a restart under way takes over when it is ready
             do { current = try spawn(executable: configuration.executable, takingOver: true) } catch {
                 enterFailing(reason: "cannot start a server: \(error)")
+            }
+        }
+    }
+
+    /// What a server that has exited said last (its reason for failing), before its socket
+    /// is closed: the exit may be seen before the message.
+    func readLastWords(_ server: Server) {
+        while true {
+            var fds = [pollfd(fd: server.socket.rawValue, events: Int16(POLLIN), revents: 0)]
+            guard poll(&fds, 1, 0) == 1, fds[0].revents & Int16(POLLIN) != 0,
+                  let (bytes, descriptor) = try? UnixSocket.receive(server.socket) else { return }
+            descriptor?.close()
+            guard let message = HandoverMessage(bytes) else { return }
+            if case .failed(let reason) = message {
+                server.failure = reason
+                Log.error("\(mountpoint): server (pid \(server.pid)) failed: \(reason)")
             }
         }
     }
