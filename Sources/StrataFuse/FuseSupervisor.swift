@@ -13,8 +13,8 @@ import StrataSystem
 /// then tells the old one to quit and hands the descriptor over. It loads no image: its
 /// memory stays a few MB.
 ///
-/// A crash loop (`crashLimit` servers in a row dying within `quickDeathSeconds` of their
-/// start) ends the restarts: the supervisor then answers every request with EIO itself, the
+/// A crash loop (`crashLimit` servers in a row dying before they answer, or within
+/// `quickDeathSeconds` of it) ends the restarts: the supervisor then answers every request with EIO itself, the
 /// reason logged, until a restart request succeeds or the mount goes. SIGTERM, SIGINT and
 /// SIGHUP unmount (detaching a busy mount, as `FuseServer` does); an unmount from outside ends
 /// the connection, and the supervisor exits with its servers.

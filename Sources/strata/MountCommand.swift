@@ -19,7 +19,9 @@ enum MountCommand {
     as the union of its layers, without extracting them. Layers not yet indexed are read once
     (and verified against their digests); later mounts use the cached index and read no layer data.
     The daemon goes to the background; the command exits 0 once the mount answers, or prints the
-    error and exits non-zero with nothing mounted.
+    error and exits non-zero with nothing mounted. The daemon is a small supervisor holding the
+    mount and a process serving it; a serving process that dies is replaced without the mount's
+    users seeing an error (see `strata restart --help`).
 
       --cache DIR        index cache (default /var/cache/strata as root, else $XDG_CACHE_HOME/strata)
       --platform P       platform to pick from an image index (default: this host's)

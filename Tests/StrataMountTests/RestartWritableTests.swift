@@ -157,20 +157,27 @@ struct RestartWritableTests {
         try f.unmount()
     }
 
-    /// A kill -9 and a restart while a large file is being copied up: the open that started
-    /// it succeeds, and the file is either the old data or the finished copy with the write,
-    /// never torn.
+    /// A kill -9 and a restart while a large file is being copied up (held after its first
+    /// chunk by STRATA_TEST_COPYUP_GATE until the test lets it go): the open that started it
+    /// succeeds, and the file is the finished copy with the write, never torn. After the kill,
+    /// the OPEN the dead server had read is sent again (FUSE_NOTIFY_RESEND) and the next
+    /// server copies again; on a restart, the old server finishes it before it quits.
     @Test(arguments: ["kill", "restart"])
     func copyUpInFlight(_ how: String) throws {
-        let f = try UpperFixture(extraLower: "head -c 64000000 /dev/urandom > huge")
-        try f.mount()
+        let f = try UpperFixture(extraLower: "head -c 16000000 /dev/urandom > huge")
+        let gate = f.temp.child("gate"), log = f.temp.child("daemon.log")
+        try f.mount(extra: ["--log", log], environment: ["STRATA_TEST_COPYUP_GATE": gate])
         defer { try? f.unmount() }
         let original = try FileIO.readAll(f.path("huge"))
+        let scratch = f.upper + ".work/tmp"
+        func copyUpInProgress() -> Bool {
+            FileIO.directoryEntries(scratch).contains { $0.hasPrefix("#") && !$0.hasPrefix("#orphan-") }
+        }
         let finished = DispatchSemaphore(value: 0)
         let failure = Locked<String?>(nil)
         let huge = f.path("huge")
         Thread {
-            let fd = open(huge, O_WRONLY | O_CLOEXEC)   // copies the 64 MB up
+            let fd = open(huge, O_WRONLY | O_CLOEXEC)   // copies the file up
             if fd < 0 {
                 failure.withLock { $0 = "open: \(String(cString: strerror(errno)))" }
             } else {
@@ -179,13 +186,28 @@ struct RestartWritableTests {
             }
             finished.signal()
         }.start()
-        usleep(30_000)
+        #expect(Mounts.waitUntil(seconds: 60) { copyUpInProgress() })
         if how == "kill" {
-            try RestartSupport.killServer(f.mountpoint)
+            try RestartSupport.killServer(f.mountpoint)   // the next server holds at the gate too
         } else {
-            let r = try RestartSupport.restart(f.mountpoint)
-            #expect(r.status == 0, "\(r.stderr)")
+            let restarted = DispatchSemaphore(value: 0)
+            let result = Locked<CommandResult?>(nil)
+            let mountpoint = f.mountpoint
+            Thread {
+                result.withLock { $0 = try? RestartSupport.restart(mountpoint) }
+                restarted.signal()
+            }.start()
+            // The old server is told to quit while its copy-up waits.
+            #expect(Mounts.waitUntil(seconds: 60) {
+                (try? FileIO.readAll(log)).map { String(decoding: $0, as: UTF8.self).contains("restart: starting") } ?? false
+            })
+            usleep(300_000)
+            try FileIO.writeAtomically(gate, [])
+            restarted.wait()
+            let r = result.withLock { $0 }
+            #expect(r?.status == 0, "\(r?.stderr ?? "no result")")
         }
+        try FileIO.writeAtomically(gate, [])
         finished.wait()
         let failed = failure.withLock { $0 }
         #expect(failed == nil, "\(failed ?? "")")
