@@ -106,7 +106,7 @@ final class MountReaderLoop: @unchecked Sendable {
     }
 
     /// The longest operation that started within `window` seconds after each of `events`.
-    func stalls(after events: [Double], window: Double = 5) -> [Double] {
+    func stalls(after events: [Double], window: Double = 2) -> [Double] {
         let all = lock.withLock { timings }
         return events.map { event in
             all.filter { $0.0 >= event - 0.05 && $0.0 <= event + window }.map(\.1).max() ?? 0
