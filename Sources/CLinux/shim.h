@@ -208,6 +208,12 @@ static inline int strata_unix_connect(const char *path) {
     }
     return fd;
 }
+// A receive that waits at most `seconds` (then EAGAIN): a peer that connects and says nothing
+// must not hold up the one thread of a supervisor.
+static inline int strata_set_receive_timeout(int fd, int seconds) {
+    struct timeval timeout = { seconds, 0 };
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+}
 static inline int strata_accept(int listener) {  // accept4 is _GNU_SOURCE-only
     int fd = accept(listener, NULL, NULL);
     if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);

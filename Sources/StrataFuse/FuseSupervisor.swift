@@ -331,7 +331,7 @@ public final class FuseSupervisor {
     /// (the caller's, which is how an upgrade reaches a mount). The answer comes when the new
     /// server answers: `O`, or `E` and why not.
     func acceptRestartRequest(_ listener: FileDescriptor) {
-        guard let client = try? UnixSocket.accept(listener) else { return }
+        guard let client = try? UnixSocket.accept(listener, receiveTimeout: 2) else { return }
         guard let (bytes, _) = try? UnixSocket.receive(client), bytes.first == UInt8(ascii: "R") else {
             client.close()
             return

@@ -50,9 +50,12 @@ public enum UnixSocket {
         return FileDescriptor(rawValue: fd)
     }
 
-    /// The next connection on a listening socket.
-    public static func accept(_ listener: FileDescriptor) throws(SystemError) -> FileDescriptor {
-        FileDescriptor(rawValue: try retryOnInterrupt("accept") { strata_accept(listener.rawValue) })
+    /// The next connection on a listening socket. With `receiveTimeout`, a receive on it
+    /// waits at most that many seconds (then fails with EAGAIN).
+    public static func accept(_ listener: FileDescriptor, receiveTimeout: Int32? = nil) throws(SystemError) -> FileDescriptor {
+        let fd = FileDescriptor(rawValue: try retryOnInterrupt("accept") { strata_accept(listener.rawValue) })
+        if let receiveTimeout { _ = strata_set_receive_timeout(fd.rawValue, receiveTimeout) }
+        return fd
     }
 }
 

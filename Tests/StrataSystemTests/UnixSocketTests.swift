@@ -48,4 +48,22 @@ import StrataSystem
         #expect(try UnixSocket.receive(server).bytes == Array("R".utf8))
         #expect(throws: SystemError.self) { try UnixSocket.connect(to: scratch.child("none.sock")) }
     }
+
+    /// A peer that connects and says nothing does not hold the receiver for ever.
+    @Test func receiveTimeoutEndsASilentPeer() throws {
+        let scratch = try ScratchDirectory()
+        let path = scratch.child("t.sock")
+        let listener = try UnixSocket.listen(at: path)
+        defer { listener.close() }
+        let client = try UnixSocket.connect(to: path)
+        defer { client.close() }
+        let server = try UnixSocket.accept(listener, receiveTimeout: 1)
+        defer { server.close() }
+        do {
+            _ = try UnixSocket.receive(server)
+            Issue.record("a receive from a silent peer returned")
+        } catch {
+            #expect(error.code == EAGAIN || error.code == EWOULDBLOCK)
+        }
+    }
 }
