@@ -214,6 +214,9 @@ public final class FuseSupervisor {
                 quickDeaths = 0
                 replyToRestart("O")
             }
+            // The code and data pages that starting a server touched stay in the page cache
+            // (the server maps them too): resident stays what the idle loop uses.
+            CleanPages.dropUnused()
         case .failed(let reason):
             server.failure = reason
             Log.error("\(mountpoint): server (pid \(server.pid)) failed: \(reason)")
