@@ -76,6 +76,9 @@ struct RestartTests {
             let lines = String(decoding: rollup, as: UTF8.self).split(separator: "\n")
             let memory = lines.filter { ["Rss:", "Pss:", "Private_Dirty:", "Anonymous:"].contains(where: $0.hasPrefix) }
             print("supervisor memory: \(memory.map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") })")
+            // The goal: a supervisor that holds no image stays under 10 MB resident.
+            let rss = lines.first { $0.hasPrefix("Rss:") }.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") }
+            #expect((rss ?? .max) <= 10 * 1024, "\(memory)")
         }
         #expect(mount.logText.contains("died (killed by signal 9"), "\(mount.logText)")
         try mount.guardian.unmount()
