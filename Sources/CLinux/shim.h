@@ -19,6 +19,12 @@
 #include <unistd.h>
 #include <linux/falloc.h>
 #include <linux/stat.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 // <fcntl.h> defines the __O_* values whatever the feature macros; O_* only under _GNU_SOURCE.
 static const int32_t strata_O_PATH = __O_PATH;
@@ -126,5 +132,98 @@ static inline ssize_t strata_listxattrat(int dirfd, const char *path, int at_fla
 static inline int strata_removexattrat(int dirfd, const char *path, int at_flags, const char *name) {
     return (int)syscall(466, dirfd, path, at_flags, name);
 }
+
+// Unix sockets that pass descriptors (SCM_RIGHTS): the CMSG_* macros are not importable into
+// Swift, so one message with at most one descriptor is built here. SOCK_SEQPACKET keeps
+// message boundaries; MSG_NOSIGNAL turns a closed peer into EPIPE rather than SIGPIPE.
+static inline int strata_socketpair_seqpacket(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds);
+}
+static inline ssize_t strata_send_with_fd(int sock, const void *buf, size_t len, int fd) {
+    struct iovec iov = { (void *)buf, len };
+    union { char bytes[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.bytes;
+        msg.msg_controllen = sizeof control.bytes;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    return sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+// *fd is the descriptor received (close-on-exec), or -1.
+static inline ssize_t strata_recv_with_fd(int sock, void *buf, size_t len, int *fd) {
+    struct iovec iov = { buf, len };
+    union { char bytes[CMSG_SPACE(sizeof(int) * 4)]; struct cmsghdr align; } control;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = sizeof control.bytes;
+    *fd = -1;
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int received[4];
+        memcpy(received, CMSG_DATA(c), count * sizeof(int));
+        for (size_t i = 0; i < count; i++) {
+            if (*fd < 0) *fd = received[i]; else close(received[i]);  // only one is expected
+        }
+    }
+    return n;
+}
+static inline int strata_unix_listen(const char *path) {
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof address.sun_path) { errno = ENAMETOOLONG; return -1; }
+    strcpy(address.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 8) != 0) {
+        int saved = errno; close(fd); errno = saved; return -1;
+    }
+    return fd;
+}
+static inline int strata_unix_connect(const char *path) {
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof address.sun_path) { errno = ENAMETOOLONG; return -1; }
+    strcpy(address.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        int saved = errno; close(fd); errno = saved; return -1;
+    }
+    return fd;
+}
+// A receive that waits at most `seconds` (then EAGAIN): a peer that connects and says nothing
+// must not hold up the one thread of a supervisor.
+static inline int strata_set_receive_timeout(int fd, int seconds) {
+    struct timeval timeout = { seconds, 0 };
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+}
+static inline int strata_accept(int listener) {  // accept4 is _GNU_SOURCE-only
+    int fd = accept(listener, NULL, NULL);
+    if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
+// signalfd(2): the signals in `mask` (a sigset_t) become readable records on a descriptor.
+static inline int strata_signalfd(const void *mask) {
+    return signalfd(-1, (const sigset_t *)mask, SFD_CLOEXEC);
+}
+static inline int strata_signalfd_record_size(void) { return (int)sizeof(struct signalfd_siginfo); }
 
 #endif

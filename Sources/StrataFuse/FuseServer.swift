@@ -22,21 +22,29 @@ public final class FuseServer: Sendable {
     public let mountpoint: String
     public let options: FuseMountOptions
     private let fileSystem: any FileSystem
-    private let state = Locked(State())
+    let state = Locked(State())
+    /// Serves a connection another server initialised (FuseServer+Handover.swift): the
+    /// mountpoint is not looked at (a stat would wait for this very server).
+    let takingOver: Bool
 
-    private struct State {
+    struct State {
         var started = false
+        /// Served through a supervisor (it holds the mount): one descriptor, never cloned.
+        var supervised = false
+        /// Stopping so that another server takes over: the mount stays.
+        var handingOver = false
         var stopRequested = false
         var loopEnded = false
         var signalWaiter: Thread?
         var loopThread: pthread_t?
     }
 
-    public init(fileSystem: any FileSystem, mountpoint: String, options: FuseMountOptions) throws {
+    public init(fileSystem: any FileSystem, mountpoint: String, options: FuseMountOptions, takingOver: Bool = false) throws {
         self.fileSystem = fileSystem
         self.mountpoint = FuseMount.absolute(mountpoint)
         self.options = options
-        _ = try checkMountpoint()  // fail early, before the caller goes to the background
+        self.takingOver = takingOver
+        if !takingOver { _ = try checkMountpoint() }  // fail early, before the caller goes to the background
     }
 
     /// The signals that stop the server.
@@ -52,13 +60,15 @@ public final class FuseServer: Sendable {
 
     /// Mounts, serves until a shutdown signal or `stop()`, unmounts and returns. `onReady` is
     /// called (from another thread) once the mount answers a stat of its root.
-    public func run(onReady: () -> Void) throws {
+    /// With `handover`, the supervisor at its other end mounts and hands over the descriptor
+    /// (FuseServer+Handover.swift); `stopForHandover()` then ends the loop and leaves the mount.
+    public func run(handover: HandoverChannel? = nil, onReady: () -> Void) throws {
         let alreadyStarted = state.withLock { state in
             defer { state.started = true }
             return state.started
         }
         precondition(!alreadyStarted, "FuseServer.run called twice")
-        let mountpointDevice = try checkMountpoint()
+        let mountpointDevice = takingOver ? 0 : try checkMountpoint()
         let rootInode = (try? fileSystem.getattr(inode: 1).inode) ?? 1
 
         var signals = Self.signalSet()
@@ -79,7 +89,10 @@ public final class FuseServer: Sendable {
         fuse_opt_free_args(&args)
         guard let session = created else { throw FuseError(.sessionFailed, mountpoint: mountpoint) }
         defer { fuse_session_destroy(session) }
-        guard fuse_session_mount(session, mountpoint) == 0 else {
+        if let handover {
+            state.withLock { $0.supervised = true }
+            try attach(session, handover: handover)
+        } else if fuse_session_mount(session, mountpoint) != 0 {
             throw FuseError(.mountFailed, mountpoint: mountpoint)
         }
 
@@ -93,7 +106,8 @@ public final class FuseServer: Sendable {
 
         let readiness = Readiness()
         let loopResult: Int32 = withoutActuallyEscaping(onReady) { onReady in
-            readiness.callback = onReady
+            // Under a supervisor, it learns it too (it then reports the mount ready, or a restart done).
+            readiness.callback = handover.map { channel in { onReady(); try? channel.send(.serving) } } ?? onReady
             let prober = Thread.start { [self] in
                 probe(readiness: readiness, rootInode: rootInode, mountpointDevice: mountpointDevice)
             }
@@ -148,7 +162,9 @@ public final class FuseServer: Sendable {
         defer { fuse_loop_cfg_destroy(config) }
         fuse_loop_cfg_set_max_threads(config, UInt32(threads))
         // One /dev/fuse descriptor per worker: no contention on a single queue.
-        fuse_loop_cfg_set_clone_fd(config, 1)
+        // Not under a supervisor: a clone's unanswered requests are aborted when it closes,
+        // where those of the one descriptor a dead server held are sent again.
+        fuse_loop_cfg_set_clone_fd(config, state.withLock { $0.supervised } ? 0 : 1)
         return strata_session_loop_mt(session, config)
     }
 
@@ -192,6 +208,12 @@ public final class FuseServer: Sendable {
     /// loop has answered INIT and GETATTR), then reports ready. A mount that never answers is
     /// stopped, so that `run` returns and throws instead of serving nobody.
     private func probe(readiness: Readiness, rootInode: UInt64, mountpointDevice: UInt64) {
+        if takingOver {
+            // Already mounted and answering: a stat now would only wait for this server.
+            readiness.succeeded = true
+            readiness.callback?()
+            return
+        }
         var failure = ETIMEDOUT
         for _ in 0..<1000 {
             let st: stat
@@ -246,7 +268,7 @@ public final class FuseServer: Sendable {
         }
         guard proceed else { return }
         // Gracefully first: while the workers still serve, an unmount ends the loop by itself.
-        _ = unmountNow()
+        if !state.withLock({ $0.handingOver }) { _ = unmountNow() }
         fuse_session_exit(session)
         // Repeat the wake-up: a signal that lands between the loop's check of the exit flag
         // and its sem_wait would be lost.

@@ -54,8 +54,9 @@ extension OverlayFileSystem {
                         add: (UnsafeRawBufferPointer, NodeAttributes, UInt64) -> Bool) throws(FSError) {
         try locked { t throws(FSError) in
             let dir = try t.directory(inode)
-            guard let h = t.handles[handle] else { throw FSError(EBADF) }
-            if offset == 0 {
+            guard let h = t.handles[handle] ?? recoverHandle(t, handle, inode: inode) else { throw FSError(EBADF) }
+            // (A handle taken over from the previous server has no listing: take it again.)
+            if offset == 0 || h.entries.isEmpty {
                 // A listing taken at the start and kept, so offsets stay meaningful across calls.
                 let parentID = dir.links.first?.parent ?? dir.id
                 var entries: [(name: [UInt8], id: UInt64, mode: UInt32)] = [([46], dir.id, UInt32(S_IFDIR)), ([46, 46], parentID, UInt32(S_IFDIR))]
@@ -94,7 +95,7 @@ extension OverlayFileSystem {
 
     public func releasedir(inode: UInt64, handle: UInt64) {
         locked { t in
-            t.handles[handle] = nil
+            guard t.handles.removeValue(forKey: handle) != nil else { return }   // one the previous server gave
             if let n = t.nodes[inode] { n.opens -= 1; dropIfUnused(t, n) }
         }
     }

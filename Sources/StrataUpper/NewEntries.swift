@@ -59,7 +59,22 @@ extension OverlayFileSystem {
 
     public func create(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32, flags: Int32,
                        context: RequestContext) throws(FSError) -> (attributes: NodeAttributes, handle: UInt64) {
-        try locked { t throws(FSError) -> (attributes: NodeAttributes, handle: UInt64) in
+        // The name exists and O_EXCL was not asked: open(2)'s O_CREAT opens it. The kernel sends
+        // CREATE only after a negative lookup, so this is a CREATE sent again to the server that
+        // took a mount over, after the one that died had made the file (FUSE_NOTIFY_RESEND).
+        if flags & O_EXCL == 0, let existing = try? lookup(parent: parent, name: name) {
+            do throws(FSError) {
+                let handle = try open(inode: existing.inode, flags: flags & ~O_CREAT)
+                do throws(FSError) { return (try getattr(inode: existing.inode), handle) } catch {
+                    release(inode: existing.inode, handle: handle)
+                    throw error
+                }
+            } catch {
+                forget(inode: existing.inode, count: 1)
+                throw error
+            }
+        }
+        return try locked { t throws(FSError) -> (attributes: NodeAttributes, handle: UInt64) in
             var fd: Int32 = -1
             let n = try install(t, parent, name, directory: false) { (temp, pfd) throws(FSError) in
                 let owner = try self.owner(for: pfd, context: context)

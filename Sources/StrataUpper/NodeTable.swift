@@ -25,8 +25,13 @@ final class NodeTable {
     /// A change the caller makes moves the upper ctime on, and the entry no longer applies.
     var ctimeShield: [UInt64: (upper: timespec, shown: Timestamp)] = [:]
     var handles: [UInt64: OverlayHandle] = [:]
-    private var nextHandle: UInt64 = 1
+    /// Handle numbers start at this process's start time in nanoseconds: a server that takes a
+    /// mount over never hands out a number the kernel still holds from the one before.
+    private var nextHandle: UInt64 = NodeTable.handleBase()
     private var tempCounter: UInt64 = 0
+    /// Set when this server took a live mount over (OverlayFileSystem+Takeover.swift): finds
+    /// a node the kernel got from the previous server.
+    var recover: ((NodeTable, UInt64) -> OverlayInode?)?
     /// Lower hardlinked files: tree inode → the (lower directory, name) of each of its names.
     var lowerLinkNames: [UInt32: [(directory: UInt32, name: [UInt8])]]?
 
@@ -35,8 +40,9 @@ final class NodeTable {
     }
 
     func node(_ id: UInt64) throws(FSError) -> OverlayInode {
-        guard let n = nodes[id] else { throw FSError(ESTALE) }
-        return n
+        if let n = nodes[id] { return n }
+        if let recover, let n = recover(self, id) { return n }
+        throw FSError(ESTALE)
     }
 
     func directory(_ id: UInt64) throws(FSError) -> OverlayInode {
@@ -52,10 +58,23 @@ final class NodeTable {
         return id
     }
 
-    /// A name for a new entry in the work directory's scratch, unique in this mount.
+    /// A name for a new entry in the work directory's scratch, unique in this mount (and
+    /// across the servers of one mount: the scratch is kept when one takes over).
     func tempName() -> [CChar] {
         tempCounter += 1
-        return Sys.name(Array("#\(String(tempCounter, radix: 16))".utf8))
+        return Sys.name(Array("#\(String(getpid(), radix: 16))-\(String(tempCounter, radix: 16))".utf8))
+    }
+
+    /// The scratch name that keeps node `id` while it is open but has no name in the view: a
+    /// server taking the mount over finds it by the node number.
+    static func orphanName(_ id: UInt64) -> [CChar] {
+        Sys.name(Array("#orphan-\(String(id, radix: 16))".utf8))
+    }
+
+    static func handleBase() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        return (UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)) & ~(UInt64(1) << 63)
     }
 
     /// The node number of an upper-only entry with upper inode `ino`.

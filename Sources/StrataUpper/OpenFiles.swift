@@ -42,9 +42,11 @@ extension OverlayFileSystem {
 
     /// The handle's upper descriptor; a read-only handle of a file copied up since it was opened
     /// switches to the copy, so it sees the writes made through other handles.
-    func descriptor(_ handle: UInt64) throws(FSError) -> (fd: Int32?, lowerInode: UInt64) {
+    func descriptor(_ handle: UInt64, inode: UInt64) throws(FSError) -> (fd: Int32?, lowerInode: UInt64) {
         try locked { t throws(FSError) -> (fd: Int32?, lowerInode: UInt64) in
-            guard let h = t.handles[handle], let n = t.nodes[h.node] else { throw FSError(EBADF) }
+            guard let h = t.handles[handle] ?? recoverHandle(t, handle, inode: inode), let n = t.nodes[h.node] else {
+                throw FSError(EBADF)
+            }
             if h.fd == nil && n.inUpper { h.fd = try? openUpper(t, n, flags: O_RDONLY) }
             return (h.fd, n.lower.map { UInt64($0) + 1 } ?? 0)
         }
@@ -52,7 +54,7 @@ extension OverlayFileSystem {
 
     public func read(inode: UInt64, handle: UInt64, offset: UInt64, size: Int,
                      reply: (UnsafeRawBufferPointer) -> Void) throws(FSError) {
-        let (fd, lowerInode) = try descriptor(handle)
+        let (fd, lowerInode) = try descriptor(handle, inode: inode)
         guard let fd else {
             try lower.read(inode: lowerInode, handle: 0, offset: offset, size: size, reply: reply)
             return
@@ -64,7 +66,7 @@ extension OverlayFileSystem {
     }
 
     public func write(inode: UInt64, handle: UInt64, offset: UInt64, data: UnsafeRawBufferPointer) throws(FSError) -> Int {
-        guard let fd = try descriptor(handle).fd else { throw FSError(EBADF) }
+        guard let fd = try descriptor(handle, inode: inode).fd else { throw FSError(EBADF) }
         var done = 0
         while done < data.count {
             do throws(FSError) {
@@ -92,12 +94,12 @@ extension OverlayFileSystem {
     }
 
     public func fsync(inode: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError) {
-        guard let fd = try descriptor(handle).fd else { return }
+        guard let fd = try descriptor(handle, inode: inode).fd else { return }
         try Sys.fsync(fd, dataOnly: dataOnly)
     }
 
     public func fallocate(inode: UInt64, handle: UInt64, mode: Int32, offset: UInt64, length: UInt64) throws(FSError) {
-        guard let fd = try descriptor(handle).fd else { throw FSError(EBADF) }
+        guard let fd = try descriptor(handle, inode: inode).fd else { throw FSError(EBADF) }
         try Sys.fallocate(fd, mode, offset, length)
     }
 }

@@ -37,7 +37,10 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
 
     /// Opens (creating them if missing) the upper and work directories and locks them.
     /// `work` must be on the upper's file system: copy-ups are renamed from it into the upper.
-    public init(lower: ImageFileSystem, upper: String, work: String) throws {
+    /// `takingOver`: a live mount's previous server holds the locks until it exits (wait for
+    /// them), its scratch holds open files (keep it), and the kernel holds its node numbers
+    /// and handles (find them again: OverlayFileSystem+Takeover.swift).
+    public init(lower: ImageFileSystem, upper: String, work: String, takingOver: Bool = false) throws {
         self.lower = lower
         self.tree = lower.tree
         try FileIO.makeDirectories(upper, mode: 0o755)
@@ -57,7 +60,7 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
             return UpperError(message, cause: cause)
         }
         // Two daemons writing one upper directory would corrupt each other's view.
-        if (try? upDir.lock(LOCK_EX | LOCK_NB)) == nil {
+        if (try? upDir.lock(takingOver ? LOCK_EX : LOCK_EX | LOCK_NB)) == nil {
             throw fail("upper directory \(upper) is in use by another mount")
         }
         let lockFile: FileDescriptor
@@ -65,7 +68,7 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
             throw fail("work directory \(work): cannot create strata.lock", cause: error)
         }
         fds.append(lockFile.rawValue)
-        if (try? lockFile.lock(LOCK_EX | LOCK_NB)) == nil {
+        if (try? lockFile.lock(takingOver ? LOCK_EX : LOCK_EX | LOCK_NB)) == nil {
             throw fail("work directory \(work) is in use by another mount (\(work)/strata.lock is locked)")
         }
         let upperStat = (try? upDir.stat()) ?? Glibc.stat(), workStat = (try? wkDir.stat()) ?? Glibc.stat()
@@ -74,9 +77,11 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
         }
         guard upperStat.st_ino != workStat.st_ino else { throw fail("the work directory must not be the upper directory") }
         // Leftovers of a crash (half-made copy-ups, removed directories) go; they never were in the view.
-        Sys.removeTree(wk, Sys.name(Array("tmp".utf8)))
-        do { try wkDir.makeDirectory(at: "tmp", mode: 0o700) } catch {
-            throw fail("work directory \(work): cannot create tmp", cause: error)
+        if !takingOver || !FileIO.isDirectory(work + "/tmp") {
+            Sys.removeTree(wk, Sys.name(Array("tmp".utf8)))
+            do { try wkDir.makeDirectory(at: "tmp", mode: 0o700) } catch {
+                throw fail("work directory \(work): cannot create tmp", cause: error)
+            }
         }
         guard let scratch = try? FileDescriptor.openat(wkDir, "tmp", Sys.oPath | O_DIRECTORY | O_NOFOLLOW).rawValue else {
             throw fail("work directory \(work): cannot open tmp")
@@ -89,6 +94,7 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
         root.directoryFD = try? Sys.dup(upperFD)
         root.lookups = 1
         table = Locked(NodeTable(root: root))
+        if takingOver { enableTakeoverRecovery() }
     }
 
     deinit {
@@ -283,7 +289,8 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
     /// link), /proc/self/fd is the way.
     func keepOrphan(_ t: NodeTable, _ n: OverlayInode, _ dir: Int32, _ name: [CChar]) throws(FSError) {
         n.orphanFD = try Sys.pathFD(dir, name)
-        let temp = t.tempName()
+        let temp = NodeTable.orphanName(n.id)
+        try? Sys.unlinkat(workFD, temp)   // a previous server's, of a node since dropped
         if (try? Sys.linkat(dir, name, workFD, temp)) != nil { n.orphanName = temp }
     }
 

@@ -19,7 +19,9 @@ enum MountCommand {
     as the union of its layers, without extracting them. Layers not yet indexed are read once
     (and verified against their digests); later mounts use the cached index and read no layer data.
     The daemon goes to the background; the command exits 0 once the mount answers, or prints the
-    error and exits non-zero with nothing mounted.
+    error and exits non-zero with nothing mounted. The daemon is a small supervisor holding the
+    mount and a process serving it; a serving process that dies is replaced without the mount's
+    users seeing an error (see `strata restart --help`).
 
       --cache DIR        index cache (default /var/cache/strata as root, else $XDG_CACHE_HOME/strata)
       --platform P       platform to pick from an image index (default: this host's)
@@ -56,8 +58,8 @@ enum MountCommand {
     """
 
     static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work",
-                                              "--log", "--log-level"],
-                                     flags: ["--allow-other", "--foreground", "--suid", "--syslog"])
+                                              "--log", "--log-level", MountSupervision.serverSocketFlag],
+                                     flags: ["--allow-other", "--foreground", "--suid", "--syslog", MountSupervision.takeoverFlag])
 
     static func run(_ args: ArraySlice<String>) throws -> Int32 {
         let a = try Arguments(args, spec: spec)
@@ -68,14 +70,16 @@ enum MountCommand {
         guard let level = Log.Level(name: levelName) else {
             throw CLIError("--log-level \(levelName): not error, warn, info or debug", usage: true)
         }
-        if let occupant = FuseMount.occupant(mountpoint) {
+        let serverSocket = a[MountSupervision.serverSocketFlag].flatMap { Int32($0) }.map(FileDescriptor.init(rawValue:))
+        let takingOver = a.has(MountSupervision.takeoverFlag)
+        if !takingOver, let occupant = FuseMount.occupant(mountpoint) {
             if occupant.stale {
                 throw CLIError("mountpoint \(mountpoint) holds a stale strata mount (its daemon is gone); `strata unmount \(mountpoint)` clears it")
             }
             throw CLIError("mountpoint \(mountpoint) is already mounted (\(occupant.fsType))")
         }
-        guard FileIO.exists(mountpoint) else { throw CLIError("mountpoint \(mountpoint) does not exist") }
-        guard FileIO.isDirectory(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is not a directory") }
+        guard takingOver || FileIO.exists(mountpoint) else { throw CLIError("mountpoint \(mountpoint) does not exist") }
+        guard takingOver || FileIO.isDirectory(mountpoint) else { throw CLIError("mountpoint \(mountpoint) is not a directory") }
         guard !a.has("--suid") || geteuid() == 0 else { throw CLIError("--suid needs root (fusermount3 mounts nosuid for other users)") }
 
         if !a.has("--foreground") {
@@ -112,6 +116,11 @@ enum MountCommand {
         // The daemon: signals must be blocked before any thread starts (indexing starts some).
         FuseServer.blockShutdownSignals()
         let ready = a["--ready-fd"].flatMap { Int32($0) }.map { FileDescriptor(rawValue: $0) }
+        // The daemon is the mount's supervisor; it starts this command again as the server.
+        guard let serverSocket else {
+            return MountSupervision.run(args, mountpoint: mountpoint, ready: ready, logFile: a["--log"].map(absolute))
+        }
+        let handover = HandoverChannel(socket: serverSocket)
         do {
             let image = try ImageOpening.resolve(reference, platform: a["--platform"])
             let blobs = try ImageOpening.blobs(of: image)
@@ -125,7 +134,14 @@ enum MountCommand {
             if let upper = a["--upper"] {
                 let upperPath = absolute(upper)
                 let work = a["--work"].map(absolute) ?? Self.defaultWork(upper: upperPath)
-                fileSystem = try OverlayFileSystem(lower: lower, upper: upperPath, work: work)
+                if takingOver {
+                    // The previous server holds the upper's locks until it quits; it quits once
+                    // the supervisor hears this server is ready.
+                    var early = options
+                    early.readOnly = false
+                    try handover.hello(options: early)
+                }
+                fileSystem = try OverlayFileSystem(lower: lower, upper: upperPath, work: work, takingOver: takingOver)
                 // The tree now changes: the kernel may not keep entries or pages for long.
                 options.readOnly = false
                 options.entryTimeout = 1
@@ -136,15 +152,24 @@ enum MountCommand {
                 options.maxThreads = 8
             }
             options.fsName = "strata:\(image.manifestDigest)"
-            let server = try FuseServer(fileSystem: fileSystem, mountpoint: mountpoint, options: options)
-            try server.run(onReady: {
-                Log.info("mounted \(reference) (\(image.manifestDigest)) at \(mountpoint)")
-                if let ready {
+            let server = try FuseServer(fileSystem: fileSystem, mountpoint: mountpoint, options: options, takingOver: takingOver)
+            try server.run(handover: handover, onReady: {
+                if takingOver {
+                    Log.info("serving \(mountpoint) again (pid \(getpid()))")
+                } else {
+                    Log.info("mounted \(reference) (\(image.manifestDigest)) at \(mountpoint)")
+                }
+                if !takingOver && (a.has("--syslog") || a["--log"] != nil) {
                     // stderr was the starting command's: from now on only the log is read.
                     DaemonLog.detachStartupStderr(logFile: a["--log"].map(absolute))
-                    Daemon.reportReady(fd: ready)
                 }
             })
+            if server.handedOver {
+                // Exit without tearing down: the file system's cleanup would remove the links
+                // that keep open-but-unlinked files for the next server.
+                Log.info("handed \(mountpoint) over to a new server")
+                exit(0)
+            }
             Log.info("unmounted \(mountpoint)")
             if let statsPath = a["--stats"] {
                 let compressed = blobs.reduce(UInt64(0)) { $0 + $1.size }
@@ -154,13 +179,9 @@ enum MountCommand {
             }
             return 0
         } catch {
-            if let ready {
-                // The starting command prints it too; the log keeps it for later.
-                Log.error("\(mountpoint): \(error)")
-                Daemon.reportError(fd: ready, message: "\(error)")
-                return 1
-            }
-            throw error
+            // The supervisor logs it and reports it to the starting command.
+            handover.reportFailure("\(error)")
+            return 1
         }
     }
 

@@ -13,6 +13,7 @@ Strata mounts OCI container images as a union root filesystem without extracting
 commands:
   mount     mount an image read-only (lazily, from indexed layers)
   unmount   unmount a strata mount (also a stale one)
+  restart   hand a mount to a new server process (an upgrade), containers keep running
   index     index and verify every layer of an image
   inspect   show an image's manifest, config and layers
   bundle    make an OCI runtime bundle (config.json + mounted rootfs); --remove undoes it
@@ -41,6 +42,7 @@ let helps: [String: String] = [
     "bundle": BundleCommand.help, "commit": CommitCommand.help,
     "snapshot": SnapshotCommand.help, "gc": GcCommand.help,
     "version": VersionCommand.help,
+    "restart": RestartCommand.help,
 ]
 /// Every help ends with the exit statuses (the version help lists them itself).
 func fullHelp(_ name: String) -> String? {
@@ -104,6 +106,7 @@ do {
     case "snapshot": exit(try SnapshotCommand.run(commandArguments))
     case "gc": try GcCommand.run(commandArguments)
     case "version": try VersionCommand.run(commandArguments)
+    case "restart": try RestartCommand.run(commandArguments)
     default: break
     }
 } catch {

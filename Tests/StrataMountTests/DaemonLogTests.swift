@@ -139,7 +139,7 @@ struct DaemonLogTests {
         let guardian = try MountGuard(image: builder.reference("test"), mountpoint: mnt, extraArgs: ["--cache", temp.child("cache")])
         defer { try? guardian.unmount() }
         let pid = try #require(daemonPID(mnt))
-        kill(pid, SIGKILL)
+        kill(-pid, SIGKILL)   // the supervisor's group: it and its server
         #expect(Mounts.waitUntil(seconds: 10) { kill(pid, 0) != 0 })
         let r = try StrataBinary.run(["mount", "--cache", temp.child("cache"), builder.reference("test"), mnt])
         #expect(r.status == 1)

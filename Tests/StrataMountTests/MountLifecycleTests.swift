@@ -62,7 +62,7 @@ private func waitUntil(_ condition: () -> Bool) -> Bool {
         let guardian = try MountGuard(image: image, mountpoint: mnt, extraArgs: ["--cache", tmp.child("cache")])
         defer { try? guardian.unmount() }
         let pid = try #require(daemonPID(for: mnt))
-        kill(pid, SIGKILL)
+        kill(-pid, SIGKILL)   // the supervisor's group: it and its server
         #expect(waitUntil { kill(pid, 0) != 0 })
         // Attributes may still come from the kernel's cache; opening the directory must ask the daemon.
         let fd = open(mnt, O_RDONLY | O_DIRECTORY)

@@ -85,7 +85,7 @@ struct UnmountSafetyTests {
         try #require(fd >= 0)
         defer { close(fd) }
         let daemon = try #require(Self.daemonPID(for: mnt))
-        kill(daemon, SIGKILL)
+        kill(-daemon, SIGKILL)   // the supervisor's group: it and its server
         try #require(Mounts.waitUntil(seconds: 30) { kill(daemon, 0) != 0 })
 
         let r = try StrataBinary.run(["unmount", mnt])

@@ -102,7 +102,7 @@ import StrataTestSupport
         #expect(fsync(fd) == 0)
         close(fd)
         let pid = try daemonPID(mountpoint: f.mountpoint)
-        #expect(kill(pid, SIGKILL) == 0)
+        #expect(kill(-pid, SIGKILL) == 0)   // the supervisor's group: it and its server
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)   // not our child: returns at once; the kill is enough
         try StrataBinary.run(["unmount", f.mountpoint]).checkSucceeded()

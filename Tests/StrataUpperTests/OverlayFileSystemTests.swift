@@ -20,6 +20,32 @@ import StrataUpper
         #expect(try h.names("etc") == ["hosts", "hosts2", "link", "new"])
     }
 
+    /// CREATE of a name that exists opens it unless O_EXCL was asked (as open(2) does): a
+    /// CREATE the kernel sends again to a server that took the mount over, after the dead one
+    /// had made the file, succeeds.
+    @Test func createOfAnExistingNameOpensItWithoutExclusive() throws {
+        let h = try OverlayHarness()
+        let made = try h.create("etc/new", "abc")
+        let (parent, _) = try h.split("etc/new")
+        let again = try OverlayHarness.withName("new") { (n) throws in
+            try h.fs.create(parent: parent, name: n, mode: UInt32(S_IFREG) | 0o600, flags: O_WRONLY | O_CREAT, context: h.context)
+        }
+        #expect(again.attributes.inode == made.inode)
+        h.fs.release(inode: again.attributes.inode, handle: again.handle)
+        #expect(try h.read("etc/new") == "abc")
+        let truncating = try OverlayHarness.withName("new") { (n) throws in
+            try h.fs.create(parent: parent, name: n, mode: UInt32(S_IFREG) | 0o600, flags: O_WRONLY | O_CREAT | O_TRUNC, context: h.context)
+        }
+        h.fs.release(inode: truncating.attributes.inode, handle: truncating.handle)
+        #expect(try h.read("etc/new") == "")
+        let exclusive = OverlayHarness.errorCode {
+            _ = try OverlayHarness.withName("new") { (n) throws in
+                try h.fs.create(parent: parent, name: n, mode: UInt32(S_IFREG) | 0o600, flags: O_WRONLY | O_CREAT | O_EXCL, context: h.context)
+            }
+        }
+        #expect(exclusive == EEXIST)
+    }
+
     @Test(.enabled(if: getuid() == 0, "whiteouts (mknod) and trusted.* xattrs need root")) func writingALowerFileCopiesItUpAndKeepsItsNumber() throws {
         let h = try OverlayHarness()
         let before = try h.lookup("etc/hosts")
