@@ -47,6 +47,13 @@ public final class BackgroundFetch: Sendable {
         layer.set(background: .running)
         do {
             try layer.lazy.fillRemaining(bytesPerSecond: bytesPerSecond, shouldStop: { self.shouldStop })
+        } catch let mismatch as SpanMismatch {
+            // The registry serves other bytes than the ones indexed: the blob is not the layer.
+            layer.set(background: .failed)
+            let message = "verification failed, its reads now get EIO and its blob and index are dropped from the cache: \(mismatch)"
+            layers.log.error("layer \(layer.digest): \(message)")
+            layer.fail(message, cache: layers.cache)
+            return
         } catch {
             if shouldStop { layer.set(background: .pending); return }
             // The registry failed (down, timeouts): the blob stays partial, reads go on lazily.

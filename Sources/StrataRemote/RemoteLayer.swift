@@ -80,7 +80,7 @@ public final class RemoteLayer: Sendable {
             index: s.index.rawValue, lazy: s.index != .streamed,
             notLazyReason: s.index == .streamed ? "no index published; streamed whole" : nil,
             background: s.background.rawValue, verification: s.verification.rawValue,
-            onDemandBytes: stats.onDemandBytes, prefetchBytes: stats.prefetchBytes, backgroundBytes: stats.backgroundBytes,
+            onDemandBytes: stats.demandBytes, prefetchBytes: stats.prefetchBytes, backgroundBytes: stats.backgroundBytes,
             requests: stats.requests, error: s.error)
     }
 }

@@ -23,7 +23,9 @@ public enum UnixSocket {
 
     /// The next connection on a listening socket.
     public static func accept(_ listener: FileDescriptor) throws(SystemError) -> FileDescriptor {
-        FileDescriptor(rawValue: try retryOnInterrupt("accept") { accept4(listener.rawValue, nil, nil, Int32(SOCK_CLOEXEC)) })
+        let fd = try retryOnInterrupt("accept") { Glibc.accept(listener.rawValue, nil, nil) }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return FileDescriptor(rawValue: fd)
     }
 
     /// A socket connected to the listener at `path`.
@@ -43,11 +45,12 @@ public enum UnixSocket {
     /// Everything the peer writes until it closes (or `limit` bytes).
     public static func readAll(_ fd: FileDescriptor, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
         var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 1)
+        defer { buffer.deallocate() }
         while out.count < limit {
-            let n = try buffer.withUnsafeMutableBytes { (b) throws(SystemError) in try fd.read(into: b) }
+            let n = try fd.read(into: buffer)
             if n == 0 { break }
-            out += buffer[0..<n]
+            out += UnsafeRawBufferPointer(rebasing: buffer[0..<n])
         }
         return out
     }

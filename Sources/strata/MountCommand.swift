@@ -73,8 +73,8 @@ enum MountCommand {
     --upper DIR takes `podman run --rootfs MOUNTPOINT ...` directly, podman's files going to DIR.
     """
 
-    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work",
-                                              "--log", "--log-level", "--background-fetch", "--background-rate"]
+    static let spec = Arguments.Spec(valued: Set(["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work",
+                                                  "--log", "--log-level", "--background-fetch", "--background-rate"])
                                         .union(RegistryFlags.valued),
                                      flags: ["--allow-other", "--foreground", "--suid", "--syslog"])
 

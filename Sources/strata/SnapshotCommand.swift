@@ -11,6 +11,9 @@ import StrataOCI
 import StrataRemote
 import StrataSnapshot
 import StrataSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 
 enum SnapshotCommand {
     static let help = """
