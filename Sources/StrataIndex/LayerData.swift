@@ -1,4 +1,5 @@
 import StrataCodec
+import StrataHash
 import StrataSystem
 import Synchronization
 #if canImport(Glibc)
@@ -9,6 +10,12 @@ import Glibc
 /// zstd layers by decoding the one span that holds the range (through the shared span cache).
 /// A zstd frame too large to decode per read cannot be entered in its middle: its part of the
 /// stream is read from the layer's re-encoded copy (small frames, made while indexing) instead.
+///
+/// Every span is verified against the index's span digest before any of its bytes is served:
+/// its compressed bytes are read once, hashed and decoded from memory, so a decoder reads
+/// nothing unverified. Plain tar layers verify each 1 MiB piece the first time a read touches
+/// it (`verifiedPieces` remembers which). A mismatch (`SpanMismatch`: the blob changed after
+/// it was indexed) fails the read, logged, and is never served.
 ///
 /// A damaged index window or copy frame (`IndexDamage`) is repaired while serving: the layer's
 /// index and copy are rebuilt from the blob (by `indexCache`), the new index replaces the old,
@@ -34,6 +41,8 @@ public final class LayerData: Sendable {
     private let lastSpan = Atomic<Int>(-2)
     private let lastOffset = Atomic<UInt64>(0)
     private let readAheadFrom = Atomic<Int>(-1)
+    /// Plain layers: one bit per 1 MiB piece verified against its digest.
+    private let verifiedPieces: Locked<[UInt64]>
     /// Per-thread buffers for reads of plain layers and of copy frames: no allocation per request.
     private static let readBuffers = ThreadScratch()
 
@@ -47,7 +56,10 @@ public final class LayerData: Sendable {
         self.cache = cache
         self.copyPath = copyPath
         self.indexCache = indexCache
+        verifiedPieces = Locked([UInt64](repeating: 0, count: index.compression == .none ? (index.spanCount + 63) / 64 : 0))
         blobFile = try blob.open(checkWholeFile: false)
+        // A lazy blob verifies what it fetches against this index's span digests.
+        if let lazy = blob.lazy, !lazy.hasSpans { lazy.setSpans(index) }
     }
 
     deinit {
@@ -67,10 +79,8 @@ public final class LayerData: Sendable {
         if count == 0 { reply(UnsafeRawBufferPointer(start: nil, count: 0)); return }
         let index = self.index
         if index.compression == .none {
-            let file = blobFile
             let buffer = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(count), count: count)
-            let n = try file.readFully(into: buffer, at: offset)
-            guard n == count else { throw IndexError("\(blob.name): short read at offset \(offset)") }
+            try readPlain(into: buffer, at: offset, index: index)
             reply(UnsafeRawBufferPointer(buffer))
             return
         }
@@ -91,9 +101,7 @@ public final class LayerData: Sendable {
     public func copy(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
         let index = self.index
         if index.compression == .none {
-            guard try blobFile.readFully(into: buffer, at: offset) == buffer.count else {
-                throw IndexError("\(blob.name): short read at offset \(offset)")
-            }
+            try readPlain(into: buffer, at: offset, index: index)
             return
         }
         var done = 0
@@ -109,19 +117,61 @@ public final class LayerData: Sendable {
         }
     }
 
+    /// A plain layer's bytes: pieces not yet verified are read whole, verified and served from
+    /// memory; verified ones straight from the file.
+    private func readPlain(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, index: LayerIndex) throws {
+        if buffer.count == 0 { return }
+        let last = offset + UInt64(buffer.count) - 1
+        let first = index.spanIndex(containing: offset), end = index.spanIndex(containing: last) + 1
+        let unverified = verifiedPieces.withLock { bits in (first..<end).contains { bits[$0 >> 6] & (1 << UInt64($0 & 63)) == 0 } }
+        if !unverified {
+            guard try blobFile.readFully(into: buffer, at: offset) == buffer.count else {
+                throw IndexError("\(blob.name): short read at offset \(offset)")
+            }
+            return
+        }
+        let whole = index.spanRange(first).lowerBound..<index.spanRange(end - 1).upperBound
+        let pieces = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(whole.upperBound - whole.lowerBound), alignment: 16)
+        defer { pieces.deallocate() }
+        guard try blobFile.readFully(into: pieces, at: whole.lowerBound) == pieces.count else {
+            throw IndexError("\(blob.name): short read at offset \(whole.lowerBound)")
+        }
+        for piece in first..<end {
+            let r = index.spanRange(piece)
+            try verify(span: piece, UnsafeRawBufferPointer(rebasing: pieces[Int(r.lowerBound - whole.lowerBound)..<Int(r.upperBound - whole.lowerBound)]),
+                       index: index)
+        }
+        verifiedPieces.withLock { bits in for piece in first..<end { bits[piece >> 6] |= 1 << UInt64(piece & 63) } }
+        let from = Int(offset - whole.lowerBound)
+        buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: pieces[from..<(from + buffer.count)]))
+    }
+
+    /// Checks span `j`'s compressed bytes against its digest.
+    private func verify(span j: Int, _ bytes: UnsafeRawBufferPointer, index: LayerIndex) throws {
+        try check(span: j, digest: SpanVerifier.hash(bytes), index: index)
+    }
+
+    private func check(span j: Int, digest: [UInt8], index: LayerIndex) throws {
+        guard digest == index.spanDigest(j) else {
+            let mismatch = SpanMismatch(digestHex: blob.digestHex, span: j, offset: index.spanRange(j).lowerBound, fetched: false)
+            LayerCache.log("\(mismatch) (blob \(blob.place))")
+            throw mismatch
+        }
+    }
+
     private func decodedSpan(_ i: Int, at offset: UInt64) throws -> DecodedSpan {
         noteRead(span: i, at: offset)
-        return try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i) }
+        return try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i, purpose: .demand) }
     }
 
     /// Decodes span `i`; damage in the index or the copy is repaired once and the decode retried.
-    private func decodeRepairing(span i: Int) throws -> DecodedSpan {
+    private func decodeRepairing(span i: Int, purpose: FetchPurpose) throws -> DecodedSpan {
         let index = self.index
         do {
-            return try decode(span: i, index: index)
+            return try decode(span: i, index: index, purpose: purpose)
         } catch let damage as IndexDamage {
             try repair(damaged: index, damage)
-            return try decode(span: i, index: self.index)
+            return try decode(span: i, index: self.index, purpose: purpose)
         }
     }
 
@@ -172,22 +222,42 @@ public final class LayerData: Sendable {
         let end = min(i + cache.readAhead, index.checkpointCount - 1)
         guard end > i else { return }
         for ahead in (i + 1)...end {
-            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead) }
+            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead, purpose: .prefetch) }
         }
     }
 
-    private func decode(span i: Int, index: LayerIndex) throws -> DecodedSpan {
+    /// `purpose`: what a lazy blob counts the fetch of a missing span as (read-ahead is prefetch).
+    private func decode(span i: Int, index: LayerIndex, purpose: FetchPurpose) throws -> DecodedSpan {
         if let frame = index.copyFrame(i) { return try decodeCopy(span: i, frame: frame, index: index) }
         let checkpoint = try index.checkpoint(i)
         let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
         let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want)
+        // The span's compressed bytes, verified, then decoded from memory (see the type).
+        let j = index.span(forCheckpoint: i)
+        let range = index.spanRange(j)
+        let size = Int(range.upperBound - range.lowerBound)
+        let compressed = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(size), count: size)
+        let read: Int
+        do {
+            try blob.lazy?.ensure(range, purpose: purpose)
+            read = try blobFile.readFully(into: compressed, at: range.lowerBound)
+        } catch let mismatch as SpanMismatch {
+            throw mismatch
+        } catch {
+            throw IndexError("\(blob.name): span \(i) at compressed offset \(range.lowerBound): \(error)")
+        }
+        guard read == size else { throw IndexError("\(blob.name): blob ends inside span \(j) at compressed offset \(range.lowerBound)") }
+        // Hashed on the verifier's thread while decoding here; published only once it matches.
+        let job = SpanVerifier.shared.start(UnsafeRawBufferPointer(compressed))
         let decoder = LayerData.decoders.take(index.compression)
         defer { LayerData.decoders.give(decoder, index.compression) }
+        let decoded: Result<Int, any Error> = Result {
+            try decoder.decode(blob: BlobFile(bytes: UnsafeRawBufferPointer(compressed), at: range.lowerBound), from: checkpoint,
+                               skip: 0, into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
+        }
+        try check(span: j, digest: SpanVerifier.shared.digest(of: job), index: index)
         let n: Int
-        do {
-            n = try decoder.decode(blob: blobFile, from: checkpoint, skip: 0,
-                                   into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
-        } catch {
+        do { n = try decoded.get() } catch {
             throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
         }
         guard n == want else {

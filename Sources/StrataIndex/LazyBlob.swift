@@ -246,19 +246,20 @@ public final class LazyBlob: BlobAvailability, Sendable {
     /// Fetches `request` (planned and marked in flight), verifies each span, writes and records it.
     private func fetch(_ request: Range<UInt64>, purpose: FetchPurpose) throws {
         var verified: [Range<UInt64>] = []
+        var received = false
         defer {
             state.withLock { s in
                 if let i = s.inFlight.firstIndex(of: request) { s.inFlight.remove(at: i) }
                 for r in verified { s.present.insert(r) }
                 let n = request.upperBound - request.lowerBound
                 s.statistics.requests += 1
-                switch purpose {
+                if received { switch purpose {
                 case .demand:
                     s.statistics.demandBytes += n
                     s.demandOrder.append(request)
                 case .prefetch: s.statistics.prefetchBytes += n
                 case .background: s.statistics.backgroundBytes += n
-                }
+                } }
             }
             state.broadcast()
         }
@@ -269,6 +270,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
         guard bytes.count == Int(request.upperBound - request.lowerBound) else {
             throw IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound): got \(bytes.count) bytes")
         }
+        received = true
         let spans = state.withLock { $0.spans } ?? []
         var i = spanIndex(containing: request.lowerBound, spans)
         var good: [Range<UInt64>] = []
@@ -284,14 +286,16 @@ public final class LazyBlob: BlobAvailability, Sendable {
                         mismatch = SpanMismatch(digestHex: digestHex, span: i, offset: r.lowerBound, fetched: true)
                         break
                     }
-                    try data.writeAll(piece, at: r.lowerBound)
+                    do { try data.writeAll(piece, at: r.lowerBound) } catch {
+                        throw IndexError("layer sha256:\(digestHex): cache blob \(path): \(error)")
+                    }
                     good.append(r)
                 }
                 i += 1
             }
         }
         if !good.isEmpty {
-            try data.sync(dataOnly: true)
+            do { try data.sync(dataOnly: true) } catch { throw IndexError("layer sha256:\(digestHex): cache blob \(path): \(error)") }
             try appendRecords(good)
             verified = good
         }
@@ -418,6 +422,12 @@ public final class LazyBlob: BlobAvailability, Sendable {
         }
     }
 
+    private static func sameFile(_ fd: FileDescriptor, _ path: String) -> Bool {
+        var st = stat()
+        guard let open = try? fd.stat(), stat(path, &st) == 0 else { return false }
+        return open.st_ino == st.st_ino && open.st_dev == st.st_dev
+    }
+
     private static func check(_ start: UInt64, _ end: UInt64) -> UInt64 {
         withUnsafeBytes(of: (start.littleEndian, end.littleEndian)) { fileChecksum($0, skipping: 0..<0) }
     }
@@ -436,6 +446,9 @@ public final class LazyBlob: BlobAvailability, Sendable {
         }
         _ = flock(record.rawValue, LOCK_EX)
         defer { _ = flock(record.rawValue, LOCK_UN) }
+        // Evicted meanwhile (the files at the paths are others now): recording would vouch for
+        // bytes that are not in the file at `path`. This process keeps what it holds.
+        guard Self.sameFile(data, path), Self.sameFile(record, recordPath) else { return }
         do {
             let length = UInt64(try record.stat().st_size)
             let at = (length + UInt64(Self.slot) - 1) / UInt64(Self.slot) * UInt64(Self.slot)
