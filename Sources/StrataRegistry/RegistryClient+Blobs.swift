@@ -10,12 +10,14 @@ extension RegistryClient {
     /// answered 206 with that Content-Range and that many bytes, else an error (after retries
     /// for a dropped or lying answer). A 200 marks the host as not supporting ranges and throws
     /// `.noRangeSupport` (at once, and for every later ranged read of that host).
-    public func blob(_ digest: Digest, range: Range<UInt64>) throws -> [UInt8] {
+    /// `priority`: `.background` for prefetch and blob completion (see `RegistryPriority`).
+    public func blob(_ digest: Digest, range: Range<UInt64>, priority: RegistryPriority = .demand) throws -> [UInt8] {
         if range.isEmpty { return [] }
         let subject = "blob \(digest)"
         guard hostSupportsRanges else { throw noRanges(subject) }
         return try withRetries { _ in
-            let exchange = try openRange(digest, from: range.lowerBound, to: range.upperBound, subject: subject).exchange
+            let exchange = try openRange(digest, from: range.lowerBound, to: range.upperBound, subject: subject,
+                                         priority: priority).exchange
             let count = Int(range.count)
             var bytes: [UInt8] = []
             bytes.reserveCapacity(count)
@@ -48,11 +50,11 @@ extension RegistryClient {
     /// Sends `GET Range: bytes=from-(to-1)` and checks the answer's status, Content-Range and
     /// Content-Length. `clipped`: an answer that stops early at the blob's end is fine (streaming).
     func openRange(_ digest: Digest, from: UInt64, to: UInt64, subject: String, clipped: Bool = false,
-                   readAhead: Bool = false) throws -> RangeAnswer {
+                   readAhead: Bool = false, priority: RegistryPriority) throws -> RangeAnswer {
         let rangeText = "bytes=\(from)-\(to - 1)"
         let request = RegistryRequest(target: blobPath(digest),
                                       headers: ["Range": rangeText, "Accept-Encoding": "identity"],
-                                      subject: subject, maxBytes: Int.max, optional: readAhead)
+                                      subject: subject, maxBytes: Int.max, optional: readAhead, priority: priority)
         let (response, exchange) = try open(request, accept: [200, 206])
         counters.withLock { $0.rangeRequests += 1 }
         if response.statusCode == 200 {
@@ -129,11 +131,14 @@ extension RegistryClient {
     /// A dropped or failed request is resumed from the first byte not yet delivered. On a host
     /// without range support it reads the whole blob in one GET and skips up to `offset`.
     /// Does not verify the digest (the caller hashes).
-    /// `body` must not call this client itself (it holds a connection while it runs).
-    public func streamBlob(_ digest: Digest, from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    /// `body` must not call this client itself (it holds a connection while it runs); the
+    /// buffer it gets is valid only during the call.
+    /// `priority` is `.background` unless a reader waits for this stream (a layer with no index).
+    public func streamBlob(_ digest: Digest, from offset: UInt64, priority: RegistryPriority = .background,
+                           _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         // The consumer's own errors end the stream as they are: never retried, never wrapped.
         do {
-            try stream(digest, from: offset) { bytes in
+            try stream(digest, from: offset, priority: priority) { bytes in
                 do { try body(bytes) } catch { throw ConsumerFailure(error: error) }
             }
         } catch let failure as ConsumerFailure {
@@ -145,7 +150,8 @@ extension RegistryClient {
         var error: any Error
     }
 
-    private func stream(_ digest: Digest, from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    private func stream(_ digest: Digest, from offset: UInt64, priority: RegistryPriority,
+                        _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let subject = "blob \(digest)"
         let chunk = max(64 * 1024, options.streamChunkSize)
         var position = offset
@@ -165,18 +171,21 @@ extension RegistryClient {
                     next = nil
                     let end = total.map { min($0, position + chunk) } ?? position + chunk
                     do {
-                        current = try openRange(digest, from: position, to: end, subject: subject, clipped: true)
+                        current = try openRange(digest, from: position, to: end, subject: subject, clipped: true,
+                                                priority: priority)
                     } catch let e as RegistryError where e.status == 416 && total == nil {
                         // Nothing at `position`: fine when it is exactly the blob's end.
                         if try blobSize(digest) == position { return }
                         throw error(.badRange, subject, "offset \(position) is past the end of the blob (416)")
                     }
                 }
+                // Whatever ends this chunk (the consumer's error too) ends its transfer.
+                defer { current.exchange.cancel() }
                 if total == nil { total = current.total }
                 // Ask for the next chunk now, so the link stays busy while this one is consumed.
                 if let total, current.end < total, next == nil {
                     next = try? openRange(digest, from: current.end, to: min(total, current.end + chunk),
-                                          subject: subject, clipped: true, readAhead: true)
+                                          subject: subject, clipped: true, readAhead: true, priority: priority)
                 }
                 var delivered: UInt64 = 0
                 let expected = current.end - current.from
@@ -207,7 +216,7 @@ extension RegistryClient {
                 Thread.sleep(forTimeInterval: min(5, options.retryDelay * Double(1 << min(failures - 1, 10))))
             }
         }
-        try streamWhole(digest, from: position, subject: subject, body)
+        try streamWhole(digest, from: position, subject: subject, priority: priority, body)
     }
 
     /// The blob's size from a HEAD (Content-Length), nil when the registry does not say.
@@ -223,13 +232,14 @@ extension RegistryClient {
 
     /// One plain GET of the whole blob (a host that ignores Range), skipping `offset` bytes;
     /// after a dropped connection it starts over and skips what was delivered.
-    private func streamWhole(_ digest: Digest, from offset: UInt64, subject: String,
+    private func streamWhole(_ digest: Digest, from offset: UInt64, subject: String, priority: RegistryPriority,
                              _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         var position = offset
         let request = RegistryRequest(target: blobPath(digest), headers: ["Accept-Encoding": "identity"],
-                                      subject: subject, maxBytes: Int.max)
+                                      subject: subject, maxBytes: Int.max, priority: priority)
         try withRetries { _ in
             let (response, exchange) = try open(request, accept: [200])
+            defer { exchange.cancel() }
             let declared = response.value(forHTTPHeaderField: "Content-Length").flatMap { UInt64($0) }
             var seen: UInt64 = 0
             do {
@@ -259,48 +269,5 @@ extension RegistryClient {
             _ = try? exchange.readAll()
             return response.statusCode == 200
         }
-    }
-
-    /// Uploads `bytes` as a blob (POST then monolithic PUT), unless the registry has it already.
-    /// The descriptor's media type is "application/octet-stream": the caller sets the real one.
-    @discardableResult
-    public func pushBlob(_ bytes: [UInt8]) throws -> Descriptor {
-        let digest = Digest.sha256(of: bytes)
-        let descriptor = Descriptor(mediaType: "application/octet-stream", digest: digest, size: Int64(bytes.count))
-        if try blobExists(digest) { return descriptor }
-        let subject = "blob \(digest)"
-        try withRetries { _ in
-            let start = RegistryRequest(method: "POST", target: "/v2/\(repository)/blobs/uploads/",
-                                        headers: ["Content-Length": "0"], body: [], push: true, subject: subject, maxBytes: 1 << 20)
-            let (response, exchange) = try open(start, accept: [202])
-            _ = try? exchange.readAll()
-            guard let location = response.value(forHTTPHeaderField: "Location"), !location.isEmpty else {
-                throw error(.server, subject, "upload started (202) without a Location")
-            }
-            var target = location
-            if !target.hasPrefix("http://") && !target.hasPrefix("https://") {
-                target = target.hasPrefix("/") ? target : "/" + target
-            }
-            target += (target.contains("?") ? "&" : "?") + "digest=" + digest.description.replacingOccurrences(of: ":", with: "%3A")
-            let put = RegistryRequest(method: "PUT", target: target,
-                                      headers: ["Content-Type": "application/octet-stream"],
-                                      body: bytes, push: true, subject: subject, maxBytes: 1 << 20)
-            let (done, putExchange) = try open(put, accept: [201, 204])
-            _ = try? putExchange.readAll()
-            if let header = done.value(forHTTPHeaderField: "Docker-Content-Digest"),
-               let claimed = try? Digest(parsing: header), claimed != digest {
-                throw error(.badDigest, subject, "uploaded \(digest) but the registry stored \(claimed)")
-            }
-        }
-        return descriptor
-    }
-
-    /// `pushBlob` of a file's content.
-    @discardableResult
-    public func pushBlob(file path: String) throws -> Descriptor {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw error(.invalidInput, "blob upload", "\(path): cannot be read")
-        }
-        return try pushBlob([UInt8](data))
     }
 }
