@@ -26,6 +26,7 @@ public final class BackgroundFetch: Sendable {
     public func start() {
         started.withLock { $0 = true }
         Thread.detachNewThread { [self] in
+            RegistryBlobFetcher.markBackgroundThread()
             run()
             finished.withLock { $0 = true }
         }
