@@ -1,21 +1,9 @@
-import StrataOCI
-#if canImport(Glibc)
-import Glibc
-#endif
+import StrataRemote
 
-/// Where a mount's supervisor keeps its restart socket: `/run/strata/mounts/<first 16 hex
-/// digits of sha256(absolute mountpoint)>/` as root, `$XDG_RUNTIME_DIR/strata/mounts/…`
-/// otherwise (`/tmp/strata-<uid>/mounts/…` without it). One function, so that every command
-/// (and the status socket beside it) finds the same directory.
+/// Where a mount's supervisor keeps its restart socket: the mount's run directory
+/// (`MountRunDirectory`, beside the status socket), named once there.
 enum SupervisorRunDirectory {
     static func path(for mountpoint: String) -> String {
-        let name = String(Digest.sha256(of: Array(mountpoint.utf8)).hex.prefix(16))
-        return base + "/strata/mounts/" + name
-    }
-
-    private static var base: String {
-        if geteuid() == 0 { return "/run" }
-        if let runtime = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), runtime.hasPrefix("/") { return runtime }
-        return "/tmp/strata-\(geteuid())"
+        StatusServer.runDirectory(mountpoint: mountpoint).path
     }
 }
