@@ -21,9 +21,18 @@ public struct LayerBlob: Sendable {
     /// What the image claims its uncompressed tar hashes to (`rootfs.diff_ids[number]`):
     /// indexing checks it, and so does every use of a cached index. nil: nothing claimed.
     public var diffID: DiffIDClaim?
+    /// A blob fetched as it is read (nil: `path` holds it whole): `path` is then its sparse
+    /// file, and every read of it makes its range present first.
+    public var lazy: LazyBlob?
     public init(path: String, digestHex: String, size: UInt64, compression: LayerCompression, diffID: DiffIDClaim? = nil) {
         self.path = path; self.digestHex = digestHex; self.size = size; self.compression = compression
         self.diffID = diffID
+    }
+
+    /// A layer whose blob is fetched lazily into the cache (`LazyBlob`).
+    public init(lazy: LazyBlob, compression: LayerCompression, diffID: DiffIDClaim? = nil) {
+        self.init(path: lazy.path, digestHex: lazy.digestHex, size: lazy.size, compression: compression, diffID: diffID)
+        self.lazy = lazy
     }
     var name: String { "layer sha256:\(digestHex)" }
     /// The blob's file in messages: "/x/blobs/sha256/…", or "/x/img.tar at offset N".
@@ -58,6 +67,7 @@ public struct LayerBlob: Sendable {
             fd.close()
             throw error
         }
+        if let lazy { return BlobFile(fd, size: size, availability: lazy) }
         return isWholeFile ? BlobFile(fd) : BlobFile(fd, base: offset, size: size)
     }
 
@@ -110,10 +120,12 @@ public enum IndexBuilder {
         let file = try blob.open()
         defer { file.file.close() }
         let hasher = SHA256Hasher()
+        let spanHasher = SpanHasher(compression: blob.compression)
         let decoder = IndexingDecoder(compression: blob.compression, blob: file, blobSize: blob.size,
-                                      checkpointSpacing: checkpointSpacing, onCompressedBytes: { hasher.update($0) })
+                                      checkpointSpacing: checkpointSpacing,
+                                      onCompressedBytes: { hasher.update($0); spanHasher.take($0) })
         let uncompressedHasher = blob.compression == .none ? nil : BackgroundHasher()
-        let source = DecoderTarSource(decoder, hasher: uncompressedHasher)
+        let source = DecoderTarSource(decoder, hasher: uncompressedHasher, spans: spanHasher)
         source.recoder = blob.compression == .zstd ? copyPath.map { FrameRecoder(path: $0, decoder: decoder) } : nil
         var recoded = false
         defer { if !recoded { source.recoder?.abandon() } }
@@ -126,6 +138,7 @@ public enum IndexBuilder {
             // Read what follows the end-of-archive blocks so the whole blob is hashed and checked.
             try source.drain()
             try decoder.finish()
+            spanHasher.advance(checkpoints: decoder.checkpoints, consumed: decoder.compressedBytesConsumed)
         } catch let e as IndexError {
             throw e
         } catch let e as TarError {
@@ -145,6 +158,10 @@ public enum IndexBuilder {
         guard SHA256Hasher.hex(digest) == blob.digestHex else {
             throw IndexError("\(blob.name): digest mismatch: blob \(blob.place) hashes to sha256:\(SHA256Hasher.hex(digest))")
         }
+        // The whole blob is verified: a lazy blob streamed for indexing keeps what it streamed.
+        try blob.lazy?.streamVerified()
+        let spans: [SpanDigest]
+        do { spans = try spanHasher.finish(size: blob.size, blob: file) } catch { throw IndexError("\(blob.name): \(error)") }
         let diffIDHex = uncompressedHasher?.finalizeHex() ?? blob.digestHex
         if let claim = blob.diffID, !claim.matches(hex: diffIDHex) {
             throw blob.diffIDMismatch(claim, actualHex: diffIDHex, cached: false)
@@ -153,7 +170,7 @@ public enum IndexBuilder {
         recoded = true
         let bytes = writer.serialize(compression: blob.compression, blobSize: blob.size,
                                      uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
-                                     checkpoints: decoder.checkpoints, copy: copy)
+                                     checkpoints: decoder.checkpoints, copy: copy, spans: spans)
         return (bytes, diffIDHex)
     }
 
@@ -214,12 +231,16 @@ public enum IndexBuilder {
 final class DecoderTarSource: TarSource {
     let decoder: IndexingDecoder
     let hasher: BackgroundHasher?
+    let spans: SpanHasher?
     /// Sees every byte of the stream, drained ones too.
     var recoder: FrameRecoder?
     private var scratch = [UInt8](repeating: 0, count: 1 << 16)
-    init(_ decoder: IndexingDecoder, hasher: BackgroundHasher? = nil) { self.decoder = decoder; self.hasher = hasher }
+    init(_ decoder: IndexingDecoder, hasher: BackgroundHasher? = nil, spans: SpanHasher? = nil) {
+        self.decoder = decoder; self.hasher = hasher; self.spans = spans
+    }
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = try decoder.read(into: buffer)
+        spans?.advance(checkpoints: decoder.checkpoints, consumed: decoder.compressedBytesConsumed)
         hasher?.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         try recoder?.take(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         return n

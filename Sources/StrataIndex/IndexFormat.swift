@@ -5,6 +5,7 @@
 ///
 ///   header (256 bytes) | entries (96 bytes each) | xattrs (16 each) | sparse segments (16 each)
 ///   | checkpoints (40 each) | strings | windows (each checkpoint window, deflated)
+///   | span digests (48 each)
 ///
 /// Every section is checked when it is first read, not the whole file at open (a warm mount
 /// reads only the header and the checkpoints): the header's checksum covers the header (its own
@@ -13,11 +14,26 @@
 /// `IndexDamage`: the index is rebuilt from the blob. Nothing in the file depends on where the
 /// blob lives, and the same layer always gives the same bytes.
 ///
+/// Span digests (version 3): the sha256 of each compressed span of the blob, so that every
+/// span decoded (from a local blob or one fetched from a registry) is verified before its
+/// bytes are served. gzip and zstd: one span per checkpoint the decoder recorded (copy frames
+/// replacing some in the checkpoints section do not change this list), covering the blob bytes
+/// [start, end): span 0 starts at 0 (so the gzip header is covered); span j > 0 starts at its
+/// checkpoint's `compressedOffset`, or one byte before it when its `bits` is non-zero (that byte
+/// holds the checkpoint's first bits); a span ends where the next starts, plus one byte when the
+/// next starts one byte early (consecutive spans then share that byte); the last ends at the
+/// blob's end. So the bytes decoding from checkpoint j reads to produce its span lie in span j.
+/// Plain tar: one span per 1 MiB piece of the blob (`plainPieceSize`), the last one shorter.
+/// (A zstd layer's re-encoded copy needs none: each of its frames carries a checksum, checked
+/// when decoded.) The section has its own checksum in the header, like the others.
+///
 /// Moving a field changes the bytes of every index: `version` must change with it
 /// (IndexFormatTests holds a fixed index's digest).
 enum IndexFormat {
     typealias Field = FormatField
-    static let version: UInt32 = 2
+    static let version: UInt32 = 3
+    /// Plain tar layers' span size.
+    static let plainPieceSize: UInt64 = 1 << 20
 
     /// The header: what `CacheFileFormat` checks, the counts, where the sections are, the
     /// layer's sizes and digest, and one checksum per record section.
@@ -49,11 +65,16 @@ enum IndexFormat {
         static let sparseChecksum = Field(184, 8)
         static let checkpointsChecksum = Field(192, 8)
         static let stringsChecksum = Field(200, 8)
-        static let reserved = Field(208, 48)   // zero
+        static let reserved = Field(208, 24)   // zero
+        static let spanCount = Field(232, 4)
+        static let reserved2 = Field(236, 4)   // zero
+        static let spans = Field(240, 8)
+        static let spansChecksum = Field(248, 8)
         static let all = [magic, version, compression, blobSize, uncompressedSize, entryCount, xattrCount, sparseCount,
                           checkpointCount, entries, xattrs, sparse, checkpoints, strings, stringsLength, windows,
                           windowsLength, totalLength, checksum, digest, copySize, entriesChecksum, xattrsChecksum,
-                          sparseChecksum, checkpointsChecksum, stringsChecksum, reserved]
+                          sparseChecksum, checkpointsChecksum, stringsChecksum, reserved, spanCount, reserved2, spans,
+                          spansChecksum]
     }
 
     /// One tar entry. Strings are (offset, length) in the strings section; xattrs and sparse
@@ -104,6 +125,15 @@ enum IndexFormat {
         static let all = [compressedOffset, uncompressedOffset, windowOffset, storedWindowLength, windowLength, bits,
                           source, pad, windowChecksum]
     }
+    /// One compressed span of the blob and its sha256 (see the type).
+    enum Span {
+        static let size = 48
+        static let start = Field(0, 8)
+        static let end = Field(8, 8)
+        static let digest = Field(16, 32)
+        static let all = [start, end, digest]
+    }
+
     static let sourceBlob: UInt8 = 0
     static let sourceCopy: UInt8 = 1
 
@@ -120,12 +150,14 @@ enum IndexFormat {
                                  checksum: Header.stringsChecksum)
     /// Each window has its checksum in its checkpoint record.
     static let windows = Section("windows", start: Header.windows, count: Header.windowsLength, recordSize: 1)
+    static let spans = Section("span digests", start: Header.spans, count: Header.spanCount, recordSize: Span.size,
+                               checksum: Header.spansChecksum)
 
     /// The sections in file order; each starts 8-byte aligned so record loads stay cheap.
     static let file = CacheFileFormat(
         magic: "STRATAIX", version: version, headerSize: Header.size, magicField: Header.magic, versionField: Header.version,
         totalLength: Header.totalLength, checksum: Header.checksum, checksumCoversHeaderOnly: true, alignment: 8,
-        sections: [entries, xattrs, sparse, checkpoints, strings, windows])
+        sections: [entries, xattrs, sparse, checkpoints, strings, windows, spans])
 
     /// The checksum of a section's bytes, as its header field keeps it.
     static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {

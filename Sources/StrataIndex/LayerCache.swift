@@ -12,6 +12,8 @@ import Glibc
 ///   CACHE/data/sha256/<layer hex>.zst     a zstd layer's re-encoded copy, when it needs one
 ///   CACHE/diffid/sha256/<layer hex>       the diff_id indexing verified ("sha256:HEX\n")
 ///   CACHE/tree/sha256/<key hex>           merged tree of a chain (MergedTreeFormat), by its key
+///   CACHE/blobs/sha256/<layer hex>        a lazily fetched blob (sparse; `LazyBlob`), with
+///   CACHE/blobs/sha256/<layer hex>.ranges the record of the ranges present (listed and removed with it)
 ///
 /// A layer's files are shared by every image that uses the layer. A file that fails
 /// validation is removed and rebuilt. Two processes indexing the same layer at once both
@@ -21,7 +23,7 @@ public final class LayerCache: Sendable {
 
     /// What a cache file is.
     public enum Kind: CaseIterable, Sendable {
-        case index, data, diffID, tree
+        case index, data, diffID, tree, blob
 
         var directory: String {
             switch self {
@@ -29,6 +31,7 @@ public final class LayerCache: Sendable {
             case .data: "data/sha256"
             case .diffID: "diffid/sha256"
             case .tree: "tree/sha256"
+            case .blob: "blobs/sha256"
             }
         }
         var suffix: String { self == .data ? ".zst" : "" }
@@ -64,6 +67,14 @@ public final class LayerCache: Sendable {
     public func dataPath(digestHex: String) -> String { path(.data, digestHex) }
 
     public func treePath(keyHex: String) -> String { path(.tree, keyHex) }
+
+    /// A lazily fetched blob's sparse file (`LazyBlob`).
+    public func blobPath(digestHex: String) -> String { path(.blob, digestHex) }
+    /// The record of the ranges present in it; removed before the blob (`remove(_:)`).
+    public func blobRecordPath(digestHex: String) -> String { path(.blob, digestHex) + Self.recordSuffix }
+    static let recordSuffix = ".ranges"
+
+    func makeBlobDirectory() throws { try makeDirectory(.blob) }
 
     /// The layer's diff_id as indexing verified it ("sha256:HEX\n"), beside its index. Written
     /// before the index: an index without it is from an older Strata and is made again. The
@@ -116,9 +127,12 @@ public final class LayerCache: Sendable {
             if let claim = blob.diffID, !claim.matches(hex: verifiedDiffID) {
                 throw blob.diffIDMismatch(claim, actualHex: verifiedDiffID, cached: true)
             }
+            blob.lazy?.setSpans(index)
             return (index, false)
         }
-        return (try build(blob), true)
+        let index = try build(blob)
+        blob.lazy?.setSpans(index)
+        return (index, true)
     }
 
     /// Builds the layer's index (and its re-encoded copy, if it needs one) from the blob and
@@ -174,7 +188,7 @@ public final class LayerCache: Sendable {
     /// file systems mounted relatime or noatime do not keep the latter.
     public func touch(layers digestHexes: [String]) {
         for hex in digestHexes {
-            for path in [indexPath(digestHex: hex), dataPath(digestHex: hex)] {
+            for path in [indexPath(digestHex: hex), dataPath(digestHex: hex), blobPath(digestHex: hex)] {
                 _ = utimensat(AT_FDCWD, path, nil, 0)   // nil: both times now; ENOENT is fine
             }
         }
@@ -203,6 +217,8 @@ public final class LayerCache: Sendable {
         for kind in kinds {
             let dir = folder(kind)
             for name in FileIO.directoryEntries(dir) {
+                // A lazy blob's record goes with the blob.
+                if kind == .blob && name.hasSuffix(Self.recordSuffix) && !AtomicFile.isTemporary(name) { continue }
                 let path = dir + "/" + name
                 var st = stat()
                 guard lstat(path, &st) == 0 else { continue }
@@ -218,7 +234,9 @@ public final class LayerCache: Sendable {
 
     /// Removes a listed file; whether it was removed.
     public func remove(_ entry: Entry) -> Bool {
-        unlink(entry.path) == 0
+        // A blob's record first: a record without its data would be trusted.
+        if entry.kind == .blob, let key = entry.key { unlink(blobRecordPath(digestHex: key)) }
+        return unlink(entry.path) == 0
     }
 
     /// One line on stderr (the daemon's log when serving).

@@ -32,6 +32,10 @@ public final class LayerIndex: @unchecked Sendable {
     public let checksum: UInt64
     /// The size of the layer's re-encoded copy (0: it has none; see `IndexFormat`).
     public let copySize: UInt64
+    /// How many compressed spans have a digest (see `IndexFormat`: checkpoints' spans for gzip
+    /// and zstd, 1 MiB pieces for plain tar).
+    public let spanCount: Int
+    private let spansOffset: Int
     private let bytes: UnsafeRawBufferPointer
     private let entriesOffset: Int
     private let xattrsOffset: Int
@@ -100,9 +104,14 @@ public final class LayerIndex: @unchecked Sendable {
             let s = String(byte, radix: 16)
             return byte < 16 ? "0" + s : s
         }.joined()
-        if !file.isResident { try file.load(F.checkpoints.range(in: b)) }
-        // Serving reads the checkpoints; the rest only when verifying (see init(path:verify:)).
-        for section in verify ? [F.checkpoints, F.entries, F.xattrs, F.sparse, F.strings] : [F.checkpoints] {
+        spanCount = F.spans.count(in: b)
+        spansOffset = F.spans.offset(in: b)
+        if !file.isResident {
+            try file.load(F.checkpoints.range(in: b))
+            try file.load(F.spans.range(in: b))
+        }
+        // Serving reads the checkpoints and span digests; the rest only when verifying (see init(path:verify:)).
+        for section in verify ? [F.checkpoints, F.spans, F.entries, F.xattrs, F.sparse, F.strings] : [F.checkpoints, F.spans] {
             guard F.file.sectionIntact(section, in: b) else { throw IndexDamage(path: path, "\(section.name) checksum mismatch") }
         }
         // The records' own references must stay inside their sections, so a crafted file cannot
@@ -143,6 +152,49 @@ public final class LayerIndex: @unchecked Sendable {
         guard copyEnd == copySize, copySize == 0 || compression == .zstd else {
             throw IndexError("index \(path): copy frames do not fill the copy")
         }
+        // Spans tile the blob, in order, consecutive ones sharing at most one byte.
+        var spanEnd: UInt64 = 0
+        for i in 0..<spanCount {
+            let r = spansOffset + i * F.Span.size
+            let (start, end) = (b.u64(r, F.Span.start), b.u64(r, F.Span.end))
+            guard i == 0 ? start == 0 : (start == spanEnd || start + 1 == spanEnd), end > start, end <= blobSize else {
+                throw IndexError("index \(path): span digest \(i) is malformed")
+            }
+            spanEnd = end
+        }
+        guard spanEnd == blobSize, spanCount > 0 || blobSize == 0 else {
+            throw IndexError("index \(path): span digests do not cover the blob")
+        }
+    }
+
+    /// The blob bytes span `i` covers (see `IndexFormat`).
+    public func spanRange(_ i: Int) -> Range<UInt64> {
+        let r = spansOffset + i * IndexFormat.Span.size
+        return bytes.u64(r, IndexFormat.Span.start)..<bytes.u64(r, IndexFormat.Span.end)
+    }
+
+    /// The sha256 of span `i`'s bytes (32 bytes).
+    public func spanDigest(_ i: Int) -> [UInt8] {
+        bytes.bytes(spansOffset + i * IndexFormat.Span.size, IndexFormat.Span.digest)
+    }
+
+    /// The last span starting at or before blob offset `offset` (the one holding it, or the
+    /// later of the two sharing a byte).
+    public func spanIndex(containing offset: UInt64) -> Int {
+        var lo = 0, hi = spanCount - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if spanRange(mid).lowerBound <= offset { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    /// The span whose bytes decoding from checkpoint `i` (one of the blob's) reads.
+    public func span(forCheckpoint i: Int) -> Int {
+        typealias C = IndexFormat.Checkpoint
+        let r = checkpointsOffset + i * C.size
+        let c = bytes.u64(r, C.compressedOffset)
+        return spanIndex(containing: bytes.u8(r, C.bits) > 0 && c > 0 ? c - 1 : c)
     }
 
     @inline(__always) private func string(_ r: Int, _ offset: FormatField, _ length: FormatField) -> UnsafeRawBufferPointer {

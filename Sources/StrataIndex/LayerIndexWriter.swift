@@ -85,9 +85,11 @@ public struct LayerIndexWriter {
     }
 
     /// The finished index file. `copy`: frames of the layer's re-encoded copy, which replace
-    /// the blob's checkpoints inside the ranges they cover (see `IndexFormat`).
+    /// the blob's checkpoints inside the ranges they cover (see `IndexFormat`). `spans`: the
+    /// blob's span digests (`SpanHasher`), in blob order.
     public func serialize(compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
-                          digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy()) -> [UInt8] {
+                          digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy(),
+                          spans: [SpanDigest] = []) -> [UInt8] {
         typealias C = IndexFormat.Checkpoint
         typealias H = IndexFormat.Header
         var checkpointRecords = ByteWriter()
@@ -144,6 +146,7 @@ public struct LayerIndexWriter {
             h.put(sparseCount, 0, H.sparseCount); h.put(recordCount, 0, H.checkpointCount)
             h.put(bytes: digest, 0, H.digest)
             h.put(copy.size, 0, H.copySize)
+            h.put(UInt32(spans.count), 0, H.spanCount)
         }
         func section(_ s: IndexFormat.Section, _ data: [UInt8]) {
             out.align(IndexFormat.file.alignment)
@@ -158,11 +161,27 @@ public struct LayerIndexWriter {
         section(IndexFormat.checkpoints, checkpointRecords.bytes)
         section(IndexFormat.strings, strings)
         section(IndexFormat.windows, windows)
+        var spanRecords = ByteWriter()
+        for span in spans {
+            typealias S = IndexFormat.Span
+            spanRecords.record(S.size) { r in
+                r.put(span.range.lowerBound, 0, S.start); r.put(span.range.upperBound, 0, S.end)
+                r.put(bytes: span.digest, 0, S.digest)
+            }
+        }
+        section(IndexFormat.spans, spanRecords.bytes)
         out.set(UInt64(out.bytes.count), 0, H.totalLength)
         let sum = out.bytes.withUnsafeBytes { IndexFormat.file.checksumOfHeader($0) }
         out.set(sum, 0, H.checksum)
         return out.bytes
     }
+}
+
+/// The sha256 of one compressed span of a blob: the bytes `range` of the blob (see `IndexFormat`).
+public struct SpanDigest: Sendable, Equatable {
+    public var range: Range<UInt64>
+    public var digest: [UInt8]
+    public init(range: Range<UInt64>, digest: [UInt8]) { self.range = range; self.digest = digest }
 }
 
 /// The frames of a layer's re-encoded copy (see `FrameRecoder`), in stream order. Each covers

@@ -1,0 +1,470 @@
+import StrataCodec
+import StrataHash
+import StrataSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a lazy blob's missing bytes come from (implemented in StrataRemote over RegistryClient).
+public protocol BlobFetcher: Sendable {
+    /// Exactly the bytes `range` of the blob.
+    func fetch(_ range: Range<UInt64>) throws -> [UInt8]
+    /// The whole blob from `offset`, in order (used when streaming a layer that has no index yet).
+    func stream(from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
+}
+
+/// Why bytes are fetched: counted apart, and on-demand reads go first.
+public enum FetchPurpose: Sendable {
+    case demand, prefetch, background
+}
+
+public struct LazyBlobStatistics: Sendable, Equatable {
+    /// Verified bytes in the cache (recorded: they survive a restart).
+    public var presentBytes: UInt64 = 0
+    public var size: UInt64 = 0
+    public var demandBytes: UInt64 = 0
+    public var prefetchBytes: UInt64 = 0
+    public var backgroundBytes: UInt64 = 0
+    /// Bytes received by streaming (a layer indexed as it downloads).
+    public var streamedBytes: UInt64 = 0
+    /// Range requests plus streams started.
+    public var requests = 0
+    /// Fetched spans that did not match their digest (nothing of them kept).
+    public var verificationFailures = 0
+    public init() {}
+}
+
+/// A span whose bytes are not the ones the layer was indexed with: fetched wrong, or the blob
+/// changed after it was indexed. Never served: the reader gets EIO.
+public struct SpanMismatch: Error, CustomStringConvertible, Sendable {
+    public var digestHex: String
+    public var span: Int
+    public var offset: UInt64
+    /// Found in bytes just fetched (else in the blob's file, when decoding).
+    public var fetched: Bool
+    public init(digestHex: String, span: Int, offset: UInt64, fetched: Bool) {
+        self.digestHex = digestHex; self.span = span; self.offset = offset; self.fetched = fetched
+    }
+    public var description: String {
+        fetched
+            ? "layer sha256:\(digestHex): fetched span \(span) at offset \(offset) does not match its digest"
+            : "layer sha256:\(digestHex) changed after it was indexed: span \(span) at offset \(offset)"
+    }
+}
+
+/// A layer blob fetched as it is read: `CACHE/blobs/sha256/<hex>`, a sparse file of the blob's
+/// size, plus `<hex>.ranges`, the record of the ranges present. Shared by every mount and
+/// process using the layer.
+///
+/// Crash safety: a range's bytes are written and fdatasync'd before its record is appended, so
+/// after a crash a range is either recorded and present, or not recorded (and fetched again).
+/// Records are 32-byte slots (start, end, checksum, magic) appended under flock; a slot that
+/// does not check (a torn write) is ignored. Only verified bytes are recorded: spans checked
+/// against the index's span digests, or a streamed blob whose whole digest the indexer checked.
+///
+/// `ensure` fetches only what is missing, span-aligned, in requests of at least `minimumRequest`
+/// bytes; concurrent calls for the same bytes wait for one fetch; background completion yields
+/// to them. Without span digests (a layer with no index yet), `ensure` streams the blob in
+/// order with one request (`BlobFetcher.stream`), writing it as it comes.
+public final class LazyBlob: BlobAvailability, Sendable {
+    public static let minimumRequest: UInt64 = 256 << 10
+    /// The most one background request asks for.
+    static let backgroundChunk: UInt64 = 4 << 20
+
+    public let digestHex: String
+    public let size: UInt64
+    /// The sparse file.
+    public let path: String
+    public let recordPath: String
+    private let fetcher: any BlobFetcher
+    private let data: FileDescriptor
+    private let record: FileDescriptor
+
+    private struct Span { var range: Range<UInt64>; var digest: [UInt8] }
+    // An object, so that `wait` may release the lock inside `withLock` (see `Locked`).
+    private final class State {
+        var present = ByteRanges()
+        var inFlight: [Range<UInt64>] = []
+        var spans: [Span]?
+        var demandWaiting = 0
+        var recordRead = 0
+        var statistics = LazyBlobStatistics()
+        var demandOrder: [Range<UInt64>] = []
+        /// Streaming: bytes [0, streamed) written, not yet verified; the stream's error.
+        var streamed: UInt64 = 0
+        var streaming = false
+        var streamError: (any Error)?
+    }
+    private let state: Locked<State>
+
+    /// Opens (creating) the layer's blob in `cache`.
+    public init(cache: LayerCache, digestHex: String, size: UInt64, fetcher: any BlobFetcher) throws {
+        self.digestHex = digestHex
+        self.size = size
+        self.fetcher = fetcher
+        path = cache.blobPath(digestHex: digestHex)
+        recordPath = cache.blobRecordPath(digestHex: digestHex)
+        do {
+            try cache.makeBlobDirectory()
+            // A data file made now trusts no record left without one (its data was evicted).
+            var created = true
+            var fd: FileDescriptor
+            do { fd = try FileDescriptor.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o644) } catch {
+                created = false
+                fd = try FileDescriptor.open(path, O_RDWR | O_CLOEXEC)
+            }
+            data = fd
+            let recordFlags = O_RDWR | O_CREAT | O_CLOEXEC | (created ? O_TRUNC : 0)
+            do { record = try FileDescriptor.open(recordPath, recordFlags, mode: 0o644) } catch {
+                data.close()
+                throw error
+            }
+            if UInt64(try data.stat().st_size) != size { try data.truncate(size) }
+        } catch let error as IndexError {
+            throw error
+        } catch {
+            throw IndexError("layer sha256:\(digestHex): cache blob \(path): \(error)")
+        }
+        let s = State()
+        s.statistics.size = size
+        state = Locked(s)
+        state.withLock { readRecords($0) }
+    }
+
+    deinit {
+        data.close()
+        record.close()
+    }
+
+    // MARK: What is present
+
+    public var presentBytes: UInt64 { state.withLock { $0.present.count } }
+    public var isComplete: Bool { state.withLock { $0.present.contains(0..<size) } }
+    public var statistics: LazyBlobStatistics {
+        state.withLock { s in
+            var out = s.statistics
+            out.presentBytes = s.present.count
+            return out
+        }
+    }
+    /// The ranges fetched on demand, in the order first fetched (the prefetch list).
+    public var demandOrder: [Range<UInt64>] { state.withLock { $0.demandOrder } }
+    /// The ranges present (verified, recorded).
+    public var presentRanges: [Range<UInt64>] { state.withLock { $0.present.ranges } }
+    /// Whether span digests are known (else `ensure` streams).
+    public var hasSpans: Bool { state.withLock { $0.spans != nil } }
+
+    /// The span table and digests that fetched bytes are verified against.
+    public func setSpans(_ index: LayerIndex) {
+        let spans = (0..<index.spanCount).map { Span(range: index.spanRange($0), digest: index.spanDigest($0)) }
+        state.withLock { $0.spans = spans }
+        state.broadcast()
+    }
+
+    // MARK: Fetching
+
+    public func ensure(_ range: Range<UInt64>) throws {
+        try ensure(range, purpose: .demand)
+    }
+
+    /// Makes `range` present, fetching what is missing.
+    public func ensure(_ range: Range<UInt64>, purpose: FetchPurpose) throws {
+        let range = min(range.lowerBound, size)..<min(range.upperBound, size)
+        if range.isEmpty { return }
+        if state.withLock({ $0.present.contains(range) }) { return }
+        if purpose == .demand { state.withLock { $0.demandWaiting += 1 } }
+        defer {
+            if purpose == .demand {
+                state.withLock { $0.demandWaiting -= 1 }
+                state.broadcast()
+            }
+        }
+        while true {
+            let next: Range<UInt64>? = try state.withLock { s in
+                while true {
+                    if s.present.contains(range) { return nil }
+                    readRecords(s)   // another process may have fetched it
+                    if s.present.contains(range) { return nil }
+                    guard let spans = s.spans else {
+                        if s.streamed >= range.upperBound { return nil }
+                        if let error = s.streamError {
+                            s.streamError = nil
+                            throw error
+                        }
+                        if !s.streaming { startStream(s) }
+                        state.wait()
+                        continue
+                    }
+                    if let request = plan(range, spans: spans, s) {
+                        s.inFlight.append(request)
+                        return request
+                    }
+                    state.wait()   // what is missing is being fetched
+                }
+            }
+            guard let request = next else { return }
+            try fetch(request, purpose: purpose)
+        }
+    }
+
+    /// The next request for `range`: the first missing span not being fetched and those after
+    /// it, up to the end of what `range` needs and at least `minimumRequest` bytes. nil when
+    /// everything missing is being fetched.
+    private func plan(_ range: Range<UInt64>, spans: [Span], _ s: State) -> Range<UInt64>? {
+        func free(_ i: Int) -> Bool {
+            let r = spans[i].range
+            return !s.present.contains(r) && !s.inFlight.contains { $0.overlaps(r) }
+        }
+        let first = spanIndex(containing: range.lowerBound, spans)
+        var i = first
+        while i < spans.count && spans[i].range.lowerBound < range.upperBound {
+            if !s.present.contains(spans[i].range) {
+                if free(i) { break }
+            }
+            i += 1
+        }
+        guard i < spans.count && spans[i].range.lowerBound < range.upperBound else { return nil }
+        let start = spans[i].range.lowerBound
+        var end = spans[i].range.upperBound
+        var j = i + 1
+        while j < spans.count && free(j) && (spans[j].range.lowerBound < range.upperBound || end - start < Self.minimumRequest) {
+            end = spans[j].range.upperBound
+            j += 1
+        }
+        return start..<end
+    }
+
+    private func spanIndex(containing offset: UInt64, _ spans: [Span]) -> Int {
+        var lo = 0, hi = spans.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if spans[mid].range.lowerBound <= offset { lo = mid } else { hi = mid - 1 }
+        }
+        return max(lo, 0)
+    }
+
+    /// Fetches `request` (planned and marked in flight), verifies each span, writes and records it.
+    private func fetch(_ request: Range<UInt64>, purpose: FetchPurpose) throws {
+        var verified: [Range<UInt64>] = []
+        defer {
+            state.withLock { s in
+                if let i = s.inFlight.firstIndex(of: request) { s.inFlight.remove(at: i) }
+                for r in verified { s.present.insert(r) }
+                let n = request.upperBound - request.lowerBound
+                s.statistics.requests += 1
+                switch purpose {
+                case .demand:
+                    s.statistics.demandBytes += n
+                    s.demandOrder.append(request)
+                case .prefetch: s.statistics.prefetchBytes += n
+                case .background: s.statistics.backgroundBytes += n
+                }
+            }
+            state.broadcast()
+        }
+        let bytes: [UInt8]
+        do { bytes = try fetcher.fetch(request) } catch {
+            throw IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound): \(error)")
+        }
+        guard bytes.count == Int(request.upperBound - request.lowerBound) else {
+            throw IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound): got \(bytes.count) bytes")
+        }
+        let spans = state.withLock { $0.spans } ?? []
+        var i = spanIndex(containing: request.lowerBound, spans)
+        var good: [Range<UInt64>] = []
+        var mismatch: SpanMismatch?
+        try bytes.withUnsafeBytes { b in
+            while i < spans.count && spans[i].range.upperBound <= request.upperBound {
+                let r = spans[i].range
+                if r.lowerBound >= request.lowerBound {
+                    let piece = UnsafeRawBufferPointer(rebasing: b[Int(r.lowerBound - request.lowerBound)..<Int(r.upperBound - request.lowerBound)])
+                    let h = SHA256Hasher()
+                    h.update(piece)
+                    guard h.finalize() == spans[i].digest else {
+                        mismatch = SpanMismatch(digestHex: digestHex, span: i, offset: r.lowerBound, fetched: true)
+                        break
+                    }
+                    try data.writeAll(piece, at: r.lowerBound)
+                    good.append(r)
+                }
+                i += 1
+            }
+        }
+        if !good.isEmpty {
+            try data.sync(dataOnly: true)
+            try appendRecords(good)
+            verified = good
+        }
+        if let mismatch {
+            state.withLock { $0.statistics.verificationFailures += 1 }
+            LayerCache.log(mismatch.description)
+            throw mismatch
+        }
+    }
+
+    // MARK: Streaming (no index yet)
+
+    /// Starts one GET of the blob from where the streamed bytes end, on its own thread.
+    private func startStream(_ s: State) {
+        s.streaming = true
+        s.statistics.requests += 1
+        let from = s.streamed
+        detachThread { [self] in
+            var at = from
+            do {
+                try fetcher.stream(from: from) { chunk in
+                    let n = min(UInt64(chunk.count), size - at)
+                    if n > 0 { try data.writeAll(UnsafeRawBufferPointer(rebasing: chunk[0..<Int(n)]), at: at) }
+                    at += n
+                    state.withLock { s in
+                        s.streamed = at
+                        s.statistics.streamedBytes += n
+                    }
+                    state.broadcast()
+                }
+                if at < size { throw IndexError("stream ended at \(at) of \(size) bytes") }
+                state.withLock { $0.streaming = false }
+            } catch {
+                let failure = IndexError("layer sha256:\(digestHex): streaming the blob from offset \(at): \(error)")
+                state.withLock { s in
+                    s.streaming = false
+                    s.streamError = failure
+                }
+            }
+            state.broadcast()
+        }
+    }
+
+    /// The indexer checked the whole blob's digest over the streamed bytes: they are recorded.
+    func streamVerified() throws {
+        let streamed = state.withLock { $0.streamed }
+        guard streamed > 0 else { return }
+        try data.sync(dataOnly: true)
+        try appendRecords([0..<streamed])
+        state.withLock { $0.present.insert(0..<streamed) }
+    }
+
+    // MARK: Background completion
+
+    /// Fetches everything missing, a chunk at a time, yielding to `ensure` calls on demand
+    /// between chunks; `bytesPerSecond` caps the rate. Returns when complete or `shouldStop`.
+    public func fillRemaining(bytesPerSecond: UInt64?, shouldStop: () -> Bool) throws {
+        guard hasSpans else { throw IndexError("layer sha256:\(digestHex): no span digests to verify a background fetch with") }
+        let started = monotonicSeconds()
+        var fetched: UInt64 = 0
+        while !shouldStop() {
+            let next: Range<UInt64>? = state.withLock { s in
+                while s.demandWaiting > 0 { state.wait() }
+                readRecords(s)
+                let missing = s.present.missing(in: 0..<size).flatMap { m in
+                    ByteRanges(s.inFlight).missing(in: m)
+                }
+                guard let first = missing.first else { return nil }
+                return first.lowerBound..<min(first.upperBound, first.lowerBound + Self.backgroundChunk)
+            }
+            guard let chunk = next else {
+                if isComplete { return }
+                state.withLock { _ in state.wait() }   // the rest is in flight
+                continue
+            }
+            try ensure(chunk, purpose: .background)
+            fetched += chunk.upperBound - chunk.lowerBound
+            if let rate = bytesPerSecond, rate > 0 {
+                let due = Double(fetched) / Double(rate) - (monotonicSeconds() - started)
+                if due > 0 { usleep(UInt32(min(due, 10) * 1_000_000)) }
+            }
+        }
+    }
+
+    /// Drops the data and the record (a blob that failed verification).
+    public func discard() {
+        state.withLock { s in
+            _ = flock(record.rawValue, LOCK_EX)
+            _ = ftruncate(record.rawValue, 0)
+            _ = flock(record.rawValue, LOCK_UN)
+            _ = ftruncate(data.rawValue, 0)
+            _ = ftruncate(data.rawValue, off_t(size))
+            s.present = ByteRanges()
+            s.recordRead = 0
+            s.streamed = 0
+        }
+        state.broadcast()
+    }
+
+    // MARK: The record
+
+    private static let slot = 32
+    private static let magic: UInt64 = 0x5347_4E52_4241_5453   // "STABRNGS"
+
+    /// Reads records appended since the last read (by this process or another).
+    private func readRecords(_ s: State) {
+        guard let st = try? record.stat() else { return }
+        let length = Int(st.st_size)
+        if length < s.recordRead { s.recordRead = 0 }   // truncated (discarded) elsewhere
+        let from = s.recordRead / Self.slot * Self.slot
+        guard length - from >= Self.slot else { return }
+        var buffer = [UInt8](repeating: 0, count: (length - from) / Self.slot * Self.slot)
+        guard let n = try? buffer.withUnsafeMutableBytes({ try record.readFully(into: $0, at: UInt64(from)) }) else { return }
+        buffer.withUnsafeBytes { b in
+            var at = 0
+            while at + Self.slot <= n {
+                let start = b.u64(at), end = b.u64(at + 8)
+                if b.u64(at + 24) == Self.magic, b.u64(at + 16) == Self.check(start, end), start < end, end <= size {
+                    s.present.insert(start..<end)
+                }
+                at += Self.slot
+            }
+            s.recordRead = from + at
+        }
+    }
+
+    private static func check(_ start: UInt64, _ end: UInt64) -> UInt64 {
+        withUnsafeBytes(of: (start.littleEndian, end.littleEndian)) { fileChecksum($0, skipping: 0..<0) }
+    }
+
+    /// Appends records for verified ranges whose data is synced, at a slot boundary, under flock.
+    private func appendRecords(_ ranges: [Range<UInt64>]) throws {
+        var bytes = [UInt8](repeating: 0, count: ranges.count * Self.slot)
+        bytes.withUnsafeMutableBytes { b in
+            for (i, r) in ranges.enumerated() {
+                let at = i * Self.slot
+                b.storeBytes(of: r.lowerBound.littleEndian, toByteOffset: at, as: UInt64.self)
+                b.storeBytes(of: r.upperBound.littleEndian, toByteOffset: at + 8, as: UInt64.self)
+                b.storeBytes(of: Self.check(r.lowerBound, r.upperBound).littleEndian, toByteOffset: at + 16, as: UInt64.self)
+                b.storeBytes(of: Self.magic.littleEndian, toByteOffset: at + 24, as: UInt64.self)
+            }
+        }
+        _ = flock(record.rawValue, LOCK_EX)
+        defer { _ = flock(record.rawValue, LOCK_UN) }
+        do {
+            let length = UInt64(try record.stat().st_size)
+            let at = (length + UInt64(Self.slot) - 1) / UInt64(Self.slot) * UInt64(Self.slot)
+            try bytes.withUnsafeBytes { try record.writeAll($0, at: at) }
+        } catch {
+            throw IndexError("layer sha256:\(digestHex): cache record \(recordPath): \(error)")
+        }
+    }
+}
+
+/// Runs `body` on a new detached thread (runs it here if none can be started).
+func detachThread(_ body: @escaping @Sendable () -> Void) {
+    final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
+    let context = Unmanaged.passRetained(Box(body)).toOpaque()
+    var id = pthread_t()
+    let rc = pthread_create(&id, nil, { context in
+        Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
+        return nil
+    }, context)
+    if rc == 0 {
+        pthread_detach(id)
+    } else {
+        Unmanaged<Box>.fromOpaque(context).takeRetainedValue().body()
+    }
+}
+
+/// Seconds on the monotonic clock.
+func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
