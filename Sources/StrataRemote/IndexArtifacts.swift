@@ -20,6 +20,8 @@ public struct PulledIndexes: Sendable {
     public var layers: [String]
     /// Layers the artifact indexes whose index was already in the cache (kept, not replaced).
     public var alreadyCached: [String]
+    /// The same as `layers` (the name the interim stub used).
+    public var layerDigestHexes: [String] { layers }
     /// The prefetch list it carried, if any (also stored for the image unless one was recorded here).
     public var prefetch: PrefetchList?
 }
@@ -38,7 +40,7 @@ public enum IndexArtifacts {
         var blobs: [Descriptor] = []
         for layer in image.layers {
             let hex = layer.descriptor.digest.hex
-            guard cache.verifiedDiffID(digestHex: hex) != nil, !IndexArtifactTrust.isUntrusted(cache, hex),
+            guard !IndexArtifactTrust.isUntrusted(cache, hex), cache.verifiedDiffID(digestHex: hex) != nil,
                   let index = cache.load(digestHex: hex) else {
                 throw IndexArtifactError("layer \(layer.descriptor.digest): no verified index in the cache \(cache.directory) to publish (index the image first)")
             }
@@ -151,7 +153,7 @@ public enum IndexArtifacts {
         var installed: [String] = [], kept: [String] = []
         var prefetch: PrefetchList?
         // Fetch and check everything first, so an artifact with one bad blob installs nothing.
-        var pending: [(hex: String, bytes: [UInt8])] = []
+        var pending: [(hex: String, bytes: [UInt8], diffID: Digest)] = []
         for blob in manifest.layers {
             switch blob.mediaType {
             case IndexArtifactFormat.layerIndexMediaType:
@@ -159,13 +161,16 @@ public enum IndexArtifacts {
                     throw IndexArtifactError("\(name): index blob \(blob.digest) names no layer of the image")
                 }
                 let hex = layer.descriptor.digest.hex
-                if cache.verifiedDiffID(digestHex: hex) != nil, cache.load(digestHex: hex) != nil {
+                if cache.verifiedDiffID(digestHex: hex) != nil, !IndexArtifactTrust.isUntrusted(cache, hex), cache.load(digestHex: hex) != nil {
                     kept.append(hex)
                     continue
                 }
                 let bytes = try fetch(blob, name: name, client: client)
                 try validate(bytes, layer: layer, name: name, cache: cache)
-                pending.append((hex, bytes))
+                guard layer.diffID.algorithm == "sha256" else {
+                    throw IndexArtifactError("\(name): layer \(layerName) has a diff_id (\(layer.diffID)) that cannot be verified")
+                }
+                pending.append((hex, bytes, layer.diffID))
             case IndexArtifactFormat.prefetchMediaType:
                 let bytes = try fetch(blob, name: name, client: client)
                 prefetch = try wrap(name) { try PrefetchList.decode(bytes, what: "\(name) prefetch list") }
@@ -173,8 +178,8 @@ public enum IndexArtifacts {
                 continue   // a later version's addition: not ours to read
             }
         }
-        for (hex, bytes) in pending {
-            try wrap(name) { try IndexArtifactTrust.install(cache, hex: hex, bytes: bytes, artifact: candidate.digest.description) }
+        for (hex, bytes, diffID) in pending {
+            try wrap(name) { try IndexArtifactTrust.install(cache, hex: hex, bytes: bytes, diffID: diffID, artifact: candidate.digest.description) }
             installed.append(hex)
         }
         if let list = prefetch, list.manifest == image.manifestDigest.description,
