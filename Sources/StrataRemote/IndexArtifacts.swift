@@ -61,13 +61,13 @@ public enum IndexArtifacts {
         }
         let empty = try client.pushBlob(IndexArtifactFormat.emptyBytes)
         guard empty.digest == IndexArtifactFormat.emptyDescriptor.digest else {
-            throw IndexArtifactError("\(client): the empty config was stored as \(empty.digest)")
+            throw IndexArtifactError("\(RegistryLookup.name(client)): the empty config was stored as \(empty.digest)")
         }
         let manifest = IndexArtifactFormat.manifest(subject: image.manifestDescriptor, blobs: blobs, created: IndexArtifactFormat.now())
         let bytes = try JSONCoding.encode(manifest)
         let digest = Digest.sha256(of: bytes)
         let stored = try client.pushManifest(bytes, mediaType: MediaType.ociManifest, reference: digest.description)
-        guard stored == digest else { throw IndexArtifactError("\(client): artifact stored as \(stored), expected \(digest)") }
+        guard stored == digest else { throw IndexArtifactError("\(RegistryLookup.name(client)): artifact stored as \(stored), expected \(digest)") }
         try addFallbackReferrer(IndexArtifactFormat.referrer(manifest, digest: digest, size: bytes.count),
                                 subject: image.manifestDigest, client: client)
         return digest
@@ -86,7 +86,7 @@ public enum IndexArtifacts {
                 return
             }
         }
-        throw IndexArtifactError("\(client): tag \(tag): the referrer \(referrer.digest) did not stay in the list (concurrent pushes)")
+        throw IndexArtifactError("\(RegistryLookup.name(client)): tag \(tag): the referrer \(referrer.digest) did not stay in the list (concurrent pushes)")
     }
 
     /// The fallback referrers list of `subject`, nil when the tag does not exist.
@@ -94,9 +94,9 @@ public enum IndexArtifacts {
         let tag = IndexArtifactFormat.fallbackTag(subject)
         guard let manifest = try RegistryLookup.manifestIfPresent(client, tag) else { return nil }
         guard MediaType.isIndex(manifest.mediaType) else {
-            throw IndexArtifactError("\(client): tag \(tag) is a \(manifest.mediaType), not a referrers index")
+            throw IndexArtifactError("\(RegistryLookup.name(client)): tag \(tag) is a \(manifest.mediaType), not a referrers index")
         }
-        return try JSONCoding.decode(ImageIndex.self, from: manifest.bytes, what: "\(client) tag \(tag)")
+        return try JSONCoding.decode(ImageIndex.self, from: manifest.bytes, what: "\(RegistryLookup.name(client)) tag \(tag)")
     }
 
     /// Finds a published artifact (referrers API, then the fallback tag), installs its layer
@@ -122,7 +122,7 @@ public enum IndexArtifacts {
         let subject = image.manifestDigest
         if let bytes = try client.referrers(subject, artifactType: artifactType) {
             do {
-                let list = try JSONCoding.decode(ImageIndex.self, from: bytes, what: "\(client) referrers of \(subject)")
+                let list = try JSONCoding.decode(ImageIndex.self, from: bytes, what: "\(RegistryLookup.name(client)) referrers of \(subject)")
                 let found = IndexArtifactFormat.candidates(in: list)
                 if !found.isEmpty { return found }
             } catch {
@@ -134,7 +134,7 @@ public enum IndexArtifacts {
     }
 
     static func install(_ candidate: Descriptor, image: ResolvedImage, client: RegistryClient, cache: LayerCache) throws -> PulledIndexes {
-        let name = "index artifact \(candidate.digest) of \(client)"
+        let name = "index artifact \(candidate.digest) of \(RegistryLookup.name(client))"
         guard candidate.size > 0, candidate.size <= IndexArtifactFormat.maximumManifestSize else {
             throw IndexArtifactError("\(name): manifest size \(candidate.size) out of bounds")
         }
