@@ -9,6 +9,9 @@ public enum ImageTransport: String, Hashable, Sendable {
     case ociArchive = "oci-archive"
     /// `docker-archive:FILE`: `docker save` output.
     case dockerArchive = "docker-archive"
+    /// `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`: an image in a registry (StrataRegistry reads
+    /// it; `layoutPath` then holds the whole reference).
+    case registry = "docker"
 }
 
 /// An image as written on the command line: `DIR`, `DIR:TAG` or `DIR@sha256:HEX` for a layout
@@ -102,7 +105,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let prefix = transport == .layout ? "" : "\(transport.rawValue):"
+        let prefix = transport == .layout || transport == .registry ? "" : "\(transport.rawValue):"
         if let digest { return "\(prefix)\(layoutPath)@\(digest)" }
         if let tag { return "\(prefix)\(layoutPath):\(tag)" }
         return prefix + layoutPath

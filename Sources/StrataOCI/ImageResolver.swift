@@ -12,6 +12,8 @@ public enum ImageResolver {
         switch ref.transport {
         case .layout where FileIO.isDirectory(path) || !FileIO.exists(path):
             return try ImageLayout(path: path).resolve(ref, platform: platform)
+        case .registry:
+            throw OCIError("\(ref): a registry image: open it with StrataRegistry (RemoteImage.resolve)")
         case .layout, .ociArchive, .dockerArchive:
             guard FileIO.exists(path) else { throw OCIError("\(path): no such file (expected an image archive)") }
             guard !FileIO.isDirectory(path) else {
@@ -29,6 +31,8 @@ public enum ImageResolver {
                 return try DockerArchive(archive: archive).resolve(ref, platform: platform)
             case (.dockerArchive, .ociArchive):
                 throw OCIError("\(path): a docker-archive (docker save), not an oci-archive: name it docker-archive:\(path)")
+            case (_, .registry):
+                throw OCIError("\(ref): a registry image, not an archive")
             case (.notAnImage, _):
                 throw OCIError("\(path): not an image archive; \(ImageArchive.conversionHint)")
             }
@@ -165,32 +169,12 @@ extension ImageLayout {
             throw OCIError("\(name): config media type \"\(manifest.config.mediaType)\" is not an image config")
         }
         let configBytes = try readVerifiedBlob(manifest.config)
-        let configName = "config \(manifest.config.digest) in \(path)"
-        let config = try ImageConfig.decodeChecked(configBytes, name: configName, owner: name,
-                                                   layerCount: manifest.layers.count,
-                                                   configReference: manifest.config.digest.description)
-        var layers: [LayerDescriptor] = []
-        for (i, layer) in manifest.layers.enumerated() {
-            let format: LayerFormat
-            do {
-                format = try MediaType.layerFormat(layer.mediaType)
-            } catch let error as OCIError {
-                throw OCIError("\(name): layer \(i) (\(layer.digest)): \(error.message)")
-            }
-            layers.append(LayerDescriptor(descriptor: layer, format: format, diffID: config.rootfs.diffIDs[i]))
-        }
-        var platform = config.platform
-        if platform.variant == nil { platform.variant = manifestDescriptor.platform?.variant }
-        // Only a platform asked for is enforced: mounting a foreign image to look inside is fine.
-        if let wanted = explicitPlatform, !wanted.matches(platform) {
-            throw OCIError("\(name): image is for \(platform), not \(wanted)")
-        }
-        var image = ResolvedImage(layoutPath: path, manifestDescriptor: manifestDescriptor, manifest: manifest,
-                                  manifestBytes: bytes, config: config, configBytes: configBytes,
-                                  layers: layers, platform: platform, indexChain: chain)
+        var image = try ResolvedImage.assemble(source: path, place: " in \(path)", manifestDescriptor: manifestDescriptor,
+                                               manifestBytes: bytes, manifest: manifest, configBytes: configBytes,
+                                               explicitPlatform: explicitPlatform, indexChain: chain)
         if archive != nil {
             // Every layer must be a member of the stated size before anything is indexed or mounted.
-            image.layerLocations = try layers.map { try blobLocation($0.descriptor) }
+            image.layerLocations = try image.layers.map { try blobLocation($0.descriptor) }
             image.transport = .ociArchive
         }
         return image

@@ -1,0 +1,254 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A URLSession made blocking: `start` sends a request and returns an `HTTPExchange` the
+/// calling thread waits on (for the headers, then the body, chunk by chunk). Thread-safe: many
+/// threads may have exchanges in flight at once (up to `connections` per host on the wire).
+/// Redirects to another host lose the Authorization header (URLSession on Linux forwards it).
+final class HTTPSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    // @unchecked: `session` is set once in init; the table is guarded by its own lock.
+    private var session: URLSession!
+    private let table = NSLock()
+    private var exchanges: [Int: HTTPExchange] = [:]
+
+    init(connections: Int, timeout: Double) {
+        super.init()
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = max(1, connections)
+        configuration.urlCache = nil
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        configuration.httpShouldSetCookies = false
+        configuration.httpCookieStorage = nil
+        // Our own watchdog (HTTPExchange) is the real timeout; these are a backstop.
+        configuration.timeoutIntervalForRequest = timeout + 5
+        configuration.timeoutIntervalForResource = 7 * 24 * 3600
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 1   // callbacks in order: chunks stay in order
+        session = URLSession(configuration: configuration, delegate: self, delegateQueue: queue)
+    }
+
+    deinit {
+        session?.invalidateAndCancel()
+    }
+
+    /// Sends `request`; `limits` bound the wait for each step.
+    func start(_ request: URLRequest, limits: HTTPExchange.Limits, onBytes: (@Sendable (Int) -> Void)? = nil) -> HTTPExchange {
+        let task = session.dataTask(with: request)
+        let exchange = HTTPExchange(task: task, limits: limits, originalHost: HTTPSession.authority(request.url),
+                                    onBytes: onBytes)
+        table.lock()
+        exchanges[task.taskIdentifier] = exchange
+        table.unlock()
+        task.resume()
+        return exchange
+    }
+
+    private func exchange(_ task: URLSessionTask) -> HTTPExchange? {
+        table.lock()
+        defer { table.unlock() }
+        return exchanges[task.taskIdentifier]
+    }
+
+    static func authority(_ url: URL?) -> String {
+        guard let url, let host = url.host else { return "" }
+        let port = url.port ?? (url.scheme == "https" ? 443 : 80)
+        return "\(host.lowercased()):\(port)"
+    }
+
+    // MARK: URLSession delegate (called on the session's serial queue)
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        exchange(dataTask)?.received(response: response)
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        exchange(dataTask)?.received(data: data)
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        table.lock()
+        let exchange = exchanges.removeValue(forKey: task.taskIdentifier)
+        table.unlock()
+        exchange?.completed(error: error)
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        guard let exchange = exchange(task) else { completionHandler(nil); return }
+        var next = request
+        // Credentials belong to the registry: a blob store elsewhere (S3 presigned URL) must
+        // not see them, and may reject a second authentication mechanism.
+        if HTTPSession.authority(request.url) != exchange.originalHost {
+            next.setValue(nil, forHTTPHeaderField: "Authorization")
+        }
+        guard exchange.redirected(to: next.url) else { completionHandler(nil); return }
+        completionHandler(next)
+    }
+}
+
+/// One request in flight, waited on by the thread that started it.
+final class HTTPExchange: @unchecked Sendable {
+    // @unchecked: every field below is guarded by `condition`.
+    struct Limits: Sendable {
+        /// Seconds without any byte (or the headers) before the request fails.
+        var idle: Double
+        /// Bytes per second the whole body must average (after a grace of `idle` seconds).
+        var minimumRate: Double
+        /// A body larger than this fails (a manifest or token is small).
+        var maxBytes: Int
+    }
+
+    let task: URLSessionDataTask
+    let limits: Limits
+    let originalHost: String
+    private let condition = NSCondition()
+    private var response: HTTPURLResponse?
+    private var chunks: [Data] = []
+    private var error: Error?
+    private var finished = false
+    private var lastProgress: Double
+    private let started: Double
+    private var received = 0
+    private var redirects = 0
+    /// Redirect targets followed (for statistics and errors).
+    private(set) var redirectURLs: [URL] = []
+    /// Called (on the session's queue) with the size of each piece of body received.
+    let onBytes: (@Sendable (Int) -> Void)?
+
+    init(task: URLSessionDataTask, limits: Limits, originalHost: String, onBytes: (@Sendable (Int) -> Void)?) {
+        self.task = task
+        self.onBytes = onBytes
+        self.limits = limits
+        self.originalHost = originalHost
+        started = HTTPExchange.now()
+        lastProgress = started
+    }
+
+    static func now() -> Double { ProcessInfo.processInfo.systemUptime }
+
+    func received(response: URLResponse) {
+        condition.lock()
+        self.response = response as? HTTPURLResponse
+        lastProgress = HTTPExchange.now()
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func received(data: Data) {
+        condition.lock()
+        chunks.append(data)
+        received += data.count
+        lastProgress = HTTPExchange.now()
+        let count = onBytes
+        condition.broadcast()
+        condition.unlock()
+        count?(data.count)
+    }
+
+    func completed(error: Error?) {
+        condition.lock()
+        self.error = error
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func redirected(to url: URL?) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        redirects += 1
+        if let url { redirectURLs.append(url) }
+        lastProgress = HTTPExchange.now()
+        return redirects <= 10
+    }
+
+    func cancel() { task.cancel() }
+
+    enum Failure: Error {
+        case timeout(String)
+        case transport(String)
+        case tooLarge(Int)
+    }
+
+    /// Waits for the status line and headers.
+    func waitForResponse() throws(Failure) -> HTTPURLResponse {
+        condition.lock()
+        defer { condition.unlock() }
+        while response == nil {
+            if finished { throw HTTPExchange.failure(error, otherwise: "the connection closed before an answer") }
+            try waitLocked(what: "waiting for the answer")
+        }
+        return response!
+    }
+
+    /// The next piece of the body, or nil at its end. A connection that ends early is an error.
+    func nextChunk() throws(Failure) -> Data? {
+        condition.lock()
+        defer { condition.unlock() }
+        while chunks.isEmpty {
+            if finished {
+                if error != nil { throw HTTPExchange.failure(error, otherwise: "transfer failed") }
+                return nil
+            }
+            try waitLocked(what: "reading the body")
+        }
+        if received > limits.maxBytes { cancelLocked(); throw .tooLarge(received) }
+        return chunks.removeFirst()
+    }
+
+    /// The whole body.
+    func readAll() throws(Failure) -> [UInt8] {
+        var bytes: [UInt8] = []
+        while let chunk = try nextChunk() { bytes.append(contentsOf: chunk) }
+        return bytes
+    }
+
+    /// Caller holds the lock: waits a little, or fails when the request is stalled or too slow.
+    private func waitLocked(what: String) throws(Failure) {
+        let now = HTTPExchange.now()
+        if now - lastProgress >= limits.idle {
+            cancelLocked()
+            throw .timeout("no data for \(HTTPExchange.seconds(limits.idle)) while \(what)")
+        }
+        let elapsed = now - started
+        if limits.minimumRate > 0, elapsed > limits.idle, Double(received) < (elapsed - limits.idle) * limits.minimumRate {
+            cancelLocked()
+            throw .timeout("too slow (\(received) bytes in \(HTTPExchange.seconds(elapsed))) while \(what)")
+        }
+        let wake = min(lastProgress + limits.idle, now + 0.25)
+        _ = condition.wait(until: Date(timeIntervalSinceNow: max(0.01, wake - now)))
+    }
+
+    private func cancelLocked() {
+        // cancel() takes URLSession's own locks and never calls back synchronously.
+        task.cancel()
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
+    }
+
+    static func failure(_ error: Error?, otherwise: String) -> Failure {
+        if let urlError = error as? URLError, urlError.code == .timedOut { return .timeout("timed out") }
+        return .transport(describe(error) ?? otherwise)
+    }
+
+    static func describe(_ error: Error?) -> String? {
+        guard let error else { return nil }
+        if let urlError = error as? URLError {
+            switch urlError.code {
+            case .cannotConnectToHost: return "connection refused"
+            case .networkConnectionLost: return "connection lost"
+            case .timedOut: return "timed out"
+            case .cannotFindHost: return "host not found"
+            case .cancelled: return "cancelled"
+            default: break
+            }
+        }
+        return (error as NSError).localizedDescription
+    }
+}

@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import StrataOCI
+import StrataSystem
+
+/// A counting, fault-injecting HTTP proxy in front of a `TestRegistry` (Python, in
+/// `RegistryHelperScript`): clients use `host` instead of the registry's. It counts requests
+/// and body bytes served (`statistics()`), and on demand misbehaves (`inject`): ignores Range,
+/// lies about lengths or ranges, truncates, corrupts, trickles (slow loris), answers 503,
+/// redirects blob GETs to a second host (127.0.0.2) that records whether Authorization came
+/// along, or goes down. Faults apply to requests whose path contains `match` ("/blobs/" by
+/// default), for the next `count` of them (-1: until changed).
+///
+///     let proxy = try RegistryProxy(registry)
+///     try proxy.inject(.ignoreRange)
+///     ... client on proxy.reference("app:v1") ...
+///     #expect(try proxy.statistics().blobBytes < 100_000)
+public final class RegistryProxy {
+    public enum Fault: String, Sendable {
+        case pass
+        case ignoreRange = "ignore-range"
+        case wrongLength = "wrong-length"
+        case shortLength = "short-length"
+        case truncate
+        case wrongRange = "wrong-range"
+        case corrupt
+        case slow
+        case error
+        case redirect
+        case down
+    }
+
+    public let registry: TestRegistry
+    /// "127.0.0.1:PORT": where clients connect.
+    public let host: String
+    /// "127.0.0.2:PORT": where `.redirect` sends blob GETs.
+    public let redirectHost: String
+    private let controlPath: String
+    private let statisticsPath: String
+    private var process: ChildProcess?
+    private var faultID = 0
+
+    public init(_ registry: TestRegistry) throws {
+        self.registry = registry
+        let dir = registry.directory
+        let port = try TestRegistry.freePort(helper: registry.helper)
+        let redirectPort = try TestRegistry.freePort(helper: registry.helper)
+        host = "127.0.0.1:\(port)"
+        redirectHost = "127.0.0.2:\(redirectPort)"
+        controlPath = dir.child("proxy-\(port)-control.json")
+        statisticsPath = dir.child("proxy-\(port)-stats.json")
+        try FileIO.writeAtomically(controlPath, Array(#"{"mode": "pass"}"#.utf8), durable: false)
+        let log = dir.child("proxy-\(port).log")
+        process = try TestRegistry.start(RegistryHelperScript.python,
+                                         [registry.helper, "proxy", "--parent", "\(getpid())", "--port", "\(port)",
+                                          "--upstream", registry.host, "--control", controlPath, "--stats", statisticsPath,
+                                          "--storage", registry.storage, "--redirect-host", "127.0.0.2",
+                                          "--redirect-port", "\(redirectPort)"], log: log)
+        do {
+            try TestRegistry.wait(helper: registry.helper, url: "http://\(host)/v2/", what: "registry proxy", log: log)
+        } catch {
+            stop()
+            throw error
+        }
+    }
+
+    deinit { stop() }
+
+    public func stop() {
+        if let process { TestRegistry.end(process) }
+        process = nil
+    }
+
+    /// "docker://PROXYHOST/REPO:TAG".
+    public func reference(_ repository: String) -> String { "docker://\(host)/\(repository)" }
+
+    /// Misbehave as `fault` for the next `count` requests whose path contains `match` (-1: all
+    /// until the next `inject`). `delay`: seconds per byte for `.slow`.
+    public func inject(_ fault: Fault, match: String = "/blobs/", count: Int = -1, delay: Double = 0.2) throws {
+        faultID += 1
+        let json = #"{"id": \#(faultID), "mode": "\#(fault.rawValue)", "match": "\#(match)", "count": \#(count), "delay": \#(delay)}"#
+        try FileIO.writeAtomically(controlPath, Array(json.utf8), durable: false)
+    }
+
+    /// Back to forwarding everything unchanged (also "up" after `.down`).
+    public func reset() throws { try inject(.pass) }
+
+    /// What the proxy has served so far.
+    public func statistics() throws -> ProxyStatistics {
+        try JSONCoding.decode(ProxyStatistics.self, from: FileIO.readAll(statisticsPath), what: statisticsPath)
+    }
+}
+
+/// The proxy's counters (cumulative since it started).
+public struct ProxyStatistics: Codable, Sendable {
+    /// Requests answered (including faults and the redirect target's).
+    public var requests: Int
+    /// Response body bytes sent.
+    public var bytes: Int
+    /// GET/HEAD requests of blobs, and their body bytes.
+    public var blobRequests: Int
+    public var blobBytes: Int
+    /// Requests that carried a Range header.
+    public var rangeRequests: Int
+    public var manifestRequests: Int
+    /// Requests that reached the redirect target, and how many of them carried Authorization.
+    public var redirectRequests: Int
+    public var redirectAuthorization: Int
+    /// Requests a fault was applied to.
+    public var faults: Int
+    /// "METHOD PATH RANGE -> STATUS BYTES", one per request (the first 20000).
+    public var log: [String]
+}

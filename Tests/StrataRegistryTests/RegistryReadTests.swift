@@ -1,0 +1,124 @@
+import StrataHash
+import StrataOCI
+import StrataRegistry
+import StrataSystem
+import StrataTestSupport
+import Testing
+
+@Suite(.enabled(if: TestRegistry.isAvailable, TestRegistry.requirement))
+struct RegistryReadTests {
+    @Test func manifestByTagAndByDigest() throws {
+        let f = try RegistryFixture()
+        let ref = try #require(try RegistryReference.parse(f.reference))
+        let client = try RegistryClient(ref, options: RegistryFixture.options())
+        let byTag = try client.manifest("v1")
+        #expect(byTag.digest == f.manifest.digest)
+        #expect(byTag.mediaType == MediaType.ociManifest)
+        #expect(byTag.bytes == (try FileIO.readAll(f.builder.blobPath(f.manifest.digest))))
+        let byDigest = try client.manifest(f.manifest.digest.description)
+        #expect(byDigest == byTag)
+        #expect(client.statistics.requests >= 3)
+    }
+
+    @Test func resolveGivesTheLayoutsImage() throws {
+        let f = try RegistryFixture()
+        let ref = try #require(try RegistryReference.parse(f.reference))
+        let client = try RegistryClient(ref, options: RegistryFixture.options())
+        let image = try RemoteImage.resolve(ref, client: client, platform: nil)
+        let local = try ImageResolver.resolve(reference: f.builder.reference("v1"))
+        #expect(image.transport == .registry)
+        #expect(image.layoutPath == f.reference)
+        #expect(image.manifestDigest == local.manifestDigest)
+        #expect(image.configBytes == local.configBytes)
+        #expect(image.layers == local.layers)
+    }
+
+    @Test func unknownTagAndBlobAreClear404s() throws {
+        let f = try RegistryFixture()
+        let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())
+        let e1 = try #require(throws: RegistryError.self) { try client.manifest("nope") }
+        #expect(e1.kind == .notFound)
+        #expect(e1.description.contains("manifest unknown"))
+        #expect(e1.description.contains(f.registry.host))
+        #expect(e1.description.contains("strata/app"))
+        let missing = Digest.sha256(of: [1, 2, 3])
+        let e2 = try #require(throws: RegistryError.self) { try client.blob(missing, range: 0..<2) }
+        #expect(e2.kind == .notFound)
+        #expect(e2.description.contains("blob unknown"))
+        #expect(e2.description.contains(missing.description))
+        #expect(try client.blobExists(missing) == false)
+    }
+
+    @Test func rangedReadsAreByteExact() throws {
+        let f = try RegistryFixture()
+        let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())
+        let (layer, blob) = try f.bigLayer()
+        let size = UInt64(blob.count)
+        for range in [0..<1, 0..<4096, 1000..<300_000, (size - 17)..<size, 0..<size] {
+            let bytes = try client.blob(layer.digest, range: range)
+            #expect(bytes == Array(blob[Int(range.lowerBound)..<Int(range.upperBound)]), "\(range)")
+        }
+        #expect(try client.blobExists(layer.digest))
+        #expect(try client.blobSize(layer.digest) == size)
+        #expect(client.hostSupportsRanges)
+    }
+
+    @Test(arguments: [UInt64(0), 12_345])
+    func streamBlobDeliversTheRestInOrder(from offset: UInt64) throws {
+        let f = try RegistryFixture()
+        var options = RegistryFixture.options()
+        options.streamChunkSize = 100_000   // several chunks for the 1.5 MB layer
+        let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: options)
+        let (layer, blob) = try f.bigLayer()
+        var received: [UInt8] = []
+        try client.streamBlob(layer.digest, from: offset) { received.append(contentsOf: $0) }
+        #expect(received == Array(blob[Int(offset)...]))
+        // From the very end: nothing, and no error.
+        var none = 0
+        try client.streamBlob(layer.digest, from: UInt64(blob.count)) { none += $0.count }
+        #expect(none == 0)
+    }
+
+    @Test func wholeBlobIsVerified() throws {
+        let f = try RegistryFixture()
+        let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())
+        let image = try ImageResolver.resolve(reference: f.builder.reference("v1"))
+        let config = try client.blob(image.configDescriptor.digest, expectedSize: image.configDescriptor.size)
+        #expect(config == image.configBytes)
+    }
+
+    @Test func referrersWithoutTheAPIIsNil() throws {
+        let f = try RegistryFixture()
+        let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())
+        #expect(try client.referrers(f.manifest.digest, artifactType: "application/vnd.strata.index.v1+json") == nil)
+        #expect(try client.referrers(f.manifest.digest, artifactType: nil) == nil)
+    }
+
+    @Test func pushBlobAndManifestThenReadBack() throws {
+        let f = try RegistryFixture()
+        let client = try RegistryClient(host: f.registry.host, repository: "strata/artifacts", options: RegistryFixture.options())
+        let payload = Items.pseudoRandom(count: 70_000, seed: 3)
+        var blob = try client.pushBlob(payload)
+        #expect(blob.digest == Digest.sha256(of: payload))
+        #expect(try client.blobExists(blob.digest))
+        #expect(try client.blob(blob.digest, range: 10..<20) == Array(payload[10..<20]))
+        // A second push of the same blob is a HEAD only.
+        let before = client.statistics.requests
+        _ = try client.pushBlob(payload)
+        #expect(client.statistics.requests == before + 1)
+
+        let emptyConfig: [UInt8] = Array("{}".utf8)
+        var config = try client.pushBlob(emptyConfig)
+        config.mediaType = "application/vnd.oci.empty.v1+json"
+        blob.mediaType = "application/vnd.strata.test"
+        let manifest = Manifest(artifactType: "application/vnd.strata.test", config: config, layers: [blob],
+                                subject: f.manifest)
+        let bytes = try JSONCoding.encode(manifest)
+        let digest = try client.pushManifest(bytes, mediaType: MediaType.ociManifest, reference: "index-v1")
+        #expect(digest == Digest.sha256(of: bytes))
+        let back = try client.manifest("index-v1")
+        #expect(back.bytes == bytes)
+        #expect(back.digest == digest)
+        #expect(try client.manifest(digest.description).bytes == bytes)
+    }
+}
