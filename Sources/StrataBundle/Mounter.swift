@@ -25,6 +25,8 @@ public struct StrataProcessMounter: Mounter {
     public var stats: String?
     /// Passed on as `strata mount --suid` (root only): setuid programs in the image work.
     public var suid: Bool
+    /// More `strata mount` options, passed on as given (a docker:// image's registry options).
+    public var extraArguments: [String] = []
 
     public init(executable: String = "/proc/self/exe", cache: String? = nil, platform: String? = nil, stats: String? = nil,
                 suid: Bool = false) {
@@ -46,6 +48,7 @@ public struct StrataProcessMounter: Mounter {
         if let cache { args += ["--cache", cache] }
         if let platform { args += ["--platform", platform] }
         if let stats { args += ["--stats", stats] }
+        args += extraArguments
         if let upper {
             args += ["--upper", upper]
             if let work { args += ["--work", work] }

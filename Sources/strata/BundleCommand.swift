@@ -6,7 +6,8 @@ enum BundleCommand {
     static let help = """
     usage: strata bundle [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--upper DIR | --read-only] [--stats FILE]
                          [--env K=V]... [--workdir DIR] [--user U[:G]] [--hostname H] [--tty]
-                         [--mount SRC:DST[:ro]]... [--json] IMAGE BUNDLE [-- CMD [ARG...]]
+                         [--mount SRC:DST[:ro]]... [--tls-verify=false] [--authfile FILE] [--creds USER[:PASS]]
+                         [--json] IMAGE BUNDLE [-- CMD [ARG...]]
            strata bundle --remove [--json] BUNDLE
 
     Makes BUNDLE an OCI runtime bundle for IMAGE without extracting it: mounts the image at
@@ -27,7 +28,9 @@ enum BundleCommand {
     that names no program runs `sh` (with a note on stderr).
 
     IMAGE is a layout (DIR, DIR:TAG, DIR@DIGEST) or an archive read in place
-    (oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG]), as for strata mount.
+    (oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG]), or an image in a registry
+    (docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX], mounted lazily, at the manifest digest the
+    tag resolved to when the bundle was made), as for strata mount.
 
     As with podman run, these replace what the image's config says:
       --env K=V        set variable K (repeatable); replaces the image's K
@@ -47,6 +50,7 @@ enum BundleCommand {
       --read-only      no upper: the root filesystem is read-only (root.readonly is true)
       --stats FILE     at unmount, the mount writes what serving the rootfs cost to FILE
                        (JSON: bytes of layer data inflated, image sizes)
+    \(RegistryFlags.help)
       --remove         unmount BUNDLE/rootfs and remove what strata bundle made there:
                        config.json, rootfs, BUNDLE/upper and BUNDLE/work, and BUNDLE itself
                        if it made it.
@@ -58,8 +62,8 @@ enum BundleCommand {
                        read-only), removed (true after --remove)
     """
 
-    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--upper", "--stats", "--env", "--workdir", "--user",
-                                              "--hostname", "--mount"],
+    static let spec = Arguments.Spec(valued: Set(["--cache", "--platform", "--upper", "--stats", "--env", "--workdir", "--user",
+                                                  "--hostname", "--mount"]).union(RegistryFlags.valued),
                                      flags: ["--read-only", "--remove", "--tty", "--json"])
 
     /// Options that only shape config.json (not allowed with --remove).
@@ -71,7 +75,7 @@ enum BundleCommand {
         while i < args.endIndex {
             let arg = args[i]
             if arg == "--" { return (args[args.startIndex..<i], Array(args[(i + 1)...])) }
-            if spec.valued.contains(arg) { i += 1 }
+            if spec.valued.contains(arg) && arg != "--tls-verify" { i += 1 }
             i += 1
         }
         return (args, nil)
@@ -79,10 +83,11 @@ enum BundleCommand {
 
     static func run(_ args: ArraySlice<String>) throws {
         let (optionArgs, command) = splitCommand(args)
-        let a = try Arguments(optionArgs, spec: spec)
+        let a = try Arguments(RegistryFlags.normalize(optionArgs), spec: spec)
+        let registry = try RegistryFlags(a)
         if a.has("--remove") {
             guard a.positionals.count == 1 else { throw CLIError("bundle --remove needs one BUNDLE (see strata bundle --help)") }
-            for option in ["--cache", "--platform", "--upper", "--stats"] where a[option] != nil {
+            for option in ["--cache", "--platform", "--upper", "--stats", "--tls-verify", "--authfile", "--creds"] where a[option] != nil {
                 throw CLIError("option \(option) does not go with --remove")
             }
             for option in configOptions where !a.all(option).isEmpty {
@@ -103,9 +108,12 @@ enum BundleCommand {
             throw CLIError("--upper and --read-only exclude each other")
         }
         if let command, command.isEmpty { throw CLIError("no command after -- (see strata bundle --help)") }
-        let reference = ImageOpening.absoluteReference(a.positionals[0])
+        let given = ImageOpening.absoluteReference(a.positionals[0])
         let directory = MountCommand.absolute(a.positionals[1])
-        let image = try ImageOpening.resolve(reference, platform: a["--platform"])
+        let source = try ImageOpening.open(given, platform: a["--platform"], registry: registry)
+        let image = source.image
+        // A docker:// tag is pinned: the mount serves the manifest resolved here.
+        let reference = source.pinnedReference ?? given
         var options = BundleOptions(env: a.all("--env"), workdir: a["--workdir"], user: a["--user"], hostname: a["--hostname"],
                                     tty: a.has("--tty"), command: command)
         for text in a.all("--mount") {
@@ -126,9 +134,13 @@ enum BundleCommand {
         } else {
             .inBundle
         }
-        let mounter = StrataProcessMounter(cache: a["--cache"].map(MountCommand.absolute), platform: a["--platform"],
+        var mounter = StrataProcessMounter(cache: a["--cache"].map(MountCommand.absolute), platform: a["--platform"],
                                            stats: a["--stats"].map(MountCommand.absolute),
                                            suid: StrataProcessMounter.suidForContainers)
+        if source.remote != nil {
+            mounter.extraArguments = registry.arguments
+            registry.exportCreds()
+        }
         let request = BundleBuilder.Request(image: reference, config: image.config,
                                             manifestDigest: image.manifestDigest.description,
                                             directory: directory, upper: upper, options: options)

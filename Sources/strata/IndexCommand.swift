@@ -1,6 +1,7 @@
 import StrataFS
 import StrataIndex
 import StrataOCI
+import StrataRemote
 import StrataSystem
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +9,8 @@ import Glibc
 
 enum IndexCommand {
     static let help = """
-    usage: strata index [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--json] IMAGE
+    usage: strata index [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--tls-verify=false] [--authfile FILE]
+                        [--creds USER[:PASS]] [--json] IMAGE
 
     Reads every layer of IMAGE once, verifies its size, sha256 digest and diff_id (the sha256 of
     the uncompressed tar, which the image config lists in rootfs.diff_ids), and stores its index
@@ -16,21 +18,34 @@ enum IndexCommand {
     the image's layers (the union a mount serves). Layers already indexed are checked and kept
     (their diff_id against the one recorded when they were indexed).
     IMAGE is DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout, or an image archive read in
-    place: oci-archive:FILE[:TAG] or docker-archive:FILE[:REPO:TAG].
+    place: oci-archive:FILE[:TAG] or docker-archive:FILE[:REPO:TAG], or a registry's image:
+    docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX] (each unindexed layer streams once into the
+    cache's lazy blobs, indexed and verified as it downloads).
 
       --cache DIR        index cache (as for strata mount)
       --platform P       platform to pick from an image index (default: this host's)
+    \(RegistryFlags.help)
       --json             print one JSON object: reference, manifestDigest, layers (digest,
                          compression, entries, checkpoints, uncompressedSize, indexSize, built)
                          and mergedTree (inodes, size, built)
     """
 
     static func run(_ args: ArraySlice<String>) throws {
-        let a = try Arguments(args, spec: .init(valued: ["--cache", "--platform"], flags: ["--json"]))
+        let a = try Arguments(RegistryFlags.normalize(args),
+                              spec: .init(valued: Set(["--cache", "--platform"]).union(RegistryFlags.valued), flags: ["--json"]))
+        let registry = try RegistryFlags(a)
         guard a.positionals.count == 1 else { throw CLIError("index needs one IMAGE (see strata index --help)") }
-        let image = try ImageOpening.resolve(a.positionals[0], platform: a["--platform"])
-        let blobs = try ImageOpening.blobs(of: image)
+        let source = try ImageOpening.open(a.positionals[0], platform: a["--platform"], registry: registry)
+        let image = source.image
         let cache = try ImageOpening.cache(a["--cache"])
+        let blobs: [LayerBlob]
+        if let r = source.remote {
+            // Layers not cached stream once (indexed as they download); the rest stay as they are.
+            let layers = try RemoteLayers(image: image, client: r.client, cache: cache, log: RemoteLogging.command)
+            blobs = layers.blobs
+        } else {
+            blobs = try ImageOpening.blobs(of: image)
+        }
         let json = a.has("--json")
         let progress = Progress(total: blobs.count, label: "layers indexed")
         let lock = Lock()

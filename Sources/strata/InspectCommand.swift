@@ -8,11 +8,20 @@ import StrataOCI
 
 enum InspectCommand {
     static let help = """
-    usage: strata inspect [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--json] IMAGE
+    usage: strata inspect [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--tls-verify=false] [--authfile FILE]
+                          [--creds USER[:PASS]] [--json] IMAGE
 
     Shows the manifest digest, platform, a summary of the config, and for each layer its media
     type, compressed size, uncompressed size and whether its index is in the cache. Reads no
-    layer data.
+    layer data. IMAGE is as for strata mount, docker:// references included (then only the
+    manifest and config are fetched).
+
+      --cache DIR        index cache (as for strata mount)
+      --platform P       platform to pick from an image index (default: this host's)
+    \(RegistryFlags.help)
+      --json             print one JSON object: reference, manifestDigest, platform, created,
+                         entrypoint, cmd, env, workingDir, user, labels, layers (digest,
+                         mediaType, size, uncompressedSize, entries, indexed)
     """
 
     struct Report: Encodable {
@@ -38,9 +47,11 @@ enum InspectCommand {
     }
 
     static func run(_ args: ArraySlice<String>) throws {
-        let a = try Arguments(args, spec: .init(valued: ["--cache", "--platform"], flags: ["--json"]))
+        let a = try Arguments(RegistryFlags.normalize(args),
+                              spec: .init(valued: Set(["--cache", "--platform"]).union(RegistryFlags.valued), flags: ["--json"]))
+        let registry = try RegistryFlags(a)
         guard a.positionals.count == 1 else { throw CLIError("inspect needs one IMAGE (see strata inspect --help)") }
-        let image = try ImageOpening.resolve(a.positionals[0], platform: a["--platform"])
+        let image = try ImageOpening.open(a.positionals[0], platform: a["--platform"], registry: registry).image
         let cache = try ImageOpening.cache(a["--cache"])
         let layers = image.layers.map { layer -> Report.Layer in
             let index = cache.load(digestHex: layer.descriptor.digest.hex)

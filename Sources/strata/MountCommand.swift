@@ -1,6 +1,8 @@
 import StrataFS
 import StrataFuse
 import StrataIndex
+import StrataOCI
+import StrataRemote
 import StrataSystem
 import StrataUpper
 #if canImport(Glibc)
@@ -11,13 +13,20 @@ enum MountCommand {
     static let help = """
     usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--suid] [--foreground]
                         [--stats FILE] [--log FILE] [--log-level error|warn|info|debug]
-                        [--upper DIR [--work DIR]] IMAGE MOUNTPOINT
+                        [--upper DIR [--work DIR]] [--tls-verify=false] [--authfile FILE] [--creds USER[:PASS]]
+                        [--background-fetch=on|off] [--background-rate BYTES] IMAGE MOUNTPOINT
            strata IMAGE MOUNTPOINT -o OPTION[,OPTION...]
 
     Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout; oci-archive:FILE[:TAG] or
-    docker-archive:FILE[:REPO:TAG], an image archive read in place) read-only at MOUNTPOINT
-    as the union of its layers, without extracting them. Layers not yet indexed are read once
-    (and verified against their digests); later mounts use the cached index and read no layer data.
+    docker-archive:FILE[:REPO:TAG], an image archive read in place; docker://HOST[:PORT]/REPO[:TAG]
+    or docker://HOST[:PORT]/REPO@sha256:HEX, an image in a registry, fetched lazily) read-only at
+    MOUNTPOINT as the union of its layers, without extracting them. Layers not yet indexed are
+    read once (and verified against their digests); later mounts use the cached index and read
+    no layer data. A docker:// image's manifest digest is resolved once and kept for the life
+    of the mount; each layer's index comes from the cache, else from an index published in the
+    registry (`strata index --push`), else the layer streams once, indexed as it downloads.
+    Reads then fetch only the spans they need (verified against the index's span digests), and
+    the background fetch completes and verifies each blob. `strata status MOUNTPOINT` shows it.
     The daemon goes to the background; the command exits 0 once the mount answers, or prints the
     error and exits non-zero with nothing mounted.
 
@@ -38,6 +47,15 @@ enum MountCommand {
                          in the background; stderr with --foreground). Every EIO a reader gets
                          is logged with the layer digest, the entry and the cause.
       --log-level L      error, warn, info (default: also mounts and unmounts) or debug
+    \(RegistryFlags.help)
+      --background-fetch=on|off
+                         after the mount answers, fetch the rest of each docker:// layer's blob
+                         in the background and verify the whole blob (sha256 and diff_id; a
+                         mismatch turns the layer's reads into EIO). Default on. Off: only what
+                         is read is fetched, and whole blobs are never verified (spans still are)
+      --background-rate BYTES
+                         cap of the background fetch, bytes per second (K, M, G suffixes: KiB,
+                         MiB, GiB; 0: no cap). Default 20M. Reads always go first
 
     `mount -t fuse.strata IMAGE MOUNTPOINT -o OPTIONS` and an /etc/fstab line such as
       IMAGE  MOUNTPOINT  fuse.strata  ro,allow_other,cache=/var/cache/strata  0 0
@@ -55,12 +73,15 @@ enum MountCommand {
     --upper DIR takes `podman run --rootfs MOUNTPOINT ...` directly, podman's files going to DIR.
     """
 
-    static let spec = Arguments.Spec(valued: ["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work",
-                                              "--log", "--log-level"],
+    static let spec = Arguments.Spec(valued: Set(["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work",
+                                                  "--log", "--log-level", "--background-fetch", "--background-rate"])
+                                        .union(RegistryFlags.valued),
                                      flags: ["--allow-other", "--foreground", "--suid", "--syslog"])
 
     static func run(_ args: ArraySlice<String>) throws -> Int32 {
-        let a = try Arguments(args, spec: spec)
+        let a = try Arguments(RegistryFlags.normalize(args), spec: spec)
+        let registry = try RegistryFlags(a)
+        let background = try BackgroundOptions(a)
         guard a.positionals.count == 2 else { throw CLIError("mount needs IMAGE and MOUNTPOINT (see strata mount --help)") }
         let reference = a.positionals[0]
         let mountpoint = absolute(a.positionals[1])
@@ -90,6 +111,7 @@ enum MountCommand {
             if let s = a["--stats"] { childArgs += ["--stats", absolute(s)] }
             if let log = a["--log"] { childArgs += ["--log", absolute(log)] } else { childArgs.append("--syslog") }
             childArgs += ["--log-level", levelName]
+            childArgs += registry.arguments + background.arguments
             // No "--": the readiness flag comes after these. Both are absolute, so neither starts with "-".
             childArgs += [absoluteReference(reference), mountpoint]
             // Until it is ready the daemon's stderr goes to a file read here: what fusermount3
@@ -97,7 +119,9 @@ enum MountCommand {
             let startupErrors = try StartupErrors()
             defer { startupErrors.close() }
             // argv[0] "strata": `ps` shows `strata mount ... IMAGE MOUNTPOINT`, not /proc/self/exe.
-            let child = try Daemon.spawnDetached(arguments: childArgs, argument0: "strata",
+            let child = try Daemon.spawnDetached(arguments: childArgs,
+                                                 extraEnvironment: registry.creds.map { [RegistryFlags.credsEnvironment: $0] } ?? [:],
+                                                 argument0: "strata",
                                                  standardError: startupErrors.descriptor)
             switch Daemon.waitReady(child.readiness) {
             case .success: return 0
@@ -113,10 +137,33 @@ enum MountCommand {
         FuseServer.blockShutdownSignals()
         let ready = a["--ready-fd"].flatMap { Int32($0) }.map { FileDescriptor(rawValue: $0) }
         do {
-            let image = try ImageOpening.resolve(reference, platform: a["--platform"])
-            let blobs = try ImageOpening.blobs(of: image)
+            let source = try ImageOpening.open(reference, platform: a["--platform"], registry: registry)
+            let image = source.image
             let cache = try ImageOpening.cache(a["--cache"])
+            var remote: RemoteLayers?
+            let blobs: [LayerBlob]
+            if let r = source.remote {
+                let layers = try RemoteLayers(image: image, client: r.client, cache: cache, log: RemoteLogging.daemon)
+                try layers.index()
+                remote = layers
+                blobs = layers.blobs
+            } else {
+                blobs = try ImageOpening.blobs(of: image)
+            }
             let lower = try ImageView.open(layers: blobs, cache: cache)
+            let fetch = remote.flatMap { background.enabled ? BackgroundFetch(layers: $0, bytesPerSecond: background.bytesPerSecond) : nil }
+            if let remote, fetch == nil {
+                for layer in remote.layers where layer.background == .pending { layer.markBackgroundOff() }
+            }
+            let statusReference = source.remote?.reference.description ?? reference
+            let status: @Sendable () -> [UInt8] = if let remote {
+                { (try? remote.status(mountpoint: mountpoint, reference: statusReference, background: fetch).encoded()) ?? [] }
+            } else {
+                { (try? MountStatus.local(mountpoint: mountpoint, reference: statusReference,
+                                          manifestDigest: image.manifestDigest.description,
+                                          layers: blobs.map { ($0.digestHex, $0.size) }).encoded()) ?? [] }
+            }
+            let statusServer = Locked<StatusServer?>(nil)
             var options = FuseMountOptions()
             options.allowOther = a.has("--allow-other")
             options.suid = a.has("--suid")
@@ -139,12 +186,18 @@ enum MountCommand {
             let server = try FuseServer(fileSystem: fileSystem, mountpoint: mountpoint, options: options)
             try server.run(onReady: {
                 Log.info("mounted \(reference) (\(image.manifestDigest)) at \(mountpoint)")
+                do { try statusServer.withLock { $0 = try StatusServer(mountpoint: mountpoint, status: status) } } catch {
+                    Log.error("\(mountpoint): no status socket: \(error)")
+                }
+                fetch?.start()
                 if let ready {
                     // stderr was the starting command's: from now on only the log is read.
                     DaemonLog.detachStartupStderr(logFile: a["--log"].map(absolute))
                     Daemon.reportReady(fd: ready)
                 }
             })
+            fetch?.stop()
+            statusServer.withLock { $0?.stop() }
             Log.info("unmounted \(mountpoint)")
             if let statsPath = a["--stats"] {
                 let compressed = blobs.reduce(UInt64(0)) { $0 + $1.size }

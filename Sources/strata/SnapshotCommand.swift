@@ -6,9 +6,14 @@ import Foundation
 import StrataBundle
 import StrataCodec
 import StrataFuse
+import StrataIndex
 import StrataOCI
+import StrataRemote
 import StrataSnapshot
 import StrataSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 
 enum SnapshotCommand {
     static let help = """
@@ -48,6 +53,9 @@ enum SnapshotCommand {
                                              its chain ID (sha256:..., shared with other images
                                              on the same layers), the top is NAME. Prints the keys.
                                              Every layer's digest and diff_id are verified first.
+                                             A docker:// IMAGE (with --tls-verify=false,
+                                             --authfile FILE, --creds USER[:PASS] as for strata
+                                             mount) is fetched whole: the store keeps its blobs.
       check                                  reports every inconsistency and leftover, reading
                                              every committed layer blob in full against its
                                              digest and diff_id; exit 1 if the state is
@@ -59,7 +67,8 @@ enum SnapshotCommand {
 
     static let defaultRoot = "/var/lib/strata"
 
-    static let spec = Arguments.Spec(valued: ["--root", "--compression", "--message", "--platform"], flags: ["--json"])
+    static let spec = Arguments.Spec(valued: Set(["--root", "--compression", "--message", "--platform"]).union(RegistryFlags.valued),
+                                     flags: ["--json"])
 
     /// Which options each subcommand takes, and how many positionals (min...max).
     static let subcommands: [String: (options: Set<String>, positionals: ClosedRange<Int>, usage: String)] = [
@@ -72,13 +81,13 @@ enum SnapshotCommand {
         "usage": (["--json"], 1...1, "KEY"),
         "mounts": (["--json"], 1...1, "KEY"),
         "unmount": ([], 1...1, "KEY"),
-        "import": (["--platform"], 2...2, "IMAGE NAME"),
+        "import": (Set(["--platform"]).union(RegistryFlags.valued), 2...2, "IMAGE NAME"),
         "check": ([], 0...0, ""),
     ]
 
     static func run(_ args: ArraySlice<String>) throws -> Int32 {
         let (labels, remaining) = try extractLabels(args)
-        let a = try Arguments(remaining, spec: spec)
+        let a = try Arguments(RegistryFlags.normalize(remaining), spec: spec)
         guard let sub = a.positionals.first else { throw CLIError("snapshot needs a subcommand (see strata snapshot --help)") }
         guard let shape = subcommands[sub] else { throw CLIError("unknown snapshot subcommand '\(sub)' (see strata snapshot --help)") }
         for option in a.options.keys.sorted() where option != "--root" && !shape.options.contains(option) {
@@ -132,7 +141,13 @@ enum SnapshotCommand {
         case "unmount": try store.unmount(p[0])
         case "import":
             let platform = try a["--platform"].map { try Platform(parsing: $0) }
-            for key in try store.importImage(MountCommand.absoluteReference(p[0]), as: p[1], platform: platform) { print(key) }
+            if ImageOpening.isRemote(p[0]) {
+                for key in try importRemote(p[0], as: p[1], store: store, platform: a["--platform"], registry: try RegistryFlags(a)) {
+                    print(key)
+                }
+            } else {
+                for key in try store.importImage(MountCommand.absoluteReference(p[0]), as: p[1], platform: platform) { print(key) }
+            }
         case "check":
             let report = try store.check()
             for problem in report.problems { print("inconsistent: \(problem)") }
@@ -243,4 +258,20 @@ struct ProcessSnapshotMounter: SnapshotMounter {
     }
 
     func isMounted(_ mountpoint: String) -> Bool { FuseMount.isMounted(mountpoint) }
+}
+
+extension SnapshotCommand {
+    /// A docker:// image: copied whole into a temporary layout beside the store (its blobs
+    /// completed in the store's cache), imported from there, the layout removed.
+    static func importRemote(_ reference: String, as name: String, store: SnapshotStore, platform: String?,
+                             registry: RegistryFlags) throws -> [String] {
+        let source = try ImageOpening.open(reference, platform: platform, registry: registry)
+        guard let remote = source.remote else { return [] }
+        try FileIO.makeDirectories(store.paths.root)
+        let cache = try LayerCache(directory: store.paths.cache)
+        let layout = store.paths.root + "/import-\(getpid())"
+        defer { try? FileTree.remove(layout) }
+        let local = try RemoteImageCopy.copy(source.image, client: remote.client, cache: cache, to: layout, tag: "import")
+        return try store.importImage(local, as: name, platform: nil)
+    }
 }

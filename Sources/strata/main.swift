@@ -19,6 +19,7 @@ commands:
   commit    write an overlayfs upper directory as a new layer and image
   snapshot  containerd-style snapshots (prepare, view, commit, remove, mounts...) in a store
   gc        remove what no snapshot or tag uses from a snapshot store; limit its cache size
+  status    show what a mount has fetched and verified of its image (docker:// images)
   version   show versions: strata, its commit, file formats, libraries, kernel FUSE features
 
 The second form is how mount(8) runs strata, through mount.fuse3, for
@@ -40,7 +41,7 @@ let helps: [String: String] = [
     "index": IndexCommand.help, "inspect": InspectCommand.help,
     "bundle": BundleCommand.help, "commit": CommitCommand.help,
     "snapshot": SnapshotCommand.help, "gc": GcCommand.help,
-    "version": VersionCommand.help,
+    "status": StatusCommand.help, "version": VersionCommand.help,
 ]
 /// Every help ends with the exit statuses (the version help lists them itself).
 func fullHelp(_ name: String) -> String? {
@@ -103,6 +104,7 @@ do {
     case "commit": try CommitCommand.run(commandArguments)
     case "snapshot": exit(try SnapshotCommand.run(commandArguments))
     case "gc": try GcCommand.run(commandArguments)
+    case "status": try StatusCommand.run(commandArguments)
     case "version": try VersionCommand.run(commandArguments)
     default: break
     }

@@ -1,0 +1,70 @@
+import StrataIndex
+import StrataOCI
+import StrataRegistry
+import StrataSystem
+
+/// A lazy blob's source: ranged GETs of one blob from the registry. A registry that answers a
+/// ranged GET with the whole blob (no range support) is read by streaming from the start and
+/// keeping the range. Once its layer failed verification, every fetch fails: nothing more of
+/// that blob is served.
+public final class RegistryBlobFetcher: BlobFetcher, Sendable {
+    public let client: RegistryClient
+    public let digest: Digest
+    private let failure = Locked<String?>(nil)
+
+    public init(client: RegistryClient, digest: Digest) {
+        self.client = client
+        self.digest = digest
+    }
+
+    /// From now on every fetch throws this (the layer's reads get EIO).
+    public func fail(_ message: String) { failure.withLock { $0 = message } }
+    public var failed: String? { failure.withLock { $0 } }
+
+    private func checkNotFailed() throws {
+        if let message = failed { throw RemoteError("layer \(digest): \(message)") }
+    }
+
+    public func fetch(_ range: Range<UInt64>) throws -> [UInt8] {
+        try checkNotFailed()
+        do {
+            return try client.blob(digest, range: range)
+        } catch let error as RegistryError where error.kind == .noRangeSupport {
+            return try streamed(range)
+        }
+    }
+
+    public func stream(from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try checkNotFailed()
+        try client.streamBlob(digest, from: offset, body)
+    }
+
+    /// `range` out of a stream of the whole blob (a host without range support).
+    private func streamed(_ range: Range<UInt64>) throws -> [UInt8] {
+        struct Enough: Error {}
+        var out: [UInt8] = []
+        out.reserveCapacity(Int(range.count))
+        var position: UInt64 = 0
+        do {
+            try client.streamBlob(digest, from: 0) { chunk in
+                let start = position
+                position += UInt64(chunk.count)
+                let lower = max(start, range.lowerBound), upper = min(position, range.upperBound)
+                if lower < upper {
+                    out += chunk[Int(lower - start)..<Int(upper - start)]
+                }
+                if position >= range.upperBound { throw Enough() }
+            }
+        } catch is Enough {}
+        guard out.count == range.count else {
+            throw RemoteError("layer \(digest): the registry's stream ended at \(position) bytes, before \(range.upperBound)")
+        }
+        return out
+    }
+}
+
+/// A one-line error of this module, naming the layer or image.
+public struct RemoteError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,286 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import StrataOCI
+import StrataSystem
+import StrataTestSupport
+import Testing
+
+/// Issue 11: `docker://` images mounted straight from a registry (Debian's docker-registry on
+/// 127.0.0.1, images built in code and pushed with skopeo). Every test stops its registry and
+/// unmounts what it mounted.
+@Suite(.mountTimeLimit, .serialized,
+       .enabled(if: getuid() == 0 && StrataBinary.isBuilt && RegistryFixture.isAvailable && Umoci.isAvailable,
+                "needs root, a built strata, docker-registry, skopeo and umoci"))
+struct RegistryMountTests {
+    static let plain = ["--tls-verify=false"]
+
+    /// A registry holding RegistryImage as app:v1, and its layout.
+    struct Setup {
+        let temp: TempDirectory
+        let registry: RegistryFixture
+        let image: ImageBuilder
+        var reference: String { registry.reference("app", tag: "v1") }
+        var bigLayer: ImageBuilder.Layer { image.layers[1] }
+
+        init() throws {
+            temp = try TempDirectory()
+            registry = try RegistryFixture(directory: try temp.makeDirectory("registry"))
+            image = try RegistryImage.make(layout: temp.child("layout"))
+            try registry.push(layout: temp.child("layout"), tag: "v1", repository: "app")
+        }
+
+        /// Mounts the image with cache `cache`; background fetch as asked; log in the temp dir.
+        func mount(cache: String, at name: String, background: Bool = true, extra: [String] = []) throws -> MountGuard {
+            try MountGuard(image: reference, mountpoint: temp.child(name),
+                           extraArgs: plain + ["--cache", temp.child(cache), "--log", temp.child("\(name).log"),
+                                               "--background-fetch=\(background ? "on" : "off")"] + extra)
+        }
+
+        func log(_ name: String) -> String {
+            (try? String(decoding: FileIO.readAll(temp.child("\(name).log")), as: UTF8.self)) ?? ""
+        }
+
+        /// A cache with the indexes a first (streaming) mount made, and no blob data.
+        func indexedCache(_ name: String) throws -> String {
+            let first = try mount(cache: "first-cache", at: "first")
+            try first.unmount()
+            try RegistryImage.indexOnlyCache(from: temp.child("first-cache"), to: temp.child(name))
+            return temp.child(name)
+        }
+    }
+
+    /// Point 1 and 7: the mount gives the tree `umoci unpack` gives of the same image, both on the
+    /// first mount (layers streamed, indexed as they download) and on a lazy one (index cached).
+    @Test func mountMatchesUmociUnpack() throws {
+        let s = try Setup()
+        let rootfs = try Umoci.unpack(layout: s.temp.child("layout"), tag: "v1", into: s.temp.child("umoci"))
+        let reference = try TreeSnapshot.capture(root: rootfs)
+        let started = time(nil)
+        var ignores = MountComparison.rootIgnores
+        for entry in reference.entries.values where entry.type == .directory && entry.mtimeSeconds >= Int64(started) - 600 {
+            ignores[entry.pathString, default: []].insert(.mtime)
+        }
+        let streamed = try s.mount(cache: "cache", at: "mnt")
+        let status = try StatusReport.read(s.temp.child("mnt"))
+        #expect(status.json["source"] as? String == "registry")
+        #expect(status.text(s.bigLayer.descriptor.digest, "index") == "streamed")
+        #expect(status.text(s.bigLayer.descriptor.digest, "notLazyReason") == "no index published; streamed whole")
+        let first = try TreeSnapshot.capture(root: s.temp.child("mnt"))
+        try streamed.unmount()
+        let diffs = reference.differences(from: first, ignoring: [], ignoringAt: ignores)
+        #expect(diffs.isEmpty, "streamed mount: \(diffs)")
+
+        try RegistryImage.indexOnlyCache(from: s.temp.child("cache"), to: s.temp.child("lazy-cache"))
+        let lazy = try s.mount(cache: "lazy-cache", at: "mnt2", background: false)
+        #expect(try StatusReport.read(s.temp.child("mnt2")).text(s.bigLayer.descriptor.digest, "index") == "cache")
+        let second = try TreeSnapshot.capture(root: s.temp.child("mnt2"))
+        try lazy.unmount()
+        let lazyDiffs = reference.differences(from: second, ignoring: [], ignoringAt: ignores)
+        #expect(lazyDiffs.isEmpty, "lazy mount: \(lazyDiffs)")
+    }
+
+    /// Point 5: a lazy mount fetches only what is read (status: present grows, under the size);
+    /// with `--background-fetch=off` the blob stays partial; with it on, the blob completes
+    /// and is verified.
+    @Test func statusShowsPartialBlobThenCompletionAndVerification() throws {
+        let s = try Setup()
+        let cache = try s.indexedCache("cache")
+        let big = s.bigLayer.descriptor.digest
+        let size = UInt64(s.bigLayer.descriptor.size)
+
+        let off = try s.mount(cache: "cache", at: "mnt", background: false)
+        let before = try StatusReport.read(s.temp.child("mnt"))
+        #expect(before.text(big, "background") == "off")
+        #expect(before.text(big, "verification") == "pending")
+        #expect(before.layer(big)?["lazy"] as? Bool == true)
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/small")) == Array("small file\n".utf8))
+        let after = try StatusReport.read(s.temp.child("mnt"))
+        let present = after.number(big, "present")
+        #expect(present > before.number(big, "present"), "reading fetched nothing: \(after.json)")
+        #expect(present < size, "the whole blob was fetched for one small file: \(after.json)")
+        #expect(after.number(big, "onDemandBytes") > 0)
+        #expect((after.json["requests"] as? Int ?? 0) > 0)
+        #expect(after.layer(big)?["complete"] as? Bool == false)
+        try off.unmount()
+        // Not fetched since: the blob is still partial in the cache.
+        #expect(Self.fileBlocks(cache + "/blobs/sha256/" + big.hex) < size)
+
+        let on = try s.mount(cache: "cache", at: "mnt2", background: true)
+        let done = Mounts.waitUntil(seconds: 60) {
+            (try? StatusReport.read(s.temp.child("mnt2")).text(big, "verification")) == "verified"
+        }
+        let final = try StatusReport.read(s.temp.child("mnt2"))
+        #expect(done, "not verified: \(final.json)")
+        #expect(final.layer(big)?["complete"] as? Bool == true)
+        #expect(final.number(big, "present") == size)
+        #expect(final.text(big, "background") == "done")
+        #expect(final.number(big, "backgroundBytes") > 0)
+        #expect(try FileIO.readAll(s.temp.child("mnt2/data/big2")) == RegistryImage.big2)
+        try on.unmount()
+    }
+
+    /// Point 5: a local layout's mount answers status too, everything present.
+    @Test func localMountAnswersStatus() throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let image = try RegistryImage.make(layout: temp.child("layout"))
+        let m = try MountGuard(image: image.reference("v1"), mountpoint: temp.child("mnt"), extraArgs: ["--cache", temp.child("cache")])
+        let status = try StatusReport.read(temp.child("mnt"))
+        try m.unmount()
+        #expect(status.json["source"] as? String == "local")
+        for layer in image.layers {
+            #expect(status.number(layer.descriptor.digest, "present") == UInt64(layer.descriptor.size))
+            #expect(status.text(layer.descriptor.digest, "verification") == "verified")
+        }
+        let gone = try StrataBinary.run(["status", temp.child("mnt")])
+        #expect(gone.status == 1 && gone.stderr.contains("no strata mount"), "\(gone.stderr)")
+    }
+
+    /// Point 1: inspect, index and snapshot import take a docker:// reference.
+    @Test func inspectIndexAndSnapshotImport() throws {
+        let s = try Setup()
+        let inspect = try StrataBinary.run(["inspect", "--json"] + Self.plain + ["--cache", s.temp.child("cache"), s.reference])
+        #expect(inspect.succeeded, "\(inspect.stderr)")
+        let manifest = try ImageResolver.resolve(reference: s.image.reference("v1")).manifestDigest
+        #expect(inspect.stdoutString.contains(manifest.description), "\(inspect.stdoutString)")
+        #expect(inspect.stdoutString.contains(s.bigLayer.descriptor.digest.description))
+
+        let index = try StrataBinary.run(["index"] + Self.plain + ["--cache", s.temp.child("cache"), s.reference])
+        #expect(index.succeeded, "\(index.stderr)")
+        for layer in s.image.layers {
+            #expect(FileIO.exists(s.temp.child("cache/index/sha256/\(layer.descriptor.digest.hex)")))
+        }
+        let again = try StrataBinary.run(["inspect"] + Self.plain + ["--cache", s.temp.child("cache"), s.reference])
+        #expect(again.stdoutString.contains("indexed"), "\(again.stdoutString)")
+
+        let root = s.temp.child("store")
+        let imported = try StrataBinary.run(["snapshot", "--root", root, "import"] + Self.plain + [s.reference, "app"])
+        #expect(imported.succeeded, "\(imported.stderr)")
+        #expect(imported.stdoutString.split(separator: "\n").last == "app", "\(imported.stdoutString)")
+        let check = try StrataBinary.run(["snapshot", "--root", root, "check"])
+        #expect(check.stdoutString == "ok\n", "\(check.stdoutString) \(check.stderr)")
+    }
+
+    /// Point 3 and 7: a blob changed in the registry's storage after the image was indexed is
+    /// caught: the read that needs it gets EIO and the log names it; the background fetch then
+    /// fails the layer (EIO for all its reads) and drops its blob and index from the cache.
+    /// A first mount (no index) of the tampered image fails and leaves nothing cached.
+    @Test func tamperedBlobIsCaught() throws {
+        let s = try Setup()
+        let cache = try s.indexedCache("cache")
+        let big = s.bigLayer.descriptor.digest
+        // Flip a byte in the middle of the blob as the registry stores it.
+        let file = s.registry.blobFile(hex: big.hex)
+        var bytes = try FileIO.readAll(file)
+        bytes[bytes.count / 2] ^= 0xff
+        try FileIO.writeAtomically(file, bytes)
+
+        let off = try s.mount(cache: "cache", at: "mnt", background: false)
+        var failures = 0
+        for name in ["big1", "big2"] {
+            do { _ = try FileIO.readAll(s.temp.child("mnt/data/\(name)")) } catch let error as SystemError {
+                #expect(error.code == EIO, "\(error)")
+                failures += 1
+            }
+        }
+        #expect(failures >= 1, "a tampered span was served")
+        try off.unmount()
+        #expect(s.log("mnt").contains("does not match its digest"), "\(s.log("mnt"))")
+
+        let on = try s.mount(cache: "cache", at: "mnt2", background: true)
+        let failed = Mounts.waitUntil(seconds: 60) {
+            (try? StatusReport.read(s.temp.child("mnt2")).text(big, "verification")) == "failed"
+        }
+        #expect(failed, "\(try StatusReport.read(s.temp.child("mnt2")).json)")
+        #expect(throws: (any Error).self) { try FileIO.readAll(s.temp.child("mnt2/data/small")) }
+        try on.unmount()
+        #expect(s.log("mnt2").contains("verification failed"), "\(s.log("mnt2"))")
+        #expect(!FileIO.exists("\(cache)/index/sha256/\(big.hex)"))
+        #expect(Self.fileBlocks("\(cache)/blobs/sha256/\(big.hex)") == 0)
+
+        // No index anywhere: the first mount streams the blob and refuses it.
+        let fresh = try StrataBinary.run(["mount"] + Self.plain + ["--cache", s.temp.child("fresh"), s.reference,
+                                                                    try s.temp.makeDirectory("mnt3")])
+        #expect(fresh.status == 1, "\(fresh.stderr)")
+        #expect(fresh.stderr.contains("digest mismatch"), "\(fresh.stderr)")
+        #expect(!Mounts.isMounted(s.temp.child("mnt3")))
+        if Mounts.isMounted(s.temp.child("mnt3")) { try? Mounts.forceUnmount(s.temp.child("mnt3")) }
+        #expect(!FileIO.exists(s.temp.child("fresh/index/sha256/\(big.hex)")))
+        #expect(Self.fileBlocks(s.temp.child("fresh/blobs/sha256/\(big.hex)")) == 0)
+    }
+
+    /// Point 4: with the registry down, a read of bytes not yet fetched gets EIO (after the
+    /// client's retries), the mount stays up, and the same read succeeds once it is back.
+    @Test func registryDownMidReadGivesEIOAndRecovers() throws {
+        let s = try Setup()
+        _ = try s.indexedCache("cache")
+        let m = try s.mount(cache: "cache", at: "mnt", background: false)
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/small")) == Array("small file\n".utf8))
+        s.registry.stop()
+        #expect {
+            _ = try FileIO.readAll(s.temp.child("mnt/data/big2"))
+        } throws: { error in (error as? SystemError)?.code == EIO }
+        #expect(Mounts.isMounted(s.temp.child("mnt")))
+        try s.registry.start()
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/big2")) == RegistryImage.big2)
+        try m.unmount()
+    }
+
+    /// 401 with wrong --creds is a clear one-line error with a non-zero exit; the right ones
+    /// work, for a command and for a mount (whose daemon gets them through its environment).
+    @Test func wrongCredentialsAreAClearError() throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let users = temp.child("htpasswd")
+        let line = try Command.check("/usr/bin/htpasswd", ["-Bbn", "tester", "secret"]).stdoutString
+        try FileIO.writeAtomically(users, Array(line.utf8))
+        let registry = try RegistryFixture(directory: try temp.makeDirectory("registry"), htpasswd: users)
+        try RegistryImage.make(layout: temp.child("layout"))
+        try registry.push(layout: temp.child("layout"), tag: "v1", repository: "app", creds: "tester:secret")
+        let reference = registry.reference("app", tag: "v1")
+
+        let wrong = try StrataBinary.run(["inspect"] + Self.plain + ["--creds", "tester:wrong", reference])
+        #expect(wrong.status == 1, "\(wrong.stderr)")
+        #expect(wrong.stderr.split(separator: "\n").count == 1, "\(wrong.stderr)")
+        #expect(wrong.stderr.contains(registry.host), "\(wrong.stderr)")
+        let none = try StrataBinary.run(["mount"] + Self.plain + ["--cache", temp.child("cache"), reference,
+                                                                   try temp.makeDirectory("mnt0")])
+        #expect(none.status == 1, "\(none.stderr)")
+        #expect(!Mounts.isMounted(temp.child("mnt0")))
+
+        let right = try StrataBinary.run(["inspect"] + Self.plain + ["--creds", "tester:secret", reference])
+        #expect(right.succeeded, "\(right.stderr)")
+        let m = try MountGuard(image: reference, mountpoint: temp.child("mnt"),
+                               extraArgs: Self.plain + ["--creds", "tester:secret", "--cache", temp.child("cache")])
+        #expect(try FileIO.readAll(temp.child("mnt/etc/os-release")) == Array("ID=strata-test\n".utf8))
+        try m.unmount()
+    }
+
+    /// Point 1 and 7: `strata bundle docker://…` runs under runc (the mount pinned to the
+    /// manifest digest the tag resolved to).
+    @Test func bundleFromRegistryRunsUnderRunc() throws {
+        try Requirement.require(BundleTestSupport.available, "needs runc and busybox-static")
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let registry = try RegistryFixture(directory: try temp.makeDirectory("registry"))
+        try BusyboxImage.make(layout: temp.child("layout"), tag: "v1",
+                              config: BusyboxImage.command(["/bin/sh", "-c", "cat /etc/hello; echo ran"]))
+        try registry.push(layout: temp.child("layout"), tag: "v1", repository: "busybox")
+        let bundle = try StrataBundleFixture(image: registry.reference("busybox", tag: "v1"), directory: temp.child("bundle"),
+                                             args: Self.plain + ["--read-only", "--cache", temp.child("cache")])
+        let result = try BundleTestSupport.run(.runc, bundle)
+        BundleTestSupport.expectOutput(result, "hello from the image\nran\n", .runc)
+        let status = try StatusReport.read(bundle.rootfs)
+        #expect((status.json["reference"] as? String)?.contains("@sha256:") == true, "\(status.json)")
+        try bundle.remove()
+    }
+
+    /// Bytes the file takes on disk (a sparse blob: what was fetched); 0 when it is absent.
+    static func fileBlocks(_ path: String) -> UInt64 {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return 0 }
+        return UInt64(st.st_blocks) * 512
+    }
+}
