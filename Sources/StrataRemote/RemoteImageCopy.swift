@@ -12,12 +12,19 @@ public enum RemoteImageCopy {
     public static func copy(_ image: ResolvedImage, client: RegistryClient, cache: LayerCache,
                             to layout: String, tag: String) throws -> String {
         let writer = try ImageLayoutWriter(path: layout)
-        for layer in image.layers {
+        for (i, layer) in image.layers.enumerated() {
             let d = layer.descriptor
             try d.digest.requireVerifiable("layer \(d.digest)")
             let fetcher = RegistryBlobFetcher(client: client, digest: d.digest)
             let lazy = try LazyBlob(cache: cache, digestHex: d.digest.hex, size: UInt64(max(d.size, 0)), fetcher: fetcher)
-            try lazy.fillRemaining(bytesPerSecond: nil, shouldStop: { false })
+            var blob = LayerBlob(path: lazy.path, descriptor: d, format: layer.format,
+                                 diffID: DiffIDClaim(number: i, digest: layer.diffID))
+            blob.lazy = lazy
+            // Indexing streams a layer with no index (verifying it whole); one already indexed
+            // gives the span digests its remaining bytes are fetched and checked against.
+            // (The cache records only verified bytes: a failure leaves nothing wrong behind.)
+            _ = try cache.index(blob)
+            if !lazy.isComplete { try lazy.fillRemaining(bytesPerSecond: nil, shouldStop: { false }) }
             let written = try writer.writeBlob(fromFile: lazy.path, mediaType: d.mediaType)
             guard written.digest == d.digest, written.size == d.size else {
                 // Nothing wrong stays cached.
