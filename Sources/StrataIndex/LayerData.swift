@@ -1,4 +1,5 @@
 import StrataCodec
+import StrataHash
 import StrataSystem
 import Synchronization
 #if canImport(Glibc)
@@ -9,6 +10,12 @@ import Glibc
 /// zstd layers by decoding the one span that holds the range (through the shared span cache).
 /// A zstd frame too large to decode per read cannot be entered in its middle: its part of the
 /// stream is read from the layer's re-encoded copy (small frames, made while indexing) instead.
+///
+/// Every span is verified against the index's span digest before any of its bytes is served:
+/// its compressed bytes are read once, hashed and decoded from memory, so a decoder reads
+/// nothing unverified. Plain tar layers verify each 1 MiB piece the first time a read touches
+/// it (`verifiedPieces` remembers which). A mismatch (`SpanMismatch`: the blob changed after
+/// it was indexed) fails the read, logged, and is never served.
 ///
 /// A damaged index window or copy frame (`IndexDamage`) is repaired while serving: the layer's
 /// index and copy are rebuilt from the blob (by `indexCache`), the new index replaces the old,
@@ -34,6 +41,8 @@ public final class LayerData: Sendable {
     private let lastSpan = Atomic<Int>(-2)
     private let lastOffset = Atomic<UInt64>(0)
     private let readAheadFrom = Atomic<Int>(-1)
+    /// Plain layers: one bit per 1 MiB piece verified against its digest.
+    private let verifiedPieces: Locked<[UInt64]>
     /// Per-thread buffers for reads of plain layers and of copy frames: no allocation per request.
     private static let readBuffers = ThreadScratch()
 
@@ -47,6 +56,7 @@ public final class LayerData: Sendable {
         self.cache = cache
         self.copyPath = copyPath
         self.indexCache = indexCache
+        verifiedPieces = Locked([UInt64](repeating: 0, count: index.compression == .none ? (index.spanCount + 63) / 64 : 0))
         blobFile = try blob.open(checkWholeFile: false)
     }
 
@@ -67,10 +77,8 @@ public final class LayerData: Sendable {
         if count == 0 { reply(UnsafeRawBufferPointer(start: nil, count: 0)); return }
         let index = self.index
         if index.compression == .none {
-            let file = blobFile
             let buffer = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(count), count: count)
-            let n = try file.readFully(into: buffer, at: offset)
-            guard n == count else { throw IndexError("\(blob.name): short read at offset \(offset)") }
+            try readPlain(into: buffer, at: offset, index: index)
             reply(UnsafeRawBufferPointer(buffer))
             return
         }
@@ -91,9 +99,7 @@ public final class LayerData: Sendable {
     public func copy(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
         let index = self.index
         if index.compression == .none {
-            guard try blobFile.readFully(into: buffer, at: offset) == buffer.count else {
-                throw IndexError("\(blob.name): short read at offset \(offset)")
-            }
+            try readPlain(into: buffer, at: offset, index: index)
             return
         }
         var done = 0
@@ -106,6 +112,46 @@ public final class LayerData: Sendable {
             UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + n)])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: span.bytes[within..<(within + n)]))
             done += n
+        }
+    }
+
+    /// A plain layer's bytes: pieces not yet verified are read whole, verified and served from
+    /// memory; verified ones straight from the file.
+    private func readPlain(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, index: LayerIndex) throws {
+        if buffer.count == 0 { return }
+        let last = offset + UInt64(buffer.count) - 1
+        let first = index.spanIndex(containing: offset), end = index.spanIndex(containing: last) + 1
+        let unverified = verifiedPieces.withLock { bits in (first..<end).contains { bits[$0 >> 6] & (1 << UInt64($0 & 63)) == 0 } }
+        if !unverified {
+            guard try blobFile.readFully(into: buffer, at: offset) == buffer.count else {
+                throw IndexError("\(blob.name): short read at offset \(offset)")
+            }
+            return
+        }
+        let whole = index.spanRange(first).lowerBound..<index.spanRange(end - 1).upperBound
+        let pieces = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(whole.upperBound - whole.lowerBound), alignment: 16)
+        defer { pieces.deallocate() }
+        guard try blobFile.readFully(into: pieces, at: whole.lowerBound) == pieces.count else {
+            throw IndexError("\(blob.name): short read at offset \(whole.lowerBound)")
+        }
+        for piece in first..<end {
+            let r = index.spanRange(piece)
+            try verify(span: piece, UnsafeRawBufferPointer(rebasing: pieces[Int(r.lowerBound - whole.lowerBound)..<Int(r.upperBound - whole.lowerBound)]),
+                       index: index)
+        }
+        verifiedPieces.withLock { bits in for piece in first..<end { bits[piece >> 6] |= 1 << UInt64(piece & 63) } }
+        let from = Int(offset - whole.lowerBound)
+        buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: pieces[from..<(from + buffer.count)]))
+    }
+
+    /// Checks span `j`'s compressed bytes against its digest.
+    private func verify(span j: Int, _ bytes: UnsafeRawBufferPointer, index: LayerIndex) throws {
+        let hasher = SHA256Hasher()
+        hasher.update(bytes)
+        guard hasher.finalize() == index.spanDigest(j) else {
+            let mismatch = SpanMismatch(digestHex: blob.digestHex, span: j, offset: index.spanRange(j).lowerBound, fetched: false)
+            LayerCache.log("\(mismatch) (blob \(blob.place))")
+            throw mismatch
         }
     }
 
@@ -181,12 +227,23 @@ public final class LayerData: Sendable {
         let checkpoint = try index.checkpoint(i)
         let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
         let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want)
+        // The span's compressed bytes, verified, then decoded from memory (see the type).
+        let j = index.span(forCheckpoint: i)
+        let range = index.spanRange(j)
+        let size = Int(range.upperBound - range.lowerBound)
+        let compressed = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(size), count: size)
+        let read: Int
+        do { read = try blobFile.readFully(into: compressed, at: range.lowerBound) } catch {
+            throw IndexError("\(blob.name): span \(i) at compressed offset \(range.lowerBound): \(error)")
+        }
+        guard read == size else { throw IndexError("\(blob.name): blob ends inside span \(j) at compressed offset \(range.lowerBound)") }
+        try verify(span: j, UnsafeRawBufferPointer(compressed), index: index)
         let decoder = LayerData.decoders.take(index.compression)
         defer { LayerData.decoders.give(decoder, index.compression) }
         let n: Int
         do {
-            n = try decoder.decode(blob: blobFile, from: checkpoint, skip: 0,
-                                   into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
+            n = try decoder.decode(blob: BlobFile(bytes: UnsafeRawBufferPointer(compressed), at: range.lowerBound), from: checkpoint,
+                                   skip: 0, into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
         } catch {
             throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
         }

@@ -14,7 +14,7 @@ enum CacheEviction {
 
     static func run(cache: LayerCache, limit: Int64?, keep: Set<String>) -> Result {
         // A temporary is a file a mount is writing now: never evicted (gc drops stale ones).
-        let entries = cache.entries([.index, .data, .tree]).filter { !$0.isTemporary && $0.isRegularFile }
+        let entries = cache.entries([.index, .data, .tree, .blob]).filter { !$0.isTemporary && $0.isRegularFile }
         // A merged tree is named by its chain, not a layer: it is kept when all its layers are.
         let kept = entries.map { entry in
             entry.kind == .tree

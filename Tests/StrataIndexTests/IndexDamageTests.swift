@@ -38,6 +38,7 @@ import StrataTar
             func place(_ s: CacheFileFormat.Section) -> (Int, Int) { let r = s.range(in: b); return (r.lowerBound, r.count) }
             let (entries, xattrs) = (place(IndexFormat.entries), place(IndexFormat.xattrs))
             let (checkpoints, strings) = (place(IndexFormat.checkpoints), place(IndexFormat.strings))
+            let spans = place(IndexFormat.spans)
             return [
                 ("header", H.blobSize.offset, 8, true),
                 ("header digest", H.digest.offset, 32, true),
@@ -46,6 +47,7 @@ import StrataTar
                 ("xattrs", xattrs.0, xattrs.1, false),
                 ("checkpoints", checkpoints.0, checkpoints.1, true),
                 ("strings", strings.0, strings.1, false),
+                ("span digests", spans.0, spans.1, true),
             ]
         }
     }

@@ -29,8 +29,11 @@ func fixedIndex() -> [UInt8] {
         RecodedCopy.Frame(uncompressedOffset: 2 << 20, uncompressedLength: 1 << 20, copyOffset: 0, compressedSize: 300),
         RecodedCopy.Frame(uncompressedOffset: 3 << 20, uncompressedLength: 1 << 20, copyOffset: 300, compressedSize: 200),
     ])
+    let spans = [0..<2000, 1999..<4000, 4000..<6000].enumerated().map { i, r in
+        SpanDigest(range: UInt64(r.lowerBound)..<UInt64(r.upperBound), digest: (0..<32).map { UInt8(truncatingIfNeeded: $0 * 3 + i) })
+    }
     return w.serialize(compression: .zstd, blobSize: 6000, uncompressedSize: 6 << 20,
-                       digest: (0..<32).map { UInt8($0 * 7) }, checkpoints: checkpoints, copy: copy)
+                       digest: (0..<32).map { UInt8($0 * 7) }, checkpoints: checkpoints, copy: copy, spans: spans)
 }
 
 @Suite struct IndexFormatTests {
@@ -38,7 +41,7 @@ func fixedIndex() -> [UInt8] {
     /// a change that moves a field changes the format and must change the version.
     @Test func fixedIndexKeepsItsBytes() {
         let bytes = fixedIndex()
-        #expect(SHA256Hasher.hex(of: bytes) == "07b9fa70347d6de69473f7e3a146996c7ad0f7a5bdcc77596783ceb591009b52")
+        #expect(SHA256Hasher.hex(of: bytes) == "3e8e1f9d91fa97b8bdf9113bcd605b38e8635f870d815cbe89f547f602b80a9c")
     }
 }
 
@@ -51,6 +54,7 @@ func fixedIndex() -> [UInt8] {
         #expect(FormatField.tile(F.Xattr.all, size: F.Xattr.size))
         #expect(FormatField.tile(F.Sparse.all, size: F.Sparse.size))
         #expect(FormatField.tile(F.Checkpoint.all, size: F.Checkpoint.size))
+        #expect(FormatField.tile(F.Span.all, size: F.Span.size))
         for s in F.file.sections { #expect(F.Header.all.contains(s.start) && F.Header.all.contains(s.count), "\(s.name)") }
     }
 
@@ -74,7 +78,9 @@ func fixedIndex() -> [UInt8] {
                                 checkpoints: [Checkpoint(compressedOffset: 0, uncompressedOffset: 0),
                                               Checkpoint(compressedOffset: 31, uncompressedOffset: 32, bits: 5, window: window)],
                                 copy: RecodedCopy(frames: [RecodedCopy.Frame(uncompressedOffset: 1 << 20, uncompressedLength: 1 << 20,
-                                                                             copyOffset: 0, compressedSize: 77)]))
+                                                                             copyOffset: 0, compressedSize: 77)]),
+                                spans: [SpanDigest(range: 0..<31, digest: Array(repeating: 0xA1, count: 32)),
+                                        SpanDigest(range: 30..<41, digest: (0..<32).map { UInt8($0) })])
         let dir = try TempDirectory()
         let path = dir.path + "/index"
         try FileIO.writeAtomically(path, bytes)
@@ -95,6 +101,9 @@ func fixedIndex() -> [UInt8] {
         // Checkpoints in stream order: the start, one with its window, the copy frame.
         let frame = try #require(index.copyFrame(2))
         #expect(frame == (0, 77) && index.copyFrame(1) == nil && index.checkpointOffsets(2) == (0, 1 << 20))
+        #expect(index.spanCount == 2 && index.spanRange(0) == 0..<31 && index.spanRange(1) == 30..<41)
+        #expect(index.spanDigest(0) == Array(repeating: 0xA1, count: 32) && index.spanDigest(1) == (0..<32).map { UInt8($0) })
+        #expect(index.span(forCheckpoint: 0) == 0 && index.span(forCheckpoint: 1) == 1 && index.spanIndex(containing: 30) == 1)
         let c = try index.checkpoint(1)
         #expect(c.compressedOffset == 31 && c.uncompressedOffset == 32 && c.bits == 5 && c.window == window)
         // And by name in the raw bytes: what the reader's accessors do not show.
@@ -106,7 +115,7 @@ func fixedIndex() -> [UInt8] {
             let cp = IndexFormat.checkpoints.offset(in: b) + C.size
             #expect(b.u8(cp, C.source) == IndexFormat.sourceBlob && b.u32(cp, C.windowLength) == 300)
             #expect(b.u8(cp + C.size, C.source) == IndexFormat.sourceCopy)
-            #expect(b.bytes(0, H.reserved).allSatisfy { $0 == 0 })
+            #expect(b.bytes(0, H.reserved).allSatisfy { $0 == 0 } && b.u32(0, H.reserved2) == 0 && b.u32(0, H.spanCount) == 2)
         }
     }
 }
