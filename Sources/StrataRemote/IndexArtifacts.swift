@@ -212,7 +212,7 @@ public enum IndexArtifacts {
         } catch {
             throw IndexArtifactError("\(name): index of layer \(layer.descriptor.digest) is unusable: \(error)")
         }
-        let compression: LayerCompression = switch layer.format { case .tar: .none; case .gzip: .gzip; case .zstd: .zstd }
+        let compression = LayerBlob(path: "", descriptor: layer.descriptor, format: layer.format).compression
         guard index.digestHex == layer.descriptor.digest.hex, index.blobSize == UInt64(max(layer.descriptor.size, 0)),
               index.compression == compression, index.copySize == 0 else {
             throw IndexArtifactError("\(name): index of layer \(layer.descriptor.digest) is for another blob (digest, size, compression or copy)")
@@ -230,7 +230,7 @@ public enum IndexArtifacts {
         let installed = (try? FileIO.readAll(cache.indexPath(digestHex: layerDigestHex))) ?? []
         let (derived, diffIDHex) = try IndexBuilder.buildVerified(blob)
         guard derived == installed else {
-            let at = zip(derived, installed).firstIndex(where: { $0 != $1 }) ?? min(derived.count, installed.count)
+            let at = (0..<min(derived.count, installed.count)).first { derived[$0] != installed[$0] } ?? min(derived.count, installed.count)
             let message = "layer sha256:\(layerDigestHex): the index from \(source) differs from the one derived from the verified blob "
                 + "(\(installed.count) vs \(derived.count) bytes, first difference at byte \(at)): forged or damaged; rejected and removed from the cache"
             log(message)

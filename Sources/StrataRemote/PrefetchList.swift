@@ -10,7 +10,7 @@ import StrataSystem
 ///   CACHE/prefetch/sha256/<manifest hex>.json
 ///   {"manifest":"sha256:…","ranges":[{"layer":"sha256:…","length":N,"offset":N},…],"version":1}
 public struct PrefetchList: Sendable, Codable, Equatable {
-    public struct Entry: Sendable, Codable, Equatable {
+    public struct Entry: Sendable, Codable, Hashable {
         public var layer: String     // "sha256:<hex>" of the layer blob
         public var offset: UInt64
         public var length: UInt64
