@@ -84,8 +84,8 @@ public final class LayerCache: Sendable {
     public func diffIDPath(digestHex: String) -> String { path(.diffID, digestHex) }
 
     /// Present while the layer's index is one a registry artifact provided and the blob has
-    /// not confirmed yet: `index` does not take it as verified, and building the index from
-    /// the blob removes the mark.
+    /// not confirmed yet: `index` uses it only for a lazy blob (whose mount confirms it once
+    /// the blob is complete) and rebuilds it from any other; building removes the mark.
     public func untrustedPath(digestHex: String) -> String { "\(directory)/untrusted/sha256/\(digestHex)" }
 
     /// The verified diff_id of the layer (hex), or nil when none was recorded or it is unreadable.
@@ -126,7 +126,7 @@ public final class LayerCache: Sendable {
     /// The diff_id `blob` claims is checked either way: against the blob's uncompressed bytes
     /// when indexing, against the diff_id recorded then when the index is cached.
     public func index(_ blob: LayerBlob, verify: Bool = true) throws -> (index: LayerIndex, built: Bool) {
-        if !FileIO.exists(untrustedPath(digestHex: blob.digestHex)),
+        if blob.lazy != nil || !FileIO.exists(untrustedPath(digestHex: blob.digestHex)),
            let verifiedDiffID = verifiedDiffID(digestHex: blob.digestHex),
            let index = load(digestHex: blob.digestHex, verify: verify) {
             guard index.blobSize == blob.size, index.compression == blob.compression else {

@@ -240,6 +240,18 @@ public enum IndexArtifacts {
         try IndexArtifactTrust.trust(cache, hex: layerDigestHex, diffIDHex: diffIDHex)
     }
 
+    /// Removes the unconfirmed artifact indexes of the image's layers from the cache (so they
+    /// are built again from the blobs: `strata index --push` publishes only indexes made or
+    /// confirmed here); the layers (hex) whose index it removed.
+    @discardableResult
+    public static func dropUnconfirmed(image: ResolvedImage, cache: LayerCache) -> [String] {
+        image.layers.map(\.descriptor.digest.hex).filter { hex in
+            guard IndexArtifactTrust.isUntrusted(cache, hex) else { return false }
+            IndexArtifactTrust.reject(cache, hex: hex)
+            return true
+        }
+    }
+
     /// Whether the layer's cached index came from an artifact and is not confirmed yet (the
     /// mount calls `confirm` for it once its blob is complete).
     public static func isUntrusted(layerDigestHex: String, cache: LayerCache) -> Bool {

@@ -48,6 +48,9 @@ enum IndexCommand {
         }
         let image = source.image
         let cache = try ImageOpening.cache(a["--cache"])
+        // Only indexes made (or confirmed) here are published: unconfirmed ones from an artifact
+        // are built again from their blobs.
+        if a.has("--push") { IndexArtifacts.dropUnconfirmed(image: image, cache: cache) }
         let blobs: [LayerBlob]
         if let r = source.remote {
             // Layers not cached stream once (indexed as they download); the rest stay as they are.

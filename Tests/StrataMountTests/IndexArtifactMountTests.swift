@@ -25,12 +25,31 @@ struct IndexArtifactMountTests {
         var bigLayer: ImageBuilder.Layer { image.layers[1] }
         var blobBytes: Int { image.layers.reduce(0) { $0 + Int($1.descriptor.size) } }
 
-        init() throws {
+        /// `spread`: the image for counting, many spans with the small files in one place
+        /// (RegistryImage's big layer is three spans: any read fetches a third of it).
+        init(spread: Bool = false) throws {
             temp = try TempDirectory()
             registry = try TestRegistry()
-            image = try RegistryImage.make(layout: temp.child("layout"))
+            image = spread ? try Self.spreadImage(layout: temp.child("layout")) : try RegistryImage.make(layout: temp.child("layout"))
             try registry.push(layout: image.reference("v1"), reference: "app:v1")
             proxy = try RegistryProxy(registry)
+        }
+
+        /// A base layer, and a 64 MiB layer of 4 MiB incompressible files (16 checkpoint spans)
+        /// with two small files in the middle: reading them needs one or two spans.
+        static func spreadImage(layout: String) throws -> ImageBuilder {
+            let b = try ImageBuilder(layout: layout)
+            try b.addLayer(entries: [
+                Items.dir("etc"), Items.file("etc/os-release", "ID=strata-test\n"), Items.dir("usr"), Items.dir("usr/bin"),
+                Items.file("usr/bin/tool", "#!/bin/sh\necho tool\n", mode: 0o755),
+            ])
+            var entries = [Items.dir("data")]
+            for i in 0..<8 { entries.append(Items.file(Array("data/a\(i)".utf8), Items.pseudoRandom(count: 4 << 20, seed: UInt64(100 + i)))) }
+            entries += [Items.file("data/small", "small file\n"), Items.file("data/small2", "second small file\n")]
+            for i in 0..<8 { entries.append(Items.file(Array("data/b\(i)".utf8), Items.pseudoRandom(count: 4 << 20, seed: UInt64(200 + i)))) }
+            try b.addLayer(entries: entries)
+            try b.write(tag: "v1")
+            return b
         }
 
         /// `strata index [--push]` of the image with cache `cache`; the artifact digest it printed.
@@ -54,7 +73,7 @@ struct IndexArtifactMountTests {
 
     @Test("an index pushed by one cache makes a fresh cache's mount fetch a small part of the blobs, with the same tree")
     func publishedIndexMakesAFreshMountLazy() throws {
-        let s = try Setup()
+        let s = try Setup(spread: true)
         let artifact = try s.index(cache: "publisher", push: true)
         #expect(artifact.hasPrefix("sha256:") && artifact.count == 71, "\(artifact)")
 
@@ -64,6 +83,7 @@ struct IndexArtifactMountTests {
         #expect(status.text(s.bigLayer.descriptor.digest, "index") == "artifact", "\(status.json)")
         #expect(try FileIO.readAll(s.temp.child("mnt/etc/os-release")) == Array("ID=strata-test\n".utf8))
         #expect(try FileIO.readAll(s.temp.child("mnt/data/small")) == Array("small file\n".utf8))
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/small2")) == Array("second small file\n".utf8))
         #expect(try FileIO.readAll(s.temp.child("mnt/usr/bin/tool")) == Array("#!/bin/sh\necho tool\n".utf8))
         let after = try s.proxy.statistics()
         let fetched = after.blobBytes - before.blobBytes
