@@ -145,3 +145,11 @@ public final class PrefetchSession: @unchecked Sendable {
         thread.start()
     }
 }
+
+extension PrefetchSession {
+    /// The prefetch of a registry image's mount: its layers' lazy blobs.
+    public convenience init(_ layers: RemoteLayers) {
+        self.init(image: layers.image, cache: layers.cache,
+                  blobs: Dictionary(layers.layers.map { ($0.digest.hex, $0.lazy as any PrefetchableBlob) }, uniquingKeysWith: { a, _ in a }))
+    }
+}

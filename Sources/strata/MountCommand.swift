@@ -152,6 +152,8 @@ enum MountCommand {
             }
             let lower = try ImageView.open(layers: blobs, cache: cache)
             let fetch = remote.flatMap { background.enabled ? BackgroundFetch(layers: $0, bytesPerSecond: background.bytesPerSecond) : nil }
+            // Replays the image's prefetch list once the mount answers; records this mount's first reads into it.
+            let prefetch = remote.map { PrefetchSession($0) }
             if let remote, fetch == nil {
                 for layer in remote.layers where layer.background == .pending { layer.markBackgroundOff() }
             }
@@ -189,6 +191,7 @@ enum MountCommand {
                 do { try statusServer.withLock { $0 = try StatusServer(mountpoint: mountpoint, status: status) } } catch {
                     Log.error("\(mountpoint): no status socket: \(error)")
                 }
+                prefetch?.start()
                 fetch?.start()
                 if let ready {
                     // stderr was the starting command's: from now on only the log is read.
@@ -196,6 +199,7 @@ enum MountCommand {
                     Daemon.reportReady(fd: ready)
                 }
             })
+            prefetch?.stop()
             fetch?.stop()
             statusServer.withLock { $0?.stop() }
             Log.info("unmounted \(mountpoint)")

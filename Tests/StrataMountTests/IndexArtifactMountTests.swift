@@ -131,4 +131,38 @@ struct IndexArtifactMountTests {
         // Nothing forged stays cached.
         #expect(!FileIO.exists(s.temp.child("victim/index/sha256/\(big.hex)")))
     }
+
+    @Test("a mount records its first reads; index --push publishes them; a fresh cache's mount prefetches them before they are read")
+    func prefetchListRecordedPublishedReplayed() throws {
+        let s = try Setup(spread: true)
+        let big = s.bigLayer.descriptor.digest
+        try s.index(cache: "publisher", push: true)
+        let first = try s.mount(cache: "first", at: "mnt", background: false)
+        let manifest = try #require(try StatusReport.read(s.temp.child("mnt")).json["manifestDigest"] as? String)
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/small")) == Array("small file\n".utf8))
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/b5")).count == 4 << 20)
+        try first.unmount()
+        let listPath = s.temp.child("first/prefetch/sha256/\(manifest.dropFirst(7)).json")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(FileIO.readAll(listPath))) as? [String: Any])
+        let ranges = list["ranges"] as? [[String: Any]] ?? []
+        let listed = ranges.filter { $0["layer"] as? String == big.description }.reduce(UInt64(0)) {
+            $0 + ((($1["length"] as? NSNumber)?.uint64Value) ?? 0)
+        }
+        #expect(listed >= 4 << 20, "\(list)")
+
+        // The first machine publishes its index with the list; another mounts from a fresh cache.
+        try s.index(cache: "first", push: true)
+        let second = try s.mount(cache: "second", at: "mnt2", background: false)
+        let done = Mounts.waitUntil(seconds: 60) {
+            ((try? StatusReport.read(s.temp.child("mnt2")).number(big, "prefetchBytes")) ?? 0) >= listed
+        }
+        let before = try StatusReport.read(s.temp.child("mnt2"))
+        #expect(done, "\(before.json)")
+        #expect(before.number(big, "onDemandBytes") == 0, "\(before.json)")
+        #expect(try FileIO.readAll(s.temp.child("mnt2/data/small")) == Array("small file\n".utf8))
+        #expect(try FileIO.readAll(s.temp.child("mnt2/data/b5")).count == 4 << 20)
+        let after = try StatusReport.read(s.temp.child("mnt2"))
+        #expect(after.number(big, "onDemandBytes") == 0, "the reads the list holds were fetched again: \(after.json)")
+        try second.unmount()
+    }
 }
