@@ -7,14 +7,17 @@ import FoundationNetworking
 /// calling thread waits on (for the headers, then the body, chunk by chunk). Thread-safe: many
 /// threads may have exchanges in flight at once (up to `connections` per host on the wire).
 /// Redirects to another host lose the Authorization header (URLSession on Linux forwards it).
-final class HTTPSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    // @unchecked: `session` is set once in init; the table is guarded by its own lock.
-    private var session: URLSession!
-    private let table = NSLock()
-    private var exchanges: [Int: HTTPExchange] = [:]
+final class HTTPSession: Sendable {
+    // The session keeps its delegate alive, not this object: the owner's deinit ends both.
+    private let session: URLSession
+    private let delegate: HTTPSessionDelegate
+    /// Requests in flight are limited here, not only in URLSession: a request queued inside
+    /// URLSession would count its wait as "no progress" and time out; here the clock starts
+    /// once it has a connection.
+    private let slots: Slots
 
     init(connections: Int, timeout: Double) {
-        super.init()
+        slots = Slots(max(1, connections))
         let configuration = URLSessionConfiguration.ephemeral
         configuration.httpMaximumConnectionsPerHost = max(1, connections)
         configuration.urlCache = nil
@@ -26,29 +29,25 @@ final class HTTPSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         configuration.timeoutIntervalForResource = 7 * 24 * 3600
         let queue = OperationQueue()
         queue.maxConcurrentOperationCount = 1   // callbacks in order: chunks stay in order
-        session = URLSession(configuration: configuration, delegate: self, delegateQueue: queue)
+        delegate = HTTPSessionDelegate()
+        session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: queue)
     }
 
     deinit {
-        session?.invalidateAndCancel()
+        session.invalidateAndCancel()
     }
 
-    /// Sends `request`; `limits` bound the wait for each step.
-    func start(_ request: URLRequest, limits: HTTPExchange.Limits, onBytes: (@Sendable (Int) -> Void)? = nil) -> HTTPExchange {
+    /// Sends `request` once a connection slot is free (nil at once when `wait` is false and
+    /// none is); `limits` bound the wait for each step; `onBytes` sees each piece of body.
+    func start(_ request: URLRequest, limits: HTTPExchange.Limits, wait: Bool = true,
+               onBytes: (@Sendable (Int) -> Void)? = nil) -> HTTPExchange? {
+        guard slots.acquire(wait: wait) else { return nil }
         let task = session.dataTask(with: request)
         let exchange = HTTPExchange(task: task, limits: limits, originalHost: HTTPSession.authority(request.url),
-                                    onBytes: onBytes)
-        table.lock()
-        exchanges[task.taskIdentifier] = exchange
-        table.unlock()
+                                    onBytes: onBytes, onEnd: { [slots] in slots.release() })
+        delegate.register(exchange, for: task)
         task.resume()
         return exchange
-    }
-
-    private func exchange(_ task: URLSessionTask) -> HTTPExchange? {
-        table.lock()
-        defer { table.unlock() }
-        return exchanges[task.taskIdentifier]
     }
 
     static func authority(_ url: URL?) -> String {
@@ -56,8 +55,52 @@ final class HTTPSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         let port = url.port ?? (url.scheme == "https" ? 443 : 80)
         return "\(host.lowercased()):\(port)"
     }
+}
 
-    // MARK: URLSession delegate (called on the session's serial queue)
+/// A counting semaphore that can also be tried without waiting.
+final class Slots: @unchecked Sendable {
+    // @unchecked: `free` is guarded by `condition`.
+    private let condition = NSCondition()
+    private var free: Int
+
+    init(_ count: Int) { free = count }
+
+    func acquire(wait: Bool) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while free == 0 {
+            guard wait else { return false }
+            condition.wait()
+        }
+        free -= 1
+        return true
+    }
+
+    func release() {
+        condition.lock()
+        free += 1
+        condition.signal()
+        condition.unlock()
+    }
+}
+
+/// Routes URLSession's callbacks (on the session's serial queue) to the exchanges.
+final class HTTPSessionDelegate: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    // @unchecked: the table is guarded by its lock.
+    private let table = NSLock()
+    private var exchanges: [Int: HTTPExchange] = [:]
+
+    func register(_ exchange: HTTPExchange, for task: URLSessionTask) {
+        table.lock()
+        exchanges[task.taskIdentifier] = exchange
+        table.unlock()
+    }
+
+    private func exchange(_ task: URLSessionTask) -> HTTPExchange? {
+        table.lock()
+        defer { table.unlock() }
+        return exchanges[task.taskIdentifier]
+    }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
@@ -118,10 +161,14 @@ final class HTTPExchange: @unchecked Sendable {
     private(set) var redirectURLs: [URL] = []
     /// Called (on the session's queue) with the size of each piece of body received.
     let onBytes: (@Sendable (Int) -> Void)?
+    /// Called once when the task has ended (completed, failed or cancelled).
+    private let onEnd: @Sendable () -> Void
 
-    init(task: URLSessionDataTask, limits: Limits, originalHost: String, onBytes: (@Sendable (Int) -> Void)?) {
+    init(task: URLSessionDataTask, limits: Limits, originalHost: String, onBytes: (@Sendable (Int) -> Void)?,
+         onEnd: @escaping @Sendable () -> Void) {
         self.task = task
         self.onBytes = onBytes
+        self.onEnd = onEnd
         self.limits = limits
         self.originalHost = originalHost
         started = HTTPExchange.now()
@@ -155,6 +202,7 @@ final class HTTPExchange: @unchecked Sendable {
         finished = true
         condition.broadcast()
         condition.unlock()
+        onEnd()
     }
 
     func redirected(to url: URL?) -> Bool {

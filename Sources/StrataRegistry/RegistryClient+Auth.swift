@@ -139,6 +139,12 @@ extension RegistryClient {
         case .basic:
             return credentials?.basicAuthorization
         case .bearer(let realm, let service):
+            if let cached = auth.withLock({ $0.tokens[scope] }), cached.refreshAt > HTTPExchange.now() {
+                return "Bearer " + cached.token
+            }
+            // One fetch at a time: threads that find the token expired together share the new one.
+            tokenFetch.lock()
+            defer { tokenFetch.unlock() }
             let now = HTTPExchange.now()
             if let cached = auth.withLock({ $0.tokens[scope] }), cached.refreshAt > now {
                 return "Bearer " + cached.token
@@ -159,6 +165,7 @@ extension RegistryClient {
         if let service { items.append(URLQueryItem(name: "service", value: service)) }
         items.append(URLQueryItem(name: "scope", value: scope))
         components.queryItems = items
+        components.percentEncodedQuery = components.percentEncodedQuery.map(RegistryClient.formEncoded)
         guard let url = components.url else { throw error(.unauthorized, subject, "token realm \"\(realm)\" is not a URL") }
         let request = RegistryRequest(target: url.absoluteString, subject: subject, maxBytes: 1 << 20)
         return try withRetries { _ in

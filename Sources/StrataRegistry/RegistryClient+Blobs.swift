@@ -47,13 +47,14 @@ extension RegistryClient {
 
     /// Sends `GET Range: bytes=from-(to-1)` and checks the answer's status, Content-Range and
     /// Content-Length. `clipped`: an answer that stops early at the blob's end is fine (streaming).
-    func openRange(_ digest: Digest, from: UInt64, to: UInt64, subject: String, clipped: Bool = false) throws -> RangeAnswer {
+    func openRange(_ digest: Digest, from: UInt64, to: UInt64, subject: String, clipped: Bool = false,
+                   readAhead: Bool = false) throws -> RangeAnswer {
         let rangeText = "bytes=\(from)-\(to - 1)"
         let request = RegistryRequest(target: blobPath(digest),
                                       headers: ["Range": rangeText, "Accept-Encoding": "identity"],
-                                      subject: subject, maxBytes: Int.max)
-        counters.withLock { $0.rangeRequests += 1 }
+                                      subject: subject, maxBytes: Int.max, optional: readAhead)
         let (response, exchange) = try open(request, accept: [200, 206])
+        counters.withLock { $0.rangeRequests += 1 }
         if response.statusCode == 200 {
             exchange.cancel()
             RegistryClient.hostsWithoutRanges.withLock { _ = $0.insert(host) }
@@ -159,7 +160,7 @@ extension RegistryClient {
                 // Ask for the next chunk now, so the link stays busy while this one is consumed.
                 if let total, current.end < total, next == nil {
                     next = try? openRange(digest, from: current.end, to: min(total, current.end + chunk),
-                                          subject: subject, clipped: true)
+                                          subject: subject, clipped: true, readAhead: true)
                 }
                 var delivered: UInt64 = 0
                 let expected = current.end - current.from

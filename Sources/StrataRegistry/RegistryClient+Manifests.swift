@@ -105,7 +105,7 @@ extension RegistryClient {
         if let artifactType {
             var components = URLComponents()
             components.queryItems = [URLQueryItem(name: "artifactType", value: artifactType)]
-            target += "?" + (components.percentEncodedQuery ?? "")
+            target += "?" + RegistryClient.formEncoded(components.percentEncodedQuery ?? "")
         }
         let subject = "referrers of \(digest)"
         let request = RegistryRequest(target: target, headers: ["Accept": MediaType.ociIndex], subject: subject, maxBytes: 4 << 20)

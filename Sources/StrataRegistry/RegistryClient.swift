@@ -18,6 +18,7 @@ public final class RegistryClient: Sendable {
     let http: HTTPSession
     let auth = Locked(AuthState())
     let counters = Locked(RegistryStatistics())
+    let tokenFetch = NSLock()
 
     /// Hosts that answered a ranged GET with 200 (whole blob): remembered for the process.
     static let hostsWithoutRanges = Locked<Set<String>>([])
@@ -67,6 +68,8 @@ struct RegistryRequest {
     /// Names what is asked for in errors: "manifest latest", "blob sha256:…".
     var subject: String
     var maxBytes = 8 << 20
+    /// Only if a connection is free now (a read-ahead); else `send` throws `.busy`.
+    var optional = false
 }
 
 extension RegistryClient {
@@ -80,7 +83,9 @@ extension RegistryClient {
             } catch let error as RegistryError where error.isRetryable && attempt < options.retries {
                 attempt += 1
                 counters.withLock { $0.retries += 1 }
-                let delay = min(5, options.retryDelay * Double(1 << min(attempt - 1, 10)))
+                var delay = min(5, options.retryDelay * Double(1 << min(attempt - 1, 10)))
+                // A 429's Retry-After (seconds) is honoured, up to 10 s.
+                if let after = error.retryAfter { delay = max(delay, min(10, after)) }
                 if delay > 0 { Thread.sleep(forTimeInterval: delay) }
             }
         }
@@ -124,11 +129,13 @@ extension RegistryClient {
             urlRequest.httpBody = Data(body)
             counters.withLock { $0.bytesSent += UInt64(body.count) }
         }
-        counters.withLock { $0.requests += 1 }
         let limits = HTTPExchange.Limits(idle: options.timeout, minimumRate: options.minimumBytesPerSecond,
                                          maxBytes: request.maxBytes)
-        let exchange = http.start(urlRequest, limits: limits,
-                                  onBytes: { [counters] n in counters.withLock { $0.bytesReceived += UInt64(n) } })
+        guard let exchange = http.start(urlRequest, limits: limits, wait: !request.optional,
+                                        onBytes: { [counters] n in counters.withLock { $0.bytesReceived += UInt64(n) } }) else {
+            throw error(.busy, request.subject, "no free connection for a read-ahead")
+        }
+        counters.withLock { $0.requests += 1 }
         do throws(HTTPExchange.Failure) {
             let response = try exchange.waitForResponse()
             return (response, exchange)
@@ -141,7 +148,9 @@ extension RegistryClient {
     func mapped(_ failure: HTTPExchange.Failure, subject: String) -> RegistryError {
         switch failure {
         case .timeout(let why): return error(.timeout, subject, "timeout: \(why)")
-        case .transport(let why): return error(.transport, subject, "\(why) (\(baseURL))")
+        case .transport(let why):
+            let hint = scheme == "https" ? "; a plain-HTTP registry needs --tls-verify=false" : ""
+            return error(.transport, subject, "\(why) (\(baseURL)\(hint))")
         case .tooLarge(let n): return error(.badLength, subject, "answer larger than expected (\(n) bytes or more)")
         }
     }
@@ -170,7 +179,9 @@ extension RegistryClient {
         case 416:
             return error(.badRange, subject, "range not satisfiable (416)\(detail)", status: status)
         case 429:
-            return error(.rateLimited, subject, "rate limited by the registry (429 too many requests)\(detail)", status: status)
+            var e = error(.rateLimited, subject, "rate limited by the registry (429 too many requests)\(detail)", status: status)
+            e.retryAfter = response.value(forHTTPHeaderField: "Retry-After").flatMap { Double($0) }
+            return e
         case 500...599:
             return error(.server, subject, "registry error \(status)\(detail)", status: status)
         default:
@@ -192,6 +203,11 @@ extension RegistryClient {
         let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
         let printable = line.allSatisfy { $0.isASCII && !$0.isNewline }
         return printable && !line.isEmpty ? line : nil
+    }
+
+    /// URLComponents leaves '+' alone in queries, but servers read it as a space ("+json").
+    static func formEncoded(_ query: String) -> String {
+        query.replacingOccurrences(of: "+", with: "%2B")
     }
 
     /// The blob path of `digest`.

@@ -26,6 +26,8 @@ public struct RegistryError: Error, CustomStringConvertible, Sendable {
         case server
         /// A reference, credential or option that cannot be used.
         case invalidInput
+        /// Internal: an optional read-ahead found no free connection (never thrown to callers).
+        case busy
     }
 
     public var kind: Kind
@@ -38,6 +40,8 @@ public struct RegistryError: Error, CustomStringConvertible, Sendable {
     public var message: String
     /// The HTTP status, when an answer came.
     public var status: Int?
+    /// A 429's Retry-After, in seconds.
+    var retryAfter: Double?
 
     public init(_ kind: Kind, host: String, repository: String, subject: String, message: String, status: Int? = nil) {
         self.kind = kind

@@ -107,6 +107,8 @@ class Quiet(http.server.BaseHTTPRequestHandler):
 #   corrupt       flip the last byte of the body
 #   slow          headers at once, then the body one byte every `delay` seconds (slow loris)
 #   error         answer 503 without forwarding
+#   rate-limit    answer 429 (Retry-After: 0) without forwarding
+#   forbidden     answer 403 (DENIED) without forwarding
 #   redirect      answer GET/HEAD of a blob with 307 to the redirect target (another host:
 #                 --redirect-host, --redirect-port), which serves the blob from the registry's
 #                 storage directory (single ranges honoured) and records Authorization
@@ -192,6 +194,14 @@ def proxy_handler(proxy):
                 msg = b'{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}'
                 self.answer(503, [("Content-Type", "application/json")], msg)
                 proxy.record(self.command, path, rng, 503, len(msg))
+                return
+            if mode in ("rate-limit", "forbidden"):
+                status = 429 if mode == "rate-limit" else 403
+                code = b"TOOMANYREQUESTS" if status == 429 else b"DENIED"
+                msg = b'{"errors":[{"code":"' + code + b'","message":"injected by the test proxy"}]}'
+                extra = [("Retry-After", "0")] if status == 429 else []
+                self.answer(status, [("Content-Type", "application/json")] + extra, msg)
+                proxy.record(self.command, path, rng, status, len(msg))
                 return
             if mode == "redirect" and self.command in ("GET", "HEAD") and "/blobs/sha256:" in path:
                 hexd = path.split("/blobs/sha256:", 1)[1].split("?")[0]

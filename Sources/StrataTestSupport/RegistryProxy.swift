@@ -7,7 +7,8 @@ import StrataSystem
 /// A counting, fault-injecting HTTP proxy in front of a `TestRegistry` (Python, in
 /// `RegistryHelperScript`): clients use `host` instead of the registry's. It counts requests
 /// and body bytes served (`statistics()`), and on demand misbehaves (`inject`): ignores Range,
-/// lies about lengths or ranges, truncates, corrupts, trickles (slow loris), answers 503,
+/// lies about lengths or ranges, truncates, corrupts, trickles (slow loris), answers 503, 429
+/// or 403,
 /// redirects blob GETs to a second host (127.0.0.2) that records whether Authorization came
 /// along, or goes down. Faults apply to requests whose path contains `match` ("/blobs/" by
 /// default), for the next `count` of them (-1: until changed).
@@ -27,6 +28,8 @@ public final class RegistryProxy {
         case corrupt
         case slow
         case error
+        case rateLimit = "rate-limit"
+        case forbidden
         case redirect
         case down
     }

@@ -6,6 +6,8 @@ import Testing
 
 /// An image built in code (two gzip layers, one with ~1.5 MiB of incompressible data) in a
 /// layout, pushed to a `TestRegistry`.
+private let sharedFixture = Locked<RegistryFixture?>(nil)
+
 struct RegistryFixture {
     let temp: TempDirectory
     let builder: ImageBuilder
@@ -23,6 +25,18 @@ struct RegistryFixture {
         manifest = try builder.write(tag: "v1")
         registry = try TestRegistry(auth: auth)
         reference = try registry.push(layout: builder.reference("v1"), reference: repository)
+    }
+
+    /// One anonymous registry with the image, shared by the tests that only read it (or push
+    /// under other repositories): starting a registry per test is most of a test's time. Its
+    /// processes end with the test process (the helper watches its parent).
+    static func shared() throws -> RegistryFixture {
+        try sharedFixture.withLock { shared in
+            if let shared { return shared }
+            let made = try RegistryFixture()
+            shared = made
+            return made
+        }
     }
 
     /// The largest layer (the random one): its descriptor and the exact bytes of its blob.

@@ -8,7 +8,7 @@ import Testing
 @Suite(.enabled(if: TestRegistry.isAvailable, TestRegistry.requirement))
 struct RegistryReadTests {
     @Test func manifestByTagAndByDigest() throws {
-        let f = try RegistryFixture()
+        let f = try RegistryFixture.shared()
         let ref = try #require(try RegistryReference.parse(f.reference))
         let client = try RegistryClient(ref, options: RegistryFixture.options())
         let byTag = try client.manifest("v1")
@@ -21,7 +21,7 @@ struct RegistryReadTests {
     }
 
     @Test func resolveGivesTheLayoutsImage() throws {
-        let f = try RegistryFixture()
+        let f = try RegistryFixture.shared()
         let ref = try #require(try RegistryReference.parse(f.reference))
         let client = try RegistryClient(ref, options: RegistryFixture.options())
         let image = try RemoteImage.resolve(ref, client: client, platform: nil)
@@ -34,7 +34,7 @@ struct RegistryReadTests {
     }
 
     @Test func unknownTagAndBlobAreClear404s() throws {
-        let f = try RegistryFixture()
+        let f = try RegistryFixture.shared()
         let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())
         let e1 = try #require(throws: RegistryError.self) { try client.manifest("nope") }
         #expect(e1.kind == .notFound)
@@ -50,7 +50,7 @@ struct RegistryReadTests {
     }
 
     @Test func rangedReadsAreByteExact() throws {
-        let f = try RegistryFixture()
+        let f = try RegistryFixture.shared()
         let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())
         let (layer, blob) = try f.bigLayer()
         let size = UInt64(blob.count)
@@ -65,7 +65,7 @@ struct RegistryReadTests {
 
     @Test(arguments: [UInt64(0), 12_345])
     func streamBlobDeliversTheRestInOrder(from offset: UInt64) throws {
-        let f = try RegistryFixture()
+        let f = try RegistryFixture.shared()
         var options = RegistryFixture.options()
         options.streamChunkSize = 100_000   // several chunks for the 1.5 MB layer
         let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: options)
@@ -80,7 +80,7 @@ struct RegistryReadTests {
     }
 
     @Test func wholeBlobIsVerified() throws {
-        let f = try RegistryFixture()
+        let f = try RegistryFixture.shared()
         let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())
         let image = try ImageResolver.resolve(reference: f.builder.reference("v1"))
         let config = try client.blob(image.configDescriptor.digest, expectedSize: image.configDescriptor.size)
@@ -88,14 +88,14 @@ struct RegistryReadTests {
     }
 
     @Test func referrersWithoutTheAPIIsNil() throws {
-        let f = try RegistryFixture()
+        let f = try RegistryFixture.shared()
         let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())
         #expect(try client.referrers(f.manifest.digest, artifactType: "application/vnd.strata.index.v1+json") == nil)
         #expect(try client.referrers(f.manifest.digest, artifactType: nil) == nil)
     }
 
     @Test func pushBlobAndManifestThenReadBack() throws {
-        let f = try RegistryFixture()
+        let f = try RegistryFixture.shared()
         let client = try RegistryClient(host: f.registry.host, repository: "strata/artifacts", options: RegistryFixture.options())
         let payload = Items.pseudoRandom(count: 70_000, seed: 3)
         var blob = try client.pushBlob(payload)
@@ -120,5 +120,33 @@ struct RegistryReadTests {
         #expect(back.bytes == bytes)
         #expect(back.digest == digest)
         #expect(try client.manifest(digest.description).bytes == bytes)
+    }
+}
+
+@Suite(.enabled(if: TestRegistry.isAvailable, TestRegistry.requirement))
+struct RegistryConnectionTests {
+    @Test func unreachableRegistryIsATransportError() throws {
+        var options = RegistryFixture.options()
+        options.retries = 1
+        // A port nothing listens on: the shared registry's helper gives a free one.
+        let f = try RegistryFixture.shared()
+        let port = try Command.check(RegistryHelperScript.python, [f.registry.helper, "freeport"]).stdoutString
+            .split(separator: "\n").first.map(String.init) ?? "1"
+        let client = try RegistryClient(host: "127.0.0.1:\(port)", repository: "strata/app", options: options)
+        let e = try #require(throws: RegistryError.self) { try client.manifest("v1") }
+        #expect(e.kind == .transport)
+        #expect(e.description.contains("127.0.0.1:\(port)"))
+        #expect(!e.description.contains("\n"))
+    }
+
+    @Test func httpsToAPlainHTTPRegistrySuggestsTlsVerifyFalse() throws {
+        let f = try RegistryFixture.shared()
+        var options = RegistryFixture.options()
+        options.tlsVerify = true
+        options.retries = 0
+        let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: options)
+        let e = try #require(throws: RegistryError.self) { try client.manifest("v1") }
+        #expect(e.kind == .transport)
+        #expect(e.description.contains("--tls-verify=false"))
     }
 }
