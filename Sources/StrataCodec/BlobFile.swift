@@ -60,9 +60,9 @@ private final class BlobMemory: @unchecked Sendable {
     let offset: UInt64
     init(bytes: UnsafeRawBufferPointer, offset: UInt64) { self.bytes = bytes; self.offset = offset }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, at at: UInt64) -> Int {
-        guard at >= offset, at - offset < UInt64(bytes.count), buffer.count > 0 else { return 0 }
-        let start = Int(at - offset)
+    func read(into buffer: UnsafeMutableRawBufferPointer, at position: UInt64) -> Int {
+        guard position >= offset, position - offset < UInt64(bytes.count), buffer.count > 0 else { return 0 }
+        let start = Int(position - offset)
         let n = min(buffer.count, bytes.count - start)
         buffer.baseAddress!.copyMemory(from: bytes.baseAddress! + start, byteCount: n)
         return n

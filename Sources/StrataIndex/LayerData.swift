@@ -58,6 +58,8 @@ public final class LayerData: Sendable {
         self.indexCache = indexCache
         verifiedPieces = Locked([UInt64](repeating: 0, count: index.compression == .none ? (index.spanCount + 63) / 64 : 0))
         blobFile = try blob.open(checkWholeFile: false)
+        // A lazy blob verifies what it fetches against this index's span digests.
+        if let lazy = blob.lazy, !lazy.hasSpans { lazy.setSpans(index) }
     }
 
     deinit {
@@ -146,9 +148,11 @@ public final class LayerData: Sendable {
 
     /// Checks span `j`'s compressed bytes against its digest.
     private func verify(span j: Int, _ bytes: UnsafeRawBufferPointer, index: LayerIndex) throws {
-        let hasher = SHA256Hasher()
-        hasher.update(bytes)
-        guard hasher.finalize() == index.spanDigest(j) else {
+        try check(span: j, digest: SpanVerifier.hash(bytes), index: index)
+    }
+
+    private func check(span j: Int, digest: [UInt8], index: LayerIndex) throws {
+        guard digest == index.spanDigest(j) else {
             let mismatch = SpanMismatch(digestHex: blob.digestHex, span: j, offset: index.spanRange(j).lowerBound, fetched: false)
             LayerCache.log("\(mismatch) (blob \(blob.place))")
             throw mismatch
@@ -237,14 +241,17 @@ public final class LayerData: Sendable {
             throw IndexError("\(blob.name): span \(i) at compressed offset \(range.lowerBound): \(error)")
         }
         guard read == size else { throw IndexError("\(blob.name): blob ends inside span \(j) at compressed offset \(range.lowerBound)") }
-        try verify(span: j, UnsafeRawBufferPointer(compressed), index: index)
+        // Hashed on the verifier's thread while decoding here; published only once it matches.
+        let job = SpanVerifier.shared.start(UnsafeRawBufferPointer(compressed))
         let decoder = LayerData.decoders.take(index.compression)
         defer { LayerData.decoders.give(decoder, index.compression) }
+        let decoded: Result<Int, any Error> = Result {
+            try decoder.decode(blob: BlobFile(bytes: UnsafeRawBufferPointer(compressed), at: range.lowerBound), from: checkpoint,
+                               skip: 0, into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
+        }
+        try check(span: j, digest: SpanVerifier.shared.digest(of: job), index: index)
         let n: Int
-        do {
-            n = try decoder.decode(blob: BlobFile(bytes: UnsafeRawBufferPointer(compressed), at: range.lowerBound), from: checkpoint,
-                                   skip: 0, into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
-        } catch {
+        do { n = try decoded.get() } catch {
             throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
         }
         guard n == want else {

@@ -246,19 +246,20 @@ public final class LazyBlob: BlobAvailability, Sendable {
     /// Fetches `request` (planned and marked in flight), verifies each span, writes and records it.
     private func fetch(_ request: Range<UInt64>, purpose: FetchPurpose) throws {
         var verified: [Range<UInt64>] = []
+        var received = false
         defer {
             state.withLock { s in
                 if let i = s.inFlight.firstIndex(of: request) { s.inFlight.remove(at: i) }
                 for r in verified { s.present.insert(r) }
                 let n = request.upperBound - request.lowerBound
                 s.statistics.requests += 1
-                switch purpose {
+                if received { switch purpose {
                 case .demand:
                     s.statistics.demandBytes += n
                     s.demandOrder.append(request)
                 case .prefetch: s.statistics.prefetchBytes += n
                 case .background: s.statistics.backgroundBytes += n
-                }
+                } }
             }
             state.broadcast()
         }
@@ -269,6 +270,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
         guard bytes.count == Int(request.upperBound - request.lowerBound) else {
             throw IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound): got \(bytes.count) bytes")
         }
+        received = true
         let spans = state.withLock { $0.spans } ?? []
         var i = spanIndex(containing: request.lowerBound, spans)
         var good: [Range<UInt64>] = []
@@ -284,14 +286,16 @@ public final class LazyBlob: BlobAvailability, Sendable {
                         mismatch = SpanMismatch(digestHex: digestHex, span: i, offset: r.lowerBound, fetched: true)
                         break
                     }
-                    try data.writeAll(piece, at: r.lowerBound)
+                    do { try data.writeAll(piece, at: r.lowerBound) } catch {
+                        throw IndexError("layer sha256:\(digestHex): cache blob \(path): \(error)")
+                    }
                     good.append(r)
                 }
                 i += 1
             }
         }
         if !good.isEmpty {
-            try data.sync(dataOnly: true)
+            do { try data.sync(dataOnly: true) } catch { throw IndexError("layer sha256:\(digestHex): cache blob \(path): \(error)") }
             try appendRecords(good)
             verified = good
         }
