@@ -11,24 +11,27 @@ import Testing
 /// 127.0.0.1, images built in code and pushed with skopeo). Every test stops its registry and
 /// unmounts what it mounted.
 @Suite(.mountTimeLimit, .serialized,
-       .enabled(if: getuid() == 0 && StrataBinary.isBuilt && RegistryFixture.isAvailable && Umoci.isAvailable,
-                "needs root, a built strata, docker-registry, skopeo and umoci"))
+       .enabled(if: getuid() == 0 && StrataBinary.isBuilt && TestRegistry.isAvailable && Umoci.isAvailable,
+                "needs root, a built strata, umoci, docker-registry, python3, skopeo, htpasswd and openssl"))
 struct RegistryMountTests {
     static let plain = ["--tls-verify=false"]
 
-    /// A registry holding RegistryImage as app:v1, and its layout.
+    /// A registry holding RegistryImage as app:v1, and its layout; mounts go through a proxy
+    /// that can take the registry down.
     struct Setup {
         let temp: TempDirectory
-        let registry: RegistryFixture
+        let registry: TestRegistry
+        let proxy: RegistryProxy
         let image: ImageBuilder
-        var reference: String { registry.reference("app", tag: "v1") }
+        var reference: String { proxy.reference("app:v1") }
         var bigLayer: ImageBuilder.Layer { image.layers[1] }
 
         init() throws {
             temp = try TempDirectory()
-            registry = try RegistryFixture(directory: try temp.makeDirectory("registry"))
+            registry = try TestRegistry()
             image = try RegistryImage.make(layout: temp.child("layout"))
-            try registry.push(layout: temp.child("layout"), tag: "v1", repository: "app")
+            try registry.push(layout: image.reference("v1"), reference: "app:v1")
+            proxy = try RegistryProxy(registry)
         }
 
         /// Mounts the image with cache `cache`; background fetch as asked; log in the temp dir.
@@ -172,7 +175,7 @@ struct RegistryMountTests {
         let cache = try s.indexedCache("cache")
         let big = s.bigLayer.descriptor.digest
         // Flip a byte in the middle of the blob as the registry stores it.
-        let file = s.registry.blobFile(hex: big.hex)
+        let file = s.registry.blobFile(big)
         var bytes = try FileIO.readAll(file)
         bytes[bytes.count / 2] ^= 0xff
         try FileIO.writeAtomically(file, bytes)
@@ -220,14 +223,26 @@ struct RegistryMountTests {
         let m = try s.mount(cache: "cache", at: "mnt", background: false)
         #expect(try FileIO.readAll(s.temp.child("mnt/data/small")) == Array("small file\n".utf8))
         // big1 starts the layer: reading data/small (after it) fetched none of its first span.
-        s.registry.stop()
+        try s.proxy.inject(.down)
         #expect {
             _ = try FileIO.readAll(s.temp.child("mnt/data/big1"))
         } throws: { error in (error as? SystemError)?.code == EIO }
         #expect(Mounts.isMounted(s.temp.child("mnt")))
         #expect(s.log("mnt").contains("EIO"), "\(s.log("mnt"))")
-        try s.registry.start()
+        try s.proxy.reset()
         #expect(try FileIO.readAll(s.temp.child("mnt/data/big1")) == RegistryImage.big1)
+        try m.unmount()
+    }
+
+    /// Point 2: a host that answers ranged GETs with the whole blob (no range support) is read
+    /// by streaming: the right bytes still arrive.
+    @Test func hostWithoutRangeSupportFallsBackToStreaming() throws {
+        let s = try Setup()
+        _ = try s.indexedCache("cache")
+        try s.proxy.inject(.ignoreRange)
+        let m = try s.mount(cache: "cache", at: "mnt", background: false)
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/big2")) == RegistryImage.big2)
+        #expect(try FileIO.readAll(s.temp.child("mnt/etc/os-release")) == Array("ID=strata-test\n".utf8))
         try m.unmount()
     }
 
@@ -236,13 +251,9 @@ struct RegistryMountTests {
     @Test func wrongCredentialsAreAClearError() throws {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
-        let users = temp.child("htpasswd")
-        let line = try Command.check("/usr/bin/htpasswd", ["-Bbn", "tester", "secret"]).stdoutString
-        try FileIO.writeAtomically(users, Array(line.utf8))
-        let registry = try RegistryFixture(directory: try temp.makeDirectory("registry"), htpasswd: users)
-        try RegistryImage.make(layout: temp.child("layout"))
-        try registry.push(layout: temp.child("layout"), tag: "v1", repository: "app", creds: "tester:secret")
-        let reference = registry.reference("app", tag: "v1")
+        let registry = try TestRegistry(auth: .basic(user: "tester", password: "secret"))
+        let image = try RegistryImage.make(layout: temp.child("layout"))
+        let reference = try registry.push(layout: image.reference("v1"), reference: "app:v1")
 
         let wrong = try StrataBinary.run(["inspect"] + Self.plain + ["--creds", "tester:wrong", reference])
         #expect(wrong.status == 1, "\(wrong.stderr)")
@@ -267,11 +278,11 @@ struct RegistryMountTests {
         try Requirement.require(BundleTestSupport.available, "needs runc and busybox-static")
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
-        let registry = try RegistryFixture(directory: try temp.makeDirectory("registry"))
-        try BusyboxImage.make(layout: temp.child("layout"), tag: "v1",
-                              config: BusyboxImage.command(["/bin/sh", "-c", "cat /etc/hello; echo ran"]))
-        try registry.push(layout: temp.child("layout"), tag: "v1", repository: "busybox")
-        let bundle = try StrataBundleFixture(image: registry.reference("busybox", tag: "v1"), directory: temp.child("bundle"),
+        let registry = try TestRegistry()
+        let layout = try BusyboxImage.make(layout: temp.child("layout"), tag: "v1",
+                                           config: BusyboxImage.command(["/bin/sh", "-c", "cat /etc/hello; echo ran"]))
+        let reference = try registry.push(layout: layout, reference: "busybox:v1")
+        let bundle = try StrataBundleFixture(image: reference, directory: temp.child("bundle"),
                                              args: Self.plain + ["--read-only", "--cache", temp.child("cache")])
         let result = try BundleTestSupport.run(.runc, bundle)
         BundleTestSupport.expectOutput(result, "hello from the image\nran\n", .runc)
