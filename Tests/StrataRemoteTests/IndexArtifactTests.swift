@@ -18,7 +18,7 @@ struct IndexArtifactTests {
     /// layout (what `strata index` leaves), as the publishing machine has.
     struct Setup {
         let temp: TempDirectory
-        let registry: ArtifactRegistry
+        let registry: TestRegistry
         let layout: String
         let client: RegistryClient
         let image: ResolvedImage
@@ -27,7 +27,7 @@ struct IndexArtifactTests {
 
         init() throws {
             temp = try TempDirectory()
-            registry = try ArtifactRegistry(directory: try temp.makeDirectory("registry"))
+            registry = try TestRegistry()
             layout = temp.child("layout")
             let b = try ImageBuilder(layout: layout)
             try b.addLayer(entries: [
@@ -46,7 +46,7 @@ struct IndexArtifactTests {
                 Items.file("data/small", "small file\n"),
             ])
             try b.write(tag: "v1")
-            try registry.push(layout: layout, tag: "v1", repository: "test/app")
+            try registry.push(layout: "\(layout):v1", reference: "test/app:v1")
             (client, image) = try registry.resolve("test/app", tag: "v1")
             let local = try ImageResolver.resolve(reference: "\(layout):v1", platform: nil)
             guard local.manifestDigest == image.manifestDigest else {
@@ -96,10 +96,10 @@ struct IndexArtifactTests {
         }
     }
 
-    static let enabled = ArtifactRegistry.isAvailable
+    static let enabled = TestRegistry.isAvailable
 
     @Test("push: an OCI artifact with the empty config, one blob per layer index, the image as subject; listed in the fallback tag with other referrers kept",
-          .enabled(if: enabled, "needs docker-registry and skopeo"))
+          .enabled(if: enabled, TestRegistry.requirement))
     func pushShape() throws {
         let s = try Setup()
         let foreign = try s.pushForeignReferrer()
@@ -142,7 +142,7 @@ struct IndexArtifactTests {
     }
 
     @Test("pull with a fresh cache installs the same index bytes, untrusted until confirmed; the prefetch list comes along",
-          .enabled(if: enabled, "needs docker-registry and skopeo"))
+          .enabled(if: enabled, TestRegistry.requirement))
     func pullInstallsSameBytes() throws {
         let s = try Setup()
         let fresh = try s.freshCache("fresh")
@@ -190,7 +190,7 @@ struct IndexArtifactTests {
     }
 
     @Test("a forged artifact (a checkpoint window altered, digests recomputed so it parses) is installed, then rejected by confirm",
-          .enabled(if: enabled, "needs docker-registry and skopeo"))
+          .enabled(if: enabled, TestRegistry.requirement))
     func forgedArtifactRejected() throws {
         let s = try Setup()
         let layer = 1
@@ -224,7 +224,7 @@ struct IndexArtifactTests {
         #expect(victim.load(digestHex: s.blobs[0].digestHex) != nil)
     }
 
-    @Test("pull skips an artifact whose subject is another image", .enabled(if: enabled, "needs docker-registry and skopeo"))
+    @Test("pull skips an artifact whose subject is another image", .enabled(if: enabled, TestRegistry.requirement))
     func otherSubjectIgnored() throws {
         let s = try Setup()
         // Publish the image's artifact, then list it under another image's fallback tag.
@@ -233,7 +233,7 @@ struct IndexArtifactTests {
         let b = try ImageBuilder(layout: s.temp.child("other"))
         try b.addLayer(entries: [Items.file("x", "x\n")])
         try b.write(tag: "v1")
-        try s.registry.push(layout: s.temp.child("other"), tag: "v1", repository: "test/app")
+        try s.registry.push(layout: "\(s.temp.child("other")):v1", reference: "test/app:v1")
         let (_, other) = try s.registry.resolve("test/app", tag: "v1")
         #expect(other.manifestDigest != s.image.manifestDigest)
         _ = try s.client.pushManifest(try JSONCoding.encode(list), mediaType: MediaType.ociIndex, reference: "sha256-\(other.manifestDigest.hex)")
