@@ -165,4 +165,33 @@ struct IndexArtifactMountTests {
         #expect(after.number(big, "onDemandBytes") == 0, "the reads the list holds were fetched again: \(after.json)")
         try second.unmount()
     }
+
+    @Test("a forged index artifact left unconfirmed by a short first mount is caught by a later mount's background fetch")
+    func forgedIndexCaughtOnALaterMount() throws {
+        let s = try Setup()
+        try s.index(cache: "publisher", push: false)
+        try IndexForgery.forge(path: s.temp.child("publisher/index/sha256/\(s.bigLayer.descriptor.digest.hex)"))
+        try s.index(cache: "publisher", push: true)
+        let big = s.bigLayer.descriptor.digest
+
+        // A container that exits at once: the blob never completes, the index stays unconfirmed.
+        let first = try s.mount(cache: "victim", at: "mnt", background: false)
+        #expect(try StatusReport.read(s.temp.child("mnt")).text(big, "index") == "artifact")
+        try first.unmount()
+
+        let second = try s.mount(cache: "victim", at: "mnt2", background: true)
+        let settled = Mounts.waitUntil(seconds: 60) {
+            let v = try? StatusReport.read(s.temp.child("mnt2")).text(big, "verification")
+            return v != nil && v != "pending" && v != "verifying"
+        }
+        let status = try StatusReport.read(s.temp.child("mnt2"))
+        #expect(settled, "\(status.json)")
+        #expect(status.text(big, "verification") != "verified", "\(status.json)")
+        #expect {
+            _ = try FileIO.readAll(s.temp.child("mnt2/data/big1"))
+        } throws: { error in (error as? SystemError)?.code == EIO }
+        try second.unmount()
+        #expect(s.log("mnt2").contains("differs from the one derived from the verified blob"), "\(s.log("mnt2"))")
+        #expect(!FileIO.exists(s.temp.child("victim/index/sha256/\(big.hex)")))
+    }
 }
