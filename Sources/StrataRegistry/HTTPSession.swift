@@ -39,9 +39,9 @@ final class HTTPSession: Sendable {
 
     /// Sends `request` once a connection slot is free (nil at once when `wait` is false and
     /// none is); `limits` bound the wait for each step; `onBytes` sees each piece of body.
-    func start(_ request: URLRequest, limits: HTTPExchange.Limits, wait: Bool = true,
+    func start(_ request: URLRequest, limits: HTTPExchange.Limits, priority: RegistryPriority = .demand, wait: Bool = true,
                onBytes: (@Sendable (Int) -> Void)? = nil) -> HTTPExchange? {
-        guard slots.acquire(wait: wait) else { return nil }
+        guard slots.acquire(priority, wait: wait) else { return nil }
         let task = session.dataTask(with: request)
         let exchange = HTTPExchange(task: task, limits: limits, originalHost: HTTPSession.authority(request.url),
                                     onBytes: onBytes, onEnd: { [slots] in slots.release() })
@@ -57,20 +57,37 @@ final class HTTPSession: Sendable {
     }
 }
 
-/// A counting semaphore that can also be tried without waiting.
+/// Connections in use, handed out by priority: `.demand` may take every one and is served
+/// before any waiting `.background` request; `.background` leaves one free (when there are
+/// two or more) so an on-demand read never waits behind a stream.
 final class Slots: @unchecked Sendable {
-    // @unchecked: `free` is guarded by `condition`.
+    // @unchecked: every field is guarded by `condition`.
     private let condition = NSCondition()
     private var free: Int
+    private let reserved: Int
+    private var demandWaiting = 0
 
-    init(_ count: Int) { free = count }
+    init(_ count: Int) {
+        free = count
+        reserved = count > 1 ? 1 : 0
+    }
 
-    func acquire(wait: Bool) -> Bool {
+    func acquire(_ priority: RegistryPriority, wait: Bool) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        while free == 0 {
-            guard wait else { return false }
-            condition.wait()
+        switch priority {
+        case .demand:
+            demandWaiting += 1
+            defer { demandWaiting -= 1 }
+            while free == 0 {
+                guard wait else { return false }
+                condition.wait()
+            }
+        case .background:
+            while free <= reserved || demandWaiting > 0 {
+                guard wait else { return false }
+                condition.wait()
+            }
         }
         free -= 1
         return true
@@ -79,7 +96,7 @@ final class Slots: @unchecked Sendable {
     func release() {
         condition.lock()
         free += 1
-        condition.signal()
+        condition.broadcast()
         condition.unlock()
     }
 }
@@ -110,6 +127,11 @@ final class HTTPSessionDelegate: NSObject, URLSessionDataDelegate, @unchecked Se
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         exchange(dataTask)?.received(data: data)
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didSendBodyData bytesSent: Int64,
+                    totalBytesSent: Int64, totalBytesExpectedToSend: Int64) {
+        exchange(task)?.sent(Int(bytesSent))
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
@@ -156,6 +178,8 @@ final class HTTPExchange: @unchecked Sendable {
     private var lastProgress: Double
     private let started: Double
     private var received = 0
+    /// Bytes received plus bytes sent: what the minimum rate is measured on.
+    private var transferred = 0
     private var redirects = 0
     /// Redirect targets followed (for statistics and errors).
     private(set) var redirectURLs: [URL] = []
@@ -189,11 +213,20 @@ final class HTTPExchange: @unchecked Sendable {
         condition.lock()
         chunks.append(data)
         received += data.count
+        transferred += data.count
         lastProgress = HTTPExchange.now()
         let count = onBytes
         condition.broadcast()
         condition.unlock()
         count?(data.count)
+    }
+
+    /// Upload progress counts as progress (a large PUT receives nothing for a while).
+    func sent(_ count: Int) {
+        condition.lock()
+        transferred += count
+        lastProgress = HTTPExchange.now()
+        condition.unlock()
     }
 
     func completed(error: Error?) {
@@ -248,6 +281,14 @@ final class HTTPExchange: @unchecked Sendable {
         return chunks.removeFirst()
     }
 
+    /// At most `limit` bytes of the body (an error message); the rest is not downloaded.
+    func readPrefix(_ limit: Int) -> [UInt8] {
+        var bytes: [UInt8] = []
+        while bytes.count < limit, let chunk = try? nextChunk() { bytes.append(contentsOf: chunk) }
+        if bytes.count >= limit { cancel() }
+        return Array(bytes.prefix(limit))
+    }
+
     /// The whole body.
     func readAll() throws(Failure) -> [UInt8] {
         var bytes: [UInt8] = []
@@ -263,9 +304,9 @@ final class HTTPExchange: @unchecked Sendable {
             throw .timeout("no data for \(HTTPExchange.seconds(limits.idle)) while \(what)")
         }
         let elapsed = now - started
-        if limits.minimumRate > 0, elapsed > limits.idle, Double(received) < (elapsed - limits.idle) * limits.minimumRate {
+        if limits.minimumRate > 0, elapsed > limits.idle, Double(transferred) < (elapsed - limits.idle) * limits.minimumRate {
             cancelLocked()
-            throw .timeout("too slow (\(received) bytes in \(HTTPExchange.seconds(elapsed))) while \(what)")
+            throw .timeout("too slow (\(transferred) bytes in \(HTTPExchange.seconds(elapsed))) while \(what)")
         }
         let wake = min(lastProgress + limits.idle, now + 0.25)
         _ = condition.wait(until: Date(timeIntervalSinceNow: max(0.01, wake - now)))

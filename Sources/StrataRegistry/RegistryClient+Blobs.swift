@@ -10,12 +10,14 @@ extension RegistryClient {
     /// answered 206 with that Content-Range and that many bytes, else an error (after retries
     /// for a dropped or lying answer). A 200 marks the host as not supporting ranges and throws
     /// `.noRangeSupport` (at once, and for every later ranged read of that host).
-    public func blob(_ digest: Digest, range: Range<UInt64>) throws -> [UInt8] {
+    /// `priority`: `.background` for prefetch and blob completion (see `RegistryPriority`).
+    public func blob(_ digest: Digest, range: Range<UInt64>, priority: RegistryPriority = .demand) throws -> [UInt8] {
         if range.isEmpty { return [] }
         let subject = "blob \(digest)"
         guard hostSupportsRanges else { throw noRanges(subject) }
         return try withRetries { _ in
-            let exchange = try openRange(digest, from: range.lowerBound, to: range.upperBound, subject: subject).exchange
+            let exchange = try openRange(digest, from: range.lowerBound, to: range.upperBound, subject: subject,
+                                         priority: priority).exchange
             let count = Int(range.count)
             var bytes: [UInt8] = []
             bytes.reserveCapacity(count)
@@ -48,11 +50,11 @@ extension RegistryClient {
     /// Sends `GET Range: bytes=from-(to-1)` and checks the answer's status, Content-Range and
     /// Content-Length. `clipped`: an answer that stops early at the blob's end is fine (streaming).
     func openRange(_ digest: Digest, from: UInt64, to: UInt64, subject: String, clipped: Bool = false,
-                   readAhead: Bool = false) throws -> RangeAnswer {
+                   readAhead: Bool = false, priority: RegistryPriority) throws -> RangeAnswer {
         let rangeText = "bytes=\(from)-\(to - 1)"
         let request = RegistryRequest(target: blobPath(digest),
                                       headers: ["Range": rangeText, "Accept-Encoding": "identity"],
-                                      subject: subject, maxBytes: Int.max, optional: readAhead)
+                                      subject: subject, maxBytes: Int.max, optional: readAhead, priority: priority)
         let (response, exchange) = try open(request, accept: [200, 206])
         counters.withLock { $0.rangeRequests += 1 }
         if response.statusCode == 200 {
@@ -129,7 +131,26 @@ extension RegistryClient {
     /// A dropped or failed request is resumed from the first byte not yet delivered. On a host
     /// without range support it reads the whole blob in one GET and skips up to `offset`.
     /// Does not verify the digest (the caller hashes).
-    public func streamBlob(_ digest: Digest, from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    /// `body` must not call this client itself (it holds a connection while it runs).
+    /// `priority` is `.background` unless a reader waits for this stream (a layer with no index).
+    public func streamBlob(_ digest: Digest, from offset: UInt64, priority: RegistryPriority = .background,
+                           _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        // The consumer's own errors end the stream as they are: never retried, never wrapped.
+        do {
+            try stream(digest, from: offset, priority: priority) { bytes in
+                do { try body(bytes) } catch { throw ConsumerFailure(error: error) }
+            }
+        } catch let failure as ConsumerFailure {
+            throw failure.error
+        }
+    }
+
+    private struct ConsumerFailure: Error {
+        var error: any Error
+    }
+
+    private func stream(_ digest: Digest, from offset: UInt64, priority: RegistryPriority,
+                        _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let subject = "blob \(digest)"
         let chunk = max(64 * 1024, options.streamChunkSize)
         var position = offset
@@ -149,18 +170,21 @@ extension RegistryClient {
                     next = nil
                     let end = total.map { min($0, position + chunk) } ?? position + chunk
                     do {
-                        current = try openRange(digest, from: position, to: end, subject: subject, clipped: true)
+                        current = try openRange(digest, from: position, to: end, subject: subject, clipped: true,
+                                                priority: priority)
                     } catch let e as RegistryError where e.status == 416 && total == nil {
                         // Nothing at `position`: fine when it is exactly the blob's end.
                         if try blobSize(digest) == position { return }
                         throw error(.badRange, subject, "offset \(position) is past the end of the blob (416)")
                     }
                 }
+                // Whatever ends this chunk (the consumer's error too) ends its transfer.
+                defer { current.exchange.cancel() }
                 if total == nil { total = current.total }
                 // Ask for the next chunk now, so the link stays busy while this one is consumed.
                 if let total, current.end < total, next == nil {
                     next = try? openRange(digest, from: current.end, to: min(total, current.end + chunk),
-                                          subject: subject, clipped: true, readAhead: true)
+                                          subject: subject, clipped: true, readAhead: true, priority: priority)
                 }
                 var delivered: UInt64 = 0
                 let expected = current.end - current.from
@@ -191,7 +215,7 @@ extension RegistryClient {
                 Thread.sleep(forTimeInterval: min(5, options.retryDelay * Double(1 << min(failures - 1, 10))))
             }
         }
-        try streamWhole(digest, from: position, subject: subject, body)
+        try streamWhole(digest, from: position, subject: subject, priority: priority, body)
     }
 
     /// The blob's size from a HEAD (Content-Length), nil when the registry does not say.
@@ -207,13 +231,14 @@ extension RegistryClient {
 
     /// One plain GET of the whole blob (a host that ignores Range), skipping `offset` bytes;
     /// after a dropped connection it starts over and skips what was delivered.
-    private func streamWhole(_ digest: Digest, from offset: UInt64, subject: String,
+    private func streamWhole(_ digest: Digest, from offset: UInt64, subject: String, priority: RegistryPriority,
                              _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         var position = offset
         let request = RegistryRequest(target: blobPath(digest), headers: ["Accept-Encoding": "identity"],
-                                      subject: subject, maxBytes: Int.max)
+                                      subject: subject, maxBytes: Int.max, priority: priority)
         try withRetries { _ in
             let (response, exchange) = try open(request, accept: [200])
+            defer { exchange.cancel() }
             let declared = response.value(forHTTPHeaderField: "Content-Length").flatMap { UInt64($0) }
             var seen: UInt64 = 0
             do {

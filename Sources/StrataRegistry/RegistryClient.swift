@@ -70,6 +70,7 @@ struct RegistryRequest {
     var maxBytes = 8 << 20
     /// Only if a connection is free now (a read-ahead); else `send` throws `.busy`.
     var optional = false
+    var priority = RegistryPriority.demand
 }
 
 extension RegistryClient {
@@ -103,7 +104,7 @@ extension RegistryClient {
             let (response, exchange) = try send(request, authorization: authorization)
             let status = response.statusCode
             if accept.contains(status) { return (response, exchange) }
-            let body = (try? exchange.readAll()) ?? []
+            let body = exchange.readPrefix(64 * 1024)
             if status == 401 && !reauthenticated {
                 reauthenticated = true
                 try challenged(response, scope: scope, sent: authorization, subject: request.subject)
@@ -131,7 +132,7 @@ extension RegistryClient {
         }
         let limits = HTTPExchange.Limits(idle: options.timeout, minimumRate: options.minimumBytesPerSecond,
                                          maxBytes: request.maxBytes)
-        guard let exchange = http.start(urlRequest, limits: limits, wait: !request.optional,
+        guard let exchange = http.start(urlRequest, limits: limits, priority: request.priority, wait: !request.optional,
                                         onBytes: { [counters] n in counters.withLock { $0.bytesReceived += UInt64(n) } }) else {
             throw error(.busy, request.subject, "no free connection for a read-ahead")
         }

@@ -34,6 +34,11 @@ public struct RegistryReference: Sendable, Hashable, CustomStringConvertible {
         guard isValidHost(host) else {
             throw bad(host.isEmpty ? "no registry host" : "\"\(host)\" is not a registry host (HOST or HOST:PORT)")
         }
+        // docker's rule: a first component without '.' or ':' (and not localhost) is a
+        // repository on Docker Hub; no default registry is assumed here, so say so.
+        guard host.contains(".") || host.contains(":") || host == "localhost" else {
+            throw bad("\"\(host)\" is not a registry host (no '.' or ':'); no default registry is assumed, write docker://docker.io/\(rest)")
+        }
         var name = String(rest[rest.index(after: slash)...])
         var digest: Digest?
         if let at = name.firstIndex(of: "@") {

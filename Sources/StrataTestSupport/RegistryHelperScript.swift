@@ -91,8 +91,9 @@ class Quiet(http.server.BaseHTTPRequestHandler):
 # Location URLs point back at the proxy) and counts what it serves into --stats (JSON, rewritten
 # after each request): requests, bytes (response bodies sent), blobRequests, blobBytes,
 # rangeRequests, manifestRequests, redirectRequests and redirectAuthorization (requests that
-# reached the redirect target, and how many of those carried Authorization), log (one line per
-# request: "METHOD PATH RANGE -> STATUS BYTES").
+# reached the redirect target, and how many of those carried Authorization), inFlight (requests
+# being answered: counts are final when it is 0), log (one line per request:
+# "METHOD PATH RANGE -> STATUS BYTES").
 #
 # Faults come from --control (JSON, re-read on every request):
 #   {"id": N, "mode": MODE, "match": "/blobs/", "count": K, "delay": 0.2}
@@ -125,11 +126,21 @@ class Proxy:
         self.used = {}
         self.stats = {"requests": 0, "bytes": 0, "blobRequests": 0, "blobBytes": 0, "rangeRequests": 0,
                       "manifestRequests": 0, "redirectRequests": 0, "redirectAuthorization": 0,
-                      "faults": 0, "log": []}
+                      "faults": 0, "inFlight": 0, "log": []}
         self.save()
 
     def save(self):
         write_json(self.stats_path, self.stats)
+
+    def begin(self):
+        with self.lock:
+            self.stats["inFlight"] += 1
+            self.save()
+
+    def end(self):
+        with self.lock:
+            self.stats["inFlight"] -= 1
+            self.save()
 
     def fault(self, path):
         try:
@@ -177,6 +188,13 @@ def proxy_handler(proxy):
 
     class H(Quiet):
         def do_any(self):
+            proxy.begin()
+            try:
+                self.forward()
+            finally:
+                proxy.end()
+
+        def forward(self):
             body = self.read_body()
             path = self.path
             rng = self.headers.get("Range")
@@ -276,6 +294,13 @@ def proxy_handler(proxy):
 def redirect_handler(proxy):
     class H(Quiet):
         def do_any(self):
+            proxy.begin()
+            try:
+                self.serve_blob()
+            finally:
+                proxy.end()
+
+        def serve_blob(self):
             auth = "Authorization" in self.headers
             rng = self.headers.get("Range")
             parts = self.path.split("?")[0].split("/")

@@ -89,9 +89,15 @@ public final class RegistryProxy {
     /// Back to forwarding everything unchanged (also "up" after `.down`).
     public func reset() throws { try inject(.pass) }
 
-    /// What the proxy has served so far.
+    /// What the proxy has served so far. A request's counts are written once its answer is
+    /// sent, which a client may see first: this waits (up to 5 s) until none is being answered.
     public func statistics() throws -> ProxyStatistics {
-        try JSONCoding.decode(ProxyStatistics.self, from: FileIO.readAll(statisticsPath), what: statisticsPath)
+        var stats = try JSONCoding.decode(ProxyStatistics.self, from: FileIO.readAll(statisticsPath), what: statisticsPath)
+        for _ in 0..<100 where stats.inFlight > 0 {
+            usleep(50_000)
+            stats = try JSONCoding.decode(ProxyStatistics.self, from: FileIO.readAll(statisticsPath), what: statisticsPath)
+        }
+        return stats
     }
 }
 
@@ -112,6 +118,8 @@ public struct ProxyStatistics: Codable, Sendable {
     public var redirectAuthorization: Int
     /// Requests a fault was applied to.
     public var faults: Int
+    /// Requests being answered when the counts were written.
+    public var inFlight: Int
     /// "METHOD PATH RANGE -> STATUS BYTES", one per request (the first 20000).
     public var log: [String]
 }

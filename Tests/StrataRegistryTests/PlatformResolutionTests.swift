@@ -91,3 +91,29 @@ struct PlatformResolutionTests {
         #expect(client.statistics.rangeRequests == threads * reads)
     }
 }
+
+@Suite(.enabled(if: TestRegistry.isAvailable, TestRegistry.requirement))
+struct DockerMediaTypeTests {
+    /// Docker schema 2 images come back as schema 2 (not rewritten to schema 1: the Accept
+    /// header lists the Docker types), and resolve like OCI ones.
+    @Test func dockerSchema2ImageResolves() throws {
+        let temp = try TempDirectory()
+        let builder = try ImageBuilder(layout: temp.child("layout"))
+        try builder.addLayer(entries: [Items.file("docker", "schema 2\n")], mediaTypeStyle: .docker)
+        let manifest = try builder.write(tag: "d")
+        let registry = try RegistryFixture.shared().registry
+        let ref = try #require(try RegistryReference.parse(registry.reference("docker/app:d")))
+        let client = try RegistryClient(ref, options: RegistryFixture.options())
+        // skopeo's oci: transport skips Docker-typed manifests, so push it with the client.
+        let local = try ImageResolver.resolve(reference: builder.reference("d"))
+        for layer in local.layers { try client.pushBlob(file: builder.blobPath(layer.descriptor.digest)) }
+        try client.pushBlob(local.configBytes)
+        try client.pushManifest(local.manifestBytes, mediaType: MediaType.dockerManifest, reference: "d")
+        let remote = try client.manifest("d")
+        #expect(remote.mediaType == MediaType.dockerManifest)
+        #expect(remote.digest == manifest.digest)
+        let image = try RemoteImage.resolve(ref, client: client, platform: nil)
+        #expect(image.manifestDigest == manifest.digest)
+        #expect(image.configDescriptor.mediaType == MediaType.dockerConfig)
+    }
+}

@@ -24,6 +24,8 @@ import Testing
         #expect(c.description == "docker://localhost:5000/a/b/c@sha256:\(hex)")
 
         let d = try #require(try RegistryReference.parse("docker://host:1/a-b.c__d:t_1.x-y@sha256:\(hex)"))
+        #expect(try RegistryReference.parse("docker://[::1]:5000/app")?.host == "[::1]:5000")
+        #expect(try RegistryReference.parse("docker://localhost/app")?.host == "localhost")
         #expect(d.repository == "a-b.c__d")
         #expect(d.tag == "t_1.x-y")
         #expect(d.digest != nil)
@@ -36,10 +38,11 @@ import Testing
     }
 
     @Test(arguments: [
-        "docker://", "docker://host", "docker:///repo", "docker://host/", "docker://host/Repo",
-        "docker://host/repo:", "docker://host/repo:-bad", "docker://host/repo@sha256:abc",
-        "docker://host/repo@md5:0123", "docker://ho st/repo", "docker://host:99999/repo",
-        "docker://host:port/repo", "docker://host/a//b", "docker://host/repo/", "docker://host/-repo",
+        "docker://", "docker://host", "docker:///repo", "docker://h.x/", "docker://h.x/Repo",
+        "docker://h.x/repo:", "docker://h.x/repo:-bad", "docker://h.x/repo@sha256:abc",
+        "docker://h.x/repo@md5:0123", "docker://ho st/repo", "docker://host:99999/repo",
+        "docker://host:port/repo", "docker://h.x/a//b", "docker://h.x/repo/", "docker://h.x/-repo",
+        "docker://library/alpine",
     ])
     func malformedReferencesFailWithOneLine(_ text: String) throws {
         let error = try #require(throws: RegistryError.self) { try RegistryReference.parse(text) }

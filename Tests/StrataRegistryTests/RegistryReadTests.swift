@@ -79,6 +79,25 @@ struct RegistryReadTests {
         #expect(none == 0)
     }
 
+    struct Stop: Error {}
+
+    @Test func streamConsumerErrorsPassThroughUnretried() throws {
+        let f = try RegistryFixture.shared()
+        var options = RegistryFixture.options()
+        options.streamChunkSize = 100_000
+        let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: options)
+        let (layer, _) = try f.bigLayer()
+        var calls = 0
+        #expect(throws: Stop.self) {
+            try client.streamBlob(layer.digest, from: 0) { _ in
+                calls += 1
+                throw Stop()
+            }
+        }
+        #expect(calls == 1)
+        #expect(client.statistics.retries == 0)
+    }
+
     @Test func wholeBlobIsVerified() throws {
         let f = try RegistryFixture.shared()
         let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())

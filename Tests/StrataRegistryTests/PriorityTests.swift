@@ -1,0 +1,44 @@
+import Foundation
+@testable import StrataRegistry
+import StrataSystem
+import Testing
+
+@Suite struct PriorityTests {
+    @Test func backgroundLeavesAConnectionForDemand() {
+        let slots = Slots(3)
+        #expect(slots.acquire(.background, wait: false))
+        #expect(slots.acquire(.background, wait: false))
+        // The last connection is kept for on-demand reads.
+        #expect(!slots.acquire(.background, wait: false))
+        #expect(slots.acquire(.demand, wait: false))
+        #expect(!slots.acquire(.demand, wait: false))
+        let single = Slots(1)
+        #expect(single.acquire(.background, wait: false))   // one connection: nothing to reserve
+    }
+
+    @Test func aFreedConnectionGoesToDemandFirst() {
+        let slots = Slots(2)
+        #expect(slots.acquire(.demand, wait: false))
+        #expect(slots.acquire(.demand, wait: false))
+        let order = Locked<[String]>([])
+        let demandDone = DispatchSemaphore(value: 0), backgroundDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            _ = slots.acquire(.background, wait: true)
+            order.withLock { $0.append("background") }
+            backgroundDone.signal()
+        }
+        Thread.detachNewThread {
+            _ = slots.acquire(.demand, wait: true)
+            order.withLock { $0.append("demand") }
+            demandDone.signal()
+        }
+        // One connection comes free: background may not take the reserved last one.
+        slots.release()
+        demandDone.wait()
+        #expect(order.withLock { $0 } == ["demand"])
+        slots.release()
+        slots.release()
+        backgroundDone.wait()
+        #expect(order.withLock { $0 } == ["demand", "background"])
+    }
+}
