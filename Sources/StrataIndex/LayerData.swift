@@ -1,5 +1,4 @@
 import StrataCodec
-import StrataHash
 import StrataSystem
 import Synchronization
 #if canImport(Glibc)
@@ -161,17 +160,17 @@ public final class LayerData: Sendable {
 
     private func decodedSpan(_ i: Int, at offset: UInt64) throws -> DecodedSpan {
         noteRead(span: i, at: offset)
-        return try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i) }
+        return try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i, purpose: .demand) }
     }
 
     /// Decodes span `i`; damage in the index or the copy is repaired once and the decode retried.
-    private func decodeRepairing(span i: Int) throws -> DecodedSpan {
+    private func decodeRepairing(span i: Int, purpose: FetchPurpose) throws -> DecodedSpan {
         let index = self.index
         do {
-            return try decode(span: i, index: index)
+            return try decode(span: i, index: index, purpose: purpose)
         } catch let damage as IndexDamage {
             try repair(damaged: index, damage)
-            return try decode(span: i, index: self.index)
+            return try decode(span: i, index: self.index, purpose: purpose)
         }
     }
 
@@ -222,11 +221,12 @@ public final class LayerData: Sendable {
         let end = min(i + cache.readAhead, index.checkpointCount - 1)
         guard end > i else { return }
         for ahead in (i + 1)...end {
-            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead) }
+            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead, purpose: .prefetch) }
         }
     }
 
-    private func decode(span i: Int, index: LayerIndex) throws -> DecodedSpan {
+    /// `purpose`: what a lazy blob counts the fetch of a missing span as (read-ahead is prefetch).
+    private func decode(span i: Int, index: LayerIndex, purpose: FetchPurpose) throws -> DecodedSpan {
         if let frame = index.copyFrame(i) { return try decodeCopy(span: i, frame: frame, index: index) }
         let checkpoint = try index.checkpoint(i)
         let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
@@ -237,7 +237,12 @@ public final class LayerData: Sendable {
         let size = Int(range.upperBound - range.lowerBound)
         let compressed = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(size), count: size)
         let read: Int
-        do { read = try blobFile.readFully(into: compressed, at: range.lowerBound) } catch {
+        do {
+            try blob.lazy?.ensure(range, purpose: purpose)
+            read = try blobFile.readFully(into: compressed, at: range.lowerBound)
+        } catch let mismatch as SpanMismatch {
+            throw mismatch
+        } catch {
             throw IndexError("\(blob.name): span \(i) at compressed offset \(range.lowerBound): \(error)")
         }
         guard read == size else { throw IndexError("\(blob.name): blob ends inside span \(j) at compressed offset \(range.lowerBound)") }

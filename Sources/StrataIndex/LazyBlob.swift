@@ -422,6 +422,12 @@ public final class LazyBlob: BlobAvailability, Sendable {
         }
     }
 
+    private static func sameFile(_ fd: FileDescriptor, _ path: String) -> Bool {
+        var st = stat()
+        guard let open = try? fd.stat(), stat(path, &st) == 0 else { return false }
+        return open.st_ino == st.st_ino && open.st_dev == st.st_dev
+    }
+
     private static func check(_ start: UInt64, _ end: UInt64) -> UInt64 {
         withUnsafeBytes(of: (start.littleEndian, end.littleEndian)) { fileChecksum($0, skipping: 0..<0) }
     }
@@ -440,6 +446,9 @@ public final class LazyBlob: BlobAvailability, Sendable {
         }
         _ = flock(record.rawValue, LOCK_EX)
         defer { _ = flock(record.rawValue, LOCK_UN) }
+        // Evicted meanwhile (the files at the paths are others now): recording would vouch for
+        // bytes that are not in the file at `path`. This process keeps what it holds.
+        guard Self.sameFile(data, path), Self.sameFile(record, recordPath) else { return }
         do {
             let length = UInt64(try record.stat().st_size)
             let at = (length + UInt64(Self.slot) - 1) / UInt64(Self.slot) * UInt64(Self.slot)

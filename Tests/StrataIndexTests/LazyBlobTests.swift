@@ -15,7 +15,8 @@ final class CountingFetcher: BlobFetcher {
         var requests: [Range<UInt64>] = []
         var streams = 0
         var corrupt = false
-        var held = false
+        /// Fetches starting at or past this wait while held (nil: all of them).
+        var heldFrom: UInt64?
     }
     private let state = Locked(State())
     private let gate = Locked(false)
@@ -25,19 +26,22 @@ final class CountingFetcher: BlobFetcher {
     var requests: [Range<UInt64>] { state.withLock { $0.requests } }
     var streams: Int { state.withLock { $0.streams } }
     func setCorrupt(_ on: Bool) { state.withLock { $0.corrupt = on } }
-    /// Fetches wait until `release`.
-    func hold() { gate.withLock { $0 = true } }
+    /// Fetches (those starting at or past `from`) wait until `release`.
+    func hold(from: UInt64? = nil) {
+        state.withLock { $0.heldFrom = from }
+        gate.withLock { $0 = true }
+    }
     func release() {
         gate.withLock { $0 = false }
         gate.broadcast()
     }
 
     func fetch(_ range: Range<UInt64>) throws -> [UInt8] {
-        let corrupt = state.withLock { s in
+        let (corrupt, held) = state.withLock { s in
             s.requests.append(range)
-            return s.corrupt
+            return (s.corrupt, s.heldFrom.map { range.lowerBound >= $0 } ?? true)
         }
-        gate.withLock(when: { !$0 }) { _ in }
+        if held { gate.withLock(when: { !$0 }) { _ in } }
         var out = Array(bytes[Int(range.lowerBound)..<Int(range.upperBound)])
         if corrupt { out[out.count / 2] ^= 0x40 }
         return out
@@ -172,6 +176,34 @@ final class CountingFetcher: BlobFetcher {
         #expect(f.fetcher.requests.count == 1)
     }
 
+    /// Background completion makes no request while a read waits for one.
+    @Test func backgroundFillYieldsToReads() throws {
+        let f = try Fixture()
+        let lazy = try f.lazy()
+        let last = f.index.spanRange(f.index.spanCount - 1)
+        f.fetcher.hold(from: last.lowerBound)
+        let demandDone = Locked(false)
+        detachThread {
+            try? lazy.ensure((last.upperBound - 1)..<last.upperBound)
+            demandDone.withLock { $0 = true }
+            demandDone.broadcast()
+        }
+        while f.fetcher.requests.isEmpty { usleep(1000) }
+        let fillDone = Locked(false)
+        detachThread {
+            try? lazy.fillRemaining(bytesPerSecond: nil, shouldStop: { false })
+            fillDone.withLock { $0 = true }
+            fillDone.broadcast()
+        }
+        usleep(200_000)
+        #expect(f.fetcher.requests.count == 1)   // the read's, still held: nothing in the background
+        f.fetcher.release()
+        demandDone.withLock(when: { $0 }) { _ in }
+        fillDone.withLock(when: { $0 }) { _ in }
+        #expect(lazy.isComplete && f.fetcher.requests.count >= 2)
+        #expect(lazy.statistics.backgroundBytes > 0 && lazy.demandOrder.count == 1)
+    }
+
     @Test func wrongBytesAreRefusedAndNothingIsRecorded() throws {
         let f = try Fixture()
         let lazy = try f.lazy()
@@ -218,6 +250,24 @@ final class CountingFetcher: BlobFetcher {
         #expect(fresh.presentBytes == 0)
     }
 
+    /// Evicted while in use: the process keeps reading what it has, and records nothing for the
+    /// blob that replaces it.
+    @Test func anEvictedBlobInUseRecordsNothingForItsSuccessor() throws {
+        let f = try Fixture()
+        let a = try f.lazy()
+        try a.ensure(0..<10)
+        let entries = f.cache.entries([.blob])
+        #expect(entries.count == 1 && entries.first?.key == f.digestHex)
+        for entry in entries { #expect(f.cache.remove(entry)) }
+        #expect(!FileIO.exists(f.cache.blobRecordPath(digestHex: f.digestHex)))
+        let b = try f.lazy()   // a new blob in the cache
+        let size = UInt64(f.bytes.count)
+        try a.ensure((size - 10)..<size)
+        #expect(a.isComplete == false && a.presentRanges.contains { $0.upperBound == size })
+        let c = try f.lazy()
+        #expect(b.presentBytes == 0 && c.presentBytes == 0)
+    }
+
     /// Two processes sharing the cache: one's fetch is found by the other (read from the record).
     @Test func anotherProcessFetchIsSeen() throws {
         let f = try Fixture()
@@ -229,6 +279,29 @@ final class CountingFetcher: BlobFetcher {
         #expect(b.presentBytes == 0)
         let c = try f.lazy()
         #expect(c.presentBytes == 0)
+    }
+
+    /// Two processes fetching the same range at once both succeed, and the record stays sound.
+    @Test func twoProcessesFetchingTheSameRangeBothSucceed() throws {
+        let f = try Fixture()
+        let a = try f.lazy(), b = try f.lazy()
+        f.fetcher.hold()
+        let done = Locked(0), failures = Locked(0)
+        for lazy in [a, b] {
+            detachThread {
+                do { try lazy.ensure(0..<10) } catch { failures.withLock { $0 += 1 } }
+                done.withLock { $0 += 1 }
+                done.broadcast()
+            }
+        }
+        while f.fetcher.requests.count < 2 { usleep(1000) }
+        f.fetcher.release()
+        done.withLock(when: { $0 == 2 }) { _ in }
+        #expect(failures.withLock { $0 } == 0)
+        let c = try f.lazy()
+        #expect(c.presentRanges == a.presentRanges && c.presentRanges == b.presentRanges && c.presentBytes > 0)
+        let r = try #require(c.presentRanges.first)
+        #expect(try f.fileBytes(c, r) == Array(f.bytes[Int(r.lowerBound)..<Int(r.upperBound)]))
     }
 
     /// A layer with no index: indexing reads it through the lazy blob, which streams it with

@@ -123,4 +123,26 @@ import StrataTestSupport
         // Still failing the second time (nothing bad was cached).
         #expect(throws: SpanMismatch.self) { try data.read(offset: target, count: 100) { _ in } }
     }
+
+    /// A checkpoint recorded later than the hasher keeps bytes for: the spans it touches are
+    /// hashed again from the blob, so the digests are right anyway.
+    @Test func aLateCheckpointIsHashedAgainFromTheBlob() throws {
+        let bytes = content(10 << 20, seed: 9)
+        let hasher = SpanHasher(compression: .gzip)
+        bytes.withUnsafeBytes { hasher.take($0) }
+        let c0 = Checkpoint(compressedOffset: 10, uncompressedOffset: 0)
+        hasher.advance(checkpoints: [c0], consumed: UInt64(bytes.count))   // hashes past where c1 will be
+        let c1 = Checkpoint(compressedOffset: 1 << 20, uncompressedOffset: 3 << 20, bits: 3)
+        let c2 = Checkpoint(compressedOffset: 9 << 20, uncompressedOffset: 20 << 20)
+        hasher.advance(checkpoints: [c0, c1, c2], consumed: UInt64(bytes.count))
+        let spans = try bytes.withUnsafeBytes { b in
+            try hasher.finish(size: UInt64(bytes.count), blob: BlobFile(bytes: b, at: 0))
+        }
+        let mib: UInt64 = 1 << 20
+        let expected: [Range<UInt64>] = [0..<mib, (mib - 1)..<(9 * mib), (9 * mib)..<UInt64(bytes.count)]
+        #expect(spans.map(\.range) == expected)
+        for span in spans {
+            #expect(span.digest == SHA256Hasher.hash(Array(bytes[Int(span.range.lowerBound)..<Int(span.range.upperBound)])))
+        }
+    }
 }
