@@ -13,6 +13,9 @@ public final class BackgroundFetch: Sendable {
     let layers: RemoteLayers
     private let stopping = Locked(false)
     private let finished = Locked(false)
+    private let started = Locked(false)
+    /// Seconds before a fetch the registry failed is tried again (doubling up to the last).
+    static let retryDelays: [Double] = [1, 2, 5, 10, 30, 60]
 
     public init(layers: RemoteLayers, bytesPerSecond: UInt64?) {
         self.layers = layers
@@ -21,6 +24,7 @@ public final class BackgroundFetch: Sendable {
 
     /// Starts the work on its own thread.
     public func start() {
+        started.withLock { $0 = true }
         Thread.detachNewThread { [self] in
             run()
             finished.withLock { $0 = true }
@@ -31,19 +35,38 @@ public final class BackgroundFetch: Sendable {
     /// Asks the work to stop (at unmount) and waits for it.
     public func stop() {
         stopping.withLock { $0 = true }
+        guard started.withLock({ $0 }) else { return }
         finished.withLock(when: { $0 }) { _ in }
+    }
+
+    /// Sleeps `seconds` unless asked to stop meanwhile; whether to go on.
+    func pause(_ seconds: Double) -> Bool {
+        var left = seconds
+        while left > 0 {
+            if shouldStop { return false }
+            usleep(100_000)
+            left -= 0.1
+        }
+        return !shouldStop
     }
 
     var shouldStop: Bool { stopping.withLock { $0 } }
 
     func run() {
         for layer in layers.layers where layer.verification == .pending {
+            var attempt = 0
+            while !shouldStop, !complete(layer) {
+                // The registry failed (down, timeouts): try again later; reads go on lazily.
+                let delay = Self.retryDelays[min(attempt, Self.retryDelays.count - 1)]
+                attempt += 1
+                guard pause(delay) else { return }
+            }
             if shouldStop { return }
-            complete(layer)
         }
     }
 
-    func complete(_ layer: RemoteLayer) {
+    /// Completes and verifies one layer; false when the registry failed and it should be retried.
+    func complete(_ layer: RemoteLayer) -> Bool {
         layer.set(background: .running)
         do {
             try layer.lazy.fillRemaining(bytesPerSecond: bytesPerSecond, shouldStop: { self.shouldStop })
@@ -53,17 +76,19 @@ public final class BackgroundFetch: Sendable {
             let message = "verification failed, its reads now get EIO and its blob and index are dropped from the cache: \(mismatch)"
             layers.log.error("layer \(layer.digest): \(message)")
             layer.fail(message, cache: layers.cache)
-            return
+            return true
         } catch {
-            if shouldStop { layer.set(background: .pending); return }
-            // The registry failed (down, timeouts): the blob stays partial, reads go on lazily.
-            layers.log.warn("layer \(layer.digest): background fetch stopped: \(error)")
-            layer.set(background: .failed)
-            return
+            layer.set(background: .pending)
+            if shouldStop { return true }
+            layers.log.warn("layer \(layer.digest): background fetch paused, to be tried again: \(error)")
+            layer.set(error: "\(error)")
+            return false
         }
-        guard layer.lazy.isComplete else { layer.set(background: .pending); return }
+        guard layer.lazy.isComplete else { layer.set(background: .pending); return shouldStop }
+        layer.set(error: nil)
         layer.set(background: .done)
         verify(layer)
+        return true
     }
 
     /// Checks the complete blob; a failure makes the layer's reads EIO.

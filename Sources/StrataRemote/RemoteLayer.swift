@@ -53,6 +53,8 @@ public final class RemoteLayer: Sendable {
     func set(index: IndexSource) { state.withLock { $0.index = index } }
     func set(background: Background) { state.withLock { $0.background = background } }
     func set(verification: Verification) { state.withLock { $0.verification = verification } }
+    /// The last error of the background fetch (shown by status until it succeeds).
+    func set(error: String?) { state.withLock { $0.error = error } }
     /// `--background-fetch=off`: the blob stays as reads leave it, never verified whole.
     public func markBackgroundOff() { set(background: .off) }
     public var verification: Verification { state.withLock { $0.verification } }

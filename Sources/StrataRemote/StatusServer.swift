@@ -14,13 +14,13 @@ public final class StatusServer: Sendable {
     private let stopped = Locked(false)
 
     /// The run directory of the mount at `mountpoint` (absolute).
-    public static func runDirectory(mountpoint: String) -> MountRunDirectory {
-        MountRunDirectory(mountpointSHA256Hex: SHA256Hasher.hex(of: Array(mountpoint.utf8)))
+    public static func runDirectory(mountpoint: String, base: String = MountRunDirectory.base) -> MountRunDirectory {
+        MountRunDirectory(mountpointSHA256Hex: SHA256Hasher.hex(of: Array(mountpoint.utf8)), base: base)
     }
 
     /// Listens at the mount's status socket; `status` is called for every connection.
-    public init(mountpoint: String, status: @escaping @Sendable () -> [UInt8]) throws {
-        directory = Self.runDirectory(mountpoint: mountpoint)
+    public init(mountpoint: String, base: String = MountRunDirectory.base, status: @escaping @Sendable () -> [UInt8]) throws {
+        directory = Self.runDirectory(mountpoint: mountpoint, base: base)
         try directory.create()
         socketPath = directory.statusSocket
         listener = try UnixSocket.listen(socketPath)
@@ -49,8 +49,8 @@ public final class StatusServer: Sendable {
     }
 
     /// The status the mount at `mountpoint` serves.
-    public static func query(mountpoint: String) throws -> MountStatus {
-        let path = runDirectory(mountpoint: mountpoint).statusSocket
+    public static func query(mountpoint: String, base: String = MountRunDirectory.base) throws -> MountStatus {
+        let path = runDirectory(mountpoint: mountpoint, base: base).statusSocket
         let fd: FileDescriptor
         do { fd = try UnixSocket.connect(path) } catch {
             throw StatusError("\(mountpoint): no strata mount answers status there (\(error))")

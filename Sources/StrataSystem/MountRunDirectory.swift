@@ -20,9 +20,15 @@ public struct MountRunDirectory: Sendable {
 
     /// The directory of every mount's run directory, for this user.
     public static var base: String {
-        if geteuid() == 0 { return "/run/strata/mounts" }
-        if let xdg = getenv("XDG_RUNTIME_DIR"), xdg.pointee != 0 { return String(cString: xdg) + "/strata/mounts" }
-        return "/tmp/strata-\(geteuid())/mounts"
+        let xdg = getenv("XDG_RUNTIME_DIR").map { String(cString: $0) }
+        return base(euid: geteuid(), runtimeDirectory: xdg)
+    }
+
+    /// The base for user `euid` with `$XDG_RUNTIME_DIR` = `runtimeDirectory` (nil or empty: unset).
+    public static func base(euid: uid_t, runtimeDirectory: String?) -> String {
+        if euid == 0 { return "/run/strata/mounts" }
+        if let runtimeDirectory, !runtimeDirectory.isEmpty { return runtimeDirectory + "/strata/mounts" }
+        return "/tmp/strata-\(euid)/mounts"
     }
 
     /// The status socket (`strata status`).

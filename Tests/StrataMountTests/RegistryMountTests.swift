@@ -232,6 +232,24 @@ struct RegistryMountTests {
         try s.proxy.reset()
         #expect(try FileIO.readAll(s.temp.child("mnt/data/big1")) == RegistryImage.big1)
         try m.unmount()
+
+        // The background fetch pauses while the registry is down and completes once it is back.
+        try RegistryImage.indexOnlyCache(from: s.temp.child("first-cache"), to: s.temp.child("cache2"))
+        let slow = try s.mount(cache: "cache2", at: "mnt2", background: true, extra: ["--background-rate", "1M"])
+        let big = s.bigLayer.descriptor.digest
+        try s.proxy.inject(.down)
+        let paused = Mounts.waitUntil(seconds: 60) {
+            (try? StatusReport.read(s.temp.child("mnt2")).text(big, "error")) != nil
+        }
+        let pausedStatus = try StatusReport.read(s.temp.child("mnt2"))
+        #expect(paused, "\(pausedStatus.json)")
+        try s.proxy.reset()
+        let verified = Mounts.waitUntil(seconds: 120) {
+            (try? StatusReport.read(s.temp.child("mnt2")).text(big, "verification")) == "verified"
+        }
+        let final = try StatusReport.read(s.temp.child("mnt2"))
+        #expect(verified, "\(final.json)")
+        try slow.unmount()
     }
 
     /// Point 2: a host that answers ranged GETs with the whole blob (no range support) is read
