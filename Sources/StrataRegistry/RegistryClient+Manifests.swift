@@ -41,6 +41,37 @@ extension RegistryClient {
         }
     }
 
+    /// What a tag (or digest) names now, from a HEAD (no manifest download; registries that
+    /// meter pulls count GETs only): media type, digest and size, or nil when it does not exist
+    /// (404). A registry that sends no Docker-Content-Digest costs a GET instead.
+    public func manifestDescriptor(_ reference: String) throws -> Descriptor? {
+        let subject = "manifest \(reference)"
+        let request = RegistryRequest(method: "HEAD", target: "/v2/\(repository)/manifests/\(reference)",
+                                      headers: ["Accept": RegistryClient.manifestAcceptTypes.joined(separator: ", ")],
+                                      subject: subject, maxBytes: 1 << 20)
+        let head: Descriptor?? = try withRetries { _ in
+            let (response, exchange) = try open(request, accept: [200, 404])
+            _ = exchange.readPrefix(1 << 20)
+            if response.statusCode == 404 { return .some(nil) }
+            guard let header = response.value(forHTTPHeaderField: "Docker-Content-Digest"),
+                  let digest = try? Digest(parsing: header), digest.isVerifiable,
+                  let length = response.value(forHTTPHeaderField: "Content-Length").flatMap({ Int64($0) }) else { return nil }
+            let type = (response.value(forHTTPHeaderField: "Content-Type") ?? "")
+                .split(separator: ";").first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+            guard RegistryClient.manifestAcceptTypes.contains(type) else { return nil }
+            if reference.contains(":"), digest.description != reference {
+                throw error(.badDigest, subject, "the registry says the digest is \(digest)")
+            }
+            return .some(Descriptor(mediaType: type, digest: digest, size: length))
+        }
+        if let head { return head }
+        do {
+            return try manifest(reference).descriptor
+        } catch let e as RegistryError where e.kind == .notFound {
+            return nil
+        }
+    }
+
     /// The media type from Content-Type, checked against the document's `mediaType` field.
     private func manifestMediaType(_ response: HTTPURLResponse, _ bytes: [UInt8], subject: String) throws -> String {
         let header = (response.value(forHTTPHeaderField: "Content-Type") ?? "")
@@ -77,25 +108,6 @@ extension RegistryClient {
         if let text = response.value(forHTTPHeaderField: "Content-Length"), let declared = Int(text), declared != count {
             throw error(.badLength, subject, "Content-Length \(declared) but \(count) bytes arrived")
         }
-    }
-
-    /// PUT a manifest (or index) under `reference` (a tag or its digest); returns its digest.
-    @discardableResult
-    public func pushManifest(_ bytes: [UInt8], mediaType: String, reference: String) throws -> Digest {
-        let digest = Digest.sha256(of: bytes)
-        let subject = "manifest \(reference)"
-        let request = RegistryRequest(method: "PUT", target: "/v2/\(repository)/manifests/\(reference)",
-                                      headers: ["Content-Type": mediaType], body: bytes, push: true,
-                                      subject: subject, maxBytes: 1 << 20)
-        try withRetries { _ in
-            let (response, exchange) = try open(request, accept: [200, 201, 202, 204])
-            _ = try? exchange.readAll()
-            if let header = response.value(forHTTPHeaderField: "Docker-Content-Digest"),
-               let claimed = try? Digest(parsing: header), claimed.algorithm == "sha256", claimed != digest {
-                throw error(.badDigest, subject, "pushed manifest \(digest) but the registry stored \(claimed)")
-            }
-        }
-        return digest
     }
 
     /// The referrers API's OCI index of manifests whose `subject` is `digest` (optionally only

@@ -114,6 +114,7 @@ class Quiet(http.server.BaseHTTPRequestHandler):
 #                 --redirect-host, --redirect-port), which serves the blob from the registry's
 #                 storage directory (single ranges honoured) and records Authorization
 #   down          close the connection without an answer
+#   stall         read the request, answer nothing for `delay` seconds, then close
 
 class Proxy:
     def __init__(self, opts):
@@ -206,6 +207,11 @@ def proxy_handler(proxy):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                proxy.record(self.command, path, rng, 0, 0)
+                return
+            if mode == "stall":
+                time.sleep(float(c.get("delay", 60)))
+                self.close_connection = True
                 proxy.record(self.command, path, rng, 0, 0)
                 return
             if mode == "error":
@@ -448,15 +454,13 @@ def main():
         parent = int(sys.argv[2])
         child = subprocess.Popen(sys.argv[4:])
         def stop(*a):
+            # The main thread is in child.wait(): it returns once the child is gone.
             child.terminate()
-            try:
-                child.wait(5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-            os._exit(0)
+            threading.Timer(5, child.kill).start()
         signal.signal(signal.SIGTERM, stop)
-        watch_parent(parent, lambda: stop())
-        sys.exit(child.wait())
+        watch_parent(parent, stop)
+        child.wait()
+        os._exit(0)
     opts = options(sys.argv[2:])
     parent = int(opts["parent"])
     if cmd == "proxy":

@@ -32,6 +32,8 @@ public final class RegistryProxy {
         case forbidden
         case redirect
         case down
+        /// No answer at all for `delay` seconds (then the connection closes).
+        case stall
     }
 
     public let registry: TestRegistry
@@ -79,7 +81,7 @@ public final class RegistryProxy {
     public func reference(_ repository: String) -> String { "docker://\(host)/\(repository)" }
 
     /// Misbehave as `fault` for the next `count` requests whose path contains `match` (-1: all
-    /// until the next `inject`). `delay`: seconds per byte for `.slow`.
+    /// until the next `inject`). `delay`: seconds per byte for `.slow`, seconds of silence for `.stall`.
     public func inject(_ fault: Fault, match: String = "/blobs/", count: Int = -1, delay: Double = 0.2) throws {
         faultID += 1
         let json = #"{"id": \#(faultID), "mode": "\#(fault.rawValue)", "match": "\#(match)", "count": \#(count), "delay": \#(delay)}"#

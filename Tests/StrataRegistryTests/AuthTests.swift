@@ -56,6 +56,17 @@ struct AuthTests {
         #expect(afterPush.scopes.contains("repository:strata/app:pull,push"))
     }
 
+    @Test func anonymousTokenWhenTheTokenServerAllowsIt() throws {
+        let f = try RegistryFixture(auth: .token(user: "tok", password: "en", anonymous: true))
+        let ref = try #require(try RegistryReference.parse(f.reference))
+        let client = try RegistryClient(ref, options: RegistryFixture.options())
+        let before = try f.registry.tokenStatistics()   // skopeo's push took some already
+        #expect(try client.manifest("v1").digest == f.manifest.digest)
+        let after = try f.registry.tokenStatistics()
+        #expect(after.tokens == before.tokens + 1)
+        #expect(after.refused == before.refused)
+    }
+
     @Test func tokenFlowWrongCredentialsIsAClear401() throws {
         let f = try RegistryFixture(auth: .token(user: "tok", password: "en"))
         let ref = try #require(try RegistryReference.parse(f.reference))

@@ -57,6 +57,20 @@ struct LyingRegistryTests {
         #expect(try s.client.blob(s.layer.digest, range: 0..<10) == s.expected(0..<10))
     }
 
+    @Test(arguments: [RegistryProxy.Fault.wrongLength, .shortLength, .truncate, .corrupt, .error, .down])
+    func manifestReadsRetryOrFail(fault: RegistryProxy.Fault) throws {
+        let s = try Setup()
+        let digest = s.fixture.manifest.digest
+        try s.proxy.inject(fault, match: "/manifests/", count: 1)
+        #expect(try s.client.manifest("v1").digest == digest)
+        try s.proxy.inject(fault, match: "/manifests/")
+        let e = try #require(throws: RegistryError.self) { try s.client.manifest(digest.description) }
+        #expect([.badLength, .badDigest, .transport, .server].contains(e.kind), "\(e)")
+        #expect(e.description.contains("manifest \(digest)"))
+        try s.proxy.reset()
+        #expect(try s.client.manifest(digest.description).digest == digest)
+    }
+
     @Test func errorsFromServerPersistingNameTheStatus() throws {
         let s = try Setup()
         try s.proxy.inject(.error, match: "/manifests/")
@@ -125,6 +139,16 @@ struct LyingRegistryTests {
         #expect(e.description.contains("too slow") || e.description.contains("no data"))
         try s.proxy.reset()
         #expect(try s.client.blob(s.layer.digest, range: 0..<10) == s.expected(0..<10))
+    }
+
+    @Test func silentServerTimesOut() throws {
+        let s = try Setup(retries: 0, timeout: 1)
+        _ = try s.client.manifest("v1")   // connected and authenticated before the silence
+        try s.proxy.inject(.stall, delay: 30)
+        let e = try #require(throws: RegistryError.self) { try s.client.blob(s.layer.digest, range: 0..<100) }
+        #expect(e.kind == .timeout)
+        #expect(e.description.contains("no data for 1 s"))
+        try s.proxy.reset()
     }
 
     @Test func streamingSurvivesDroppedChunks() throws {

@@ -5,19 +5,19 @@ import Testing
 
 @Suite struct PriorityTests {
     @Test func backgroundLeavesAConnectionForDemand() {
-        let slots = Slots(3)
+        let slots = ConnectionSlots(3)
         #expect(slots.acquire(.background, wait: false))
         #expect(slots.acquire(.background, wait: false))
         // The last connection is kept for on-demand reads.
         #expect(!slots.acquire(.background, wait: false))
         #expect(slots.acquire(.demand, wait: false))
         #expect(!slots.acquire(.demand, wait: false))
-        let single = Slots(1)
+        let single = ConnectionSlots(1)
         #expect(single.acquire(.background, wait: false))   // one connection: nothing to reserve
     }
 
     @Test func aFreedConnectionGoesToDemandFirst() {
-        let slots = Slots(2)
+        let slots = ConnectionSlots(2)
         #expect(slots.acquire(.demand, wait: false))
         #expect(slots.acquire(.demand, wait: false))
         let order = Locked<[String]>([])

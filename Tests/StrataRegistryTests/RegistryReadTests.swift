@@ -20,6 +20,18 @@ struct RegistryReadTests {
         #expect(client.statistics.requests >= 3)
     }
 
+    @Test func manifestDescriptorByHead() throws {
+        let f = try RegistryFixture.shared()
+        let client = try RegistryClient(host: f.registry.host, repository: "strata/app", options: RegistryFixture.options())
+        let head = try #require(try client.manifestDescriptor("v1"))
+        #expect(head.digest == f.manifest.digest)
+        #expect(head.size == f.manifest.size)
+        #expect(head.mediaType == MediaType.ociManifest)
+        #expect(try client.manifestDescriptor(f.manifest.digest.description)?.digest == f.manifest.digest)
+        #expect(try client.manifestDescriptor("no-such-tag") == nil)
+        #expect(client.statistics.bytesReceived < UInt64(f.manifest.size))   // the ping and HEADs only
+    }
+
     @Test func resolveGivesTheLayoutsImage() throws {
         let f = try RegistryFixture.shared()
         let ref = try #require(try RegistryReference.parse(f.reference))
@@ -75,7 +87,8 @@ struct RegistryReadTests {
         #expect(received == Array(blob[Int(offset)...]))
         // From the very end: nothing, and no error.
         var none = 0
-        try client.streamBlob(layer.digest, from: UInt64(blob.count)) { none += $0.count }
+        let count: (UnsafeRawBufferPointer) throws -> Void = { none += $0.count }
+        try client.streamBlob(layer.digest, from: UInt64(blob.count), count)   // the contract's positional form
         #expect(none == 0)
     }
 
