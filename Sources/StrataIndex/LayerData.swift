@@ -120,6 +120,7 @@ public final class LayerData: Sendable {
     /// memory; verified ones straight from the file.
     private func readPlain(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, index: LayerIndex) throws {
         if buffer.count == 0 { return }
+        try requireSpans(index)
         let last = offset + UInt64(buffer.count) - 1
         let first = index.spanIndex(containing: offset), end = index.spanIndex(containing: last) + 1
         let unverified = verifiedPieces.withLock { bits in (first..<end).contains { bits[$0 >> 6] & (1 << UInt64($0 & 63)) == 0 } }
@@ -143,6 +144,11 @@ public final class LayerData: Sendable {
         verifiedPieces.withLock { bits in for piece in first..<end { bits[piece >> 6] |= 1 << UInt64(piece & 63) } }
         let from = Int(offset - whole.lowerBound)
         buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: pieces[from..<(from + buffer.count)]))
+    }
+
+    /// Nothing is served unverified: not from an index without span digests.
+    private func requireSpans(_ index: LayerIndex) throws {
+        guard index.spanCount > 0 else { throw IndexError("\(blob.name): index \(index.file.path) has no span digests to verify the blob with") }
     }
 
     /// Checks span `j`'s compressed bytes against its digest.
@@ -232,6 +238,7 @@ public final class LayerData: Sendable {
         let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
         let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want)
         // The span's compressed bytes, verified, then decoded from memory (see the type).
+        try requireSpans(index)
         let j = index.span(forCheckpoint: i)
         let range = index.spanRange(j)
         let size = Int(range.upperBound - range.lowerBound)

@@ -191,10 +191,14 @@ public final class LazyBlob: BlobAvailability, Sendable {
                             s.streamError = nil
                             throw error
                         }
-                        if !s.streaming { startStream(s) }
+                        if !s.streaming {
+                            startStream(s)
+                            if !s.streaming { continue }   // it failed to start: its error next
+                        }
                         state.wait()
                         continue
                     }
+                    if spans.isEmpty { throw IndexError("layer sha256:\(digestHex): its index has no span digests to verify fetched bytes with") }
                     if let request = plan(range, spans: spans, s) {
                         s.inFlight.append(request)
                         return request
@@ -313,7 +317,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
         s.streaming = true
         s.statistics.requests += 1
         let from = s.streamed
-        detachThread { [self] in
+        let started = detachThread { [self] in
             var at = from
             do {
                 try fetcher.stream(from: from) { chunk in
@@ -336,6 +340,10 @@ public final class LazyBlob: BlobAvailability, Sendable {
                 }
             }
             state.broadcast()
+        }
+        if !started {
+            s.streaming = false
+            s.streamError = IndexError("layer sha256:\(digestHex): no thread to stream the blob on")
         }
     }
 
@@ -459,8 +467,9 @@ public final class LazyBlob: BlobAvailability, Sendable {
     }
 }
 
-/// Runs `body` on a new detached thread (runs it here if none can be started).
-func detachThread(_ body: @escaping @Sendable () -> Void) {
+/// Runs `body` on a new detached thread; false (and `body` not run) if none can be started.
+@discardableResult
+func detachThread(_ body: @escaping @Sendable () -> Void) -> Bool {
     final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
     let context = Unmanaged.passRetained(Box(body)).toOpaque()
     var id = pthread_t()
@@ -468,11 +477,12 @@ func detachThread(_ body: @escaping @Sendable () -> Void) {
         Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
         return nil
     }, context)
-    if rc == 0 {
-        pthread_detach(id)
-    } else {
-        Unmanaged<Box>.fromOpaque(context).takeRetainedValue().body()
+    guard rc == 0 else {
+        Unmanaged<Box>.fromOpaque(context).release()
+        return false
     }
+    pthread_detach(id)
+    return true
 }
 
 /// Seconds on the monotonic clock.

@@ -29,6 +29,7 @@ final class SpanVerifier: Sendable {
             defer { q.started = true }
             return !q.started
         }
+        // Without a worker, callers hash their own jobs (`digest(of:)`).
         if startWorker { detachThread { [self] in run() } }
         queue.broadcast()
         return job

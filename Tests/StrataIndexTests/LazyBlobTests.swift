@@ -348,4 +348,31 @@ final class CountingFetcher: BlobFetcher {
         let span = index.span(forCheckpoint: index.checkpointIndex(containing: e.dataOffset))
         #expect(lazy.presentRanges.contains { $0.contains(index.spanRange(span).lowerBound) })
     }
+
+    /// A plain tar layer fetched lazily: a read fetches the 1 MiB pieces it touches (merged,
+    /// verified), no others; the bytes read are the file's.
+    @Test func plainLayerReadsFetchTheirPieces() throws {
+        let temp = try TempDirectory()
+        let cache = try LayerCache(directory: temp.child("cache"))
+        let big = content(5 << 20, seed: 4)
+        let tar = try TarWriter.archive([(entry("big.bin", size: big.count), big)])
+        let path = temp.child("blob")
+        try FileIO.writeAtomically(path, tar)
+        let hex = SHA256Hasher.hex(of: tar)
+        let local = LayerBlob(path: path, digestHex: hex, size: UInt64(tar.count), compression: .none)
+        try FileIO.writeAtomically(temp.child("idx"), try IndexBuilder.build(local))
+        let index = try LayerIndex(path: temp.child("idx"))
+        let fetcher = CountingFetcher(tar)
+        let lazy = try LazyBlob(cache: cache, digestHex: hex, size: UInt64(tar.count), fetcher: fetcher)
+        let data = try LayerData(index: index, blob: LayerBlob(lazy: lazy, compression: .none), number: 0,
+                                 cache: SpanCache(capacity: 16 << 20), copyPath: temp.child("copy"))
+        #expect(lazy.hasSpans)
+        let offset = index.entry(0).dataOffset + (3 << 20) + 100
+        var got = [UInt8](repeating: 0, count: 8192)
+        try got.withUnsafeMutableBytes { try data.copy(offset: offset, into: $0) }
+        let start = Int(offset - index.entry(0).dataOffset)
+        #expect(got == Array(big[start..<(start + 8192)]))
+        #expect(fetcher.requests == [index.spanRange(index.spanIndex(containing: offset))])
+        #expect(lazy.presentBytes == 1 << 20 && lazy.demandOrder == fetcher.requests)
+    }
 }

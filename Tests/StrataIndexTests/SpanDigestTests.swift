@@ -145,4 +145,21 @@ import StrataTestSupport
             #expect(span.digest == SHA256Hasher.hash(Array(bytes[Int(span.range.lowerBound)..<Int(span.range.upperBound)])))
         }
     }
+
+    /// An index made without its blob (no span digests) opens, but serves no data unverified.
+    @Test(arguments: [LayerCompression.none, .gzip])
+    func anIndexWithoutSpanDigestsServesNoData(_ compression: LayerCompression) throws {
+        let layer = try Layer(compression)
+        var w = LayerIndexWriter()
+        w.append(IndexEntryInput(path: Array("first.bin".utf8), kind: .regular, size: 10, dataOffset: 512))
+        let bytes = w.serialize(compression: compression, blobSize: layer.blob.size, uncompressedSize: layer.index.uncompressedSize,
+                                digest: layer.index.file.bytes.bytes(0, IndexFormat.Header.digest),
+                                checkpoints: [Checkpoint(compressedOffset: compression == .none ? 0 : 10, uncompressedOffset: 0)])
+        try FileIO.writeAtomically(layer.temp.child("bare"), bytes)
+        let bare = try LayerIndex(path: layer.temp.child("bare"))
+        #expect(bare.spanCount == 0)
+        let data = try LayerData(index: bare, blob: layer.blob, number: 0, cache: SpanCache(capacity: 16 << 20, readAhead: 0),
+                                 copyPath: layer.temp.child("copy"))
+        #expect(throws: IndexError.self) { try data.read(offset: 512, count: 10) { _ in Issue.record("served unverified") } }
+    }
 }
