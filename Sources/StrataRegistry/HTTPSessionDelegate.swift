@@ -27,6 +27,13 @@ final class HTTPSessionDelegate: NSObject, URLSessionDataDelegate, @unchecked Se
         completionHandler(.allow)
     }
 
+    /// A 401 with `WWW-Authenticate` is the client's to answer (RegistryClient+Auth): without
+    /// this, Foundation on Linux holds the task until the timeout looking for a credential.
+    func urlSession(_ session: URLSession, task: URLSessionTask, didReceive challenge: URLAuthenticationChallenge,
+                    completionHandler: @escaping (URLSession.AuthChallengeDisposition, URLCredential?) -> Void) {
+        completionHandler(.rejectProtectionSpace, nil)
+    }
+
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         exchange(dataTask)?.received(data: data)
     }

@@ -26,17 +26,19 @@ public final class BackgroundFetch: Sendable {
     public func start() {
         started.withLock { $0 = true }
         Thread.detachNewThread { [self] in
+            RegistryBlobFetcher.markBackgroundThread()
             run()
             finished.withLock { $0 = true }
-            finished.broadcast()
         }
     }
 
-    /// Asks the work to stop (at unmount) and waits for it.
+    /// Asks the work to stop (at unmount) and waits for it a little: a fetch stops between
+    /// chunks, but a verification under way is not interrupted (nothing is recorded before
+    /// it ends, so the daemon may exit during it).
     public func stop() {
         stopping.withLock { $0 = true }
         guard started.withLock({ $0 }) else { return }
-        finished.withLock(when: { $0 }) { _ in }
+        for _ in 0..<50 where !finished.withLock({ $0 }) { usleep(100_000) }
     }
 
     /// Sleeps `seconds` unless asked to stop meanwhile; whether to go on.

@@ -1,3 +1,4 @@
+import Foundation
 import StrataIndex
 import StrataOCI
 import StrataRegistry
@@ -28,7 +29,7 @@ public final class RegistryBlobFetcher: BlobFetcher, Sendable {
     public func fetch(_ range: Range<UInt64>) throws -> [UInt8] {
         try checkNotFailed()
         do {
-            return try client.blob(digest, range: range)
+            return try client.blob(digest, range: range, priority: Self.priority)
         } catch let error as RegistryError where error.kind == .noRangeSupport {
             return try streamed(range)
         }
@@ -36,8 +37,18 @@ public final class RegistryBlobFetcher: BlobFetcher, Sendable {
 
     public func stream(from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         try checkNotFailed()
-        try client.streamBlob(digest, from: offset, body)
+        try client.streamBlob(digest, from: offset, priority: Self.priority, body)
     }
+
+    /// The background fetch's thread asks with background priority (on-demand reads get a free
+    /// connection first); every other caller is a reader, or a mount waiting for its index.
+    static var priority: RegistryPriority {
+        Thread.current.threadDictionary[backgroundKey] != nil ? .background : .demand
+    }
+    static let backgroundKey = "strata.background-fetch"
+
+    /// Marks the calling thread as the background fetch's.
+    static func markBackgroundThread() { Thread.current.threadDictionary[backgroundKey] = true }
 
     /// `range` out of a stream of the whole blob (a host without range support).
     private func streamed(_ range: Range<UInt64>) throws -> [UInt8] {
@@ -46,7 +57,7 @@ public final class RegistryBlobFetcher: BlobFetcher, Sendable {
         out.reserveCapacity(Int(range.count))
         var position: UInt64 = 0
         do {
-            try client.streamBlob(digest, from: 0) { chunk in
+            try client.streamBlob(digest, from: 0, priority: Self.priority) { chunk in
                 let start = position
                 position += UInt64(chunk.count)
                 let lower = max(start, range.lowerBound), upper = min(position, range.upperBound)

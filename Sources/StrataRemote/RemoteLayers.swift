@@ -1,3 +1,4 @@
+import Foundation
 import StrataIndex
 import StrataOCI
 import StrataRegistry
@@ -48,12 +49,26 @@ public final class RemoteLayers: Sendable {
                 log.warn("\(image.layoutPath): index artifact not used: \(error)")
             }
         }
-        let streamed = missing
-        let results = parallelMap(streamed.count) { i in try self.stream(streamed[i]) }
-        for result in results { try result.get() }
+        try streamAll(missing)
         for layer in layers {
             if let index = cache.load(digestHex: layer.digest.hex, verify: false) { layer.lazy.setSpans(index) }
         }
+    }
+
+    /// Streams the layers all at once, a thread each (not one per core: they wait on the
+    /// network more than they inflate); the first error in layer order is thrown.
+    private func streamAll(_ streamed: [RemoteLayer]) throws {
+        guard !streamed.isEmpty else { return }
+        let errors = Locked<[Int: any Error]>([:])
+        let done = DispatchSemaphore(value: 0)
+        for (i, layer) in streamed.enumerated() {
+            Thread.detachNewThread {
+                do { try self.stream(layer) } catch { errors.withLock { $0[i] = error } }
+                done.signal()
+            }
+        }
+        for _ in streamed { done.wait() }
+        if let first = errors.withLock({ $0.min { $0.key < $1.key }?.value }) { throw first }
     }
 
     /// An index the cache holds for the layer (with the diff_id verified when it was made).

@@ -238,8 +238,9 @@ struct RegistryMountTests {
         let slow = try s.mount(cache: "cache2", at: "mnt2", background: true, extra: ["--background-rate", "1M"])
         let big = s.bigLayer.descriptor.digest
         try s.proxy.inject(.down)
-        let paused = Mounts.waitUntil(seconds: 60) {
-            (try? StatusReport.read(s.temp.child("mnt2")).text(big, "error")) != nil
+        // Layers complete bottom first: whichever is being fetched shows the registry's error.
+        let paused = Mounts.waitUntil(seconds: 120) {
+            (try? StatusReport.read(s.temp.child("mnt2")).layers.contains { $0["error"] is String }) == true
         }
         let pausedStatus = try StatusReport.read(s.temp.child("mnt2"))
         #expect(paused, "\(pausedStatus.json)")
