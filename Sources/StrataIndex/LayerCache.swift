@@ -12,6 +12,8 @@ import Glibc
 ///   CACHE/data/sha256/<layer hex>.zst     a zstd layer's re-encoded copy, when it needs one
 ///   CACHE/diffid/sha256/<layer hex>       the diff_id indexing verified ("sha256:HEX\n")
 ///   CACHE/tree/sha256/<key hex>           merged tree of a chain (MergedTreeFormat), by its key
+///   CACHE/untrusted/sha256/<layer hex>    the layer's index came from a registry artifact and
+///                                         is not confirmed yet (StrataRemote's IndexArtifacts)
 ///   CACHE/blobs/sha256/<layer hex>        a lazily fetched blob (sparse; `LazyBlob`), with
 ///   CACHE/blobs/sha256/<layer hex>.ranges the record of the ranges present (listed and removed with it)
 ///
@@ -81,6 +83,11 @@ public final class LayerCache: Sendable {
     /// file outlives the index harmlessly: a blob's diff_id follows from its digest.
     public func diffIDPath(digestHex: String) -> String { path(.diffID, digestHex) }
 
+    /// Present while the layer's index is one a registry artifact provided and the blob has
+    /// not confirmed yet: `index` uses it only for a lazy blob (whose mount confirms it once
+    /// the blob is complete) and rebuilds it from any other; building removes the mark.
+    public func untrustedPath(digestHex: String) -> String { "\(directory)/untrusted/sha256/\(digestHex)" }
+
     /// The verified diff_id of the layer (hex), or nil when none was recorded or it is unreadable.
     public func verifiedDiffID(digestHex: String) -> String? {
         guard let bytes = try? FileIO.readAll(diffIDPath(digestHex: digestHex)), bytes.count == 72,
@@ -119,7 +126,8 @@ public final class LayerCache: Sendable {
     /// The diff_id `blob` claims is checked either way: against the blob's uncompressed bytes
     /// when indexing, against the diff_id recorded then when the index is cached.
     public func index(_ blob: LayerBlob, verify: Bool = true) throws -> (index: LayerIndex, built: Bool) {
-        if let verifiedDiffID = verifiedDiffID(digestHex: blob.digestHex),
+        if blob.lazy != nil || !FileIO.exists(untrustedPath(digestHex: blob.digestHex)),
+           let verifiedDiffID = verifiedDiffID(digestHex: blob.digestHex),
            let index = load(digestHex: blob.digestHex, verify: verify) {
             guard index.blobSize == blob.size, index.compression == blob.compression else {
                 throw IndexError("\(blob.name): cached index disagrees with the descriptor (size or media type)")
@@ -155,6 +163,7 @@ public final class LayerCache: Sendable {
             try FileIO.makeDirectories(folder(.diffID))
             try FileIO.writeAtomically(diffIDPath(digestHex: blob.digestHex), Array("sha256:\(diffIDHex)\n".utf8))
             try FileIO.writeAtomically(path, bytes)
+            unlink(untrustedPath(digestHex: blob.digestHex))   // made from the blob: trusted
         } catch {
             throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
         }

@@ -99,7 +99,7 @@ public final class BackgroundFetch: Sendable {
         let cache = layers.cache
         do {
             _ = try IndexBuilder.buildVerified(layer.localBlob)
-            if layer.indexSource == .artifact {
+            if layer.indexSource == .artifact || IndexArtifacts.isUntrusted(layerDigestHex: layer.digest.hex, cache: cache) {
                 try IndexArtifacts.confirm(layerDigestHex: layer.digest.hex, blob: layer.localBlob, cache: cache)
             }
             layer.set(verification: .verified)

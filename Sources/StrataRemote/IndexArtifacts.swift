@@ -1,25 +1,270 @@
+import StrataHash
 import StrataIndex
 import StrataOCI
 import StrataRegistry
+import StrataSystem
 
-// STUB with the contract's signatures, until the `artifacts` branch lands (the lead takes
-// that branch's version of this file): no artifact is ever found, nothing is published.
-
-/// What `pull` provided: the layers (digest hex) whose index it installed in the cache.
-public struct PulledIndexes: Sendable {
-    public var layerDigestHexes: [String] = []
+/// An index artifact that cannot be used or was found to be forged: one line naming it.
+public struct IndexArtifactError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
 }
 
+/// What `IndexArtifacts.pull` found and installed.
+public struct PulledIndexes: Sendable {
+    /// The artifact manifest's digest.
+    public var artifact: Digest
+    /// The layers (sha256 hex) whose index it installed in the cache, untrusted until
+    /// `IndexArtifacts.confirm`.
+    public var layers: [String]
+    /// Layers the artifact indexes whose index was already in the cache (kept, not replaced).
+    public var alreadyCached: [String]
+    /// The same as `layers` (the name the interim stub used).
+    public var layerDigestHexes: [String] { layers }
+    /// The prefetch list it carried, if any (also stored for the image unless one was recorded here).
+    public var prefetch: PrefetchList?
+}
+
+/// Strata's layer indexes shared through the registry (see `IndexArtifactFormat` for the shape),
+/// so a machine that has never seen an image mounts it lazily without reading its layers first.
 public enum IndexArtifacts {
-    public static let artifactType = "application/vnd.strata.index.v1+json"
+    public static let artifactType = IndexArtifactFormat.artifactType
 
+    /// Publishes the cached indexes of every layer (+ the recorded prefetch list, if any) for
+    /// `image`, then adds the artifact to the fallback referrers tag. Only trusted indexes are
+    /// published (made here from a verified blob, or confirmed); a layer without one, or whose
+    /// index needs a re-encoded copy (some zstd layers), is an error naming it.
+    /// Returns the artifact manifest's digest.
     public static func push(image: ResolvedImage, client: RegistryClient, cache: LayerCache) throws -> Digest {
-        throw RemoteError("index artifacts: not available in this build")
+        var blobs: [Descriptor] = []
+        for layer in image.layers {
+            let hex = layer.descriptor.digest.hex
+            guard !IndexArtifactTrust.isUntrusted(cache, hex), cache.verifiedDiffID(digestHex: hex) != nil,
+                  let index = cache.load(digestHex: hex) else {
+                throw IndexArtifactError("layer \(layer.descriptor.digest): no verified index in the cache \(cache.directory) to publish (index the image first)")
+            }
+            guard index.copySize == 0 else {
+                throw IndexArtifactError("layer \(layer.descriptor.digest): its index needs a re-encoded copy of the layer (zstd frames too large), which cannot be published")
+            }
+            let bytes = try FileIO.readAll(cache.indexPath(digestHex: hex))
+            var descriptor = try client.pushBlob(bytes)
+            descriptor.mediaType = IndexArtifactFormat.layerIndexMediaType
+            descriptor.annotations = [IndexArtifactFormat.layerDigestAnnotation: layer.descriptor.digest.description,
+                                      IndexArtifactFormat.indexVersionAnnotation: "\(IndexArtifactFormat.indexVersion(bytes) ?? 0)"]
+            blobs.append(descriptor)
+        }
+        if let list = PrefetchList.load(cache: cache, manifest: image.manifestDigest), !list.ranges.isEmpty {
+            var descriptor = try client.pushBlob(try list.encoded())
+            descriptor.mediaType = IndexArtifactFormat.prefetchMediaType
+            blobs.append(descriptor)
+        }
+        let empty = try client.pushBlob(IndexArtifactFormat.emptyBytes)
+        guard empty.digest == IndexArtifactFormat.emptyDescriptor.digest else {
+            throw IndexArtifactError("\(RegistryLookup.name(client)): the empty config was stored as \(empty.digest)")
+        }
+        let manifest = IndexArtifactFormat.manifest(subject: image.manifestDescriptor, blobs: blobs, created: IndexArtifactFormat.now())
+        let bytes = try JSONCoding.encode(manifest)
+        let digest = Digest.sha256(of: bytes)
+        let stored = try client.pushManifest(bytes, mediaType: MediaType.ociManifest, reference: digest.description)
+        guard stored == digest else { throw IndexArtifactError("\(RegistryLookup.name(client)): artifact stored as \(stored), expected \(digest)") }
+        try addFallbackReferrer(IndexArtifactFormat.referrer(manifest, digest: digest, size: bytes.count),
+                                subject: image.manifestDigest, client: client)
+        return digest
     }
 
+    /// Read-modify-write of the fallback tag `sha256-<manifest hex>`, keeping every other
+    /// referrer. The registry offers no conditional write, so a push racing ours may drop our
+    /// entry: read it back and try again a few times.
+    static func addFallbackReferrer(_ referrer: Descriptor, subject: Digest, client: RegistryClient) throws {
+        let tag = IndexArtifactFormat.fallbackTag(subject)
+        for _ in 0..<4 {
+            let current = try fallbackList(subject: subject, client: client)
+            let list = IndexArtifactFormat.adding(referrer, to: current)
+            _ = try client.pushManifest(try JSONCoding.encode(list), mediaType: MediaType.ociIndex, reference: tag)
+            if try fallbackList(subject: subject, client: client)?.manifests.contains(where: { $0.digest == referrer.digest }) ?? false {
+                return
+            }
+        }
+        throw IndexArtifactError("\(RegistryLookup.name(client)): tag \(tag): the referrer \(referrer.digest) did not stay in the list (concurrent pushes)")
+    }
+
+    /// The fallback referrers list of `subject`, nil when the tag does not exist.
+    static func fallbackList(subject: Digest, client: RegistryClient) throws -> ImageIndex? {
+        let tag = IndexArtifactFormat.fallbackTag(subject)
+        guard let manifest = try RegistryLookup.manifestIfPresent(client, tag) else { return nil }
+        guard MediaType.isIndex(manifest.mediaType) else {
+            throw IndexArtifactError("\(RegistryLookup.name(client)): tag \(tag) is a \(manifest.mediaType), not a referrers index")
+        }
+        return try JSONCoding.decode(ImageIndex.self, from: manifest.bytes, what: "\(RegistryLookup.name(client)) tag \(tag)")
+    }
+
+    /// Finds a published artifact (referrers API, then the fallback tag), installs its layer
+    /// indexes in the cache marked untrusted, and returns what it provided; nil when there is
+    /// none. Layers whose index is already cached keep it. An artifact that cannot be used (not
+    /// for this image, a blob of the wrong size or digest, an index that does not parse or is
+    /// for another layer) is logged and skipped as a whole; a registry that cannot be reached
+    /// is an error (`RegistryError`).
     public static func pull(image: ResolvedImage, client: RegistryClient, cache: LayerCache) throws -> PulledIndexes? {
-        nil
+        for candidate in try candidates(image: image, client: client) {
+            do {
+                return try install(candidate, image: image, client: client, cache: cache)
+            } catch let error as IndexArtifactError {
+                log("\(error); not used")
+            }
+        }
+        return nil
     }
 
-    public static func confirm(layerDigestHex: String, blob: LayerBlob, cache: LayerCache) throws {}
+    /// The Strata index artifacts of the image, best first: from the referrers API, else from
+    /// the fallback tag.
+    static func candidates(image: ResolvedImage, client: RegistryClient) throws -> [Descriptor] {
+        let subject = image.manifestDigest
+        if let bytes = try client.referrers(subject, artifactType: artifactType) {
+            do {
+                let list = try JSONCoding.decode(ImageIndex.self, from: bytes, what: "\(RegistryLookup.name(client)) referrers of \(subject)")
+                let found = IndexArtifactFormat.candidates(in: list)
+                if !found.isEmpty { return found }
+            } catch {
+                log("\(error); trying the fallback tag")
+            }
+        }
+        guard let list = try fallbackList(subject: subject, client: client) else { return [] }
+        return IndexArtifactFormat.candidates(in: list)
+    }
+
+    static func install(_ candidate: Descriptor, image: ResolvedImage, client: RegistryClient, cache: LayerCache) throws -> PulledIndexes {
+        let name = "index artifact \(candidate.digest) of \(RegistryLookup.name(client))"
+        guard candidate.size > 0, candidate.size <= IndexArtifactFormat.maximumManifestSize else {
+            throw IndexArtifactError("\(name): manifest size \(candidate.size) out of bounds")
+        }
+        let remote = try client.manifest(candidate.digest.description)
+        guard remote.bytes.count == Int(candidate.size), Digest.sha256(of: remote.bytes) == candidate.digest else {
+            throw IndexArtifactError("\(name): manifest does not match its descriptor (size or digest)")
+        }
+        let manifest = try wrap(name) { try JSONCoding.decode(Manifest.self, from: remote.bytes, what: name) }
+        guard manifest.artifactType == artifactType else {
+            throw IndexArtifactError("\(name): artifactType \(manifest.artifactType ?? "none"), not \(artifactType)")
+        }
+        guard manifest.subject?.digest == image.manifestDigest else {
+            throw IndexArtifactError("\(name): its subject is \(manifest.subject?.digest.description ?? "missing"), not the image \(image.manifestDigest)")
+        }
+        let layers = Dictionary(image.layers.map { ($0.descriptor.digest.description, $0) }, uniquingKeysWith: { a, _ in a })
+        var installed: [String] = [], kept: [String] = []
+        var prefetch: PrefetchList?
+        // Fetch and check everything first, so an artifact with one bad blob installs nothing.
+        var pending: [(hex: String, bytes: [UInt8], diffID: Digest)] = []
+        for blob in manifest.layers {
+            switch blob.mediaType {
+            case IndexArtifactFormat.layerIndexMediaType:
+                guard let layerName = blob.annotations?[IndexArtifactFormat.layerDigestAnnotation], let layer = layers[layerName] else {
+                    throw IndexArtifactError("\(name): index blob \(blob.digest) names no layer of the image")
+                }
+                let hex = layer.descriptor.digest.hex
+                if cache.verifiedDiffID(digestHex: hex) != nil, !IndexArtifactTrust.isUntrusted(cache, hex), cache.load(digestHex: hex) != nil {
+                    kept.append(hex)
+                    continue
+                }
+                let bytes = try fetch(blob, name: name, client: client)
+                try validate(bytes, layer: layer, name: name, cache: cache)
+                guard layer.diffID.algorithm == "sha256" else {
+                    throw IndexArtifactError("\(name): layer \(layerName) has a diff_id (\(layer.diffID)) that cannot be verified")
+                }
+                pending.append((hex, bytes, layer.diffID))
+            case IndexArtifactFormat.prefetchMediaType:
+                let bytes = try fetch(blob, name: name, client: client)
+                prefetch = try wrap(name) { try PrefetchList.decode(bytes, what: "\(name) prefetch list") }
+            default:
+                continue   // a later version's addition: not ours to read
+            }
+        }
+        for (hex, bytes, diffID) in pending {
+            try wrap(name) { try IndexArtifactTrust.install(cache, hex: hex, bytes: bytes, diffID: diffID, artifact: candidate.digest.description) }
+            installed.append(hex)
+        }
+        if let list = prefetch, list.manifest == image.manifestDigest.description,
+           PrefetchList.load(cache: cache, manifest: image.manifestDigest) == nil {
+            try? list.store(cache: cache)
+        }
+        return PulledIndexes(artifact: candidate.digest, layers: installed, alreadyCached: kept, prefetch: prefetch)
+    }
+
+    /// A blob of the artifact, checked against its descriptor.
+    static func fetch(_ blob: Descriptor, name: String, client: RegistryClient) throws -> [UInt8] {
+        guard blob.size > 0, blob.size <= IndexArtifactFormat.maximumBlobSize else {
+            throw IndexArtifactError("\(name): blob \(blob.digest) size \(blob.size) out of bounds")
+        }
+        let bytes = try client.blob(blob.digest, range: 0..<UInt64(blob.size))
+        guard bytes.count == Int(blob.size), Digest.sha256(of: bytes) == blob.digest else {
+            throw IndexArtifactError("\(name): blob \(blob.digest) does not match its descriptor (size or digest)")
+        }
+        return bytes
+    }
+
+    /// The bytes parse as an index (every section checked) of exactly this layer.
+    static func validate(_ bytes: [UInt8], layer: LayerDescriptor, name: String, cache: LayerCache) throws {
+        let temp = AtomicFile.temporaryPath(in: cache.directory, prefix: ".tmp.artifact-index.")
+        defer { cache.remove(temp) }
+        let index: LayerIndex
+        do {
+            try FileIO.writeAtomically(temp, bytes, durable: false)
+            index = try LayerIndex(path: temp, verify: true)
+        } catch {
+            throw IndexArtifactError("\(name): index of layer \(layer.descriptor.digest) is unusable: \(error)")
+        }
+        let compression = LayerBlob(path: "", descriptor: layer.descriptor, format: layer.format).compression
+        guard index.digestHex == layer.descriptor.digest.hex, index.blobSize == UInt64(max(layer.descriptor.size, 0)),
+              index.compression == compression, index.copySize == 0 else {
+            throw IndexArtifactError("\(name): index of layer \(layer.descriptor.digest) is for another blob (digest, size, compression or copy)")
+        }
+    }
+
+    /// Called by the background fetch once the blob of a layer whose index came from an
+    /// artifact is complete and its digest and diff_id are verified: re-derives the index from
+    /// the blob and compares. The same bytes: the index is trusted from now on. Different: one
+    /// logged line, the index removed from the cache, and this error (the mount then serves
+    /// EIO for the layer). A layer whose index is not an unconfirmed artifact one returns at once.
+    public static func confirm(layerDigestHex: String, blob: LayerBlob, cache: LayerCache) throws {
+        guard IndexArtifactTrust.isUntrusted(cache, layerDigestHex) else { return }
+        let source = IndexArtifactTrust.source(cache, layerDigestHex) ?? "an index artifact"
+        let installed = (try? FileIO.readAll(cache.indexPath(digestHex: layerDigestHex))) ?? []
+        let (derived, diffIDHex) = try IndexBuilder.buildVerified(blob)
+        guard derived == installed else {
+            let at = (0..<min(derived.count, installed.count)).first { derived[$0] != installed[$0] } ?? min(derived.count, installed.count)
+            let message = "layer sha256:\(layerDigestHex): the index from \(source) differs from the one derived from the verified blob "
+                + "(\(installed.count) vs \(derived.count) bytes, first difference at byte \(at)): forged or damaged; rejected and removed from the cache"
+            log(message)
+            IndexArtifactTrust.reject(cache, hex: layerDigestHex)
+            throw IndexArtifactError(message)
+        }
+        try IndexArtifactTrust.trust(cache, hex: layerDigestHex, diffIDHex: diffIDHex)
+    }
+
+    /// Removes the unconfirmed artifact indexes of the image's layers from the cache (so they
+    /// are built again from the blobs: `strata index --push` publishes only indexes made or
+    /// confirmed here); the layers (hex) whose index it removed.
+    @discardableResult
+    public static func dropUnconfirmed(image: ResolvedImage, cache: LayerCache) -> [String] {
+        image.layers.map(\.descriptor.digest.hex).filter { hex in
+            guard IndexArtifactTrust.isUntrusted(cache, hex) else { return false }
+            IndexArtifactTrust.reject(cache, hex: hex)
+            return true
+        }
+    }
+
+    /// Whether the layer's cached index came from an artifact and is not confirmed yet (the
+    /// mount calls `confirm` for it once its blob is complete).
+    public static func isUntrusted(layerDigestHex: String, cache: LayerCache) -> Bool {
+        IndexArtifactTrust.isUntrusted(cache, layerDigestHex)
+    }
+
+    static func wrap<T>(_ name: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as IndexArtifactError { throw error } catch {
+            throw IndexArtifactError("\(name): \(error)")
+        }
+    }
+
+    static func log(_ message: String) {
+        writeStandardError("strata: \(message)\n")
+    }
 }

@@ -10,7 +10,7 @@ import Glibc
 enum IndexCommand {
     static let help = """
     usage: strata index [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--tls-verify=false] [--authfile FILE]
-                        [--creds USER[:PASS]] [--json] IMAGE
+                        [--creds USER[:PASS]] [--push] [--json] IMAGE
 
     Reads every layer of IMAGE once, verifies its size, sha256 digest and diff_id (the sha256 of
     the uncompressed tar, which the image config lists in rootfs.diff_ids), and stores its index
@@ -25,19 +25,32 @@ enum IndexCommand {
       --cache DIR        index cache (as for strata mount)
       --platform P       platform to pick from an image index (default: this host's)
     \(RegistryFlags.help)
+      --push             then publish the indexes to IMAGE's registry (a docker:// IMAGE), so
+                         other machines mount it lazily: an OCI artifact (artifactType
+                         application/vnd.strata.index.v1+json, one blob per layer index, and the
+                         prefetch list recorded by this cache's mounts, if any) whose subject is
+                         the image manifest, also listed in the referrers fallback tag
+                         sha256-<manifest hex> (other referrers kept). Prints its digest last.
+                         Needs push access to the repository.
       --json             print one JSON object: reference, manifestDigest, layers (digest,
-                         compression, entries, checkpoints, uncompressedSize, indexSize, built)
-                         and mergedTree (inodes, size, built)
+                         compression, entries, checkpoints, uncompressedSize, indexSize, built),
+                         mergedTree (inodes, size, built) and, with --push, artifact
     """
 
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(RegistryFlags.normalize(args),
-                              spec: .init(valued: Set(["--cache", "--platform"]).union(RegistryFlags.valued), flags: ["--json"]))
+                              spec: .init(valued: Set(["--cache", "--platform"]).union(RegistryFlags.valued), flags: ["--json", "--push"]))
         let registry = try RegistryFlags(a)
         guard a.positionals.count == 1 else { throw CLIError("index needs one IMAGE (see strata index --help)") }
         let source = try ImageOpening.open(a.positionals[0], platform: a["--platform"], registry: registry)
+        if a.has("--push"), source.remote == nil {
+            throw CLIError("--push publishes to a registry: IMAGE must be docker://HOST/REPO[:TAG|@DIGEST]", usage: true)
+        }
         let image = source.image
         let cache = try ImageOpening.cache(a["--cache"])
+        // Only indexes made (or confirmed) here are published: unconfirmed ones from an artifact
+        // are built again from their blobs.
+        if a.has("--push") { IndexArtifacts.dropUnconfirmed(image: image, cache: cache) }
         let blobs: [LayerBlob]
         if let r = source.remote {
             // Layers not cached stream once (indexed as they download); the rest stay as they are.
@@ -67,12 +80,17 @@ enum IndexCommand {
             print("sha256:\(blobs[i].digestHex)  \(blobs[i].compression.rawValue)  \(index.entryCount) entries  \(index.checkpointCount) checkpoints  \(Format.bytes(index.uncompressedSize)) tar  index \(Format.bytes(size))\(index.copySize > 0 ? "  copy \(Format.bytes(index.copySize))" : "")  \(built ? "indexed" : "cached")")
         }
         let (tree, built) = try ImageView.mergedTree(opened.map(\.index), built: opened.map(\.built), cache: cache)
+        // Every layer's index is now one made from its verified blob here (an unconfirmed one
+        // from an artifact is rebuilt by `cache.index`), so that is what gets published.
+        let artifact = try source.remote.map { r in a.has("--push") ? try IndexArtifacts.push(image: image, client: r.client, cache: cache) : nil } ?? nil
         if json {
             try JSONOutput.print(IndexReport(reference: a.positionals[0], manifestDigest: image.manifestDigest.description,
-                                             layers: layers, mergedTree: .init(inodes: tree.inodeCount, size: tree.byteCount, built: built)))
+                                             layers: layers, mergedTree: .init(inodes: tree.inodeCount, size: tree.byteCount, built: built),
+                                             artifact: artifact?.description))
             return
         }
         print("merged tree  \(tree.inodeCount) inodes  \(Format.bytes(UInt64(tree.byteCount)))  \(built ? "built" : "cached")")
+        if let artifact { print(artifact.description) }
     }
 }
 

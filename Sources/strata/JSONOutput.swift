@@ -35,6 +35,8 @@ struct IndexReport: Encodable {
     var manifestDigest: String
     var layers: [Layer]
     var mergedTree: Tree
+    /// The index artifact published (`--push`); absent otherwise.
+    var artifact: String? = nil
 }
 
 /// `commit --json`.

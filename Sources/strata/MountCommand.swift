@@ -162,6 +162,8 @@ enum MountCommand {
             }
             let lower = try ImageView.open(layers: blobs, cache: cache)
             let fetch = remote.flatMap { background.enabled ? BackgroundFetch(layers: $0, bytesPerSecond: background.bytesPerSecond) : nil }
+            // Replays the image's prefetch list once the mount answers; records this mount's first reads into it.
+            let prefetch = remote.map { PrefetchSession($0) }
             if let remote, fetch == nil {
                 for layer in remote.layers where layer.background == .pending { layer.markBackgroundOff() }
             }
@@ -211,12 +213,14 @@ enum MountCommand {
                 do { try statusServer.withLock { $0 = try StatusServer(mountpoint: mountpoint, status: status) } } catch {
                     Log.error("\(mountpoint): no status socket: \(error)")
                 }
+                prefetch?.start()
                 fetch?.start()
                 if !takingOver && (a.has("--syslog") || a["--log"] != nil) {
                     // stderr was the starting command's: from now on only the log is read.
                     DaemonLog.detachStartupStderr(logFile: a["--log"].map(absolute))
                 }
             })
+            prefetch?.stop()
             if server.handedOver {
                 // Exit without tearing down: the file system's cleanup would remove the links
                 // that keep open-but-unlinked files for the next server, and the status socket

@@ -1,0 +1,155 @@
+import Foundation
+import StrataIndex
+import StrataOCI
+import StrataSystem
+
+/// What the prefetch needs of a lazy layer blob (`LazyBlob` conforms).
+public protocol PrefetchableBlob: AnyObject, Sendable {
+    /// Makes the range present, fetching what is missing (as prefetch, behind on-demand reads).
+    func prefetch(_ range: Range<UInt64>) throws
+    /// The ranges fetched on demand so far, in the order of their first fetch (append-only).
+    var demandOrder: [Range<UInt64>] { get }
+}
+
+/// A mount's prefetch: replays the image's prefetch list right after the mount (before the
+/// background fill) and records the order of the reads the container makes, into the list
+/// kept for the image in the cache.
+///
+/// The mount calls, with its layers' lazy blobs keyed by layer digest hex:
+///   at mount, once the layers are open:   `let p = PrefetchSession(image:cache:blobs:)`, `p.start()`
+///   at unmount (before closing blobs):    `p.stop()` (stops replay, records, stores the list)
+/// `start` returns at once: replay and recording run on their own threads.
+///
+/// Recording polls each blob's `demandOrder` (append-only) every `interval`: ranges new since
+/// the previous poll are appended to the image's order, so the order across layers is the
+/// order of first reads to within one interval. The list is stored every few seconds while it
+/// changes (so a mount that is killed keeps most of it) and at `stop`.
+public final class PrefetchSession: @unchecked Sendable {
+    public let image: Digest
+    let cache: LayerCache
+    /// Layer digest hex → blob, in image layer order.
+    let layers: [(hex: String, blob: any PrefetchableBlob)]
+    let interval: Double
+    let workers: Int
+    private let state = Locked(State())
+
+    struct State {
+        var stopping = false
+        var seen: [String: Int] = [:]          // layer hex → demandOrder entries already recorded
+        var recorded: [PrefetchList.Entry] = []
+        var dirty = false
+        var running = 0                        // threads started and not finished
+        var replayed = 0, replayFailures = 0
+        var lastStore = 0.0
+    }
+
+    /// `blobs`: the image's lazy layers by digest hex (layers that are local or not lazy are simply absent).
+    public init(image: ResolvedImage, cache: LayerCache, blobs: [String: any PrefetchableBlob],
+                interval: Double = 0.25, workers: Int = 4) {
+        self.image = image.manifestDigest
+        self.cache = cache
+        self.layers = image.layers.compactMap { l in blobs[l.descriptor.digest.hex].map { (l.descriptor.digest.hex, $0) } }
+        self.interval = interval
+        self.workers = max(1, workers)
+    }
+
+    /// The list this mount replays: the one recorded or pulled for the image, nil when none.
+    public var list: PrefetchList? { PrefetchList.load(cache: cache, manifest: image) }
+
+    /// Starts the replay of the image's list (if any) and the recording.
+    public func start() {
+        let entries = (list?.ranges ?? []).filter { e in layers.contains { "sha256:\($0.hex)" == e.layer } }
+        let next = Locked(0)
+        if !entries.isEmpty {
+            for _ in 0..<min(workers, entries.count) {
+                spawn { [self] in
+                    while !self.isStopping {
+                        let i = next.withLock { n in defer { n += 1 }; return n }
+                        guard i < entries.count else { return }
+                        let e = entries[i]
+                        guard let blob = self.layers.first(where: { "sha256:\($0.hex)" == e.layer })?.blob else { continue }
+                        do {
+                            try blob.prefetch(e.range)
+                            self.state.withLock { $0.replayed += 1 }
+                        } catch {
+                            // A failed prefetch costs only speed; the read that needs the bytes fetches (or fails) itself.
+                            self.state.withLock { $0.replayFailures += 1 }
+                        }
+                    }
+                }
+            }
+        }
+        spawn { [self] in
+            while !self.isStopping {
+                Thread.sleep(forTimeInterval: self.interval)
+                self.poll()
+                let now = Date().timeIntervalSinceReferenceDate
+                let due = self.state.withLock { s in s.dirty && now - s.lastStore >= 5 }
+                if due { self.store() }
+            }
+        }
+    }
+
+    /// Stops replay and recording (waiting for their threads), then stores what was recorded.
+    public func stop() {
+        state.withLock { $0.stopping = true }
+        state.withLock(when: { $0.running == 0 }) { _ in }
+        poll()
+        store()
+    }
+
+    /// Ranges replayed so far, and replays that failed.
+    public var replayed: (done: Int, failed: Int) { state.withLock { ($0.replayed, $0.replayFailures) } }
+
+    /// Appends what the blobs fetched on demand since the last poll.
+    func poll() {
+        for (hex, blob) in layers {
+            let order = blob.demandOrder
+            state.withLock { s in
+                let from = s.seen[hex] ?? 0
+                guard order.count > from else { return }
+                for r in order[from...] where !r.isEmpty {
+                    s.recorded.append(PrefetchList.Entry(layer: "sha256:\(hex)", offset: r.lowerBound, length: r.upperBound - r.lowerBound))
+                }
+                s.seen[hex] = order.count
+                s.dirty = true
+            }
+        }
+    }
+
+    /// Merges what this mount recorded into the image's list in the cache.
+    func store() {
+        let recorded = state.withLock { s -> [PrefetchList.Entry]? in
+            guard s.dirty else { return nil }
+            s.dirty = false
+            s.lastStore = Date().timeIntervalSinceReferenceDate
+            return s.recorded
+        }
+        guard let recorded, !recorded.isEmpty else { return }
+        let merged = (list ?? PrefetchList(manifest: image)).merging(recorded)
+        do { try merged.store(cache: cache) } catch {
+            writeStandardError("strata: prefetch list of \(image): cannot store it: \(error)\n")
+        }
+    }
+
+    private var isStopping: Bool { state.withLock { $0.stopping } }
+
+    private func spawn(_ body: @escaping @Sendable () -> Void) {
+        state.withLock { $0.running += 1 }
+        let thread = Thread { [state] in
+            body()
+            state.withLock { $0.running -= 1 }
+            state.broadcast()
+        }
+        thread.name = "strata-prefetch"
+        thread.start()
+    }
+}
+
+extension PrefetchSession {
+    /// The prefetch of a registry image's mount: its layers' lazy blobs.
+    public convenience init(_ layers: RemoteLayers) {
+        self.init(image: layers.image, cache: layers.cache,
+                  blobs: Dictionary(layers.layers.map { ($0.digest.hex, $0.lazy as any PrefetchableBlob) }, uniquingKeysWith: { a, _ in a }))
+    }
+}

@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import StrataIndex
+import StrataOCI
+import StrataRemote
+import StrataSystem
+import StrataTestSupport
+
+/// The prefetch list: recorded from the blobs' demand order, replayed after a mount, merged.
+@Suite("Index artifacts: prefetch list")
+struct IndexArtifactPrefetchTests {
+    /// A lazy blob stand-in: records what is prefetched; its demand order is set by the test.
+    final class FakeBlob: PrefetchableBlob, @unchecked Sendable {
+        let lock = Lock()
+        var prefetched: [Range<UInt64>] = []
+        var demanded: [Range<UInt64>] = []
+        func prefetch(_ range: Range<UInt64>) throws { lock.withLock { prefetched.append(range) } }
+        var demandOrder: [Range<UInt64>] { lock.withLock { demanded } }
+        func demand(_ range: Range<UInt64>) { lock.withLock { demanded.append(range) } }
+    }
+
+    static func image(layers: [Digest]) -> ResolvedImage {
+        let config = Descriptor(mediaType: MediaType.ociConfig, digest: Digest.sha256(of: [1]), size: 1)
+        let descriptors = layers.map { Descriptor(mediaType: MediaType.ociLayerGzip, digest: $0, size: 1 << 30) }
+        let manifest = Manifest(config: config, layers: descriptors)
+        return ResolvedImage(layoutPath: "docker://example/app", manifestDescriptor: Descriptor(mediaType: MediaType.ociManifest, digest: Digest.sha256(of: [2]), size: 100),
+                             manifest: manifest, manifestBytes: [], config: ImageConfig(architecture: "amd64", os: "linux", rootfs: .init(diffIDs: layers)), configBytes: [],
+                             layers: descriptors.map { LayerDescriptor(descriptor: $0, format: .gzip, diffID: $0.digest) },
+                             platform: Platform(os: "linux", architecture: "amd64"))
+    }
+
+    @Test("a mount records its first reads across layers; the next replays them, then adds only what it demanded anew")
+    func recordReplayMerge() throws {
+        let temp = try TempDirectory()
+        let cache = try LayerCache(directory: temp.child("cache"))
+        let l0 = Digest.sha256(of: [10]), l1 = Digest.sha256(of: [11])
+        let image = Self.image(layers: [l0, l1])
+
+        // First mount: no list; reads in layer 1, then layer 0.
+        let a0 = FakeBlob(), a1 = FakeBlob()
+        let first = PrefetchSession(image: image, cache: cache, blobs: [l0.hex: a0, l1.hex: a1], interval: 0.01)
+        #expect(first.list == nil)
+        first.start()
+        a1.demand(1_000_000..<1_262_144)
+        usleep(100_000)
+        a0.demand(0..<262_144)
+        a1.demand(5_000_000..<5_262_144)
+        first.stop()
+        #expect(a0.prefetched.isEmpty && a1.prefetched.isEmpty)
+        let recorded = try #require(PrefetchList.load(cache: cache, manifest: image.manifestDigest))
+        #expect(recorded.ranges.first == .init(layer: l1.description, offset: 1_000_000, length: 262_144))
+        #expect(Set(recorded.ranges) == [
+            .init(layer: l1.description, offset: 1_000_000, length: 262_144),
+            .init(layer: l0.description, offset: 0, length: 262_144),
+            .init(layer: l1.description, offset: 5_000_000, length: 262_144),
+        ])
+
+        // Second mount: the list is replayed (each range once); one new read is appended.
+        let b0 = FakeBlob(), b1 = FakeBlob()
+        let second = PrefetchSession(image: image, cache: cache, blobs: [l0.hex: b0, l1.hex: b1], interval: 0.01)
+        second.start()
+        b1.demand(9_000_000..<9_262_144)
+        b1.demand(1_000_000..<1_100_000)   // inside a listed range: not added again
+        var waited = 0
+        while second.replayed.done < 3 && waited < 500 { usleep(10_000); waited += 1 }
+        second.stop()
+        #expect(second.replayed.done == 3)
+        #expect(Set(b0.prefetched) == [0..<262_144])
+        #expect(Set(b1.prefetched) == [1_000_000..<1_262_144, 5_000_000..<5_262_144])
+        let merged = try #require(PrefetchList.load(cache: cache, manifest: image.manifestDigest))
+        #expect(Array(merged.ranges.prefix(3)) == recorded.ranges)
+        #expect(Array(merged.ranges.dropFirst(3)) == [.init(layer: l1.description, offset: 9_000_000, length: 262_144)])
+    }
+
+    @Test("a list from elsewhere is checked: bad ranges, digests or versions are refused")
+    func decodeChecks() throws {
+        let good = PrefetchList(manifest: Digest.sha256(of: [1]), ranges: [.init(layer: Digest.sha256(of: [2]).description, offset: 4, length: 8)])
+        #expect(try PrefetchList.decode(try good.encoded(), what: "list") == good)
+        let bad = [
+            #"{"manifest":"sha256:xyz","ranges":[],"version":1}"#,
+            #"{"manifest":"\#(Digest.sha256(of: [1]))","ranges":[{"layer":"\#(Digest.sha256(of: [2]))","offset":4,"length":0}],"version":1}"#,
+            #"{"manifest":"\#(Digest.sha256(of: [1]))","ranges":[{"layer":"\#(Digest.sha256(of: [2]))","offset":18446744073709551615,"length":8}],"version":1}"#,
+            #"{"manifest":"\#(Digest.sha256(of: [1]))","ranges":[],"version":2}"#,
+        ]
+        for text in bad {
+            #expect(throws: (any Error).self) { try PrefetchList.decode(Array(text.utf8), what: "list") }
+        }
+    }
+}
