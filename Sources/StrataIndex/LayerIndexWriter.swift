@@ -31,7 +31,7 @@ public struct IndexEntryInput {
 
 /// Accumulates entries and checkpoints of one layer and serialises them in `IndexFormat`.
 public struct LayerIndexWriter {
-    private var entries = ByteWriter()
+    private var entries = EntryEncoder()
     private var xattrs = ByteWriter()
     private var sparse = ByteWriter()
     private var strings: [UInt8] = []
@@ -50,11 +50,8 @@ public struct LayerIndexWriter {
     }
 
     public mutating func append(_ e: IndexEntryInput) {
-        typealias E = IndexFormat.Entry
         typealias X = IndexFormat.Xattr
         typealias S = IndexFormat.Sparse
-        let (pathOff, pathLen) = intern(e.path)
-        let (linkOff, linkLen) = intern(e.linkTarget)
         let xattrFirst = xattrCount
         for x in e.xattrs {
             let (no, nl) = intern(x.name)
@@ -69,25 +66,34 @@ public struct LayerIndexWriter {
             sparse.record(S.size) { r in r.put(s.offset, 0, S.offset); r.put(s.length, 0, S.length) }
             sparseCount += 1
         }
-        let xattrTotal = xattrCount, sparseTotal = sparseCount
-        entries.record(E.size) { r in
-            r.put(pathOff, 0, E.pathOffset); r.put(pathLen, 0, E.pathLength)
-            r.put(linkOff, 0, E.linkOffset); r.put(linkLen, 0, E.linkLength)
-            r.put(e.kind.rawValue, 0, E.kind); r.put(e.sparse == nil ? 0 : E.flagSparse, 0, E.flags)
-            r.put(e.mode, 0, E.mode); r.put(e.uid, 0, E.uid); r.put(e.gid, 0, E.gid)
-            r.put(e.size, 0, E.fileSize); r.put(e.dataOffset, 0, E.dataOffset); r.put(e.storedSize, 0, E.storedSize)
-            r.put(e.mtimeSeconds, 0, E.mtimeSeconds); r.put(e.mtimeNanoseconds, 0, E.mtimeNanoseconds)
-            r.put(e.devMajor, 0, E.devMajor); r.put(e.devMinor, 0, E.devMinor)
-            r.put(xattrFirst, 0, E.xattrFirst); r.put(xattrTotal - xattrFirst, 0, E.xattrCount)
-            r.put(sparseFirst, 0, E.sparseFirst); r.put(sparseTotal - sparseFirst, 0, E.sparseCount)
-        }
+        entries.append(e, xattrFirst: xattrFirst, sparseFirst: sparseFirst)
         entryCount += 1
+    }
+
+    /// The entries section (`EntryCodec`): records, directory table, restart table, trailer.
+    /// Directory paths go to the strings.
+    private mutating func entrySection() -> [UInt8] {
+        var out = entries.stream
+        let streamLength = UInt64(out.count)
+        for path in entries.directoryPaths {
+            let (offset, length) = intern(path)
+            withUnsafeBytes(of: offset.littleEndian) { out.append(contentsOf: $0) }
+            withUnsafeBytes(of: length.littleEndian) { out.append(contentsOf: $0) }
+        }
+        for r in entries.restarts { withUnsafeBytes(of: r.littleEndian) { out.append(contentsOf: $0) } }
+        withUnsafeBytes(of: streamLength.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(entries.directoryPaths.count).littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(entries.restarts.count).littleEndian) { out.append(contentsOf: $0) }
+        return out
     }
 
     /// The finished index file. `copy`: frames of the layer's re-encoded copy, which replace
     /// the blob's checkpoints inside the ranges they cover (see `IndexFormat`).
     public func serialize(compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
                           digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy()) -> [UInt8] {
+        var me = self
+        let entrySection = me.entrySection()
+        let strings = me.strings
         typealias C = IndexFormat.Checkpoint
         typealias H = IndexFormat.Header
         var checkpointRecords = ByteWriter()
@@ -132,7 +138,7 @@ public struct LayerIndexWriter {
             next += 1
         }
         var out = ByteWriter()
-        out.bytes.reserveCapacity(H.size + entries.bytes.count + strings.count + windows.count + 1024)
+        out.bytes.reserveCapacity(H.size + entrySection.count + strings.count + windows.count + 1024)
         let (entryCount, xattrCount, sparseCount) = (self.entryCount, self.xattrCount, self.sparseCount)
         out.record(H.size) { h in
             h.put(bytes: IndexFormat.file.magic, 0, H.magic)
@@ -152,7 +158,7 @@ public struct LayerIndexWriter {
             out.bytes.append(contentsOf: data)
             if let checksum = s.checksum { out.set(data.withUnsafeBytes { IndexFormat.checksum($0) }, 0, checksum) }
         }
-        section(IndexFormat.entries, entries.bytes)
+        section(IndexFormat.entries, entrySection)
         section(IndexFormat.xattrs, xattrs.bytes)
         section(IndexFormat.sparse, sparse.bytes)
         section(IndexFormat.checkpoints, checkpointRecords.bytes)

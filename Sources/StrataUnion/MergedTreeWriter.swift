@@ -28,6 +28,7 @@ public enum MergedTreeWriter {
     }
 
     public static func serialize(_ tree: UnionTree) -> [UInt8] {
+        var entries = tree.entryReader()
         // Number the reachable inodes breadth first; a hardlinked file keeps its first number.
         let unseen = UInt32.max
         var number = [UInt32](repeating: unseen, count: tree.inodeCount)
@@ -50,7 +51,7 @@ public enum MergedTreeWriter {
                     }
                 }
             }
-            if let e = tree.entry(of: old) {
+            if let e = entries.entry(of: old) {
                 if e.kind == .symlink { stringsLength += e.linkTarget.count }
                 if e.xattrCount > 0 || e.isSparse {
                     extraCount += 1
@@ -71,7 +72,7 @@ public enum MergedTreeWriter {
         var attributes: [Attributes] = []
         var attributeOf = [UInt32](repeating: 0, count: order.count)
         for (n, old) in order.enumerated() {
-            let a = Attributes(tree.entry(of: old))
+            let a = Attributes(entries.entry(of: old))
             if let k = attributeNumber[a] { attributeOf[n] = k; continue }
             attributeNumber[a] = UInt32(attributes.count)
             attributeOf[n] = UInt32(attributes.count)
@@ -132,7 +133,7 @@ public enum MergedTreeWriter {
             for (n, old) in order.enumerated() {
                 let r = offInodes + n * I.size
                 var data: UInt64 = 0, size: UInt64 = 0
-                if let e = tree.entry(of: old) {
+                if let e = entries.entry(of: old) {
                     switch e.kind {
                     case .symlink:
                         let (off, len) = string(e.linkTarget)

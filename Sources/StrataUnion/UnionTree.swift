@@ -92,6 +92,24 @@ public final class UnionTree: @unchecked Sendable {
         return layers[Int(s.layer)].entry(Int(s.entry))
     }
 
+    /// Reads inodes' entries through one cursor per layer: entries asked for in about tar order
+    /// (the children of a directory) are decoded once each, not each from its restart.
+    public struct EntryReader {
+        let tree: UnionTree
+        var cursors: [EntryCursor?]
+        init(_ tree: UnionTree) { self.tree = tree; cursors = Array(repeating: nil, count: tree.layers.count) }
+
+        public mutating func entry(of inode: UInt32) -> IndexEntry? {
+            let s = tree.sources[Int(inode)]
+            if s.entry == Source.implied { return nil }
+            let l = Int(s.layer), i = Int(s.entry)
+            if cursors[l]?.skip(to: i) != true { cursors[l] = tree.layers[l].cursor(from: i) }
+            return cursors[l]!.next()
+        }
+    }
+
+    public func entryReader() -> EntryReader { EntryReader(self) }
+
     // MARK: Build
 
     private func newInode(_ source: Source, directory: Bool, parent: UInt32) -> UInt32 {
@@ -128,41 +146,44 @@ public final class UnionTree: @unchecked Sendable {
         let layerName = "layer \(number) (sha256:\(layer.digestHex))"
         // Whiteouts hide only what lower layers hold, whatever their place in the tar: apply them
         // all before any entry of this layer.
-        for i in 0..<layer.entryCount {
-            let kind = layer.kind(i)
-            guard kind == .whiteout || kind == .opaque else { continue }
-            let e = layer.pathParts(i)
-            if kind == .whiteout {
-                guard let dir = try resolveDirectory(e.parent, create: false, layerName: layerName, entryPath: e.path) else { continue }
+        var cursor = layer.cursor(from: 0)
+        var scratch: [UInt8] = []
+        for _ in 0..<layer.entryCount {
+            let e = cursor.next()
+            guard e.kind == .whiteout || e.kind == .opaque else { continue }
+            if e.kind == .whiteout {
+                guard let dir = try resolveDirectory(e.parentPath, create: false, layerName: layerName, entryPath: e) else { continue }
                 unlink(dir, e.name)
             } else {
-                guard let dir = try resolveDirectory(e.path, create: false, layerName: layerName, entryPath: e.path) else { continue }
+                // The opaque directory's own path; resolving it without `create` keeps no name.
+                scratch = e.path
+                let dir = try scratch.withUnsafeBytes { try resolveDirectory($0, create: false, layerName: layerName, entryPath: e) }
+                guard let dir else { continue }
                 for s in lists[Int(dir)] { table.setPosition(Int(s), ChildTable.dead) }
                 lists[Int(dir)].removeAll(keepingCapacity: true)
             }
         }
-        // Entries of a tar come grouped by directory: remember the last parent path walked.
+        // Entries of a tar come grouped by directory: remember the last directory walked.
         // Replacing an existing name may cut that path, so it forgets it.
-        var lastParent = UnsafeRawBufferPointer(start: nil, count: 0)
+        var lastParent = UInt32.max
         var lastDirectory: UInt32? = nil
+        cursor = layer.cursor(from: 0)
         for i in 0..<layer.entryCount {
-            let kind = layer.kind(i)
+            let e = cursor.next()
+            let kind = e.kind
             if kind == .whiteout || kind == .opaque { continue }
-            let e = layer.pathParts(i)
             let source = Source(layer: UInt16(number), entry: UInt32(i))
-            if e.path.count == 0 {
+            if e.name.count == 0 && e.parentPath.count == 0 {
                 sources[0] = source   // "./": the root's own metadata
                 continue
             }
-            let parentPath = e.parent
             let dir: UInt32
-            if let cached = lastDirectory, cached != UInt32.max, parentPath.count == lastParent.count,
-               parentPath.count == 0 || memcmp(parentPath.baseAddress!, lastParent.baseAddress!, parentPath.count) == 0 {
+            if let cached = lastDirectory, cached != UInt32.max, e.directory == lastParent {
                 dir = cached
             } else {
-                guard let resolved = try resolveDirectory(parentPath, create: true, layerName: layerName, entryPath: e.path) else { continue }
+                guard let resolved = try resolveDirectory(e.parentPath, create: true, layerName: layerName, entryPath: e) else { continue }
                 dir = resolved
-                lastParent = parentPath
+                lastParent = e.directory
                 lastDirectory = resolved
             }
             // One probe of the table per entry: the slot is found or reserved once.
@@ -174,7 +195,7 @@ public final class UnionTree: @unchecked Sendable {
             }
             if existing != nil { lastDirectory = nil }
             if kind == .hardlink {
-                let target = try resolveHardlink(layer.linkTarget(i), layerName: layerName, entryPath: e.path)
+                let target = try resolveHardlink(e.linkTarget, layerName: layerName, entryPath: e)
                 if let existing, existing == target { continue }   // a link onto itself
                 link(dir, slot: slot, target)
                 continue
@@ -190,7 +211,7 @@ public final class UnionTree: @unchecked Sendable {
     /// the path are followed and kept inside the root; with `create`, missing directories are made
     /// as implied ones (0755, 0:0). nil when a component is missing and `create` is false.
     private func resolveDirectory(_ path: UnsafeRawBufferPointer, create: Bool, layerName: String,
-                                  entryPath: UnsafeRawBufferPointer) throws -> UInt32? {
+                                  entryPath: IndexEntry) throws -> UInt32? {
         stack.removeAll(keepingCapacity: true)
         stack.append(0)
         var hops = 0
@@ -240,7 +261,7 @@ public final class UnionTree: @unchecked Sendable {
     }
 
     private func resolveHardlink(_ target: UnsafeRawBufferPointer, layerName: String,
-                                 entryPath: UnsafeRawBufferPointer) throws -> UInt32 {
+                                 entryPath: IndexEntry) throws -> UInt32 {
         let (parentPath, name) = splitPath(target)
         guard let dir = try resolveDirectory(parentPath, create: false, layerName: layerName, entryPath: entryPath),
               let inode = lookup(dir, name) else {
@@ -279,6 +300,7 @@ public final class UnionTree: @unchecked Sendable {
     }
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
+    static func text(_ e: IndexEntry) -> String { String(decoding: e.path, as: UTF8.self) }
 }
 
 #if canImport(Glibc)

@@ -42,7 +42,7 @@ private func fixedLayers(_ dir: TempDirectory) throws -> [LayerIndex] {
     @Test func fixedTreeKeepsItsBytes() throws {
         let dir = try TempDirectory()
         let bytes = MergedTreeWriter.serialize(try UnionTree(layers: try fixedLayers(dir)))
-        #expect(SHA256Hasher.hex(of: bytes) == "13f057ac7ceac6465aad3b2a19364f026331a676da0931d23eba6ae2ccd23f6a")
+        #expect(SHA256Hasher.hex(of: bytes) == "b5b93bd21a1790c885d0319ff1fd30464be627765dfb727a1c09a4a28a27dc0d")
     }
 }
 
