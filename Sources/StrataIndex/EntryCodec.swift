@@ -57,7 +57,10 @@ enum EntryCodec {
 
 /// Appends entry records (the encoder side of `EntryCodec`), tracking directories and restarts.
 struct EntryEncoder {
+    /// Records not yet flushed.
     private(set) var stream: [UInt8] = []
+    /// Bytes of records already flushed (handed to `flush`'s writer).
+    private(set) var flushed = 0
     private(set) var restarts: [UInt64] = []
     private(set) var count = 0
     private var state = EntryCodec.State()
@@ -84,7 +87,7 @@ struct EntryEncoder {
     mutating func append(_ e: IndexEntryInput, xattrFirst: UInt32, sparseFirst: UInt32) {
         typealias C = EntryCodec
         if count % C.restartInterval == 0 {
-            restarts.append(UInt64(stream.count))
+            restarts.append(UInt64(flushed + stream.count))
             state = C.State()
         }
         count += 1
@@ -132,8 +135,15 @@ struct EntryEncoder {
         state.advance(dataOffset: e.dataOffset, storedSize: e.storedSize)
     }
 
-    /// Releases the directory map (only the paths are needed to finish the section).
-    mutating func finishDirectories() { directoryIDs = [:] }
+    /// Bytes of records made and not yet flushed.
+    var pending: Int { stream.count }
+
+    /// Hands the records not yet flushed to `write` (with their offset in the record stream).
+    mutating func flush(_ write: (UnsafeRawBufferPointer, Int) throws -> Void) rethrows {
+        try stream.withUnsafeBytes { try write($0, flushed) }
+        flushed += stream.count
+        stream.removeAll(keepingCapacity: true)
+    }
 }
 
 /// Decodes entry records in order from a position (a restart or the record after the last one
@@ -202,6 +212,9 @@ public struct EntryCursor {
         guard off + len <= strings.count else { return UnsafeRawBufferPointer(start: strings.baseAddress, count: 0) }
         return UnsafeRawBufferPointer(rebasing: strings[off..<(off + len)])
     }
+
+    /// Where the next record starts in the record stream.
+    public var streamPosition: Int { position }
 
     /// Skips forward to entry `i` if it is at most two restarts ahead (cheaper than starting
     /// from its restart); false if it is behind or further.

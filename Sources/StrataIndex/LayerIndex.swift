@@ -138,7 +138,13 @@ public final class LayerIndex: @unchecked Sendable {
                 }
             }
             var cursor = cursor(from: 0)
+            var released = 0
             for i in 0..<entryCount {
+                // Pages read through are dropped behind the check (see `releaseEntries`).
+                if cursor.position - released >= 8 << 20 {
+                    releaseEntries(released..<cursor.position)
+                    released = cursor.position
+                }
                 if i % EntryCodec.restartInterval == 0,
                    b.u64(restartsOffset + i / EntryCodec.restartInterval * EntryCodec.restartSize) != UInt64(cursor.position) {
                     throw IndexError("index \(path): entry \(i) is malformed")
@@ -151,6 +157,7 @@ public final class LayerIndex: @unchecked Sendable {
                 }
             }
             guard cursor.position == streamLength else { throw IndexError("index \(path): entries section is malformed") }
+            releaseEntries(released..<streamLength)
         }
         if verify, let i = X.firstMalformed(b, start: xattrsOffset, count: xattrCount, stringsLength: stringsLength) {
             throw IndexError("index \(path): xattr \(i) is malformed")
@@ -197,6 +204,16 @@ public final class LayerIndex: @unchecked Sendable {
                             index: restart * EntryCodec.restartInterval, position: min(position, streamLength))
         while c.index < i { _ = c.next() }
         return c
+    }
+
+    /// Drops the pages of entry records in `range` (offsets in the record stream, as
+    /// `EntryCursor.streamPosition` gives them) from resident memory, after a pass that read
+    /// them in order: they stay in the page cache and come back when touched. This is what
+    /// keeps checking or merging the entries of a large layer from holding them all.
+    public var entryStreamLength: Int { streamLength }
+
+    public func releaseEntries(_ range: Range<Int>) {
+        file.release((entriesOffset + range.lowerBound)..<(entriesOffset + range.upperBound))
     }
 
     /// Entry `i`, decoded from its restart (up to `EntryCodec.restartInterval` records): for

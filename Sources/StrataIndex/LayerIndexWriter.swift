@@ -32,6 +32,8 @@ public struct IndexEntryInput {
 /// Accumulates entries and checkpoints of one layer and serialises them in `IndexFormat`.
 public struct LayerIndexWriter {
     private var entries = EntryEncoder()
+    /// When streaming: the file the entry records go to as they are made.
+    private var spill: CacheFileSink?
     private var xattrs = ByteWriter()
     private var sparse = ByteWriter()
     private var strings: [UInt8] = []
@@ -40,6 +42,18 @@ public struct LayerIndexWriter {
     private var sparseCount: UInt32 = 0
 
     public init() {}
+
+    /// A writer that streams its entry records into `sink` (a file) as they pile up.
+    init(streamingTo sink: CacheFileSink) { spill = sink }
+
+    /// Appends an entry and, when streaming, writes out the records made so far once they
+    /// reach a megabyte.
+    mutating func appendStreaming(_ e: IndexEntryInput) throws {
+        append(e)
+        if let spill, entries.pending >= 1 << 20 {
+            try entries.flush { try spill.write($0, at: IndexFormat.Header.size + $1) }
+        }
+    }
 
     public var count: Int { Int(entryCount) }
 
@@ -70,30 +84,26 @@ public struct LayerIndexWriter {
         entryCount += 1
     }
 
-    /// The entries section (`EntryCodec`): records, directory table, restart table, trailer.
-    /// Directory paths go to the strings.
-    private mutating func entrySection() -> [UInt8] {
-        var out = entries.stream
-        let streamLength = UInt64(out.count)
-        for path in entries.directoryPaths {
-            let (offset, length) = intern(path)
-            withUnsafeBytes(of: offset.littleEndian) { out.append(contentsOf: $0) }
-            withUnsafeBytes(of: length.littleEndian) { out.append(contentsOf: $0) }
-        }
-        for r in entries.restarts { withUnsafeBytes(of: r.littleEndian) { out.append(contentsOf: $0) } }
-        withUnsafeBytes(of: streamLength.littleEndian) { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt32(entries.directoryPaths.count).littleEndian) { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt32(entries.restarts.count).littleEndian) { out.append(contentsOf: $0) }
-        return out
-    }
-
     /// The finished index file. `copy`: frames of the layer's re-encoded copy, which replace
     /// the blob's checkpoints inside the ranges they cover (see `IndexFormat`).
     public func serialize(compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
                           digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy()) -> [UInt8] {
+        precondition(spill == nil, "a streaming writer finishes into its file")
+        let sink = CacheFileSink()
         var me = self
-        let entrySection = me.entrySection()
-        let strings = me.strings
+        do {
+            try me.finish(into: sink, compression: compression, blobSize: blobSize, uncompressedSize: uncompressedSize,
+                          digest: digest, checkpoints: checkpoints, copy: copy)
+        } catch {
+            preconditionFailure("writing an index to memory cannot fail: \(error)")
+        }
+        return sink.memory
+    }
+
+    /// Writes the index into `sink` (the one it streams to, if any): the entry records still
+    /// held, the entries section's tables, the other sections, then the header.
+    mutating func finish(into sink: CacheFileSink, compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
+                         digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy()) throws {
         typealias C = IndexFormat.Checkpoint
         typealias H = IndexFormat.Header
         var checkpointRecords = ByteWriter()
@@ -137,10 +147,27 @@ public struct LayerIndexWriter {
             copyRecord(copy.frames[next])
             next += 1
         }
-        var out = ByteWriter()
-        out.bytes.reserveCapacity(H.size + entrySection.count + strings.count + windows.count + 1024)
+
+        // The entries section, right after the header: records (some perhaps already in the
+        // file), then the directory table (paths go to the strings), restarts and trailer.
+        try entries.flush { try sink.write($0, at: H.size + $1) }
+        let streamLength = entries.flushed
+        var tables: [UInt8] = []
+        for path in entries.directoryPaths {
+            let (offset, length) = intern(path)
+            withUnsafeBytes(of: offset.littleEndian) { tables.append(contentsOf: $0) }
+            withUnsafeBytes(of: length.littleEndian) { tables.append(contentsOf: $0) }
+        }
+        for r in entries.restarts { withUnsafeBytes(of: r.littleEndian) { tables.append(contentsOf: $0) } }
+        withUnsafeBytes(of: UInt64(streamLength).littleEndian) { tables.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(entries.directoryPaths.count).littleEndian) { tables.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(entries.restarts.count).littleEndian) { tables.append(contentsOf: $0) }
+        try sink.write(tables, at: H.size + streamLength)
+        let entriesLength = streamLength + tables.count
+
+        var header = ByteWriter()
         let (entryCount, xattrCount, sparseCount) = (self.entryCount, self.xattrCount, self.sparseCount)
-        out.record(H.size) { h in
+        header.record(H.size) { h in
             h.put(bytes: IndexFormat.file.magic, 0, H.magic)
             h.put(IndexFormat.version, 0, H.version)
             h.put(UInt32(compressionCode(compression)), 0, H.compression)
@@ -150,24 +177,30 @@ public struct LayerIndexWriter {
             h.put(sparseCount, 0, H.sparseCount); h.put(recordCount, 0, H.checkpointCount)
             h.put(bytes: digest, 0, H.digest)
             h.put(copy.size, 0, H.copySize)
+            h.put(UInt64(H.size), 0, H.entries)
+            h.put(UInt64(entriesLength), 0, H.entriesLength)
         }
-        func section(_ s: IndexFormat.Section, _ data: [UInt8]) {
-            out.align(IndexFormat.file.alignment)
-            out.set(UInt64(out.bytes.count), 0, s.start)
-            if s.recordSize == 1 { out.set(UInt64(data.count), 0, s.count) }
-            out.bytes.append(contentsOf: data)
-            if let checksum = s.checksum { out.set(data.withUnsafeBytes { IndexFormat.checksum($0) }, 0, checksum) }
+        header.set(try sink.checksum(at: H.size, count: entriesLength), 0, H.entriesChecksum)
+        var end = H.size + entriesLength
+        func section(_ s: IndexFormat.Section, _ data: [UInt8]) throws {
+            let alignment = IndexFormat.file.alignment
+            let start = (end + alignment - 1) / alignment * alignment
+            if start > end { try sink.write([UInt8](repeating: 0, count: start - end), at: end) }
+            header.set(UInt64(start), 0, s.start)
+            if s.recordSize == 1 { header.set(UInt64(data.count), 0, s.count) }
+            try sink.write(data, at: start)
+            if let checksum = s.checksum { header.set(data.withUnsafeBytes { IndexFormat.checksum($0) }, 0, checksum) }
+            end = start + data.count
         }
-        section(IndexFormat.entries, entrySection)
-        section(IndexFormat.xattrs, xattrs.bytes)
-        section(IndexFormat.sparse, sparse.bytes)
-        section(IndexFormat.checkpoints, checkpointRecords.bytes)
-        section(IndexFormat.strings, strings)
-        section(IndexFormat.windows, windows)
-        out.set(UInt64(out.bytes.count), 0, H.totalLength)
-        let sum = out.bytes.withUnsafeBytes { IndexFormat.file.checksumOfHeader($0) }
-        out.set(sum, 0, H.checksum)
-        return out.bytes
+        try section(IndexFormat.xattrs, xattrs.bytes)
+        try section(IndexFormat.sparse, sparse.bytes)
+        try section(IndexFormat.checkpoints, checkpointRecords.bytes)
+        try section(IndexFormat.strings, strings)
+        try section(IndexFormat.windows, windows)
+        header.set(UInt64(end), 0, H.totalLength)
+        let sum = header.bytes.withUnsafeBytes { IndexFormat.file.checksumOfHeader($0) }
+        header.set(sum, 0, H.checksum)
+        try sink.write(header.bytes, at: 0)
     }
 }
 
