@@ -83,34 +83,45 @@ struct ChecksumStream {
 public final class SectionStream {
     let sink: CacheFileSink
     private var offset: Int
-    private var buffer: [UInt8] = []
+    private let buffer: UnsafeMutableRawBufferPointer
+    private var used = 0
     public private(set) var written = 0
     static let chunk = 256 << 10
 
     public init(_ sink: CacheFileSink, at offset: Int) {
         self.sink = sink
         self.offset = offset
-        buffer.reserveCapacity(SectionStream.chunk + 4096)
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SectionStream.chunk, alignment: 16)
     }
 
+    deinit { buffer.deallocate() }
+
     /// Appends a zeroed record of `size` bytes and fills it (`fill` gets the record alone).
+    @inline(__always)
     public func record(_ size: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: size))
-        buffer.withUnsafeMutableBytes { fill(UnsafeMutableRawBufferPointer(rebasing: $0[start..<(start + size)])) }
+        if used + size > buffer.count { try flush() }
+        let r = UnsafeMutableRawBufferPointer(rebasing: buffer[used..<(used + size)])
+        r.initializeMemory(as: UInt8.self, repeating: 0)
+        fill(r)
+        used += size
         written += size
-        if buffer.count >= SectionStream.chunk { try flush() }
     }
 
     public func append(_ bytes: UnsafeRawBufferPointer) throws {
-        buffer.append(contentsOf: bytes)
-        written += bytes.count
-        if buffer.count >= SectionStream.chunk { try flush() }
+        var rest = bytes
+        while !rest.isEmpty {
+            if used == buffer.count { try flush() }
+            let n = min(rest.count, buffer.count - used)
+            UnsafeMutableRawBufferPointer(rebasing: buffer[used..<(used + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[0..<n]))
+            used += n
+            written += n
+            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+        }
     }
 
     public func flush() throws {
-        try sink.write(buffer, at: offset)
-        offset += buffer.count
-        buffer.removeAll(keepingCapacity: true)
+        try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<used]), at: offset)
+        offset += used
+        used = 0
     }
 }

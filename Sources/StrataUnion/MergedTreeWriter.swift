@@ -55,6 +55,7 @@ public enum MergedTreeWriter {
         var attributeNumber: [Attributes: UInt32] = [:]
         var attributes: [Attributes] = []
         var childCount = 0, namesLength = 0, stringsLength = 0, extraCount = 0, xattrCount = 0, sparseCount = 0
+        var lastCounted = Attributes(mode: 0, uid: 0, gid: 0, nanoseconds: 0, seconds: 0)
         func count(_ old: UInt32) {
             let jumps = entries.jumps
             let e = entries.entry(of: old)
@@ -62,10 +63,11 @@ public enum MergedTreeWriter {
             // own entry, far from its children) brings in a few of its own.
             if inodeCount % (1 << 14) == 0 || (entries.jumps != jumps && entries.jumps % 256 == 0) { releaseIndexPages(tree) }
             let a = Attributes(e)
-            if attributeNumber[a] == nil {
+            if a != lastCounted, attributeNumber[a] == nil {
                 attributeNumber[a] = UInt32(attributes.count)
                 attributes.append(a)
             }
+            lastCounted = a
             guard let e else { return }
             if e.kind == .symlink { stringsLength += e.linkTarget.count }
             if e.xattrCount > 0 || e.isSparse {
@@ -157,6 +159,7 @@ public enum MergedTreeWriter {
 
         var extra = 0, xattr = 0, sparse = 0
         var written = 0, directoriesWritten = 0
+        var lastAttributes = (Attributes(nil), attributeNumber[Attributes(nil)] ?? 0)
         // The inode record of `old`, whose number is the next one.
         func writeInode(_ old: UInt32) throws {
             written += 1
