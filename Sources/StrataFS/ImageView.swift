@@ -59,13 +59,15 @@ public enum ImageView {
                 return try rebuild(i)
             }
         }
-        let bytes = MergedTreeWriter.serialize(try UnionTree(layers: verified))
+        let union = try UnionTree(layers: verified)
         do {
-            return (try MergedTree(path: try cache.storeTree(bytes, keyHex: key), layers: table), true)
+            // Streamed into the cache: the tree's bytes are never all in memory.
+            let stored = try cache.storeTree(keyHex: key) { try MergedTreeWriter.write(union, into: $0) }
+            return (try MergedTree(path: stored, layers: table), true)
         } catch {
             // A cache that cannot take the tree (full, read-only) still serves this mount.
             Log.error("cache \(cache.directory): merged tree not cached: \(error)")
-            let owned = OwnedBytes(bytes)
+            let owned = OwnedBytes(MergedTreeWriter.serialize(union))
             return (try MergedTree(bytes: owned.bytes, owner: owned, source: "(memory)", layers: table), true)
         }
     }

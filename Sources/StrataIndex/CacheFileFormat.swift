@@ -67,7 +67,9 @@ public struct CacheFileFormat: Sendable {
     /// Checks the header and the sections' bounds (see the type). A checksum is checked once
     /// what it covers is known to be there: the header's before the length, the whole file's
     /// after it.
-    public func check(_ b: UnsafeRawBufferPointer) throws(Violation) {
+    /// `release(range)`, if given, is called for each stretch of the file a whole-file checksum
+    /// has read, so a caller can drop those pages from its resident memory as it goes.
+    public func check(_ b: UnsafeRawBufferPointer, release: ((Range<Int>) -> Void)? = nil) throws(Violation) {
         guard b.count >= headerSize, b.baseAddress != nil, b.bytes(0, magicField) == magic else { throw .notThisFormat }
         let v = b.u32(0, versionField)
         guard v == version else { throw .version(v) }
@@ -76,7 +78,7 @@ public struct CacheFileFormat: Sendable {
         }
         guard b.u64(0, totalLength) == UInt64(b.count) else { throw .truncated(size: b.count, expected: b.u64(0, totalLength)) }
         if !checksumCoversHeaderOnly {
-            guard fileChecksum(b, skipping: checksum.range) == b.u64(0, checksum) else { throw .checksum }
+            guard wholeFileChecksum(b, release: release) == b.u64(0, checksum) else { throw .checksum }
         }
         for s in sections {
             let start = b.u64(0, s.start)
@@ -84,6 +86,26 @@ public struct CacheFileFormat: Sendable {
             guard start >= UInt64(headerSize), start <= UInt64(b.count), start % UInt64(alignment) == 0,
                   count <= (UInt64(b.count) - start) / UInt64(s.recordSize) else { throw .sectionOutside(s.name) }
         }
+    }
+
+    /// `fileChecksum(b, skipping: checksum)`, read in 2 MiB stretches, each handed to
+    /// `release` once read.
+    private func wholeFileChecksum(_ b: UnsafeRawBufferPointer, release: ((Range<Int>) -> Void)?) -> UInt64 {
+        guard let release, b.count > headerSize else { return fileChecksum(b, skipping: checksum.range) }
+        var sum = ChecksumStream(count: b.count)
+        var header = Array(b[0..<headerSize])
+        for i in checksum.range { header[i] = 0 }
+        // The header's size is a multiple of 8 in both formats, so the pieces stay on words.
+        precondition(headerSize % 8 == 0)
+        header.withUnsafeBytes { sum.feed($0) }
+        var at = headerSize
+        while at < b.count {
+            let end = min(b.count, at + (2 << 20))
+            sum.feed(UnsafeRawBufferPointer(rebasing: b[at..<end]))
+            release(at..<end)
+            at = end
+        }
+        return sum.finalize()
     }
 
     /// The header's checksum as its checksum field keeps it (that field read as zero).

@@ -115,8 +115,11 @@ public enum IndexBuilder {
     /// Builds the index and returns with it the layer's diff_id: the sha256 of its uncompressed
     /// tar, hashed on a second thread as the decoder produces it (a tar layer's is its digest).
     /// A layer whose diff_id is not the one `blob.diffID` claims is an error.
+    /// With `indexFile`, the index is written into that file as it is built (its entry records
+    /// streamed, so memory does not grow with the layer's entry count) and `bytes` is empty.
     public static func buildVerified(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing,
-                                     copyPath: String? = nil) throws -> (bytes: [UInt8], diffIDHex: String) {
+                                     copyPath: String? = nil,
+                                     indexFile: FileDescriptor? = nil) throws -> (bytes: [UInt8], diffIDHex: String) {
         let file = try blob.open()
         defer { file.file.close() }
         let hasher = SHA256Hasher()
@@ -130,10 +133,11 @@ public enum IndexBuilder {
         var recoded = false
         defer { if !recoded { source.recoder?.abandon() } }
         let reader = TarReader(source: source)
-        var writer = LayerIndexWriter()
+        let sink = indexFile.map { CacheFileSink(file: $0) }
+        var writer = sink.map { LayerIndexWriter(streamingTo: $0) } ?? LayerIndexWriter()
         do {
             while let entry = try reader.next() {
-                if let input = try convert(entry, blob: blob) { writer.append(input) }
+                if let input = try convert(entry, blob: blob) { try writer.appendStreaming(input) }
             }
             // Read what follows the end-of-archive blocks so the whole blob is hashed and checked.
             try source.drain()
@@ -168,10 +172,20 @@ public enum IndexBuilder {
         }
         let copy = try source.recoder?.finish() ?? RecodedCopy()
         recoded = true
-        let bytes = writer.serialize(compression: blob.compression, blobSize: blob.size,
-                                     uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
-                                     checkpoints: decoder.checkpoints, copy: copy, spans: spans)
-        return (bytes, diffIDHex)
+        guard let sink else {
+            let bytes = writer.serialize(compression: blob.compression, blobSize: blob.size,
+                                         uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
+                                         checkpoints: decoder.checkpoints, copy: copy, spans: spans)
+            return (bytes, diffIDHex)
+        }
+        do {
+            try writer.finish(into: sink, compression: blob.compression, blobSize: blob.size,
+                              uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
+                              checkpoints: decoder.checkpoints, copy: copy, spans: spans)
+        } catch {
+            throw IndexError("\(blob.name): cannot write its index: \(error)")
+        }
+        return ([], diffIDHex)
     }
 
     /// Maps a tar entry onto an index entry: normalised path, whiteouts decoded. Returns nil for

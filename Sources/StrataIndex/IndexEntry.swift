@@ -9,7 +9,12 @@ public enum IndexEntryKind: UInt8, Sendable {
 
 /// A decoded view of one entry record of a mapped layer index. Byte ranges point into the mapping.
 public struct IndexEntry {
-    public var path: UnsafeRawBufferPointer        // normalised: no leading "/" or "./", no trailing "/"; "" is the root
+    /// The number of the entry's directory in its index (entries of one directory share it).
+    public var directory: UInt32
+    /// The path of the containing directory ("" for top-level entries), normalised.
+    public var parentPath: UnsafeRawBufferPointer
+    /// The last path component ("" for the root).
+    public var name: UnsafeRawBufferPointer
     public var linkTarget: UnsafeRawBufferPointer  // symlink target as written; hardlink: normalised target path
     public var kind: IndexEntryKind
     public var isSparse: Bool
@@ -31,11 +36,16 @@ public struct IndexEntry {
     /// The permission bits of every symlink, as Linux shows them.
     public static let symlinkMode: UInt32 = 0o777
 
-    /// The last path component.
-    public var name: UnsafeRawBufferPointer { splitPath(path).name }
-
-    /// The path of the containing directory ("" for top-level entries).
-    public var parentPath: UnsafeRawBufferPointer { splitPath(path).parent }
+    /// The normalised path: no leading "/" or "./", no trailing "/"; "" is the root. Assembled
+    /// from the directory and the name (the index keeps each directory's path once).
+    public var path: [UInt8] {
+        var p: [UInt8] = []
+        p.reserveCapacity(parentPath.count + 1 + name.count)
+        p.append(contentsOf: parentPath)
+        if !parentPath.isEmpty { p.append(UInt8(ascii: "/")) }
+        p.append(contentsOf: name)
+        return p
+    }
 }
 
 public struct IndexXattr {

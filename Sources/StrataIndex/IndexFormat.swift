@@ -3,9 +3,9 @@
 /// constants, and `CacheFileFormat` checks the header and the sections' bounds. Little-endian,
 /// fixed-size records, so a mount maps the file and reads records in place instead of parsing it.
 ///
-///   header (256 bytes) | entries (96 bytes each) | xattrs (16 each) | sparse segments (16 each)
-///   | checkpoints (40 each) | strings | windows (each checkpoint window, deflated)
-///   | span digests (48 each)
+///   header (256 bytes) | entries (`EntryCodec`: varint records, directory table, restart
+///   table) | xattrs (16 each) | sparse segments (16 each) | checkpoints (40 each) | strings
+///   | windows (each checkpoint window, deflated) | span digests (48 each)
 ///
 /// Every section is checked when it is first read, not the whole file at open (a warm mount
 /// reads only the header and the checkpoints): the header's checksum covers the header (its own
@@ -31,7 +31,9 @@
 /// (IndexFormatTests holds a fixed index's digest).
 enum IndexFormat {
     typealias Field = FormatField
-    static let version: UInt32 = 3
+    // 3: span digests; 4: entries are varint records naming their directory (EntryCodec)
+    // instead of 96-byte records with the whole path, beside the span digests.
+    static let version: UInt32 = 4
     /// Plain tar layers' span size.
     static let plainPieceSize: UInt64 = 1 << 20
 
@@ -65,42 +67,23 @@ enum IndexFormat {
         static let sparseChecksum = Field(184, 8)
         static let checkpointsChecksum = Field(192, 8)
         static let stringsChecksum = Field(200, 8)
-        static let reserved = Field(208, 24)   // zero
-        static let spanCount = Field(232, 4)
-        static let reserved2 = Field(236, 4)   // zero
-        static let spans = Field(240, 8)
-        static let spansChecksum = Field(248, 8)
+        static let entriesLength = Field(208, 8)   // bytes of the entries section
+        static let spanCount = Field(216, 4)
+        static let reserved2 = Field(220, 4)   // zero
+        static let spans = Field(224, 8)
+        static let spansChecksum = Field(232, 8)
+        static let reserved = Field(240, 16)   // zero
         static let all = [magic, version, compression, blobSize, uncompressedSize, entryCount, xattrCount, sparseCount,
                           checkpointCount, entries, xattrs, sparse, checkpoints, strings, stringsLength, windows,
                           windowsLength, totalLength, checksum, digest, copySize, entriesChecksum, xattrsChecksum,
-                          sparseChecksum, checkpointsChecksum, stringsChecksum, reserved, spanCount, reserved2, spans,
-                          spansChecksum]
+                          sparseChecksum, checkpointsChecksum, stringsChecksum, entriesLength, spanCount, reserved2,
+                          spans, spansChecksum, reserved]
     }
 
-    /// One tar entry. Strings are (offset, length) in the strings section; xattrs and sparse
-    /// segments are runs (first, count) of their sections.
-    enum Entry {
-        static let size = 96
-        static let pathOffset = Field(0, 4), pathLength = Field(4, 4)
-        static let linkOffset = Field(8, 4), linkLength = Field(12, 4)
-        static let kind = Field(16, 1)    // IndexEntryKind
-        static let flags = Field(17, 1)   // flagSparse
-        static let pad = Field(18, 2)
-        static let mode = Field(20, 4), uid = Field(24, 4), gid = Field(28, 4)
-        static let fileSize = Field(32, 8)
-        static let dataOffset = Field(40, 8)   // in the tar stream
-        static let storedSize = Field(48, 8)   // a sparse file's data bytes in the stream
-        static let mtimeSeconds = Field(56, 8)   // signed
-        static let mtimeNanoseconds = Field(64, 4)
-        static let devMajor = Field(68, 4), devMinor = Field(72, 4)
-        static let xattrFirst = Field(76, 4), xattrCount = Field(80, 4)
-        static let sparseFirst = Field(84, 4), sparseCount = Field(88, 4)
-        static let pad2 = Field(92, 4)
-        static let flagSparse: UInt8 = 1
-        static let all = [pathOffset, pathLength, linkOffset, linkLength, kind, flags, pad, mode, uid, gid, fileSize,
-                          dataOffset, storedSize, mtimeSeconds, mtimeNanoseconds, devMajor, devMinor, xattrFirst,
-                          xattrCount, sparseFirst, sparseCount, pad2]
-    }
+    /// The entries section is a byte run, laid out by `EntryCodec`: the records, then the
+    /// directory table (path offset and length in the strings, 4 + 4 bytes each), then the
+    /// restart table (8 bytes each: a record's offset), then a trailer (stream length 8,
+    /// directory count 4, restart count 4).
 
     typealias Xattr = CacheRecord.Xattr
     typealias Sparse = CacheRecord.Sparse
@@ -138,7 +121,7 @@ enum IndexFormat {
     static let sourceCopy: UInt8 = 1
 
     typealias Section = CacheFileFormat.Section
-    static let entries = Section("entries", start: Header.entries, count: Header.entryCount, recordSize: Entry.size,
+    static let entries = Section("entries", start: Header.entries, count: Header.entriesLength, recordSize: 1,
                                  checksum: Header.entriesChecksum)
     static let xattrs = Section("xattrs", start: Header.xattrs, count: Header.xattrCount, recordSize: Xattr.size,
                                 checksum: Header.xattrsChecksum)

@@ -151,18 +151,29 @@ public final class LayerCache: Sendable {
         let temp = AtomicFile.temporaryPath(for: copy)
         try makeDirectory(.data)
         defer { unlink(temp) }
-        let (bytes, diffIDHex) = try IndexBuilder.buildVerified(blob, copyPath: temp)
+        let path = indexPath(digestHex: blob.digestHex)
+        // The index is streamed into its temporary as it is built, and renamed into place last.
+        let indexFile: AtomicFile
+        do {
+            try makeDirectory(.index)
+            indexFile = try AtomicFile(temporaryPath: AtomicFile.temporaryPath(for: path), readable: true)
+        } catch {
+            throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
+        }
+        var committed = false
+        defer { if !committed { indexFile.discard() } }
+        let (_, diffIDHex) = try IndexBuilder.buildVerified(blob, copyPath: temp, indexFile: indexFile.descriptor)
         TestGate.pass(RuntimeSettings.current.indexGate)   // tests: hold a built index before it is written
         // Not fsynced: every frame carries its checksum, and a copy a crash truncated is found
         // at the next open (its size is in the index) and rebuilt.
         if FileIO.exists(temp) {
             do { try AtomicFile.publish(temp, as: copy, durable: false) } catch { throw IndexError("cache \(directory): \(error)") }
         }
-        let path = indexPath(digestHex: blob.digestHex)
         do {
             try FileIO.makeDirectories(folder(.diffID))
             try FileIO.writeAtomically(diffIDPath(digestHex: blob.digestHex), Array("sha256:\(diffIDHex)\n".utf8))
-            try FileIO.writeAtomically(path, bytes)
+            committed = true
+            try indexFile.commit(as: path, durable: true)
             unlink(untrustedPath(digestHex: blob.digestHex))   // made from the blob: trusted
         } catch {
             throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
@@ -176,6 +187,20 @@ public final class LayerCache: Sendable {
         let path = treePath(keyHex: keyHex)
         try FileIO.makeDirectories(folder(.tree))
         try FileIO.writeAtomically(path, bytes, durable: false)
+        return path
+    }
+
+    /// Caches a merged tree that `write` streams into its file; the path it is at. Not
+    /// fsynced, like the above.
+    public func storeTree(keyHex: String, _ write: (CacheFileSink) throws -> Void) throws -> String {
+        let path = treePath(keyHex: keyHex)
+        try FileIO.makeDirectories(folder(.tree))
+        let file = try AtomicFile(temporaryPath: AtomicFile.temporaryPath(for: path), readable: true)
+        do { try write(CacheFileSink(file: file.descriptor)) } catch {
+            file.discard()
+            throw error
+        }
+        try file.commit(as: path, durable: false)
         return path
     }
 

@@ -38,10 +38,17 @@ public final class LayerIndex: @unchecked Sendable {
     private let spansOffset: Int
     private let bytes: UnsafeRawBufferPointer
     private let entriesOffset: Int
+    /// The entries section's parts (see `EntryCodec`), as offsets in the file.
+    private let streamLength: Int
+    private let directoriesOffset: Int
+    public let directoryCount: Int
+    private let restartsOffset: Int
+    private let restartCount: Int
     private let xattrsOffset: Int
     private let sparseOffset: Int
     private let checkpointsOffset: Int
     private let stringsOffset: Int
+    private let stringsLength: Int
     private let windowsOffset: Int
 
     /// Maps and validates an index file; throws if it is truncated, corrupt or of another version
@@ -64,7 +71,6 @@ public final class LayerIndex: @unchecked Sendable {
     public init(file: MappedFile, verify: Bool = true) throws {
         typealias F = IndexFormat
         typealias H = IndexFormat.Header
-        typealias E = IndexFormat.Entry
         typealias X = IndexFormat.Xattr
         typealias C = IndexFormat.Checkpoint
         self.file = file
@@ -87,7 +93,7 @@ public final class LayerIndex: @unchecked Sendable {
         compression = c
         blobSize = b.u64(0, H.blobSize)
         uncompressedSize = b.u64(0, H.uncompressedSize)
-        entryCount = F.entries.count(in: b)
+        entryCount = Int(b.u32(0, H.entryCount))
         checkpointCount = F.checkpoints.count(in: b)
         entriesOffset = F.entries.offset(in: b)
         xattrsOffset = F.xattrs.offset(in: b)
@@ -95,7 +101,7 @@ public final class LayerIndex: @unchecked Sendable {
         checkpointsOffset = F.checkpoints.offset(in: b)
         stringsOffset = F.strings.offset(in: b)
         windowsOffset = F.windows.offset(in: b)
-        let stringsLength = F.strings.count(in: b)
+        stringsLength = F.strings.count(in: b)
         let windowsLength = F.windows.count(in: b)
         let xattrCount = F.xattrs.count(in: b)
         let sparseCount = F.sparse.count(in: b)
@@ -114,17 +120,53 @@ public final class LayerIndex: @unchecked Sendable {
         for section in verify ? [F.checkpoints, F.spans, F.entries, F.xattrs, F.sparse, F.strings] : [F.checkpoints, F.spans] {
             guard F.file.sectionIntact(section, in: b) else { throw IndexDamage(path: path, "\(section.name) checksum mismatch") }
         }
+        // The entries section ends with its trailer, which places the directory and restart tables.
+        let entriesLength = F.entries.count(in: b)
+        typealias EC = EntryCodec
+        guard entriesLength >= EC.trailerSize else { throw IndexError("index \(path): entries section is malformed") }
+        let trailer = entriesOffset + entriesLength - EC.trailerSize
+        // An unverified index is not resident: its entries are read only after a verified open.
+        let (stream, dirs, restarts) = file.isResident
+            ? (Int(truncatingIfNeeded: b.u64(trailer)), Int(b.u32(trailer + 8)), Int(b.u32(trailer + 12))) : (0, 0, 0)
+        guard stream >= 0, stream <= entriesLength, restarts == (entryCount + EC.restartInterval - 1) / EC.restartInterval || !file.isResident,
+              stream + dirs * EC.directorySize + restarts * EC.restartSize + EC.trailerSize == entriesLength || !file.isResident else {
+            throw IndexError("index \(path): entries section is malformed")
+        }
+        streamLength = stream
+        directoryCount = dirs
+        directoriesOffset = entriesOffset + stream
+        restartsOffset = directoriesOffset + dirs * EC.directorySize
+        restartCount = restarts
         // The records' own references must stay inside their sections, so a crafted file cannot
-        // make a lookup read outside the mapping.
-        for i in 0..<(verify ? entryCount : 0) {
-            let r = entriesOffset + i * E.size
-            guard b.fits(r, E.pathOffset, E.pathLength, within: stringsLength),
-                  b.fits(r, E.linkOffset, E.linkLength, within: stringsLength),
-                  b.fits(r, E.xattrFirst, E.xattrCount, within: xattrCount),
-                  b.fits(r, E.sparseFirst, E.sparseCount, within: sparseCount),
-                  b.u8(r, E.kind) <= IndexEntryKind.opaque.rawValue else {
-                throw IndexError("index \(path): entry \(i) is malformed")
+        // make a lookup read outside the mapping: every record is decoded once.
+        if verify {
+            for d in 0..<directoryCount {
+                let r = directoriesOffset + d * EntryCodec.directorySize
+                guard Int(b.u32(r)) + Int(b.u32(r + 4)) <= stringsLength else {
+                    throw IndexError("index \(path): directory \(d) is malformed")
+                }
             }
+            var cursor = cursor(from: 0)
+            var released = 0
+            for i in 0..<entryCount {
+                // Pages read through are dropped behind the check (see `releaseEntries`).
+                if cursor.position - released >= 8 << 20 {
+                    releaseEntries(released..<cursor.position)
+                    released = cursor.position
+                }
+                if i % EntryCodec.restartInterval == 0,
+                   b.u64(restartsOffset + i / EntryCodec.restartInterval * EntryCodec.restartSize) != UInt64(cursor.position) {
+                    throw IndexError("index \(path): entry \(i) is malformed")
+                }
+                let e = cursor.next()
+                guard !cursor.malformed, cursor.position <= streamLength,
+                      Int(e.xattrFirst) + Int(e.xattrCount) <= xattrCount,
+                      Int(e.sparseFirst) + Int(e.sparseCount) <= sparseCount else {
+                    throw IndexError("index \(path): entry \(i) is malformed")
+                }
+            }
+            guard cursor.position == streamLength else { throw IndexError("index \(path): entries section is malformed") }
+            releaseEntries(released..<streamLength)
         }
         if verify, let i = X.firstMalformed(b, start: xattrsOffset, count: xattrCount, stringsLength: stringsLength) {
             throw IndexError("index \(path): xattr \(i) is malformed")
@@ -203,45 +245,45 @@ public final class LayerIndex: @unchecked Sendable {
         return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + Int(bytes.u32(r, length)))])
     }
 
+    /// A cursor decoding entries in order from entry `i` (it starts at the restart before `i`
+    /// and decodes up to it). Reading entries in order this way is what the union build does.
+    public func cursor(from i: Int) -> EntryCursor {
+        let restart = min(i / EntryCodec.restartInterval, max(restartCount - 1, 0))
+        let position = restartCount == 0 ? 0 : Int(truncatingIfNeeded: bytes.u64(restartsOffset + restart * EntryCodec.restartSize))
+        var c = EntryCursor(stream: UnsafeRawBufferPointer(rebasing: bytes[entriesOffset..<(entriesOffset + streamLength)]),
+                            directories: UnsafeRawBufferPointer(rebasing: bytes[directoriesOffset..<restartsOffset]),
+                            directoryCount: directoryCount,
+                            strings: UnsafeRawBufferPointer(rebasing: bytes[stringsOffset..<(stringsOffset + stringsLength)]),
+                            index: restart * EntryCodec.restartInterval, position: min(position, streamLength))
+        while c.index < i { _ = c.next() }
+        return c
+    }
+
+    /// Drops the pages of entry records in `range` (offsets in the record stream, as
+    /// `EntryCursor.streamPosition` gives them) from resident memory, after a pass that read
+    /// them in order: they stay in the page cache and come back when touched. This is what
+    /// keeps checking or merging the entries of a large layer from holding them all.
+    public var entryStreamLength: Int { streamLength }
+
+    public func releaseEntries(_ range: Range<Int>) {
+        file.release((entriesOffset + range.lowerBound)..<(entriesOffset + range.upperBound))
+    }
+
+    /// Entry `i`, decoded from its restart (up to `EntryCodec.restartInterval` records): for
+    /// reading entries in order, use a cursor.
     public func entry(_ i: Int) -> IndexEntry {
-        typealias E = IndexFormat.Entry
-        let r = entriesOffset + i * E.size
-        let b = bytes
-        let kind = IndexEntryKind(rawValue: b.u8(r, E.kind)) ?? .regular
-        return IndexEntry(
-            path: string(r, E.pathOffset, E.pathLength),
-            linkTarget: string(r, E.linkOffset, E.linkLength),
-            kind: kind,
-            isSparse: b.u8(r, E.flags) & E.flagSparse != 0,
-            // The record keeps the header's mode; a symlink on Linux is always 0777 (ext4,
-            // overlayfs, umoci), whatever some tar writers put there.
-            mode: kind == .symlink ? IndexEntry.symlinkMode : b.u32(r, E.mode), uid: b.u32(r, E.uid), gid: b.u32(r, E.gid),
-            size: b.u64(r, E.fileSize), dataOffset: b.u64(r, E.dataOffset), storedSize: b.u64(r, E.storedSize),
-            mtimeSeconds: b.i64(r, E.mtimeSeconds), mtimeNanoseconds: b.u32(r, E.mtimeNanoseconds),
-            devMajor: b.u32(r, E.devMajor), devMinor: b.u32(r, E.devMinor),
-            xattrFirst: b.u32(r, E.xattrFirst), xattrCount: b.u32(r, E.xattrCount),
-            sparseFirst: b.u32(r, E.sparseFirst), sparseCount: b.u32(r, E.sparseCount))
+        var c = cursor(from: i)
+        return c.next()
     }
 
-    /// Only the kind: the union build skips or defers most entries on it.
-    @inline(__always) public func kind(_ i: Int) -> IndexEntryKind {
-        IndexEntryKind(rawValue: bytes.u8(entriesOffset + i * IndexFormat.Entry.size, IndexFormat.Entry.kind)) ?? .regular
-    }
+    /// Only the kind.
+    public func kind(_ i: Int) -> IndexEntryKind { entry(i).kind }
 
-    /// Only the normalised path, split at its last "/": what the union build needs of most
-    /// entries (decoding the whole record for each of them is a third of a warm mount).
-    @inline(__always)
-    public func pathParts(_ i: Int) -> (path: UnsafeRawBufferPointer, parent: UnsafeRawBufferPointer, name: UnsafeRawBufferPointer) {
-        let path = string(entriesOffset + i * IndexFormat.Entry.size, IndexFormat.Entry.pathOffset, IndexFormat.Entry.pathLength)
-        let (parent, name) = splitPath(path)
-        return (path, parent, name)
-    }
+    /// The path of directory `id` of this index.
+    public func directoryPath(_ id: UInt32) -> UnsafeRawBufferPointer { cursor(from: 0).directoryPath(id) }
 
     /// The link target of entry `i` (symlink target, or hardlink target path).
-    @inline(__always)
-    public func linkTarget(_ i: Int) -> UnsafeRawBufferPointer {
-        string(entriesOffset + i * IndexFormat.Entry.size, IndexFormat.Entry.linkOffset, IndexFormat.Entry.linkLength)
-    }
+    public func linkTarget(_ i: Int) -> UnsafeRawBufferPointer { entry(i).linkTarget }
 
     public func xattr(_ i: Int) -> IndexXattr {
         typealias X = IndexFormat.Xattr

@@ -31,7 +31,9 @@ public struct IndexEntryInput {
 
 /// Accumulates entries and checkpoints of one layer and serialises them in `IndexFormat`.
 public struct LayerIndexWriter {
-    private var entries = ByteWriter()
+    private var entries = EntryEncoder()
+    /// When streaming: the file the entry records go to as they are made.
+    private var spill: CacheFileSink?
     private var xattrs = ByteWriter()
     private var sparse = ByteWriter()
     private var strings: [UInt8] = []
@@ -40,6 +42,18 @@ public struct LayerIndexWriter {
     private var sparseCount: UInt32 = 0
 
     public init() {}
+
+    /// A writer that streams its entry records into `sink` (a file) as they pile up.
+    init(streamingTo sink: CacheFileSink) { spill = sink }
+
+    /// Appends an entry and, when streaming, writes out the records made so far once they
+    /// reach a megabyte.
+    mutating func appendStreaming(_ e: IndexEntryInput) throws {
+        append(e)
+        if let spill, entries.pending >= 1 << 20 {
+            try entries.flush { try spill.write($0, at: IndexFormat.Header.size + $1) }
+        }
+    }
 
     public var count: Int { Int(entryCount) }
 
@@ -50,11 +64,8 @@ public struct LayerIndexWriter {
     }
 
     public mutating func append(_ e: IndexEntryInput) {
-        typealias E = IndexFormat.Entry
         typealias X = IndexFormat.Xattr
         typealias S = IndexFormat.Sparse
-        let (pathOff, pathLen) = intern(e.path)
-        let (linkOff, linkLen) = intern(e.linkTarget)
         let xattrFirst = xattrCount
         for x in e.xattrs {
             let (no, nl) = intern(x.name)
@@ -69,18 +80,7 @@ public struct LayerIndexWriter {
             sparse.record(S.size) { r in r.put(s.offset, 0, S.offset); r.put(s.length, 0, S.length) }
             sparseCount += 1
         }
-        let xattrTotal = xattrCount, sparseTotal = sparseCount
-        entries.record(E.size) { r in
-            r.put(pathOff, 0, E.pathOffset); r.put(pathLen, 0, E.pathLength)
-            r.put(linkOff, 0, E.linkOffset); r.put(linkLen, 0, E.linkLength)
-            r.put(e.kind.rawValue, 0, E.kind); r.put(e.sparse == nil ? 0 : E.flagSparse, 0, E.flags)
-            r.put(e.mode, 0, E.mode); r.put(e.uid, 0, E.uid); r.put(e.gid, 0, E.gid)
-            r.put(e.size, 0, E.fileSize); r.put(e.dataOffset, 0, E.dataOffset); r.put(e.storedSize, 0, E.storedSize)
-            r.put(e.mtimeSeconds, 0, E.mtimeSeconds); r.put(e.mtimeNanoseconds, 0, E.mtimeNanoseconds)
-            r.put(e.devMajor, 0, E.devMajor); r.put(e.devMinor, 0, E.devMinor)
-            r.put(xattrFirst, 0, E.xattrFirst); r.put(xattrTotal - xattrFirst, 0, E.xattrCount)
-            r.put(sparseFirst, 0, E.sparseFirst); r.put(sparseTotal - sparseFirst, 0, E.sparseCount)
-        }
+        entries.append(e, xattrFirst: xattrFirst, sparseFirst: sparseFirst)
         entryCount += 1
     }
 
@@ -90,6 +90,23 @@ public struct LayerIndexWriter {
     public func serialize(compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
                           digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy(),
                           spans: [SpanDigest] = []) -> [UInt8] {
+        precondition(spill == nil, "a streaming writer finishes into its file")
+        let sink = CacheFileSink()
+        var me = self
+        do {
+            try me.finish(into: sink, compression: compression, blobSize: blobSize, uncompressedSize: uncompressedSize,
+                          digest: digest, checkpoints: checkpoints, copy: copy, spans: spans)
+        } catch {
+            preconditionFailure("writing an index to memory cannot fail: \(error)")
+        }
+        return sink.memory
+    }
+
+    /// Writes the index into `sink` (the one it streams to, if any): the entry records still
+    /// held, the entries section's tables, the other sections, then the header.
+    mutating func finish(into sink: CacheFileSink, compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
+                         digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy(),
+                         spans: [SpanDigest] = []) throws {
         typealias C = IndexFormat.Checkpoint
         typealias H = IndexFormat.Header
         var checkpointRecords = ByteWriter()
@@ -133,10 +150,27 @@ public struct LayerIndexWriter {
             copyRecord(copy.frames[next])
             next += 1
         }
-        var out = ByteWriter()
-        out.bytes.reserveCapacity(H.size + entries.bytes.count + strings.count + windows.count + 1024)
+
+        // The entries section, right after the header: records (some perhaps already in the
+        // file), then the directory table (paths go to the strings), restarts and trailer.
+        try entries.flush { try sink.write($0, at: H.size + $1) }
+        let streamLength = entries.flushed
+        var tables: [UInt8] = []
+        for path in entries.directoryPaths {
+            let (offset, length) = intern(path)
+            withUnsafeBytes(of: offset.littleEndian) { tables.append(contentsOf: $0) }
+            withUnsafeBytes(of: length.littleEndian) { tables.append(contentsOf: $0) }
+        }
+        for r in entries.restarts { withUnsafeBytes(of: r.littleEndian) { tables.append(contentsOf: $0) } }
+        withUnsafeBytes(of: UInt64(streamLength).littleEndian) { tables.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(entries.directoryPaths.count).littleEndian) { tables.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(entries.restarts.count).littleEndian) { tables.append(contentsOf: $0) }
+        try sink.write(tables, at: H.size + streamLength)
+        let entriesLength = streamLength + tables.count
+
+        var header = ByteWriter()
         let (entryCount, xattrCount, sparseCount) = (self.entryCount, self.xattrCount, self.sparseCount)
-        out.record(H.size) { h in
+        header.record(H.size) { h in
             h.put(bytes: IndexFormat.file.magic, 0, H.magic)
             h.put(IndexFormat.version, 0, H.version)
             h.put(UInt32(compressionCode(compression)), 0, H.compression)
@@ -147,20 +181,26 @@ public struct LayerIndexWriter {
             h.put(bytes: digest, 0, H.digest)
             h.put(copy.size, 0, H.copySize)
             h.put(UInt32(spans.count), 0, H.spanCount)
+            h.put(UInt64(H.size), 0, H.entries)
+            h.put(UInt64(entriesLength), 0, H.entriesLength)
         }
-        func section(_ s: IndexFormat.Section, _ data: [UInt8]) {
-            out.align(IndexFormat.file.alignment)
-            out.set(UInt64(out.bytes.count), 0, s.start)
-            if s.recordSize == 1 { out.set(UInt64(data.count), 0, s.count) }
-            out.bytes.append(contentsOf: data)
-            if let checksum = s.checksum { out.set(data.withUnsafeBytes { IndexFormat.checksum($0) }, 0, checksum) }
+        header.set(try sink.checksum(at: H.size, count: entriesLength), 0, H.entriesChecksum)
+        var end = H.size + entriesLength
+        func section(_ s: IndexFormat.Section, _ data: [UInt8]) throws {
+            let alignment = IndexFormat.file.alignment
+            let start = (end + alignment - 1) / alignment * alignment
+            if start > end { try sink.write([UInt8](repeating: 0, count: start - end), at: end) }
+            header.set(UInt64(start), 0, s.start)
+            if s.recordSize == 1 { header.set(UInt64(data.count), 0, s.count) }
+            try sink.write(data, at: start)
+            if let checksum = s.checksum { header.set(data.withUnsafeBytes { IndexFormat.checksum($0) }, 0, checksum) }
+            end = start + data.count
         }
-        section(IndexFormat.entries, entries.bytes)
-        section(IndexFormat.xattrs, xattrs.bytes)
-        section(IndexFormat.sparse, sparse.bytes)
-        section(IndexFormat.checkpoints, checkpointRecords.bytes)
-        section(IndexFormat.strings, strings)
-        section(IndexFormat.windows, windows)
+        try section(IndexFormat.xattrs, xattrs.bytes)
+        try section(IndexFormat.sparse, sparse.bytes)
+        try section(IndexFormat.checkpoints, checkpointRecords.bytes)
+        try section(IndexFormat.strings, strings)
+        try section(IndexFormat.windows, windows)
         var spanRecords = ByteWriter()
         for span in spans {
             typealias S = IndexFormat.Span
@@ -169,11 +209,11 @@ public struct LayerIndexWriter {
                 r.put(bytes: span.digest, 0, S.digest)
             }
         }
-        section(IndexFormat.spans, spanRecords.bytes)
-        out.set(UInt64(out.bytes.count), 0, H.totalLength)
-        let sum = out.bytes.withUnsafeBytes { IndexFormat.file.checksumOfHeader($0) }
-        out.set(sum, 0, H.checksum)
-        return out.bytes
+        try section(IndexFormat.spans, spanRecords.bytes)
+        header.set(UInt64(end), 0, H.totalLength)
+        let sum = header.bytes.withUnsafeBytes { IndexFormat.file.checksumOfHeader($0) }
+        header.set(sum, 0, H.checksum)
+        try sink.write(header.bytes, at: 0)
     }
 }
 

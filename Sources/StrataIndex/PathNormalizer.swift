@@ -4,6 +4,7 @@ enum PathNormalizer {
     struct Escape: Error {}
 
     static func normalize(_ raw: [UInt8]) throws(Escape) -> [UInt8] {
+        if let plain = alreadyNormal(raw) { return plain }
         var parts: [ArraySlice<UInt8>] = []
         for part in raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
             if part.count == 1 && part.first == UInt8(ascii: ".") { continue }
@@ -21,6 +22,31 @@ enum PathNormalizer {
             out.append(contentsOf: p)
         }
         return out
+    }
+
+    /// The common case without splitting: a path with no empty, "." or ".." component (a
+    /// leading "./" and a trailing "/" aside), returned as it is or with those trimmed; nil when
+    /// it needs the full treatment.
+    @inline(__always)
+    static func alreadyNormal(_ raw: [UInt8]) -> [UInt8]? {
+        raw.withUnsafeBufferPointer { b -> [UInt8]? in
+            var start = 0, end = b.count
+            while end > 0 && b[end - 1] == UInt8(ascii: "/") { end -= 1 }
+            if end >= 2 && b[0] == UInt8(ascii: ".") && b[1] == UInt8(ascii: "/") { start = 2 }
+            if start == end { return start == 0 && end == 0 && b.count == 0 ? [] : nil }
+            var componentStart = start
+            var i = start
+            while i <= end {
+                if i == end || b[i] == UInt8(ascii: "/") {
+                    let n = i - componentStart
+                    if n == 0 { return nil }
+                    if b[componentStart] == UInt8(ascii: "."), n == 1 || (n == 2 && b[componentStart + 1] == UInt8(ascii: ".")) { return nil }
+                    componentStart = i + 1
+                }
+                i += 1
+            }
+            return start == 0 && end == b.count ? raw : Array(b[start..<end])
+        }
     }
 
     /// NAME_MAX: the longest name a Linux file system takes (a longer one makes its whole
@@ -46,6 +72,7 @@ enum PathNormalizer {
     /// The rule for a normalised path.
     static func limitViolation(path: [UInt8]) -> String? {
         if path.count > pathMax { return "path of \(path.count) bytes is longer than \(pathMax) (PATH_MAX)" }
+        if path.count <= nameMax { return nil }   // no name can be longer than the path
         for name in path.split(separator: UInt8(ascii: "/")) where name.count > nameMax {
             return "name '\(abbreviated(name))' is longer than \(nameMax) bytes (NAME_MAX)"
         }

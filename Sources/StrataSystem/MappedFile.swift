@@ -72,6 +72,18 @@ public final class MappedFile: @unchecked Sendable {
         return out
     }
 
+    /// Drops the pages wholly inside `range` from this process's resident memory (a mapping
+    /// read through once, e.g. to check it): they stay in the page cache and are mapped again
+    /// when next touched. Nothing for a file not mapped resident.
+    public func release(_ range: Range<Int>) {
+        guard isResident, let base = bytes.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + range.lowerBound + page - 1) / page * page
+        let end = (Int(bitPattern: base) + min(range.upperBound, bytes.count)) / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED)
+    }
+
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
         descriptor?.close()

@@ -39,7 +39,13 @@ struct TarHeader {
         self.block = block
     }
 
-    var isZero: Bool { block.allSatisfy { $0 == 0 } }
+    var isZero: Bool {
+        block.withUnsafeBufferPointer { b in
+            var any: UInt8 = 0
+            for byte in b { any |= byte }
+            return any == 0
+        }
+    }
 
     var magic: HeaderMagic {
         let m = Array(block[HeaderField.magic])
@@ -60,14 +66,17 @@ struct TarHeader {
     /// Both checksum conventions are accepted: old tars summed signed chars.
     var checksumIsValid: Bool {
         guard let stored = try? parseNumeric(block[HeaderField.checksum], allowNegative: false) else { return false }
-        var unsigned: Int64 = 0
-        var signed: Int64 = 0
-        for (i, byte) in block.enumerated() {
-            let b = HeaderField.checksum.contains(i) ? UInt8(ascii: " ") : byte
-            unsigned += Int64(b)
-            signed += Int64(Int8(bitPattern: b))
+        // Sum the whole block (a loop the compiler vectorises), then count the checksum field
+        // as spaces.
+        var unsigned = 0, signed = 0
+        block.withUnsafeBufferPointer { b in
+            for byte in b { unsigned &+= Int(byte); signed &+= Int(Int8(bitPattern: byte)) }
+            for i in HeaderField.checksum {
+                unsigned &+= 32 &- Int(b[i])
+                signed &+= 32 &- Int(Int8(bitPattern: b[i]))
+            }
         }
-        return stored == unsigned || stored == signed
+        return stored == Int64(unsigned) || stored == Int64(signed)
     }
 }
 

@@ -9,11 +9,14 @@ public final class TarReader {
     private let source: TarSource
     private var pendingData: UInt64 = 0      // unread stored data of the current entry
     private var pendingSkip: UInt64 = 0      // padding (and ignored payloads) after it
-    private var currentName: String?
+    private var currentPath: [UInt8]?
+    private var currentName: String? { currentPath.map { String(decoding: $0, as: UTF8.self) } }
     private var globalRecords: [PaxRecord] = []
     private var finished = false
     private var failure: TarError?           // sticky: after an error the position is meaningless
-    private lazy var scratch = [UInt8](repeating: 0, count: 64 * 1024)
+    // Not lazy: a lazy array's mutation goes through get/set, which copied all 64 KiB at every
+    // skip (a third of indexing a layer of small files).
+    private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
 
     /// Extension headers (PAX, GNU long names) are held in memory; bound them.
     static let maxExtensionSize: UInt64 = 8 << 20
@@ -210,7 +213,8 @@ public final class TarReader {
         // Effective PAX values: globals, then this entry's; an empty value removes the keyword.
         var pax: [String: [UInt8]] = [:]
         var xattrs: [TarXattr] = []
-        for r in globalRecords + ext.local {
+        let records = globalRecords.isEmpty ? ext.local : globalRecords + ext.local
+        for r in records {
             if r.key.hasPrefix("SCHILY.xattr.") || r.key.hasPrefix("LIBARCHIVE.xattr.") { continue }
             if r.value.isEmpty { pax[r.key] = nil } else { pax[r.key] = r.value }
         }
@@ -228,8 +232,9 @@ public final class TarReader {
                 if !prefix.isEmpty { path = prefix + [UInt8(ascii: "/")] + path }
             }
         }
-        let name = String(decoding: path, as: UTF8.self)
-        currentName = name
+        // Only messages need the path as a String: made when one is.
+        var name: String { String(decoding: path, as: UTF8.self) }
+        currentPath = path
         func fail(_ message: String, at off: UInt64? = nil) -> TarError {
             TarError(message: message, offset: off ?? blockOffset, entry: name)
         }
@@ -238,10 +243,10 @@ public final class TarReader {
 
         // bsdtar writes each attribute twice, and its SCHILY.xattr key carries the percent-encoded
         // name: the LIBARCHIVE record is authoritative for any name it spells.
-        let libarchiveNames = Set((globalRecords + ext.local).compactMap { r in
+        let libarchiveNames = records.isEmpty ? [] : Set(records.compactMap { r in
             r.key.hasPrefix("LIBARCHIVE.xattr.") ? r.key.dropFirst("LIBARCHIVE.xattr.".count) : nil
         })
-        for r in globalRecords + ext.local {
+        for r in records {
             let xname: String
             let value: [UInt8]
             if r.key.hasPrefix("SCHILY.xattr.") {

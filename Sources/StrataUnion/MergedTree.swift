@@ -56,7 +56,11 @@ public final class MergedTree: @unchecked Sendable {
         self.bytes = b
         self.source = source
         func fail(_ why: String) -> UnionError { UnionError("merged tree \(source): \(why)") }
-        do throws(CacheFileFormat.Violation) { try F.file.check(b) } catch {
+        // The check reads every record once: a mapped file's pages are dropped behind it, so
+        // checking a tree costs a few megabytes of resident memory, not the tree's size.
+        let mapped = owner as? MappedFile
+        let release: (Range<Int>) -> Void = { mapped?.release($0) }
+        do throws(CacheFileFormat.Violation) { try F.file.check(b, release: release) } catch {
             switch error {
             case .notThisFormat: throw fail("not a strata merged tree")
             case .version(let v): throw fail("format version \(v) is not \(F.version)")
@@ -96,8 +100,10 @@ public final class MergedTree: @unchecked Sendable {
         typealias XA = F.Xattr
         var streamSize: [UInt64] = []
         for l in 0..<layerCount { streamSize.append(b.u64(offLayers + l * F.Layer.size, F.Layer.streamSize)) }
+        var sweep = Sweep(release: release, from: offInodes)
         for i in 0..<inodeCount {
             let r = offInodes + i * I.size
+            sweep.reached(r)
             let data = b.u64(r, I.data), extra = b.u32(r, I.extra), attributes = Int(b.u32(r, I.attributes))
             guard attributes < attributeCount, extra == F.noExtra || Int(extra) < extraCount,
                   Int(b.u16(r, I.layer)) < max(layerCount, 1) else { throw fail("inode \(i) is malformed") }
@@ -117,14 +123,18 @@ public final class MergedTree: @unchecked Sendable {
             guard ok else { throw fail("inode \(i) is malformed") }
         }
         var nameStart = 0
+        sweep = Sweep(release: release, from: offChildren)
         for i in 0..<childCount {
             let r = offChildren + i * F.Child.size
+            sweep.reached(r)
             let start = Int(b.u32(r, F.Child.nameStart))
             guard Int(b.u32(r, F.Child.inode)) < inodeCount, start >= nameStart, start <= namesLength else { throw fail("child \(i) is malformed") }
             nameStart = start
         }
         var used = 0
+        sweep = Sweep(release: release, from: offSlots)
         for i in 0..<slotCount {
+            sweep.reached(offSlots + i * F.Slot.size)
             let s = b.u32(offSlots + i * F.Slot.size, F.Slot.child)
             guard s == F.emptySlot || Int(s) < childCount else { throw fail("lookup slot \(i) is malformed") }
             if s != F.emptySlot { used += 1 }
@@ -140,6 +150,20 @@ public final class MergedTree: @unchecked Sendable {
         }
         if let i = XA.firstMalformed(b, start: offXattrs, count: xattrCount, stringsLength: stringsLength) {
             throw fail("xattr \(i) is malformed")
+        }
+        release(F.Header.size..<b.count)
+    }
+
+    /// Drops the pages of a section behind a check that reads it in order, 8 MiB at a time.
+    private struct Sweep {
+        let release: (Range<Int>) -> Void
+        var released: Int
+        init(release: @escaping (Range<Int>) -> Void, from start: Int) { self.release = release; released = start }
+        @inline(__always) mutating func reached(_ offset: Int) {
+            if offset - released >= 2 << 20 {
+                release(released..<offset)
+                released = offset
+            }
         }
     }
 

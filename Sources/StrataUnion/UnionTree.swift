@@ -39,20 +39,41 @@ public final class UnionTree: @unchecked Sendable {
 
     /// Children of each directory inode, in the order they first appeared; empty for others.
     public struct Children {
-        let table: ChildTable
-        let lists: [[UInt32]]
-        public subscript(inode: Int) -> ChildList { ChildList(table: table, slots: lists[inode]) }
+        let tree: UnionTree
+        public subscript(inode: Int) -> ChildList {
+            let d = tree.directoryNumber[inode]
+            return ChildList(table: tree.table, slots: d == UnionTree.notDirectory ? [] : tree.lists[Int(d)])
+        }
+    }
+
+    /// Whether each inode is a directory, read like an array.
+    public struct DirectoryFlags {
+        let tree: UnionTree
+        public subscript(inode: Int) -> Bool { tree.directoryNumber[inode] != UnionTree.notDirectory }
+    }
+
+    /// For a directory inode, the inode of its parent (the root is its own parent); 0 for others.
+    public struct Parents {
+        let tree: UnionTree
+        public subscript(inode: Int) -> UInt32 {
+            let d = tree.directoryNumber[inode]
+            return d == UnionTree.notDirectory ? 0 : tree.parents[Int(d)]
+        }
     }
 
     public let layers: [LayerIndex]
     public private(set) var sources: [Source] = []
-    public private(set) var isDirectory: [Bool] = []
     public private(set) var nlink: [UInt32] = []
-    /// For a directory inode, the inode of its parent (the root is its own parent).
-    public private(set) var parent: [UInt32] = []
+    // Per inode only what every inode needs (16 bytes); a directory's list and parent are kept
+    // by its number among directories, which are few.
+    private static let notDirectory = UInt32.max
+    private var directoryNumber: [UInt32] = []
     private var lists: [[UInt32]] = []
+    private var parents: [UInt32] = []
     private let table: ChildTable
-    public var children: Children { Children(table: table, lists: lists) }
+    public var children: Children { Children(tree: self) }
+    public var isDirectory: DirectoryFlags { DirectoryFlags(tree: self) }
+    public var parent: Parents { Parents(tree: self) }
     // Reused by resolveDirectory so that walking a path allocates nothing.
     private var pending: [UnsafeRawBufferPointer] = []
     private var stack: [UInt32] = []
@@ -65,6 +86,8 @@ public final class UnionTree: @unchecked Sendable {
         let total = layers.reduce(0) { $0 + $1.entryCount }
         table = ChildTable(expected: total + total / 16 + 16)
         sources.reserveCapacity(total + 16)
+        nlink.reserveCapacity(total + 16)
+        directoryNumber.reserveCapacity(total + 16)
         _ = newInode(Source(layer: 0, entry: Source.implied), directory: true, parent: 0)
         for (number, layer) in layers.enumerated() {
             try apply(layer: layer, number: number)
@@ -92,89 +115,135 @@ public final class UnionTree: @unchecked Sendable {
         return layers[Int(s.layer)].entry(Int(s.entry))
     }
 
+    /// Reads inodes' entries through one cursor per layer: entries asked for in about tar order
+    /// (the children of a directory) are decoded once each, not each from its restart.
+    public struct EntryReader {
+        let tree: UnionTree
+        var cursors: [EntryCursor?]
+        /// How many entries were read out of order (each from its restart).
+        public private(set) var jumps = 0
+        init(_ tree: UnionTree) { self.tree = tree; cursors = Array(repeating: nil, count: tree.layers.count) }
+
+        public mutating func entry(of inode: UInt32) -> IndexEntry? {
+            let s = tree.sources[Int(inode)]
+            if s.entry == Source.implied { return nil }
+            let l = Int(s.layer), i = Int(s.entry)
+            if cursors[l]?.skip(to: i) != true {
+                cursors[l] = tree.layers[l].cursor(from: i)
+                jumps += 1
+            }
+            return cursors[l]!.next()
+        }
+    }
+
+    public func entryReader() -> EntryReader { EntryReader(self) }
+
+    /// Frees the lookup table's slots (what writing the tree does first, to hold less): later
+    /// lookups scan.
+    public func dropLookupSlots() { table.dropSlots() }
+
     // MARK: Build
 
     private func newInode(_ source: Source, directory: Bool, parent: UInt32) -> UInt32 {
         let inode = UInt32(sources.count)
         sources.append(source)
-        isDirectory.append(directory)
         nlink.append(0)
-        self.parent.append(parent)
-        lists.append([])
+        if directory {
+            directoryNumber.append(UInt32(lists.count))
+            lists.append([])
+            parents.append(parent)
+        } else {
+            directoryNumber.append(UnionTree.notDirectory)
+        }
         return inode
     }
+
+    @inline(__always) private func isDirectoryInode(_ inode: UInt32) -> Bool { directoryNumber[Int(inode)] != UnionTree.notDirectory }
+    /// The list index of a directory inode.
+    @inline(__always) private func listOf(_ directory: UInt32) -> Int { Int(directoryNumber[Int(directory)]) }
 
     private func link(_ directory: UInt32, _ name: UnsafeRawBufferPointer, _ inode: UInt32) {
         link(directory, slot: reserve(directory, name), inode)
     }
 
-    /// The table slot for a name in a directory, created (dead) if new.
-    private func reserve(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> Int {
-        let s = table.slot(directory, name)
-        if let map = table.remap {
-            // The table grew and its slots moved: renumber every list once.
-            for i in lists.indices { for j in lists[i].indices { lists[i][j] = map[Int(lists[i][j])] } }
-            table.clearRemap()
-        }
-        return s
+    /// The table record for a name in a directory, created (dead) if new.
+    @inline(__always) private func reserve(_ directory: UInt32, _ name: UnsafeRawBufferPointer) -> Int {
+        table.slot(directory, name)
     }
 
     private func link(_ directory: UInt32, slot s: Int, _ inode: UInt32) {
-        table.set(s, inode: inode, position: UInt32(lists[Int(directory)].count))
-        lists[Int(directory)].append(UInt32(s))
+        let l = listOf(directory)
+        table.set(s, inode: inode, position: UInt32(lists[l].count))
+        lists[l].append(UInt32(s))
     }
 
     private func apply(layer: LayerIndex, number: Int) throws {
         let layerName = "layer \(number) (sha256:\(layer.digestHex))"
         // Whiteouts hide only what lower layers hold, whatever their place in the tar: apply them
         // all before any entry of this layer.
-        for i in 0..<layer.entryCount {
-            let kind = layer.kind(i)
-            guard kind == .whiteout || kind == .opaque else { continue }
-            let e = layer.pathParts(i)
-            if kind == .whiteout {
-                guard let dir = try resolveDirectory(e.parent, create: false, layerName: layerName, entryPath: e.path) else { continue }
-                unlink(dir, e.name)
-            } else {
-                guard let dir = try resolveDirectory(e.path, create: false, layerName: layerName, entryPath: e.path) else { continue }
-                for s in lists[Int(dir)] { table.setPosition(Int(s), ChildTable.dead) }
-                lists[Int(dir)].removeAll(keepingCapacity: true)
+        var cursor = layer.cursor(from: 0)
+        var scratch: [UInt8] = []
+        // Each pass reads the records in order: their pages are dropped behind it (names the
+        // table points at come back from the page cache when compared or written).
+        var released = 0
+        func release(_ position: Int) {
+            if position - released >= 8 << 20 {
+                layer.releaseEntries(released..<position)
+                released = position
             }
         }
-        // Entries of a tar come grouped by directory: remember the last parent path walked.
+        for _ in 0..<layer.entryCount {
+            release(cursor.streamPosition)
+            let e = cursor.next()
+            guard e.kind == .whiteout || e.kind == .opaque else { continue }
+            if e.kind == .whiteout {
+                guard let dir = try resolveDirectory(e.parentPath, create: false, layerName: layerName, entryPath: e) else { continue }
+                unlink(dir, e.name)
+            } else {
+                // The opaque directory's own path; resolving it without `create` keeps no name.
+                scratch = e.path
+                let dir = try scratch.withUnsafeBytes { try resolveDirectory($0, create: false, layerName: layerName, entryPath: e) }
+                guard let dir else { continue }
+                for s in lists[listOf(dir)] { table.setPosition(Int(s), ChildTable.dead) }
+                lists[listOf(dir)].removeAll(keepingCapacity: true)
+            }
+        }
+        // Entries of a tar come grouped by directory: remember the last directory walked.
         // Replacing an existing name may cut that path, so it forgets it.
-        var lastParent = UnsafeRawBufferPointer(start: nil, count: 0)
+        var lastParent = UInt32.max
         var lastDirectory: UInt32? = nil
+        layer.releaseEntries(released..<cursor.streamPosition)
+        released = 0
+        cursor = layer.cursor(from: 0)
         for i in 0..<layer.entryCount {
-            let kind = layer.kind(i)
+            release(cursor.streamPosition)
+            let e = cursor.next()
+            let kind = e.kind
             if kind == .whiteout || kind == .opaque { continue }
-            let e = layer.pathParts(i)
             let source = Source(layer: UInt16(number), entry: UInt32(i))
-            if e.path.count == 0 {
+            if e.name.count == 0 && e.parentPath.count == 0 {
                 sources[0] = source   // "./": the root's own metadata
                 continue
             }
-            let parentPath = e.parent
             let dir: UInt32
-            if let cached = lastDirectory, cached != UInt32.max, parentPath.count == lastParent.count,
-               parentPath.count == 0 || memcmp(parentPath.baseAddress!, lastParent.baseAddress!, parentPath.count) == 0 {
+            if let cached = lastDirectory, cached != UInt32.max, e.directory == lastParent {
                 dir = cached
             } else {
-                guard let resolved = try resolveDirectory(parentPath, create: true, layerName: layerName, entryPath: e.path) else { continue }
+                guard let resolved = try resolveDirectory(e.parentPath, create: true, layerName: layerName, entryPath: e) else { continue }
                 dir = resolved
-                lastParent = parentPath
+                lastParent = e.directory
                 lastDirectory = resolved
             }
             // One probe of the table per entry: the slot is found or reserved once.
             let slot = reserve(dir, e.name)
             let existing: UInt32? = table.position(slot) != ChildTable.dead ? table.inode(slot) : nil
-            if kind == .directory, let existing, isDirectory[Int(existing)] {
+            if kind == .directory, let existing, isDirectoryInode(existing) {
                 sources[Int(existing)] = source   // dir over dir: merge, upper metadata
                 continue
             }
             if existing != nil { lastDirectory = nil }
             if kind == .hardlink {
-                let target = try resolveHardlink(layer.linkTarget(i), layerName: layerName, entryPath: e.path)
+                let target = try resolveHardlink(e.linkTarget, layerName: layerName, entryPath: e)
                 if let existing, existing == target { continue }   // a link onto itself
                 link(dir, slot: slot, target)
                 continue
@@ -190,7 +259,7 @@ public final class UnionTree: @unchecked Sendable {
     /// the path are followed and kept inside the root; with `create`, missing directories are made
     /// as implied ones (0755, 0:0). nil when a component is missing and `create` is false.
     private func resolveDirectory(_ path: UnsafeRawBufferPointer, create: Bool, layerName: String,
-                                  entryPath: UnsafeRawBufferPointer) throws -> UInt32? {
+                                  entryPath: IndexEntry) throws -> UInt32? {
         stack.removeAll(keepingCapacity: true)
         stack.append(0)
         var hops = 0
@@ -223,7 +292,7 @@ public final class UnionTree: @unchecked Sendable {
                 stack.append(created)
                 continue
             }
-            if isDirectory[Int(inode)] { stack.append(inode); continue }
+            if isDirectoryInode(inode) { stack.append(inode); continue }
             if let e = entry(of: inode), e.kind == .symlink {
                 hops += 1
                 if hops > UnionTree.maxSymlinkHops {
@@ -240,13 +309,13 @@ public final class UnionTree: @unchecked Sendable {
     }
 
     private func resolveHardlink(_ target: UnsafeRawBufferPointer, layerName: String,
-                                 entryPath: UnsafeRawBufferPointer) throws -> UInt32 {
+                                 entryPath: IndexEntry) throws -> UInt32 {
         let (parentPath, name) = splitPath(target)
         guard let dir = try resolveDirectory(parentPath, create: false, layerName: layerName, entryPath: entryPath),
               let inode = lookup(dir, name) else {
             throw UnionError("\(layerName): hardlink '\(Self.text(entryPath))' points at '\(Self.text(target))', which does not exist")
         }
-        if isDirectory[Int(inode)] {
+        if isDirectoryInode(inode) {
             throw UnionError("\(layerName): hardlink '\(Self.text(entryPath))' points at directory '\(Self.text(target))'")
         }
         return inode
@@ -257,21 +326,22 @@ public final class UnionTree: @unchecked Sendable {
         var work: [UInt32] = [0]
         while let dir = work.popLast() {
             var live: [UInt32] = []
-            live.reserveCapacity(lists[Int(dir)].count)
+            let l = listOf(dir)
+            live.reserveCapacity(lists[l].count)
             var subdirectories: UInt32 = 0
-            for (i, s) in lists[Int(dir)].enumerated() where table.position(Int(s)) == UInt32(i) {
+            for (i, s) in lists[l].enumerated() where table.position(Int(s)) == UInt32(i) {
                 table.setPosition(Int(s), UInt32(live.count))
                 live.append(s)
                 let child = table.inode(Int(s))
-                if isDirectory[Int(child)] {
+                if isDirectoryInode(child) {
                     subdirectories += 1
-                    parent[Int(child)] = dir
+                    parents[listOf(child)] = dir
                     work.append(child)
                 } else {
                     nlink[Int(child)] += 1
                 }
             }
-            lists[Int(dir)] = live
+            lists[l] = live
             nlink[Int(dir)] = 2 + subdirectories
         }
         pending = []
@@ -279,6 +349,7 @@ public final class UnionTree: @unchecked Sendable {
     }
 
     static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
+    static func text(_ e: IndexEntry) -> String { String(decoding: e.path, as: UTF8.self) }
 }
 
 #if canImport(Glibc)
