@@ -1,6 +1,5 @@
 import StrataCodec
 import StrataSystem
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,11 +28,8 @@ public final class LayerData: Sendable {
     private let state: Locked<State>
     /// Serialises repairs: a thread that finds damage already repaired only retries.
     private let repairLock = Lock()
-    /// Span and offset of the latest read, to notice a reader moving through the stream in
-    /// order, and the span whose successors were last queued for decoding (once per span).
-    private let lastSpan = Atomic<Int>(-2)
-    private let lastOffset = Atomic<UInt64>(0)
-    private let readAheadFrom = Atomic<Int>(-1)
+    /// The readers moving through this layer's stream: each keeps its span and read-ahead.
+    private let streams = Locked(ReadStreams())
     /// Per-thread buffers for reads of plain layers and of copy frames: no allocation per request.
     private static let readBuffers = ThreadScratch()
 
@@ -74,7 +70,9 @@ public final class LayerData: Sendable {
             reply(UnsafeRawBufferPointer(buffer))
             return
         }
-        let span = try decodedSpan(index.checkpointIndex(containing: offset), at: offset)
+        let first = index.checkpointIndex(containing: offset)
+        noteRead(span: first, offset: offset, count: count, index: index)
+        let span = try decodedSpan(first)
         let within = Int(offset - span.start)
         if within + count <= span.bytes.count {
             // The common case: one span holds the range; no copy.
@@ -99,7 +97,7 @@ public final class LayerData: Sendable {
         var done = 0
         while done < buffer.count {
             let position = offset + UInt64(done)
-            let span = try decodedSpan(index.checkpointIndex(containing: position), at: position)
+            let span = try decodedSpan(index.checkpointIndex(containing: position))
             let within = Int(position - span.start)
             let n = min(buffer.count - done, span.bytes.count - within)
             guard n > 0 else { throw IndexError("\(blob.name): read past the end of the stream at \(position)") }
@@ -109,9 +107,8 @@ public final class LayerData: Sendable {
         }
     }
 
-    private func decodedSpan(_ i: Int, at offset: UInt64) throws -> DecodedSpan {
-        noteRead(span: i, at: offset)
-        return try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i) }
+    private func decodedSpan(_ i: Int) throws -> DecodedSpan {
+        try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i) }
     }
 
     /// Decodes span `i`; damage in the index or the copy is repaired once and the decode retried.
@@ -157,21 +154,20 @@ public final class LayerData: Sendable {
         }
     }
 
-    /// A read that moves forward from the previous one, within its span or into the next, is
-    /// sequential (a tar walk reads each layer's stream mostly in order): the next spans are
-    /// decoded in the background while the reader consumes this one, so inflate overlaps the
-    /// FUSE round trips, and a span the reader has left is done with. Reads in random order
-    /// rarely move forward inside one span, so they read nothing ahead. The three atomics are
-    /// not updated together: a race costs at most a missed or an extra read-ahead.
-    private func noteRead(span i: Int, at offset: UInt64) {
-        let previous = lastSpan.exchange(i, ordering: .relaxed)
-        let previousOffset = lastOffset.exchange(offset, ordering: .relaxed)
-        if previous == i - 1 { cache.markPassed(SpanCache.Key(layer: number, span: i - 1)) }
-        guard previous == i || previous == i - 1, offset > previousOffset,
-              readAheadFrom.exchange(i, ordering: .relaxed) != i else { return }
-        let end = min(i + cache.readAhead, index.checkpointCount - 1)
-        guard end > i else { return }
-        for ahead in (i + 1)...end {
+    /// Finds the reader's stream (`ReadStreams`), tells the cache which span it is on now, and
+    /// queues the next spans for decoding in the background when it is streaming, so that
+    /// inflating overlaps the FUSE round trips and the reader's own work.
+    private func noteRead(span i: Int, offset: UInt64, count: Int, index: LayerIndex) {
+        let spanBytes = index.uncompressedSize / UInt64(max(index.checkpointCount, 1))
+        let move = streams.withLock { $0.note(offset: offset, count: count, span: i, spanBytes: spanBytes) }
+        if move.left != nil || move.entered != nil {
+            cache.move(left: move.left.map { SpanCache.Key(layer: number, span: $0) },
+                       entered: move.entered.map { SpanCache.Key(layer: number, span: $0) })
+        }
+        guard let from = move.readAheadFrom else { return }
+        let end = min(from + cache.readAhead, index.checkpointCount - 1)
+        guard end > from else { return }
+        for ahead in (from + 1)...end {
             cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead) }
         }
     }

@@ -3,17 +3,35 @@ import StrataSystem
 import Glibc
 #endif
 
-/// A bounded cache of decoded spans shared by all layers of a mount. Spans a sequential reader
-/// has moved past go first, then the least recently used. The budget covers every span buffer
-/// the cache made: cached spans, spans being decoded (by requests or read-ahead) and freed
-/// buffers kept for reuse, so the daemon's resident size stays bounded whatever the reads. A span being decoded by one thread
-/// (a request or the read-ahead worker) is waited for by others instead of being decoded twice.
+/// A bounded cache of decoded spans shared by all layers of a mount. A span that a reader's
+/// stream is on (`pin`) is kept; spans every stream has moved past go first, then the least
+/// recently used. The budget covers every span buffer the cache made: cached spans, spans being
+/// decoded (by requests or read-ahead) and freed buffers kept for reuse, so the daemon's
+/// resident size stays bounded whatever the reads. It is two spans per span a stream holds
+/// (its current one and the one read ahead), at least `capacity` and at most 3 × it: with many
+/// readers each keeps its span instead of evicting the others' (which made every reader
+/// re-inflate its span from the checkpoint for each request). A span being decoded by one
+/// thread (a request or a read-ahead worker) is waited for by others instead of being decoded
+/// twice.
 public final class SpanCache: Sendable {
-    public struct Key: Hashable, Sendable { public var layer: Int; public var span: Int }
+    public struct Key: Hashable, Sendable {
+        public var layer: Int
+        public var span: Int
+        public init(layer: Int, span: Int) { self.layer = layer; self.span = span }
+    }
     private struct Slot { var span: DecodedSpan?; var lastUse: UInt64; var passed = false }
+    private struct Pin { var count: Int; var touched: UInt64 }
+    /// A stream whose span has not been read for this long (ns) has ended or paused: its span
+    /// no longer counts toward the budget nor is kept before others.
+    static let pinLifetime: UInt64 = 1_000_000_000
 
     private struct State {
         var slots: [Key: Slot] = [:]
+        /// Streams on each span (`move`), whether the span is cached or not, and when the span
+        /// was last read: a pin counts only while its stream reads (`pinLifetime`).
+        var pins: [Key: Pin] = [:]
+        /// The largest span decoded so far: what a stream's share of the budget is counted in.
+        var largestSpan = 1 << 20
         var totalBytes = 0
         var inFlightBytes = 0
         var clock: UInt64 = 0
@@ -34,10 +52,49 @@ public final class SpanCache: Sendable {
 
     /// `readAhead` defaults to `STRATA_READAHEAD_SPANS` (`RuntimeSettings`), else 1: decoding
     /// one span ahead keeps the second core busy while a reader consumes the current span; more
-    /// would only take budget from the other layers' current spans.
+    /// would only take budget from the other streams' current spans.
     public init(capacity: Int, readAhead: Int = RuntimeSettings.current.readAheadSpans) {
         self.capacity = capacity
         self.readAhead = max(0, readAhead)
+    }
+
+    /// The budget now: two spans per span a live stream is on, at least `capacity`, at most
+    /// 3 × `capacity`.
+    private func budget(_ s: State) -> Int {
+        let now = Self.now()
+        let live = s.pins.values.reduce(0) { $0 + (Self.isLive($1, now) ? 1 : 0) }
+        return min(max(capacity, live * 2 * s.largestSpan), 3 * capacity)
+    }
+
+    private static func isLive(_ pin: Pin, _ now: UInt64) -> Bool { now &- pin.touched < pinLifetime }
+
+    private static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    /// The budget for the streams reading now (statistics, tests).
+    public var currentBudget: Int { state.withLock { budget($0) } }
+
+    /// A reader's stream is on `key` now (`entered`) and has left `left`: the span it is on is
+    /// kept, one no stream is on any more is the first to go.
+    public func move(left: Key?, entered: Key?) {
+        state.withLock { s in
+            if let left, let pin = s.pins[left] {
+                if pin.count <= 1 {
+                    s.pins[left] = nil
+                    if s.slots[left]?.span != nil { s.slots[left]!.passed = true }
+                } else {
+                    s.pins[left]!.count -= 1
+                }
+            }
+            if let entered {
+                s.pins[entered, default: Pin(count: 0, touched: 0)].count += 1
+                s.pins[entered]!.touched = Self.now()
+                if s.slots[entered]?.span != nil { s.slots[entered]!.passed = false }
+            }
+        }
     }
 
     deinit {
@@ -50,7 +107,7 @@ public final class SpanCache: Sendable {
         let room = state.withLock { s in
             s.inFlightBytes += count
             evict(&s, keeping: nil)
-            return capacity - s.totalBytes - s.inFlightBytes
+            return budget(s) - s.totalBytes - s.inFlightBytes
         }
         buffers.limit(to: room + count)   // a spare may become this span's buffer
         let span = DecodedSpan(start: start, count: count, buffers: buffers)
@@ -75,6 +132,7 @@ public final class SpanCache: Sendable {
             if let span = s.slots[key]?.span {
                 s.clock += 1
                 s.slots[key]!.lastUse = s.clock
+                if s.pins[key] != nil { s.pins[key]!.touched = Self.now() }
                 return span
             }
             s.slots[key] = Slot(span: nil, lastUse: 0)
@@ -91,13 +149,6 @@ public final class SpanCache: Sendable {
         prefetcher.enqueue { [weak self] in
             guard let self, self.claim(key) else { return }
             _ = try? self.fill(key, decode)   // a failure is reported to the request that retries it
-        }
-    }
-
-    /// Marks a span as behind its sequential reader: the first to go when room is needed.
-    public func markPassed(_ key: Key) {
-        state.withLock { s in
-            if s.slots[key]?.span != nil { s.slots[key]!.passed = true }
         }
     }
 
@@ -136,6 +187,7 @@ public final class SpanCache: Sendable {
             s.clock += 1
             s.slots[key] = Slot(span: result, lastUse: s.clock)
             s.totalBytes += result.bytes.count
+            s.largestSpan = max(s.largestSpan, result.bytes.count)
             s.decodedBytes += UInt64(result.bytes.count)
             s.decodedSpans += 1
             evict(&s, keeping: key)
@@ -145,14 +197,22 @@ public final class SpanCache: Sendable {
     }
 
     private func evict(_ s: inout State, keeping kept: Key?) {
-        while s.totalBytes + s.inFlightBytes > capacity {
+        let limit = budget(s)
+        let now = Self.now()
+        while s.totalBytes + s.inFlightBytes > limit {
             var victim: Key?
-            var best = (passed: false, lastUse: UInt64.max)
+            // Unpinned before pinned, passed before the others, then least recently used.
+            var best = (pinned: true, passed: false, lastUse: UInt64.max)
             for (k, slot) in s.slots where slot.span != nil && k != kept {
-                // Passed spans before the others; least recently used first within each group.
-                if victim == nil || (slot.passed && !best.passed) || (slot.passed == best.passed && slot.lastUse < best.lastUse) {
+                let pinned = s.pins[k].map { Self.isLive($0, now) } ?? false
+                let better: Bool
+                if victim == nil { better = true }
+                else if pinned != best.pinned { better = !pinned }
+                else if slot.passed != best.passed { better = slot.passed }
+                else { better = slot.lastUse < best.lastUse }
+                if better {
                     victim = k
-                    best = (slot.passed, slot.lastUse)
+                    best = (pinned, slot.passed, slot.lastUse)
                 }
             }
             guard let v = victim, let span = s.slots[v]?.span else { return }
