@@ -43,6 +43,8 @@ final class WorkerLoop: @unchecked Sendable {
     }
 
     static func run(_ session: OpaquePointer, context: FuseContext, threads: Int) -> Int32 {
+        // The workers allocate little per request: they share arenas rather than each keeping one.
+        MallocArenas.limit(2)
         let loop = WorkerLoop(session: session, context: context)
         return loop.serve(threads: max(threads, 2))
     }

@@ -1,23 +1,45 @@
+import StrataCodec
 import StrataSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One decoded span of a layer's uncompressed stream. Immutable once filled; readers hold a
+/// One decoded span of a layer's uncompressed stream, possibly decoded only in part: bytes
+/// `[0, filled)` are decoded and never change again; the rest is decoded when a read needs it
+/// (`LayerData`), by the decoder kept in `continuation`, under `extending`. Readers hold a
 /// reference while they hand its bytes to the kernel, so eviction never frees bytes in use.
-// @unchecked: the bytes are written by one decoder before the span is published, then only
-// read; `onDropWhileDecoding` is set and cleared under the span cache's lock.
+// @unchecked: bytes are written only past `filled`, under `extending` (or by the one decoder
+// before the span is published), and published by the release store of `filled`;
+// `onDropWhileDecoding` is set and cleared under the span cache's lock; `continuation` is
+// reached only under `extending`.
 public final class DecodedSpan: @unchecked Sendable {
     public let start: UInt64
     public let bytes: UnsafeMutableRawBufferPointer
+    /// The span's length in the stream (`bytes` may be longer, never shorter, but for an empty span).
+    public let count: Int
+    private let filledCount = Atomic<Int>(0)
+    /// Serialises decoding more of the span.
+    let extending = Lock()
+    /// The decoder that stopped at `filled`, to go on from there (nil once complete, or after
+    /// an error: the next extension starts again at the span's checkpoint).
+    var continuation: SpanDecoder?
     private let mapping: UnsafeMutableRawBufferPointer?
     private let buffers: SpanBuffers?
     /// Set while the span is being decoded: the cache counts it against its budget until it is
     /// published, or until it is dropped because the decode failed.
     var onDropWhileDecoding: ((Int) -> Void)?
 
+    /// Bytes decoded from `start` on; they never change again.
+    public var filled: Int { filledCount.load(ordering: .acquiring) }
+    public var isComplete: Bool { filled >= count }
+
+    /// Publishes bytes decoded up to `n` (more than before).
+    func setFilled(_ n: Int) { filledCount.store(n, ordering: .releasing) }
+
     init(start: UInt64, count: Int, buffers: SpanBuffers? = nil) {
         self.start = start
+        self.count = count
         self.buffers = buffers
         let length = max(count, 1)
         if let mapping = buffers?.take(length) ?? SpanBuffers.map(length) {

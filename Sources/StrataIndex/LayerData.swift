@@ -70,11 +70,14 @@ public final class LayerData: Sendable {
             reply(UnsafeRawBufferPointer(buffer))
             return
         }
+        cache.beginRead()
+        defer { cache.endRead() }
         let first = index.checkpointIndex(containing: offset)
         noteRead(span: first, offset: offset, count: count, index: index)
-        let span = try decodedSpan(first)
+        let span = try decodedSpan(first, upTo: offset + UInt64(count))
         let within = Int(offset - span.start)
-        if within + count <= span.bytes.count {
+        if within + count <= span.count {
+            try ensureDecoded(span, first, upTo: within + count)
             // The common case: one span holds the range; no copy.
             reply(UnsafeRawBufferPointer(rebasing: span.bytes[within..<(within + count)]))
             return
@@ -97,28 +100,92 @@ public final class LayerData: Sendable {
         var done = 0
         while done < buffer.count {
             let position = offset + UInt64(done)
-            let span = try decodedSpan(index.checkpointIndex(containing: position))
+            let i = index.checkpointIndex(containing: position)
+            let span = try decodedSpan(i, upTo: offset + UInt64(buffer.count))
             let within = Int(position - span.start)
-            let n = min(buffer.count - done, span.bytes.count - within)
+            let n = min(buffer.count - done, span.count - within)
             guard n > 0 else { throw IndexError("\(blob.name): read past the end of the stream at \(position)") }
+            try ensureDecoded(span, i, upTo: within + n)
             UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + n)])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: span.bytes[within..<(within + n)]))
             done += n
         }
     }
 
-    private func decodedSpan(_ i: Int) throws -> DecodedSpan {
-        try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i) }
+    /// Span `i`, from the cache or decoded, at least up to stream offset `end` if it is decoded
+    /// now (a cached span may hold less: see `ensureDecoded`).
+    private func decodedSpan(_ i: Int, upTo end: UInt64) throws -> DecodedSpan {
+        try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i, upTo: end) }
     }
 
-    /// Decodes span `i`; damage in the index or the copy is repaired once and the decode retried.
-    private func decodeRepairing(span i: Int) throws -> DecodedSpan {
+    /// A read inflates its span from the checkpoint only up to the bytes it asks for, rounded
+    /// up to this; the decoder stays with the span and goes on from there for a later read
+    /// further in. A program's first start reads a few small files per span: it no longer pays
+    /// for the whole span (4 MiB) each time. Read-ahead decodes whole spans.
+    static let partialGranule = 128 << 10
+
+    /// Decodes span `i` (up to stream offset `end`, nil: whole); damage in the index or the copy
+    /// is repaired once and the decode retried.
+    private func decodeRepairing(span i: Int, upTo end: UInt64?) throws -> DecodedSpan {
         let index = self.index
         do {
-            return try decode(span: i, index: index)
+            return try decode(span: i, index: index, upTo: end)
         } catch let damage as IndexDamage {
             try repair(damaged: index, damage)
-            return try decode(span: i, index: self.index)
+            return try decode(span: i, index: self.index, upTo: end)
+        }
+    }
+
+    /// Makes sure the span's bytes `[0, need)` are decoded, going on where its decode stopped.
+    private func ensureDecoded(_ span: DecodedSpan, _ i: Int, upTo need: Int) throws {
+        if span.filled >= need { return }
+        try span.extending.withLock {
+            let have = span.filled
+            if have >= need { return }
+            let target = Self.partialTarget(need, count: span.count)
+            let decoder: SpanDecoder
+            if let kept = span.continuation {
+                decoder = kept
+            } else {
+                // The kept decoder failed before: start again at the checkpoint, dropping what is there.
+                decoder = SpanDecoder(compression: index.compression)
+                try begin(decoder, span: i, index: index)
+                try skip(decoder, have)
+            }
+            span.continuation = nil
+            let n: Int
+            do { n = try decoder.decodeMore(into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[have..<target])) } catch {
+                throw IndexError("\(blob.name): span \(i) from uncompressed offset \(span.start + UInt64(have)): \(error)")
+            }
+            guard n == target - have else {
+                throw IndexError("\(blob.name): span \(i) decoded to \(have + n) bytes, expected \(target) (blob changed?)")
+            }
+            span.setFilled(target)
+            cache.countInflated(n)
+            if target < span.count { span.continuation = decoder }
+        }
+    }
+
+    /// How far to decode for a read that needs the span's first `need` bytes.
+    private static func partialTarget(_ need: Int, count: Int) -> Int {
+        min(count, (need + partialGranule - 1) / partialGranule * partialGranule)
+    }
+
+    private func begin(_ decoder: SpanDecoder, span i: Int, index: LayerIndex) throws {
+        let checkpoint = try index.checkpoint(i)
+        do { try decoder.begin(blob: blobFile, from: checkpoint) } catch {
+            throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
+        }
+    }
+
+    /// Decodes and drops `count` bytes.
+    private func skip(_ decoder: SpanDecoder, _ count: Int) throws {
+        let scratch = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(Self.partialGranule), count: Self.partialGranule)
+        var left = count
+        while left > 0 {
+            let n = try decoder.decodeMore(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<min(left, scratch.count)]))
+            guard n > 0 else { throw IndexError("\(blob.name): stream ends inside a span") }
+            left -= n
         }
     }
 
@@ -168,26 +235,35 @@ public final class LayerData: Sendable {
         let end = min(from + cache.readAhead, index.checkpointCount - 1)
         guard end > from else { return }
         for ahead in (from + 1)...end {
-            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead) }
+            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead, upTo: nil) }
         }
     }
 
-    private func decode(span i: Int, index: LayerIndex) throws -> DecodedSpan {
+    /// Decodes span `i` from its checkpoint up to stream offset `end` (rounded up to
+    /// `partialGranule`; nil: the whole span). A span left partial keeps its decoder.
+    private func decode(span i: Int, index: LayerIndex, upTo end: UInt64?) throws -> DecodedSpan {
         if let frame = index.copyFrame(i) { return try decodeCopy(span: i, frame: frame, index: index) }
         let checkpoint = try index.checkpoint(i)
         let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
+        let target = end.map { Self.partialTarget(Int(clamping: $0 &- checkpoint.uncompressedOffset), count: want) } ?? want
         let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want)
         let decoder = LayerData.decoders.take(index.compression)
-        defer { LayerData.decoders.give(decoder, index.compression) }
+        var keep = false
+        defer { if !keep { LayerData.decoders.give(decoder, index.compression) } }
         let n: Int
         do {
-            n = try decoder.decode(blob: blobFile, from: checkpoint, skip: 0,
-                                   into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
+            try decoder.begin(blob: blobFile, from: checkpoint)
+            n = try decoder.decodeMore(into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<target]))
         } catch {
             throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
         }
-        guard n == want else {
-            throw IndexError("\(blob.name): span \(i) decoded to \(n) bytes, expected \(want) (blob changed?)")
+        guard n == target else {
+            throw IndexError("\(blob.name): span \(i) decoded to \(n) bytes, expected \(target) (blob changed?)")
+        }
+        span.setFilled(target)
+        if target < want {
+            span.continuation = decoder
+            keep = true
         }
         return span
     }
@@ -212,6 +288,7 @@ public final class LayerData: Sendable {
         } catch let error as CodecError {
             throw IndexDamage(path: copyPath, "frame \(i): \(error)")
         }
+        span.setFilled(want)
         return span
     }
 

@@ -19,10 +19,13 @@ struct ReadStreams {
         var lastUse: UInt64 = 0
         /// The span whose successors were last queued for decoding (once per span).
         var aheadFrom = -1
+        /// The span this stream keeps in the cache (only once streaming).
+        var pinned: Int?
     }
 
     /// What a read means for the cache: the span this stream left (unpin it), the one it is on
-    /// now (pin it), and the spans to decode ahead.
+    /// now (pin it), and the spans to decode ahead. A stream pins its span once it has read
+    /// `pinAfter` densely; one-off reads share the cache's common part.
     struct Move {
         var left: Int?
         var entered: Int?
@@ -37,6 +40,9 @@ struct ReadStreams {
     /// A read this far past a stream's end continues it: a tar walk skips files other layers
     /// hide and the tar headers between files.
     static let gap: UInt64 = 2 << 20
+    /// A stream that has read this much, densely, keeps its current span in the cache: a span
+    /// evicted while its reader is in it would be inflated again from its checkpoint.
+    static let pinAfter: UInt64 = 256 << 10
 
     private(set) var streams: [Stream] = []
     private var clock: UInt64 = 0
@@ -50,11 +56,7 @@ struct ReadStreams {
         let i: Int
         if let found = streams.firstIndex(where: { offset + Self.behind >= $0.next && offset <= $0.next + Self.gap }) {
             i = found
-            if streams[i].span != span {
-                move.left = streams[i].span
-                move.entered = span
-                streams[i].span = span
-            }
+            streams[i].span = span
         } else {
             let fresh = Stream(start: offset, next: end, span: span)
             if streams.count < Self.limit {
@@ -62,21 +64,26 @@ struct ReadStreams {
                 i = streams.count - 1
             } else {
                 i = streams.indices.min(by: { streams[$0].lastUse < streams[$1].lastUse })!
-                move.left = streams[i].span
+                move.left = streams[i].pinned
                 streams[i] = fresh
             }
-            move.entered = span
         }
         streams[i].lastUse = clock
         streams[i].read += UInt64(count)
         if end > streams[i].next { streams[i].next = end }
         let covered = streams[i].next - streams[i].start
-        let streaming = streams[i].read >= spanBytes && streams[i].read * 4 >= covered * 3
+        let dense = streams[i].read * 4 >= covered * 3
+        let streaming = dense && streams[i].read >= spanBytes
+        let settled = dense && streams[i].read >= min(spanBytes, Self.pinAfter)
+        if settled && streams[i].pinned != span {
+            if let old = streams[i].pinned { move.left = old }
+            move.entered = span
+            streams[i].pinned = span
+        }
         if streaming && streams[i].aheadFrom != span {
             streams[i].aheadFrom = span
             move.readAheadFrom = span
         }
-        if move.left == move.entered { move.left = nil; move.entered = nil }
         return move
     }
 }

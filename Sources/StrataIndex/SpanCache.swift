@@ -7,8 +7,9 @@ import Glibc
 /// stream is on (`pin`) is kept; spans every stream has moved past go first, then the least
 /// recently used. The budget covers every span buffer the cache made: cached spans, spans being
 /// decoded (by requests or read-ahead) and freed buffers kept for reuse, so the daemon's
-/// resident size stays bounded whatever the reads. It is two spans per span a stream holds
-/// (its current one and the one read ahead), at least `capacity` and at most 3 × it: with many
+/// resident size stays bounded whatever the reads. It is `capacity`, plus two spans (a reader's
+/// current one and the one read ahead) for each read in flight at once beyond the first two,
+/// at most 3 × `capacity`: with many
 /// readers each keeps its span instead of evicting the others' (which made every reader
 /// re-inflate its span from the checkpoint for each request). A span being decoded by one
 /// thread (a request or a read-ahead worker) is waited for by others instead of being decoded
@@ -32,6 +33,11 @@ public final class SpanCache: Sendable {
         var pins: [Key: Pin] = [:]
         /// The largest span decoded so far: what a stream's share of the budget is counted in.
         var largestSpan = 1 << 20
+        /// Reads in flight now, and the most at once lately (since `concurrencySince`, renewed
+        /// each time it is reached; it decays to the present count after `pinLifetime`).
+        var reading = 0
+        var concurrency = 0
+        var concurrencySince: UInt64 = 0
         var totalBytes = 0
         var inFlightBytes = 0
         var clock: UInt64 = 0
@@ -58,12 +64,31 @@ public final class SpanCache: Sendable {
         self.readAhead = max(0, readAhead)
     }
 
-    /// The budget now: two spans per span a live stream is on, at least `capacity`, at most
-    /// 3 × `capacity`.
+    /// The budget now: `capacity`, and two spans more for each read in flight at once (in the
+    /// last second) beyond `sharedReads`, at most 3 × `capacity`. Concurrent reads, not streams,
+    /// count readers: one reader moving through several layers (several streams) reads one
+    /// request at a time, plus the kernel's read-ahead of the same file.
     private func budget(_ s: State) -> Int {
-        let now = Self.now()
-        let live = s.pins.values.reduce(0) { $0 + (Self.isLive($1, now) ? 1 : 0) }
-        return min(max(capacity, live * 2 * s.largestSpan), 3 * capacity)
+        min(capacity + max(0, s.concurrency - Self.sharedReads) * 2 * s.largestSpan, 3 * capacity)
+    }
+
+    /// Reads in flight at once that `capacity` alone serves.
+    static let sharedReads = 2
+
+    /// A read of a compressed layer starts (`LayerData`): it counts toward the concurrency.
+    public func beginRead() {
+        state.withLock { s in
+            s.reading += 1
+            let now = Self.now()
+            if s.reading >= s.concurrency || now &- s.concurrencySince > Self.pinLifetime {
+                s.concurrency = s.reading
+                s.concurrencySince = now
+            }
+        }
+    }
+
+    public func endRead() {
+        state.withLock { $0.reading -= 1 }
     }
 
     private static func isLive(_ pin: Pin, _ now: UInt64) -> Bool { now &- pin.touched < pinLifetime }
@@ -152,6 +177,11 @@ public final class SpanCache: Sendable {
         }
     }
 
+    /// Counts bytes inflated into a span after it was published (a partial span extended).
+    public func countInflated(_ bytes: Int) {
+        state.withLock { $0.decodedBytes += UInt64(bytes) }
+    }
+
     /// Waits until queued read-ahead has finished (tests, statistics).
     public func waitForPrefetches() { prefetcher.waitUntilIdle() }
 
@@ -188,7 +218,7 @@ public final class SpanCache: Sendable {
             s.slots[key] = Slot(span: result, lastUse: s.clock)
             s.totalBytes += result.bytes.count
             s.largestSpan = max(s.largestSpan, result.bytes.count)
-            s.decodedBytes += UInt64(result.bytes.count)
+            s.decodedBytes += UInt64(result.filled)
             s.decodedSpans += 1
             evict(&s, keeping: key)
         }
