@@ -10,6 +10,7 @@ import StrataSystem
 /// thread as with `SingleThreadLoop`. Before a request that may take long (a READ, which may
 /// inflate a span; on a writable mount, any request that touches the upper directory) it hands
 /// the reading to a follower, so requests from other readers are taken and their decodes overlap.
+/// A request the leader answers must never wait on another request (a copy-up in progress).
 ///
 /// No cloned descriptors (`FUSE_DEV_IOC_CLONE`): a request read from a clone is aborted when
 /// that clone is closed, while one read from the session's descriptor can be re-sent by the
@@ -23,7 +24,7 @@ final class WorkerLoop: @unchecked Sendable {
     // (receive and process on separate buffers); the rest is under `state`'s lock.
     private let session: OpaquePointer
     private let context: FuseContext
-    private let handOffEverything: Bool
+    private let writable: Bool
     private let state = Locked(State())
 
     private struct State {
@@ -37,9 +38,7 @@ final class WorkerLoop: @unchecked Sendable {
     private init(session: OpaquePointer, context: FuseContext) {
         self.session = session
         self.context = context
-        // A writable mount's requests may wait for a copy-up (which holds its node): none is
-        // answered by the reading thread itself.
-        handOffEverything = context.writable != nil
+        writable = context.writable != nil
     }
 
     static func run(_ session: OpaquePointer, context: FuseContext, threads: Int) -> Int32 {
@@ -75,7 +74,7 @@ final class WorkerLoop: @unchecked Sendable {
         defer { free(buffer.mem) }
         defer { finish() }
         // As in SingleThreadLoop; a writable mount's listings go through its own readdir.
-        let direct = !context.options.debug && !handOffEverything
+        let direct = !context.options.debug && !writable
         let fd = fuse_session_fd(session)
         while becomeLeader() {
             while true {
@@ -125,10 +124,27 @@ final class WorkerLoop: @unchecked Sendable {
     }
 
     /// Whether answering the request may take long: READ always (a span may have to be
-    /// inflated), anything on a writable mount. Opcodes from the kernel's fuse_in_header.
+    /// inflated); on a writable mount also every request that may copy up or write (anything
+    /// but the lookups, listings, attributes and read-only opens, which only take the overlay's
+    /// lock briefly: a copy-up streams without it). Opcodes from the kernel's fuse_in_header.
     private func mayBlock(_ request: UnsafeMutableRawPointer?, length: Int) -> Bool {
-        if handOffEverything { return true }
         guard let request, length >= MemoryLayout<fuse_in_header>.size else { return true }
-        return request.load(as: fuse_in_header.self).opcode == FUSE_READ.rawValue
+        let opcode = request.load(as: fuse_in_header.self).opcode
+        if opcode == FUSE_READ.rawValue { return true }
+        if !writable { return false }
+        switch opcode {
+        case FUSE_LOOKUP.rawValue, FUSE_GETATTR.rawValue, FUSE_READDIR.rawValue, FUSE_READDIRPLUS.rawValue,
+             FUSE_READLINK.rawValue, FUSE_GETXATTR.rawValue, FUSE_LISTXATTR.rawValue, FUSE_STATFS.rawValue,
+             FUSE_OPENDIR.rawValue, FUSE_RELEASEDIR.rawValue, FUSE_FORGET.rawValue, FUSE_BATCH_FORGET.rawValue,
+             FUSE_ACCESS.rawValue, FUSE_RELEASE.rawValue, FUSE_FLUSH.rawValue:
+            return false
+        case FUSE_OPEN.rawValue:
+            // Read-only opens never copy up.
+            guard length >= MemoryLayout<fuse_in_header>.size + MemoryLayout<fuse_open_in>.size else { return true }
+            let flags = request.load(fromByteOffset: MemoryLayout<fuse_in_header>.size, as: fuse_open_in.self).flags
+            return Int32(bitPattern: flags) & (O_ACCMODE | O_TRUNC) != O_RDONLY
+        default:
+            return true
+        }
     }
 }
