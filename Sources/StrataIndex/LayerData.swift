@@ -164,6 +164,7 @@ public final class LayerData: Sendable {
             cache.countInflated(n)
             if target < span.count { span.continuation = decoder }
         }
+        cache.grew(SpanCache.Key(layer: number, span: i), span)
     }
 
     /// How far to decode for a read that needs the span's first `need` bytes.
@@ -246,7 +247,7 @@ public final class LayerData: Sendable {
         let checkpoint = try index.checkpoint(i)
         let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
         let target = end.map { Self.partialTarget(Int(clamping: $0 &- checkpoint.uncompressedOffset), count: want) } ?? want
-        let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want)
+        let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want, partial: target < want)
         let decoder = LayerData.decoders.take(index.compression)
         var keep = false
         defer { if !keep { LayerData.decoders.give(decoder, index.compression) } }

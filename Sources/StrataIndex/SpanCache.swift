@@ -20,7 +20,10 @@ public final class SpanCache: Sendable {
         public var span: Int
         public init(layer: Int, span: Int) { self.layer = layer; self.span = span }
     }
-    private struct Slot { var span: DecodedSpan?; var lastUse: UInt64; var passed = false }
+    /// `charge`: what the span counts against the budget: its buffer, or for a span decoded in
+    /// part (on a fresh mapping, whose untouched pages take no memory) the bytes decoded so far
+    /// and its kept decoder.
+    private struct Slot { var span: DecodedSpan?; var lastUse: UInt64; var passed = false; var charge = 0 }
     private struct Pin { var count: Int; var touched: UInt64 }
     /// A stream whose span has not been read for this long (ns) has ended or paused: its span
     /// no longer counts toward the budget nor is kept before others.
@@ -126,16 +129,37 @@ public final class SpanCache: Sendable {
         prefetcher.stop()
     }
 
-    /// An empty span to decode into, on a recycled buffer when one is free. Room is made for it
-    /// first: it counts against the budget from now on.
-    public func newSpan(start: UInt64, count: Int) -> DecodedSpan {
+    /// What a kept decoder (input chunk, inflate state) counts against the budget.
+    static let decoderCharge = 384 << 10
+
+    /// What `span` counts against the budget now.
+    static func charge(_ span: DecodedSpan) -> Int {
+        span.isComplete || !span.freshMapping ? span.bytes.count : min(span.bytes.count, span.filled + decoderCharge)
+    }
+
+    /// A published span grew (a partial span decoded further): its charge is renewed and room
+    /// made for it.
+    public func grew(_ key: Key, _ span: DecodedSpan) {
+        state.withLock { s in
+            guard let slot = s.slots[key], slot.span === span else { return }
+            let charge = Self.charge(span)
+            s.totalBytes += charge - slot.charge
+            s.slots[key]!.charge = charge
+            evict(&s, keeping: key)
+        }
+    }
+
+    /// An empty span to decode into, on a recycled buffer when one is free (`partial`: on a fresh
+    /// mapping, so that only the part decoded takes memory). Room is made for all of it first:
+    /// it counts against the budget from now on, until published.
+    public func newSpan(start: UInt64, count: Int, partial: Bool = false) -> DecodedSpan {
         let room = state.withLock { s in
             s.inFlightBytes += count
             evict(&s, keeping: nil)
             return budget(s) - s.totalBytes - s.inFlightBytes
         }
         buffers.limit(to: room + count)   // a spare may become this span's buffer
-        let span = DecodedSpan(start: start, count: count, buffers: buffers)
+        let span = DecodedSpan(start: start, count: count, buffers: buffers, fresh: partial)
         span.onDropWhileDecoding = { [weak self] bytes in self?.decodeDropped(bytes) }
         return span
     }
@@ -215,8 +239,9 @@ public final class SpanCache: Sendable {
                 s.inFlightBytes -= result.bytes.count
             }
             s.clock += 1
-            s.slots[key] = Slot(span: result, lastUse: s.clock)
-            s.totalBytes += result.bytes.count
+            let charge = Self.charge(result)
+            s.slots[key] = Slot(span: result, lastUse: s.clock, charge: charge)
+            s.totalBytes += charge
             s.largestSpan = max(s.largestSpan, result.bytes.count)
             s.decodedBytes += UInt64(result.filled)
             s.decodedSpans += 1
@@ -245,8 +270,8 @@ public final class SpanCache: Sendable {
                     best = (pinned, slot.passed, slot.lastUse)
                 }
             }
-            guard let v = victim, let span = s.slots[v]?.span else { return }
-            s.totalBytes -= span.bytes.count
+            guard let v = victim, let slot = s.slots[v], slot.span != nil else { return }
+            s.totalBytes -= slot.charge
             s.slots[v] = nil
         }
     }
