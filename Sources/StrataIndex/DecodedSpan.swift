@@ -37,16 +37,17 @@ public final class DecodedSpan: @unchecked Sendable {
     /// Publishes bytes decoded up to `n` (more than before).
     func setFilled(_ n: Int) { filledCount.store(n, ordering: .releasing) }
 
-    /// On a mapping of its own (not a recycled one): pages not yet decoded into take no memory.
-    let freshMapping: Bool
+    /// Made to be decoded in part, on a mapping of its own (not a recycled one): pages not yet
+    /// decoded into take no memory.
+    let partial: Bool
 
-    init(start: UInt64, count: Int, buffers: SpanBuffers? = nil, fresh: Bool = false) {
+    init(start: UInt64, count: Int, buffers: SpanBuffers? = nil, partial: Bool = false) {
         self.start = start
         self.count = count
         self.buffers = buffers
         let length = max(count, 1)
-        let spare = fresh ? nil : buffers?.take(length)
-        freshMapping = spare == nil
+        self.partial = partial
+        let spare = partial ? nil : buffers?.take(length)
         if let mapping = spare ?? SpanBuffers.map(length) {
             self.mapping = mapping
             bytes = UnsafeMutableRawBufferPointer(start: mapping.baseAddress, count: length)

@@ -134,7 +134,7 @@ public final class SpanCache: Sendable {
 
     /// What `span` counts against the budget now.
     static func charge(_ span: DecodedSpan) -> Int {
-        span.isComplete || !span.freshMapping ? span.bytes.count : min(span.bytes.count, span.filled + decoderCharge)
+        span.partial && !span.isComplete ? min(span.bytes.count, span.filled + decoderCharge) : span.bytes.count
     }
 
     /// A published span grew (a partial span decoded further): its charge is renewed and room
@@ -159,7 +159,7 @@ public final class SpanCache: Sendable {
             return budget(s) - s.totalBytes - s.inFlightBytes
         }
         buffers.limit(to: room + count)   // a spare may become this span's buffer
-        let span = DecodedSpan(start: start, count: count, buffers: buffers, fresh: partial)
+        let span = DecodedSpan(start: start, count: count, buffers: buffers, partial: partial)
         span.onDropWhileDecoding = { [weak self] bytes in self?.decodeDropped(bytes) }
         return span
     }
