@@ -8,7 +8,7 @@ import StrataSystem
 /// one thread at a time (the leader) reads requests. A request that cannot block (a lookup, a
 /// listing, an attribute) the leader answers itself and reads on, so a tree walk stays on one hot
 /// thread as with `SingleThreadLoop`. Before a request that may take long (a READ, which may
-/// inflate a span; on a writable mount, any request that touches the upper directory) it hands
+/// inflate a span; on a writable mount, any request with a reply) it hands
 /// the reading to a follower, so requests from other readers are taken and their decodes overlap.
 /// A request the leader answers must never wait on another request (a copy-up in progress).
 ///
@@ -123,28 +123,15 @@ final class WorkerLoop: @unchecked Sendable {
         state.withLock { $0.running -= 1 }
     }
 
-    /// Whether answering the request may take long: READ always (a span may have to be
-    /// inflated); on a writable mount also every request that may copy up or write (anything
-    /// but the lookups, listings, attributes and read-only opens, which only take the overlay's
-    /// lock briefly: a copy-up streams without it). Opcodes from the kernel's fuse_in_header.
+    /// Whether the request goes to another thread: a READ always (a span may have to be
+    /// inflated); on a writable mount every request but FORGET (which has no reply). A writable
+    /// mount's requests may copy up, and its readers send several metadata requests per file
+    /// (open, getattr, release, flush: short timeouts, no zero-message opens) that one thread
+    /// answering them all would serialise between readers. Opcodes from the kernel's header.
     private func mayBlock(_ request: UnsafeMutableRawPointer?, length: Int) -> Bool {
         guard let request, length >= MemoryLayout<fuse_in_header>.size else { return true }
         let opcode = request.load(as: fuse_in_header.self).opcode
-        if opcode == FUSE_READ.rawValue { return true }
-        if !writable { return false }
-        switch opcode {
-        case FUSE_LOOKUP.rawValue, FUSE_GETATTR.rawValue, FUSE_READDIR.rawValue, FUSE_READDIRPLUS.rawValue,
-             FUSE_READLINK.rawValue, FUSE_GETXATTR.rawValue, FUSE_LISTXATTR.rawValue, FUSE_STATFS.rawValue,
-             FUSE_OPENDIR.rawValue, FUSE_RELEASEDIR.rawValue, FUSE_FORGET.rawValue, FUSE_BATCH_FORGET.rawValue,
-             FUSE_ACCESS.rawValue, FUSE_RELEASE.rawValue, FUSE_FLUSH.rawValue:
-            return false
-        case FUSE_OPEN.rawValue:
-            // Read-only opens never copy up.
-            guard length >= MemoryLayout<fuse_in_header>.size + MemoryLayout<fuse_open_in>.size else { return true }
-            let flags = request.load(fromByteOffset: MemoryLayout<fuse_in_header>.size, as: fuse_open_in.self).flags
-            return Int32(bitPattern: flags) & (O_ACCMODE | O_TRUNC) != O_RDONLY
-        default:
-            return true
-        }
+        if writable { return opcode != FUSE_FORGET.rawValue && opcode != FUSE_BATCH_FORGET.rawValue }
+        return opcode == FUSE_READ.rawValue
     }
 }
