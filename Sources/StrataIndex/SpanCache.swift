@@ -3,17 +3,16 @@ import StrataSystem
 import Glibc
 #endif
 
-/// A bounded cache of decoded spans shared by all layers of a mount. A span that a reader's
-/// stream is on (`pin`) is kept; spans every stream has moved past go first, then the least
-/// recently used. The budget covers every span buffer the cache made: cached spans, spans being
-/// decoded (by requests or read-ahead) and freed buffers kept for reuse, so the daemon's
+/// A bounded cache of decoded spans shared by all layers of a mount. The span a reader's stream
+/// is on (`move`) is kept before others; spans every stream has moved past go first, then the
+/// least recently used. The budget covers every span buffer the cache made: cached spans, spans
+/// being decoded (by requests or read-ahead) and freed buffers kept for reuse, so the daemon's
 /// resident size stays bounded whatever the reads. It is `capacity`, plus two spans (a reader's
-/// current one and the one read ahead) for each read in flight at once beyond the first two,
-/// at most 3 × `capacity`: with many
-/// readers each keeps its span instead of evicting the others' (which made every reader
-/// re-inflate its span from the checkpoint for each request). A span being decoded by one
-/// thread (a request or a read-ahead worker) is waited for by others instead of being decoded
-/// twice.
+/// current one and the one read ahead) for each read in flight at once beyond the first two, at
+/// most 3 × `capacity`: with many readers each keeps its span instead of evicting the others'
+/// (which made every reader inflate its span again from the checkpoint for each request). A
+/// span being decoded by one thread (a request or a read-ahead worker) is waited for by others
+/// instead of being decoded twice.
 public final class SpanCache: Sendable {
     public struct Key: Hashable, Sendable {
         public var layer: Int
