@@ -66,3 +66,46 @@ extension DecodingEngine {
         return filled
     }
 }
+
+/// Where a span decode stopped (`SpanDecoder.begin`, `decodeMore`): the input chunk in hand and
+/// whether the unit (gzip member, zstd frame) has ended. The engine keeps the rest.
+struct SpanPosition {
+    var chunkOffset: UInt64
+    var inStart = 0
+    var inEnd = 0
+    var lastCallFilledOutput = false
+    var ended = false
+}
+
+extension DecodingEngine {
+    /// `decodeSpan` in steps: continues from `position` (the engine primed there, or left there
+    /// by the previous call, with `input` holding the chunk it describes) and fills `buffer`.
+    /// Returns fewer bytes than asked only where the stream ends.
+    func continueSpan(file: BlobFile, position p: inout SpanPosition, into buffer: UnsafeMutableRawBufferPointer,
+                      input: UnsafeMutableRawBufferPointer) throws -> Int {
+        var filled = 0
+        while filled < buffer.count && !p.ended {
+            if p.inStart == p.inEnd && !p.lastCallFilledOutput {
+                p.chunkOffset += UInt64(p.inEnd)
+                p.inStart = 0
+                p.inEnd = try preadChecked(file, into: input, at: p.chunkOffset)
+                if p.inEnd == 0 {
+                    throw CodecError(kind: .truncated, message: "blob ends inside a \(unitName)", compressedOffset: p.chunkOffset)
+                }
+            }
+            let room = buffer.count - filled
+            let source = (input.baseAddress! + p.inStart).assumingMemoryBound(to: UInt8.self)
+            let step = try step(input: source, inputCount: p.inEnd - p.inStart,
+                                output: (buffer.baseAddress! + filled).assumingMemoryBound(to: UInt8.self),
+                                outputCount: room, inputOffset: p.chunkOffset + UInt64(p.inStart))
+            p.inStart += step.consumed
+            filled += step.produced
+            if step.ended { p.ended = true; break }
+            if step.consumed == 0 && step.produced == 0 && p.inStart < p.inEnd {
+                throw CodecError(kind: .corrupt, message: "decoder makes no progress", compressedOffset: p.chunkOffset + UInt64(p.inStart))
+            }
+            p.lastCallFilledOutput = step.produced == room && (step.consumed > 0 || step.produced > 0)
+        }
+        return filled
+    }
+}

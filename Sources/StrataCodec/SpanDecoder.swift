@@ -15,6 +15,9 @@ public final class SpanDecoder {
     private var engine: (any DecodingEngine)?
     private var input: UnsafeMutableRawBufferPointer?
     private var scratch: UnsafeMutableRawBufferPointer?
+    /// A decode in steps (`begin`, `decodeMore`): the blob and where the engine stopped.
+    private var stepFile: BlobFile?
+    private var position: SpanPosition?
 
     public init(compression: LayerCompression) {
         self.compression = compression
@@ -53,6 +56,7 @@ public final class SpanDecoder {
             }
         }
         if buffer.count == 0 { return 0 }
+        position = nil   // the engine leaves any decode in steps
         let input = self.input ?? .allocate(byteCount: Self.inputChunk, alignment: 16)
         self.input = input
         let scratch = self.scratch ?? .allocate(byteCount: Self.scratchSize, alignment: 16)
@@ -62,6 +66,38 @@ public final class SpanDecoder {
         self.engine = engine
         try engine.prime(at: checkpoint, byteBefore: byteBefore(checkpoint, file: file))
         return try engine.decodeSpan(file: file, from: start, skip: skip, into: buffer, input: input, scratch: scratch)
+    }
+
+    /// Starts a decode in steps at `checkpoint` (gzip or zstd): `decodeMore` then hands out the
+    /// stream's bytes from the checkpoint on, as far as each caller needs. Until the next
+    /// `begin` or `decode`, the decoder keeps its place (and its engine's state).
+    public func begin(blob file: BlobFile, from checkpoint: Checkpoint) throws {
+        position = nil
+        guard compression != .none else {
+            throw CodecError(kind: .unsupported, message: "uncompressed blobs need no decoder", compressedOffset: checkpoint.compressedOffset)
+        }
+        let input = self.input ?? .allocate(byteCount: Self.inputChunk, alignment: 16)
+        self.input = input
+        let start = checkpoint.compressedOffset
+        let engine = try self.engine ?? makeEngine(at: start)
+        self.engine = engine
+        try engine.prime(at: checkpoint, byteBefore: byteBefore(checkpoint, file: file))
+        stepFile = file
+        position = SpanPosition(chunkOffset: start)
+    }
+
+    /// The next bytes of the decode `begin` started, into `buffer`. Returns fewer bytes than
+    /// asked only where the gzip member or zstd frame ends. After an error the decoder has no
+    /// place: `begin` again.
+    public func decodeMore(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard var p = position, let file = stepFile, let engine, let input else {
+            throw CodecError(kind: .unsupported, message: "decodeMore without begin", compressedOffset: 0)
+        }
+        position = nil
+        if buffer.count == 0 { position = p; return 0 }
+        let n = try engine.continueSpan(file: file, position: &p, into: buffer, input: input)
+        position = p
+        return n
     }
 
     private func makeEngine(at offset: UInt64) throws -> any DecodingEngine {

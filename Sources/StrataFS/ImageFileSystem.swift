@@ -1,6 +1,7 @@
 import StrataIndex
 import StrataUnion
 import StrataSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,6 +28,11 @@ public final class ImageFileSystem: FileSystem, Sendable {
     /// Bytes of layer data decoded so far (gzip and zstd spans): what serving the mount has
     /// cost, against the image's total.
     public var inflatedBytes: UInt64 { layers.first?.cache.decodedBytes ?? 0 }
+
+    /// Bytes of file data handed to readers so far: what `inflatedBytes` is weighed against
+    /// (a program's first start should inflate little more than it reads).
+    public var servedBytes: UInt64 { served.load(ordering: .relaxed) }
+    private let served = Atomic<UInt64>(0)
 
     // FUSE inode numbers are tree inodes + 1: the root is FUSE_ROOT_ID (1).
     @inline(__always) private func node(_ fuseInode: UInt64) throws(FSError) -> UInt32 {
@@ -108,6 +114,7 @@ public final class ImageFileSystem: FileSystem, Sendable {
         guard offset < fileSize, size > 0 else { reply(UnsafeRawBufferPointer(start: nil, count: 0)); return }
         let count = Int(min(UInt64(size), fileSize - offset))
         let layer = layers[tree.layer(n)]
+        served.add(UInt64(count), ordering: .relaxed)
         do {
             if tree.isSparse(n) {
                 try readSparse(n, layer: layer, offset: offset, count: count, reply: reply)

@@ -10,8 +10,9 @@ import StrataUnion
 /// the blob once, layers in parallel), maps the merged tree of the chain (building and caching
 /// it on the first mount of this chain) and makes the layer readers.
 public enum ImageView {
-    /// `spanCacheBytes` bounds the decoded spans held (cached, being decoded, kept for reuse):
-    /// four 4 MiB spans, enough for a sequential reader with read-ahead on two layers at once.
+    /// `spanCacheBytes` bounds the decoded spans held (cached, being decoded, kept for reuse)
+    /// for one reader at a time: sixteen 1 MiB spans (four of the 4 MiB spans of indexes made
+    /// before issue 13); the cache grows it with concurrent reads, to at most 3 × (`SpanCache`).
     public static func open(layers blobs: [LayerBlob], cache: LayerCache, spanCacheBytes: Int = 16 << 20) throws -> ImageFileSystem {
         // Serving reads only the indexes' checkpoints: a cached index is checked in full only
         // when the merged tree has to be built from it.

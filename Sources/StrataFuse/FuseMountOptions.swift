@@ -25,10 +25,12 @@ public struct FuseMountOptions: Sendable, Equatable {
     /// Always answer READDIRPLUS (attributes with names): `ls -l` and `find` on a container
     /// rootfs then need no LOOKUP per entry. false uses plain READDIR.
     public var readdirPlus: Bool = true
-    /// Worker threads. 1 (the default) answers every request on the loop's own thread:
-    /// fastest when callers wait on each request (tree walks, sequential reads). More let a
-    /// slow request (a copy-up in a writable mount) not hold up the others.
-    public var maxThreads: Int = 1
+    /// Threads serving requests, all on the one /dev/fuse descriptor (`WorkerLoop`). Requests
+    /// that cannot block are answered by the thread that read them, so a tree walk stays on one
+    /// thread; reads (and a writable mount's requests) are handed over so that several
+    /// readers' span decodes and a copy-up do not hold up the others. 1 serves everything on
+    /// the loop's own thread.
+    public var maxThreads: Int = 8
     /// libfuse's `-d`: every request logged to stderr.
     public var debug: Bool = false
     /// fusermount3 clears the mount if the daemon dies (SIGKILL included).
@@ -42,7 +44,7 @@ public struct FuseMountOptions: Sendable, Equatable {
     public init(allowOther: Bool = false, readOnly: Bool = true, fsName: String = "strata",
                 subtype: String = "strata", entryTimeout: Double = 86400, attrTimeout: Double = 86400,
                 negativeTimeout: Double = 86400, keepCache: Bool = true, maxRead: Int = 1 << 20,
-                readAhead: Int? = 1 << 20, readdirPlus: Bool = true, maxThreads: Int = 1,
+                readAhead: Int? = 1 << 20, readdirPlus: Bool = true, maxThreads: Int = 8,
                 debug: Bool = false, autoUnmount: Bool = false, suid: Bool = false) {
         self.allowOther = allowOther; self.readOnly = readOnly; self.fsName = fsName
         self.subtype = subtype; self.entryTimeout = entryTimeout; self.attrTimeout = attrTimeout

@@ -6,8 +6,8 @@ import CFuse
 import StrataFS
 import StrataSystem
 
-/// Serves one `FileSystem` at one mountpoint with libfuse's loop: single-threaded, or its
-/// multithreaded one when `maxThreads` > 1 (see `serve`).
+/// Serves one `FileSystem` at one mountpoint: on one thread, or on several reading the one
+/// /dev/fuse descriptor when `maxThreads` > 1 (see `serve`).
 ///
 /// Shutdown (SIGINT, SIGTERM, SIGHUP or `stop()`): on libfuse 3.14 `fuse_session_exit` from
 /// another thread does not end the loop (its thread sleeps in sem_wait or read), and a
@@ -15,7 +15,7 @@ import StrataSystem
 /// thread the server starts and one thread waits for them with sigwait. On one it unmounts
 /// (the kernel then ends the connection, workers read ENODEV and the loop returns); if the mount
 /// is busy, it calls fuse_session_exit and interrupts the loop thread's wait with
-/// `WakeSignal`, whose handler does nothing. libfuse then cancels its workers, and the teardown
+/// `WakeSignal`, whose handler does nothing. The loop then stops its workers, and the teardown
 /// detaches the mount and closes /dev/fuse, which aborts the connection (open files answer
 /// ENOTCONN): a stop always stops.
 public final class FuseServer: Sendable {
@@ -148,24 +148,19 @@ public final class FuseServer: Sendable {
         }
     }
 
-    /// Runs libfuse's loop on the calling thread until the session ends.
+    /// Serves the session until it ends: on the calling thread alone (`maxThreads` 1), else
+    /// with `WorkerLoop`'s threads, all on the session's one /dev/fuse descriptor.
     ///
-    /// One worker: the caller (`find`, `ls -l`, a package manager) waits on every request, so
-    /// nothing runs in parallel anyway, and the same hot thread answering each time is cheaper
-    /// than libfuse's pool, whose idle workers are woken in turn, each often on the other CPU
-    /// (a cross-CPU wake-up per request, more on a loaded machine). The single loop blocks in
-    /// read(2), which the wake signal interrupts just as it does the pool's sem_wait.
+    /// One thread answers every request that cannot block: the caller (`find`, `ls -l`, a
+    /// package manager) waits on each, so nothing runs in parallel anyway, and the same hot
+    /// thread answering each time is cheaper than a pool whose idle workers are woken in turn,
+    /// each often on the other CPU. Reads, which may inflate a span, are handed to more threads
+    /// so that several readers' decodes overlap. Both loops block in read(2), which the wake
+    /// signal interrupts.
     private func serve(_ session: OpaquePointer, context: FuseContext) -> Int32 {
         let threads = options.maxThreads
         if threads <= 1 { return SingleThreadLoop.run(session, context: context) }
-        let config = fuse_loop_cfg_create()
-        defer { fuse_loop_cfg_destroy(config) }
-        fuse_loop_cfg_set_max_threads(config, UInt32(threads))
-        // One /dev/fuse descriptor per worker: no contention on a single queue.
-        // Not under a supervisor: a clone's unanswered requests are aborted when it closes,
-        // where those of the one descriptor a dead server held are sent again.
-        fuse_loop_cfg_set_clone_fd(config, state.withLock { $0.supervised } ? 0 : 1)
-        return strata_session_loop_mt(session, config)
+        return WorkerLoop.run(session, context: context, threads: threads)
     }
 
     /// Unmounts and makes `run` return: the same path as SIGTERM. Safe from any thread, also

@@ -1,26 +1,56 @@
+import StrataCodec
 import StrataSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One decoded span of a layer's uncompressed stream. Immutable once filled; readers hold a
+/// One decoded span of a layer's uncompressed stream, possibly decoded only in part: bytes
+/// `[0, filled)` are decoded and never change again; the rest is decoded when a read needs it
+/// (`LayerData`), by the decoder kept in `continuation`, under `extending`. Readers hold a
 /// reference while they hand its bytes to the kernel, so eviction never frees bytes in use.
-// @unchecked: the bytes are written by one decoder before the span is published, then only
-// read; `onDropWhileDecoding` is set and cleared under the span cache's lock.
+// @unchecked: bytes are written only past `filled`, under `extending` (or by the one decoder
+// before the span is published), and published by the release store of `filled`;
+// `onDropWhileDecoding` is set and cleared under the span cache's lock; `continuation` is
+// reached only under `extending`.
 public final class DecodedSpan: @unchecked Sendable {
     public let start: UInt64
     public let bytes: UnsafeMutableRawBufferPointer
+    /// The span's length in the stream (`bytes` may be longer, never shorter, but for an empty span).
+    public let count: Int
+    private let filledCount = Atomic<Int>(0)
+    /// Serialises decoding more of the span.
+    let extending = Lock()
+    /// The decoder that stopped at `filled`, to go on from there (nil once complete, or after
+    /// an error: the next extension starts again at the span's checkpoint).
+    var continuation: SpanDecoder?
+    /// The verified compressed bytes `continuation` reads (held as long as it is).
+    var source: VerifiedSpan?
     private let mapping: UnsafeMutableRawBufferPointer?
     private let buffers: SpanBuffers?
     /// Set while the span is being decoded: the cache counts it against its budget until it is
     /// published, or until it is dropped because the decode failed.
     var onDropWhileDecoding: ((Int) -> Void)?
 
-    init(start: UInt64, count: Int, buffers: SpanBuffers? = nil) {
+    /// Bytes decoded from `start` on; they never change again.
+    public var filled: Int { filledCount.load(ordering: .acquiring) }
+    public var isComplete: Bool { filled >= count }
+
+    /// Publishes bytes decoded up to `n` (more than before).
+    func setFilled(_ n: Int) { filledCount.store(n, ordering: .releasing) }
+
+    /// Made to be decoded in part, on a mapping of its own (not a recycled one): pages not yet
+    /// decoded into take no memory.
+    let partial: Bool
+
+    init(start: UInt64, count: Int, buffers: SpanBuffers? = nil, partial: Bool = false) {
         self.start = start
+        self.count = count
         self.buffers = buffers
         let length = max(count, 1)
-        if let mapping = buffers?.take(length) ?? SpanBuffers.map(length) {
+        self.partial = partial
+        let spare = partial ? nil : buffers?.take(length)
+        if let mapping = spare ?? SpanBuffers.map(length) {
             self.mapping = mapping
             bytes = UnsafeMutableRawBufferPointer(start: mapping.baseAddress, count: length)
         } else {
@@ -112,4 +142,21 @@ final class SpanBuffers: Sendable {
         }
         for mapping in dropped { munmap(mapping.baseAddress, mapping.count) }
     }
+}
+
+/// A span's compressed bytes read into memory of their own (the thread scratch would be reused
+/// by the next read), so that a span decoded in part goes on decoding from the bytes that were
+/// verified, never from the blob file again.
+// @unchecked: written once, before it is shared; only read afterwards.
+final class VerifiedSpan: @unchecked Sendable {
+    let bytes: UnsafeMutableRawBufferPointer
+    /// The bytes as the blob's range at `offset`, for a decoder.
+    let blob: BlobFile
+
+    init(count: Int, at offset: UInt64) {
+        bytes = .allocate(byteCount: max(count, 1), alignment: 16)
+        blob = BlobFile(bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<count]), at: offset)
+    }
+
+    deinit { bytes.deallocate() }
 }

@@ -103,7 +103,7 @@ public struct DiffIDClaim: Sendable, Equatable {
 /// Reads a layer blob once, streaming: hashes it, decompresses it, parses its tar and records
 /// every entry with the offset of its data, plus the decoder's checkpoints.
 public enum IndexBuilder {
-    public static let defaultCheckpointSpacing: UInt64 = 4 << 20
+    public static let defaultCheckpointSpacing: UInt64 = 1 << 20
 
     /// `copyPath`: where a zstd layer's re-encoded copy is written if it needs one (see
     /// `FrameRecoder`; the file exists afterwards only then). Without it, no copy is made.

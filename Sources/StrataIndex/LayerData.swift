@@ -1,6 +1,5 @@
 import StrataCodec
 import StrataSystem
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,9 +11,10 @@ import Glibc
 ///
 /// Every span is verified against the index's span digest before any of its bytes is served:
 /// its compressed bytes are read once, hashed and decoded from memory, so a decoder reads
-/// nothing unverified. Plain tar layers verify each 1 MiB piece the first time a read touches
-/// it (`verifiedPieces` remembers which). A mismatch (`SpanMismatch`: the blob changed after
-/// it was indexed) fails the read, logged, and is never served.
+/// nothing unverified (a span decoded in part keeps its verified compressed bytes with its
+/// decoder, `VerifiedSpan`). Plain tar layers verify each 1 MiB piece the first time a read
+/// touches it (`verifiedPieces` remembers which). A mismatch (`SpanMismatch`: the blob changed
+/// after it was indexed) fails the read, logged, and is never served.
 ///
 /// A damaged index window or copy frame (`IndexDamage`) is repaired while serving: the layer's
 /// index and copy are rebuilt from the blob (by `indexCache`), the new index replaces the old,
@@ -35,11 +35,8 @@ public final class LayerData: Sendable {
     private let state: Locked<State>
     /// Serialises repairs: a thread that finds damage already repaired only retries.
     private let repairLock = Lock()
-    /// Span and offset of the latest read, to notice a reader moving through the stream in
-    /// order, and the span whose successors were last queued for decoding (once per span).
-    private let lastSpan = Atomic<Int>(-2)
-    private let lastOffset = Atomic<UInt64>(0)
-    private let readAheadFrom = Atomic<Int>(-1)
+    /// The readers moving through this layer's stream: each keeps its span and read-ahead.
+    private let streams = Locked(ReadStreams())
     /// Plain layers: one bit per 1 MiB piece verified against its digest.
     private let verifiedPieces: Locked<[UInt64]>
     /// Per-thread buffers for reads of plain layers and of copy frames: no allocation per request.
@@ -83,9 +80,14 @@ public final class LayerData: Sendable {
             reply(UnsafeRawBufferPointer(buffer))
             return
         }
-        let span = try decodedSpan(index.checkpointIndex(containing: offset), at: offset)
+        cache.beginRead()
+        defer { cache.endRead() }
+        let first = index.checkpointIndex(containing: offset)
+        noteRead(span: first, offset: offset, count: count, index: index)
+        let span = try decodedSpan(first, upTo: offset + UInt64(count))
         let within = Int(offset - span.start)
-        if within + count <= span.bytes.count {
+        if within + count <= span.count {
+            try ensureDecoded(span, first, upTo: within + count)
             // The common case: one span holds the range; no copy.
             reply(UnsafeRawBufferPointer(rebasing: span.bytes[within..<(within + count)]))
             return
@@ -106,10 +108,12 @@ public final class LayerData: Sendable {
         var done = 0
         while done < buffer.count {
             let position = offset + UInt64(done)
-            let span = try decodedSpan(index.checkpointIndex(containing: position), at: position)
+            let i = index.checkpointIndex(containing: position)
+            let span = try decodedSpan(i, upTo: offset + UInt64(buffer.count))
             let within = Int(position - span.start)
-            let n = min(buffer.count - done, span.bytes.count - within)
+            let n = min(buffer.count - done, span.count - within)
             guard n > 0 else { throw IndexError("\(blob.name): read past the end of the stream at \(position)") }
+            try ensureDecoded(span, i, upTo: within + n)
             UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + n)])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: span.bytes[within..<(within + n)]))
             done += n
@@ -164,19 +168,109 @@ public final class LayerData: Sendable {
         }
     }
 
-    private func decodedSpan(_ i: Int, at offset: UInt64) throws -> DecodedSpan {
-        noteRead(span: i, at: offset)
-        return try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i, purpose: .demand) }
+    /// The compressed bytes of the span that starts at checkpoint `i`, fetched first if the
+    /// blob is lazy (`purpose`: what the fetch counts as), read into memory of their own.
+    /// Not yet verified: the caller checks them (`check`) before serving what they decode to.
+    private func compressedSpan(_ i: Int, index: LayerIndex, purpose: FetchPurpose) throws -> (bytes: VerifiedSpan, span: Int) {
+        try requireSpans(index)
+        let j = index.span(forCheckpoint: i)
+        let range = index.spanRange(j)
+        let compressed = VerifiedSpan(count: Int(range.upperBound - range.lowerBound), at: range.lowerBound)
+        let read: Int
+        do {
+            try blob.lazy?.ensure(range, purpose: purpose)
+            read = try blobFile.readFully(into: compressed.bytes, at: range.lowerBound)
+        } catch let mismatch as SpanMismatch {
+            throw mismatch
+        } catch {
+            throw IndexError("\(blob.name): span \(i) at compressed offset \(range.lowerBound): \(error)")
+        }
+        guard read == compressed.bytes.count else {
+            throw IndexError("\(blob.name): blob ends inside span \(j) at compressed offset \(range.lowerBound)")
+        }
+        return (compressed, j)
     }
 
-    /// Decodes span `i`; damage in the index or the copy is repaired once and the decode retried.
-    private func decodeRepairing(span i: Int, purpose: FetchPurpose) throws -> DecodedSpan {
+    /// Span `i`, from the cache or decoded, at least up to stream offset `end` if it is decoded
+    /// now (a cached span may hold less: see `ensureDecoded`).
+    private func decodedSpan(_ i: Int, upTo end: UInt64) throws -> DecodedSpan {
+        try cache.span(SpanCache.Key(layer: number, span: i)) { try decodeRepairing(span: i, upTo: end, purpose: .demand) }
+    }
+
+    /// A read inflates its span from the checkpoint only up to the bytes it asks for, rounded
+    /// up to this; the decoder stays with the span and goes on from there for a later read
+    /// further in. A program's first start reads a few small files per span: it no longer pays
+    /// for the whole span (4 MiB) each time. Read-ahead decodes whole spans.
+    static let partialGranule = 128 << 10
+
+    /// Decodes span `i` (up to stream offset `end`, nil: whole); damage in the index or the copy
+    /// is repaired once and the decode retried.
+    private func decodeRepairing(span i: Int, upTo end: UInt64?, purpose: FetchPurpose) throws -> DecodedSpan {
         let index = self.index
         do {
-            return try decode(span: i, index: index, purpose: purpose)
+            return try decode(span: i, index: index, upTo: end, purpose: purpose)
         } catch let damage as IndexDamage {
             try repair(damaged: index, damage)
-            return try decode(span: i, index: self.index, purpose: purpose)
+            return try decode(span: i, index: self.index, upTo: end, purpose: purpose)
+        }
+    }
+
+    /// Makes sure the span's bytes `[0, need)` are decoded, going on where its decode stopped.
+    private func ensureDecoded(_ span: DecodedSpan, _ i: Int, upTo need: Int) throws {
+        if span.filled >= need { return }
+        try span.extending.withLock {
+            let have = span.filled
+            if have >= need { return }
+            let target = Self.partialTarget(need, count: span.count)
+            let decoder: SpanDecoder
+            if let kept = span.continuation {
+                decoder = kept
+            } else {
+                // The kept decoder failed before: start again at the checkpoint (its bytes
+                // verified again), dropping what is there.
+                let (compressed, j) = try compressedSpan(i, index: index, purpose: .demand)
+                try verify(span: j, UnsafeRawBufferPointer(compressed.bytes), index: index)
+                span.source = compressed
+                decoder = SpanDecoder(compression: index.compression)
+                try begin(decoder, span: i, index: index, from: compressed)
+                try skip(decoder, have)
+            }
+            span.continuation = nil
+            let n: Int
+            do { n = try decoder.decodeMore(into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[have..<target])) } catch {
+                throw IndexError("\(blob.name): span \(i) from uncompressed offset \(span.start + UInt64(have)): \(error)")
+            }
+            guard n == target - have else {
+                throw IndexError("\(blob.name): span \(i) decoded to \(have + n) bytes, expected \(target) (blob changed?)")
+            }
+            span.setFilled(target)
+            cache.countInflated(n)
+            if target < span.count { span.continuation = decoder } else { span.source = nil }
+        }
+        cache.grew(SpanCache.Key(layer: number, span: i), span)
+    }
+
+    /// How far to decode for a read that needs the span's first `need` bytes.
+    private static func partialTarget(_ need: Int, count: Int) -> Int {
+        min(count, (need + partialGranule - 1) / partialGranule * partialGranule)
+    }
+
+    /// Starts `decoder` at span `i`'s checkpoint, reading the span's verified bytes in memory.
+    private func begin(_ decoder: SpanDecoder, span i: Int, index: LayerIndex, from compressed: VerifiedSpan) throws {
+        let checkpoint = try index.checkpoint(i)
+        do { try decoder.begin(blob: compressed.blob, from: checkpoint) } catch {
+            throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
+        }
+    }
+
+    /// Decodes and drops `count` bytes.
+    private func skip(_ decoder: SpanDecoder, _ count: Int) throws {
+        let scratch = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(Self.partialGranule), count: Self.partialGranule)
+        var left = count
+        while left > 0 {
+            let n = try decoder.decodeMore(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<min(left, scratch.count)]))
+            guard n > 0 else { throw IndexError("\(blob.name): stream ends inside a span") }
+            left -= n
         }
     }
 
@@ -212,62 +306,57 @@ public final class LayerData: Sendable {
         }
     }
 
-    /// A read that moves forward from the previous one, within its span or into the next, is
-    /// sequential (a tar walk reads each layer's stream mostly in order): the next spans are
-    /// decoded in the background while the reader consumes this one, so inflate overlaps the
-    /// FUSE round trips, and a span the reader has left is done with. Reads in random order
-    /// rarely move forward inside one span, so they read nothing ahead. The three atomics are
-    /// not updated together: a race costs at most a missed or an extra read-ahead.
-    private func noteRead(span i: Int, at offset: UInt64) {
-        let previous = lastSpan.exchange(i, ordering: .relaxed)
-        let previousOffset = lastOffset.exchange(offset, ordering: .relaxed)
-        if previous == i - 1 { cache.markPassed(SpanCache.Key(layer: number, span: i - 1)) }
-        guard previous == i || previous == i - 1, offset > previousOffset,
-              readAheadFrom.exchange(i, ordering: .relaxed) != i else { return }
-        let end = min(i + cache.readAhead, index.checkpointCount - 1)
-        guard end > i else { return }
-        for ahead in (i + 1)...end {
-            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead, purpose: .prefetch) }
+    /// Finds the reader's stream (`ReadStreams`), tells the cache which span it is on now, and
+    /// queues the next spans for decoding in the background when it is streaming, so that
+    /// inflating overlaps the FUSE round trips and the reader's own work.
+    private func noteRead(span i: Int, offset: UInt64, count: Int, index: LayerIndex) {
+        let spanBytes = index.uncompressedSize / UInt64(max(index.checkpointCount, 1))
+        let move = streams.withLock { $0.note(offset: offset, count: count, span: i, spanBytes: spanBytes) }
+        if move.left != nil || move.entered != nil {
+            cache.move(left: move.left.map { SpanCache.Key(layer: number, span: $0) },
+                       entered: move.entered.map { SpanCache.Key(layer: number, span: $0) })
+        }
+        guard let from = move.readAheadFrom else { return }
+        let end = min(from + cache.readAhead, index.checkpointCount - 1)
+        guard end > from else { return }
+        for ahead in (from + 1)...end {
+            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead, upTo: nil, purpose: .prefetch) }
         }
     }
 
-    /// `purpose`: what a lazy blob counts the fetch of a missing span as (read-ahead is prefetch).
-    private func decode(span i: Int, index: LayerIndex, purpose: FetchPurpose) throws -> DecodedSpan {
+    /// Decodes span `i` from its checkpoint up to stream offset `end` (rounded up to
+    /// `partialGranule`; nil: the whole span). A span left partial keeps its decoder and its
+    /// verified compressed bytes. `purpose`: what a lazy blob counts the fetch of a missing
+    /// span as (read-ahead is prefetch).
+    private func decode(span i: Int, index: LayerIndex, upTo end: UInt64?, purpose: FetchPurpose) throws -> DecodedSpan {
         if let frame = index.copyFrame(i) { return try decodeCopy(span: i, frame: frame, index: index) }
         let checkpoint = try index.checkpoint(i)
         let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
-        let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want)
-        // The span's compressed bytes, verified, then decoded from memory (see the type).
-        try requireSpans(index)
-        let j = index.span(forCheckpoint: i)
-        let range = index.spanRange(j)
-        let size = Int(range.upperBound - range.lowerBound)
-        let compressed = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(size), count: size)
-        let read: Int
-        do {
-            try blob.lazy?.ensure(range, purpose: purpose)
-            read = try blobFile.readFully(into: compressed, at: range.lowerBound)
-        } catch let mismatch as SpanMismatch {
-            throw mismatch
-        } catch {
-            throw IndexError("\(blob.name): span \(i) at compressed offset \(range.lowerBound): \(error)")
-        }
-        guard read == size else { throw IndexError("\(blob.name): blob ends inside span \(j) at compressed offset \(range.lowerBound)") }
+        let target = end.map { Self.partialTarget(Int(clamping: $0 &- checkpoint.uncompressedOffset), count: want) } ?? want
+        let (compressed, j) = try compressedSpan(i, index: index, purpose: purpose)
+        let span = cache.newSpan(start: checkpoint.uncompressedOffset, count: want, partial: target < want)
         // Hashed on the verifier's thread while decoding here; published only once it matches.
-        let job = SpanVerifier.shared.start(UnsafeRawBufferPointer(compressed))
+        let job = SpanVerifier.shared.start(UnsafeRawBufferPointer(compressed.bytes))
         let decoder = LayerData.decoders.take(index.compression)
-        defer { LayerData.decoders.give(decoder, index.compression) }
+        var keep = false
+        defer { if !keep { LayerData.decoders.give(decoder, index.compression) } }
         let decoded: Result<Int, any Error> = Result {
-            try decoder.decode(blob: BlobFile(bytes: UnsafeRawBufferPointer(compressed), at: range.lowerBound), from: checkpoint,
-                               skip: 0, into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<want]))
+            try decoder.begin(blob: compressed.blob, from: checkpoint)
+            return try decoder.decodeMore(into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<target]))
         }
         try check(span: j, digest: SpanVerifier.shared.digest(of: job), index: index)
         let n: Int
         do { n = try decoded.get() } catch {
             throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
         }
-        guard n == want else {
-            throw IndexError("\(blob.name): span \(i) decoded to \(n) bytes, expected \(want) (blob changed?)")
+        guard n == target else {
+            throw IndexError("\(blob.name): span \(i) decoded to \(n) bytes, expected \(target) (blob changed?)")
+        }
+        span.setFilled(target)
+        if target < want {
+            span.continuation = decoder
+            span.source = compressed
+            keep = true
         }
         return span
     }
@@ -292,6 +381,7 @@ public final class LayerData: Sendable {
         } catch let error as CodecError {
             throw IndexDamage(path: copyPath, "frame \(i): \(error)")
         }
+        span.setFilled(want)
         return span
     }
 

@@ -3,17 +3,43 @@ import StrataSystem
 import Glibc
 #endif
 
-/// A bounded cache of decoded spans shared by all layers of a mount. Spans a sequential reader
-/// has moved past go first, then the least recently used. The budget covers every span buffer
-/// the cache made: cached spans, spans being decoded (by requests or read-ahead) and freed
-/// buffers kept for reuse, so the daemon's resident size stays bounded whatever the reads. A span being decoded by one thread
-/// (a request or the read-ahead worker) is waited for by others instead of being decoded twice.
+/// A bounded cache of decoded spans shared by all layers of a mount. The span a reader's stream
+/// is on (`move`) is kept before others; spans every stream has moved past go first, then the
+/// least recently used. The budget covers every span buffer the cache made: cached spans, spans
+/// being decoded (by requests or read-ahead) and freed buffers kept for reuse, so the daemon's
+/// resident size stays bounded whatever the reads. It is `capacity`, plus two spans (a reader's
+/// current one and the one read ahead) for each read in flight at once beyond the first two, at
+/// most 3 × `capacity`: with many readers each keeps its span instead of evicting the others'
+/// (which made every reader inflate its span again from the checkpoint for each request). A
+/// span being decoded by one thread (a request or a read-ahead worker) is waited for by others
+/// instead of being decoded twice.
 public final class SpanCache: Sendable {
-    public struct Key: Hashable, Sendable { public var layer: Int; public var span: Int }
-    private struct Slot { var span: DecodedSpan?; var lastUse: UInt64; var passed = false }
+    public struct Key: Hashable, Sendable {
+        public var layer: Int
+        public var span: Int
+        public init(layer: Int, span: Int) { self.layer = layer; self.span = span }
+    }
+    /// `charge`: what the span counts against the budget: its buffer, or for a span decoded in
+    /// part (on a fresh mapping, whose untouched pages take no memory) the bytes decoded so far
+    /// and its kept decoder.
+    private struct Slot { var span: DecodedSpan?; var lastUse: UInt64; var passed = false; var charge = 0 }
+    private struct Pin { var count: Int; var touched: UInt64 }
+    /// A stream whose span has not been read for this long (ns) has ended or paused: its span
+    /// no longer counts toward the budget nor is kept before others.
+    static let pinLifetime: UInt64 = 1_000_000_000
 
     private struct State {
         var slots: [Key: Slot] = [:]
+        /// Streams on each span (`move`), whether the span is cached or not, and when the span
+        /// was last read: a pin counts only while its stream reads (`pinLifetime`).
+        var pins: [Key: Pin] = [:]
+        /// The largest span decoded so far: what a stream's share of the budget is counted in.
+        var largestSpan = 1 << 20
+        /// Reads in flight now, and the most at once lately (since `concurrencySince`, renewed
+        /// each time it is reached; it decays to the present count after `pinLifetime`).
+        var reading = 0
+        var concurrency = 0
+        var concurrencySince: UInt64 = 0
         var totalBytes = 0
         var inFlightBytes = 0
         var clock: UInt64 = 0
@@ -34,26 +60,105 @@ public final class SpanCache: Sendable {
 
     /// `readAhead` defaults to `STRATA_READAHEAD_SPANS` (`RuntimeSettings`), else 1: decoding
     /// one span ahead keeps the second core busy while a reader consumes the current span; more
-    /// would only take budget from the other layers' current spans.
+    /// would only take budget from the other streams' current spans.
     public init(capacity: Int, readAhead: Int = RuntimeSettings.current.readAheadSpans) {
         self.capacity = capacity
         self.readAhead = max(0, readAhead)
+    }
+
+    /// The budget now: `capacity`, and two spans more for each read in flight at once (in the
+    /// last second) beyond `sharedReads`, at most 3 × `capacity`. Concurrent reads, not streams,
+    /// count readers: one reader moving through several layers (several streams) reads one
+    /// request at a time, plus the kernel's read-ahead of the same file.
+    private func budget(_ s: State) -> Int {
+        min(capacity + max(0, s.concurrency - Self.sharedReads) * 2 * s.largestSpan, 3 * capacity)
+    }
+
+    /// Reads in flight at once that `capacity` alone serves.
+    static let sharedReads = 2
+
+    /// A read of a compressed layer starts (`LayerData`): it counts toward the concurrency.
+    public func beginRead() {
+        state.withLock { s in
+            s.reading += 1
+            let now = Self.now()
+            if s.reading >= s.concurrency || now &- s.concurrencySince > Self.pinLifetime {
+                s.concurrency = s.reading
+                s.concurrencySince = now
+            }
+        }
+    }
+
+    public func endRead() {
+        state.withLock { $0.reading -= 1 }
+    }
+
+    private static func isLive(_ pin: Pin, _ now: UInt64) -> Bool { now &- pin.touched < pinLifetime }
+
+    private static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    /// The budget for the streams reading now (statistics, tests).
+    public var currentBudget: Int { state.withLock { budget($0) } }
+
+    /// A reader's stream is on `key` now (`entered`) and has left `left`: the span it is on is
+    /// kept, one no stream is on any more is the first to go.
+    public func move(left: Key?, entered: Key?) {
+        state.withLock { s in
+            if let left, let pin = s.pins[left] {
+                if pin.count <= 1 {
+                    s.pins[left] = nil
+                    if s.slots[left]?.span != nil { s.slots[left]!.passed = true }
+                } else {
+                    s.pins[left]!.count -= 1
+                }
+            }
+            if let entered {
+                s.pins[entered, default: Pin(count: 0, touched: 0)].count += 1
+                s.pins[entered]!.touched = Self.now()
+                if s.slots[entered]?.span != nil { s.slots[entered]!.passed = false }
+            }
+        }
     }
 
     deinit {
         prefetcher.stop()
     }
 
-    /// An empty span to decode into, on a recycled buffer when one is free. Room is made for it
-    /// first: it counts against the budget from now on.
-    public func newSpan(start: UInt64, count: Int) -> DecodedSpan {
+    /// What a kept decoder (input chunk, inflate state) counts against the budget.
+    static let decoderCharge = 384 << 10
+
+    /// What `span` counts against the budget now.
+    static func charge(_ span: DecodedSpan) -> Int {
+        span.partial && !span.isComplete ? min(span.bytes.count, span.filled + decoderCharge) : span.bytes.count
+    }
+
+    /// A published span grew (a partial span decoded further): its charge is renewed and room
+    /// made for it.
+    public func grew(_ key: Key, _ span: DecodedSpan) {
+        state.withLock { s in
+            guard let slot = s.slots[key], slot.span === span else { return }
+            let charge = Self.charge(span)
+            s.totalBytes += charge - slot.charge
+            s.slots[key]!.charge = charge
+            evict(&s, keeping: key)
+        }
+    }
+
+    /// An empty span to decode into, on a recycled buffer when one is free (`partial`: on a fresh
+    /// mapping, so that only the part decoded takes memory). Room is made for all of it first:
+    /// it counts against the budget from now on, until published.
+    public func newSpan(start: UInt64, count: Int, partial: Bool = false) -> DecodedSpan {
         let room = state.withLock { s in
             s.inFlightBytes += count
             evict(&s, keeping: nil)
-            return capacity - s.totalBytes - s.inFlightBytes
+            return budget(s) - s.totalBytes - s.inFlightBytes
         }
         buffers.limit(to: room + count)   // a spare may become this span's buffer
-        let span = DecodedSpan(start: start, count: count, buffers: buffers)
+        let span = DecodedSpan(start: start, count: count, buffers: buffers, partial: partial)
         span.onDropWhileDecoding = { [weak self] bytes in self?.decodeDropped(bytes) }
         return span
     }
@@ -75,6 +180,7 @@ public final class SpanCache: Sendable {
             if let span = s.slots[key]?.span {
                 s.clock += 1
                 s.slots[key]!.lastUse = s.clock
+                if s.pins[key] != nil { s.pins[key]!.touched = Self.now() }
                 return span
             }
             s.slots[key] = Slot(span: nil, lastUse: 0)
@@ -94,11 +200,9 @@ public final class SpanCache: Sendable {
         }
     }
 
-    /// Marks a span as behind its sequential reader: the first to go when room is needed.
-    public func markPassed(_ key: Key) {
-        state.withLock { s in
-            if s.slots[key]?.span != nil { s.slots[key]!.passed = true }
-        }
+    /// Counts bytes inflated into a span after it was published (a partial span extended).
+    public func countInflated(_ bytes: Int) {
+        state.withLock { $0.decodedBytes += UInt64(bytes) }
     }
 
     /// Waits until queued read-ahead has finished (tests, statistics).
@@ -134,9 +238,11 @@ public final class SpanCache: Sendable {
                 s.inFlightBytes -= result.bytes.count
             }
             s.clock += 1
-            s.slots[key] = Slot(span: result, lastUse: s.clock)
-            s.totalBytes += result.bytes.count
-            s.decodedBytes += UInt64(result.bytes.count)
+            let charge = Self.charge(result)
+            s.slots[key] = Slot(span: result, lastUse: s.clock, charge: charge)
+            s.totalBytes += charge
+            s.largestSpan = max(s.largestSpan, result.bytes.count)
+            s.decodedBytes += UInt64(result.filled)
             s.decodedSpans += 1
             evict(&s, keeping: key)
         }
@@ -145,18 +251,26 @@ public final class SpanCache: Sendable {
     }
 
     private func evict(_ s: inout State, keeping kept: Key?) {
-        while s.totalBytes + s.inFlightBytes > capacity {
+        let limit = budget(s)
+        let now = Self.now()
+        while s.totalBytes + s.inFlightBytes > limit {
             var victim: Key?
-            var best = (passed: false, lastUse: UInt64.max)
+            // Unpinned before pinned, passed before the others, then least recently used.
+            var best = (pinned: true, passed: false, lastUse: UInt64.max)
             for (k, slot) in s.slots where slot.span != nil && k != kept {
-                // Passed spans before the others; least recently used first within each group.
-                if victim == nil || (slot.passed && !best.passed) || (slot.passed == best.passed && slot.lastUse < best.lastUse) {
+                let pinned = s.pins[k].map { Self.isLive($0, now) } ?? false
+                let better: Bool
+                if victim == nil { better = true }
+                else if pinned != best.pinned { better = !pinned }
+                else if slot.passed != best.passed { better = slot.passed }
+                else { better = slot.lastUse < best.lastUse }
+                if better {
                     victim = k
-                    best = (slot.passed, slot.lastUse)
+                    best = (pinned, slot.passed, slot.lastUse)
                 }
             }
-            guard let v = victim, let span = s.slots[v]?.span else { return }
-            s.totalBytes -= span.bytes.count
+            guard let v = victim, let slot = s.slots[v], slot.span != nil else { return }
+            s.totalBytes -= slot.charge
             s.slots[v] = nil
         }
     }

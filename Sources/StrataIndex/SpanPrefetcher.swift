@@ -3,14 +3,18 @@ import StrataSystem
 import Glibc
 #endif
 
-/// One background thread that runs read-ahead jobs (span decodes) in order. The queue is short
-/// and drops its oldest job when full: a reader that has moved on no longer needs it, and a
-/// burst of requests must not queue unbounded decode work. The thread starts on the first job.
+/// Background threads (one per CPU, at most `threadLimit`) that run read-ahead jobs (span
+/// decodes) in order: several streaming readers get their next spans decoded at once. The queue
+/// is short and drops its oldest job when full: a reader that has moved on no longer needs it,
+/// and a burst of requests must not queue unbounded decode work. Threads start as jobs come.
 final class SpanPrefetcher: Sendable {
     typealias Job = @Sendable () -> Void
 
     /// Jobs waiting; a few per layer of an image at most.
-    static let queueLimit = 4
+    static let queueLimit = 8
+    static let threadLimit = 4
+    /// Worker threads: one per online CPU, within 1...threadLimit.
+    static let threadCount = min(max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1), threadLimit)
 
     private let state = State()
 
@@ -22,8 +26,8 @@ final class SpanPrefetcher: Sendable {
     fileprivate struct Queue {
         var jobs: [Job?] = []   // taken slots are nil, so the array keeps no job alive
         var head = 0
-        var running = false      // a job is executing
-        var started = false
+        var running = 0          // jobs executing
+        var started = 0          // threads started
         var stopped = false
 
         init() { jobs.reserveCapacity(SpanPrefetcher.queueLimit) }
@@ -38,9 +42,13 @@ final class SpanPrefetcher: Sendable {
             if q.stopped { return nil }
             let dropped = q.pending >= Self.queueLimit ? q.take() : nil
             q.jobs.append(job)
-            if !q.started {
-                q.started = true
-                if !startThread(s) { q.stopped = true }
+            // Another thread only when every one is busy and jobs wait.
+            if q.started < SpanPrefetcher.threadCount && q.running + q.pending > q.started {
+                q.started += 1
+                if !startThread(s) {
+                    q.started -= 1
+                    if q.started == 0 { q.stopped = true }   // no worker at all: no read-ahead
+                }
             }
             return dropped
         }
@@ -50,7 +58,7 @@ final class SpanPrefetcher: Sendable {
 
     /// Returns once no job is queued or running.
     func waitUntilIdle() {
-        state.queue.withLock(when: { $0.pending == 0 && !$0.running }) { _ in }
+        state.queue.withLock(when: { $0.pending == 0 && $0.running == 0 }) { _ in }
     }
 
     /// Drops queued jobs and lets the thread end. Does not join: the last reference to the
@@ -111,13 +119,13 @@ extension SpanPrefetcher.State {
     func next() -> SpanPrefetcher.Job? {
         queue.withLock(when: { $0.stopped || $0.pending > 0 }) { q in
             if q.stopped { return nil }
-            q.running = true
+            q.running += 1
             return q.take()
         }
     }
 
     func finished() {
-        queue.withLock { $0.running = false }
+        queue.withLock { $0.running -= 1 }
         queue.broadcast()   // for waitUntilIdle
     }
 }

@@ -74,13 +74,15 @@ extension OverlayFileSystem {
                     attributes = try self.attributes(t, n)
                     child = n
                 } else {
-                    let existed = Set(t.nodes.keys)
+                    // resolve registers a node it did not know: the count tells (a set of every
+                    // known node per entry made a listing quadratic in the nodes known).
+                    let known = t.nodes.count
                     guard let n = try? resolve(t, dir, entry.name), let a = try? self.attributes(t, n) else {
                         position += 1; continue   // removed since the listing was taken
                     }
                     attributes = a
                     child = n
-                    if !plus && !existed.contains(n.id) { dropIfUnused(t, n) }
+                    if !plus && t.nodes.count > known { dropIfUnused(t, n) }
                 }
                 let accepted = entry.name.withUnsafeBytes { add($0, attributes, UInt64(position + 1)) }
                 if !accepted {

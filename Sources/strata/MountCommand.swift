@@ -40,7 +40,8 @@ enum MountCommand {
                          snapshot mounts, which are container roots, use it when run as root.
       --foreground       stay in the foreground; SIGINT or SIGTERM unmounts and exits
       --stats FILE       at unmount, write what serving cost to FILE (JSON: bytes of layer data
-                         inflated, the image's compressed and uncompressed sizes)
+                         inflated, bytes of file data served to readers, the image's compressed
+                         and uncompressed sizes)
       --upper DIR        mount writable: every change goes to DIR (created if missing), in kernel
                          overlayfs's upper-directory format; the image stays untouched. A DIR from
                          an earlier mount is reused. One mount at a time per DIR.
@@ -234,7 +235,7 @@ enum MountCommand {
             if let statsPath = a["--stats"] {
                 let compressed = blobs.reduce(UInt64(0)) { $0 + $1.size }
                 let uncompressed = lower.layers.reduce(UInt64(0)) { $0 + $1.index.uncompressedSize }
-                let json = "{\"inflatedBytes\":\(lower.inflatedBytes),\"compressedBytes\":\(compressed),\"uncompressedBytes\":\(uncompressed)}\n"
+                let json = "{\"inflatedBytes\":\(lower.inflatedBytes),\"servedBytes\":\(lower.servedBytes),\"compressedBytes\":\(compressed),\"uncompressedBytes\":\(uncompressed)}\n"
                 try? FileIO.writeAtomically(statsPath, Array(json.utf8))
             }
             return 0

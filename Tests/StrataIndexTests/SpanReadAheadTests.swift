@@ -110,18 +110,93 @@ import StrataTar
         #expect(cache.decodedSpans == 3)
     }
 
-    @Test func aSecondForwardReadAfterAJumpReadsAhead() throws {
+    @Test func aReaderStreamingDenselyReadsAhead() throws {
         let layer = try Layer()
         let cache = SpanCache(capacity: 64 << 20, readAhead: 1)
         let data = try layer.data(cache)
-        try check(data, layer, span: 3, delta: 10)
-        try check(data, layer, span: 3, delta: 5000)   // sequential from here: span 4 is decoded ahead
-        try check(data, layer, span: 3, delta: 9000)   // read-ahead is queued once per span
+        let start = try layer.index.checkpoint(3).uncompressedOffset
+        // Less than a span's worth read: no stream yet, nothing read ahead.
+        for k in 0..<4 { try data.read(offset: start + UInt64(k) * (128 << 10), count: 128 << 10) { _ in } }
         cache.waitForPrefetches()
-        #expect(cache.decodedSpans == 2)
-        try check(data, layer, span: 4, delta: 0)      // served by the read-ahead, which queues span 5
+        #expect(cache.decodedSpans == 1)
+        // Reading on in order, into span 4: the reader is streaming by then, and span 5 is
+        // decoded ahead although nothing read it (once: read-ahead is one span here).
+        let end = try layer.index.checkpoint(4).uncompressedOffset + (300 << 10)
+        var offset = start + (512 << 10)
+        while offset < end {
+            let n = Int(min(UInt64(128 << 10), end - offset))
+            try data.read(offset: offset, count: n) { _ in }
+            offset += UInt64(n)
+        }
         cache.waitForPrefetches()
         #expect(cache.decodedSpans == 3)
+    }
+
+    /// A program loading modules: small reads moving forward through the stream, far apart.
+    /// They continue one stream, but sparsely: nothing is read ahead, and each span is inflated
+    /// only up to the last byte read in it.
+    @Test func sparseForwardReadsAreNotReadAhead() throws {
+        let layer = try Layer()
+        let cache = SpanCache(capacity: 64 << 20, readAhead: 1)
+        let data = try layer.data(cache)
+        var offset: UInt64 = 1000
+        var touched = Set<Int>()
+        while offset + 4096 < layer.index.uncompressedSize {
+            try data.read(offset: offset, count: 4096) { got in
+                #expect(Array(got) == Array(layer.tar[Int(offset)..<Int(offset) + 4096]))
+            }
+            touched.insert(layer.index.checkpointIndex(containing: offset))
+            offset += 700 << 10
+        }
+        cache.waitForPrefetches()
+        #expect(cache.decodedSpans == touched.count)
+        #expect(cache.decodedBytes < layer.index.uncompressedSize * 3 / 4, "\(cache.decodedBytes)")
+    }
+
+    /// A read inflates its span only up to what it asks for (rounded up to the decode step);
+    /// a later read further in goes on from there instead of starting over at the checkpoint.
+    @Test func aSpanIsInflatedOnlyUpToTheBytesAsked() throws {
+        let layer = try Layer()
+        let cache = SpanCache(capacity: 64 << 20, readAhead: 0)
+        let data = try layer.data(cache)
+        let start = try layer.index.checkpoint(2).uncompressedOffset
+        let spanBytes = Int(layer.index.spanEnd(2) - start)
+        try check(data, layer, span: 2, delta: 1000)
+        #expect(cache.decodedBytes == UInt64(LayerData.partialGranule))
+        try check(data, layer, span: 2, delta: 600 << 10)
+        try check(data, layer, span: 2, delta: 300 << 10)   // already decoded
+        #expect(cache.decodedBytes == UInt64(5 * LayerData.partialGranule))
+        #expect(cache.decodedSpans == 1)
+        // The rest of the span, across into the next one: each byte inflated once.
+        var whole = [UInt8](repeating: 0, count: spanBytes + 5000)
+        try whole.withUnsafeMutableBytes { try data.copy(offset: start, into: $0) }
+        #expect(whole == Array(layer.tar[Int(start)..<Int(start) + spanBytes + 5000]))
+        #expect(cache.decodedBytes == UInt64(spanBytes + LayerData.partialGranule))
+    }
+
+    /// Several sequential readers of one layer, their reads interleaved: each keeps its own
+    /// stream, so every span is decoded once and each reader gets its next span read ahead.
+    @Test func interleavedSequentialReadersEachKeepTheirStream() throws {
+        let layer = try Layer()
+        let cache = SpanCache(capacity: 64 << 20, readAhead: 1)
+        let data = try layer.data(cache)
+        let starts: [UInt64] = [0, 3 << 20, 6 << 20]
+        var positions = starts
+        var outputs = [[UInt8]](repeating: [], count: starts.count)
+        let length: UInt64 = 3 << 20
+        while positions.enumerated().contains(where: { $0.element < starts[$0.offset] + length }) {
+            for r in positions.indices where positions[r] < starts[r] + length {
+                let n = Int(min(UInt64(100 << 10), starts[r] + length - positions[r]))
+                try data.read(offset: positions[r], count: n) { outputs[r] += $0 }
+                positions[r] += UInt64(n)
+            }
+        }
+        cache.waitForPrefetches()
+        for r in starts.indices {
+            let from = Int(starts[r])
+            #expect(outputs[r] == Array(layer.tar[from..<(from + outputs[r].count)]))
+        }
+        #expect(cache.decodedBytes <= layer.index.uncompressedSize, "\(cache.decodedBytes)")
     }
 
     @Test func passedSpansAreEvictedFirst() throws {
@@ -137,7 +212,8 @@ import StrataTar
         try get(0, 0)
         try get(1, 0)
         try get(0, 0)   // layer 0's span is now the most recent…
-        cache.markPassed(SpanCache.Key(layer: 0, span: 0))   // …but its reader has moved on
+        cache.move(left: nil, entered: SpanCache.Key(layer: 0, span: 0))
+        cache.move(left: SpanCache.Key(layer: 0, span: 0), entered: nil)   // …but its reader has moved on
         try get(0, 1)   // evicts (0, 0), not the least recently used (1, 0)
         try get(1, 0)
         #expect(decodes.count == 3)

@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CFuse
+import StrataSystem
+
+/// Several threads serving one session on its one /dev/fuse descriptor, leader and followers:
+/// one thread at a time (the leader) reads requests. A request that cannot block (a lookup, a
+/// listing, an attribute) the leader answers itself and reads on, so a tree walk stays on one hot
+/// thread as with `SingleThreadLoop`. Before a request that may take long (a READ, which may
+/// inflate a span; on a writable mount, any request with a reply) it hands
+/// the reading to a follower, so requests from other readers are taken and their decodes overlap.
+/// A request the leader answers must never wait on another request (a copy-up in progress).
+///
+/// No cloned descriptors (`FUSE_DEV_IOC_CLONE`): a request read from a clone is aborted when
+/// that clone is closed, while one read from the session's descriptor can be re-sent by the
+/// kernel to a server that takes the descriptor over (`FUSE_NOTIFY_RESEND`).
+///
+/// The calling thread only supervises: the wake signal (see `FuseServer`) interrupts its
+/// poll, and it then wakes the worker reading the descriptor the same way until every worker has
+/// seen the session end.
+final class WorkerLoop: @unchecked Sendable {
+    // @unchecked: `session` is a C pointer used as libfuse allows from several threads
+    // (receive and process on separate buffers); the rest is under `state`'s lock.
+    private let session: OpaquePointer
+    private let context: FuseContext
+    private let writable: Bool
+    private let state = Locked(State())
+
+    private struct State {
+        var leaderTaken = false
+        var ended = false
+        var result: Int32 = 0
+        var running = 0
+        var supervisor: pthread_t?
+    }
+
+    private init(session: OpaquePointer, context: FuseContext) {
+        self.session = session
+        self.context = context
+        writable = context.writable != nil
+    }
+
+    static func run(_ session: OpaquePointer, context: FuseContext, threads: Int) -> Int32 {
+        // The workers allocate little per request: they share arenas rather than each keeping one.
+        MallocArenas.limit(2)
+        let loop = WorkerLoop(session: session, context: context)
+        return loop.serve(threads: max(threads, 2))
+    }
+
+    private func serve(threads count: Int) -> Int32 {
+        state.withLock { $0.supervisor = pthread_self(); $0.running = count }
+        // Workers inherit this thread's mask: shutdown signals blocked, the wake signal not.
+        let workers = (0..<count).map { _ in Thread.start { [self] in work() } }
+        while !state.withLock({ $0.ended }) && fuse_session_exited(session) == 0 {
+            _ = poll(nil, 0, 1000)   // the wake signal interrupts it
+        }
+        state.withLock { $0.ended = true }
+        state.broadcast()
+        // The reading worker sits in read(2): interrupt it until all have seen the end (a
+        // signal landing just before its read would be lost, so repeat).
+        fuse_session_exit(session)
+        while state.withLock({ $0.running }) > 0 {
+            for worker in workers { pthread_kill(worker.id, WakeSignal.number) }
+            usleep(5_000)
+        }
+        for worker in workers { worker.join() }
+        fuse_session_reset(session)
+        return state.withLock { $0.result }
+    }
+
+    private func work() {
+        var buffer = fuse_buf()
+        defer { free(buffer.mem) }
+        defer { finish() }
+        // As in SingleThreadLoop; a writable mount's listings go through its own readdir.
+        let direct = !context.options.debug && !writable
+        let fd = fuse_session_fd(session)
+        while becomeLeader() {
+            while true {
+                if fuse_session_exited(session) != 0 { return end(0) }
+                let received = fuse_session_receive_buf(session, &buffer)
+                if received == -EINTR { continue }
+                if received <= 0 { return end(received) }   // 0: unmounted
+                let inMemory = buffer.flags.rawValue & FUSE_BUF_IS_FD.rawValue == 0
+                let handOff = !inMemory || mayBlock(buffer.mem, length: Int(received))
+                if handOff { resign() }
+                if direct, inMemory, let request = buffer.mem,
+                   ReaddirPlusReply.answer(request, length: Int(received), fd: fd, context: context) {
+                } else {
+                    fuse_session_process_buf(session, &buffer)
+                }
+                if handOff { break }
+            }
+        }
+    }
+
+    /// Waits until no other thread reads the descriptor and takes over; false once ended.
+    private func becomeLeader() -> Bool {
+        state.withLock(when: { !$0.leaderTaken || $0.ended }) { s in
+            if s.ended { return false }
+            s.leaderTaken = true
+            return true
+        }
+    }
+
+    private func resign() {
+        state.withLock { $0.leaderTaken = false }
+        state.broadcast()
+    }
+
+    private func end(_ received: Int32) {
+        let supervisor = state.withLock { s -> pthread_t? in
+            if !s.ended { s.result = received }
+            s.ended = true
+            return s.supervisor
+        }
+        state.broadcast()
+        if let supervisor { pthread_kill(supervisor, WakeSignal.number) }
+    }
+
+    private func finish() {
+        state.withLock { $0.running -= 1 }
+    }
+
+    /// Whether the request goes to another thread: a READ always (a span may have to be
+    /// inflated); on a writable mount every request but FORGET (which has no reply). A writable
+    /// mount's requests may copy up, and its readers send several metadata requests per file
+    /// (open, getattr, release, flush: short timeouts, no zero-message opens) that one thread
+    /// answering them all would serialise between readers. Opcodes from the kernel's header.
+    private func mayBlock(_ request: UnsafeMutableRawPointer?, length: Int) -> Bool {
+        guard let request, length >= MemoryLayout<fuse_in_header>.size else { return true }
+        let opcode = request.load(as: fuse_in_header.self).opcode
+        if writable { return opcode != FUSE_FORGET.rawValue && opcode != FUSE_BATCH_FORGET.rawValue }
+        return opcode == FUSE_READ.rawValue
+    }
+}
