@@ -11,12 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-// fuse_session_loop_mt is a macro (it picks a versioned symbol); Swift cannot import macros
-// that expand to calls.
-static inline int strata_session_loop_mt(struct fuse_session *se, struct fuse_loop_config *config) {
-    return fuse_session_loop_mt(se, config);
-}
-
 // fuse_file_info flags are bitfields; set them here so Swift does not depend on how the
 // importer lays them out.
 static inline void strata_fi_set_keep_cache(struct fuse_file_info *fi, int on) { fi->keep_cache = on ? 1 : 0; }

@@ -29,8 +29,6 @@ public final class FuseServer: Sendable {
 
     struct State {
         var started = false
-        /// Served through a supervisor (it holds the mount): one descriptor, never cloned.
-        var supervised = false
         /// Stopping so that another server takes over: the mount stays.
         var handingOver = false
         var stopRequested = false
@@ -90,7 +88,6 @@ public final class FuseServer: Sendable {
         guard let session = created else { throw FuseError(.sessionFailed, mountpoint: mountpoint) }
         defer { fuse_session_destroy(session) }
         if let handover {
-            state.withLock { $0.supervised = true }
             try attach(session, handover: handover)
         } else if fuse_session_mount(session, mountpoint) != 0 {
             throw FuseError(.mountFailed, mountpoint: mountpoint)

@@ -3,7 +3,9 @@ import StrataIndex
 import StrataSystem
 
 /// After the mount answers, completes each layer's blob in the background (one layer at a
-/// time, capped at `bytesPerSecond`, yielding to on-demand reads inside `LazyBlob`), then
+/// time, capped at `bytesPerSecond`, yielding to on-demand reads inside `LazyBlob`, and only
+/// once on-demand and prefetch fetching has been quiet for `quietPeriod`: a container's start
+/// reads in bursts, and the link is theirs while they last), then
 /// verifies the whole blob: its sha256 and its uncompressed stream's diff_id, by indexing it
 /// again from the local copy. A layer whose index came from an artifact then has that index
 /// confirmed against the one re-derived (`IndexArtifacts.confirm`). A mismatch is logged as
@@ -16,6 +18,10 @@ public final class BackgroundFetch: Sendable {
     private let started = Locked(false)
     /// Seconds before a fetch the registry failed is tried again (doubling up to the last).
     static let retryDelays: [Double] = [1, 2, 5, 10, 30, 60]
+    /// Seconds without on-demand or prefetch fetching before the background fetch goes on.
+    static let quietPeriod: Double = 1
+    /// Bytes fetched on demand and by prefetch so far, and when that last changed.
+    private let activity = Locked((bytes: UInt64(0), since: ContinuousClock.now))
 
     public init(layers: RemoteLayers, bytesPerSecond: UInt64?) {
         self.layers = layers
@@ -56,8 +62,13 @@ public final class BackgroundFetch: Sendable {
 
     func run() {
         for layer in layers.layers where layer.verification == .pending {
+            if alreadyVerified(layer) { continue }
             var attempt = 0
-            while !shouldStop, !complete(layer) {
+            while !shouldStop {
+                guard waitForQuiet() else { return }
+                let outcome = complete(layer)
+                if outcome == .done { break }
+                if outcome == .interrupted { continue }
                 // The registry failed (down, timeouts): try again later; reads go on lazily.
                 let delay = Self.retryDelays[min(attempt, Self.retryDelays.count - 1)]
                 attempt += 1
@@ -67,30 +78,66 @@ public final class BackgroundFetch: Sendable {
         }
     }
 
-    /// Completes and verifies one layer; false when the registry failed and it should be retried.
-    func complete(_ layer: RemoteLayer) -> Bool {
+    /// A blob complete when the mount started, read through an index made here (or confirmed
+    /// here) whose span digests tile it, was verified span by span as it arrived, against an
+    /// index built from the digest- and diff_id-verified stream: hashing it whole again at every
+    /// mount would only cost a warm start its CPU. An index from an artifact not yet confirmed
+    /// gets the whole check.
+    func alreadyVerified(_ layer: RemoteLayer) -> Bool {
+        guard layer.lazy.isComplete, layer.indexSource != .artifact,
+              !IndexArtifacts.isUntrusted(layerDigestHex: layer.digest.hex, cache: layers.cache) else { return false }
+        layer.set(background: .done)
+        layer.set(verification: .verified)
+        layers.log.info("layer \(layer.digest): blob already complete, every span verified against its index")
+        return true
+    }
+
+    /// Waits until no on-demand or prefetch fetch has happened for `quietPeriod`; false when
+    /// asked to stop meanwhile.
+    func waitForQuiet() -> Bool {
+        while !quiet() { guard pause(0.1) else { return false } }
+        return !shouldStop
+    }
+
+    /// Whether on-demand and prefetch fetching has been quiet for `quietPeriod`.
+    func quiet() -> Bool {
+        let bytes = layers.layers.reduce(UInt64(0)) { total, layer in
+            let s = layer.lazy.statistics
+            return total + s.demandBytes + s.prefetchBytes
+        }
+        return activity.withLock { a in
+            if a.bytes != bytes { a = (bytes, .now) }
+            return ContinuousClock.now - a.since >= .milliseconds(Int(Self.quietPeriod * 1000))
+        }
+    }
+
+    enum Outcome { case done, retry, interrupted }
+
+    /// Completes and verifies one layer: `.retry` when the registry failed, `.interrupted`
+    /// when on-demand reads came back (the fill yields the link to them).
+    func complete(_ layer: RemoteLayer) -> Outcome {
         layer.set(background: .running)
         do {
-            try layer.lazy.fillRemaining(bytesPerSecond: bytesPerSecond, shouldStop: { self.shouldStop })
+            try layer.lazy.fillRemaining(bytesPerSecond: bytesPerSecond, shouldStop: { self.shouldStop || !self.quiet() })
         } catch let mismatch as SpanMismatch {
             // The registry serves other bytes than the ones indexed: the blob is not the layer.
             layer.set(background: .failed)
             let message = "verification failed, its reads now get EIO and its blob and index are dropped from the cache: \(mismatch)"
             layers.log.error("layer \(layer.digest): \(message)")
             layer.fail(message, cache: layers.cache)
-            return true
+            return .done
         } catch {
             layer.set(background: .pending)
-            if shouldStop { return true }
+            if shouldStop { return .done }
             layers.log.warn("layer \(layer.digest): background fetch paused, to be tried again: \(error)")
             layer.set(error: "\(error)")
-            return false
+            return .retry
         }
-        guard layer.lazy.isComplete else { layer.set(background: .pending); return shouldStop }
+        guard layer.lazy.isComplete else { layer.set(background: .pending); return shouldStop ? .done : .interrupted }
         layer.set(error: nil)
         layer.set(background: .done)
         verify(layer)
-        return true
+        return .done
     }
 
     /// Checks the complete blob; a failure makes the layer's reads EIO.

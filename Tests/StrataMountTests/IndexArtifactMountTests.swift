@@ -143,6 +143,8 @@ struct IndexArtifactMountTests {
         #expect(try FileIO.readAll(s.temp.child("mnt/data/b5")).count == 4 << 20)
         try first.unmount()
         let listPath = s.temp.child("first/prefetch/sha256/\(manifest.dropFirst(7)).json")
+        // The serving process stores the list as it ends, just after the mount is gone.
+        #expect(Mounts.waitUntil(seconds: 20) { FileIO.exists(listPath) }, "no prefetch list at \(listPath)")
         let list = try #require(try JSONSerialization.jsonObject(with: Data(FileIO.readAll(listPath))) as? [String: Any])
         let ranges = list["ranges"] as? [[String: Any]] ?? []
         let listed = ranges.filter { $0["layer"] as? String == big.description }.reduce(UInt64(0)) {
