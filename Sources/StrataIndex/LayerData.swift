@@ -320,7 +320,7 @@ public final class LayerData: Sendable {
         let end = min(from + cache.readAhead, index.checkpointCount - 1)
         guard end > from else { return }
         for ahead in (from + 1)...end {
-            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead, upTo: nil, purpose: .prefetch) }
+            cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead, upTo: nil, purpose: .readAhead) }
         }
     }
 

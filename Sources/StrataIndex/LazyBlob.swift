@@ -13,9 +13,11 @@ public protocol BlobFetcher: Sendable {
     func stream(from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
 }
 
-/// Why bytes are fetched: counted apart, and on-demand reads go first.
+/// Why bytes are fetched: counted apart, and on-demand reads go first. `readAhead` is a
+/// reader's stream decoded ahead of it: counted as prefetch, but recorded in `demandOrder`
+/// with the reads that caused it (a prefetch list must hold what the reader went on to read).
 public enum FetchPurpose: Sendable {
-    case demand, prefetch, background
+    case demand, readAhead, prefetch, background
 }
 
 public struct LazyBlobStatistics: Sendable, Equatable {
@@ -260,6 +262,9 @@ public final class LazyBlob: BlobAvailability, Sendable {
                 if received { switch purpose {
                 case .demand:
                     s.statistics.demandBytes += n
+                    s.demandOrder.append(request)
+                case .readAhead:
+                    s.statistics.prefetchBytes += n
                     s.demandOrder.append(request)
                 case .prefetch: s.statistics.prefetchBytes += n
                 case .background: s.statistics.backgroundBytes += n
