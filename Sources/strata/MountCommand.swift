@@ -276,12 +276,32 @@ enum UnmountCommand {
     is an error naming its type. A mount still in use (an open file, a working directory, a
     container's root) is not detached: the command fails with EBUSY and the PIDs using it. Also
     clears a stale mount whose daemon died ("Transport endpoint is not connected"). The daemon
-    exits once its mount is gone.
+    exits once its mount is gone; the command returns when its serving process has ended (what
+    it writes at the end, such as the prefetch list in the cache, is then written), or after
+    10 s.
     """
 
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, spec: .init(valued: [], flags: []))
         guard a.positionals.count == 1 else { throw CLIError("unmount needs MOUNTPOINT (see strata unmount --help)") }
-        try FuseMount.unmount(MountCommand.absolute(a.positionals[0]))
+        let mountpoint = MountCommand.absolute(a.positionals[0])
+        let server = servingProcess(mountpoint)
+        try FuseMount.unmount(mountpoint)
+        if let server { waitForExit(server, seconds: 10) }
+    }
+
+    /// The pid of the process serving the mount, as its supervisor recorded it.
+    static func servingProcess(_ mountpoint: String) -> pid_t? {
+        let path = SupervisorRunDirectory.path(for: mountpoint) + "/" + FuseSupervisor.serverPIDName
+        guard let bytes = try? FileIO.readAll(path) else { return nil }
+        return pid_t(String(decoding: bytes.filter { (0x30...0x39).contains($0) }, as: UTF8.self))
+    }
+
+    /// Polls until `pid` is gone (its supervisor reaps it at once), at most `seconds`.
+    static func waitForExit(_ pid: pid_t, seconds: Double) {
+        for _ in 0..<Int(seconds * 50) {
+            if kill(pid, 0) != 0 && errno == ESRCH { return }
+            usleep(20_000)
+        }
     }
 }
