@@ -204,7 +204,7 @@ public enum LinuxCalls {
     /// fails with one of `absentWhen` (by default ENODATA and ENOTSUP: absent, or a file system
     /// without xattrs); any other failure throws.
     public static func sizedXattrQuery(operation: String, path: String? = nil,
-                                       absentWhen: [Int32] = [ENODATA, ENOTSUP], attempts: Int = 8,
+                                       absentWhen: [Int32] = [Glibc.ENODATA, Glibc.ENOTSUP], attempts: Int = 8,
                                        _ call: (UnsafeMutablePointer<CChar>?, Int) -> Int) throws(SystemError) -> [UInt8]? {
         var attempt = 0
         while attempt < attempts {
