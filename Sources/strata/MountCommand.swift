@@ -287,7 +287,16 @@ enum UnmountCommand {
         let mountpoint = MountCommand.absolute(a.positionals[0])
         let server = servingProcess(mountpoint)
         try FuseMount.unmount(mountpoint)
-        if let server { waitForExit(server, seconds: 10) }
+        if let server, !waitForExit(server, seconds: 10) { return }
+        removeRunDirectory(mountpoint)
+    }
+
+    /// A daemon killed together with its supervisor leaves its run directory behind: it goes
+    /// with the mount (a supervisor that exited normally removed it already).
+    static func removeRunDirectory(_ mountpoint: String) {
+        let directory = StatusServer.runDirectory(mountpoint: mountpoint)
+        for name in [FuseSupervisor.serverPIDName, FuseSupervisor.socketName] { unlink(directory.path + "/" + name) }
+        directory.remove(socket: directory.statusSocket)
     }
 
     /// The pid of the process serving the mount, as its supervisor recorded it.
@@ -297,11 +306,13 @@ enum UnmountCommand {
         return pid_t(String(decoding: bytes.filter { (0x30...0x39).contains($0) }, as: UTF8.self))
     }
 
-    /// Polls until `pid` is gone (its supervisor reaps it at once), at most `seconds`.
-    static func waitForExit(_ pid: pid_t, seconds: Double) {
+    /// Polls until `pid` is gone (its supervisor reaps it at once), at most `seconds`; whether it is.
+    @discardableResult
+    static func waitForExit(_ pid: pid_t, seconds: Double) -> Bool {
         for _ in 0..<Int(seconds * 50) {
-            if kill(pid, 0) != 0 && errno == ESRCH { return }
+            if kill(pid, 0) != 0 && errno == ESRCH { return true }
             usleep(20_000)
         }
+        return false
     }
 }

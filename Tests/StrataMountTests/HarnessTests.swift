@@ -39,7 +39,10 @@ import StrataTestSupport
         defer { withExtendedLifetime(temp) {} }
         let gate = temp.child("gate")
         defer { close(open(gate, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)) }
-        let r = try Command.run("/bin/sh", ["-c", "(while [ ! -e '\(gate)' ]; do sleep 0.05; done) & echo started"], timeout: 60)
+        // The child also ends when the directory goes (the gate may be removed with it before
+        // the child sees it) or after 60 s: it never outlives the test.
+        let r = try Command.run("/bin/sh", ["-c", "(n=0; while [ -d '\(temp.path)' ] && [ ! -e '\(gate)' ] && [ $n -lt 1200 ]; do n=$((n+1)); sleep 0.05; done) & echo started"],
+                                timeout: 60)
         #expect(r.succeeded, "\(r)")
         #expect(!r.timedOut)
         #expect(r.stdoutString == "started\n")

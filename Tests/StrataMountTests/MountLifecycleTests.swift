@@ -69,9 +69,12 @@ private func waitUntil(_ condition: () -> Bool) -> Bool {
         let code = errno
         if fd >= 0 { close(fd) }
         #expect(fd < 0 && code == ENOTCONN)
+        #expect(FileIO.exists(RestartSupport.runDirectory(mnt)), "the killed supervisor left its run directory")
         let r = try StrataBinary.run(["unmount", mnt])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!MountGuard.isMounted(mnt))
+        // Its run directory (sockets, server.pid) goes with the stale mount.
+        #expect(!FileIO.exists(RestartSupport.runDirectory(mnt)))
         // The mountpoint is usable again.
         let again = try MountGuard(image: image, mountpoint: mnt, extraArgs: ["--cache", tmp.child("cache")])
         defer { try? again.unmount() }
