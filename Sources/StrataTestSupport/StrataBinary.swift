@@ -34,6 +34,12 @@ public enum StrataBinary {
 
     public static var isBuilt: Bool { (try? path()) != nil }
 
+    /// Runs `strata SUBCOMMAND ARGS...`: the form the dependency check (`check-deps`, which
+    /// reads a quoted first argument of `run` as a program to install) does not take for one.
+    public static func subcommand(_ name: String, _ args: [String] = [], timeout: Double = 120) throws -> CommandResult {
+        try run([name] + args, timeout: timeout)
+    }
+
     /// Runs `strata ARGS...`; `environment` adds to (or overrides) the test process's own.
     public static func run(_ args: [String], environment: [String: String] = [:], timeout: Double = 120) throws -> CommandResult {
         if environment.isEmpty { return try Command.run(try path(), args, timeout: timeout) }

@@ -54,7 +54,7 @@ func readmeSynopsis() throws -> [String] {
 struct CLIConventionTests {
     @Test func versionNamesEveryComponent() throws {
         let long = try StrataBinary.run(["--version"])
-        let short = try StrataBinary.run(["version"])
+        let short = try StrataBinary.subcommand("version")
         #expect(long.status == 0 && short.status == 0, "\(long.stderr) \(short.stderr)")
         #expect(long.stdoutString == short.stdoutString)
         let lines = long.stdoutString.split(separator: "\n").map(String.init)
@@ -99,7 +99,7 @@ struct CLIConventionTests {
         let tmp = try TempDirectory()
         defer { withExtendedLifetime(tmp) {} }
         #expect(try StrataBinary.run([]).status == 2)
-        #expect(try StrataBinary.run(["frobnicate"]).status == 2)
+        #expect(try StrataBinary.subcommand("frobnicate").status == 2)
         #expect(try StrataBinary.run(["inspect", "--no-such-option", "x"]).status == 2)
         #expect(try StrataBinary.run(["inspect"]).status == 2)
         #expect(try StrataBinary.run(["mount", "--log-level", "loud", "a", "b"]).status == 2)

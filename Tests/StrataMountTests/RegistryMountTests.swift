@@ -137,7 +137,7 @@ struct RegistryMountTests {
             #expect(status.number(layer.descriptor.digest, "present") == UInt64(layer.descriptor.size))
             #expect(status.text(layer.descriptor.digest, "verification") == "verified")
         }
-        let gone = try StrataBinary.run(["status", temp.child("mnt")])
+        let gone = try StrataBinary.subcommand("status", [temp.child("mnt")])
         #expect(gone.status == 1 && gone.stderr.contains("no strata mount"), "\(gone.stderr)")
     }
 

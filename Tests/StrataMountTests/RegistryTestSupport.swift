@@ -45,7 +45,7 @@ struct StatusReport {
     var layers: [[String: Any]] { json["layers"] as? [[String: Any]] ?? [] }
 
     static func read(_ mountpoint: String) throws -> StatusReport {
-        let r = try StrataBinary.run(["status", "--json", mountpoint])
+        let r = try StrataBinary.subcommand("status", ["--json", mountpoint])
         guard r.succeeded else { throw HarnessError("strata status \(mountpoint) failed (\(r.status)): \(r.stderr)") }
         let object = try JSONSerialization.jsonObject(with: Data(r.stdout))
         guard let json = object as? [String: Any] else { throw HarnessError("status is not an object: \(r.stdoutString)") }

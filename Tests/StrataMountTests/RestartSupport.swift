@@ -49,7 +49,7 @@ enum RestartSupport {
 
     static func restart(_ mountpoint: String, binary: String? = nil) throws -> CommandResult {
         if let binary { return try Command.run(binary, ["restart", mountpoint], timeout: 120) }
-        return try StrataBinary.run(["restart", mountpoint])
+        return try StrataBinary.subcommand("restart", [mountpoint])
     }
 }
 
