@@ -182,13 +182,17 @@ static inline ssize_t strata_recv_with_fd(int sock, void *buf, size_t len, int *
     }
     return n;
 }
+// A sequenced-packet socket and the address of `path` (-1, ENAMETOOLONG when it does not fit).
+static inline int strata_unix_socket(const char *path, struct sockaddr_un *address) {
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof address->sun_path) { errno = ENAMETOOLONG; return -1; }
+    strcpy(address->sun_path, path);
+    return socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+}
 static inline int strata_unix_listen(const char *path) {
     struct sockaddr_un address;
-    memset(&address, 0, sizeof address);
-    address.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof address.sun_path) { errno = ENAMETOOLONG; return -1; }
-    strcpy(address.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    int fd = strata_unix_socket(path, &address);
     if (fd < 0) return -1;
     if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 8) != 0) {
         int saved = errno; close(fd); errno = saved; return -1;
@@ -197,11 +201,7 @@ static inline int strata_unix_listen(const char *path) {
 }
 static inline int strata_unix_connect(const char *path) {
     struct sockaddr_un address;
-    memset(&address, 0, sizeof address);
-    address.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof address.sun_path) { errno = ENAMETOOLONG; return -1; }
-    strcpy(address.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    int fd = strata_unix_socket(path, &address);
     if (fd < 0) return -1;
     if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
         int saved = errno; close(fd); errno = saved; return -1;

@@ -109,17 +109,7 @@ struct RestartWritableTests {
         try f.unmount()
 
         // The upper directory reads back the same through kernel overlayfs.
-        let lower = try f.extract("lower")
-        let overlay = f.temp.child("ovl"), work = f.temp.child("ovlwork")
-        try FileIO.makeDirectories(overlay); try FileIO.makeDirectories(work)
-        try f.sh("mount -t overlay overlay -o lowerdir='\(lower)',upperdir='\(f.upper)',workdir='\(work)',redirect_dir=on '\(overlay)'")
-        defer { try? Mounts.forceUnmount(overlay) }
-        let kernel = try TreeSnapshot.capture(root: overlay)
-        try Mounts.forceUnmount(overlay)
-        try f.mount()
-        let strata = try TreeSnapshot.capture(root: f.mountpoint)
-        try f.unmount()
-        let diff = strata.differences(from: kernel, ignoring: [.dirMtime, .dirNlink])
+        let diff = try f.differencesFromKernelOverlay()
         #expect(diff.isEmpty, "\(diff.prefix(20).joined(separator: "\n"))")
     }
 
@@ -217,12 +207,6 @@ struct RestartWritableTests {
         #expect(after.dropFirst(4) == original.dropFirst(4))
         try f.unmount()
         // What the upper holds is whole: the same bytes through kernel overlayfs.
-        let lower = try f.extract("lower")
-        let overlay = f.temp.child("ovl"), work = f.temp.child("ovlwork")
-        try FileIO.makeDirectories(overlay); try FileIO.makeDirectories(work)
-        try f.sh("mount -t overlay overlay -o lowerdir='\(lower)',upperdir='\(f.upper)',workdir='\(work)',redirect_dir=on '\(overlay)'")
-        defer { try? Mounts.forceUnmount(overlay) }
-        #expect(try FileIO.readAll(overlay + "/huge") == after)
-        try Mounts.forceUnmount(overlay)
+        #expect(try f.withKernelOverlay { try FileIO.readAll($0 + "/huge") } == after)
     }
 }

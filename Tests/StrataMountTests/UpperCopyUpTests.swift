@@ -77,17 +77,7 @@ import StrataTestSupport
         ln -s /nowhere new/sl; chmod 0750 sg; setfattr -n user.t -v 1 big
         """)
         try f.unmount()
-        let lower = try f.extract("lower")
-        let overlay = f.temp.child("ovl"), work = f.temp.child("ovlwork")
-        try FileIO.makeDirectories(overlay); try FileIO.makeDirectories(work)
-        try f.sh("mount -t overlay overlay -o lowerdir='\(lower)',upperdir='\(f.upper)',workdir='\(work)',redirect_dir=on '\(overlay)'")
-        defer { try? Mounts.forceUnmount(overlay) }
-        let kernel = try TreeSnapshot.capture(root: overlay)
-        try Mounts.forceUnmount(overlay)
-        try f.mount()
-        let strata = try TreeSnapshot.capture(root: f.mountpoint)
-        try f.unmount()
-        let diff = strata.differences(from: kernel, ignoring: [.dirMtime, .dirNlink])
+        let diff = try f.differencesFromKernelOverlay()
         #expect(diff.isEmpty, "\(diff.prefix(20).joined(separator: "\n"))")
     }
 

@@ -65,6 +65,27 @@ final class UpperFixture {
 
     func path(_ p: String) -> String { mountpoint + "/" + p }
 
+    /// Mounts kernel overlayfs over the umoci-extracted lower and this fixture's upper (strata
+    /// unmounted), hands `body` its mountpoint, and unmounts it again.
+    func withKernelOverlay<T>(_ body: (String) throws -> T) throws -> T {
+        let lower = try extract("lower")
+        let overlay = temp.child("ovl"), work = temp.child("ovlwork")
+        try FileIO.makeDirectories(overlay); try FileIO.makeDirectories(work)
+        try sh("mount -t overlay overlay -o lowerdir='\(lower)',upperdir='\(upper)',workdir='\(work)',redirect_dir=on '\(overlay)'")
+        defer { try? Mounts.forceUnmount(overlay) }
+        return try body(overlay)
+    }
+
+    /// The differences between the strata mount of this upper and kernel overlayfs over the
+    /// same lower and upper (directory mtimes and link counts aside); both are unmounted after.
+    func differencesFromKernelOverlay() throws -> [String] {
+        let kernel = try withKernelOverlay { try TreeSnapshot.capture(root: $0) }
+        try mount()
+        let strata = try TreeSnapshot.capture(root: mountpoint)
+        try unmount()
+        return strata.differences(from: kernel, ignoring: [.dirMtime, .dirNlink])
+    }
+
     @discardableResult
     func sh(_ script: String) throws -> String {
         let r = try Command.run("/bin/sh", ["-ec", script], timeout: 300)
