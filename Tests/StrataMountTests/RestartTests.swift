@@ -136,7 +136,9 @@ struct RestartTests {
         let mount = try ReadOnlyMount()
         defer { try? mount.guardian.unmount() }
         let upgraded = mount.fixture.temp.child("strata-upgraded")
-        try FileIO.writeAtomically(upgraded, try FileIO.readAll(try StrataBinary.path()), mode: 0o755)
+        // Copied by cp, not written here: a child another test forks meanwhile would inherit our
+        // descriptor open for writing and make the exec fail with ETXTBSY.
+        try mount.fixture.sh("cp '\(try StrataBinary.path())' '\(upgraded)' && chmod 0755 '\(upgraded)'")
         let r = try RestartSupport.restart(mount.mountpoint, binary: upgraded)
         #expect(r.status == 0, "\(r.stderr)")
         let server = try #require(RestartSupport.serverPID(mount.mountpoint))
