@@ -31,7 +31,9 @@ let package = Package(
         .target(name: "StrataCodec", dependencies: ["CZlib", "CZstd", "CIsal", "StrataSystem"]),
         .target(name: "StrataTar", dependencies: ["StrataSystem"]),
         .target(name: "StrataOCI", dependencies: ["StrataHash", "StrataSystem"]),
-        .target(name: "StrataIndex", dependencies: ["StrataCodec", "StrataTar", "StrataOCI", "StrataHash", "StrataSystem"]),
+        // eStargz and zstd:chunked: footers, tables of contents, writers (below the index, which reads them).
+        .target(name: "StrataSeekable", dependencies: ["StrataCodec", "StrataTar", "StrataOCI", "StrataHash", "StrataSystem"]),
+        .target(name: "StrataIndex", dependencies: ["StrataSeekable", "StrataCodec", "StrataTar", "StrataOCI", "StrataHash", "StrataSystem"]),
         .target(name: "StrataUnion", dependencies: ["StrataIndex", "StrataSystem"],
                 // The tree is built once, single-threaded, then only read: the runtime's dynamic
                 // exclusivity checks cost a tenth of the build and guard nothing here.
@@ -59,6 +61,7 @@ let package = Package(
         .testTarget(name: "StrataCodecTests", dependencies: ["StrataCodec", "StrataHash"]),
         .testTarget(name: "StrataTarTests", dependencies: ["StrataTar", "StrataTestSupport"]),
         .testTarget(name: "StrataOCITests", dependencies: ["StrataOCI", "StrataTestSupport"]),
+        .testTarget(name: "StrataSeekableTests", dependencies: ["StrataSeekable", "StrataTestSupport"]),
         .testTarget(name: "StrataIndexTests", dependencies: ["StrataIndex", "StrataTestSupport"]),
         .testTarget(name: "StrataUnionTests", dependencies: ["StrataUnion", "StrataTestSupport"]),
         .testTarget(name: "StrataFSTests", dependencies: ["StrataFS", "StrataTestSupport"]),
