@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "StrataCodecTests", dependencies: ["StrataCodec", "StrataHash"]),
         .testTarget(name: "StrataTarTests", dependencies: ["StrataTar", "StrataTestSupport"]),
         .testTarget(name: "StrataOCITests", dependencies: ["StrataOCI", "StrataTestSupport"]),
-        .testTarget(name: "StrataSeekableTests", dependencies: ["StrataSeekable", "StrataTestSupport"]),
+        .testTarget(name: "StrataSeekableTests", dependencies: ["StrataSeekable", "StrataCodec", "StrataTar", "StrataHash", "StrataSystem", "StrataTestSupport"]),
         .testTarget(name: "StrataIndexTests", dependencies: ["StrataIndex", "StrataTestSupport"]),
         .testTarget(name: "StrataUnionTests", dependencies: ["StrataUnion", "StrataTestSupport"]),
         .testTarget(name: "StrataFSTests", dependencies: ["StrataFS", "StrataTestSupport"]),
