@@ -67,9 +67,14 @@ final class SeekableTarInput {
 /// A layer blob decoded for reading its tar (gzip, zstd or plain).
 public final class DecodedTarSource: TarSource {
     private let decoder: IndexingDecoder
-    public init(compression: LayerCompression, file: FileDescriptor, size: UInt64) {
+    public convenience init(compression: LayerCompression, file: FileDescriptor, size: UInt64) {
+        self.init(compression: compression, blob: BlobFile(file), size: size)
+    }
+
+    /// `blob` may be a range of its file (a member of an image archive).
+    public init(compression: LayerCompression, blob: BlobFile, size: UInt64) {
         // No checkpoints are wanted: spacing beyond any layer.
-        decoder = IndexingDecoder(compression: compression, file: file, blobSize: size,
+        decoder = IndexingDecoder(compression: compression, blob: blob, blobSize: size,
                                   checkpointSpacing: 1 << 62, onCompressedBytes: { _ in })
     }
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
