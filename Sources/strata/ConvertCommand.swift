@@ -44,10 +44,10 @@ enum ConvertCommand {
         guard a.positionals.count == 2 else { throw CLIError("convert needs IMAGE and NEWTAG (see strata convert --help)") }
         let (reference, tag) = (a.positionals[0], a.positionals[1])
         guard let name = a["--compression"] else {
-            throw CLIError("convert needs --compression estargz, zstd:chunked, gzip, zstd or none")
+            throw CLIError("convert needs --compression estargz, zstd:chunked, gzip, zstd or none", usage: true)
         }
         guard let encoding = LayerEncoding(name: name) else {
-            throw CLIError("unknown compression \"\(name)\" (estargz, zstd:chunked, gzip, zstd or none)")
+            throw CLIError("unknown compression \"\(name)\" (estargz, zstd:chunked, gzip, zstd or none)", usage: true)
         }
         let image = try ImageOpening.resolve(reference, platform: a["--platform"])
         guard image.transport == .layout else {
