@@ -170,6 +170,23 @@ struct ConvertTests {
         #expect(gzip.layers.allSatisfy { $0.descriptor.annotations == nil })
     }
 
+    /// A Docker-typed source (docker save style, a plain tar layer among them) becomes an OCI
+    /// image: manifest, config and layer media types.
+    @Test func dockerSourceBecomesOCI() throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let builder = try ImageBuilder(layout: temp.child("docker"))
+        _ = try builder.addLayer(entries: [Items.dir("etc"), Items.file("etc/a", "a")], mediaTypeStyle: .docker)
+        _ = try builder.addLayer(entries: [Items.file("etc/b", "b")], compression: .none, mediaTypeStyle: .docker)
+        try builder.write(tag: "test")
+        let image = try Self.convert(builder, to: "estargz", tag: "esgz")
+        #expect(image.manifest.mediaType == MediaType.ociManifest)
+        #expect(image.configDescriptor.mediaType == MediaType.ociConfig)
+        #expect(image.layers.allSatisfy { $0.descriptor.mediaType == MediaType.ociLayerGzip })
+        let rootfs = try Umoci.unpack(layout: builder.layout, tag: "esgz", into: temp.child("bundle"))
+        #expect(try FileIO.readAll(rootfs + "/etc/a") == bytes("a") && FileIO.readAll(rootfs + "/etc/b") == bytes("b"))
+    }
+
     @Test func refusesWhatItCannotDo() throws {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
