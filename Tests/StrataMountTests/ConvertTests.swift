@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Testing
 import StrataHash
 import StrataOCI
@@ -241,5 +242,79 @@ struct CommitSeekableTests {
         }
         #expect(mounted.entry("etc/added")?.contentSHA256 == sha(Items.pseudoRandom(count: 5 << 20, seed: 9)))
         #expect(mounted.entry("etc/base") != nil)
+    }
+}
+
+/// Debian 12's podman 4.3.1 (containers/storage 1.43) pulls a converted zstd:chunked image from
+/// a registry: as an ordinary zstd layer by default (the tree is the source's), and through its
+/// table of contents with partial pulls enabled (it finds the TOC from the legacy
+/// `io.containers.zstd-chunked.*` annotations and fetches ranges: "Retrieved partial blob").
+@Suite(.enabled(if: canCompareMounts && canRunPodman && TestRegistry.isAvailable,
+                "needs root, podman, umoci, docker-registry, skopeo and a built strata"), .mountTimeLimit)
+struct PodmanPullConvertedTests {
+    /// podman with its own storage under `dir` (overlay driver), so nothing of the host's is touched.
+    static func podman(_ dir: String, partial: Bool, _ args: [String]) throws -> CommandResult {
+        let conf = dir + "/storage.conf"
+        var text = "[storage]\ndriver = \"overlay\"\nrunroot = \"\(dir)/run\"\ngraphroot = \"\(dir)/graph\"\n"
+        if partial {
+            text += "[storage.options]\npull_options = {enable_partial_images = \"true\", use_hard_links = \"false\", ostree_repos = \"\"}\n"
+        }
+        try FileIO.makeDirectories(dir)
+        try FileIO.writeAtomically(conf, bytes(text), durable: false)
+        var environment: [String: String] = [:]
+        for (k, v) in ProcessInfo.processInfo.environment { environment[k] = v }
+        environment["CONTAINERS_STORAGE_CONF"] = conf
+        return try Command.run(Mounts.tool("podman"), args, environment: environment, timeout: 300)
+    }
+
+    /// Removes the images and whatever the overlay driver left mounted under `dir`.
+    static func clean(_ dir: String) {
+        _ = try? podman(dir, partial: false, ["rmi", "--all", "--force"])
+        for mountPoint in MountTable.mounts(under: dir) { try? Mounts.forceUnmount(mountPoint) }
+    }
+
+    @Test func podmanPullsTheZstdChunkedImage() throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let builder = try ConvertTests.makeSource(temp)
+        let image = try ConvertTests.convert(builder, to: "zstd:chunked", tag: "zc")
+        let registry = try TestRegistry()
+        defer { registry.stop() }
+        let remote = try registry.push(layout: builder.reference("zc"), reference: "conv:zc")
+
+        // podman applies layers its own way (a hardlink header's owner and mode go to the
+        // inode, parent directories a layer implies get the time of the pull), so the reference
+        // is podman's pull of the source image itself: the converted one must give the same tree.
+        let source = try registry.push(layout: builder.reference("test"), reference: "conv:src")
+        let plain = temp.child("podman-plain")
+        defer { Self.clean(plain) }
+        var trees: [TreeSnapshot] = []
+        for ref in [source, remote] {
+            let pulled = try Self.podman(plain, partial: false, ["pull", "--tls-verify=false", ref])
+            #expect(pulled.status == 0, "\(pulled.stderr)")
+            let created = try Self.podman(plain, partial: false, ["create", "--network", "none", String(ref.dropFirst("docker://".count)), "true"])
+            #expect(created.status == 0, "\(created.stderr)")
+            let container = created.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines)
+            let mounted = try Self.podman(plain, partial: false, ["mount", container])
+            let root = mounted.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(mounted.status == 0 && !root.isEmpty, "\(mounted.stderr)")
+            defer {
+                _ = try? Self.podman(plain, partial: false, ["umount", container])
+                _ = try? Self.podman(plain, partial: false, ["rm", "--force", container])
+            }
+            trees.append(try TreeSnapshot.capture(root: root))
+        }
+        // Directories a layer implies without listing them get the pull's time: not compared.
+        let diffs = trees[0].differences(from: trees[1], ignoring: [.dirMtime], ignoringAt: MountComparison.rootIgnores)
+        #expect(diffs.isEmpty, Comment(rawValue: diffs.joined(separator: "\n")))
+        #expect(trees[1].entry("big")?.contentSHA256 == sha(Items.pseudoRandom(count: 9 << 20, seed: 3)))
+
+        let partial = temp.child("podman-partial")
+        defer { Self.clean(partial) }
+        let lazily = try Self.podman(partial, partial: true, ["--log-level=debug", "pull", "--tls-verify=false", remote])
+        #expect(lazily.status == 0, "\(lazily.stderr)")
+        for layer in image.layers {
+            #expect(lazily.stderr.contains("Retrieved partial blob \(layer.descriptor.digest)"), "\(layer.descriptor.digest)")
+        }
     }
 }
