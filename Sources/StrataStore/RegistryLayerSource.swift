@@ -91,7 +91,12 @@ public final class RegistryLayerSource: LayerSource {
     public func layer(reference: RegistryReference, digest: Digest) throws -> StoreLayer? {
         if let (_, layer) = Self.find(digest, in: known(reference)) { return layer }
         guard digest.isVerifiable else { return nil }
-        let image = try RemoteImage.resolve(reference, client: try client(reference), platform: nil)
+        let image: ResolvedImage
+        do {
+            image = try RemoteImage.resolve(reference, client: try client(reference), platform: nil)
+        } catch let error as RegistryError where error.kind == .notFound {
+            return nil   // no such image (or no manifest for this platform): the layer is unknown
+        }
         state.withLock { s in
             var images = s.images[reference] ?? []
             if !images.contains(where: { $0.manifestDigest == image.manifestDigest }) { images.append(image) }
