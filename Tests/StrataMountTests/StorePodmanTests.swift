@@ -15,7 +15,7 @@ final class StoreGuard {
     init(root: String, args: [String]) throws {
         self.root = root
         try FileIO.makeDirectories(root)
-        let r = try StrataBinary.run(["store"] + args + [root])
+        let r = try StrataBinary.subcommand("store", args + [root])
         guard r.succeeded else { throw HarnessError("strata store \(args) \(root) failed (\(r.status)): \(r.stderr)") }
         isMounted = Mounts.waitUntil(seconds: 10) { Mounts.isMounted(root) }
         guard isMounted else { throw HarnessError("strata store \(root) succeeded but nothing is mounted there") }
