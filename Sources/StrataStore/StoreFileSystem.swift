@@ -123,6 +123,13 @@ public final class StoreFileSystem: WritableFileSystem, Sendable {
         }
     }
 
+    /// The opened layer of a `diff` node, the node checked against its tree.
+    private func diffLayer(_ slot: UInt32, _ n: UInt32) throws(FSError) -> OpenedLayer {
+        let o = try opened(slot)
+        guard Int(n) < o.tree.count else { throw FSError(ESTALE) }
+        return o
+    }
+
     private func directoryAttributes(_ inode: UInt64, nlink: UInt32 = 2) -> NodeAttributes {
         NodeAttributes(inode: inode, mode: UInt32(S_IFDIR) | 0o555, nlink: nlink, uid: 0, gid: 0, size: 4096, blocks: 8,
                        rdev: 0, atime: started, mtime: started, ctime: started)
@@ -139,9 +146,7 @@ public final class StoreFileSystem: WritableFileSystem, Sendable {
         case .info(let slot): return fileAttributes(inode, size: UInt64(try opened(slot).infoBytes.count))
         case .blob(let slot): return fileAttributes(inode, size: slotState(slot).layer.size)
         case .diff(let slot, let n):
-            let o = try opened(slot)
-            guard Int(n) < o.tree.count else { throw FSError(ESTALE) }
-            return o.tree.attributes(n, inode: inode)
+            return try diffLayer(slot, n).tree.attributes(n, inode: inode)
         }
     }
 
@@ -186,7 +191,7 @@ public final class StoreFileSystem: WritableFileSystem, Sendable {
             let inode = Self.inode(slot: slot, local: local)
             return try attributes(local == Self.localDiff ? .diff(slot, 0) : local == Self.localInfo ? .info(slot) : .blob(slot), inode: inode)
         case .diff(let slot, let n):
-            let o = try opened(slot)
+            let o = try diffLayer(slot, n)
             guard o.tree.nodes[Int(n)].kind == .directory else { throw FSError(ENOTDIR) }
             guard let child = o.tree.lookup(n, name) else { throw FSError(ENOENT) }
             return o.tree.attributes(child, inode: Self.inode(slot: slot, local: Self.localDiff + UInt64(child)))
@@ -203,7 +208,7 @@ public final class StoreFileSystem: WritableFileSystem, Sendable {
     }
 
     public func readlink(inode: UInt64) throws(FSError) -> [UInt8] {
-        guard case .diff(let slot, let n) = try node(inode), let target = try opened(slot).tree.symlinkTarget(n) else {
+        guard case .diff(let slot, let n) = try node(inode), let target = try diffLayer(slot, n).tree.symlinkTarget(n) else {
             throw FSError(EINVAL)
         }
         return target
@@ -212,7 +217,7 @@ public final class StoreFileSystem: WritableFileSystem, Sendable {
     public func opendir(inode: UInt64) throws(FSError) -> UInt64 {
         switch try node(inode) {
         case .info, .blob: throw FSError(ENOTDIR)
-        case .diff(let slot, let n): guard try opened(slot).tree.nodes[Int(n)].kind == .directory else { throw FSError(ENOTDIR) }
+        case .diff(let slot, let n): guard try diffLayer(slot, n).tree.nodes[Int(n)].kind == .directory else { throw FSError(ENOTDIR) }
         default: break
         }
         return 0
@@ -242,7 +247,7 @@ public final class StoreFileSystem: WritableFileSystem, Sendable {
                        (Self.layerNames[1], Self.inode(slot: slot, local: Self.localInfo)),
                        (Self.layerNames[2], Self.inode(slot: slot, local: Self.localBlob))]
         case .diff(let slot, let node):
-            let o = try opened(slot)
+            let o = try diffLayer(slot, node)
             guard o.tree.nodes[Int(node)].kind == .directory else { throw FSError(ENOTDIR) }
             diff = (slot, node, o)
             parent = node == 0 ? Self.inode(slot: slot, local: Self.localDirectory)
@@ -290,7 +295,7 @@ public final class StoreFileSystem: WritableFileSystem, Sendable {
         switch try node(inode) {
         case .root, .reference, .layerDirectory: throw FSError(EISDIR)
         case .diff(let slot, let n):
-            let kind = try opened(slot).tree.nodes[Int(n)].kind
+            let kind = try diffLayer(slot, n).tree.nodes[Int(n)].kind
             if kind == .directory { throw FSError(EISDIR) }
         case .info, .blob: break
         }
@@ -318,7 +323,7 @@ public final class StoreFileSystem: WritableFileSystem, Sendable {
                 throw FSError(EIO)
             }
         case .diff(let slot, let n):
-            let o = try opened(slot)
+            let o = try diffLayer(slot, n)
             let tree = o.tree
             guard tree.nodes[Int(n)].kind == .regular else { throw FSError(EISDIR) }
             let fileSize = tree.nodes[Int(n)].entry?.size ?? 0
@@ -345,13 +350,13 @@ public final class StoreFileSystem: WritableFileSystem, Sendable {
 
     public func getxattr(inode: UInt64, name: String) throws(FSError) -> [UInt8] {
         guard case .diff(let slot, let n) = try node(inode) else { throw FSError(ENODATA) }
-        guard let x = try opened(slot).tree.xattrs(n).first(where: { $0.name == name }) else { throw FSError(ENODATA) }
+        guard let x = try diffLayer(slot, n).tree.xattrs(n).first(where: { $0.name == name }) else { throw FSError(ENODATA) }
         return x.value
     }
 
     public func listxattr(inode: UInt64) throws(FSError) -> [String] {
         guard case .diff(let slot, let n) = try node(inode) else { return [] }
-        return try opened(slot).tree.xattrs(n).map(\.name)
+        return try diffLayer(slot, n).tree.xattrs(n).map(\.name)
     }
 
     // MARK: Use and release (the only writes c/storage makes), and nothing else
