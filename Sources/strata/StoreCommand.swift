@@ -13,12 +13,11 @@ enum StoreCommand {
                         [--tls-verify=false] [--authfile FILE] [--creds USER[:PASS]]
                         [--background-fetch=on|off] [--background-rate BYTES] ROOT
 
-    Serves podman's Additional Layer Store at ROOT (a FUSE mount, unmounted with
-    `strata unmount ROOT`): podman (containers/storage 1.43, the overlay driver) asks it for
-    every layer it pulls from a docker:// reference, and mounts the layers from there instead
-    of downloading and extracting them. Give podman the store with
-      --storage-opt overlay.additionallayerstore=ROOT:ref
-    or in storage.conf, [storage.options] additionallayerstores = ["ROOT:ref"].
+    Serves podman's Additional Layer Store at ROOT, a FUSE mount that podman asks for every
+    layer it pulls from a registry and mounts the layer from, instead of downloading and
+    extracting it. `strata unmount ROOT` ends it. For podman 4.3.1 (containers/storage 1.43,
+    the overlay driver): `podman --storage-opt overlay.additionallayerstore=ROOT:ref ...`, or
+    in storage.conf, [storage.options] additionallayerstores = ["ROOT:ref"].
 
     ROOT/<base64 of REF>/<layer digest>/ holds, for a layer of the image REF names
     (HOST[:PORT]/REPO[:TAG][@sha256:HEX], as podman gives it): `diff`, the layer's own tree
