@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import StrataFS
+import StrataIndex
 import StrataOCI
 import StrataRegistry
 import StrataStore
@@ -144,5 +145,30 @@ import Testing
         #expect(throws: FSError(ENOENT)) { try h.lookup(path: "\(ref)/\(Digest.sha256(of: [9]))") }
         #expect(throws: FSError(ENOENT)) { try h.lookup(path: "\(ref)/sha256:xyz") }
         #expect(throws: FSError(ENOENT)) { try h.lookup(path: h.layerPath + "/use") }
+    }
+}
+
+/// A layer is applied to an empty directory: what would reach outside it is left out, logged.
+@Suite struct LayerTreeEdgeTests {
+    @Test func entriesUnderASymlinkAndHardlinksToOtherLayersAreLeftOut() throws {
+        let temp = try TempDirectory(prefix: "strata-test-store-")
+        let builder = try ImageBuilder(layout: temp.child("layout"))
+        try builder.addLayer(entries: [
+            Items.dir("etc"), Items.symlink("s", to: "etc"), Items.file("s/x", "x"),
+            Items.hardlink("h", to: "usr/lower-file"), Items.file("kept", "kept"),
+        ])
+        try builder.write(tag: "v1")
+        let reference = try #require(try RegistryReference.parse("docker://" + StoreHarness.reference))
+        let cache = try LayerCache(directory: temp.child("cache"))
+        let source = LayoutSource(builder: builder, cache: cache, reference: reference)
+        let layer = try #require(try source.layer(reference: reference, digest: builder.layers[0].descriptor.digest))
+        let opened = try source.open(reference: reference, layer: layer, spans: SpanCache(capacity: 1 << 20))
+        let tree = opened.tree
+        let names = Set(tree.children(0).map { String(decoding: $0.name, as: UTF8.self) })
+        #expect(names == ["etc", "s", "kept"])
+        let etc = try #require(tree.children(0).first { $0.name == Array("etc".utf8) }?.node)
+        #expect(tree.children(etc).isEmpty)
+        #expect(tree.skipped.count == 2, "\(tree.skipped)")
+        #expect(tree.skipped.allSatisfy { $0.contains("layer sha256:\(builder.layers[0].descriptor.digest.hex)") })
     }
 }
