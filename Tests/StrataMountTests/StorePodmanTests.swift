@@ -31,6 +31,19 @@ final class StoreGuard {
     deinit { if isMounted { try? Mounts.forceUnmount(root) } }
 }
 
+/// podman refuses a runroot longer than 50 characters (its conmon socket paths), and a test's
+/// temporary directory under scripts/test's run root is longer: a short symlink in /tmp to
+/// it, removed with this object.
+final class ShortPath {
+    let path: String
+    init(to target: String) throws {
+        try FileIO.makeDirectories(target)
+        path = "/tmp/strata-p\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        guard symlink(target, path) == 0 else { throw SystemError(code: errno, operation: "symlink", path: path) }
+    }
+    deinit { unlink(path) }
+}
+
 /// Issue 12, point 3: podman 4.3.1 (containers/storage 1.43) pulls and runs an image whose
 /// layers come from `strata store`, its Additional Layer Store, without downloading them.
 ///
@@ -75,16 +88,28 @@ struct StorePodmanTests {
 
     /// podman with its own storage under `temp` and `store` as the overlay driver's
     /// additional layer store; runc and cgroupfs, as PodmanRootfsTests (see there).
-    static func podman(_ temp: TempDirectory, store: String, _ args: [String]) throws -> CommandResult {
-        try Command.run(Mounts.tool("podman"), [
-            "--root", temp.child("podman-root"), "--runroot", temp.child("podman-run"), "--tmpdir", temp.child("podman-tmp"),
+    struct Podman {
+        let temp: TempDirectory
+        let runroot: ShortPath
+        let store: String
+        init(temp: TempDirectory, store: String) throws {
+            self.temp = temp
+            self.store = store
+            runroot = try ShortPath(to: temp.child("podman-run"))
+        }
+    }
+
+    static func podman(_ podman: Podman, _ args: [String]) throws -> CommandResult {
+        let temp = podman.temp, store = podman.store, runroot = podman.runroot
+        return try Command.run(Mounts.tool("podman"), [
+            "--root", temp.child("podman-root"), "--runroot", runroot.path, "--tmpdir", temp.child("podman-tmp"),
             "--storage-driver", "overlay", "--storage-opt", "overlay.additionallayerstore=\(store):ref",
             "--runtime", ContainerRuntime.runc.path, "--cgroup-manager", "cgroupfs", "--events-backend", "none",
         ] + args, timeout: 300)
     }
 
-    static func run(_ temp: TempDirectory, store: String, image: String) throws -> CommandResult {
-        try podman(temp, store: store, ["run", "--rm", "--tls-verify=false", "--network", "none",
+    static func run(_ p: Podman, image: String) throws -> CommandResult {
+        try podman(p, ["run", "--rm", "--tls-verify=false", "--network", "none",
                                         "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", image] + command)
     }
 
@@ -119,9 +144,10 @@ struct StorePodmanTests {
         let storeArgs = ["--tls-verify=false", "--cache", temp.child("cache"), "--log", log, "--background-fetch=off"]
 
         var store = try StoreGuard(root: root, args: storeArgs)
-        defer { _ = try? Self.podman(temp, store: root, ["rmi", "--all", "--force"]); try? store.unmount() }
+        let podman = try Podman(temp: temp, store: root)
+        defer { _ = try? Self.podman(podman, ["rmi", "--all", "--force"]); try? store.unmount() }
         let before = try proxy.statistics()
-        let first = try Self.run(temp, store: root, image: reference)
+        let first = try Self.run(podman, image: reference)
         #expect(first.succeeded, "podman run: status \(first.status): \(first.stderr)")
         #expect(first.stdoutString == Self.expected)
         // Layers came from the store: podman's layers are symlinks into it, and only what the
@@ -141,13 +167,13 @@ struct StorePodmanTests {
         try store.unmount()
         store = try StoreGuard(root: root, args: storeArgs)
         let beforeSecond = try proxy.statistics()
-        let second = try Self.run(temp, store: root, image: reference)
+        let second = try Self.run(podman, image: reference)
         #expect(second.succeeded, "podman run after the store restarted: status \(second.status): \(second.stderr)")
         #expect(second.stdoutString == Self.expected)
         #expect(try proxy.statistics().manifestRequests == beforeSecond.manifestRequests)
 
         // podman rmi releases every layer (rmdir of its directory, answered ENOENT).
-        let rmi = try Self.podman(temp, store: root, ["rmi", reference])
+        let rmi = try Self.podman(podman, ["rmi", reference])
         #expect(rmi.succeeded, "podman rmi: \(rmi.stderr)")
         #expect(!rmi.stderr.contains("GC doesn't seem to be supported"), "\(rmi.stderr)")
         logText = String(decoding: (try? FileIO.readAll(log)) ?? [], as: UTF8.self)
