@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "StrataCommitTests", dependencies: ["StrataCommit", "StrataTar", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataRegistryTests", dependencies: ["StrataRegistry", "StrataOCI", "StrataHash", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataRemoteTests", dependencies: ["StrataRemote", "StrataRegistry", "StrataIndex", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
-        .testTarget(name: "StrataStoreTests", dependencies: ["StrataStore", "StrataFS", "StrataIndex", "StrataOCI", "StrataRegistry", "StrataTestSupport", "StrataSystem"]),
+        .testTarget(name: "StrataStoreTests", dependencies: ["StrataStore", "StrataFS", "StrataIndex", "StrataOCI", "StrataRegistry", "StrataRemote", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataSnapshotTests", dependencies: ["StrataSnapshot", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
         // "strata": these tests drive the built binary, so building them builds it first and
         // `swift test` never runs them against a stale or missing one.
