@@ -83,10 +83,9 @@ public final class LayerTree: @unchecked Sendable {
                 nodes[Int(existing)].entry = e   // a directory listed twice: the later metadata
                 continue
             }
-            let node = newNode(Self.kind(e.kind), entry: e, parent: dir)
-            put(dir, name, node)
-            // A replaced directory's subtree is orphaned with it: forget the walk through it.
-            last = nodes[Int(dir)].kind == .directory ? last : nil
+            // A name given again replaces the earlier entry (a replaced directory's subtree goes
+            // with it; the walk cache points at this entry's parent, which stays).
+            put(dir, name, newNode(Self.kind(e.kind), entry: e, parent: dir))
         }
         for e in opaques {
             let path = e.path
