@@ -9,7 +9,6 @@ import Glibc
 /// The writes of the store: c/storage's use and release notifications (answered ENOENT, as it
 /// expects, and counted) and nothing else (EROFS).
 extension StoreFileSystem {
-
     /// How many times c/storage acquired the slot's layer and has not released it.
     public func uses(reference: RegistryReference, digest: Digest) -> Int {
         state.withLock { s in
