@@ -47,9 +47,11 @@ let package = Package(
         .target(name: "StrataRegistry", dependencies: ["StrataOCI", "StrataHash", "StrataSystem"]),
         // Images straight from a registry: lazy blobs, background fetch, index artifacts, status.
         .target(name: "StrataRemote", dependencies: ["StrataRegistry", "StrataIndex", "StrataOCI", "StrataHash", "StrataSystem"]),
+        // podman's Additional Layer Store: each layer of a registry image as its own tree (`strata store`).
+        .target(name: "StrataStore", dependencies: ["StrataFS", "StrataRemote", "StrataRegistry", "StrataIndex", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
         .target(name: "StrataSnapshot", dependencies: ["StrataCommit", "StrataOCI", "StrataIndex", "StrataUnion", "StrataCodec", "StrataHash", "StrataSystem"]),
         .executableTarget(name: "strata", dependencies: [
-            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataSeekable", "StrataCodec", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataRegistry", "StrataRemote", "StrataSystem",
+            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataSeekable", "StrataCodec", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataRegistry", "StrataRemote", "StrataStore", "StrataSystem",
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
@@ -71,6 +73,7 @@ let package = Package(
         .testTarget(name: "StrataCommitTests", dependencies: ["StrataCommit", "StrataTar", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataRegistryTests", dependencies: ["StrataRegistry", "StrataOCI", "StrataHash", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataRemoteTests", dependencies: ["StrataRemote", "StrataRegistry", "StrataIndex", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
+        .testTarget(name: "StrataStoreTests", dependencies: ["StrataStore", "StrataFS", "StrataIndex", "StrataOCI", "StrataRegistry", "StrataRemote", "StrataTestSupport", "StrataSystem"]),
         .testTarget(name: "StrataSnapshotTests", dependencies: ["StrataSnapshot", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
         // "strata": these tests drive the built binary, so building them builds it first and
         // `swift test` never runs them against a stale or missing one.

@@ -19,7 +19,7 @@ public enum HostRootfs {
 
     /// Copies the packages' files into `rootfs` (which must exist). Paths listed through a
     /// usr-merge symlink (/bin/su) are copied once, at their real place, beside the symlink.
-    public static func copy(into rootfs: String) throws {
+    public static func copy(into rootfs: String, packages: [String] = packages) throws {
         let script = #"""
             set -eu
             list="$R.list"
@@ -43,7 +43,7 @@ public enum HostRootfs {
     }
 
     /// Fails with the missing package's name when one of `packages` is not installed.
-    public static func requireInstalled() throws {
+    public static func requireInstalled(_ packages: [String] = packages) throws {
         let r = try Command.run(Mounts.tool("dpkg-query"), ["-W", "-f", "${Package} ${Status}\n"] + packages)
         let missing = packages.filter { p in !r.stdoutString.split(separator: "\n").contains { $0 == "\(p) install ok installed" } }
         if !missing.isEmpty { throw HarnessError("not installed: \(missing.joined(separator: " ")) (scripts/deps installs them)") }

@@ -233,7 +233,11 @@ def proxy_handler(proxy):
                 self.answer(307, [("Location", loc)])
                 proxy.record(self.command, path, rng, 307, 0)
                 return
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+            # A header sent several times (podman's Accept, one line per media type) goes on whole.
+            headers = {}
+            for k, v in self.headers.items():
+                if k.lower() not in hop:
+                    headers[k] = headers[k] + ", " + v if k in headers else v
             if mode == "ignore-range":
                 headers = {k: v for k, v in headers.items() if k.lower() not in ("range", "if-range")}
             if body or self.command in ("PUT", "POST", "PATCH"):

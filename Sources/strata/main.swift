@@ -21,6 +21,7 @@ commands:
   convert   rewrite an image's layers as eStargz, zstd:chunked, gzip, zstd or plain tar
   snapshot  containerd-style snapshots (prepare, view, commit, remove, mounts...) in a store
   gc        remove what no snapshot or tag uses from a snapshot store; limit its cache size
+  store     serve podman's Additional Layer Store: registry images' layers, each lazily
   status    show what a mount has fetched and verified of its image (docker:// images)
   version   show versions: strata, its commit, file formats, libraries, kernel FUSE features
 
@@ -44,7 +45,7 @@ let helps: [String: String] = [
     "bundle": BundleCommand.help, "commit": CommitCommand.help, "convert": ConvertCommand.help,
     "snapshot": SnapshotCommand.help, "gc": GcCommand.help,
     "status": StatusCommand.help, "version": VersionCommand.help,
-    "restart": RestartCommand.help,
+    "restart": RestartCommand.help, "store": StoreCommand.help,
 ]
 /// Every help ends with the exit statuses (the version help lists them itself).
 func fullHelp(_ name: String) -> String? {
@@ -111,6 +112,7 @@ do {
     case "status": try StatusCommand.run(commandArguments)
     case "version": try VersionCommand.run(commandArguments)
     case "restart": try RestartCommand.run(commandArguments)
+    case "store": try StoreCommand.run(commandArguments)
     default: break
     }
 } catch {

@@ -2,7 +2,7 @@
 # always the installed binary's own.
 _strata() {
     local cur=${COMP_WORDS[COMP_CWORD]}
-    local commands="mount unmount index inspect bundle commit snapshot gc status version help"
+    local commands="mount unmount index inspect bundle commit snapshot gc store status version help"
     if ((COMP_CWORD == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
         return
