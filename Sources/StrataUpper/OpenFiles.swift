@@ -24,7 +24,14 @@ extension OverlayFileSystem {
     }
 
     public func open(inode: UInt64, flags: Int32) throws(FSError) -> UInt64 {
-        try locked { t throws(FSError) -> UInt64 in
+        try openKeepingCache(inode: inode, flags: flags).handle
+    }
+
+    /// A file never copied up keeps its pages in the kernel between opens, as on a read-only
+    /// mount: only this mount's requests change it, and a change copies it up first (its later
+    /// opens then drop the pages, and a write updates them anyway).
+    public func openKeepingCache(inode: UInt64, flags: Int32) throws(FSError) -> (handle: UInt64, keepCache: Bool) {
+        try locked { t throws(FSError) -> (handle: UInt64, keepCache: Bool) in
             let n = try t.node(inode)
             if n.isDirectory { throw FSError(EISDIR) }
             let truncate = flags & O_TRUNC != 0
@@ -36,7 +43,7 @@ extension OverlayFileSystem {
                 fd = try openUpper(t, n, flags: Self.upperOpenFlags(flags) | (truncate ? O_TRUNC : 0))
             }
             n.opens += 1
-            return t.addHandle(OverlayHandle(node: inode, fd: fd, flags: flags))
+            return (t.addHandle(OverlayHandle(node: inode, fd: fd, flags: flags)), !n.inUpper)
         }
     }
 
