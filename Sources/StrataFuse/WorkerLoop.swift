@@ -44,6 +44,8 @@ final class WorkerLoop: @unchecked Sendable {
     static func run(_ session: OpaquePointer, context: FuseContext, threads: Int) -> Int32 {
         // The workers allocate little per request: they share arenas rather than each keeping one.
         MallocArenas.limit(2)
+        // Span-sized transient buffers go back to the kernel when freed, not to an arena.
+        MallocArenas.mapAllocations(from: 256 << 10)
         let loop = WorkerLoop(session: session, context: context)
         return loop.serve(threads: max(threads, 2))
     }
