@@ -34,6 +34,11 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
     /// The kernel's caches (set by the FUSE adapter while a session serves): what it keeps of a
     /// node never copied up (long timeouts, pages) is invalidated when the node gets an upper object.
     private let notifier = Locked<(any KernelCacheNotifier)?>(nil)
+    /// Handles opened read-only on a file with no upper object, and their node: their READs
+    /// take this short lock, not the table's (which a listing holds for all its entries), as
+    /// long as the node has no upper object (`OverlayInode.hasUpper`). Changed with the table
+    /// lock held (table lock first).
+    let lowerHandles = Locked<[UInt64: OverlayInode]>([:])
 
     static let upperInodeBit: UInt64 = 1 << 63
     static let rootID: UInt64 = 1
