@@ -23,10 +23,16 @@ public struct NodeAttributes: Sendable, Equatable {
     public var atime: Timestamp
     public var mtime: Timestamp
     public var ctime: Timestamp
+    /// Only this mount's own requests can change the node (on a writable mount: an image entry
+    /// never copied up), and the core tells the adapter when that stops being so
+    /// (`KernelCacheNotifier`): the kernel may keep its entry, attributes and pages as long as a
+    /// read-only mount's. Always true for a read-only tree.
+    public var stable: Bool
     public init(inode: UInt64, mode: UInt32, nlink: UInt32, uid: UInt32, gid: UInt32, size: UInt64,
-                blocks: UInt64, rdev: UInt64, atime: Timestamp, mtime: Timestamp, ctime: Timestamp) {
+                blocks: UInt64, rdev: UInt64, atime: Timestamp, mtime: Timestamp, ctime: Timestamp, stable: Bool = false) {
         self.inode = inode; self.mode = mode; self.nlink = nlink; self.uid = uid; self.gid = gid
         self.size = size; self.blocks = blocks; self.rdev = rdev; self.atime = atime; self.mtime = mtime; self.ctime = ctime
+        self.stable = stable
     }
 }
 
@@ -103,9 +109,24 @@ public struct AttributeChanges: Sendable {
     }
 }
 
+/// How a writable core tells the kernel (through the FUSE adapter) that what it keeps of a
+/// stable node (see `NodeAttributes.stable`) is no longer true: its attributes changed without
+/// a reply the kernel saw (a copy-up). Data needs no notice: every write reaches the file
+/// through the kernel, which updates the pages it keeps.
+public protocol KernelCacheNotifier: AnyObject, Sendable {
+    /// The kernel forgets the node's attributes and asks again. Never waits on a request, so it
+    /// may be called from one.
+    func invalidateAttributes(inode: UInt64)
+}
+
 /// The requests of a writable mount (an upper layer over the image). The FUSE adapter wires
 /// these only when the filesystem it serves conforms.
 public protocol WritableFileSystem: FileSystem {
+    /// Opens as `open`, and says whether the kernel may keep the file's pages between opens
+    /// (a stable node: nothing but this mount's requests changes its data).
+    func openKeepingCache(inode: UInt64, flags: Int32) throws(FSError) -> (handle: UInt64, keepCache: Bool)
+    /// The adapter's way to the kernel's caches, while a session serves (nil when it ends).
+    func attach(notifier: (any KernelCacheNotifier)?)
     func create(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32, flags: Int32,
                 context: RequestContext) throws(FSError) -> (attributes: NodeAttributes, handle: UInt64)
     func mknod(parent: UInt64, name: UnsafeRawBufferPointer, mode: UInt32, rdev: UInt64,
@@ -129,4 +150,11 @@ public protocol WritableFileSystem: FileSystem {
     func flush(inode: UInt64, handle: UInt64) throws(FSError)
     func fsync(inode: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError)
     func fsyncdir(inode: UInt64, handle: UInt64, dataOnly: Bool) throws(FSError)
+}
+
+extension WritableFileSystem {
+    public func openKeepingCache(inode: UInt64, flags: Int32) throws(FSError) -> (handle: UInt64, keepCache: Bool) {
+        (try open(inode: inode, flags: flags), false)
+    }
+    public func attach(notifier: (any KernelCacheNotifier)?) {}
 }

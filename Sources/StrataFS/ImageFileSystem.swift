@@ -44,7 +44,7 @@ public final class ImageFileSystem: FileSystem, Sendable {
         let st = tree.stat(inode)
         let time = Timestamp(seconds: st.mtimeSeconds, nanoseconds: st.mtimeNanoseconds)
         return NodeAttributes(inode: UInt64(inode) + 1, mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid,
-                              size: st.size, blocks: st.blocks, rdev: st.rdev, atime: time, mtime: time, ctime: time)
+                              size: st.size, blocks: st.blocks, rdev: st.rdev, atime: time, mtime: time, ctime: time, stable: true)
     }
 
     public func lookup(parent: UInt64, name: UnsafeRawBufferPointer) throws(FSError) -> NodeAttributes {

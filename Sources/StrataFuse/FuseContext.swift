@@ -21,6 +21,8 @@ final class FuseContext: @unchecked Sendable {
     let attrTimeout: Double
     let negativeTimeout: Double
     let keepCache: Bool
+    /// A writable mount's timeouts for stable nodes (`NodeAttributes.stable`).
+    let stableTimeout: Double
     /// The timeouts as the kernel takes them, for replies written without libfuse.
     let entryValid: WireTimeout
     let attrValid: WireTimeout
@@ -32,9 +34,18 @@ final class FuseContext: @unchecked Sendable {
         attrTimeout = options.attrTimeout
         negativeTimeout = options.negativeTimeout
         keepCache = options.keepCache
+        stableTimeout = max(options.stableTimeout, max(options.entryTimeout, options.attrTimeout))
         entryValid = WireTimeout(options.entryTimeout)
         attrValid = WireTimeout(options.attrTimeout)
         self.writable = options.readOnly ? nil : fileSystem as? any WritableFileSystem
+    }
+
+    /// The entry and attribute timeouts of a reply about `attributes`: a stable node of a
+    /// writable mount is kept as long as a read-only mount's.
+    @inline(__always)
+    func timeouts(_ attributes: NodeAttributes) -> (entry: Double, attr: Double) {
+        if writable != nil && attributes.stable { return (stableTimeout, stableTimeout) }
+        return (entryTimeout, attrTimeout)
     }
 
     @inline(__always)

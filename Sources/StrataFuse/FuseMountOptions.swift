@@ -16,6 +16,10 @@ public struct FuseMountOptions: Sendable, Equatable {
     public var negativeTimeout: Double = 86400
     /// Keeps the page cache of a file between opens (content never changes).
     public var keepCache: Bool = true
+    /// Entry and attribute timeout of the nodes a writable core marks stable (image entries
+    /// never copied up: `NodeAttributes.stable`), whose files also keep their page cache; the
+    /// core invalidates what the kernel keeps of them when they change.
+    public var stableTimeout: Double = 86400
     /// Largest read request; passed both as `-o max_read` and in `init` (they must agree,
     /// or INIT fails with EPROTO).
     public var maxRead: Int = 1 << 20

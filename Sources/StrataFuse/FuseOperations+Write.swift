@@ -61,7 +61,9 @@ extension FuseOperations {
         }
         ops.flush = { req, ino, fi in
             let handle = fi!.pointee.fh
-            FuseOperations.reply(error: req!) { fs throws(FSError) in try fs.flush(inode: ino, handle: handle) }
+            RequestStats.timed(.flush) {
+                FuseOperations.reply(error: req!) { fs throws(FSError) in try fs.flush(inode: ino, handle: handle) }
+            }
         }
         ops.fsync = { req, ino, dataOnly, fi in
             let handle = fi!.pointee.fh
@@ -86,8 +88,7 @@ extension FuseOperations {
         var entry = fuse_entry_param()
         entry.ino = attributes.inode
         entry.attr = attributes.stat
-        entry.attr_timeout = context.attrTimeout
-        entry.entry_timeout = context.entryTimeout
+        (entry.entry_timeout, entry.attr_timeout) = context.timeouts(attributes)
         return entry
     }
 
@@ -162,8 +163,9 @@ extension FuseOperations {
             changes.mtime = .at(Timestamp(seconds: Int64(a.st_mtim.tv_sec), nanoseconds: UInt32(a.st_mtim.tv_nsec)))
         }
         do {
-            var st = try fs.setattr(inode: ino, handle: fi?.pointee.fh, changes: changes, context: requestContext(req)).stat
-            _ = fuse_reply_attr(req, &st, context.attrTimeout)
+            let attributes = try fs.setattr(inode: ino, handle: fi?.pointee.fh, changes: changes, context: requestContext(req))
+            var st = attributes.stat
+            _ = fuse_reply_attr(req, &st, context.timeouts(attributes).attr)
         } catch {
             _ = fuse_reply_err(req, error.code)
         }

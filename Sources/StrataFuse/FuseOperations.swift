@@ -83,8 +83,7 @@ enum FuseOperations {
                 parent: parent, name: UnsafeRawBufferPointer(start: name, count: strlen(name)))
             entry.ino = attributes.inode
             entry.attr = attributes.stat
-            entry.attr_timeout = context.attrTimeout
-            entry.entry_timeout = context.entryTimeout
+            (entry.entry_timeout, entry.attr_timeout) = context.timeouts(attributes)
         } catch {
             guard error.code == ENOENT && context.negativeTimeout > 0 else {
                 _ = fuse_reply_err(req, error.code)
@@ -118,8 +117,9 @@ enum FuseOperations {
     static func getattr(_ req: fuse_req_t, _ ino: fuse_ino_t) {
         let context = FuseContext.of(req)
         do {
-            var st = try context.fileSystem.getattr(inode: ino).stat
-            _ = fuse_reply_attr(req, &st, context.attrTimeout)
+            let attributes = try context.fileSystem.getattr(inode: ino)
+            var st = attributes.stat
+            _ = fuse_reply_attr(req, &st, context.timeouts(attributes).attr)
         } catch {
             _ = fuse_reply_err(req, error.code)
         }
@@ -196,8 +196,7 @@ enum FuseOperations {
                     var entry = fuse_entry_param()
                     entry.ino = isDot ? 0 : attributes.inode
                     entry.attr = attributes.stat
-                    entry.attr_timeout = context.attrTimeout
-                    entry.entry_timeout = context.entryTimeout
+                    (entry.entry_timeout, entry.attr_timeout) = context.timeouts(attributes)
                     needed = fuse_add_direntry_plus(req, reply + used, remaining, name, &entry, off_t(next))
                     if needed <= remaining && isDot {
                         if entryName.count == 1 { dotInodes.0 = attributes.inode } else { dotInodes.1 = attributes.inode }
@@ -242,16 +241,24 @@ enum FuseOperations {
             return
         }
         do {
-            let handle = try context.fileSystem.open(inode: ino, flags: flags)
+            let handle: UInt64, keepCache: Bool
+            if let writable = context.writable {
+                // A file never copied up keeps its pages as on a read-only mount; a copy-up
+                // or a write goes through the kernel, which updates them.
+                (handle, keepCache) = try writable.openKeepingCache(inode: ino, flags: flags)
+            } else {
+                (handle, keepCache) = (try context.fileSystem.open(inode: ino, flags: flags), context.keepCache)
+            }
             if context.zeroMessageOpen {
                 context.fileSystem.release(inode: ino, handle: handle)
                 _ = fuse_reply_err(req, ENOSYS)
                 return
             }
             fi.pointee.fh = handle
-            strata_fi_set_keep_cache(fi, context.keepCache ? 1 : 0)
-            // Nothing to flush on close of a read-only file: spare the FLUSH round trip.
-            if context.writable == nil { strata_fi_set_noflush(fi, 1) }
+            strata_fi_set_keep_cache(fi, keepCache || context.keepCache ? 1 : 0)
+            // Nothing to flush on close of a file opened read-only (writes go straight to the
+            // upper file, so nothing is buffered for any): spare the FLUSH round trip.
+            if context.writable == nil || flags & O_ACCMODE == O_RDONLY { strata_fi_set_noflush(fi, 1) }
             if fuse_reply_open(req, fi) != 0 {
                 context.fileSystem.release(inode: ino, handle: handle)
             }

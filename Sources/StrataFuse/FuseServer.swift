@@ -87,6 +87,13 @@ public final class FuseServer: Sendable {
         fuse_opt_free_args(&args)
         guard let session = created else { throw FuseError(.sessionFailed, mountpoint: mountpoint) }
         defer { fuse_session_destroy(session) }
+        // A writable core invalidates what the kernel keeps of nodes it marked stable.
+        let notifier = KernelCacheInvalidation(session)
+        context.writable?.attach(notifier: notifier)
+        defer {
+            context.writable?.attach(notifier: nil)
+            notifier.end()
+        }
         if let handover {
             try attach(session, handover: handover)
         } else if fuse_session_mount(session, mountpoint) != 0 {

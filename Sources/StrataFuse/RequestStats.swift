@@ -4,14 +4,16 @@ import Glibc
 import StrataSystem
 
 /// Per-opcode request counts and handler time, for finding where a workload's time goes
-/// (which requests the kernel sends, how many, how long each takes to answer; write
-/// operations are not counted). Off unless `STRATA_FUSE_STATS=FILE` is set in the daemon's
+/// (which requests the kernel sends, how many, how long each takes to answer; of the write
+/// operations only FLUSH is counted). Off unless `STRATA_FUSE_STATS=FILE` is set in the daemon's
 /// environment; the table is written to FILE when the session ends. Off, it costs one check
 /// per request.
 enum RequestStats {
     enum Op: Int, CaseIterable {
         case lookup, forget, getattr, readlink, opendir, readdir, readdirplus, releasedir
         case open, read, release, statfs, getxattr, listxattr, access
+        /// A writable mount's: FLUSH (sent on close unless the open said none is needed).
+        case flush
     }
 
     static let path = RuntimeSettings.current.fuseStatsPath

@@ -44,6 +44,8 @@ final class WorkerLoop: @unchecked Sendable {
     static func run(_ session: OpaquePointer, context: FuseContext, threads: Int) -> Int32 {
         // The workers allocate little per request: they share arenas rather than each keeping one.
         MallocArenas.limit(2)
+        // Span-sized transient buffers go back to the kernel when freed, not to an arena.
+        MallocArenas.mapAllocations(from: 256 << 10)
         let loop = WorkerLoop(session: session, context: context)
         return loop.serve(threads: max(threads, 2))
     }
@@ -106,7 +108,9 @@ final class WorkerLoop: @unchecked Sendable {
 
     private func resign() {
         state.withLock { $0.leaderTaken = false }
-        state.broadcast()
+        // One follower takes over; waking them all (they all wait for this) cost a wake-up
+        // of every idle worker per handed-off request.
+        state.signal()
     }
 
     private func end(_ received: Int32) {
@@ -124,14 +128,29 @@ final class WorkerLoop: @unchecked Sendable {
     }
 
     /// Whether the request goes to another thread: a READ always (a span may have to be
-    /// inflated); on a writable mount every request but FORGET (which has no reply). A writable
-    /// mount's requests may copy up, and its readers send several metadata requests per file
-    /// (open, getattr, release, flush: short timeouts, no zero-message opens) that one thread
-    /// answering them all would serialise between readers. Opcodes from the kernel's header.
+    /// inflated); on a writable mount also every request that may change the tree (a copy-up
+    /// streams a whole file; others wait for it), write data, list or look up in the upper
+    /// directory, or open for writing. What a reader of files never copied up sends besides
+    /// READ (OPEN read-only, GETATTR after a read made the atime stale, RELEASE, the
+    /// directory's OPENDIR and RELEASEDIR) is answered from the node table at once: handing
+    /// each to a follower cost a thread wake-up per request. Opcodes from the kernel's header.
     private func mayBlock(_ request: UnsafeMutableRawPointer?, length: Int) -> Bool {
         guard let request, length >= MemoryLayout<fuse_in_header>.size else { return true }
         let opcode = request.load(as: fuse_in_header.self).opcode
-        if writable { return opcode != FUSE_FORGET.rawValue && opcode != FUSE_BATCH_FORGET.rawValue }
-        return opcode == FUSE_READ.rawValue
+        if opcode == FUSE_READ.rawValue { return true }
+        guard writable else { return false }
+        switch opcode {
+        case FUSE_FORGET.rawValue, FUSE_BATCH_FORGET.rawValue, FUSE_GETATTR.rawValue, FUSE_RELEASE.rawValue,
+             FUSE_RELEASEDIR.rawValue, FUSE_OPENDIR.rawValue, FUSE_FLUSH.rawValue, FUSE_ACCESS.rawValue:
+            return false
+        case FUSE_OPEN.rawValue:
+            // Read-only and not truncating: never copies up, never waits for a copy-up.
+            let header = MemoryLayout<fuse_in_header>.size
+            guard length >= header + MemoryLayout<fuse_open_in>.size else { return true }
+            let flags = Int32(bitPattern: (request + header).loadUnaligned(as: fuse_open_in.self).flags)
+            return flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0
+        default:
+            return true
+        }
     }
 }

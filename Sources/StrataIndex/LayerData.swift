@@ -80,9 +80,10 @@ public final class LayerData: Sendable {
             reply(UnsafeRawBufferPointer(buffer))
             return
         }
-        cache.beginRead()
-        defer { cache.endRead() }
         let first = index.checkpointIndex(containing: offset)
+        let key = SpanCache.Key(layer: number, span: first)
+        cache.beginRead(key)
+        defer { cache.endRead(key) }
         noteRead(span: first, offset: offset, count: count, index: index)
         let span = try decodedSpan(first, upTo: offset + UInt64(count))
         let within = Int(offset - span.start)

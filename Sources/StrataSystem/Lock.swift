@@ -41,6 +41,12 @@ public final class Lock: @unchecked Sendable {
         pthread_cond_broadcast(condition)
     }
 
+    /// Wakes one `wait` (when any wakes, all waiters wait for the same thing). With the lock
+    /// held or not.
+    @inlinable public func signal() {
+        pthread_cond_signal(condition)
+    }
+
     /// Caller holds the lock: runs `body` without it, and holds it again afterwards.
     @inlinable public func withLockReleased<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_unlock(mutex)
@@ -74,6 +80,10 @@ public final class Locked<State>: @unchecked Sendable {
 
     /// Wakes the threads waiting in `withLock(when:)` or `wait`. With the lock held or not.
     @inlinable public func broadcast() { lock.broadcast() }
+
+    /// Wakes one thread waiting in `withLock(when:)`: for waiters that all wait for the same
+    /// condition, of which one can go on.
+    @inlinable public func signal() { lock.signal() }
 }
 
 extension Locked where State: AnyObject {

@@ -66,6 +66,7 @@ extension OverlayFileSystem {
             }
             d.directoryFD = try Sys.pathFD(pfd, name)
             d.inUpper = true
+            becameUpper(d)
             if let st = try? Sys.fstat(d.directoryFD!) { t.ctimeShield[d.id] = (st.st_ctim, lower.attributes(l).ctime) }
         }
         return dir.directoryFD!
@@ -197,6 +198,7 @@ extension OverlayFileSystem {
             throw error
         }
         n.inUpper = true
+        becameUpper(n)
     }
 
     /// Streams a lower file's bytes into a new work file, a chunk at a time, with the lock

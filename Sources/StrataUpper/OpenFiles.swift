@@ -24,7 +24,14 @@ extension OverlayFileSystem {
     }
 
     public func open(inode: UInt64, flags: Int32) throws(FSError) -> UInt64 {
-        try locked { t throws(FSError) -> UInt64 in
+        try openKeepingCache(inode: inode, flags: flags).handle
+    }
+
+    /// A file never copied up keeps its pages in the kernel between opens, as on a read-only
+    /// mount: only this mount's requests change it, and a change copies it up first (its later
+    /// opens then drop the pages, and a write updates them anyway).
+    public func openKeepingCache(inode: UInt64, flags: Int32) throws(FSError) -> (handle: UInt64, keepCache: Bool) {
+        try locked { t throws(FSError) -> (handle: UInt64, keepCache: Bool) in
             let n = try t.node(inode)
             if n.isDirectory { throw FSError(EISDIR) }
             let truncate = flags & O_TRUNC != 0
@@ -36,7 +43,9 @@ extension OverlayFileSystem {
                 fd = try openUpper(t, n, flags: Self.upperOpenFlags(flags) | (truncate ? O_TRUNC : 0))
             }
             n.opens += 1
-            return t.addHandle(OverlayHandle(node: inode, fd: fd, flags: flags))
+            let handle = t.addHandle(OverlayHandle(node: inode, fd: fd, flags: flags))
+            if fd == nil && n.lower != nil { lowerHandles.withLock { $0[handle] = n } }
+            return (handle, !n.inUpper)
         }
     }
 
@@ -54,6 +63,13 @@ extension OverlayFileSystem {
 
     public func read(inode: UInt64, handle: UInt64, offset: UInt64, size: Int,
                      reply: (UnsafeRawBufferPointer) -> Void) throws(FSError) {
+        // A file never copied up: straight to the layers. A copy-up racing with this read
+        // finishes before any write to the copy is answered, so a read that sees no upper
+        // object yet overlaps that write and may return the bytes from before it.
+        if let l = lowerHandles.withLock({ $0[handle].flatMap { $0.hasUpper.load(ordering: .acquiring) ? nil : $0.lower } }) {
+            try lower.read(inode: UInt64(l) + 1, handle: 0, offset: offset, size: size, reply: reply)
+            return
+        }
         let (fd, lowerInode) = try descriptor(handle, inode: inode)
         guard let fd else {
             try lower.read(inode: lowerInode, handle: 0, offset: offset, size: size, reply: reply)
@@ -82,6 +98,7 @@ extension OverlayFileSystem {
     public func release(inode: UInt64, handle: UInt64) {
         locked { t in
             guard let h = t.handles.removeValue(forKey: handle) else { return }
+            if h.fd == nil { lowerHandles.withLock { _ = $0.removeValue(forKey: handle) } }
             if let fd = h.fd { close(fd) }
             guard let n = t.nodes[h.node] else { return }
             n.opens -= 1

@@ -31,6 +31,14 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
     /// What requests change, behind the lock; its condition is broadcast when a copy-up that
     /// ran without the lock ends.
     private let table: Locked<NodeTable>
+    /// The kernel's caches (set by the FUSE adapter while a session serves): what it keeps of a
+    /// node never copied up (long timeouts, pages) is invalidated when the node gets an upper object.
+    private let notifier = Locked<(any KernelCacheNotifier)?>(nil)
+    /// Handles opened read-only on a file with no upper object, and their node: their READs
+    /// take this short lock, not the table's (which a listing holds for all its entries), as
+    /// long as the node has no upper object (`OverlayInode.hasUpper`). Changed with the table
+    /// lock held (table lock first).
+    let lowerHandles = Locked<[UInt64: OverlayInode]>([:])
 
     static let upperInodeBit: UInt64 = 1 << 63
     static let rootID: UInt64 = 1
@@ -138,6 +146,16 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
         table.broadcast()
     }
 
+    public func attach(notifier: (any KernelCacheNotifier)?) {
+        self.notifier.withLock { $0 = notifier }
+    }
+
+    /// Node `n` got an upper object (a copy-up, or one found in the upper): the kernel kept its
+    /// attributes as a stable node's (`NodeAttributes.stable`), and they may differ now.
+    func becameUpper(_ n: OverlayInode) {
+        notifier.withLock { $0 }?.invalidateAttributes(inode: n.id)
+    }
+
     // MARK: Nodes
 
     /// The entry named `name` in the lower directory merged into `parent`.
@@ -180,6 +198,7 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
                     }
                     n.isDirectory = true
                     n.lower = lowerDirectory
+                    if !n.inUpper { becameUpper(n) }
                     n.inUpper = true
                     n.unlinked = false
                     n.addLink(link)
@@ -201,6 +220,7 @@ public final class OverlayFileSystem: WritableFileSystem, Sendable {
                 let n = t.nodes[id] ?? OverlayInode(id: id, isDirectory: false, lower: id < Self.upperInodeBit ? UInt32(id - 1) : nil,
                                                    inUpper: true, links: [])
                 t.nodes[id] = n
+                if !n.inUpper { becameUpper(n) }
                 n.isDirectory = false
                 n.inUpper = true
                 n.unlinked = false

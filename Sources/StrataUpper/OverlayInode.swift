@@ -1,4 +1,5 @@
 import StrataFS
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,8 +22,13 @@ final class OverlayInode {
     /// The lower tree inode: for a file, its data and metadata until copy-up; for a directory, the
     /// lower directory merged into it (nil for an opaque or upper-only directory).
     var lower: UInt32?
-    /// True once the node has an object in the upper directory.
-    var inUpper: Bool
+    /// True once the node has an object in the upper directory (never false again).
+    var inUpper: Bool {
+        didSet { if inUpper { hasUpper.store(true, ordering: .releasing) } }
+    }
+    /// `inUpper`, readable without the table lock: the read path of a file opened read-only
+    /// before any copy-up reads the layers without the lock while this is false.
+    let hasUpper: Atomic<Bool>
     /// A directory's upper object, held open (Sys.oPath): operations below it are relative to it,
     /// and it follows the directory through renames.
     var directoryFD: Int32?
@@ -48,6 +54,7 @@ final class OverlayInode {
         self.id = id
         self.isDirectory = isDirectory
         self.lower = lower
+        self.hasUpper = Atomic(inUpper)
         self.inUpper = inUpper
         self.links = links
     }

@@ -108,7 +108,10 @@ def wait_gone(pid, timeout=30):
 
 
 def strata_pid(mnt):
-    """The strata daemon serving mnt: its command line is `strata mount --foreground ... MNT`."""
+    """The strata daemon serving mnt: its command line is `strata mount --server-socket N
+    --foreground ... MNT` (its supervisor's, `strata mount --foreground ... MNT --ready-fd N`,
+    holds the /dev/fuse descriptor and serves nothing: its memory and CPU are not the mount's)."""
+    found = None
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -119,8 +122,10 @@ def strata_pid(mnt):
             continue
         if (len(argv) > 3 and argv[0].endswith(b"strata") and b"--foreground" in argv
                 and os.fsencode(mnt) in argv):
-            return int(pid)
-    return None
+            if b"--server-socket" in argv:
+                return int(pid)
+            found = found or int(pid)
+    return found
 
 
 def vm_hwm(pid):
