@@ -259,6 +259,15 @@ final class DecoderTarSource: TarSource {
         try recoder?.take(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         return n
     }
+    /// Skipped bytes are hashed (and re-encoded) where the decoder holds them: no copy.
+    func discard(_ count: Int) throws -> Int {
+        let n = try decoder.discard(count) { bytes in
+            hasher?.update(bytes)
+            try recoder?.take(bytes)
+        }
+        spans?.advance(checkpoints: decoder.checkpoints, consumed: decoder.compressedBytesConsumed)
+        return n
+    }
     func drain() throws {
         while try scratch.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
     }
