@@ -52,6 +52,37 @@ import StrataTestSupport
         return (try FileIO.readAll(tarPath + ".gz"), Digest(sha256Hex: hasher.finalizeHex()))
     }
 
+    /// The peak resident memory (KiB) of `strata index --cache CACHE IMAGE`, as the kernel counts it.
+    static func indexPeakKiB(cache: String, image: String) throws -> (peakKiB: Int, stdout: String) {
+        let measure = "import resource, subprocess, sys\n"
+            + "r = subprocess.run(sys.argv[1:])\n"
+            + "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            + "sys.exit(r.returncode)\n"
+        let run = try Command.run("python3", ["-c", measure, try StrataBinary.path(), "index", "--cache", cache, image], timeout: 600)
+        try #require(run.succeeded, "strata index: \(run.stderr)")
+        return (try #require(run.stdoutString.split(separator: "\n").last.flatMap { Int($0) }), run.stdoutString)
+    }
+
+    /// A large file the tar reader skips is hashed where the decoder holds it, a megabyte at a
+    /// time: the compressed bytes the span hasher keeps are let go as it goes (skipping a
+    /// whole file in one call once held the file's compressed bytes until its end).
+    @Test func skippingALargeFileHoldsNoCopyOfIt() throws {
+        let dir = try TempDirectory()
+        let size = 160 << 20
+        let script = "head -c \(size) /dev/urandom > big && tar --format=pax -cf layer.tar big && rm big "
+            + "&& sha256sum layer.tar | cut -c1-64 && gzip -1 layer.tar"
+        let made = try Command.run("sh", ["-c", "cd '\(dir.path)' && \(script)"], timeout: 300)
+        try #require(made.succeeded, "making the layer: \(made.stderr)")
+        let diffHex = String(made.stdoutString.prefix(64))
+        let image = try ImageBuilder(layout: dir.child("image"))
+        try image.addRawLayer(blob: try FileIO.readAll(dir.child("layer.tar.gz")), mediaType: MediaType.ociLayerGzip,
+                              diffID: Digest(sha256Hex: diffHex))
+        unlink(dir.child("layer.tar.gz"))
+        try image.write(tag: "t")
+        let (peakKiB, _) = try Self.indexPeakKiB(cache: dir.child("cache"), image: image.reference("t"))
+        #expect(peakKiB <= 120 * 1000, "strata index of a layer holding one 160 MiB file peaked at \(peakKiB) KiB")
+    }
+
     @Test func indexingAMillionEntriesStaysUnder150MB() throws {
         let dir = try TempDirectory()
         let (blob, diffID) = try Self.manyFilesLayer(1_000_000, in: dir)

@@ -108,7 +108,10 @@ def wait_gone(pid, timeout=30):
 
 
 def strata_pid(mnt):
-    """The strata daemon serving mnt: its command line is `strata mount --foreground ... MNT`."""
+    """The strata daemon serving mnt: its command line is `strata mount --foreground ... MNT`.
+    The supervisor holding the mount starts the process that serves it with the same arguments
+    plus --server-socket: that one (the one that indexes, merges and serves) when present."""
+    found = None
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -119,8 +122,10 @@ def strata_pid(mnt):
             continue
         if (len(argv) > 3 and argv[0].endswith(b"strata") and b"--foreground" in argv
                 and os.fsencode(mnt) in argv):
-            return int(pid)
-    return None
+            if b"--server-socket" in argv:
+                return int(pid)
+            found = int(pid)
+    return found
 
 
 def vm_hwm(pid):
