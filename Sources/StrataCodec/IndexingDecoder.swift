@@ -100,6 +100,38 @@ public final class IndexingDecoder {
         return filled
     }
 
+    /// Passes up to `count` next bytes of the stream to `visit` in place (no copy into a
+    /// caller's buffer: what a tar reader skips, file data mostly, is only hashed). Returns how
+    /// many; fewer only at the end of the stream.
+    public func discard(_ count: Int, _ visit: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+        let state = state
+        var done = 0
+        while done < count {
+            if compression == .none {
+                let reader = state.reader
+                if reader.available == 0 {
+                    guard try reader.fill(atLeast: 1) else { break }
+                }
+                let n = min(count - done, reader.available)
+                try visit(UnsafeRawBufferPointer(start: reader.bytes, count: n))
+                reader.consume(n)
+                state.produced += UInt64(n)
+                done += n
+                continue
+            }
+            if state.outDelivered < state.outEnd {
+                let n = min(count - done, state.outEnd - state.outDelivered)
+                try visit(UnsafeRawBufferPointer(start: state.out.baseAddress! + state.outDelivered, count: n))
+                state.outDelivered += n
+                done += n
+                continue
+            }
+            if state.phase == .end { break }
+            try produce()
+        }
+        return done
+    }
+
     /// Call after `read` returned 0 (or to stop early: the rest is decoded, checked and dropped).
     /// Reads and hashes the rest of the blob; only zero bytes may follow the last member or frame.
     public func finish() throws {

@@ -259,6 +259,23 @@ final class DecoderTarSource: TarSource {
         try recoder?.take(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         return n
     }
+    /// Skipped bytes are hashed (and re-encoded) where the decoder holds them: no copy.
+    /// A megabyte at a time, like reads: the span hasher lets go of compressed bytes only as
+    /// it is told the decoder moved on.
+    func discard(_ count: Int) throws -> Int {
+        var done = 0
+        while done < count {
+            let want = min(count - done, 1 << 20)
+            let n = try decoder.discard(want) { bytes in
+                hasher?.update(bytes)
+                try recoder?.take(bytes)
+            }
+            spans?.advance(checkpoints: decoder.checkpoints, consumed: decoder.compressedBytesConsumed)
+            done += n
+            if n < want { break }
+        }
+        return done
+    }
     func drain() throws {
         while try scratch.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
     }

@@ -62,6 +62,24 @@ public struct TarXattr: Sendable, Equatable {
 public protocol TarSource: AnyObject {
     /// Fills as much of `buffer` as it can; returns fewer bytes only at end of stream.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+    /// Drops up to `count` bytes (data the reader skips); returns how many, fewer only at end
+    /// of stream. The default reads them into a scratch buffer.
+    func discard(_ count: Int) throws -> Int
+}
+
+extension TarSource {
+    public func discard(_ count: Int) throws -> Int {
+        try withUnsafeTemporaryAllocation(byteCount: min(count, 64 << 10), alignment: 16) { scratch in
+            var done = 0
+            while done < count {
+                let want = min(count - done, scratch.count)
+                let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<want]))
+                if n <= 0 { break }
+                done += n
+            }
+            return done
+        }
+    }
 }
 
 /// A tar stream that cannot be read: what is wrong, where, and in which entry.

@@ -67,16 +67,19 @@ struct TarHeader {
     var checksumIsValid: Bool {
         guard let stored = try? parseNumeric(block[HeaderField.checksum], allowNegative: false) else { return false }
         // Sum the whole block (a loop the compiler vectorises), then count the checksum field
-        // as spaces.
-        var unsigned = 0, signed = 0
+        // as spaces. The signed sum (old Sun tars) only when the usual one disagrees.
+        var unsigned = 0
         block.withUnsafeBufferPointer { b in
-            for byte in b { unsigned &+= Int(byte); signed &+= Int(Int8(bitPattern: byte)) }
-            for i in HeaderField.checksum {
-                unsigned &+= 32 &- Int(b[i])
-                signed &+= 32 &- Int(Int8(bitPattern: b[i]))
-            }
+            for byte in b { unsigned &+= Int(byte) }
+            for i in HeaderField.checksum { unsigned &+= 32 &- Int(b[i]) }
         }
-        return stored == Int64(unsigned) || stored == Int64(signed)
+        if stored == Int64(unsigned) { return true }
+        var signed = 0
+        block.withUnsafeBufferPointer { b in
+            for byte in b { signed &+= Int(Int8(bitPattern: byte)) }
+            for i in HeaderField.checksum { signed &+= 32 &- Int(Int8(bitPattern: b[i])) }
+        }
+        return stored == Int64(signed)
     }
 }
 

@@ -14,9 +14,6 @@ public final class TarReader {
     private var globalRecords: [PaxRecord] = []
     private var finished = false
     private var failure: TarError?           // sticky: after an error the position is meaningless
-    // Not lazy: a lazy array's mutation goes through get/set, which copied all 64 KiB at every
-    // skip (a third of indexing a layer of small files).
-    private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
 
     /// Extension headers (PAX, GNU long names) are held in memory; bound them.
     static let maxExtensionSize: UInt64 = 8 << 20
@@ -78,10 +75,16 @@ public final class TarReader {
     }
 
     private func skip(_ count: UInt64) throws {
+        // The source drops the bytes itself (a decoder only hashes them: no copy into a scratch
+        // buffer, which was a tenth of indexing a layer of small files).
         var left = count
         while left > 0 {
-            let chunk = Int(min(left, UInt64(scratch.count)))
-            let got = try scratch.withUnsafeMutableBytes { try fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<chunk])) }
+            let chunk = Int(min(left, 1 << 30))
+            let got = try source.discard(chunk)
+            guard got >= 0, got <= chunk else {
+                throw TarError(message: "source returned more bytes than requested", offset: offset)
+            }
+            offset += UInt64(got)
             if got < chunk { throw TarError(message: "truncated data", offset: offset, entry: currentName) }
             left -= UInt64(got)
         }

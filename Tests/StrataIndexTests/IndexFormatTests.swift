@@ -38,10 +38,12 @@ func fixedIndex() -> [UInt8] {
 
 @Suite struct IndexFormatTests {
     /// The bytes of a fixed index, recorded before the format was described by named fields:
-    /// a change that moves a field changes the format and must change the version.
+    /// a change that moves a field changes the format and must change the version. (The bytes
+    /// changed without a new version once: windows deflated at level 2 instead of 6, which
+    /// every reader inflates alike.)
     @Test func fixedIndexKeepsItsBytes() {
         let bytes = fixedIndex()
-        #expect(SHA256Hasher.hex(of: bytes) == "d1a380787488f24f5ca77c8cc6c6b08c9c1244e86a2169500734adf624c87c7a")
+        #expect(SHA256Hasher.hex(of: bytes) == "e4df948705b6d6dadefb27e41e40cc41772a15bb49862d6d13324bdc8849be68")
     }
 }
 
