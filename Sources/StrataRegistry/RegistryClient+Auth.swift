@@ -8,8 +8,8 @@ import StrataSystem
 /// a request's own 401 carries the challenge).
 struct AuthState {
     enum Scheme: Equatable {
+        /// No 401 seen yet: requests go out anonymous.
         case unknown
-        case anonymous
         case basic
         case bearer(realm: String, service: String?)
     }
@@ -109,7 +109,7 @@ extension RegistryClient {
     func authorizationHeader(scope: String, subject: String) throws -> String? {
         let scheme = auth.withLock { $0.scheme }
         switch scheme {
-        case .unknown, .anonymous:
+        case .unknown:
             return nil
         case .basic:
             return credentials?.basicAuthorization
