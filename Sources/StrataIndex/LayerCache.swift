@@ -16,6 +16,8 @@ import Glibc
 ///                                         is not confirmed yet (StrataRemote's IndexArtifacts)
 ///   CACHE/blobs/sha256/<layer hex>        a lazily fetched blob (sparse; `LazyBlob`), with
 ///   CACHE/blobs/sha256/<layer hex>.ranges the record of the ranges present (listed and removed with it)
+///   CACHE/manifests/sha256/<hex>          registry manifests and configs by digest (StrataRegistry's
+///                                         `ManifestStore`: small, checked when read, never evicted)
 ///
 /// A layer's files are shared by every image that uses the layer. A file that fails
 /// validation is removed and rebuilt. Two processes indexing the same layer at once both

@@ -320,10 +320,20 @@ public final class LayerData: Sendable {
         guard let from = move.readAheadFrom else { return }
         let end = min(from + cache.readAhead, index.checkpointCount - 1)
         guard end > from else { return }
+        // A lazy blob's read-ahead decodes only spans already fetched, until the stream has
+        // read `lazyReadAheadAfter`: a program mapping a library reads it densely, past a span,
+        // and stops at its end; fetching the span after it cost a python start 3–5 MB of
+        // a 27 MB fetch. A long stream (a copy, a tar walk) gets its spans fetched ahead.
+        let fetching = blob.lazy == nil || move.streamRead >= Self.lazyReadAheadAfter
         for ahead in (from + 1)...end {
+            if !fetching, let lazy = blob.lazy, index.spanCount > 0, index.copyFrame(ahead) == nil,
+               !lazy.contains(index.spanRange(index.span(forCheckpoint: ahead))) { break }
             cache.prefetch(SpanCache.Key(layer: number, span: ahead)) { [self] in try decodeRepairing(span: ahead, upTo: nil, purpose: .readAhead) }
         }
     }
+
+    /// How much a stream reads before its read-ahead may fetch from a registry (see `noteRead`).
+    static let lazyReadAheadAfter: UInt64 = 16 << 20
 
     /// Decodes span `i` from its checkpoint up to stream offset `end` (rounded up to
     /// `partialGranule`; nil: the whole span). A span left partial keeps its decoder and its

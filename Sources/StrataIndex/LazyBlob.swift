@@ -149,6 +149,8 @@ public final class LazyBlob: BlobAvailability, Sendable {
             return out
         }
     }
+    /// Whether `range` is present (verified and recorded) now.
+    public func contains(_ range: Range<UInt64>) -> Bool { state.withLock { $0.present.contains(range) } }
     /// The ranges fetched on demand, in the order first fetched (the prefetch list).
     public var demandOrder: [Range<UInt64>] { state.withLock { $0.demandOrder } }
     /// The ranges present (verified, recorded).

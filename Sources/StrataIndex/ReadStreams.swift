@@ -30,6 +30,8 @@ struct ReadStreams {
         var left: Int?
         var entered: Int?
         var readAheadFrom: Int?
+        /// Bytes the stream has read so far (with `readAheadFrom`).
+        var streamRead: UInt64 = 0
     }
 
     /// Streams kept per layer; more concurrent readers of one layer share the least recent.
@@ -83,6 +85,7 @@ struct ReadStreams {
         if streaming && streams[i].aheadFrom != span {
             streams[i].aheadFrom = span
             move.readAheadFrom = span
+            move.streamRead = streams[i].read
         }
         return move
     }

@@ -4,18 +4,18 @@ import FoundationNetworking
 #endif
 import StrataSystem
 
-/// How the registry wants requests authenticated, learnt from the `/v2/` ping and later 401s.
+/// How the registry wants requests authenticated, learnt from 401s (there is no `/v2/` ping:
+/// a request's own 401 carries the challenge).
 struct AuthState {
     enum Scheme: Equatable {
+        /// No 401 seen yet: requests go out anonymous.
         case unknown
-        case anonymous
         case basic
         case bearer(realm: String, service: String?)
     }
     var scheme = Scheme.unknown
     /// Bearer tokens by scope, with the time (uptime seconds) they are to be refreshed.
     var tokens: [String: (token: String, refreshAt: Double)] = [:]
-    var pinged = false
 }
 
 /// A parsed `WWW-Authenticate` challenge: `Bearer realm="…",service="…",scope="…"`.
@@ -64,31 +64,6 @@ struct AuthChallenge: Equatable {
 }
 
 extension RegistryClient {
-    /// `GET /v2/` once per client: learns whether and how to authenticate (200: anonymous;
-    /// 401: the challenge), and that the host speaks the distribution protocol at all.
-    func ensurePinged() throws {
-        if auth.withLock({ $0.pinged }) { return }
-        try withRetries { _ in
-            let request = RegistryRequest(target: "/v2/", subject: "", maxBytes: 1 << 20)
-            let (response, exchange) = try send(request, authorization: nil)
-            _ = try? exchange.readAll()
-            switch response.statusCode {
-            case 200:
-                auth.withLock { if $0.scheme == .unknown { $0.scheme = .anonymous } }
-            case 401:
-                let header = response.value(forHTTPHeaderField: "WWW-Authenticate") ?? ""
-                try adopt(challenge: header, subject: "")
-            case 500...599:
-                throw error(.server, "", "registry error \(response.statusCode) to GET /v2/", status: response.statusCode)
-            case 429:
-                throw error(.rateLimited, "", "rate limited by the registry (429 too many requests)", status: 429)
-            default:
-                throw error(.server, "", "not a registry: GET \(baseURL)/v2/ answered \(response.statusCode)", status: response.statusCode)
-            }
-        }
-        auth.withLock { $0.pinged = true }
-    }
-
     /// Sets the scheme from a challenge header; a scheme we cannot use is an error.
     private func adopt(challenge header: String, subject: String) throws {
         guard let challenge = AuthChallenge(header) else {
@@ -134,7 +109,7 @@ extension RegistryClient {
     func authorizationHeader(scope: String, subject: String) throws -> String? {
         let scheme = auth.withLock { $0.scheme }
         switch scheme {
-        case .unknown, .anonymous:
+        case .unknown:
             return nil
         case .basic:
             return credentials?.basicAuthorization

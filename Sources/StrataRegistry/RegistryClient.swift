@@ -95,8 +95,9 @@ extension RegistryClient {
     /// Sends `request` (authenticated, re-authenticating once on a 401) and returns the answer
     /// whose status is in `accept`, with the exchange to read its body from. Any other status is
     /// thrown as the error it means. No retries here: callers wrap in `withRetries`.
+    /// No `/v2/` ping first: the first request goes out as is (anonymous) and a 401 answering
+    /// it carries the challenge the ping would have (one round trip less per process).
     func open(_ request: RegistryRequest, accept: Set<Int>) throws -> (HTTPURLResponse, HTTPExchange) {
-        try ensurePinged()
         let scope = "repository:\(repository):\(request.push ? "pull,push" : "pull")"
         var reauthenticated = false
         while true {

@@ -9,9 +9,13 @@ public enum RemoteImage {
     /// follows image indexes choosing `platform` (the host's when nil), and reads the config;
     /// every manifest and the config are verified against their digests and sizes. The result
     /// has transport `.registry` and `layoutPath` = `reference.description`.
-    public static func resolve(_ reference: RegistryReference, client: RegistryClient, platform: Platform?) throws -> ResolvedImage {
+    /// With a `store`, what is named by digest (a digest reference, an index's entries, the
+    /// config) comes from it when kept there, and what is fetched is kept: only a tag costs a
+    /// request (one GET: a tag is resolved at the registry every time, so a moved tag is seen).
+    public static func resolve(_ reference: RegistryReference, client: RegistryClient, platform: Platform?,
+                               store: ManifestStore? = nil) throws -> ResolvedImage {
         let wanted = platform ?? .host
-        let top = try client.manifest(reference.manifestReference)
+        let top = try manifest(reference.manifestReference, client: client, store: store)
         var descriptor = top.descriptor
         var current = top
         var chain: [Digest] = []
@@ -32,7 +36,7 @@ public enum RemoteImage {
                 throw client.error(.notFound, name, "no manifest for platform \(wanted) (\(list))")
             }
             chain.append(current.digest)
-            let next = try client.manifest(child.digest.description)
+            let next = try manifest(child.digest.description, client: client, store: store)
             guard next.bytes.count == child.size else {
                 throw client.error(.badLength, "manifest \(child.digest)", "\(next.bytes.count) bytes but \(name) says \(child.size)")
             }
@@ -45,13 +49,27 @@ public enum RemoteImage {
         guard manifest.schemaVersion == 2 else {
             throw client.error(.server, name, "schemaVersion \(manifest.schemaVersion) is not supported (expected 2)")
         }
-        let configBytes = try client.blob(manifest.config.digest, expectedSize: manifest.config.size, maxSize: 16 << 20)
+        let configBytes: [UInt8]
+        if let kept = store?.bytes(manifest.config.digest), Int64(kept.count) == manifest.config.size {
+            configBytes = kept
+        } else {
+            configBytes = try client.blob(manifest.config.digest, expectedSize: manifest.config.size, maxSize: 16 << 20)
+            store?.keep(configBytes, as: manifest.config.digest)
+        }
         var image = try ResolvedImage.assemble(source: reference.description, place: " in \(reference)",
                                                manifestDescriptor: descriptor, manifestBytes: current.bytes,
                                                manifest: manifest, configBytes: configBytes,
                                                explicitPlatform: platform, indexChain: chain)
         image.transport = .registry
         return image
+    }
+
+    /// The manifest `reference` names: kept in `store` (a digest), else fetched (and kept).
+    static func manifest(_ reference: String, client: RegistryClient, store: ManifestStore?) throws -> RemoteManifest {
+        if let store, let digest = try? Digest(parsing: reference), let kept = store.manifest(digest) { return kept }
+        let fetched = try client.manifest(reference)
+        store?.keep(fetched.bytes, as: fetched.digest)
+        return fetched
     }
 
     /// The entry of an index for `platform`: a lone entry as is, else the best platform match,

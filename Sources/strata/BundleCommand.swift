@@ -110,7 +110,7 @@ enum BundleCommand {
         if let command, command.isEmpty { throw CLIError("no command after -- (see strata bundle --help)") }
         let given = ImageOpening.absoluteReference(a.positionals[0])
         let directory = MountCommand.absolute(a.positionals[1])
-        let source = try ImageOpening.open(given, platform: a["--platform"], registry: registry)
+        let source = try ImageOpening.open(given, platform: a["--platform"], registry: registry, cache: a["--cache"])
         let image = source.image
         // A docker:// tag is pinned: the mount serves the manifest resolved here.
         let reference = source.pinnedReference ?? given

@@ -28,12 +28,15 @@ enum ImageOpening {
     }
 
     /// Resolves a local reference or a `docker://` one (the manifest fetched once: its digest is
-    /// what everything after uses).
-    static func open(_ reference: String, platform: String?, registry: RegistryFlags) throws -> Source {
+    /// what everything after uses). `cache`: the strata cache directory whose manifest store
+    /// serves what is named by digest (nil: the default cache's); a tag is always asked of the
+    /// registry.
+    static func open(_ reference: String, platform: String?, registry: RegistryFlags, cache: String? = nil) throws -> Source {
         let p = try platform.map { try Platform(parsing: $0) }
         if let remote = try RegistryReference.parse(reference) {
             let client = try RegistryClient(remote, options: registry.options)
-            return Source(image: try RemoteImage.resolve(remote, client: client, platform: p), remote: (remote, client))
+            let store = ManifestStore(cacheDirectory: cache ?? LayerCache.defaultDirectory)
+            return Source(image: try RemoteImage.resolve(remote, client: client, platform: p, store: store), remote: (remote, client))
         }
         return Source(image: try ImageResolver.resolve(reference: reference, platform: p), remote: nil)
     }

@@ -42,7 +42,7 @@ enum IndexCommand {
                               spec: .init(valued: Set(["--cache", "--platform"]).union(RegistryFlags.valued), flags: ["--json", "--push"]))
         let registry = try RegistryFlags(a)
         guard a.positionals.count == 1 else { throw CLIError("index needs one IMAGE (see strata index --help)") }
-        let source = try ImageOpening.open(a.positionals[0], platform: a["--platform"], registry: registry)
+        let source = try ImageOpening.open(a.positionals[0], platform: a["--platform"], registry: registry, cache: a["--cache"])
         if a.has("--push"), source.remote == nil {
             throw CLIError("--push publishes to a registry: IMAGE must be docker://HOST/REPO[:TAG|@DIGEST]", usage: true)
         }

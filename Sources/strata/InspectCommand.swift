@@ -51,7 +51,7 @@ enum InspectCommand {
                               spec: .init(valued: Set(["--cache", "--platform"]).union(RegistryFlags.valued), flags: ["--json"]))
         let registry = try RegistryFlags(a)
         guard a.positionals.count == 1 else { throw CLIError("inspect needs one IMAGE (see strata inspect --help)") }
-        let image = try ImageOpening.open(a.positionals[0], platform: a["--platform"], registry: registry).image
+        let image = try ImageOpening.open(a.positionals[0], platform: a["--platform"], registry: registry, cache: a["--cache"]).image
         let cache = try ImageOpening.cache(a["--cache"])
         let layers = image.layers.map { layer -> Report.Layer in
             let index = cache.load(digestHex: layer.descriptor.digest.hex)

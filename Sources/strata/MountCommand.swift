@@ -148,7 +148,7 @@ enum MountCommand {
         }
         let handover = HandoverChannel(socket: serverSocket)
         do {
-            let source = try ImageOpening.open(reference, platform: a["--platform"], registry: registry)
+            let source = try ImageOpening.open(reference, platform: a["--platform"], registry: registry, cache: a["--cache"])
             let image = source.image
             let cache = try ImageOpening.cache(a["--cache"])
             var remote: RemoteLayers?

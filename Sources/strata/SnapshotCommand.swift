@@ -265,7 +265,7 @@ extension SnapshotCommand {
     /// completed in the store's cache), imported from there, the layout removed.
     static func importRemote(_ reference: String, as name: String, store: SnapshotStore, platform: String?,
                              registry: RegistryFlags) throws -> [String] {
-        let source = try ImageOpening.open(reference, platform: platform, registry: registry)
+        let source = try ImageOpening.open(reference, platform: platform, registry: registry, cache: store.paths.cache)
         guard let remote = source.remote else { return [] }
         try FileIO.makeDirectories(store.paths.root)
         let cache = try LayerCache(directory: store.paths.cache)

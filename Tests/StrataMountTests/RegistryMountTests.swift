@@ -124,6 +124,60 @@ struct RegistryMountTests {
         try on.unmount()
     }
 
+    /// Warm start (goal: as fast as a local layout): with the indexes, blobs, manifest and
+    /// config in the cache, a mount asks the registry one thing, what the tag names now (no
+    /// `/v2/` ping, no manifest by digest, no config, no referrers); a digest reference asks
+    /// nothing. The tag is still resolved every time: a tag moved to another image is seen.
+    @Test func warmMountAsksOnlyWhatTheTagNames() throws {
+        let s = try Setup()
+        let warm = try StrataBinary.run(["index"] + Self.plain + ["--cache", s.temp.child("cache"), s.reference])
+        #expect(warm.succeeded, "\(warm.stderr)")
+
+        var before = try s.proxy.statistics().requests
+        let m = try s.mount(cache: "cache", at: "mnt")
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/small")) == Array("small file\n".utf8))
+        try m.unmount()
+        var stats = try s.proxy.statistics()
+        #expect(stats.requests - before == 1, "\(stats.log.suffix(stats.requests - before))")
+        #expect(stats.log.last?.contains("/manifests/v1") == true, "\(stats.log.suffix(3))")
+
+        let digest = try ImageResolver.resolve(reference: s.image.reference("v1")).manifestDigest
+        before = stats.requests
+        let pinned = try MountGuard(image: s.proxy.reference("app@\(digest)"), mountpoint: s.temp.child("pinned"),
+                                    extraArgs: Self.plain + ["--cache", s.temp.child("cache")])
+        #expect(try FileIO.readAll(s.temp.child("pinned/etc/os-release")) == Array("ID=strata-test\n".utf8))
+        try pinned.unmount()
+        stats = try s.proxy.statistics()
+        #expect(stats.requests == before, "\(stats.log.suffix(stats.requests - before))")
+
+        // The tag moves to another image: the next mount serves it.
+        let other = try ImageBuilder(layout: s.temp.child("other"))
+        try other.addLayer(entries: [Items.dir("etc"), Items.file("etc/os-release", "ID=moved\n")])
+        try other.write(tag: "v2")
+        _ = try s.registry.push(layout: other.reference("v2"), reference: "app:v1")
+        let moved = try s.mount(cache: "cache", at: "moved")
+        #expect(try FileIO.readAll(s.temp.child("moved/etc/os-release")) == Array("ID=moved\n".utf8))
+        try moved.unmount()
+    }
+
+    /// A reader going densely through a file of a lazy blob (as a program maps a library) gets
+    /// no span fetched ahead of it: until a stream has read 16 MiB, read-ahead decodes only
+    /// spans already fetched. (Before, the span after each one read was fetched as read-ahead:
+    /// 3–5 MB of a python start's 27 MB.) Everything fetched is on demand.
+    @Test func denseReadOfALazyFileFetchesNothingAhead() throws {
+        let s = try Setup()
+        _ = try s.indexedCache("cache")
+        let big = s.bigLayer.descriptor.digest
+        let m = try s.mount(cache: "cache", at: "mnt", background: false)
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/big1")) == RegistryImage.big1)
+        let status = try StatusReport.read(s.temp.child("mnt"))
+        #expect(status.number(big, "prefetchBytes") == 0, "\(status.json)")
+        let present = status.number(big, "present"), size = UInt64(s.bigLayer.descriptor.size)
+        #expect(present > 0 && status.number(big, "onDemandBytes") >= present, "\(status.json)")
+        #expect(present < size - size / 4, "big2 was fetched too: \(status.json)")
+        try m.unmount()
+    }
+
     /// Point 5: a local layout's mount answers status too, everything present.
     @Test func localMountAnswersStatus() throws {
         let temp = try TempDirectory()
