@@ -1,3 +1,6 @@
+import StrataCodec
+import StrataHash
+import StrataSeekable
 import StrataSystem
 #if canImport(Glibc)
 import Glibc
@@ -126,13 +129,15 @@ public final class LayerCache: Sendable {
     /// The diff_id `blob` claims is checked either way: against the blob's uncompressed bytes
     /// when indexing, against the diff_id recorded then when the index is cached.
     public func index(_ blob: LayerBlob, verify: Bool = true) throws -> (index: LayerIndex, built: Bool) {
+        let verifiedDiffID = verifiedDiffID(digestHex: blob.digestHex)
+        // An index from a TOC has no diff_id verified by indexing (the stream was not inflated).
         if blob.lazy != nil || !FileIO.exists(untrustedPath(digestHex: blob.digestHex)),
-           let verifiedDiffID = verifiedDiffID(digestHex: blob.digestHex),
-           let index = load(digestHex: blob.digestHex, verify: verify) {
+           verifiedDiffID != nil || TableOfContents.format(annotations: blob.annotations) != nil,
+           let index = load(digestHex: blob.digestHex, verify: verify), verifiedDiffID != nil || index.contentSpans {
             guard index.blobSize == blob.size, index.compression == blob.compression else {
                 throw IndexError("\(blob.name): cached index disagrees with the descriptor (size or media type)")
             }
-            if let claim = blob.diffID, !claim.matches(hex: verifiedDiffID) {
+            if let claim = blob.diffID, let verifiedDiffID, !claim.matches(hex: verifiedDiffID) {
                 throw blob.diffIDMismatch(claim, actualHex: verifiedDiffID, cached: true)
             }
             blob.lazy?.setSpans(index)
@@ -147,6 +152,9 @@ public final class LayerCache: Sendable {
     /// puts them in the cache, replacing what is there. The copy goes in first: an index in
     /// the cache always finds its copy.
     public func build(_ blob: LayerBlob) throws -> LayerIndex {
+        if blob.lazy == nil, TableOfContents.format(annotations: blob.annotations) != nil {
+            return try buildFromTOC(blob)
+        }
         let copy = dataPath(digestHex: blob.digestHex)
         let temp = AtomicFile.temporaryPath(for: copy)
         try makeDirectory(.data)
@@ -175,6 +183,53 @@ public final class LayerCache: Sendable {
             committed = true
             try indexFile.commit(as: path, durable: true)
             unlink(untrustedPath(digestHex: blob.digestHex))   // made from the blob: trusted
+        } catch {
+            throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
+        }
+        return try LayerIndex(path: path)
+    }
+
+    /// Indexes a local eStargz / zstd:chunked layer from its TOC, verified against its
+    /// annotation, and the blob against its digest (hashing is cheap; inflating is what is
+    /// saved). The index's chunk digests check every chunk when it is read. The diff_id is not
+    /// verified (that needs the whole stream inflated): no diff_id record is written.
+    public func buildFromTOC(_ blob: LayerBlob) throws -> LayerIndex {
+        let file = try blob.open()
+        defer { file.file.close() }
+        let found: (toc: TableOfContents, dataEnd: UInt64)?
+        do {
+            found = try TableOfContents.read(annotations: blob.annotations, blobSize: blob.size) { range in
+                var bytes = [UInt8](repeating: 0, count: Int(range.upperBound - range.lowerBound))
+                let n = try bytes.withUnsafeMutableBytes { try file.readFully(into: $0, at: range.lowerBound) }
+                guard n == bytes.count else { throw TOCError("blob ends at \(range.lowerBound + UInt64(n)), inside the TOC") }
+                return bytes
+            }
+        } catch {
+            throw IndexError("\(blob.name): \(error)")
+        }
+        guard let (toc, dataEnd) = found else { throw IndexError("\(blob.name): no TOC annotation") }
+        guard (toc.format == .estargz ? LayerCompression.gzip : .zstd) == blob.compression else {
+            throw IndexError("\(blob.name): a \(toc.format.rawValue) TOC on a layer of another compression")
+        }
+        let hasher = SHA256Hasher()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var at: UInt64 = 0
+        while at < blob.size {
+            let n = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: at) }
+            guard n > 0 else { break }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            at += UInt64(n)
+        }
+        let digest = hasher.finalize()
+        guard at == blob.size, SHA256Hasher.hex(digest) == blob.digestHex else {
+            throw IndexError("\(blob.name): digest mismatch: blob \(blob.place) hashes to sha256:\(SHA256Hasher.hex(digest))")
+        }
+        let bytes = try TOCIndexBuilder.build(toc, blob: blob, digest: digest, dataEnd: dataEnd)
+        let path = indexPath(digestHex: blob.digestHex)
+        do {
+            try makeDirectory(.index)
+            try FileIO.writeAtomically(path, bytes)
+            unlink(untrustedPath(digestHex: blob.digestHex))
         } catch {
             throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
         }

@@ -208,15 +208,16 @@ public final class LayerIndex: @unchecked Sendable {
         if contentSpans {
             // One span per chunk, at its checkpoint's member start, in blob order, not overlapping.
             guard spanCount == checkpointCount, copySize == 0 else { throw IndexError("index \(path): content spans do not match the checkpoints") }
-            var end: UInt64 = 0
+            var (begin, end): (UInt64, UInt64) = (.max, 0)
             for i in 0..<spanCount {
                 let r = spansOffset + i * F.Span.size
                 let (start, stop) = (b.u64(r, F.Span.start), b.u64(r, F.Span.end))
-                guard start >= end, stop > start, stop <= blobSize,
+                // Chunks sharing a member share its range (see `TOCIndexBuilder`).
+                guard start >= end || (start == begin && stop == end), stop > start, stop <= blobSize,
                       start == b.u64(checkpointsOffset + i * C.size, C.compressedOffset) else {
                     throw IndexError("index \(path): span digest \(i) is malformed")
                 }
-                end = stop
+                (begin, end) = (start, stop)
             }
             return
         }

@@ -168,6 +168,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
             var end: UInt64 = 0
             for i in 0..<index.spanCount {
                 let r = index.spanRange(i)
+                if spans.last?.range == r { continue }   // chunks sharing a member
                 if r.lowerBound > end { spans.append(Span(range: end..<r.lowerBound, digest: nil)) }
                 spans.append(Span(range: r, digest: nil))
                 end = r.upperBound

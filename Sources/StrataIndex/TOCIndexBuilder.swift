@@ -27,7 +27,7 @@ public enum TOCIndexBuilder {
         var spans: [SpanDigest] = []
         var skips: [UInt64] = []
         var virtual: UInt64 = 0
-        var previousEnd: UInt64 = 0
+        var previousStart: UInt64 = .max, previousEnd: UInt64 = 0, previousSkip: UInt64 = 0
         for (number, e) in toc.entries.enumerated() {
             func fail(_ why: String) -> IndexError {
                 IndexError("\(blob.name): TOC entry \(number) '\(PathNormalizer.abbreviated(e.path))': \(why)")
@@ -41,14 +41,18 @@ public enum TOCIndexBuilder {
                     guard c.compressedStart < c.compressedEnd, c.compressedEnd <= limit else {
                         throw fail("chunk at compressed offset \(c.compressedStart)..<\(c.compressedEnd) lies outside the blob's data (\(limit) bytes)")
                     }
-                    guard c.compressedStart >= previousEnd else {
+                    // Small files may share a member (eStargz's innerOffset): the same range, further in.
+                    let shared = c.compressedStart == previousStart && c.compressedEnd == previousEnd && c.skip > previousSkip
+                    guard c.compressedStart >= previousEnd || shared else {
                         throw fail("chunk at compressed offset \(c.compressedStart) overlaps the chunk before it (which ends at \(previousEnd))")
                     }
                     guard c.digest.count == 32 else { throw fail("chunk at file offset \(c.fileOffset) has no sha256 digest") }
                     checkpoints.append(Checkpoint(compressedOffset: c.compressedStart, uncompressedOffset: virtual))
                     spans.append(SpanDigest(range: c.compressedStart..<c.compressedEnd, digest: c.digest))
                     skips.append(c.skip)
+                    previousStart = c.compressedStart
                     previousEnd = c.compressedEnd
+                    previousSkip = c.skip
                     virtual += c.size
                     fileOffset += c.size
                 }

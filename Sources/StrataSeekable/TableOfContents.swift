@@ -82,3 +82,34 @@ public struct TOCError: Error, CustomStringConvertible, Sendable {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
+
+extension TableOfContents {
+    /// Which TOC a layer's annotations vouch for (eStargz's TOC digest, zstd:chunked's manifest
+    /// checksum); nil: none, and the layer is indexed from its stream. A footer alone is never
+    /// trusted.
+    public static func format(annotations: [String: String]) -> Format? {
+        if annotations[EStargz.tocDigestAnnotation] != nil { return .estargz }
+        if ZstdChunkedReader.annotations(annotations) != nil { return .zstdChunked }
+        return nil
+    }
+
+    /// Reads and verifies the TOC of a blob of `blobSize` bytes whose annotations vouch for one,
+    /// with `read` fetching blob ranges (two small reads: the footer, then the TOC; one when a
+    /// zstd:chunked position is annotated). Returns the TOC and where chunk data must end (the
+    /// TOC's start); nil when the annotations vouch for no TOC.
+    public static func read(annotations: [String: String], blobSize: UInt64,
+                            read: (Range<UInt64>) throws -> [UInt8]) throws -> (toc: TableOfContents, dataEnd: UInt64)? {
+        if let digest = annotations[EStargz.tocDigestAnnotation] {
+            let range = try EStargzReader.tocRange(tail: try read(EStargzReader.footerRange(blobSize: blobSize)), blobSize: blobSize)
+            let toc = try EStargzReader.read(member: try read(range), range: range, tocDigest: digest)
+            return (toc, range.lowerBound)
+        }
+        if let (checksum, annotated) = ZstdChunkedReader.annotations(annotations) {
+            let position = try annotated ?? ZstdChunkedReader.position(tail: try read(ZstdChunkedReader.footerRange(blobSize: blobSize)))
+            let range = try ZstdChunkedReader.tocRange(position, blobSize: blobSize)
+            let toc = try ZstdChunkedReader.read(compressed: try read(range), position: position, checksum: checksum)
+            return (toc, range.lowerBound - UInt64(ZstdChunked.skippableFrameHeaderSize))
+        }
+        return nil
+    }
+}
