@@ -96,13 +96,15 @@ extension TableOfContents {
     /// Reads and verifies the TOC of a blob of `blobSize` bytes whose annotations vouch for one,
     /// with `read` fetching blob ranges (two small reads: the footer, then the TOC; one when a
     /// zstd:chunked position is annotated). Returns the TOC and where chunk data must end (the
-    /// TOC's start); nil when the annotations vouch for no TOC.
+    /// TOC's start; eStargz: the footer's, its TOC member holding its last entry); nil when the annotations vouch for no TOC.
     public static func read(annotations: [String: String], blobSize: UInt64,
                             read: (Range<UInt64>) throws -> [UInt8]) throws -> (toc: TableOfContents, dataEnd: UInt64)? {
         if let digest = annotations[EStargz.tocDigestAnnotation] {
             let range = try EStargzReader.tocRange(tail: try read(EStargzReader.footerRange(blobSize: blobSize)), blobSize: blobSize)
             let toc = try EStargzReader.read(member: try read(range), range: range, tocDigest: digest)
-            return (toc, range.lowerBound)
+            // The TOC's own entry (last, in the TOC member) ends at the footer; every chunk
+            // before it must end before it starts (chunks follow one another).
+            return (toc, range.upperBound)
         }
         if let (checksum, annotated) = ZstdChunkedReader.annotations(annotations) {
             let position = try annotated ?? ZstdChunkedReader.position(tail: try read(ZstdChunkedReader.footerRange(blobSize: blobSize)))
