@@ -196,20 +196,15 @@ public final class LayerCache: Sendable {
     public func buildFromTOC(_ blob: LayerBlob) throws -> LayerIndex {
         let file = try blob.open()
         defer { file.file.close() }
-        let found: (toc: TableOfContents, dataEnd: UInt64)?
-        do {
-            found = try TableOfContents.read(annotations: blob.annotations, blobSize: blob.size) { range in
-                var bytes = [UInt8](repeating: 0, count: Int(range.upperBound - range.lowerBound))
-                let n = try bytes.withUnsafeMutableBytes { try file.readFully(into: $0, at: range.lowerBound) }
-                guard n == bytes.count else { throw TOCError("blob ends at \(range.lowerBound + UInt64(n)), inside the TOC") }
-                return bytes
-            }
-        } catch {
-            throw IndexError("\(blob.name): \(error)")
+        let read: (Range<UInt64>) throws -> [UInt8] = { range in
+            var bytes = [UInt8](repeating: 0, count: Int(range.upperBound - range.lowerBound))
+            let n = try bytes.withUnsafeMutableBytes { try file.readFully(into: $0, at: range.lowerBound) }
+            guard n == bytes.count else { throw TOCError("blob ends at \(range.lowerBound + UInt64(n)), inside the TOC") }
+            return bytes
         }
-        guard let (toc, dataEnd) = found else { throw IndexError("\(blob.name): no TOC annotation") }
-        guard (toc.format == .estargz ? LayerCompression.gzip : .zstd) == blob.compression else {
-            throw IndexError("\(blob.name): a \(toc.format.rawValue) TOC on a layer of another compression")
+        let (toc, dataEnd): (TableOfContents, UInt64)
+        do { (toc, dataEnd) = try Self.readTOC(blob, read: read) } catch let error as IndexError { throw error } catch {
+            throw IndexError("\(blob.name): reading its TOC: \(error)")
         }
         let hasher = SHA256Hasher()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -224,6 +219,27 @@ public final class LayerCache: Sendable {
         guard at == blob.size, SHA256Hasher.hex(digest) == blob.digestHex else {
             throw IndexError("\(blob.name): digest mismatch: blob \(blob.place) hashes to sha256:\(SHA256Hasher.hex(digest))")
         }
+        return try storeTOCIndex(toc, dataEnd: dataEnd, blob: blob, digest: digest)
+    }
+
+    /// The layer's TOC as its annotations vouch for it, read through `read` (blob ranges);
+    /// any lie is an `IndexError` naming the layer.
+    public static func readTOC(_ blob: LayerBlob, read: (Range<UInt64>) throws -> [UInt8]) throws -> (toc: TableOfContents, dataEnd: UInt64) {
+        let found: (toc: TableOfContents, dataEnd: UInt64)?
+        // A TOC that lies is named here; `read`'s own errors (a fetch that failed) pass through.
+        do { found = try TableOfContents.read(annotations: blob.annotations, blobSize: blob.size, read: read) } catch let error as TOCError {
+            throw IndexError("\(blob.name): \(error)")
+        }
+        guard let found else { throw IndexError("\(blob.name): no TOC annotation") }
+        guard (found.toc.format == .estargz ? LayerCompression.gzip : .zstd) == blob.compression else {
+            throw IndexError("\(blob.name): a \(found.toc.format.rawValue) TOC on a layer of another compression")
+        }
+        return found
+    }
+
+    /// Builds the layer's index from `toc` (`TOCIndexBuilder`) and puts it in the cache.
+    /// `digest`: the blob's sha256 (raw), verified or as the manifest names it.
+    public func storeTOCIndex(_ toc: TableOfContents, dataEnd: UInt64, blob: LayerBlob, digest: [UInt8]) throws -> LayerIndex {
         let bytes = try TOCIndexBuilder.build(toc, blob: blob, digest: digest, dataEnd: dataEnd)
         let path = indexPath(digestHex: blob.digestHex)
         do {
@@ -234,6 +250,12 @@ public final class LayerCache: Sendable {
             throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
         }
         return try LayerIndex(path: path)
+    }
+
+    /// Records the layer's diff_id as verified (a TOC-indexed layer, once its stream was checked).
+    public func recordVerifiedDiffID(digestHex: String, diffIDHex: String) throws {
+        try FileIO.makeDirectories(folder(.diffID))
+        try FileIO.writeAtomically(diffIDPath(digestHex: digestHex), Array("sha256:\(diffIDHex)\n".utf8))
     }
 
     /// Caches a merged tree's bytes under its key; the path it is at. Not fsynced: the tree
