@@ -45,7 +45,7 @@ import StrataTestSupport
         #expect(toc.entries[4].kind == .hardlink && toc.entries[5].chunks.isEmpty)
         // The TOC's own entry: its bytes follow its tar header in the TOC member.
         let own = toc.entries[6]
-        #expect(own.chunks.count == 1 && own.chunks[0].skip == 512 && own.chunks[0].compressedStart == dataEnd)
+        #expect(own.chunks.count == 1 && own.chunks[0].skip == 512 && own.chunks[0].compressedEnd == dataEnd)
     }
 
     @Test(arguments: [ZstdChunked.Dialect.legacy, .current])
