@@ -252,6 +252,27 @@ public final class LayerCache: Sendable {
         return try LayerIndex(path: path)
     }
 
+    /// Whether the layer's annotations vouch for a TOC it can be indexed from.
+    public static func hasTOC(_ blob: LayerBlob) -> Bool { TableOfContents.format(annotations: blob.annotations) != nil }
+
+    /// What indexing a layer from its TOC gave (`indexFromTOC`).
+    public struct TOCIndexed: Sendable {
+        public var index: LayerIndex
+        /// Compressed ranges the TOC marks for prefetch right after mounting.
+        public var prefetch: [Range<UInt64>]
+        public var format: String
+        public var entryCount: Int
+    }
+
+    /// Reads the layer's TOC through `read` (a registry's range requests) and caches the index
+    /// it gives; `digest`: the blob's sha256 as the manifest names it (checked once the blob
+    /// is complete). A TOC that lies is an `IndexError` naming the layer; `read`'s errors pass.
+    public func indexFromTOC(_ blob: LayerBlob, digest: [UInt8], read: (Range<UInt64>) throws -> [UInt8]) throws -> TOCIndexed {
+        let (toc, dataEnd) = try Self.readTOC(blob, read: read)
+        let index = try storeTOCIndex(toc, dataEnd: dataEnd, blob: blob, digest: digest)
+        return TOCIndexed(index: index, prefetch: toc.prefetch, format: toc.format.rawValue, entryCount: toc.entries.count)
+    }
+
     /// Records the layer's diff_id as verified (a TOC-indexed layer, once its stream was checked).
     public func recordVerifiedDiffID(digestHex: String, diffIDHex: String) throws {
         try FileIO.makeDirectories(folder(.diffID))

@@ -2,7 +2,6 @@ import Foundation
 import StrataIndex
 import StrataOCI
 import StrataRegistry
-import StrataSeekable
 import StrataSystem
 
 /// Opens the layers of a registry image for a mount: a lazy blob per layer (shared with every
@@ -40,7 +39,7 @@ public final class RemoteLayers: Sendable {
         var missing = layers.filter { !hasCachedIndex($0) }
         for layer in layers where !missing.contains(where: { $0 === layer }) { layer.set(index: .cache) }
         // A layer's own TOC, vouched for by its annotation: two small range requests.
-        for layer in missing where TableOfContents.format(annotations: layer.blob.annotations) != nil {
+        for layer in missing where LayerCache.hasTOC(layer.blob) {
             if try indexFromTOC(layer) { layer.set(index: .toc) }
         }
         missing = missing.filter { $0.indexSource != .toc }
@@ -89,19 +88,18 @@ public final class RemoteLayers: Sendable {
     /// fetched leaves the layer to be streamed (false).
     private func indexFromTOC(_ layer: RemoteLayer) throws -> Bool {
         struct Fetch: Error { var error: any Error }
-        let found: (toc: TableOfContents, dataEnd: UInt64)
+        guard let digest = Self.rawDigest(layer.digest.hex) else { throw IndexError("layer \(layer.digest): not a sha256 digest") }
+        let indexed: LayerCache.TOCIndexed
         do {
-            found = try LayerCache.readTOC(layer.blob) { range in
+            indexed = try cache.indexFromTOC(layer.blob, digest: digest) { range in
                 do { return try layer.fetcher.fetch(range) } catch { throw Fetch(error: error) }
             }
         } catch let failure as Fetch {
             log.warn("layer \(layer.digest): its TOC cannot be fetched, streaming the layer instead: \(failure.error)")
             return false
         }
-        guard let digest = Self.rawDigest(layer.digest.hex) else { throw IndexError("layer \(layer.digest): not a sha256 digest") }
-        _ = try cache.storeTOCIndex(found.toc, dataEnd: found.dataEnd, blob: layer.blob, digest: digest)
-        layer.tocPrefetch = found.toc.prefetch
-        log.info("layer \(layer.digest): indexed from its \(found.toc.format.rawValue) TOC (\(found.toc.entries.count) entries)")
+        layer.tocPrefetch = indexed.prefetch
+        log.info("layer \(layer.digest): indexed from its \(indexed.format) TOC (\(indexed.entryCount) entries)")
         return true
     }
 
