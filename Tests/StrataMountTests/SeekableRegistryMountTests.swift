@@ -161,4 +161,49 @@ struct SeekableRegistryMountTests {
         #expect(log.contains("its TOC does not match its tar stream") && log.contains("data/phantom"), "\(log)")
         #expect(!FileIO.exists(s.temp.child("cache-mnt") + "/index/sha256/" + s.digest(1).hex))
     }
+
+    /// eStargz's prefetch landmark: right after mounting, the files before it are fetched in one
+    /// request (prefetch); reading them then fetches nothing on demand.
+    @Test func landmarkRangeIsPrefetchedInOneRequest() throws {
+        let early = Items.pseudoRandom(count: 100_000, seed: 31)
+        let blob = try SeekableFixture.estargz([
+            Items.file(Array("early".utf8), early), Items.file(Array(EStargz.prefetchLandmark.utf8), [EStargz.landmarkContents]),
+            Items.file(Array("late".utf8), Items.pseudoRandom(count: 1 << 20, seed: 32)),
+        ])
+        let bytes = blob.blob
+        let (toc, _) = try #require(try TableOfContents.read(annotations: blob.annotations, blobSize: UInt64(bytes.count)) { r in
+            Array(bytes[Int(r.lowerBound)..<Int(r.upperBound)])
+        })
+        let landmark = try #require(toc.prefetch.first)
+        #expect(landmark.lowerBound == 0 && landmark.upperBound > 100_000 / 2)
+        let s = try Setup(.estargz, blobs: [blob])
+        let mount = try s.mount(at: "mnt", background: false)
+        defer { try? mount.unmount() }
+        let prefetched = Mounts.waitUntil(seconds: 30) {
+            ((try? Self.layer(Self.status(s.temp.child("mnt")), s.digest(0))["prefetchBytes"] as? NSNumber)?.uint64Value ?? 0) > 0
+        }
+        let status = Self.layer(try Self.status(s.temp.child("mnt")), s.digest(0))
+        #expect(prefetched, "\(status)")
+        #expect(((status["prefetchBytes"] as? NSNumber)?.uint64Value ?? 0) >= landmark.upperBound, "\(status)")
+        #expect((status["requests"] as? NSNumber)?.intValue == 1, "\(status)")
+        #expect(try FileIO.readAll(s.temp.child("mnt/early")) == early)
+        let after = Self.layer(try Self.status(s.temp.child("mnt")), s.digest(0))
+        #expect((after["onDemandBytes"] as? NSNumber)?.uint64Value == 0, "\(after)")
+        try mount.unmount()
+    }
+
+    /// A TOC whose digest is not the annotation's: the mount is refused, one line naming the layer.
+    @Test(arguments: [TableOfContents.Format.estargz, .zstdChunked])
+    func aTOCDigestMismatchRefusesTheMount(_ format: TableOfContents.Format) throws {
+        var blob = try Self.fixture(format, Self.upper)
+        let key = format == .estargz ? EStargz.tocDigestAnnotation : ZstdChunked.Dialect.legacy.manifestChecksumKey
+        blob.annotations[key] = "sha256:" + String(repeating: "0f", count: 32)
+        let s = try Setup(format, blobs: [blob])
+        let mnt = try s.temp.makeDirectory("mnt")
+        let r = try StrataBinary.run(["mount"] + Self.plain + ["--cache", s.temp.child("cache"), s.proxy.reference("app:v1"), mnt])
+        if r.status == 0 { _ = try? StrataBinary.run(["unmount", mnt]) }
+        #expect(r.status != 0)
+        #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("layer sha256:\(s.digest(0).hex)")
+                && r.stderr.contains("TOC digest mismatch"), "\(r.stderr)")
+    }
 }
