@@ -42,14 +42,14 @@ let package = Package(
         .target(name: "StrataUpper", dependencies: ["StrataFS", "StrataUnion", "StrataIndex", "StrataSystem"]),
         .target(name: "StrataFuse", dependencies: ["CFuse", "StrataFS", "StrataSystem"]),
         .target(name: "StrataBundle", dependencies: ["StrataOCI", "StrataSystem"]),
-        .target(name: "StrataCommit", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
+        .target(name: "StrataCommit", dependencies: ["StrataSeekable", "StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem"]),
         // The OCI distribution client (URLSession): references, credentials, manifests, ranged blobs, push.
         .target(name: "StrataRegistry", dependencies: ["StrataOCI", "StrataHash", "StrataSystem"]),
         // Images straight from a registry: lazy blobs, background fetch, index artifacts, status.
         .target(name: "StrataRemote", dependencies: ["StrataRegistry", "StrataIndex", "StrataOCI", "StrataHash", "StrataSystem"]),
         .target(name: "StrataSnapshot", dependencies: ["StrataCommit", "StrataOCI", "StrataIndex", "StrataUnion", "StrataCodec", "StrataHash", "StrataSystem"]),
         .executableTarget(name: "strata", dependencies: [
-            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataCodec", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataRegistry", "StrataRemote", "StrataSystem",
+            "StrataFuse", "StrataFS", "StrataUpper", "StrataUnion", "StrataIndex", "StrataSeekable", "StrataCodec", "StrataOCI", "StrataBundle", "StrataCommit", "StrataSnapshot", "StrataRegistry", "StrataRemote", "StrataSystem",
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "StrataCodecTests", dependencies: ["StrataCodec", "StrataHash"]),
         .testTarget(name: "StrataTarTests", dependencies: ["StrataTar", "StrataTestSupport"]),
         .testTarget(name: "StrataOCITests", dependencies: ["StrataOCI", "StrataTestSupport"]),
-        .testTarget(name: "StrataSeekableTests", dependencies: ["StrataSeekable", "StrataTestSupport"]),
+        .testTarget(name: "StrataSeekableTests", dependencies: ["StrataSeekable", "StrataCodec", "StrataTar", "StrataHash", "StrataSystem", "StrataTestSupport"]),
         .testTarget(name: "StrataIndexTests", dependencies: ["StrataIndex", "StrataTestSupport"]),
         .testTarget(name: "StrataUnionTests", dependencies: ["StrataUnion", "StrataTestSupport"]),
         .testTarget(name: "StrataFSTests", dependencies: ["StrataFS", "StrataTestSupport"]),

@@ -2,10 +2,15 @@ import StrataSystem
 
 /// Compresses a stream into a file at its current position, with large sequential writes.
 /// gzip: one member; zstd: one frame (or one per `zstdFrameSize` input bytes, so that each gets
-/// its own checkpoint when indexed); none: pass-through.
+/// its own checkpoint when indexed); none: pass-through. `endUnit` cuts members/frames where the
+/// caller needs them (eStargz, zstd:chunked), and `onOutput` sees every compressed byte written.
 public final class CompressingWriter {
     public let compression: LayerCompression
     public private(set) var compressedBytesWritten: UInt64 = 0
+    /// Called with each piece of output after it is written (e.g. to hash the blob as it is made).
+    public var onOutput: ((UnsafeRawBufferPointer) -> Void)?
+    /// Input bytes taken since the current member/frame began.
+    private var unitInput: UInt64 = 0
 
     private static let outputSize = 256 << 10
 
@@ -30,6 +35,7 @@ public final class CompressingWriter {
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         precondition(!finished, "write after finish")
+        unitInput += UInt64(bytes.count)
         switch compression {
         case .none:
             try emit(bytes)
@@ -55,10 +61,33 @@ public final class CompressingWriter {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
+    /// Ends the current gzip member or zstd frame, so the next byte written starts a new one that
+    /// decodes on its own, at `compressedBytesWritten`. Nothing happens if the current one is
+    /// still empty (no empty members or frames are made).
+    public func endUnit() throws {
+        precondition(!finished, "endUnit after finish")
+        guard unitInput > 0 else { return }
+        switch compression {
+        case .none:
+            break
+        case .gzip:
+            try deflate(UnsafeRawBufferPointer(start: nil, count: 0), finish: true)
+            try deflater!.reset()
+        case .zstd:
+            if frameFill > 0 {
+                try compressZstd(UnsafeRawBufferPointer(start: nil, count: 0), end: true)
+            }
+            frameFill = 0
+        }
+        unitInput = 0
+    }
+
     /// Ends the stream (gzip trailer / zstd frame end). Does not fsync or close the file.
     public func finish() throws {
         guard !finished else { return }
         finished = true
+        // After `endUnit` with nothing since, the stream is complete: no empty trailing member.
+        if unitInput == 0 && compressedBytesWritten > 0 { return }
         switch compression {
         case .none:
             break
@@ -104,5 +133,6 @@ public final class CompressingWriter {
             throw CodecError(kind: .io, message: "\(error)", compressedOffset: compressedBytesWritten)
         }
         compressedBytesWritten += UInt64(bytes.count)
+        onOutput?(bytes)
     }
 }

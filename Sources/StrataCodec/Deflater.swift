@@ -11,6 +11,12 @@ final class Deflater {
         }, end: { deflateEnd($0) })
     }
 
+    /// Starts a new gzip member with the same parameters (after the previous one was finished).
+    func reset() throws {
+        let rc = deflateReset(zstream.pointer)
+        guard rc == Z_OK else { throw CodecError(kind: .io, message: "deflateReset failed (\(rc))", compressedOffset: 0) }
+    }
+
     /// Errors carry the count of input bytes zlib took in this call.
     func deflate(input: UnsafePointer<UInt8>?, inputCount: Int, output: UnsafeMutablePointer<UInt8>, outputCount: Int,
                  finish: Bool) throws -> CodecStep {

@@ -29,4 +29,16 @@ enum ConfigEditor {
         config["created"] = .string(created)
         return try JSONCoding.encode(config)
     }
+
+    /// The base config with `rootfs.diff_ids` replaced (a converted image: same layers, other bytes).
+    static func replacingDiffIDs(base configBytes: [UInt8], diffIDs: [Digest]) throws -> [UInt8] {
+        var config = try JSONCoding.decode(JSONValue.self, from: configBytes, what: "image config")
+        guard case .object = config else { throw CommitError("image config: not a JSON object") }
+        var rootfs = config["rootfs"] ?? .object([:])
+        guard case .object = rootfs else { throw CommitError("image config: field \"rootfs\" is not an object") }
+        rootfs["type"] = .string("layers")
+        rootfs["diff_ids"] = .array(diffIDs.map { .string($0.description) })
+        config["rootfs"] = rootfs
+        return try JSONCoding.encode(config)
+    }
 }

@@ -9,6 +9,8 @@ public struct PendingLayer {
     public let mediaType: String
     /// Entries that could not be stored (sockets), one line each.
     public let warnings: [String]
+    /// For the layer's descriptor (eStargz and zstd:chunked: where the TOC is and its digest).
+    public var annotations: [String: String] = [:]
 }
 
 public struct CommitResult: Sendable {
@@ -37,6 +39,35 @@ public enum ImageCommitter {
 
     public static func writeLayer(upper: String, lowerRoot: String?, layoutPath: String,
                                   compression: LayerCompression) throws -> PendingLayer {
+        try writeLayer(upper: upper, lowerRoot: lowerRoot, layoutPath: layoutPath, encoding: .plain(compression))
+    }
+
+    /// A seekable encoding writes the tar uncompressed to a temporary file first, then the
+    /// format's writer turns it into the blob (it cuts members/frames at file boundaries).
+    public static func writeLayer(upper: String, lowerRoot: String?, layoutPath: String,
+                                  encoding: LayerEncoding) throws -> PendingLayer {
+        if case .plain(let compression) = encoding {
+            return try writePlainLayer(upper: upper, lowerRoot: lowerRoot, layoutPath: layoutPath, compression: compression)
+        }
+        let tar = try writePlainLayer(upper: upper, lowerRoot: lowerRoot, layoutPath: layoutPath, compression: .none)
+        defer { tar.blob.discard() }
+        let blob = try BlobFile.create(layout: layoutPath)
+        do {
+            let size = try tar.blob.fd.stat().st_size
+            let (diffID, annotations) = try encoding.encode(tar: TarSourceFile(descriptor: tar.blob.fd, size: UInt64(size)),
+                                                            into: blob.fd)
+            var layer = PendingLayer(blob: blob, diffID: diffID, mediaType: encoding.mediaType, warnings: tar.warnings)
+            layer.annotations = annotations
+            return layer
+        } catch {
+            blob.discard()
+            if let error = error as? CommitError { throw error }
+            throw CommitError("\(layoutPath): writing the \(encoding) layer failed: \(error)")
+        }
+    }
+
+    private static func writePlainLayer(upper: String, lowerRoot: String?, layoutPath: String,
+                                        compression: LayerCompression) throws -> PendingLayer {
         try checkUpper(upper)
         var walker = UpperWalker(upperRoot: upper, lowerRoot: lowerRoot)
         let items = try walker.walk()
@@ -67,7 +98,8 @@ public enum ImageCommitter {
     public static func publish(_ layer: PendingLayer, base: ResolvedImage, tag: String,
                                message: String?, created: String) throws -> CommitResult {
         let writer = try ImageLayoutWriter(path: base.layoutPath)
-        let layerDescriptor = try layer.blob.adopt(mediaType: layer.mediaType)
+        var layerDescriptor = try layer.blob.adopt(mediaType: layer.mediaType)
+        if !layer.annotations.isEmpty { layerDescriptor.annotations = layer.annotations }
         CrashPoint.reached(.blob)
 
         let configBytes = try ConfigEditor.committed(base: base.configBytes, diffID: layer.diffID,

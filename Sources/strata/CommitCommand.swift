@@ -9,7 +9,7 @@ import Glibc
 
 enum CommitCommand {
     static let help = """
-    usage: strata commit [--compression gzip|zstd|none] [--message TEXT] [--lower MOUNTPOINT]
+    usage: strata commit [--compression gzip|zstd|none|estargz|zstd:chunked] [--message TEXT] [--lower MOUNTPOINT]
                          [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--force] [--json] UPPER IMAGE NEWTAG
 
     Writes the changes recorded in UPPER as a new layer on top of IMAGE (DIR, DIR:TAG or
@@ -37,7 +37,9 @@ enum CommitCommand {
     Blobs go first, index.json last: an interrupted commit leaves every existing tag valid.
     Prints the new manifest's digest.
 
-      --compression C    layer compression: gzip (default), zstd or none
+      --compression C    layer compression: gzip (default), zstd or none, or a seekable format
+                         with its table of contents, estargz or zstd:chunked (see
+                         strata convert --help; the layer gets that format's annotations)
       --message TEXT     comment of the new history entry
       --lower DIR        a read-only strata mount of IMAGE to read renamed directories from
       --cache DIR        index cache for the temporary mount (as for strata mount)
@@ -55,8 +57,8 @@ enum CommitCommand {
         guard a.positionals.count == 3 else { throw CLIError("commit needs UPPER, IMAGE and NEWTAG (see strata commit --help)") }
         let (upper, reference, tag) = (a.positionals[0], a.positionals[1], a.positionals[2])
         let compressionName = a["--compression"] ?? "gzip"
-        guard let compression = LayerCompression(rawValue: compressionName) else {
-            throw CLIError("unknown compression \"\(compressionName)\" (gzip, zstd or none)")
+        guard let encoding = LayerEncoding(name: compressionName) else {
+            throw CLIError("unknown compression \"\(compressionName)\" (gzip, zstd, none, estargz or zstd:chunked)")
         }
         let base = try ImageOpening.resolve(reference, platform: a["--platform"])
         guard base.transport == .layout else {
@@ -78,7 +80,7 @@ enum CommitCommand {
         do {
             defer { if let temporaryMount { release(temporaryMount) } }
             layer = try ImageCommitter.writeLayer(upper: upper, lowerRoot: lower, layoutPath: base.layoutPath,
-                                                  compression: compression)
+                                                  encoding: encoding)
         }
         let result = try ImageCommitter.publish(layer, base: base, tag: tag, message: a["--message"],
                                                 created: Timestamp.rfc3339(Timestamp.commitTime()))

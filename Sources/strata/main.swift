@@ -18,6 +18,7 @@ commands:
   inspect   show an image's manifest, config and layers
   bundle    make an OCI runtime bundle (config.json + mounted rootfs); --remove undoes it
   commit    write an overlayfs upper directory as a new layer and image
+  convert   rewrite an image's layers as eStargz, zstd:chunked, gzip, zstd or plain tar
   snapshot  containerd-style snapshots (prepare, view, commit, remove, mounts...) in a store
   gc        remove what no snapshot or tag uses from a snapshot store; limit its cache size
   status    show what a mount has fetched and verified of its image (docker:// images)
@@ -40,7 +41,7 @@ let rest = arguments[2...]
 let helps: [String: String] = [
     "mount": MountCommand.help, "unmount": UnmountCommand.help,
     "index": IndexCommand.help, "inspect": InspectCommand.help,
-    "bundle": BundleCommand.help, "commit": CommitCommand.help,
+    "bundle": BundleCommand.help, "commit": CommitCommand.help, "convert": ConvertCommand.help,
     "snapshot": SnapshotCommand.help, "gc": GcCommand.help,
     "status": StatusCommand.help, "version": VersionCommand.help,
     "restart": RestartCommand.help,
@@ -104,6 +105,7 @@ do {
     case "inspect": try InspectCommand.run(commandArguments)
     case "bundle": try BundleCommand.run(commandArguments)
     case "commit": try CommitCommand.run(commandArguments)
+    case "convert": try ConvertCommand.run(commandArguments)
     case "snapshot": exit(try SnapshotCommand.run(commandArguments))
     case "gc": try GcCommand.run(commandArguments)
     case "status": try StatusCommand.run(commandArguments)

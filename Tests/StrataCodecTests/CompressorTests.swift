@@ -26,6 +26,38 @@ import StrataCodec
         }
     }
 
+    /// `endUnit` cuts the stream where the caller says (eStargz members, zstd:chunked frames): each
+    /// unit starts where `compressedBytesWritten` said and decodes on its own; empty units and a
+    /// `finish` right after `endUnit` add nothing; `onOutput` sees exactly the blob.
+    @Test(arguments: [LayerCompression.gzip, .zstd])
+    func endUnitCutsMembersAndFrames(compression: LayerCompression) throws {
+        let pieces = [mixedData(size: 70_000, seed: 1), Array("small".utf8), mixedData(size: 300_000, seed: 2)]
+        let file = try TempFile()
+        defer { file.remove() }
+        let writer = try CompressingWriter(compression: compression, file: file.fd)
+        var seen: [UInt8] = []
+        writer.onOutput = { seen += $0 }
+        var starts: [Int] = []
+        for piece in pieces {
+            starts.append(Int(writer.compressedBytesWritten))
+            try writer.write(piece)
+            try writer.endUnit()
+            try writer.endUnit()                      // nothing written since: no empty unit
+        }
+        let end = Int(writer.compressedBytesWritten)
+        try writer.finish()
+        let blob = try file.contents()
+        #expect(blob.count == end && seen == blob)
+        let bounds = starts + [end]
+        for (i, piece) in pieces.enumerated() {
+            let unit = Array(blob[bounds[i]..<bounds[i + 1]])
+            let decoded = compression == .gzip ? try Gzip.decompress(unit) : try Zstd.decompress(unit)
+            #expect(decoded == piece, "unit \(i)")
+        }
+        let all = compression == .gzip ? try Gzip.decompress(blob) : try Zstd.decompress(blob)
+        #expect(all == pieces.flatMap { $0 })
+    }
+
     @Test(arguments: [LayerCompression.none, .gzip, .zstd])
     func compressingWriterRoundTrip(compression: LayerCompression) throws {
         let input = mixedData(size: 2_500_000, seed: 8)

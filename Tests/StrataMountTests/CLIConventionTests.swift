@@ -5,7 +5,7 @@ import StrataTestSupport
 import Testing
 
 /// The commands every `--help` describes, in the order `strata --help` lists them.
-let allCommands = ["mount", "unmount", "restart", "index", "inspect", "bundle", "commit", "snapshot", "gc", "status", "version"]
+let allCommands = ["mount", "unmount", "restart", "index", "inspect", "bundle", "commit", "convert", "snapshot", "gc", "status", "version"]
 
 /// The usage forms of a help text: each `usage:` line and each further `strata ...` line of
 /// its synopsis, with continuation lines joined and runs of spaces made one.
