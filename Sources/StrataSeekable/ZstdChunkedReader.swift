@@ -83,7 +83,10 @@ public enum ZstdChunkedReader {
                 // A file of one chunk has only its whole-file digest, which is the chunk's.
                 guard let digest = e.chunkDigest ?? (size == fileSize ? wholeFileDigest : nil) else { throw fail("chunk without a digest") }
                 let start = UInt64(offset)
-                let stop = (e.endOffset ?? 0) > offset ? UInt64(e.endOffset!) : end(after: start)
+                // A file's `reg` entry may give the end of all its chunks' frames: a chunk ends
+                // at the next chunk's start at the latest.
+                let next = end(after: start)
+                let stop = (e.endOffset ?? 0) > offset ? min(UInt64(e.endOffset!), next) : next
                 return TableOfContents.Chunk(fileOffset: fileOffset, size: size, compressedStart: start, compressedEnd: stop,
                                              digest: try hexDigest(digest, what: "digest of '\(e.name)'"))
             }
