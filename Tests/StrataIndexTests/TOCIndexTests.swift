@@ -223,4 +223,37 @@ import StrataTestSupport
         let error = try #require(throws: IndexError.self) { try LayerIndex(path: path) }
         #expect(error.message.contains("span digest 1 is malformed"))
     }
+
+    /// eStargz's innerOffset: small files sharing one gzip member, each chunk skipping what
+    /// precedes it in the member.
+    @Test func chunksSharingAMemberReadBack() throws {
+        let temp = try TempDirectory()
+        let a = content(1000, seed: 1), b = content(2000, seed: 2)
+        let tar = try TarWriter.archive([Items.file(Array("a".utf8), a), Items.file(Array("b".utf8), b)])
+        let reader = TarReader(source: MemoryTarSource(tar))
+        let ea = try #require(try reader.next()), eb = try #require(try reader.next())
+        let head = Gzip.compress(Array(tar[0..<Int(ea.dataOffset)])), rest = Gzip.compress(Array(tar[Int(ea.dataOffset)...]))
+        let blobBytes = head + rest
+        let path = temp.child("blob")
+        try FileIO.writeAtomically(path, blobBytes)
+        let blob = LayerBlob(path: path, digestHex: SHA256Hasher.hex(of: blobBytes), size: UInt64(blobBytes.count), compression: .gzip)
+        let member = UInt64(head.count)..<UInt64(blobBytes.count)
+        let toc = TableOfContents(format: .estargz, entries: [
+            .init(path: Array("a".utf8), kind: .regular, size: 1000, chunks: [
+                .init(fileOffset: 0, size: 1000, compressedStart: member.lowerBound, compressedEnd: member.upperBound, digest: SHA256Hasher.hash(a))]),
+            .init(path: Array("b".utf8), kind: .regular, size: 2000, chunks: [
+                .init(fileOffset: 0, size: 2000, compressedStart: member.lowerBound, compressedEnd: member.upperBound, digest: SHA256Hasher.hash(b),
+                      skip: eb.dataOffset - ea.dataOffset)]),
+        ])
+        try FileIO.writeAtomically(temp.child("idx"), try TOCIndexBuilder.build(toc, blob: blob, digest: SHA256Hasher.hash(blobBytes)))
+        let index = try LayerIndex(path: temp.child("idx"))
+        #expect(index.checkpointCount == 2 && index.spanRange(0) == index.spanRange(1))
+        let data = try LayerData(index: index, blob: blob, number: 0, cache: SpanCache(capacity: 64 << 20, readAhead: 0), copyPath: temp.child("copy"))
+        for (i, bytes) in [(0, a), (1, b)] {
+            let e = index.entry(i)
+            var out = [UInt8](repeating: 0, count: Int(e.size))
+            try out.withUnsafeMutableBytes { try data.copy(offset: e.dataOffset, into: $0) }
+            #expect(out == bytes, "entry \(i)")
+        }
+    }
 }
