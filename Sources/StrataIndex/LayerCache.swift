@@ -153,7 +153,9 @@ public final class LayerCache: Sendable {
     /// the cache always finds its copy.
     public func build(_ blob: LayerBlob) throws -> LayerIndex {
         if blob.lazy == nil, TableOfContents.format(annotations: blob.annotations) != nil {
-            return try buildFromTOC(blob)
+            do { return try buildFromTOC(blob) } catch let unsupported as TOCUnsupported {
+                LayerCache.log("\(unsupported); indexing it from its stream")
+            }
         }
         let copy = dataPath(digestHex: blob.digestHex)
         let temp = AtomicFile.temporaryPath(for: copy)
@@ -203,7 +205,7 @@ public final class LayerCache: Sendable {
             return bytes
         }
         let (toc, dataEnd): (TableOfContents, UInt64)
-        do { (toc, dataEnd) = try Self.readTOC(blob, read: read) } catch let error as IndexError { throw error } catch {
+        do { (toc, dataEnd) = try Self.readTOC(blob, read: read) } catch let error as IndexError { throw error } catch let error as TOCUnsupported { throw error } catch {
             throw IndexError("\(blob.name): reading its TOC: \(error)")
         }
         let hasher = SHA256Hasher()
@@ -227,7 +229,9 @@ public final class LayerCache: Sendable {
     public static func readTOC(_ blob: LayerBlob, read: (Range<UInt64>) throws -> [UInt8]) throws -> (toc: TableOfContents, dataEnd: UInt64) {
         let found: (toc: TableOfContents, dataEnd: UInt64)?
         // A TOC that lies is named here; `read`'s own errors (a fetch that failed) pass through.
-        do { found = try TableOfContents.read(annotations: blob.annotations, blobSize: blob.size, read: read) } catch let error as TOCError {
+        do { found = try TableOfContents.read(annotations: blob.annotations, blobSize: blob.size, read: read) } catch let error as TOCError where error.unsupported {
+            throw TOCUnsupported(message: "\(blob.name): \(error)")
+        } catch let error as TOCError {
             throw IndexError("\(blob.name): \(error)")
         }
         guard let found else { throw IndexError("\(blob.name): no TOC annotation") }
@@ -375,4 +379,11 @@ public final class LayerCache: Sendable {
     static func log(_ message: String) {
         writeStandardError("strata: \(message)\n")
     }
+}
+
+/// A layer's TOC uses a feature an index cannot be built from (zstd:chunked holes): the layer
+/// is indexed from its stream instead.
+public struct TOCUnsupported: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
 }

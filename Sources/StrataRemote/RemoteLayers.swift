@@ -94,6 +94,9 @@ public final class RemoteLayers: Sendable {
             indexed = try cache.indexFromTOC(layer.blob, digest: digest) { range in
                 do { return try layer.fetcher.fetch(range) } catch { throw Fetch(error: error) }
             }
+        } catch let unsupported as TOCUnsupported {
+            log.warn("\(unsupported); streaming the layer instead")
+            return false
         } catch let failure as Fetch {
             log.warn("layer \(layer.digest): its TOC cannot be fetched, streaming the layer instead: \(failure.error)")
             return false

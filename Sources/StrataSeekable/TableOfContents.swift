@@ -79,7 +79,9 @@ public struct TableOfContents: Sendable {
 /// A TOC that cannot be used: one line naming what is wrong (the caller adds the layer).
 public struct TOCError: Error, CustomStringConvertible, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// A feature Strata cannot index from (the layer is then indexed from its stream), not a lie.
+    public var unsupported: Bool
+    public init(_ message: String, unsupported: Bool = false) { self.message = message; self.unsupported = unsupported }
     public var description: String { message }
 }
 

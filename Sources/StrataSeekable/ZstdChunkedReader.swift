@@ -75,7 +75,7 @@ public enum ZstdChunkedReader {
             func fail(_ why: String) -> TOCError { TOCError("TOC entry \(number) '\(e.name)': \(why)") }
             guard let type = e.entryType else { throw fail("unknown type '\(e.type)'") }
             func chunk(fileSize: UInt64, wholeFileDigest: String?) throws -> TableOfContents.Chunk {
-                if e.chunkType == ZstdChunkedTOCEntry.chunkTypeZeros { throw fail("holes (chunkType zeros) are not supported") }
+                if e.chunkType == ZstdChunkedTOCEntry.chunkTypeZeros { throw TOCError("TOC entry \(number) '\(e.name)': holes (chunkType zeros) are not supported", unsupported: true) }
                 guard let offset = e.offset, offset >= 0 else { throw fail("chunk without an offset") }
                 let fileOffset = UInt64(max(e.chunkOffset ?? 0, 0))
                 guard fileOffset < fileSize else { throw fail("chunk offset \(fileOffset) past the file's \(fileSize) bytes") }

@@ -135,4 +135,25 @@ struct SeekableLayoutMountTests {
         let text = String(decoding: try FileIO.readAll(log), as: UTF8.self)
         #expect(text.contains("does not match its TOC digest") && text.contains(Digest.sha256(of: blob.blob).hex), "\(text)")
     }
+
+    /// A TOC with a feature the index cannot use (zstd:chunked holes): the layer is indexed from
+    /// its stream instead, and mounts.
+    @Test func unsupportedTOCFallsBackToTheStream() throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let data = Items.pseudoRandom(count: 100_000, seed: 8)
+        let blob = try SeekableFixture.zstdChunked([Items.file(Array("f".utf8), data)]) { toc in
+            toc.entries[toc.entries.count - 1].chunkType = ZstdChunkedTOCEntry.chunkTypeZeros
+        }
+        let builder = try ImageBuilder(layout: temp.child("layout"))
+        try builder.addSeekableLayer(blob)
+        try builder.write(tag: "t")
+        let cache = temp.child("cache")
+        let guardian = try MountGuard(image: builder.reference("t"), mountpoint: try temp.makeDirectory("mnt"), extraArgs: ["--cache", cache])
+        defer { try? guardian.unmount() }
+        #expect(try FileIO.readAll(temp.child("mnt/f")) == data)
+        try guardian.unmount()
+        let index = try LayerIndex(path: "\(cache)/index/sha256/\(Digest.sha256(of: blob.blob).hex)")
+        #expect(!index.contentSpans && FileIO.exists("\(cache)/diffid/sha256/\(Digest.sha256(of: blob.blob).hex)"))
+    }
 }

@@ -95,4 +95,12 @@ import StrataTestSupport
         let error = try #require(throws: TOCError.self) { try Self.read(blob, annotations: annotations) }
         #expect(error.message.contains("outside the blob"))
     }
+
+    /// zstd:chunked holes cannot be indexed from the TOC: unsupported (not a lie), so the layer
+    /// is indexed from its stream.
+    @Test func zstdChunkedHolesAreUnsupported() throws {
+        let blob = try SeekableFixture.zstdChunked(Self.items) { toc in toc.entries[1].chunkType = ZstdChunkedTOCEntry.chunkTypeZeros }
+        let error = try #require(throws: TOCError.self) { try Self.read(blob) }
+        #expect(error.unsupported && error.message.contains("holes"))
+    }
 }
