@@ -55,7 +55,7 @@ let package = Package(
         ]),
 
         // Builds OCI images in code for the tests (no binary fixtures are committed).
-        .target(name: "StrataTestSupport", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem", "StrataIndex", "StrataFS"]),
+        .target(name: "StrataTestSupport", dependencies: ["StrataTar", "StrataCodec", "StrataOCI", "StrataHash", "StrataSystem", "StrataIndex", "StrataSeekable", "StrataFS"]),
 
         .testTarget(name: "StrataSystemTests", dependencies: ["StrataSystem"]),
         // The module graph: README table, Package.swift and imports agree (scripts/check-imports).

@@ -24,6 +24,9 @@ public struct LayerBlob: Sendable {
     /// A blob fetched as it is read (nil: `path` holds it whole): `path` is then its sparse
     /// file, and every read of it makes its range present first.
     public var lazy: LazyBlob?
+    /// The layer descriptor's annotations: an eStargz / zstd:chunked layer's TOC digest makes
+    /// it indexable from its TOC (`LayerCache.build`).
+    public var annotations: [String: String] = [:]
     public init(path: String, digestHex: String, size: UInt64, compression: LayerCompression, diffID: DiffIDClaim? = nil) {
         self.path = path; self.digestHex = digestHex; self.size = size; self.compression = compression
         self.diffID = diffID
@@ -34,7 +37,7 @@ public struct LayerBlob: Sendable {
         self.init(path: lazy.path, digestHex: lazy.digestHex, size: lazy.size, compression: compression, diffID: diffID)
         self.lazy = lazy
     }
-    var name: String { "layer sha256:\(digestHex)" }
+    public var name: String { "layer sha256:\(digestHex)" }
     /// The blob's file in messages: "/x/blobs/sha256/…", or "/x/img.tar at offset N".
     var place: String { isWholeFile ? path : "\(path) at offset \(offset)" }
 
@@ -80,6 +83,7 @@ public struct LayerBlob: Sendable {
         }
         self.init(path: path, digestHex: descriptor.digest.hex, size: UInt64(descriptor.size), compression: compression,
                   diffID: diffID)
+        annotations = descriptor.annotations ?? [:]
     }
 
     /// The error for a layer whose uncompressed tar does not hash to the diff_id claimed for it.

@@ -27,13 +27,26 @@
 /// (A zstd layer's re-encoded copy needs none: each of its frames carries a checksum, checked
 /// when decoded.) The section has its own checksum in the header, like the others.
 ///
+/// Content span digests (version 5, header `spanKind` = `spanKindContent`): an index built
+/// from a seekable layer's table of contents (`TOCIndexBuilder`). Its stream is virtual: one
+/// checkpoint per chunk, at the chunk's gzip member / zstd frame start (`bits` 0, no window;
+/// `windowOffset` holds how many decoded bytes of the member precede the chunk's own), and one
+/// span per checkpoint whose digest is the sha256 of the chunk's *uncompressed* bytes, its range
+/// the compressed bytes [member start, end) needed to decode it. Spans then stay in order and
+/// inside the blob but need not touch (tar headers lie between them).
+///
 /// Moving a field changes the bytes of every index: `version` must change with it
 /// (IndexFormatTests holds a fixed index's digest).
 enum IndexFormat {
     typealias Field = FormatField
     // 3: span digests; 4: entries are varint records naming their directory (EntryCodec)
-    // instead of 96-byte records with the whole path, beside the span digests.
-    static let version: UInt32 = 4
+    // instead of 96-byte records with the whole path, beside the span digests; 5: `spanKind`
+    // (content span digests, indexes built from a TOC).
+    static let version: UInt32 = 5
+    /// `Header.spanKind`: span digests of compressed bytes (every index not from a TOC).
+    static let spanKindCompressed: UInt32 = 0
+    /// `Header.spanKind`: one span per checkpoint, digest of its uncompressed bytes (a TOC's).
+    static let spanKindContent: UInt32 = 1
     /// Plain tar layers' span size.
     static let plainPieceSize: UInt64 = 1 << 20
 
@@ -69,14 +82,14 @@ enum IndexFormat {
         static let stringsChecksum = Field(200, 8)
         static let entriesLength = Field(208, 8)   // bytes of the entries section
         static let spanCount = Field(216, 4)
-        static let reserved2 = Field(220, 4)   // zero
+        static let spanKind = Field(220, 4)   // spanKindCompressed or spanKindContent
         static let spans = Field(224, 8)
         static let spansChecksum = Field(232, 8)
         static let reserved = Field(240, 16)   // zero
         static let all = [magic, version, compression, blobSize, uncompressedSize, entryCount, xattrCount, sparseCount,
                           checkpointCount, entries, xattrs, sparse, checkpoints, strings, stringsLength, windows,
                           windowsLength, totalLength, checksum, digest, copySize, entriesChecksum, xattrsChecksum,
-                          sparseChecksum, checkpointsChecksum, stringsChecksum, entriesLength, spanCount, reserved2,
+                          sparseChecksum, checkpointsChecksum, stringsChecksum, entriesLength, spanCount, spanKind,
                           spans, spansChecksum, reserved]
     }
 

@@ -1,3 +1,6 @@
+import StrataCodec
+import StrataHash
+import StrataSeekable
 import StrataSystem
 #if canImport(Glibc)
 import Glibc
@@ -128,13 +131,15 @@ public final class LayerCache: Sendable {
     /// The diff_id `blob` claims is checked either way: against the blob's uncompressed bytes
     /// when indexing, against the diff_id recorded then when the index is cached.
     public func index(_ blob: LayerBlob, verify: Bool = true) throws -> (index: LayerIndex, built: Bool) {
+        let verifiedDiffID = verifiedDiffID(digestHex: blob.digestHex)
+        // An index from a TOC has no diff_id verified by indexing (the stream was not inflated).
         if blob.lazy != nil || !FileIO.exists(untrustedPath(digestHex: blob.digestHex)),
-           let verifiedDiffID = verifiedDiffID(digestHex: blob.digestHex),
-           let index = load(digestHex: blob.digestHex, verify: verify) {
+           verifiedDiffID != nil || TableOfContents.format(annotations: blob.annotations) != nil,
+           let index = load(digestHex: blob.digestHex, verify: verify), verifiedDiffID != nil || index.contentSpans {
             guard index.blobSize == blob.size, index.compression == blob.compression else {
                 throw IndexError("\(blob.name): cached index disagrees with the descriptor (size or media type)")
             }
-            if let claim = blob.diffID, !claim.matches(hex: verifiedDiffID) {
+            if let claim = blob.diffID, let verifiedDiffID, !claim.matches(hex: verifiedDiffID) {
                 throw blob.diffIDMismatch(claim, actualHex: verifiedDiffID, cached: true)
             }
             blob.lazy?.setSpans(index)
@@ -149,6 +154,11 @@ public final class LayerCache: Sendable {
     /// puts them in the cache, replacing what is there. The copy goes in first: an index in
     /// the cache always finds its copy.
     public func build(_ blob: LayerBlob) throws -> LayerIndex {
+        if blob.lazy == nil, TableOfContents.format(annotations: blob.annotations) != nil {
+            do { return try buildFromTOC(blob) } catch let unsupported as TOCUnsupported {
+                LayerCache.log("\(unsupported); indexing it from its stream")
+            }
+        }
         let copy = dataPath(digestHex: blob.digestHex)
         let temp = AtomicFile.temporaryPath(for: copy)
         try makeDirectory(.data)
@@ -181,6 +191,98 @@ public final class LayerCache: Sendable {
             throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
         }
         return try LayerIndex(path: path)
+    }
+
+    /// Indexes a local eStargz / zstd:chunked layer from its TOC, verified against its
+    /// annotation, and the blob against its digest (hashing is cheap; inflating is what is
+    /// saved). The index's chunk digests check every chunk when it is read. The diff_id is not
+    /// verified (that needs the whole stream inflated): no diff_id record is written.
+    public func buildFromTOC(_ blob: LayerBlob) throws -> LayerIndex {
+        let file = try blob.open()
+        defer { file.file.close() }
+        let read: (Range<UInt64>) throws -> [UInt8] = { range in
+            var bytes = [UInt8](repeating: 0, count: Int(range.upperBound - range.lowerBound))
+            let n = try bytes.withUnsafeMutableBytes { try file.readFully(into: $0, at: range.lowerBound) }
+            guard n == bytes.count else { throw TOCError("blob ends at \(range.lowerBound + UInt64(n)), inside the TOC") }
+            return bytes
+        }
+        let (toc, dataEnd): (TableOfContents, UInt64)
+        do { (toc, dataEnd) = try Self.readTOC(blob, read: read) } catch let error as IndexError { throw error } catch let error as TOCUnsupported { throw error } catch {
+            throw IndexError("\(blob.name): reading its TOC: \(error)")
+        }
+        let hasher = SHA256Hasher()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var at: UInt64 = 0
+        while at < blob.size {
+            let n = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: at) }
+            guard n > 0 else { break }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            at += UInt64(n)
+        }
+        let digest = hasher.finalize()
+        guard at == blob.size, SHA256Hasher.hex(digest) == blob.digestHex else {
+            throw IndexError("\(blob.name): digest mismatch: blob \(blob.place) hashes to sha256:\(SHA256Hasher.hex(digest))")
+        }
+        return try storeTOCIndex(toc, dataEnd: dataEnd, blob: blob, digest: digest)
+    }
+
+    /// The layer's TOC as its annotations vouch for it, read through `read` (blob ranges);
+    /// any lie is an `IndexError` naming the layer.
+    public static func readTOC(_ blob: LayerBlob, read: (Range<UInt64>) throws -> [UInt8]) throws -> (toc: TableOfContents, dataEnd: UInt64) {
+        let found: (toc: TableOfContents, dataEnd: UInt64)?
+        // A TOC that lies is named here; `read`'s own errors (a fetch that failed) pass through.
+        do { found = try TableOfContents.read(annotations: blob.annotations, blobSize: blob.size, read: read) } catch let error as TOCError where error.unsupported {
+            throw TOCUnsupported(message: "\(blob.name): \(error)")
+        } catch let error as TOCError {
+            throw IndexError("\(blob.name): \(error)")
+        }
+        guard let found else { throw IndexError("\(blob.name): no TOC annotation") }
+        guard (found.toc.format == .estargz ? LayerCompression.gzip : .zstd) == blob.compression else {
+            throw IndexError("\(blob.name): a \(found.toc.format.rawValue) TOC on a layer of another compression")
+        }
+        return found
+    }
+
+    /// Builds the layer's index from `toc` (`TOCIndexBuilder`) and puts it in the cache.
+    /// `digest`: the blob's sha256 (raw), verified or as the manifest names it.
+    public func storeTOCIndex(_ toc: TableOfContents, dataEnd: UInt64, blob: LayerBlob, digest: [UInt8]) throws -> LayerIndex {
+        let bytes = try TOCIndexBuilder.build(toc, blob: blob, digest: digest, dataEnd: dataEnd)
+        let path = indexPath(digestHex: blob.digestHex)
+        do {
+            try makeDirectory(.index)
+            try FileIO.writeAtomically(path, bytes)
+            unlink(untrustedPath(digestHex: blob.digestHex))
+        } catch {
+            throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
+        }
+        return try LayerIndex(path: path)
+    }
+
+    /// Whether the layer's annotations vouch for a TOC it can be indexed from.
+    public static func hasTOC(_ blob: LayerBlob) -> Bool { TableOfContents.format(annotations: blob.annotations) != nil }
+
+    /// What indexing a layer from its TOC gave (`indexFromTOC`).
+    public struct TOCIndexed: Sendable {
+        public var index: LayerIndex
+        /// Compressed ranges the TOC marks for prefetch right after mounting.
+        public var prefetch: [Range<UInt64>]
+        public var format: String
+        public var entryCount: Int
+    }
+
+    /// Reads the layer's TOC through `read` (a registry's range requests) and caches the index
+    /// it gives; `digest`: the blob's sha256 as the manifest names it (checked once the blob
+    /// is complete). A TOC that lies is an `IndexError` naming the layer; `read`'s errors pass.
+    public func indexFromTOC(_ blob: LayerBlob, digest: [UInt8], read: (Range<UInt64>) throws -> [UInt8]) throws -> TOCIndexed {
+        let (toc, dataEnd) = try Self.readTOC(blob, read: read)
+        let index = try storeTOCIndex(toc, dataEnd: dataEnd, blob: blob, digest: digest)
+        return TOCIndexed(index: index, prefetch: toc.prefetch, format: toc.format.rawValue, entryCount: toc.entries.count)
+    }
+
+    /// Records the layer's diff_id as verified (a TOC-indexed layer, once its stream was checked).
+    public func recordVerifiedDiffID(digestHex: String, diffIDHex: String) throws {
+        try FileIO.makeDirectories(folder(.diffID))
+        try FileIO.writeAtomically(diffIDPath(digestHex: digestHex), Array("sha256:\(diffIDHex)\n".utf8))
     }
 
     /// Caches a merged tree's bytes under its key; the path it is at. Not fsynced: the tree
@@ -279,4 +381,11 @@ public final class LayerCache: Sendable {
     static func log(_ message: String) {
         writeStandardError("strata: \(message)\n")
     }
+}
+
+/// A layer's TOC uses a feature an index cannot be built from (zstd:chunked holes): the layer
+/// is indexed from its stream instead.
+public struct TOCUnsupported: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
 }

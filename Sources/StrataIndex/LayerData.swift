@@ -341,6 +341,7 @@ public final class LayerData: Sendable {
     /// span as (read-ahead is prefetch).
     private func decode(span i: Int, index: LayerIndex, upTo end: UInt64?, purpose: FetchPurpose) throws -> DecodedSpan {
         if let frame = index.copyFrame(i) { return try decodeCopy(span: i, frame: frame, index: index) }
+        if index.contentSpans { return try decodeChunk(span: i, index: index, purpose: purpose) }
         let checkpoint = try index.checkpoint(i)
         let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
         let target = end.map { Self.partialTarget(Int(clamping: $0 &- checkpoint.uncompressedOffset), count: want) } ?? want
@@ -370,6 +371,52 @@ public final class LayerData: Sendable {
             keep = true
         }
         return span
+    }
+
+    /// Span `i` of an index built from a TOC: chunk `i`, decoded whole from its member or
+    /// frame (in memory), hashed and compared with the TOC's chunk digest before any of it is
+    /// served. A mismatch is logged once with the blob and offsets; a lazy blob's fetched bytes
+    /// are dropped (they could not be checked as they came: see `LazyBlob`).
+    private func decodeChunk(span i: Int, index: LayerIndex, purpose: FetchPurpose) throws -> DecodedSpan {
+        let start = index.checkpointOffsets(i).uncompressed
+        let want = Int(index.spanEnd(i) - start)
+        let skip = index.contentSkip(i)
+        let (compressed, j) = try compressedSpan(i, index: index, purpose: purpose)
+        let span = cache.newSpan(start: start, count: want)
+        let member = UnsafeRawBufferPointer(compressed.bytes)
+        let decoder = IndexingDecoder(compression: index.compression, blob: BlobFile(bytes: member, at: 0),
+                                      blobSize: UInt64(member.count), checkpointSpacing: .max, onCompressedBytes: { _ in })
+        let range = index.spanRange(j)
+        do {
+            if skip > 0 { try skipDecoded(decoder, skip) }
+            var filled = 0
+            while filled < want {
+                let n = try decoder.read(into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[filled..<want]))
+                guard n > 0 else { throw IndexError("member ends after \(filled) of the chunk's \(want) bytes") }
+                filled += n
+            }
+        } catch {
+            LayerCache.log("\(blob.name): chunk \(j) at compressed offset \(range.lowerBound) (stream offset \(start)) cannot be decoded: \(error) (blob \(blob.place))")
+            blob.lazy?.discard()
+            throw SpanMismatch(digestHex: blob.digestHex, span: j, offset: range.lowerBound, fetched: blob.lazy != nil)
+        }
+        guard SpanVerifier.hash(UnsafeRawBufferPointer(rebasing: span.bytes[0..<want])) == index.spanDigest(j) else {
+            LayerCache.log("\(blob.name): chunk \(j) at compressed offset \(range.lowerBound) (stream offset \(start)) does not match its TOC digest (blob \(blob.place))")
+            blob.lazy?.discard()
+            throw SpanMismatch(digestHex: blob.digestHex, span: j, offset: range.lowerBound, fetched: blob.lazy != nil)
+        }
+        span.setFilled(want)
+        return span
+    }
+
+    private func skipDecoded(_ decoder: IndexingDecoder, _ count: UInt64) throws {
+        var left = Int(count)
+        var scratch = [UInt8](repeating: 0, count: min(left, 64 << 10))
+        while left > 0 {
+            let n = try scratch.withUnsafeMutableBytes { try decoder.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<min(left, $0.count)])) }
+            guard n > 0 else { throw IndexError("member ends inside the bytes before its chunk") }
+            left -= n
+        }
     }
 
     /// Span `i` from its frame in the re-encoded copy: read whole, decoded and checksum-checked.

@@ -35,6 +35,9 @@ public final class LayerIndex: @unchecked Sendable {
     /// How many compressed spans have a digest (see `IndexFormat`: checkpoints' spans for gzip
     /// and zstd, 1 MiB pieces for plain tar).
     public let spanCount: Int
+    /// The span digests are of chunks' uncompressed bytes, one per checkpoint (an index built
+    /// from a table of contents; see `IndexFormat`), not of compressed spans.
+    public let contentSpans: Bool
     private let spansOffset: Int
     private let bytes: UnsafeRawBufferPointer
     private let entriesOffset: Int
@@ -112,6 +115,11 @@ public final class LayerIndex: @unchecked Sendable {
         }.joined()
         spanCount = F.spans.count(in: b)
         spansOffset = F.spans.offset(in: b)
+        switch b.u32(0, H.spanKind) {
+        case F.spanKindCompressed: contentSpans = false
+        case F.spanKindContent: contentSpans = true
+        default: throw IndexError("index \(path): unknown span digest kind")
+        }
         if !file.isResident {
             try file.load(F.checkpoints.range(in: b))
             try file.load(F.spans.range(in: b))
@@ -176,6 +184,9 @@ public final class LayerIndex: @unchecked Sendable {
             let r = checkpointsOffset + i * C.size
             let valid: Bool
             switch b.u8(r, C.source) {
+            case F.sourceBlob where contentSpans:
+                // A chunk's member start: no window (the field holds the bytes to skip).
+                valid = b.u32(r, C.storedWindowLength) == 0 && b.u8(r, C.bits) == 0 && b.u64(r, C.windowOffset) < 1 << 32
             case F.sourceBlob:
                 valid = Int(b.u64(r, C.windowOffset)) + Int(b.u32(r, C.storedWindowLength)) <= windowsLength
             case F.sourceCopy:
@@ -193,6 +204,22 @@ public final class LayerIndex: @unchecked Sendable {
         }
         guard copyEnd == copySize, copySize == 0 || compression == .zstd else {
             throw IndexError("index \(path): copy frames do not fill the copy")
+        }
+        if contentSpans {
+            // One span per chunk, at its checkpoint's member start, in blob order, not overlapping.
+            guard spanCount == checkpointCount, copySize == 0 else { throw IndexError("index \(path): content spans do not match the checkpoints") }
+            var (begin, end): (UInt64, UInt64) = (.max, 0)
+            for i in 0..<spanCount {
+                let r = spansOffset + i * F.Span.size
+                let (start, stop) = (b.u64(r, F.Span.start), b.u64(r, F.Span.end))
+                // Chunks sharing a member share its range (see `TOCIndexBuilder`).
+                guard start >= end || (start == begin && stop == end), stop > start, stop <= blobSize,
+                      start == b.u64(checkpointsOffset + i * C.size, C.compressedOffset) else {
+                    throw IndexError("index \(path): span digest \(i) is malformed")
+                }
+                (begin, end) = (start, stop)
+            }
+            return
         }
         // Spans tile the blob, in order, consecutive ones sharing at most one byte.
         var spanEnd: UInt64 = 0
@@ -234,6 +261,7 @@ public final class LayerIndex: @unchecked Sendable {
 
     /// The span whose bytes decoding from checkpoint `i` (one of the blob's) reads.
     public func span(forCheckpoint i: Int) -> Int {
+        if contentSpans { return i }
         typealias C = IndexFormat.Checkpoint
         let r = checkpointsOffset + i * C.size
         let c = bytes.u64(r, C.compressedOffset)
@@ -323,6 +351,11 @@ public final class LayerIndex: @unchecked Sendable {
         }
         return Checkpoint(compressedOffset: bytes.u64(r, C.compressedOffset), uncompressedOffset: bytes.u64(r, C.uncompressedOffset),
                           bits: bytes.u8(r, C.bits), window: window)
+    }
+
+    /// Content spans: how many decoded bytes of checkpoint `i`'s member precede its chunk.
+    public func contentSkip(_ i: Int) -> UInt64 {
+        bytes.u64(checkpointsOffset + i * IndexFormat.Checkpoint.size, IndexFormat.Checkpoint.windowOffset)
     }
 
     /// Where span `i` is in the layer's re-encoded copy, or nil when it is decoded from the blob.

@@ -89,13 +89,13 @@ public struct LayerIndexWriter {
     /// blob's span digests (`SpanHasher`), in blob order.
     public func serialize(compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
                           digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy(),
-                          spans: [SpanDigest] = []) -> [UInt8] {
+                          spans: [SpanDigest] = [], contentSkips: [UInt64]? = nil) -> [UInt8] {
         precondition(spill == nil, "a streaming writer finishes into its file")
         let sink = CacheFileSink()
         var me = self
         do {
             try me.finish(into: sink, compression: compression, blobSize: blobSize, uncompressedSize: uncompressedSize,
-                          digest: digest, checkpoints: checkpoints, copy: copy, spans: spans)
+                          digest: digest, checkpoints: checkpoints, copy: copy, spans: spans, contentSkips: contentSkips)
         } catch {
             preconditionFailure("writing an index to memory cannot fail: \(error)")
         }
@@ -106,7 +106,7 @@ public struct LayerIndexWriter {
     /// held, the entries section's tables, the other sections, then the header.
     mutating func finish(into sink: CacheFileSink, compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
                          digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy(),
-                         spans: [SpanDigest] = []) throws {
+                         spans: [SpanDigest] = [], contentSkips: [UInt64]? = nil) throws {
         typealias C = IndexFormat.Checkpoint
         typealias H = IndexFormat.Header
         var checkpointRecords = ByteWriter()
@@ -117,7 +117,8 @@ public struct LayerIndexWriter {
             // window); level 2 costs two fifths of it for windows 7 % larger (the index of image a
             // stays under the 5 % issue 13 allows).
             let stored = c.window.isEmpty ? [] : Gzip.compress(c.window, level: 2)
-            let windowOffset = UInt64(windows.count)
+            // Content spans have no window: the field holds the bytes to skip (see `IndexFormat`).
+            let windowOffset = contentSkips.map { $0[Int(recordCount)] } ?? UInt64(windows.count)
             checkpointRecords.record(C.size) { r in
                 r.put(c.compressedOffset, 0, C.compressedOffset)
                 r.put(c.uncompressedOffset, 0, C.uncompressedOffset)
@@ -184,6 +185,7 @@ public struct LayerIndexWriter {
             h.put(bytes: digest, 0, H.digest)
             h.put(copy.size, 0, H.copySize)
             h.put(UInt32(spans.count), 0, H.spanCount)
+            h.put(contentSkips == nil ? IndexFormat.spanKindCompressed : IndexFormat.spanKindContent, 0, H.spanKind)
             h.put(UInt64(H.size), 0, H.entries)
             h.put(UInt64(entriesLength), 0, H.entriesLength)
         }

@@ -82,7 +82,10 @@ public final class LazyBlob: BlobAvailability, Sendable {
     private let data: FileDescriptor
     private let record: FileDescriptor
 
-    private struct Span { var range: Range<UInt64>; var digest: [UInt8] }
+    /// `digest` nil: bytes not checkable as fetched (an index from a TOC: its chunk digests are
+    /// of uncompressed bytes, checked when decoded; the headers between chunks are covered
+    /// only by the whole blob's digest once complete).
+    private struct Span { var range: Range<UInt64>; var digest: [UInt8]? }
     // An object, so that `wait` may release the lock inside `withLock` (see `Locked`).
     private final class State {
         var present = ByteRanges()
@@ -160,7 +163,22 @@ public final class LazyBlob: BlobAvailability, Sendable {
 
     /// The span table and digests that fetched bytes are verified against.
     public func setSpans(_ index: LayerIndex) {
-        let spans = (0..<index.spanCount).map { Span(range: index.spanRange($0), digest: index.spanDigest($0)) }
+        var spans: [Span]
+        if index.contentSpans {
+            // The chunks and the gaps between them tile the blob, so every byte is fetchable.
+            spans = []
+            var end: UInt64 = 0
+            for i in 0..<index.spanCount {
+                let r = index.spanRange(i)
+                if spans.last?.range == r { continue }   // chunks sharing a member
+                if r.lowerBound > end { spans.append(Span(range: end..<r.lowerBound, digest: nil)) }
+                spans.append(Span(range: r, digest: nil))
+                end = r.upperBound
+            }
+            if end < size { spans.append(Span(range: end..<size, digest: nil)) }
+        } else {
+            spans = (0..<index.spanCount).map { Span(range: index.spanRange($0), digest: index.spanDigest($0)) }
+        }
         state.withLock { $0.spans = spans }
         state.broadcast()
     }
@@ -291,11 +309,13 @@ public final class LazyBlob: BlobAvailability, Sendable {
                 let r = spans[i].range
                 if r.lowerBound >= request.lowerBound {
                     let piece = UnsafeRawBufferPointer(rebasing: b[Int(r.lowerBound - request.lowerBound)..<Int(r.upperBound - request.lowerBound)])
-                    let h = SHA256Hasher()
-                    h.update(piece)
-                    guard h.finalize() == spans[i].digest else {
-                        mismatch = SpanMismatch(digestHex: digestHex, span: i, offset: r.lowerBound, fetched: true)
-                        break
+                    if let digest = spans[i].digest {
+                        let h = SHA256Hasher()
+                        h.update(piece)
+                        guard h.finalize() == digest else {
+                            mismatch = SpanMismatch(digestHex: digestHex, span: i, offset: r.lowerBound, fetched: true)
+                            break
+                        }
                     }
                     do { try data.writeAll(piece, at: r.lowerBound) } catch {
                         throw IndexError("layer sha256:\(digestHex): cache blob \(path): \(error)")

@@ -85,7 +85,8 @@ public final class BackgroundFetch: Sendable {
     /// gets the whole check.
     func alreadyVerified(_ layer: RemoteLayer) -> Bool {
         guard layer.lazy.isComplete, layer.indexSource != .artifact,
-              !IndexArtifacts.isUntrusted(layerDigestHex: layer.digest.hex, cache: layers.cache) else { return false }
+              !IndexArtifacts.isUntrusted(layerDigestHex: layer.digest.hex, cache: layers.cache),
+              !TOCCheck.pending(layer, cache: layers.cache) else { return false }
         layer.set(background: .done)
         layer.set(verification: .verified)
         layers.log.info("layer \(layer.digest): blob already complete, every span verified against its index")
@@ -145,6 +146,13 @@ public final class BackgroundFetch: Sendable {
         layer.set(verification: .verifying)
         let cache = layers.cache
         do {
+            if TOCCheck.pending(layer, cache: cache) {
+                // Indexed from its TOC: the stream must hold what the TOC says it does.
+                try TOCCheck.verify(layer, cache: cache)
+                layer.set(verification: .verified)
+                layers.log.info("layer \(layer.digest): blob complete and verified (sha256, diff_id and its TOC's entries)")
+                return
+            }
             _ = try IndexBuilder.buildVerified(layer.localBlob)
             if layer.indexSource == .artifact || IndexArtifacts.isUntrusted(layerDigestHex: layer.digest.hex, cache: cache) {
                 try IndexArtifacts.confirm(layerDigestHex: layer.digest.hex, blob: layer.localBlob, cache: cache)

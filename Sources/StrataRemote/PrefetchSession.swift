@@ -44,8 +44,12 @@ public final class PrefetchSession: @unchecked Sendable {
     }
 
     /// `blobs`: the image's lazy layers by digest hex (layers that are local or not lazy are simply absent).
+    /// Ranges fetched first, before the list's (a TOC's prefetch landmark, one request each).
+    let extra: [PrefetchList.Entry]
+
     public init(image: ResolvedImage, cache: LayerCache, blobs: [String: any PrefetchableBlob],
-                interval: Double = 0.25, workers: Int = 4) {
+                interval: Double = 0.25, workers: Int = 4, extra: [PrefetchList.Entry] = []) {
+        self.extra = extra
         self.image = image.manifestDigest
         self.cache = cache
         self.layers = image.layers.compactMap { l in blobs[l.descriptor.digest.hex].map { (l.descriptor.digest.hex, $0) } }
@@ -58,7 +62,7 @@ public final class PrefetchSession: @unchecked Sendable {
 
     /// Starts the replay of the image's list (if any) and the recording.
     public func start() {
-        let entries = (list?.ranges ?? []).filter { e in layers.contains { "sha256:\($0.hex)" == e.layer } }
+        let entries = extra + (list?.ranges ?? []).filter { e in layers.contains { "sha256:\($0.hex)" == e.layer } }
         let next = Locked(0)
         if !entries.isEmpty {
             for _ in 0..<min(workers, entries.count) {
@@ -150,6 +154,9 @@ extension PrefetchSession {
     /// The prefetch of a registry image's mount: its layers' lazy blobs.
     public convenience init(_ layers: RemoteLayers) {
         self.init(image: layers.image, cache: layers.cache,
-                  blobs: Dictionary(layers.layers.map { ($0.digest.hex, $0.lazy as any PrefetchableBlob) }, uniquingKeysWith: { a, _ in a }))
+                  blobs: Dictionary(layers.layers.map { ($0.digest.hex, $0.lazy as any PrefetchableBlob) }, uniquingKeysWith: { a, _ in a }),
+                  extra: layers.layers.flatMap { l in
+                      l.tocPrefetch.map { PrefetchList.Entry(layer: "sha256:\(l.digest.hex)", offset: $0.lowerBound, length: $0.upperBound - $0.lowerBound) }
+                  })
     }
 }

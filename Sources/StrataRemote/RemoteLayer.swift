@@ -5,7 +5,8 @@ import StrataSystem
 /// One layer of a registry image as a mount serves it: its lazy blob in the cache, where its
 /// index came from, and how far the background fetch and the verification of the whole blob are.
 public final class RemoteLayer: Sendable {
-    public enum IndexSource: String, Sendable { case cache, artifact, streamed }
+    /// `toc`: built from the layer's own table of contents (eStargz, zstd:chunked).
+    public enum IndexSource: String, Sendable { case cache, artifact, streamed, toc }
     public enum Background: String, Sendable {
         case pending, running, done, off, failed
         case notNeeded = "not needed"
@@ -17,6 +18,8 @@ public final class RemoteLayer: Sendable {
         var background: Background = .pending
         var verification: Verification = .pending
         var error: String?
+        /// Compressed ranges the layer's TOC marks for prefetch (eStargz's landmark).
+        var tocPrefetch: [Range<UInt64>] = []
     }
 
     public let number: Int
@@ -51,6 +54,10 @@ public final class RemoteLayer: Sendable {
         get { state.withLock { $0.index } }
     }
     func set(index: IndexSource) { state.withLock { $0.index = index } }
+    var tocPrefetch: [Range<UInt64>] {
+        get { state.withLock { $0.tocPrefetch } }
+        set { state.withLock { $0.tocPrefetch = newValue } }
+    }
     func set(background: Background) { state.withLock { $0.background = background } }
     func set(verification: Verification) { state.withLock { $0.verification = verification } }
     /// The last error of the background fetch (shown by status until it succeeds).

@@ -38,6 +38,11 @@ public final class RemoteLayers: Sendable {
     public func index() throws {
         var missing = layers.filter { !hasCachedIndex($0) }
         for layer in layers where !missing.contains(where: { $0 === layer }) { layer.set(index: .cache) }
+        // A layer's own TOC, vouched for by its annotation: two small range requests.
+        for layer in missing where LayerCache.hasTOC(layer.blob) {
+            if try indexFromTOC(layer) { layer.set(index: .toc) }
+        }
+        missing = missing.filter { $0.indexSource != .toc }
         if !missing.isEmpty {
             do {
                 if try IndexArtifacts.pull(image: image, client: client, cache: cache) != nil {
@@ -71,9 +76,47 @@ public final class RemoteLayers: Sendable {
         if let first = errors.withLock({ $0.min { $0.key < $1.key }?.value }) { throw first }
     }
 
-    /// An index the cache holds for the layer (with the diff_id verified when it was made).
+    /// An index the cache holds for the layer (with the diff_id verified when it was made, or
+    /// one built from the layer's TOC, whose chunks are verified as they are read).
     private func hasCachedIndex(_ layer: RemoteLayer) -> Bool {
-        cache.verifiedDiffID(digestHex: layer.digest.hex) != nil && cache.load(digestHex: layer.digest.hex, verify: false) != nil
+        guard let index = cache.load(digestHex: layer.digest.hex, verify: false) else { return false }
+        return cache.verifiedDiffID(digestHex: layer.digest.hex) != nil || index.contentSpans
+    }
+
+    /// Indexes the layer from its TOC, fetched with range requests (footer, then TOC). A TOC
+    /// that lies is an error naming the layer (the mount is refused); one that cannot be
+    /// fetched leaves the layer to be streamed (false).
+    private func indexFromTOC(_ layer: RemoteLayer) throws -> Bool {
+        struct Fetch: Error { var error: any Error }
+        guard let digest = Self.rawDigest(layer.digest.hex) else { throw IndexError("layer \(layer.digest): not a sha256 digest") }
+        let indexed: LayerCache.TOCIndexed
+        do {
+            indexed = try cache.indexFromTOC(layer.blob, digest: digest) { range in
+                do { return try layer.fetcher.fetch(range) } catch { throw Fetch(error: error) }
+            }
+        } catch let unsupported as TOCUnsupported {
+            log.warn("\(unsupported); streaming the layer instead")
+            return false
+        } catch let failure as Fetch {
+            log.warn("layer \(layer.digest): its TOC cannot be fetched, streaming the layer instead: \(failure.error)")
+            return false
+        }
+        layer.tocPrefetch = indexed.prefetch
+        log.info("layer \(layer.digest): indexed from its \(indexed.format) TOC (\(indexed.entryCount) entries)")
+        return true
+    }
+
+    static func rawDigest(_ hex: String) -> [UInt8]? {
+        let b = Array(hex.utf8)
+        guard b.count == 64 else { return nil }
+        var out: [UInt8] = []
+        var i = 0
+        while i < 64 {
+            guard let v = UInt8(String(decoding: b[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }
+            out.append(v)
+            i += 2
+        }
+        return out
     }
 
     /// Streams the whole blob into the cache, building its index as the bytes arrive; the

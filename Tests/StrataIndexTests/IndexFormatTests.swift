@@ -114,7 +114,7 @@ func fixedIndex() -> [UInt8] {
             let cp = IndexFormat.checkpoints.offset(in: b) + C.size
             #expect(b.u8(cp, C.source) == IndexFormat.sourceBlob && b.u32(cp, C.windowLength) == 300)
             #expect(b.u8(cp + C.size, C.source) == IndexFormat.sourceCopy)
-            #expect(b.bytes(0, H.reserved).allSatisfy { $0 == 0 } && b.u32(0, H.reserved2) == 0 && b.u32(0, H.spanCount) == 2)
+            #expect(b.bytes(0, H.reserved).allSatisfy { $0 == 0 } && b.u32(0, H.spanKind) == IndexFormat.spanKindCompressed && b.u32(0, H.spanCount) == 2)
         }
     }
 }

@@ -42,7 +42,7 @@ private func fixedLayers(_ dir: TempDirectory) throws -> [LayerIndex] {
     @Test func fixedTreeKeepsItsBytes() throws {
         let dir = try TempDirectory()
         let bytes = MergedTreeWriter.serialize(try UnionTree(layers: try fixedLayers(dir)))
-        #expect(SHA256Hasher.hex(of: bytes) == "84d24f09c5bfb01c450e2a8c67752992f880e12a9bcb2c21c58f6cffdb3706c4")
+        #expect(SHA256Hasher.hex(of: bytes) == "72e66d298e27f5d116004e4046bb4427ece1077ee0f80452ec0e223be2cc6926")
     }
 }
 
