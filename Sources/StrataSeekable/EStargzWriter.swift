@@ -49,7 +49,10 @@ public struct EStargzWriter: Sendable {
             if !entry.gname.isEmpty, lastGroupName[Int(entry.gid)] != entry.gname {
                 ent.groupName = entry.gname; lastGroupName[Int(entry.gid)] = entry.gname
             }
-            ent.modtime = entry.mtimeSeconds == 0 ? nil : RFC3339.format(seconds: Self.roundedSeconds(entry))
+            // Fractions kept (RFC 3339 allows them, Go's parser reads them): the TOC then says what
+            // the tar header says, and a mount indexed from it shows what `umoci unpack` does.
+            ent.modtime = entry.mtimeSeconds == 0 && entry.mtimeNanoseconds == 0 ? nil
+                : RFC3339.format(seconds: entry.mtimeSeconds, nanoseconds: entry.mtimeNanoseconds)
             ent.setXattrs(entry.xattrs.map { ($0.name, $0.value) })
             switch entry.type {
             case .hardlink, .symlink:
@@ -142,11 +145,6 @@ public struct EStargzWriter: Sendable {
         case .blockDevice: .block
         case .fifo: .fifo
         }
-    }
-
-    /// stargz rounds modtime to the second.
-    static func roundedSeconds(_ entry: TarEntry) -> Int64 {
-        entry.mtimeNanoseconds >= 500_000_000 ? entry.mtimeSeconds + 1 : entry.mtimeSeconds
     }
 }
 
