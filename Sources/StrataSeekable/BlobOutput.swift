@@ -75,4 +75,25 @@ final class BlobOutput {
         try compressor.write(pending)
         pending.removeAll(keepingCapacity: true)
     }
+
+    /// Writes the next `size` bytes of the tar entry `name`'s data as one chunk, hashing them
+    /// into `fileHasher` too; the chunk's digest ("sha256:HEX").
+    func copy(_ size: UInt64, of name: String, from input: SeekableTarInput, buffer: inout [UInt8],
+              fileHasher: SHA256Hasher) throws -> String {
+        let chunkHasher = SHA256Hasher()
+        var left = size
+        while left > 0 {
+            let n = try buffer.withUnsafeMutableBytes {
+                try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(min(left, UInt64($0.count)))]))
+            }
+            guard n > 0 else { throw SeekableError("tar entry '\(name)': data ends early") }
+            try buffer.withUnsafeBytes { raw in
+                let piece = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+                chunkHasher.update(piece); fileHasher.update(piece)
+                try write(piece)
+            }
+            left -= UInt64(n)
+        }
+        return "sha256:" + chunkHasher.finalizeHex()
+    }
 }

@@ -67,16 +67,8 @@ public enum EStargzReader {
     /// The neutral model of a parsed TOC (`dataEnd`: the TOC member's offset, where the last
     /// chunk's member ends).
     static func convert(_ parsed: EStargzTOC, dataEnd: UInt64) throws -> TableOfContents {
-        var starts = Set<UInt64>()
-        for e in parsed.entries where (e.type == "reg" && (e.size ?? 0) > 0) || e.type == "chunk" {
-            if let o = e.offset, o >= 0 { starts.insert(UInt64(o)) }
-        }
-        let sortedStarts = starts.sorted()
-        func end(after start: UInt64) -> UInt64 {
-            var lo = 0, hi = sortedStarts.count
-            while lo < hi { let mid = (lo + hi) / 2; if sortedStarts[mid] <= start { lo = mid + 1 } else { hi = mid } }
-            return lo < sortedStarts.count ? sortedStarts[lo] : dataEnd
-        }
+        let ends = ChunkEnds(parsed.entries, dataEnd: dataEnd)
+        func end(after start: UInt64) -> UInt64 { ends.end(after: start) }
         var entries: [TableOfContents.Entry] = []
         var landmark: UInt64?
         for (number, e) in parsed.entries.enumerated() {
@@ -100,26 +92,8 @@ public enum EStargzReader {
                 entries[last].chunks.append(try chunk(fileSize: entries[last].size))
                 continue
             }
-            let kind: TableOfContents.Kind = switch type {
-            case .reg: .regular
-            case .dir: .directory
-            case .symlink: .symlink
-            case .hardlink: .hardlink
-            case .char: .characterDevice
-            case .block: .blockDevice
-            case .fifo: .fifo
-            case .chunk: .regular
-            }
-            let time = e.modtime.flatMap { RFC3339.parse($0) } ?? (0, 0)
-            let xattrs: [(name: String, value: [UInt8])]
-            do { xattrs = try e.decodedXattrs() } catch { throw TOCError("\(error)") }
-            guard (e.size ?? 0) >= 0, (e.uid ?? 0) >= 0, (e.gid ?? 0) >= 0 else { throw fail("negative size or id") }
-            var entry = TableOfContents.Entry(
-                path: Array(e.name.utf8), kind: kind, linkTarget: Array((e.linkName ?? "").utf8), mode: UInt32(truncatingIfNeeded: e.mode ?? 0),
-                uid: UInt32(truncatingIfNeeded: e.uid ?? 0), gid: UInt32(truncatingIfNeeded: e.gid ?? 0),
-                size: kind == .regular ? UInt64(e.size ?? 0) : 0, mtimeSeconds: time.seconds, mtimeNanoseconds: time.nanoseconds,
-                devMajor: UInt32(truncatingIfNeeded: e.devMajor ?? 0), devMinor: UInt32(truncatingIfNeeded: e.devMinor ?? 0),
-                xattrs: xattrs.map { (Array($0.name.utf8), $0.value) })
+            let kind = TableOfContents.Kind(type)
+            var entry = try TableOfContents.Entry(fields: e, kind: kind, fail: fail)
             if kind == .regular && entry.size > 0 { entry.chunks = [try chunk(fileSize: entry.size)] }
             if kind == .regular && e.name.split(separator: "/").last.map(String.init) == EStargz.prefetchLandmark && e.name.split(separator: "/").count == 1,
                let offset = e.offset {

@@ -38,7 +38,7 @@ public struct EStargzWriter: Sendable {
             // A layer converted twice: the old TOC is dropped, as stargz does.
             if normalizedName(entry.path) == EStargz.tocTarName { continue }
             try out.write(try TarWriter.header(for: entry))
-            var ent = EStargzTOCEntry(name: entry.pathString, type: Self.tocType(entry.type))
+            var ent = EStargzTOCEntry(name: entry.pathString, type: TOCEntryType(entry.type))
             ent.mode = entry.mode == 0 ? nil : Int64(entry.mode)
             ent.uid = entry.uid == 0 ? nil : Int(entry.uid)
             ent.gid = entry.gid == 0 ? nil : Int(entry.gid)
@@ -81,21 +81,8 @@ public struct EStargzWriter: Sendable {
                 chunk.chunkSize = remain >= UInt64(chunkSize) ? Int64(chunkSize) : nil
                 chunk.offset = Int64(offset)
                 chunk.chunkOffset = written == 0 ? nil : Int64(written)
-                let chunkHasher = SHA256Hasher()
-                var left = size
-                while left > 0 {
-                    let n = try buffer.withUnsafeMutableBytes {
-                        try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(min(left, UInt64($0.count)))]))
-                    }
-                    guard n > 0 else { throw SeekableError("tar entry '\(entry.pathString)': data ends early") }
-                    try buffer.withUnsafeBytes { raw in
-                        let piece = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-                        chunkHasher.update(piece); fileHasher.update(piece)
-                        try out.write(piece)
-                    }
-                    left -= UInt64(n)
-                }
-                chunk.chunkDigest = "sha256:" + chunkHasher.finalizeHex()
+                let chunkDigest = try out.copy(size, of: entry.pathString, from: input, buffer: &buffer, fileHasher: fileHasher)
+                chunk.chunkDigest = chunkDigest
                 chunkEntries.append(chunk)
                 written += size
             }
@@ -132,18 +119,6 @@ public struct EStargzWriter: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         do { return Array(try encoder.encode(value)) } catch {
             throw SeekableError("cannot encode the \(what): \(error)")
-        }
-    }
-
-    static func tocType(_ type: TarEntryType) -> TOCEntryType {
-        switch type {
-        case .regular: .reg
-        case .directory: .dir
-        case .symlink: .symlink
-        case .hardlink: .hardlink
-        case .characterDevice: .char
-        case .blockDevice: .block
-        case .fifo: .fifo
         }
     }
 }

@@ -1,3 +1,5 @@
+import StrataTar
+
 /// A seekable layer's table of contents in the one shape the layer index is built from,
 /// whichever format it came from (eStargz's `stargz.index.json`, zstd:chunked's manifest):
 /// the tar entries in stream order, and for each regular file the compressed chunks that hold
@@ -115,5 +117,97 @@ extension TableOfContents {
             return (toc, range.lowerBound - UInt64(ZstdChunked.skippableFrameHeaderSize))
         }
         return nil
+    }
+}
+
+/// What every entry of both TOC dialects holds, under the same JSON names: an entry's metadata.
+protocol TOCEntryFields {
+    var type: String { get }
+    var name: String { get }
+    var offset: Int64? { get }
+    var linkName: String? { get }
+    var mode: Int64? { get }
+    var size: Int64? { get }
+    var uid: Int? { get }
+    var gid: Int? { get }
+    var modtime: String? { get }
+    var deviceNumbers: (major: Int64, minor: Int64) { get }
+    func decodedXattrs() throws -> [(name: String, value: [UInt8])]
+}
+
+extension EStargzTOCEntry: TOCEntryFields {
+    var deviceNumbers: (major: Int64, minor: Int64) { (Int64(devMajor ?? 0), Int64(devMinor ?? 0)) }
+}
+
+extension ZstdChunkedTOCEntry: TOCEntryFields {
+    var deviceNumbers: (major: Int64, minor: Int64) { (devMajor ?? 0, devMinor ?? 0) }
+}
+
+extension TableOfContents.Kind {
+    /// A chunk record continues a regular file.
+    init(_ type: TOCEntryType) {
+        self = switch type {
+        case .reg, .chunk: .regular
+        case .dir: .directory
+        case .symlink: .symlink
+        case .hardlink: .hardlink
+        case .char: .characterDevice
+        case .block: .blockDevice
+        case .fifo: .fifo
+        }
+    }
+}
+
+extension TableOfContents.Entry {
+    /// An entry's metadata from its TOC record (its chunks are the reader's to add).
+    init(fields e: some TOCEntryFields, kind: TableOfContents.Kind, fail: (String) -> TOCError) throws {
+        let time = e.modtime.flatMap { RFC3339.parse($0) } ?? (0, 0)
+        let xattrs: [(name: String, value: [UInt8])]
+        do { xattrs = try e.decodedXattrs() } catch { throw TOCError("\(error)") }
+        guard (e.size ?? 0) >= 0, (e.uid ?? 0) >= 0, (e.gid ?? 0) >= 0 else { throw fail("negative size or id") }
+        let device = e.deviceNumbers
+        self.init(path: Array(e.name.utf8), kind: kind, linkTarget: Array((e.linkName ?? "").utf8),
+                  mode: UInt32(truncatingIfNeeded: e.mode ?? 0), uid: UInt32(truncatingIfNeeded: e.uid ?? 0),
+                  gid: UInt32(truncatingIfNeeded: e.gid ?? 0), size: kind == .regular ? UInt64(e.size ?? 0) : 0,
+                  mtimeSeconds: time.seconds, mtimeNanoseconds: time.nanoseconds,
+                  devMajor: UInt32(truncatingIfNeeded: device.major), devMinor: UInt32(truncatingIfNeeded: device.minor),
+                  xattrs: xattrs.map { (Array($0.name.utf8), $0.value) })
+    }
+}
+
+/// Where a chunk's compressed bytes end at the latest: where the next chunk's member or frame
+/// starts, or where the data ends (the TOC's start) after the last one.
+struct ChunkEnds {
+    private let starts: [UInt64]
+    private let dataEnd: UInt64
+
+    init(_ entries: [some TOCEntryFields], dataEnd: UInt64) {
+        var starts = Set<UInt64>()
+        for e in entries where (e.type == TOCEntryType.reg.rawValue && (e.size ?? 0) > 0) || e.type == TOCEntryType.chunk.rawValue {
+            if let o = e.offset, o >= 0 { starts.insert(UInt64(o)) }
+        }
+        self.starts = starts.sorted()
+        self.dataEnd = dataEnd
+    }
+
+    func end(after start: UInt64) -> UInt64 {
+        var lo = 0, hi = starts.count
+        while lo < hi { let mid = (lo + hi) / 2; if starts[mid] <= start { lo = mid + 1 } else { hi = mid } }
+        return lo < starts.count ? starts[lo] : dataEnd
+    }
+}
+
+extension TOCEntryType {
+    /// The TOC type of a tar entry of that type.
+    public init(_ type: TarEntryType) {
+        self = switch type {
+        case .regular: .reg
+        case .directory: .dir
+        case .symlink: .symlink
+        case .hardlink: .hardlink
+        case .characterDevice: .char
+        case .blockDevice: .block
+        case .fifo: .fifo
+        }
     }
 }

@@ -40,7 +40,7 @@ public struct ZstdChunkedWriter: Sendable {
 
         while let entry = try input.next() {
             try out.write(try TarWriter.header(for: entry))
-            var ent = ZstdChunkedTOCEntry(type: EStargzWriter.tocType(entry.type), name: entry.pathString)
+            var ent = ZstdChunkedTOCEntry(type: TOCEntryType(entry.type), name: entry.pathString)
             ent.mode = entry.mode == 0 ? nil : Int64(entry.mode)
             ent.uid = entry.uid == 0 ? nil : Int(entry.uid)
             ent.gid = entry.gid == 0 ? nil : Int(entry.gid)
@@ -69,22 +69,9 @@ public struct ZstdChunkedWriter: Sendable {
                 var chunk = chunks.isEmpty ? ent : ZstdChunkedTOCEntry(type: .chunk, name: ent.name)
                 chunk.offset = Int64(offset)
                 chunk.chunkOffset = written == 0 ? nil : Int64(written)
-                let chunkHasher = SHA256Hasher()
-                var left = size
-                while left > 0 {
-                    let n = try buffer.withUnsafeMutableBytes {
-                        try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(min(left, UInt64($0.count)))]))
-                    }
-                    guard n > 0 else { throw SeekableError("tar entry '\(entry.pathString)': data ends early") }
-                    try buffer.withUnsafeBytes { raw in
-                        let piece = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-                        chunkHasher.update(piece); fileHasher.update(piece)
-                        try out.write(piece)
-                    }
-                    left -= UInt64(n)
-                }
+                let chunkDigest = try out.copy(size, of: entry.pathString, from: input, buffer: &buffer, fileHasher: fileHasher)
                 chunk.chunkSize = Int64(size)
-                chunk.chunkDigest = "sha256:" + chunkHasher.finalizeHex()
+                chunk.chunkDigest = chunkDigest
                 chunks.append(chunk)
                 written += size
             }

@@ -46,18 +46,6 @@ public enum SeekableFixture {
         return (entries, chunks, end)
     }
 
-    private static func typeName(_ t: TarEntryType) -> TOCEntryType {
-        switch t {
-        case .regular: .reg
-        case .directory: .dir
-        case .symlink: .symlink
-        case .hardlink: .hardlink
-        case .characterDevice: .char
-        case .blockDevice: .block
-        case .fifo: .fifo
-        }
-    }
-
     private static func digest(_ bytes: ArraySlice<UInt8>) -> String { "sha256:" + SHA256Hasher.hex(of: Array(bytes)) }
 
     /// An eStargz blob: chunk members, the TOC entry `stargz.index.json` in a member of its own,
@@ -78,7 +66,7 @@ public enum SeekableFixture {
         }
         var toc = EStargzTOC()
         for (e, list) in zip(entries, chunks) {
-            var t = EStargzTOCEntry(name: e.pathString, type: typeName(e.type))
+            var t = EStargzTOCEntry(name: e.pathString, type: TOCEntryType(e.type))
             t.modtime = RFC3339.format(seconds: e.mtimeSeconds)
             t.mode = Int64(e.mode); t.uid = Int(e.uid); t.gid = Int(e.gid)
             if !e.linkTarget.isEmpty { t.linkName = e.linkTargetString }
@@ -132,7 +120,7 @@ public enum SeekableFixture {
         }
         var toc = ZstdChunkedTOC()
         for (e, list) in zip(entries, chunks) {
-            var t = ZstdChunkedTOCEntry(type: typeName(e.type), name: e.pathString)
+            var t = ZstdChunkedTOCEntry(type: TOCEntryType(e.type), name: e.pathString)
             t.modtime = RFC3339.format(seconds: e.mtimeSeconds)
             t.mode = Int64(e.mode); t.uid = Int(e.uid); t.gid = Int(e.gid)
             if !e.linkTarget.isEmpty { t.linkName = e.linkTargetString }

@@ -215,12 +215,13 @@ struct StorePodmanTests {
         #expect(exists("\(ref)/\(Digest.sha256(of: [1]))") == ENOENT)
         #expect(exists("\(ref)/\(layer)/diff") == 0)
         // The use notification: open(O_CREAT) answered ENOENT, as c/storage expects.
-        #expect(open("\(ref)/\(layer)/use", O_RDWR | O_CREAT | O_TRUNC, 0o644) == -1 && errno == ENOENT)
+        #expect(open("\(ref)/\(layer)/use", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) == -1 && errno == ENOENT)
         #expect(rmdir("\(ref)/\(layer)") == -1 && errno == ENOENT)
         #expect(try FileIO.readAll("\(ref)/\(layer)/diff/etc/hello") == Array("hello\n".utf8))
         // The registry goes down: a read of bytes not yet fetched fails with EIO.
         try proxy.inject(.down, match: "/")
-        let fd = open("\(ref)/\(layer)/diff/big", O_RDONLY)
+        // O_CLOEXEC: a child another test spawns meanwhile must not keep the store busy.
+        let fd = open("\(ref)/\(layer)/diff/big", O_RDONLY | O_CLOEXEC)
         #expect(fd >= 0)
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = pread(fd, &buffer, buffer.count, 5 << 20)
