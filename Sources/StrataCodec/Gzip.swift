@@ -41,9 +41,10 @@ public enum Gzip {
         return out
     }
 
-    /// All members, each CRC- and length-checked; trailing zero bytes allowed.
-    public static func decompress(_ bytes: [UInt8]) throws -> [UInt8] {
-        try decodeAll(.gzip, bytes)
+    /// All members, each CRC- and length-checked; trailing zero bytes allowed. More than
+    /// `limit` bytes of output is an error (input not yet trusted cannot make it grow without end).
+    public static func decompress(_ bytes: [UInt8], limit: Int = .max) throws -> [UInt8] {
+        try decodeAll(.gzip, bytes, limit: limit)
     }
 }
 
@@ -74,19 +75,22 @@ public enum Zstd {
     }
 
     /// All frames (skippable ones skipped); trailing zero bytes allowed.
-    public static func decompress(_ bytes: [UInt8]) throws -> [UInt8] {
-        try decodeAll(.zstd, bytes)
+    public static func decompress(_ bytes: [UInt8], limit: Int = .max) throws -> [UInt8] {
+        try decodeAll(.zstd, bytes, limit: limit)
     }
 }
 
 /// Decodes a whole in-memory blob with the indexing decoder (same checks, no checkpoints).
-private func decodeAll(_ compression: LayerCompression, _ bytes: [UInt8]) throws -> [UInt8] {
+private func decodeAll(_ compression: LayerCompression, _ bytes: [UInt8], limit: Int) throws -> [UInt8] {
     let decoder = IndexingDecoder(compression: compression, reader: BlobReader(bytes: bytes), checkpointSpacing: .max)
     var result: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 256 << 10)
     while true {
         let n = try chunk.withUnsafeMutableBytes { try decoder.read(into: $0) }
         if n == 0 { break }
+        guard n <= limit - result.count else {
+            throw CodecError(kind: .corrupt, message: "decodes to more than \(limit) bytes", compressedOffset: 0)
+        }
         result += chunk[0..<n]
     }
     try decoder.finish()

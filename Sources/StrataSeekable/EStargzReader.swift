@@ -30,7 +30,7 @@ public enum EStargzReader {
     public static func read(member: [UInt8], range: Range<UInt64>, tocDigest: String) throws -> TableOfContents {
         let expected = try hexDigest(tocDigest, what: "TOC digest annotation")
         let tar: [UInt8]
-        do { tar = try Gzip.decompress(member) } catch { throw TOCError("TOC member at offset \(range.lowerBound): \(error)") }
+        do { tar = try Gzip.decompress(member, limit: TableOfContents.maxJSONSize) } catch { throw TOCError("TOC member at offset \(range.lowerBound): \(error)") }
         let reader = TarReader(source: MemoryTarSource(tar))
         let tocEntry: TarEntry
         do {

@@ -8,6 +8,9 @@ import StrataTar
 /// Nothing here is trusted: the readers only parse. The index builder checks that chunks tile
 /// their files, lie inside the blob, and follow one another without overlapping.
 public struct TableOfContents: Sendable {
+    /// The largest TOC JSON read (a 2-million-entry layer's is about 500 bytes an entry): a TOC
+    /// is inflated before its digest can be checked, so its size must be bounded first.
+    public static let maxJSONSize = 1 << 30
     public enum Format: String, Sendable, CaseIterable {
         case estargz
         case zstdChunked = "zstd:chunked"

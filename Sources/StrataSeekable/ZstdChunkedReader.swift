@@ -36,7 +36,7 @@ public enum ZstdChunkedReader {
             throw TOCError("zstd:chunked manifest type \(position.type ?? 0) is not 1")
         }
         guard position.offset >= UInt64(ZstdChunked.skippableFrameHeaderSize), position.length > 0,
-              position.length <= blobSize, position.offset <= blobSize - position.length, position.uncompressedLength <= 512 << 20 else {
+              position.length <= blobSize, position.offset <= blobSize - position.length, position.uncompressedLength <= UInt64(TableOfContents.maxJSONSize) else {
             throw TOCError("zstd:chunked TOC position \(position.annotation) lies outside the blob (\(blobSize) bytes)")
         }
         return position.offset..<(position.offset + position.length)
@@ -50,7 +50,7 @@ public enum ZstdChunkedReader {
             throw TOCError("TOC digest mismatch: the annotation says \(checksum), the TOC hashes to sha256:\(SHA256Hasher.hex(digest))")
         }
         let json: [UInt8]
-        do { json = try Zstd.decompress(compressed) } catch { throw TOCError("TOC at offset \(position.offset): \(error)") }
+        do { json = try Zstd.decompress(compressed, limit: Int(position.uncompressedLength)) } catch { throw TOCError("TOC at offset \(position.offset): \(error)") }
         guard json.count == Int(position.uncompressedLength) else {
             throw TOCError("TOC at offset \(position.offset) holds \(json.count) bytes, its position says \(position.uncompressedLength)")
         }

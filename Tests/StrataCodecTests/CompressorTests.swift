@@ -4,6 +4,14 @@ import StrataCodec
 @Suite struct CompressorTests {
     static let samples: [[UInt8]] = [[], [42], Array("hello hello hello".utf8), mixedData(size: 1 << 20, seed: 4)]
 
+    /// A bomb (4 MiB of zeros in a few KiB) stops at the limit instead of filling memory.
+    @Test func wholeBufferDecodeStopsAtItsLimit() throws {
+        let zeros = [UInt8](repeating: 0, count: 4 << 20)
+        #expect(throws: CodecError.self) { try Gzip.decompress(Gzip.compress(zeros), limit: 1 << 20) }
+        #expect(throws: CodecError.self) { try Zstd.decompress(Zstd.compress(zeros), limit: 1 << 20) }
+        #expect(try Gzip.decompress(Gzip.compress(zeros), limit: 4 << 20) == zeros)
+    }
+
     @Test func gzipRoundTrip() throws {
         for sample in Self.samples {
             for level: Int32 in [1, 6, 9] {
