@@ -28,13 +28,7 @@ struct DaemonLogTests {
             let guardian = try MountGuard(image: builder.reference("test"), mountpoint: mnt,
                                           extraArgs: ["--cache", cache, "--log", log, "--log-level", level])
             defer { try? guardian.unmount() }
-            let fd = open(mnt + "/dir/data", O_RDONLY)
-            #expect(fd >= 0)
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = read(fd, &buffer, 4096)
-            let code = errno
-            close(fd)
-            #expect(n == -1 && code == EIO)
+            #expect(readError(mnt + "/dir/data") == EIO)
             try guardian.unmount()
             let text = String(decoding: try FileIO.readAll(log), as: UTF8.self)
             let eio = text.split(separator: "\n").filter { $0.contains("EIO") }

@@ -112,10 +112,7 @@ private func waitUntil(_ condition: () -> Bool) -> Bool {
         defer { try? guardian.unmount() }
         var st = stat()
         #expect(stat(mnt + "/f", &st) == 0 && st.st_size == 200_000)
-        let fd = open(mnt + "/f", O_RDONLY)
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        #expect(read(fd, &buffer, 4096) == -1 && errno == EIO)
+        #expect(readError(mnt + "/f") == EIO)
     }
 
     @Test func concurrentIndexingOfOneLayerBothSucceed() throws {

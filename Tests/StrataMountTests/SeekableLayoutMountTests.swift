@@ -123,13 +123,7 @@ struct SeekableLayoutMountTests {
         let log = temp.child("log")
         let guardian = try MountGuard(image: builder.reference("t"), mountpoint: mnt, extraArgs: ["--cache", temp.child("cache"), "--log", log])
         defer { try? guardian.unmount() }
-        let fd = open(mnt + "/bad", O_RDONLY)
-        #expect(fd >= 0)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = read(fd, &buffer, 4096)
-        let code = errno
-        close(fd)
-        #expect(n == -1 && code == EIO)
+        #expect(readError(mnt + "/bad") == EIO)
         #expect(try FileIO.readAll(mnt + "/good") == good)
         try guardian.unmount()
         let text = String(decoding: try FileIO.readAll(log), as: UTF8.self)
