@@ -38,9 +38,10 @@ public final class RemoteLayers: Sendable {
     public func index() throws {
         var missing = layers.filter { !hasCachedIndex($0) }
         for layer in layers where !missing.contains(where: { $0 === layer }) { layer.set(index: .cache) }
-        // A layer's own TOC, vouched for by its annotation: two small range requests.
-        for layer in missing where LayerCache.hasTOC(layer.blob) {
-            if try indexFromTOC(layer) { layer.set(index: .toc) }
+        // A layer's own TOC, vouched for by its annotation: one or two small range requests,
+        // every layer's at once (each is a round trip or two the mount waits for).
+        try eachAtOnce(missing.filter { LayerCache.hasTOC($0.blob) }) { layer in
+            if try self.indexFromTOC(layer) { layer.set(index: .toc) }
         }
         missing = missing.filter { $0.indexSource != .toc }
         if !missing.isEmpty {
@@ -63,16 +64,22 @@ public final class RemoteLayers: Sendable {
     /// Streams the layers all at once, a thread each (not one per core: they wait on the
     /// network more than they inflate); the first error in layer order is thrown.
     private func streamAll(_ streamed: [RemoteLayer]) throws {
-        guard !streamed.isEmpty else { return }
+        try eachAtOnce(streamed) { try self.stream($0) }
+    }
+
+    /// Runs `body` for every layer at once, a thread each; the first error in layer order is thrown.
+    private func eachAtOnce(_ layers: [RemoteLayer], _ body: @escaping @Sendable (RemoteLayer) throws -> Void) throws {
+        if layers.count == 1 { return try body(layers[0]) }
+        guard !layers.isEmpty else { return }
         let errors = Locked<[Int: any Error]>([:])
         let done = DispatchSemaphore(value: 0)
-        for (i, layer) in streamed.enumerated() {
+        for (i, layer) in layers.enumerated() {
             Thread.detachNewThread {
-                do { try self.stream(layer) } catch { errors.withLock { $0[i] = error } }
+                do { try body(layer) } catch { errors.withLock { $0[i] = error } }
                 done.signal()
             }
         }
-        for _ in streamed { done.wait() }
+        for _ in layers { done.wait() }
         if let first = errors.withLock({ $0.min { $0.key < $1.key }?.value }) { throw first }
     }
 
@@ -90,9 +97,10 @@ public final class RemoteLayers: Sendable {
         struct Fetch: Error { var error: any Error }
         guard let digest = Self.rawDigest(layer.digest.hex) else { throw IndexError("layer \(layer.digest): not a sha256 digest") }
         let indexed: LayerCache.TOCIndexed
+        let tail = TailReader(size: layer.size, fetch: layer.fetcher.fetch)
         do {
             indexed = try cache.indexFromTOC(layer.blob, digest: digest) { range in
-                do { return try layer.fetcher.fetch(range) } catch { throw Fetch(error: error) }
+                do { return try tail.read(range) } catch { throw Fetch(error: error) }
             }
         } catch let unsupported as TOCUnsupported {
             log.warn("\(unsupported); streaming the layer instead")
