@@ -19,7 +19,7 @@ public struct RegistryOptions: Sendable {
     /// First retry delay in seconds; doubled each retry, capped at 5 s.
     public var retryDelay: Double = 0.2
     /// Size of each ranged request `streamBlob` makes.
-    public var streamChunkSize: UInt64 = 4 << 20
+    public var streamChunkSize: UInt64 = 1 << 20
     /// The environment credentials are looked up in (HOME, XDG_RUNTIME_DIR); nil: the process's.
     public var environment: [String: String]? = nil
 
