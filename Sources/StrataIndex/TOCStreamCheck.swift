@@ -17,14 +17,15 @@ public enum TOCStreamCheck {
         return index.contentSpans
     }
 
-    /// Checks `blob` (whole and local: not lazy) against the index its TOC gave (`toc`; nil:
-    /// the cached one) and records its diff_id as verified. A lie is an `IndexError` naming
+    /// Checks `blob` (whole and local: not lazy) against the index its TOC gave (`toc`'s file;
+    /// nil: the cached one) and records its diff_id as verified. A lie is an `IndexError` naming
     /// the layer and the first difference (or the diff_id or digest mismatch); nothing is
     /// recorded then.
     public static func verify(_ blob: LayerBlob, toc: LayerIndex? = nil, cache: LayerCache) throws {
         precondition(blob.lazy == nil, "the stream check reads a complete local blob")
         let hex = blob.digestHex
-        let tocIndex = try toc ?? LayerIndex(path: cache.indexPath(digestHex: hex))
+        // Opened verified: an index a mount serves unverified does not read its entries.
+        let tocIndex = try LayerIndex(path: toc?.file.path ?? cache.indexPath(digestHex: hex), verify: true)
         // Named for this process: two mounts of one layer may check it at once.
         let path = cache.indexPath(digestHex: hex) + ".stream-check.\(getpid())"
         defer { unlink(path) }
