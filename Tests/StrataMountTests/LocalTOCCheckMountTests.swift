@@ -127,6 +127,26 @@ struct LocalTOCCheckMountTests {
         #expect(Self.text("\(cache)/diffid/sha256/\(honest)") == "\(blobs[0].diffID)\n")
     }
 
+    /// `strata bundle` mounts through `strata mount`: its rootfs gets the same check.
+    @Test func aBundleRootfsChecksItsLayersToo() throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let (builder, blobs) = try Self.layout(temp, .estargz, lie: .phantomEntry)
+        let liar = Digest.sha256(of: blobs[1].blob).hex
+        let bundle = temp.child("bundle")
+        let r = try StrataBinary.run(["bundle", "--read-only", "--cache", temp.child("cache"), builder.reference("t"), bundle])
+        #expect(r.status == 0, "\(r.stderr)")
+        defer { _ = try? StrataBinary.run(["bundle", "--remove", bundle]) }
+        let rootfs = bundle + "/rootfs"
+        let failed = Mounts.waitUntil(seconds: 60) { Self.layer(rootfs, liar)["verification"] as? String == "failed" }
+        #expect(failed, "\(Self.layer(rootfs, liar))")
+        #expect(readError(rootfs + "/data/big") == EIO)
+        #expect(try FileIO.readAll(rootfs + "/etc/hello") == Array("hello\n".utf8))
+        let removed = try StrataBinary.run(["bundle", "--remove", bundle])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(!FileIO.exists("\(temp.child("cache"))/index/sha256/\(liar)"))
+    }
+
     /// An honest layout: the mount's check records each layer's diff_id; a second mount finds
     /// it recorded and does not check again (the record is the same file, untouched). With
     /// --background-fetch=off nothing is checked.
