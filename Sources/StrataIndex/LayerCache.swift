@@ -196,7 +196,9 @@ public final class LayerCache: Sendable {
     /// Indexes a local eStargz / zstd:chunked layer from its TOC, verified against its
     /// annotation, and the blob against its digest (hashing is cheap; inflating is what is
     /// saved). The index's chunk digests check every chunk when it is read. The diff_id is not
-    /// verified (that needs the whole stream inflated): no diff_id record is written.
+    /// verified here (that needs the whole stream inflated): no diff_id record is written; the
+    /// stream is checked against the TOC later (`TOCStreamCheck`: at once by `strata index`,
+    /// after the mount answers by `LocalTOCCheck`), which records it.
     public func buildFromTOC(_ blob: LayerBlob) throws -> LayerIndex {
         let file = try blob.open()
         defer { file.file.close() }

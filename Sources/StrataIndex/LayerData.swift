@@ -1,5 +1,6 @@
 import StrataCodec
 import StrataSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,6 +42,9 @@ public final class LayerData: Sendable {
     private let verifiedPieces: Locked<[UInt64]>
     /// Per-thread buffers for reads of plain layers and of copy frames: no allocation per request.
     private static let readBuffers = ThreadScratch()
+    /// Set when a check of the whole blob failed (`fail`): every read fails from then on.
+    private let failed = Atomic<Bool>(false)
+    private let failure = Locked<String?>(nil)
 
     /// `copyPath`: the layer's re-encoded copy (read only if the index lists copy frames).
     /// `indexCache`: where a damaged index is rebuilt while serving (nil: reads fail instead).
@@ -66,12 +70,28 @@ public final class LayerData: Sendable {
         }
     }
 
+    /// The layer failed a check of its whole blob (its TOC lied about its stream, or its
+    /// diff_id is not the config's): its reads fail from now on, with `message` as the cause.
+    public func fail(_ message: String) {
+        failure.withLock { $0 = $0 ?? message }
+        failed.store(true, ordering: .releasing)
+    }
+
+    /// Why the layer's reads fail, when they do (`fail`).
+    public var failureMessage: String? { failed.load(ordering: .acquiring) ? failure.withLock { $0 } : nil }
+
+    private func requireNotFailed() throws {
+        guard failed.load(ordering: .acquiring) else { return }
+        throw IndexError("\(blob.name): \(failure.withLock { $0 } ?? "failed")")
+    }
+
     /// How many times this layer's index was rebuilt while serving (tests, statistics).
     public var repairs: Int { state.withLock { $0.repairs } }
 
     /// Hands `reply` the bytes [offset, offset+count) of the uncompressed stream. The range must
     /// lie inside the stream (the caller clamps reads to file sizes).
     public func read(offset: UInt64, count: Int, reply: (UnsafeRawBufferPointer) -> Void) throws {
+        try requireNotFailed()
         if count == 0 { reply(UnsafeRawBufferPointer(start: nil, count: 0)); return }
         let index = self.index
         if index.compression == .none {
@@ -101,6 +121,7 @@ public final class LayerData: Sendable {
 
     /// Copies [offset, offset+buffer.count) into the buffer, across spans.
     public func copy(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        try requireNotFailed()
         let index = self.index
         if index.compression == .none {
             try readPlain(into: buffer, at: offset, index: index)

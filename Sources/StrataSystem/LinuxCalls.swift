@@ -72,6 +72,14 @@ public enum LinuxCalls {
         groups.withUnsafeBufferPointer { strata_thread_setgroups(groups.count, $0.baseAddress) }
     }
 
+    // MARK: Scheduling
+
+    /// Sets the calling thread's nice value (on Linux it is per thread, and `who` 0 is the
+    /// caller alone; threads it starts inherit it). 0, or -1 with errno.
+    public static func setThreadNice(_ value: Int32) -> Int32 {
+        setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, value)
+    }
+
     // MARK: Pipes
 
     /// posix_spawn's flag for a new session (setsid in the child).

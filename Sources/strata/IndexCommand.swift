@@ -16,7 +16,10 @@ enum IndexCommand {
     the uncompressed tar, which the image config lists in rootfs.diff_ids), and stores its index
     (tar entries, data offsets, decompression checkpoints) in the cache, then the merged tree of
     the image's layers (the union a mount serves). Layers already indexed are checked and kept
-    (their diff_id against the one recorded when they were indexed).
+    (their diff_id against the one recorded when they were indexed). A local eStargz or
+    zstd:chunked layer is indexed from its table of contents, then its stream is inflated once
+    to check its diff_id and that it holds every TOC entry as given: a TOC that lies fails the
+    command naming the layer, and its index is not kept (once checked, a layer is not again).
     IMAGE is DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout, or an image archive read in
     place: oci-archive:FILE[:TAG] or docker-archive:FILE[:REPO:TAG], or a registry's image:
     docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX] (each unindexed layer streams once into the
@@ -64,7 +67,10 @@ enum IndexCommand {
         let lock = Lock()
         let results = parallelMap(blobs.count) { i in
             defer { lock.withLock { progress.step() } }
-            return try cache.index(blobs[i])
+            let opened = try cache.index(blobs[i])
+            // A local layer indexed from its TOC: its stream is checked against the TOC now.
+            if source.remote == nil { try LocalTOCCheck.checkNow(blobs[i], index: opened.index, cache: cache) }
+            return opened
         }
         progress.done()
         var opened: [(index: LayerIndex, built: Bool)] = []

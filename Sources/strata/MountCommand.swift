@@ -55,7 +55,10 @@ enum MountCommand {
                          after the mount answers, fetch the rest of each docker:// layer's blob
                          in the background and verify the whole blob (sha256 and diff_id; a
                          mismatch turns the layer's reads into EIO). Default on. Off: only what
-                         is read is fetched, and whole blobs are never verified (spans still are)
+                         is read is fetched, and whole blobs are never verified (spans still are).
+                         A local eStargz / zstd:chunked layer indexed from its TOC is checked the
+                         same way after the mount answers (its stream's diff_id, and every TOC
+                         entry as the tar stream holds it; once per cache); off: not checked
       --background-rate BYTES
                          cap of the background fetch, bytes per second (K, M, G suffixes: KiB,
                          MiB, GiB; 0: no cap). Default 20M. Reads always go first
@@ -163,6 +166,9 @@ enum MountCommand {
             }
             let lower = try ImageView.open(layers: blobs, cache: cache)
             let fetch = remote.flatMap { background.enabled ? BackgroundFetch(layers: $0, bytesPerSecond: background.bytesPerSecond) : nil }
+            // A local layer indexed from its TOC: its tar stream is checked against the TOC after the mount answers.
+            let localCheck = remote == nil ? LocalTOCCheck(layers: lower.layers, cache: cache, enabled: background.enabled,
+                                                           error: { Log.error($0) }, info: { Log.info($0) }) : nil
             // Replays the image's prefetch list once the mount answers; records this mount's first reads into it.
             let prefetch = remote.map { PrefetchSession($0) }
             if let remote, fetch == nil {
@@ -174,7 +180,7 @@ enum MountCommand {
             } else {
                 { (try? MountStatus.local(mountpoint: mountpoint, reference: statusReference,
                                           manifestDigest: image.manifestDigest.description,
-                                          layers: blobs.map { ($0.digestHex, $0.size) }).encoded()) ?? [] }
+                                          layers: blobs.map { ($0.digestHex, $0.size) }).checking(localCheck).encoded()) ?? [] }
             }
             let statusServer = Locked<StatusServer?>(nil)
             var options = FuseMountOptions()
@@ -216,6 +222,7 @@ enum MountCommand {
                 }
                 prefetch?.start()
                 fetch?.start()
+                localCheck?.start()
                 if !takingOver && (a.has("--syslog") || a["--log"] != nil) {
                     // stderr was the starting command's: from now on only the log is read.
                     DaemonLog.detachStartupStderr(logFile: a["--log"].map(absolute))
@@ -230,6 +237,7 @@ enum MountCommand {
                 exit(0)
             }
             fetch?.stop()
+            localCheck?.stop()
             statusServer.withLock { $0?.stop() }
             Log.info("unmounted \(mountpoint)")
             if let statsPath = a["--stats"] {

@@ -10,8 +10,11 @@ enum StatusCommand {
     lazy, and the reason is shown), the background fetch (pending, running, done, off) and the
     verification of the whole blob (pending, verified, failed: reads of a failed layer get EIO),
     bytes fetched on demand, by prefetch and in the background, and requests made. A mount of a
-    local layout or archive has every blob present. Asked over the mount's status socket, in
-    /run/strata/mounts/ (as root) or $XDG_RUNTIME_DIR/strata/mounts/.
+    local layout or archive has every blob present; its eStargz / zstd:chunked layers indexed
+    from their TOC show the check of their stream against the TOC as background and
+    verification ("not needed" / verified once a mount or `strata index` checked it). Asked
+    over the mount's status socket, in /run/strata/mounts/ (as root) or
+    $XDG_RUNTIME_DIR/strata/mounts/.
 
       --json             print one JSON object: mountpoint, reference, manifestDigest, source
                          (registry or local), backgroundFetch, backgroundBytesPerSecond,

@@ -54,8 +54,8 @@ struct SeekableLayoutMountTests {
         let c = try MountComparison.run(layout: builder.layout, tag: "test", referenceTag: format == .zstdChunked ? "ref" : nil)
         #expect(c.differences.isEmpty, Comment(rawValue: c.report))
         #expect(c.mounted.entry("opaque/new") != nil && c.mounted.entry("opaque/old") == nil && c.mounted.entry("gone") == nil)
-        // Indexed from the TOC: content span digests, one checkpoint per chunk, and no diff_id
-        // recorded (the stream was never inflated, so nothing hashed it).
+        // Indexed from the TOC: content span digests, one checkpoint per chunk; `strata index`
+        // then checked the stream against the TOC and recorded its diff_id.
         let cache = temp.child("cache")
         let r = try StrataBinary.run(["index", "--cache", cache, builder.reference("test")])
         #expect(r.status == 0, "\(r.stderr)")
@@ -63,7 +63,7 @@ struct SeekableLayoutMountTests {
             let hex = Digest.sha256(of: b.blob).hex
             let index = try LayerIndex(path: "\(cache)/index/sha256/\(hex)")
             #expect(index.contentSpans && index.checkpointCount == index.spanCount)
-            #expect(!FileIO.exists("\(cache)/diffid/sha256/\(hex)"))
+            #expect((try? FileIO.readAll("\(cache)/diffid/sha256/\(hex)")) == Array("\(b.diffID)\n".utf8))
         }
         let first = try LayerIndex(path: "\(cache)/index/sha256/\(Digest.sha256(of: blobs[0].blob).hex)")
         // big (300 000 bytes in 64 KiB chunks) and the four small files (+ the TOC's own entry for eStargz).
