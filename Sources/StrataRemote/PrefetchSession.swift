@@ -44,12 +44,16 @@ public final class PrefetchSession: @unchecked Sendable {
     }
 
     /// `blobs`: the image's lazy layers by digest hex (layers that are local or not lazy are simply absent).
-    /// Ranges fetched first, before the list's (a TOC's prefetch landmark, one request each).
+    /// Ranges fetched first, before the list's (a TOC's prefetch landmark), cut into pieces of
+    /// `extraPiece` bytes in order: the workers fetch them in order, and each piece serves reads
+    /// as soon as it lands instead of when a request of several MB ends.
     let extra: [PrefetchList.Entry]
+    public static let defaultExtraPiece: UInt64 = 1 << 20
 
     public init(image: ResolvedImage, cache: LayerCache, blobs: [String: any PrefetchableBlob],
-                interval: Double = 0.25, workers: Int = 4, extra: [PrefetchList.Entry] = []) {
-        self.extra = extra
+                interval: Double = 0.25, workers: Int = 4, extra: [PrefetchList.Entry] = [],
+                extraPiece: UInt64 = PrefetchSession.defaultExtraPiece) {
+        self.extra = Self.split(extra, piece: extraPiece)
         self.image = image.manifestDigest
         self.cache = cache
         self.layers = image.layers.compactMap { l in blobs[l.descriptor.digest.hex].map { (l.descriptor.digest.hex, $0) } }
@@ -100,6 +104,21 @@ public final class PrefetchSession: @unchecked Sendable {
         state.withLock(when: { $0.running == 0 }) { _ in }
         poll()
         store()
+    }
+
+    /// `entries` with each range cut into consecutive pieces of at most `piece` bytes.
+    static func split(_ entries: [PrefetchList.Entry], piece: UInt64) -> [PrefetchList.Entry] {
+        guard piece > 0 else { return entries }
+        var out: [PrefetchList.Entry] = []
+        for e in entries {
+            var offset = e.offset
+            while offset < e.offset + e.length {
+                let length = min(piece, e.offset + e.length - offset)
+                out.append(PrefetchList.Entry(layer: e.layer, offset: offset, length: length))
+                offset += length
+            }
+        }
+        return out
     }
 
     /// Ranges replayed so far, and replays that failed.
@@ -155,8 +174,10 @@ extension PrefetchSession {
     public convenience init(_ layers: RemoteLayers) {
         self.init(image: layers.image, cache: layers.cache,
                   blobs: Dictionary(layers.layers.map { ($0.digest.hex, $0.lazy as any PrefetchableBlob) }, uniquingKeysWith: { a, _ in a }),
+                  workers: Int(ProcessInfo.processInfo.environment["STRATA_TMP_WORKERS"] ?? "") ?? 4,
                   extra: layers.layers.flatMap { l in
                       l.tocPrefetch.map { PrefetchList.Entry(layer: "sha256:\(l.digest.hex)", offset: $0.lowerBound, length: $0.upperBound - $0.lowerBound) }
-                  })
+                  },
+                  extraPiece: UInt64(ProcessInfo.processInfo.environment["STRATA_TMP_PIECE"] ?? "") ?? PrefetchSession.defaultExtraPiece)
     }
 }

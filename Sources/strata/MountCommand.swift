@@ -3,6 +3,7 @@ import StrataFuse
 import StrataIndex
 import StrataOCI
 import StrataRemote
+import StrataSeekable
 import StrataSystem
 import StrataUpper
 #if canImport(Glibc)
@@ -14,7 +15,8 @@ enum MountCommand {
     usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--suid] [--foreground]
                         [--stats FILE] [--log FILE] [--log-level error|warn|info|debug]
                         [--upper DIR [--work DIR]] [--tls-verify=false] [--authfile FILE] [--creds USER[:PASS]]
-                        [--background-fetch=on|off] [--background-rate BYTES] IMAGE MOUNTPOINT
+                        [--background-fetch=on|off] [--background-rate BYTES] [--record-reads FILE]
+                        IMAGE MOUNTPOINT
            strata IMAGE MOUNTPOINT -o OPTION[,OPTION...]
 
     Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout; oci-archive:FILE[:TAG] or
@@ -42,6 +44,14 @@ enum MountCommand {
       --stats FILE       at unmount, write what serving cost to FILE (JSON: bytes of layer data
                          inflated, bytes of file data served to readers, the image's compressed
                          and uncompressed sizes)
+      --record-reads FILE
+                         record the first read of each of the image's regular files, in order,
+                         and write the list to FILE (atomically) at unmount, in the format of
+                         stargz's `ctr-remote image optimize --record-out`: one JSON object a
+                         line, {"layerIndex":2,"manifestDigest":"sha256:…","path":"usr/bin/x"}
+                         (layerIndex: the manifest's layer the file comes from, 0 = bottom).
+                         `strata convert --record-in FILE` puts those files first in each layer.
+                         With --upper, files read from the upper directory are not recorded
       --upper DIR        mount writable: every change goes to DIR (created if missing), in kernel
                          overlayfs's upper-directory format; the image stays untouched. A DIR from
                          an earlier mount is reused. One mount at a time per DIR.
@@ -77,7 +87,7 @@ enum MountCommand {
     """
 
     static let spec = Arguments.Spec(valued: Set(["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work",
-                                                  "--log", "--log-level", "--background-fetch", "--background-rate",
+                                                  "--log", "--log-level", "--background-fetch", "--background-rate", "--record-reads",
                                                   MountSupervision.serverSocketFlag])
                                         .union(RegistryFlags.valued),
                                      flags: ["--allow-other", "--foreground", "--suid", "--syslog", MountSupervision.takeoverFlag])
@@ -115,6 +125,7 @@ enum MountCommand {
             if let u = a["--upper"] { childArgs += ["--upper", absolute(u)] }
             if let w = a["--work"] { childArgs += ["--work", absolute(w)] }
             if let s = a["--stats"] { childArgs += ["--stats", absolute(s)] }
+            if let r = a["--record-reads"] { childArgs += ["--record-reads", absolute(r)] }
             if let log = a["--log"] { childArgs += ["--log", absolute(log)] } else { childArgs.append("--syslog") }
             childArgs += ["--log-level", levelName]
             childArgs += registry.arguments + background.arguments
@@ -161,7 +172,8 @@ enum MountCommand {
             } else {
                 blobs = try ImageOpening.blobs(of: image)
             }
-            let lower = try ImageView.open(layers: blobs, cache: cache)
+            let recorder = a["--record-reads"] == nil ? nil : ReadRecorder()
+            let lower = try ImageView.open(layers: blobs, cache: cache, readRecorder: recorder)
             let fetch = remote.flatMap { background.enabled ? BackgroundFetch(layers: $0, bytesPerSecond: background.bytesPerSecond) : nil }
             // Replays the image's prefetch list once the mount answers; records this mount's first reads into it.
             let prefetch = remote.map { PrefetchSession($0) }
@@ -232,6 +244,14 @@ enum MountCommand {
             fetch?.stop()
             statusServer.withLock { $0?.stop() }
             Log.info("unmounted \(mountpoint)")
+            if let recorder, let path = a["--record-reads"] {
+                let record = ReadRecord(entries: recorder.files(in: lower.tree).map {
+                    ReadRecord.Entry(path: $0.path, manifestDigest: image.manifestDigest.description, layerIndex: $0.layer)
+                })
+                do { try FileIO.writeAtomically(path, try record.encoded()) } catch {
+                    Log.error("\(path): cannot write the read record: \(error)")
+                }
+            }
             if let statsPath = a["--stats"] {
                 let compressed = blobs.reduce(UInt64(0)) { $0 + $1.size }
                 let uncompressed = lower.layers.reduce(UInt64(0)) { $0 + $1.index.uncompressedSize }
