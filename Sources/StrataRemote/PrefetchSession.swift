@@ -64,10 +64,15 @@ public final class PrefetchSession: @unchecked Sendable {
     /// The list this mount replays: the one recorded or pulled for the image, nil when none.
     public var list: PrefetchList? { PrefetchList.load(cache: cache, manifest: image) }
 
-    /// Starts the replay of the image's list (if any) and the recording.
-    public func start() {
+    /// Starts the replay of the image's list (if any) and the recording. `afterExtra` runs once
+    /// the `extra` ranges (a TOC's landmark) are fetched or failed, at once when there are none:
+    /// the mount starts its background fetch then, so it does not share the link with them.
+    public func start(afterExtra: (@Sendable () -> Void)? = nil) {
         let entries = extra + (list?.ranges ?? []).filter { e in layers.contains { "sha256:\($0.hex)" == e.layer } }
         let next = Locked(0)
+        let extraCount = extra.count
+        let extraDone = Locked(0)
+        if extraCount == 0 { afterExtra?() }
         if !entries.isEmpty {
             for _ in 0..<min(workers, entries.count) {
                 spawn { [self] in
@@ -75,6 +80,9 @@ public final class PrefetchSession: @unchecked Sendable {
                         let i = next.withLock { n in defer { n += 1 }; return n }
                         guard i < entries.count else { return }
                         let e = entries[i]
+                        defer {
+                            if i < extraCount, extraDone.withLock({ n in n += 1; return n }) == extraCount { afterExtra?() }
+                        }
                         guard let blob = self.layers.first(where: { "sha256:\($0.hex)" == e.layer })?.blob else { continue }
                         do {
                             try blob.prefetch(e.range)
@@ -174,10 +182,8 @@ extension PrefetchSession {
     public convenience init(_ layers: RemoteLayers) {
         self.init(image: layers.image, cache: layers.cache,
                   blobs: Dictionary(layers.layers.map { ($0.digest.hex, $0.lazy as any PrefetchableBlob) }, uniquingKeysWith: { a, _ in a }),
-                  workers: Int(ProcessInfo.processInfo.environment["STRATA_TMP_WORKERS"] ?? "") ?? 4,
                   extra: layers.layers.flatMap { l in
                       l.tocPrefetch.map { PrefetchList.Entry(layer: "sha256:\(l.digest.hex)", offset: $0.lowerBound, length: $0.upperBound - $0.lowerBound) }
-                  },
-                  extraPiece: UInt64(ProcessInfo.processInfo.environment["STRATA_TMP_PIECE"] ?? "") ?? PrefetchSession.defaultExtraPiece)
+                  })
     }
 }

@@ -54,7 +54,8 @@ enum ConvertCommand {
                          does not hold are counted on stderr; a malformed line is an error.
                          Every layer is rewritten, even one already in the format.
       --json             print one JSON object: reference, tag, manifestDigest, configDigest,
-                         rewritten, layers (digest, size, mediaType, diffID, annotations)
+                         rewritten, layers (digest, size, mediaType, diffID, annotations); with
+                         --record-in also prioritizedFiles (files moved to the front)
     """
 
     static let spec = Arguments.Spec(valued: ["--compression", "--platform", "--record-in"], flags: ["--json"])

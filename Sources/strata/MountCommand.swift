@@ -174,6 +174,10 @@ enum MountCommand {
             }
             let recorder = a["--record-reads"] == nil ? nil : ReadRecorder()
             let lower = try ImageView.open(layers: blobs, cache: cache, readRecorder: recorder)
+            let recordWriter = recorder.map {
+                ReadRecordWriter(recorder: $0, tree: lower.tree, path: absolute(a["--record-reads"]!),
+                                 manifest: image.manifestDigest.description)
+            }
             let fetch = remote.flatMap { background.enabled ? BackgroundFetch(layers: $0, bytesPerSecond: background.bytesPerSecond) : nil }
             // Replays the image's prefetch list once the mount answers; records this mount's first reads into it.
             let prefetch = remote.map { PrefetchSession($0) }
@@ -226,8 +230,13 @@ enum MountCommand {
                 do { try statusServer.withLock { $0 = try StatusServer(mountpoint: mountpoint, status: status) } } catch {
                     Log.error("\(mountpoint): no status socket: \(error)")
                 }
-                prefetch?.start()
-                fetch?.start()
+                recordWriter?.start()
+                if let prefetch {
+                    // The TOC's landmark range first, alone on the link: it is what the container reads first.
+                    prefetch.start(afterExtra: { fetch?.start() })
+                } else {
+                    fetch?.start()
+                }
                 if !takingOver && (a.has("--syslog") || a["--log"] != nil) {
                     // stderr was the starting command's: from now on only the log is read.
                     DaemonLog.detachStartupStderr(logFile: a["--log"].map(absolute))
@@ -244,14 +253,7 @@ enum MountCommand {
             fetch?.stop()
             statusServer.withLock { $0?.stop() }
             Log.info("unmounted \(mountpoint)")
-            if let recorder, let path = a["--record-reads"] {
-                let record = ReadRecord(entries: recorder.files(in: lower.tree).map {
-                    ReadRecord.Entry(path: $0.path, manifestDigest: image.manifestDigest.description, layerIndex: $0.layer)
-                })
-                do { try FileIO.writeAtomically(path, try record.encoded()) } catch {
-                    Log.error("\(path): cannot write the read record: \(error)")
-                }
-            }
+            recordWriter?.stop()
             if let statsPath = a["--stats"] {
                 let compressed = blobs.reduce(UInt64(0)) { $0 + $1.size }
                 let uncompressed = lower.layers.reduce(UInt64(0)) { $0 + $1.index.uncompressedSize }

@@ -15,26 +15,34 @@ import StrataTestSupport
 @Suite(.enabled(if: canCompareMounts, "needs root, umoci and a built strata"), .mountTimeLimit)
 struct PrioritizedConvertTests {
     /// Records reading etc/hello (upper layer), big, caps (lower), etc/hello again.
-    static func record(_ builder: ImageBuilder, in temp: TempDirectory) throws -> String {
+    /// `upper`: a writable mount (its reads of image files go through the same core).
+    static func record(_ builder: ImageBuilder, in temp: TempDirectory, upper: Bool = false,
+                       whileMounted: (String) throws -> Void = { _ in }) throws -> String {
         let record = temp.child("reads.json")
         let mnt = temp.child("record-mnt")
         let mount = try MountGuard(image: builder.reference("test"), mountpoint: mnt,
-                                   extraArgs: ["--cache", temp.child("cache"), "--record-reads", record])
+                                   extraArgs: ["--cache", temp.child("cache"), "--record-reads", record]
+                                       + (upper ? ["--upper", temp.child("upper")] : []))
         defer { try? mount.unmount() }
         for name in ["etc/hello", "big", "caps", "etc/hello"] { _ = try FileIO.readAll(mnt + "/" + name) }
         // Listing and stat are not reads.
         _ = try FileManager.default.contentsOfDirectory(atPath: mnt + "/etc")
+        try whileMounted(record)
         // `strata unmount` returns once the daemon has ended, its record written.
         let r = try StrataBinary.run(["unmount", mnt])
         #expect(r.status == 0, "\(r.stderr)")
         return record
     }
 
-    @Test func mountRecordsFirstReadsInOrderWithTheirLayers() throws {
+    @Test(arguments: [false, true])
+    func mountRecordsFirstReadsInOrderWithTheirLayers(upper: Bool) throws {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         let builder = try ConvertTests.makeSource(temp)
-        let path = try Self.record(builder, in: temp)
+        let path = try Self.record(builder, in: temp, upper: upper) { record in
+            // Written every few seconds while it grows, not only at unmount.
+            #expect(Mounts.waitUntil(seconds: 30) { FileIO.exists(record) })
+        }
         let record = try ReadRecord.parse(try FileIO.readAll(path), file: path)
         let manifest = try ImageResolver.resolve(reference: builder.reference("test")).manifestDigest.description
         #expect(record.entries == [ReadRecord.Entry(path: "etc/hello", manifestDigest: manifest, layerIndex: 1),
