@@ -46,7 +46,8 @@ enum MountCommand {
                          and uncompressed sizes)
       --record-reads FILE
                          record the first read of each of the image's regular files, in order,
-                         and write the list to FILE (atomically) at unmount, in the format of
+                         and write the list to FILE (atomically) every 5 s while it grows and
+                         at unmount (a restarted server starts it anew), in the format of
                          stargz's `ctr-remote image optimize --record-out`: one JSON object a
                          line, {"layerIndex":2,"manifestDigest":"sha256:…","path":"usr/bin/x"}
                          (layerIndex: the manifest's layer the file comes from, 0 = bottom).
@@ -62,8 +63,9 @@ enum MountCommand {
       --log-level L      error, warn, info (default: also mounts and unmounts) or debug
     \(RegistryFlags.help)
       --background-fetch=on|off
-                         after the mount answers, fetch the rest of each docker:// layer's blob
-                         in the background and verify the whole blob (sha256 and diff_id; a
+                         after the mount answers (and the files eStargz/zstd:chunked TOCs mark
+                         for prefetch are fetched), fetch the rest of each docker:// layer's
+                         blob in the background and verify the whole blob (sha256 and diff_id; a
                          mismatch turns the layer's reads into EIO). Default on. Off: only what
                          is read is fetched, and whole blobs are never verified (spans still are)
       --background-rate BYTES
