@@ -36,6 +36,13 @@ public enum LayerEncoding: Sendable, Equatable, CustomStringConvertible {
     /// Writes the whole uncompressed tar read from `tar` into `output` in this encoding.
     /// Returns the diff_id and the annotations the layer descriptor needs.
     func encode(tar: TarSourceFile, into output: FileDescriptor) throws -> (diffID: Digest, annotations: [String: String]) {
+        let (diffID, annotations, _) = try encode(tar: tar, into: output, prioritized: nil)
+        return (diffID, annotations)
+    }
+
+    /// As above; `prioritized` (seekable formats only) puts those files first.
+    func encode(tar: TarSourceFile, into output: FileDescriptor, prioritized: Prioritization?) throws
+        -> (diffID: Digest, annotations: [String: String], prioritization: PrioritizationResult?) {
         switch self {
         case .plain(let compression):
             let compressor = try CompressingWriter(compression: compression, file: output, level: nil,
@@ -47,14 +54,14 @@ public enum LayerEncoding: Sendable, Equatable, CustomStringConvertible {
                 if n == 0 { break }
                 try buffer.withUnsafeBytes { try stream.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             }
-            return (Digest(sha256Hex: try stream.finish()), [:])
+            return (Digest(sha256Hex: try stream.finish()), [:], nil)
         case .seekable(let format):
             let result: SeekableLayerResult
             switch format {
-            case .estargz: result = try EStargzWriter().write(tar: tar.source, to: output)
-            case .zstdChunked: result = try ZstdChunkedWriter().write(tar: tar.source, to: output)
+            case .estargz: result = try EStargzWriter().write(tar: tar.source, to: output, prioritized: prioritized)
+            case .zstdChunked: result = try ZstdChunkedWriter().write(tar: tar.source, to: output, prioritized: prioritized)
             }
-            return (Digest(sha256Hex: result.diffIDHex), result.annotations)
+            return (Digest(sha256Hex: result.diffIDHex), result.annotations, result.prioritization)
         }
     }
 }

@@ -17,9 +17,13 @@ public final class ImageFileSystem: FileSystem, Sendable {
     /// Per-thread buffers in which sparse reads are assembled (holes as zeros).
     private static let sparseBuffers = ThreadScratch()
 
-    public init(tree: MergedTree, layers: [LayerData]) {
+    /// Set with `strata mount --record-reads`: notes each regular file's first read.
+    public let readRecorder: ReadRecorder?
+
+    public init(tree: MergedTree, layers: [LayerData], readRecorder: ReadRecorder? = nil) {
         self.tree = tree
         self.layers = layers
+        self.readRecorder = readRecorder
         var total: UInt64 = 0
         for layer in layers { total += layer.index.uncompressedSize }
         totalBytes = total
@@ -115,6 +119,7 @@ public final class ImageFileSystem: FileSystem, Sendable {
         let count = Int(min(UInt64(size), fileSize - offset))
         let layer = layers[tree.layer(n)]
         served.add(UInt64(count), ordering: .relaxed)
+        readRecorder?.note(n)
         do {
             if tree.isSparse(n) {
                 try readSparse(n, layer: layer, offset: offset, count: count, reply: reply)

@@ -13,7 +13,9 @@ public enum ImageView {
     /// `spanCacheBytes` bounds the decoded spans held (cached, being decoded, kept for reuse)
     /// for one reader at a time: sixteen 1 MiB spans (four of the 4 MiB spans of indexes made
     /// before issue 13); the cache grows it with concurrent reads, to at most 3 × (`SpanCache`).
-    public static func open(layers blobs: [LayerBlob], cache: LayerCache, spanCacheBytes: Int = 16 << 20) throws -> ImageFileSystem {
+    /// `readRecorder`: notes the files read (`strata mount --record-reads`).
+    public static func open(layers blobs: [LayerBlob], cache: LayerCache, spanCacheBytes: Int = 16 << 20,
+                            readRecorder: ReadRecorder? = nil) throws -> ImageFileSystem {
         // Serving reads only the indexes' checkpoints: a cached index is checked in full only
         // when the merged tree has to be built from it.
         let opened = try parallelMap(blobs.count) { try cache.index(blobs[$0], verify: false) }.map { try $0.get() }
@@ -32,7 +34,7 @@ public enum ImageView {
             data.append(try LayerData(index: indexes[i], blob: blob, number: i, cache: spans,
                                       copyPath: cache.dataPath(digestHex: blob.digestHex), indexCache: cache))
         }
-        return ImageFileSystem(tree: tree, layers: data)
+        return ImageFileSystem(tree: tree, layers: data, readRecorder: readRecorder)
     }
 
     /// The cached merged tree of `indexes` (bottom layer first), or a new one built from them and

@@ -44,12 +44,16 @@ public final class PrefetchSession: @unchecked Sendable {
     }
 
     /// `blobs`: the image's lazy layers by digest hex (layers that are local or not lazy are simply absent).
-    /// Ranges fetched first, before the list's (a TOC's prefetch landmark, one request each).
+    /// Ranges fetched first, before the list's (a TOC's prefetch landmark), cut into pieces of
+    /// `extraPiece` bytes in order: the workers fetch them in order, and each piece serves reads
+    /// as soon as it lands instead of when a request of several MB ends.
     let extra: [PrefetchList.Entry]
+    public static let defaultExtraPiece: UInt64 = 1 << 20
 
     public init(image: ResolvedImage, cache: LayerCache, blobs: [String: any PrefetchableBlob],
-                interval: Double = 0.25, workers: Int = 4, extra: [PrefetchList.Entry] = []) {
-        self.extra = extra
+                interval: Double = 0.25, workers: Int = 4, extra: [PrefetchList.Entry] = [],
+                extraPiece: UInt64 = PrefetchSession.defaultExtraPiece) {
+        self.extra = Self.split(extra, piece: extraPiece)
         self.image = image.manifestDigest
         self.cache = cache
         self.layers = image.layers.compactMap { l in blobs[l.descriptor.digest.hex].map { (l.descriptor.digest.hex, $0) } }
@@ -60,10 +64,15 @@ public final class PrefetchSession: @unchecked Sendable {
     /// The list this mount replays: the one recorded or pulled for the image, nil when none.
     public var list: PrefetchList? { PrefetchList.load(cache: cache, manifest: image) }
 
-    /// Starts the replay of the image's list (if any) and the recording.
-    public func start() {
+    /// Starts the replay of the image's list (if any) and the recording. `afterExtra` runs once
+    /// the `extra` ranges (a TOC's landmark) are fetched or failed, at once when there are none:
+    /// the mount starts its background fetch then, so it does not share the link with them.
+    public func start(afterExtra: (@Sendable () -> Void)? = nil) {
         let entries = extra + (list?.ranges ?? []).filter { e in layers.contains { "sha256:\($0.hex)" == e.layer } }
         let next = Locked(0)
+        let extraCount = extra.count
+        let extraDone = Locked(0)
+        if extraCount == 0 { afterExtra?() }
         if !entries.isEmpty {
             for _ in 0..<min(workers, entries.count) {
                 spawn { [self] in
@@ -71,6 +80,9 @@ public final class PrefetchSession: @unchecked Sendable {
                         let i = next.withLock { n in defer { n += 1 }; return n }
                         guard i < entries.count else { return }
                         let e = entries[i]
+                        defer {
+                            if i < extraCount, extraDone.withLock({ n in n += 1; return n }) == extraCount { afterExtra?() }
+                        }
                         guard let blob = self.layers.first(where: { "sha256:\($0.hex)" == e.layer })?.blob else { continue }
                         do {
                             try blob.prefetch(e.range)
@@ -100,6 +112,21 @@ public final class PrefetchSession: @unchecked Sendable {
         state.withLock(when: { $0.running == 0 }) { _ in }
         poll()
         store()
+    }
+
+    /// `entries` with each range cut into consecutive pieces of at most `piece` bytes.
+    static func split(_ entries: [PrefetchList.Entry], piece: UInt64) -> [PrefetchList.Entry] {
+        guard piece > 0 else { return entries }
+        var out: [PrefetchList.Entry] = []
+        for e in entries {
+            var offset = e.offset
+            while offset < e.offset + e.length {
+                let length = min(piece, e.offset + e.length - offset)
+                out.append(PrefetchList.Entry(layer: e.layer, offset: offset, length: length))
+                offset += length
+            }
+        }
+        return out
     }
 
     /// Ranges replayed so far, and replays that failed.

@@ -78,7 +78,7 @@ final class BlobOutput {
 
     /// Writes the next `size` bytes of the tar entry `name`'s data as one chunk, hashing them
     /// into `fileHasher` too; the chunk's digest ("sha256:HEX").
-    func copy(_ size: UInt64, of name: String, from input: SeekableTarInput, buffer: inout [UInt8],
+    func copy(_ size: UInt64, of name: String, from input: any SeekableEntryInput, buffer: inout [UInt8],
               fileHasher: SHA256Hasher) throws -> String {
         let chunkHasher = SHA256Hasher()
         var left = size

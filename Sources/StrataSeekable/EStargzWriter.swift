@@ -26,9 +26,12 @@ public struct EStargzWriter: Sendable {
         self.level = level
     }
 
-    /// Reads the whole of `source` and writes the blob at `file`'s current position.
-    public func write(tar source: TarSource, to file: FileDescriptor) throws -> SeekableLayerResult {
-        let input = SeekableTarInput(source: source)
+    /// Reads the whole of `source` and writes the blob at `file`'s current position. With
+    /// `prioritized`, the files it names come first, then the `.prefetch.landmark` entry
+    /// (`PrioritizedTarInput`; `.no.prefetch.landmark` first when the layer holds none of them).
+    public func write(tar source: TarSource, to file: FileDescriptor, prioritized: Prioritization? = nil) throws -> SeekableLayerResult {
+        let reordered = try prioritized.map { try PrioritizedTarInput(source: source, prioritization: $0) }
+        let input: any SeekableEntryInput = reordered ?? SeekableTarInput(source: source)
         let out = try BlobOutput(compression: .gzip, file: file, level: level)
         var toc = EStargzTOC()
         var lastUserName: [Int: String] = [:], lastGroupName: [Int: String] = [:]
@@ -110,7 +113,7 @@ public struct EStargzWriter: Sendable {
             diffIDHex: out.diffHasher.finalizeHex(), uncompressedSize: uncompressedSize, tocDigest: tocDigest,
             annotations: [EStargz.tocDigestAnnotation: tocDigest,
                           EStargz.uncompressedSizeAnnotation: String(uncompressedSize)],
-            tocEntries: toc.entries.count)
+            tocEntries: toc.entries.count, prioritization: reordered?.result)
     }
 
     /// Compact, keys sorted, "/" unescaped: the same TOC always gives the same digest.

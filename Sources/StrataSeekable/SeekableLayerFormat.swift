@@ -27,6 +27,16 @@ public struct SeekableLayerResult: Sendable, Equatable {
     public var annotations: [String: String]
     /// Entries in the TOC (chunks counted once per chunk).
     public var tocEntries: Int
+    /// What reordering did, when the writer was given prioritized files.
+    public var prioritization: PrioritizationResult?
 
     public var mediaType: String { format.mediaType }
+
+    public init(format: SeekableLayerFormat, blobSHA256Hex: String, blobSize: UInt64, diffIDHex: String,
+                uncompressedSize: UInt64, tocDigest: String, annotations: [String: String], tocEntries: Int,
+                prioritization: PrioritizationResult? = nil) {
+        self.format = format; self.blobSHA256Hex = blobSHA256Hex; self.blobSize = blobSize
+        self.diffIDHex = diffIDHex; self.uncompressedSize = uncompressedSize; self.tocDigest = tocDigest
+        self.annotations = annotations; self.tocEntries = tocEntries; self.prioritization = prioritization
+    }
 }

@@ -116,8 +116,15 @@ extension TableOfContents {
         if let (checksum, annotated) = ZstdChunkedReader.annotations(annotations) {
             let position = try annotated ?? ZstdChunkedReader.position(tail: try read(ZstdChunkedReader.footerRange(blobSize: blobSize)))
             let range = try ZstdChunkedReader.tocRange(position, blobSize: blobSize)
-            let toc = try ZstdChunkedReader.read(compressed: try read(range), position: position, checksum: checksum)
-            return (toc, range.lowerBound - UInt64(ZstdChunked.skippableFrameHeaderSize))
+            var toc = try ZstdChunkedReader.read(compressed: try read(range), position: position, checksum: checksum)
+            let dataEnd = range.lowerBound - UInt64(ZstdChunked.skippableFrameHeaderSize)
+            if let text = annotations[ZstdChunked.prefetchEndAnnotation] {
+                guard let end = UInt64(text), end <= dataEnd else {
+                    throw TOCError("annotation \(ZstdChunked.prefetchEndAnnotation) '\(text)' is not an offset within the layer's data (\(dataEnd) bytes)")
+                }
+                toc.prefetch = end > 0 ? [0..<end] : []
+            }
+            return (toc, dataEnd)
         }
         return nil
     }

@@ -40,6 +40,10 @@ public enum ZstdChunked {
     public static let frameMagic: [UInt8] = [0x28, 0xb5, 0x2f, 0xfd]
     /// The only manifest type: a CRFS-compatible TOC.
     public static let manifestTypeCRFS: UInt64 = 1
+    /// Layer annotation (Strata's; zstd:chunked has no landmark convention): the compressed
+    /// offset, decimal, where the frames of the files placed first for prefetching end. Readers
+    /// fetch [0, end) right after mounting. Other tools ignore it; it is as trusted as the manifest.
+    public static let prefetchEndAnnotation = "org.strata.prefetch-end"
     /// The TOC JSON `version`.
     public static let tocVersion = 1
     /// Read this many bytes from the end of a blob to find either footer with its frame header.

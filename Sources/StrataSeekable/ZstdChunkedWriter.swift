@@ -32,8 +32,16 @@ public struct ZstdChunkedWriter: Sendable {
         self.dialect = dialect
     }
 
-    public func write(tar source: TarSource, to file: FileDescriptor) throws -> SeekableLayerResult {
-        let input = SeekableTarInput(source: source)
+    /// With `prioritized`, the files it names come first (`PrioritizedTarInput`, no landmark
+    /// entry) and the annotation `ZstdChunked.prefetchEndAnnotation` says where their frames end.
+    public func write(tar source: TarSource, to file: FileDescriptor, prioritized: Prioritization? = nil) throws -> SeekableLayerResult {
+        let reordered = try prioritized.map { p in
+            var p = p
+            p.landmark = false
+            return try PrioritizedTarInput(source: source, prioritization: p)
+        }
+        let input: any SeekableEntryInput = reordered ?? SeekableTarInput(source: source)
+        var prefetchEnd: UInt64?
         let out = try BlobOutput(compression: .zstd, file: file, level: level)
         var toc = ZstdChunkedTOC()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -78,6 +86,7 @@ public struct ZstdChunkedWriter: Sendable {
             let end = try out.endUnit()
             chunks[0].digest = "sha256:" + fileHasher.finalizeHex()
             chunks[0].endOffset = Int64(end)
+            if input.inPrioritizedPart { prefetchEnd = end }
             // As containers/storage: chunk fields only when there are several chunks.
             if chunks.count == 1 { chunks[0].chunkSize = nil; chunks[0].chunkDigest = nil }
             toc.entries += chunks
@@ -103,9 +112,10 @@ public struct ZstdChunkedWriter: Sendable {
             annotations[d.manifestChecksumKey] = checksum
             annotations[d.manifestPositionKey] = position.annotation
         }
+        if let prefetchEnd { annotations[ZstdChunked.prefetchEndAnnotation] = String(prefetchEnd) }
         return SeekableLayerResult(
             format: .zstdChunked, blobSHA256Hex: out.blobHasher.finalizeHex(), blobSize: try out.position,
             diffIDHex: out.diffHasher.finalizeHex(), uncompressedSize: out.uncompressedSize, tocDigest: checksum,
-            annotations: annotations, tocEntries: toc.entries.count)
+            annotations: annotations, tocEntries: toc.entries.count, prioritization: reordered?.result)
     }
 }

@@ -1,11 +1,12 @@
 import StrataCommit
 import StrataOCI
+import StrataSeekable
 import StrataSystem
 
 enum ConvertCommand {
     static let help = """
     usage: strata convert --compression estargz|zstd:chunked|gzip|zstd|none [--platform OS/ARCH[/VARIANT]]
-                          [--json] IMAGE NEWTAG
+                          [--record-in FILE] [--json] IMAGE NEWTAG
 
     Rewrites the layers of IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout) in
     another format and tags the result NEWTAG in the same layout. The new layer blobs, config
@@ -33,11 +34,32 @@ enum ConvertCommand {
 
       --compression C    the layers' new format (required)
       --platform P       platform to pick from an image index (default: this host's)
+      --record-in FILE   estargz and zstd:chunked only: the files a workload reads at start, in
+                         order, put first in their layers so lazy pullers fetch them in one go
+                         right after mounting (stargz's "optimized" images). FILE is what
+                         `strata mount --record-reads` and `ctr-remote image optimize
+                         --record-out` write (nerdctl's --estargz-record-in): one JSON object a
+                         line, {"path":"usr/bin/python3","layerIndex":2} (layerIndex: the
+                         manifest's layer holding the file, 0 = bottom; without it, the topmost
+                         layer holding the path), or plain text, one path a line. Each layer
+                         then holds, in record order, its recorded files, each after its parent
+                         directory entries, then (estargz) the 1-byte .prefetch.landmark entry
+                         (.no.prefetch.landmark first in a layer holding none of them; as
+                         stargz), then its other entries in their original order. zstd:chunked
+                         layers get the annotation org.strata.prefetch-end (where the recorded
+                         files' frames end), which strata mounts prefetch. Only regular files
+                         that are not hardlinks and whose path occurs once in the layer's tar
+                         move (whiteouts never; a parent that is not first a directory keeps
+                         the file in place), so the layer's tree is unchanged. Paths the image
+                         does not hold are counted on stderr; a malformed line is an error.
+                         Every layer is rewritten, even one already in the format.
       --json             print one JSON object: reference, tag, manifestDigest, configDigest,
-                         rewritten, layers (digest, size, mediaType, diffID, annotations)
+                         rewritten, layers (digest, size, mediaType, diffID, annotations); with
+                         --record-in also prioritizedFiles (files moved to the front)
     """
 
-    static let spec = Arguments.Spec(valued: ["--compression", "--platform"], flags: ["--json"])
+    static let spec = Arguments.Spec(valued: ["--compression", "--platform", "--record-in"], flags: ["--json"])
+    static let prioritizedFormats: Set<String> = [SeekableLayerFormat.estargz.rawValue, SeekableLayerFormat.zstdChunked.rawValue]
 
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, spec: spec)
@@ -49,11 +71,23 @@ enum ConvertCommand {
         guard let encoding = LayerEncoding(name: name) else {
             throw CLIError("unknown compression \"\(name)\" (estargz, zstd:chunked, gzip, zstd or none)", usage: true)
         }
+        var record: ReadRecord?
+        if let file = a["--record-in"] {
+            guard Self.prioritizedFormats.contains(name) else {
+                throw CLIError("--record-in orders estargz and zstd:chunked layers only, not \(name)", usage: true)
+            }
+            let bytes: [UInt8]
+            do { bytes = try FileIO.readAll(file) } catch { throw CLIError("\(file): cannot read the record: \(error)") }
+            do { record = try ReadRecord.parse(bytes, file: file) } catch { throw CLIError("\(error)") }
+        }
         let image = try ImageOpening.resolve(reference, platform: a["--platform"])
         guard image.transport == .layout else {
             throw CLIError("\(reference): convert writes into an OCI layout directory, not an archive; make one with `skopeo copy \(reference) oci:DIR:TAG`")
         }
-        let result = try ImageConverter.convert(image, to: encoding, tag: tag)
+        let result = try ImageConverter.convert(image, to: encoding, tag: tag, record: record)
+        if record != nil, result.unknownRecordPaths > 0 {
+            writeStandardError("strata: convert: \(result.unknownRecordPaths) recorded paths not in \(reference)\n")
+        }
         if a.has("--json") {
             let layers = zip(result.layers, result.diffIDs).map { d, diffID in
                 ConvertReport.Layer(digest: d.digest.description, size: d.size, mediaType: d.mediaType,
@@ -62,7 +96,8 @@ enum ConvertCommand {
             try JSONOutput.print(ConvertReport(reference: reference, tag: tag,
                                                manifestDigest: result.manifest.digest.description,
                                                configDigest: result.config.digest.description,
-                                               rewritten: result.rewritten, layers: layers))
+                                               rewritten: result.rewritten, layers: layers,
+                                               prioritizedFiles: record == nil ? nil : result.prioritizedFiles))
             return
         }
         print(result.manifest.digest)
@@ -84,4 +119,6 @@ struct ConvertReport: Encodable {
     var configDigest: String
     var rewritten: Int
     var layers: [Layer]
+    /// With --record-in: files moved to the front of their layers.
+    var prioritizedFiles: Int?
 }

@@ -3,6 +3,7 @@ import StrataFuse
 import StrataIndex
 import StrataOCI
 import StrataRemote
+import StrataSeekable
 import StrataSystem
 import StrataUpper
 #if canImport(Glibc)
@@ -14,7 +15,8 @@ enum MountCommand {
     usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--suid] [--foreground]
                         [--stats FILE] [--log FILE] [--log-level error|warn|info|debug]
                         [--upper DIR [--work DIR]] [--tls-verify=false] [--authfile FILE] [--creds USER[:PASS]]
-                        [--background-fetch=on|off] [--background-rate BYTES] IMAGE MOUNTPOINT
+                        [--background-fetch=on|off] [--background-rate BYTES] [--record-reads FILE]
+                        IMAGE MOUNTPOINT
            strata IMAGE MOUNTPOINT -o OPTION[,OPTION...]
 
     Mounts IMAGE (DIR, DIR:TAG or DIR@sha256:HEX of an OCI image layout; oci-archive:FILE[:TAG] or
@@ -42,6 +44,15 @@ enum MountCommand {
       --stats FILE       at unmount, write what serving cost to FILE (JSON: bytes of layer data
                          inflated, bytes of file data served to readers, the image's compressed
                          and uncompressed sizes)
+      --record-reads FILE
+                         record the first read of each of the image's regular files, in order,
+                         and write the list to FILE (atomically) every 5 s while it grows and
+                         at unmount (a restarted server starts it anew), in the format of
+                         stargz's `ctr-remote image optimize --record-out`: one JSON object a
+                         line, {"layerIndex":2,"manifestDigest":"sha256:…","path":"usr/bin/x"}
+                         (layerIndex: the manifest's layer the file comes from, 0 = bottom).
+                         `strata convert --record-in FILE` puts those files first in each layer.
+                         With --upper, files read from the upper directory are not recorded
       --upper DIR        mount writable: every change goes to DIR (created if missing), in kernel
                          overlayfs's upper-directory format; the image stays untouched. A DIR from
                          an earlier mount is reused. One mount at a time per DIR.
@@ -52,8 +63,9 @@ enum MountCommand {
       --log-level L      error, warn, info (default: also mounts and unmounts) or debug
     \(RegistryFlags.help)
       --background-fetch=on|off
-                         after the mount answers, fetch the rest of each docker:// layer's blob
-                         in the background and verify the whole blob (sha256 and diff_id; a
+                         after the mount answers (and the files eStargz/zstd:chunked TOCs mark
+                         for prefetch are fetched), fetch the rest of each docker:// layer's
+                         blob in the background and verify the whole blob (sha256 and diff_id; a
                          mismatch turns the layer's reads into EIO). Default on. Off: only what
                          is read is fetched, and whole blobs are never verified (spans still are).
                          A local eStargz / zstd:chunked layer indexed from its TOC is checked the
@@ -80,7 +92,7 @@ enum MountCommand {
     """
 
     static let spec = Arguments.Spec(valued: Set(["--cache", "--platform", "--ready-fd", "--stats", "--upper", "--work",
-                                                  "--log", "--log-level", "--background-fetch", "--background-rate",
+                                                  "--log", "--log-level", "--background-fetch", "--background-rate", "--record-reads",
                                                   MountSupervision.serverSocketFlag])
                                         .union(RegistryFlags.valued),
                                      flags: ["--allow-other", "--foreground", "--suid", "--syslog", MountSupervision.takeoverFlag])
@@ -118,6 +130,7 @@ enum MountCommand {
             if let u = a["--upper"] { childArgs += ["--upper", absolute(u)] }
             if let w = a["--work"] { childArgs += ["--work", absolute(w)] }
             if let s = a["--stats"] { childArgs += ["--stats", absolute(s)] }
+            if let r = a["--record-reads"] { childArgs += ["--record-reads", absolute(r)] }
             if let log = a["--log"] { childArgs += ["--log", absolute(log)] } else { childArgs.append("--syslog") }
             childArgs += ["--log-level", levelName]
             childArgs += registry.arguments + background.arguments
@@ -164,7 +177,12 @@ enum MountCommand {
             } else {
                 blobs = try ImageOpening.blobs(of: image)
             }
-            let lower = try ImageView.open(layers: blobs, cache: cache)
+            let recorder = a["--record-reads"] == nil ? nil : ReadRecorder()
+            let lower = try ImageView.open(layers: blobs, cache: cache, readRecorder: recorder)
+            let recordWriter = recorder.map {
+                ReadRecordWriter(recorder: $0, tree: lower.tree, path: absolute(a["--record-reads"]!),
+                                 manifest: image.manifestDigest.description)
+            }
             let fetch = remote.flatMap { background.enabled ? BackgroundFetch(layers: $0, bytesPerSecond: background.bytesPerSecond) : nil }
             // A local layer indexed from its TOC: its tar stream is checked against the TOC after the mount answers.
             let localCheck = remote == nil ? LocalTOCCheck(layers: lower.layers, cache: cache, enabled: background.enabled,
@@ -220,8 +238,13 @@ enum MountCommand {
                 do { try statusServer.withLock { $0 = try StatusServer(mountpoint: mountpoint, status: status) } } catch {
                     Log.error("\(mountpoint): no status socket: \(error)")
                 }
-                prefetch?.start()
-                fetch?.start()
+                recordWriter?.start()
+                if let prefetch {
+                    // The TOC's landmark range first, alone on the link: it is what the container reads first.
+                    prefetch.start(afterExtra: { fetch?.start() })
+                } else {
+                    fetch?.start()
+                }
                 localCheck?.start()
                 if !takingOver && (a.has("--syslog") || a["--log"] != nil) {
                     // stderr was the starting command's: from now on only the log is read.
@@ -240,6 +263,7 @@ enum MountCommand {
             localCheck?.stop()
             statusServer.withLock { $0?.stop() }
             Log.info("unmounted \(mountpoint)")
+            recordWriter?.stop()
             if let statsPath = a["--stats"] {
                 let compressed = blobs.reduce(UInt64(0)) { $0 + $1.size }
                 let uncompressed = lower.layers.reduce(UInt64(0)) { $0 + $1.index.uncompressedSize }

@@ -187,6 +187,56 @@ struct SeekableRegistryMountTests {
         try mount.unmount()
     }
 
+    /// `convert --record-in`: right after mounting, the recorded files' range of each layer (up to
+    /// the eStargz landmark, or the zstd:chunked `org.strata.prefetch-end` annotation) is
+    /// prefetched; reading those files then fetches nothing on demand.
+    @Test(arguments: ["estargz", "zstd:chunked"])
+    func recordedFilesArePrefetchedRightAfterMounting(_ compression: String) throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let builder = try ImageBuilder(layout: temp.child("layout"))
+        try builder.addLayer(entries: Self.lower)
+        try builder.addLayer(entries: Self.upper + [Items.file(Array("data/late".utf8), Items.pseudoRandom(count: 1 << 20, seed: 22))])
+        try builder.write(tag: "test")
+        let record = temp.child("reads.txt")
+        try FileIO.writeAtomically(record, Array("data/big\nusr/bin/tool\ndata/small\n".utf8))
+        let r = try StrataBinary.run(["convert", "--compression", compression, "--record-in", record,
+                                      builder.reference("test"), "converted"], timeout: 300)
+        #expect(r.status == 0, "\(r.stderr)")
+        let image = try ImageResolver.resolve(reference: builder.reference("converted"))
+        // Where each layer's prefetch range ends, as a reader of the converted blob finds it.
+        let ends = try image.layers.map { layer -> UInt64 in
+            let bytes = try FileIO.readAll(builder.blobPath(layer.descriptor.digest))
+            let (toc, _) = try #require(try TableOfContents.read(annotations: layer.descriptor.annotations ?? [:],
+                                                                 blobSize: UInt64(bytes.count)) { r in
+                Array(bytes[Int(r.lowerBound)..<Int(r.upperBound)])
+            })
+            return try #require(toc.prefetch.first?.upperBound)
+        }
+        #expect(ends.allSatisfy { $0 > 0 })
+        let registry = try TestRegistry()
+        try registry.push(layout: builder.reference("converted"), reference: "prio:v1")
+        let mnt = temp.child("mnt")
+        let mount = try MountGuard(image: registry.reference("prio:v1"), mountpoint: mnt,
+                                   extraArgs: Self.plain + ["--cache", temp.child("cache"), "--background-fetch=off"])
+        defer { try? mount.unmount() }
+        let prefetched = Mounts.waitUntil(seconds: 60) {
+            guard let s = try? Self.status(mnt) else { return false }
+            return zip(image.layers, ends).allSatisfy { layer, end in
+                ((Self.layer(s, layer.descriptor.digest)["prefetchBytes"] as? NSNumber)?.uint64Value ?? 0) >= end
+            }
+        }
+        #expect(prefetched, "\((try? Self.status(mnt)) ?? [:])")
+        #expect(try FileIO.readAll(mnt + "/data/big") == Self.big)
+        #expect(try FileIO.readAll(mnt + "/usr/bin/tool") == Array("#!/bin/sh\necho tool\n".utf8))
+        #expect(try FileIO.readAll(mnt + "/data/small") == Array("small file\n".utf8))
+        let status = try Self.status(mnt)
+        for layer in image.layers {
+            #expect((Self.layer(status, layer.descriptor.digest)["onDemandBytes"] as? NSNumber)?.uint64Value == 0, "\(status)")
+        }
+        try mount.unmount()
+    }
+
     /// A TOC whose digest is not the annotation's: the mount is refused, one line naming the layer.
     @Test(arguments: [TableOfContents.Format.estargz, .zstdChunked])
     func aTOCDigestMismatchRefusesTheMount(_ format: TableOfContents.Format) throws {

@@ -74,6 +74,25 @@ struct IndexArtifactPrefetchTests {
         #expect(Array(merged.ranges.dropFirst(3)) == [.init(layer: l1.description, offset: 9_000_000, length: 262_144)])
     }
 
+    @Test("a TOC's landmark range is fetched first, cut into 1 MiB pieces in order")
+    func extraRangesAreCutIntoPieces() throws {
+        let temp = try TempDirectory()
+        let cache = try LayerCache(directory: temp.child("cache"))
+        let l0 = Digest.sha256(of: [20])
+        let blob = FakeBlob()
+        let extra = PrefetchList.Entry(layer: l0.description, offset: 0, length: (5 << 19) + 7)   // 2.5 MiB + 7
+        // One worker: the pieces are fetched in the order they come.
+        let session = PrefetchSession(image: Self.image(layers: [l0]), cache: cache, blobs: [l0.hex: blob],
+                                      interval: 0.01, workers: 1, extra: [extra])
+        session.start()
+        var waited = 0
+        while session.replayed.done < 3 && waited < 500 { usleep(10_000); waited += 1 }
+        session.stop()
+        let fetched = blob.lock.withLock { blob.prefetched }
+        let expected: [Range<UInt64>] = [0..<(1 << 20), (1 << 20)..<(2 << 20), (2 << 20)..<((5 << 19) + 7)]
+        #expect(fetched == expected)
+    }
+
     @Test("a list from elsewhere is checked: bad ranges, digests or versions are refused")
     func decodeChecks() throws {
         let good = PrefetchList(manifest: Digest.sha256(of: [1]), ranges: [.init(layer: Digest.sha256(of: [2]).description, offset: 4, length: 8)])
