@@ -11,9 +11,33 @@ public struct ManifestStore: Sendable {
     /// Manifests, indexes and configs read whole; anything larger is not kept.
     static let maxSize = 16 << 20
 
+    /// What each tag named when this cache last resolved it (`CACHE/manifests/tags/<sha256 of
+    /// HOST/REPO:TAG>`, the digest as text), for `--pull=missing|never`.
+    public let tagDirectory: String
+
     /// The store under a strata cache directory.
     public init(cacheDirectory: String) {
         directory = cacheDirectory + "/manifests/sha256"
+        tagDirectory = cacheDirectory + "/manifests/tags"
+    }
+
+    private func tagPath(_ reference: RegistryReference) -> String {
+        let name = "\(reference.host)/\(reference.repository):\(reference.tag ?? "latest")"
+        return "\(tagDirectory)/\(Digest.sha256(of: Array(name.utf8)).hex)"
+    }
+
+    /// The manifest the tag named when this cache last resolved it, if that is still kept.
+    public func tagged(_ reference: RegistryReference) -> RemoteManifest? {
+        guard reference.digest == nil, let text = try? FileIO.readAll(tagPath(reference)),
+              let digest = try? Digest(parsing: String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
+        return manifest(digest)
+    }
+
+    /// Records what the tag names now (after a manifest GET by tag).
+    public func keepTag(_ reference: RegistryReference, as digest: Digest) {
+        guard reference.digest == nil else { return }
+        try? FileIO.makeDirectories(tagDirectory)
+        try? FileIO.writeAtomically(tagPath(reference), Array("\(digest)\n".utf8), durable: false)
     }
 
     public func path(_ digest: Digest) -> String { "\(directory)/\(digest.hex)" }

@@ -11,11 +11,21 @@ public enum RemoteImage {
     /// has transport `.registry` and `layoutPath` = `reference.description`.
     /// With a `store`, what is named by digest (a digest reference, an index's entries, the
     /// config) comes from it when kept there, and what is fetched is kept: only a tag costs a
-    /// request (one GET: a tag is resolved at the registry every time, so a moved tag is seen).
+    /// request (one GET: with `pull` `.always`, a tag is resolved at the registry every time, so
+    /// a moved tag is seen).
+    /// `pull` (with a `store`): whether a tag is asked of the registry (`PullPolicy`).
     public static func resolve(_ reference: RegistryReference, client: RegistryClient, platform: Platform?,
-                               store: ManifestStore? = nil) throws -> ResolvedImage {
+                               store: ManifestStore? = nil, pull: PullPolicy = .always) throws -> ResolvedImage {
         let wanted = platform ?? .host
-        let top = try manifest(reference.manifestReference, client: client, store: store)
+        let top: RemoteManifest
+        if reference.digest == nil, pull != .always, let kept = store?.tagged(reference) {
+            top = kept
+        } else if reference.digest == nil, pull == .never {
+            throw client.error(.notFound, "manifest \(reference.manifestReference)", "this cache has not resolved the tag before, and --pull=never asks nothing of the registry")
+        } else {
+            top = try manifest(reference.manifestReference, client: client, store: store)
+            if reference.digest == nil { store?.keepTag(reference, as: top.digest) }
+        }
         var descriptor = top.descriptor
         var current = top
         var chain: [Digest] = []

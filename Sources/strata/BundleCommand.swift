@@ -6,7 +6,7 @@ enum BundleCommand {
     static let help = """
     usage: strata bundle [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--upper DIR | --read-only] [--stats FILE]
                          [--env K=V]... [--workdir DIR] [--user U[:G]] [--hostname H] [--tty]
-                         [--mount SRC:DST[:ro]]... [--tls-verify=false] [--authfile FILE] [--creds USER[:PASS]]
+                         [--mount SRC:DST[:ro]]... [--tls-verify=false] [--authfile FILE] [--creds USER[:PASS]] [--pull=always|missing|never]
                          [--json] IMAGE BUNDLE [-- CMD [ARG...]]
            strata bundle --remove [--json] BUNDLE
 
@@ -51,6 +51,7 @@ enum BundleCommand {
       --stats FILE     at unmount, the mount writes what serving the rootfs cost to FILE
                        (JSON: bytes of layer data inflated, image sizes)
     \(RegistryFlags.help)
+    \(RegistryFlags.pullHelp)
       --remove         unmount BUNDLE/rootfs and remove what strata bundle made there:
                        config.json, rootfs, BUNDLE/upper and BUNDLE/work, and BUNDLE itself
                        if it made it.

@@ -29,14 +29,15 @@ enum ImageOpening {
 
     /// Resolves a local reference or a `docker://` one (the manifest fetched once: its digest is
     /// what everything after uses). `cache`: the strata cache directory whose manifest store
-    /// serves what is named by digest (nil: the default cache's); a tag is always asked of the
-    /// registry.
+    /// serves what is named by digest (nil: the default cache's); a tag is asked of the
+    /// registry as `--pull` says (every time by default).
     static func open(_ reference: String, platform: String?, registry: RegistryFlags, cache: String? = nil) throws -> Source {
         let p = try platform.map { try Platform(parsing: $0) }
         if let remote = try RegistryReference.parse(reference) {
             let client = try RegistryClient(remote, options: registry.options)
             let store = ManifestStore(cacheDirectory: cache ?? LayerCache.defaultDirectory)
-            return Source(image: try RemoteImage.resolve(remote, client: client, platform: p, store: store), remote: (remote, client))
+            return Source(image: try RemoteImage.resolve(remote, client: client, platform: p, store: store, pull: registry.pull),
+                          remote: (remote, client))
         }
         return Source(image: try ImageResolver.resolve(reference: reference, platform: p), remote: nil)
     }

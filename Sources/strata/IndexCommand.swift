@@ -10,7 +10,7 @@ import Glibc
 enum IndexCommand {
     static let help = """
     usage: strata index [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--tls-verify=false] [--authfile FILE]
-                        [--creds USER[:PASS]] [--push] [--json] IMAGE
+                        [--creds USER[:PASS]] [--pull=always|missing|never] [--push] [--json] IMAGE
 
     Reads every layer of IMAGE once, verifies its size, sha256 digest and diff_id (the sha256 of
     the uncompressed tar, which the image config lists in rootfs.diff_ids), and stores its index
@@ -28,6 +28,7 @@ enum IndexCommand {
       --cache DIR        index cache (as for strata mount)
       --platform P       platform to pick from an image index (default: this host's)
     \(RegistryFlags.help)
+    \(RegistryFlags.pullHelp)
       --push             then publish the indexes to IMAGE's registry (a docker:// IMAGE), so
                          other machines mount it lazily: an OCI artifact (artifactType
                          application/vnd.strata.index.v1+json, one blob per layer index, and the

@@ -9,7 +9,7 @@ import StrataOCI
 enum InspectCommand {
     static let help = """
     usage: strata inspect [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--tls-verify=false] [--authfile FILE]
-                          [--creds USER[:PASS]] [--json] IMAGE
+                          [--creds USER[:PASS]] [--pull=always|missing|never] [--json] IMAGE
 
     Shows the manifest digest, platform, a summary of the config, and for each layer its media
     type, compressed size, uncompressed size and whether its index is in the cache. Reads no
@@ -19,6 +19,7 @@ enum InspectCommand {
       --cache DIR        index cache (as for strata mount)
       --platform P       platform to pick from an image index (default: this host's)
     \(RegistryFlags.help)
+    \(RegistryFlags.pullHelp)
       --json             print one JSON object: reference, manifestDigest, platform, created,
                          entrypoint, cmd, env, workingDir, user, labels, layers (digest,
                          mediaType, size, uncompressedSize, entries, indexed)

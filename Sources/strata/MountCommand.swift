@@ -14,7 +14,7 @@ enum MountCommand {
     static let help = """
     usage: strata mount [--cache DIR] [--platform OS/ARCH[/VARIANT]] [--allow-other] [--suid] [--foreground]
                         [--stats FILE] [--log FILE] [--log-level error|warn|info|debug]
-                        [--upper DIR [--work DIR]] [--tls-verify=false] [--authfile FILE] [--creds USER[:PASS]]
+                        [--upper DIR [--work DIR]] [--tls-verify=false] [--authfile FILE] [--creds USER[:PASS]] [--pull=always|missing|never]
                         [--background-fetch=on|off] [--background-rate BYTES] [--record-reads FILE]
                         IMAGE MOUNTPOINT
            strata IMAGE MOUNTPOINT -o OPTION[,OPTION...]
@@ -62,6 +62,7 @@ enum MountCommand {
                          is logged with the layer digest, the entry and the cause.
       --log-level L      error, warn, info (default: also mounts and unmounts) or debug
     \(RegistryFlags.help)
+    \(RegistryFlags.pullHelp)
       --background-fetch=on|off
                          after the mount answers (and the files eStargz/zstd:chunked TOCs mark
                          for prefetch are fetched), fetch the rest of each docker:// layer's

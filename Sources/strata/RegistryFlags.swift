@@ -6,10 +6,8 @@ import Glibc
 /// skopeo's registry options, taken by every command that takes IMAGE: `--tls-verify=false`,
 /// `--authfile FILE`, `--creds USER[:PASS]`. They matter only for a `docker://` IMAGE.
 struct RegistryFlags {
-    static let valued: Set<String> = ["--tls-verify", "--authfile", "--creds"]
+    static let valued: Set<String> = ["--tls-verify", "--authfile", "--creds", "--pull"]
 
-    /// The synopsis fragment every IMAGE command shows.
-    static let synopsis = "[--tls-verify=false] [--authfile FILE] [--creds USER[:PASS]]"
 
     /// The help lines, as each command lists them.
     static let help = """
@@ -20,12 +18,22 @@ struct RegistryFlags {
                          registry credentials, given directly
     """
 
+    /// The help of `--pull`, for the commands that open one IMAGE (not `store`, which resolves
+    /// what podman asks for every time).
+    static let pullHelp = """
+      --pull=P           when a docker:// tag is asked of the registry, as podman's --pull:
+                         always (default: every time, so a moved tag is seen), missing (only if
+                         this cache never resolved it: a warm start asks nothing and works with
+                         the registry down), never (an error if this cache never resolved it)
+    """
+
     /// The daemon gets --creds through its environment, not its command line (`ps` shows that).
     static let credsEnvironment = "STRATA_REGISTRY_CREDS"
 
     var tlsVerify = true
     var authfile: String?
     var creds: String?
+    var pull = PullPolicy.always
 
     init(_ a: Arguments) throws {
         if let value = a["--tls-verify"] {
@@ -34,6 +42,12 @@ struct RegistryFlags {
             case "false": tlsVerify = false
             default: throw CLIError("--tls-verify=\(value): not true or false", usage: true)
             }
+        }
+        if let value = a["--pull"] {
+            guard let policy = PullPolicy(rawValue: value) else {
+                throw CLIError("--pull=\(value): not always, missing or never", usage: true)
+            }
+            pull = policy
         }
         authfile = a["--authfile"].map(MountCommand.absolute)
         creds = a["--creds"]
@@ -52,6 +66,7 @@ struct RegistryFlags {
     var arguments: [String] {
         var args: [String] = []
         if !tlsVerify { args.append("--tls-verify=false") }
+        if pull != .always { args.append("--pull=\(pull.rawValue)") }
         if let authfile { args += ["--authfile", authfile] }
         return args
     }

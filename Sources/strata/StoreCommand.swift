@@ -53,7 +53,7 @@ enum StoreCommand {
     """
 
     static let spec = Arguments.Spec(valued: Set(["--cache", "--ready-fd", "--log", "--log-level", "--background-fetch",
-                                                  "--background-rate"]).union(RegistryFlags.valued),
+                                                  "--background-rate"]).union(RegistryFlags.valued.subtracting(["--pull"])),
                                      flags: ["--foreground", "--syslog"])
 
     static func run(_ args: ArraySlice<String>) throws {

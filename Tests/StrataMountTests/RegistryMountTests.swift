@@ -160,6 +160,50 @@ struct RegistryMountTests {
         try moved.unmount()
     }
 
+    /// `--pull=missing` (podman's policy): a tag this cache resolved before is served as it was
+    /// resolved, with no request at all, even after the tag moved; the default (`always`) sees the
+    /// move and records it, which `missing` then serves. `--pull=never` on a tag the cache never
+    /// resolved is an error naming it; an unknown policy is a usage error.
+    @Test func pullMissingAsksNothingForATagResolvedBefore() throws {
+        let s = try Setup()
+        let warm = try StrataBinary.run(["index"] + Self.plain + ["--cache", s.temp.child("cache"), s.reference])
+        #expect(warm.succeeded, "\(warm.stderr)")
+
+        var before = try s.proxy.statistics().requests
+        let m = try s.mount(cache: "cache", at: "mnt", extra: ["--pull=missing"])
+        #expect(try FileIO.readAll(s.temp.child("mnt/etc/os-release")) == Array("ID=strata-test\n".utf8))
+        try m.unmount()
+        var stats = try s.proxy.statistics()
+        #expect(stats.requests == before, "\(stats.log.suffix(stats.requests - before))")
+
+        // The tag moves: missing still serves what this cache resolved, asking nothing.
+        let other = try ImageBuilder(layout: s.temp.child("other"))
+        try other.addLayer(entries: [Items.dir("etc"), Items.file("etc/os-release", "ID=moved\n")])
+        try other.write(tag: "v2")
+        _ = try s.registry.push(layout: other.reference("v2"), reference: "app:v1")
+        before = try s.proxy.statistics().requests
+        let kept = try s.mount(cache: "cache", at: "kept", extra: ["--pull=missing"])
+        #expect(try FileIO.readAll(s.temp.child("kept/etc/os-release")) == Array("ID=strata-test\n".utf8))
+        try kept.unmount()
+        stats = try s.proxy.statistics()
+        #expect(stats.requests == before, "\(stats.log.suffix(stats.requests - before))")
+
+        // always (the default) sees the move and records it; missing serves the new image then.
+        let moved = try s.mount(cache: "cache", at: "moved")
+        #expect(try FileIO.readAll(s.temp.child("moved/etc/os-release")) == Array("ID=moved\n".utf8))
+        try moved.unmount()
+        let after = try s.mount(cache: "cache", at: "after", extra: ["--pull=never"])
+        #expect(try FileIO.readAll(s.temp.child("after/etc/os-release")) == Array("ID=moved\n".utf8))
+        try after.unmount()
+
+        let never = try StrataBinary.run(["inspect"] + Self.plain + ["--pull=never", "--cache", s.temp.child("fresh"), s.reference])
+        #expect(never.status == 1, "\(never.stderr)")
+        #expect(never.stderr.contains("app") && never.stderr.contains("v1") && never.stderr.contains("--pull=never"), "\(never.stderr)")
+        let bogus = try StrataBinary.run(["inspect"] + Self.plain + ["--pull=sometimes", s.reference])
+        #expect(bogus.status == 2, "\(bogus.stderr)")
+        #expect(bogus.stderr.contains("--pull=sometimes"), "\(bogus.stderr)")
+    }
+
     /// A reader going densely through a file of a lazy blob (as a program maps a library) gets
     /// no span fetched ahead of it: until a stream has read 16 MiB, read-ahead decodes only
     /// spans already fetched. (Before, the span after each one read was fetched as read-ahead:
