@@ -93,6 +93,10 @@ public final class LocalTOCCheck: Sendable {
                 try TOCStreamCheck.verify(layer.blob, toc: layer.index, cache: cache)
                 set(i, .verified)
                 logInfo("\(layer.blob.name): its TOC's entries match its tar stream, diff_id verified")
+            } catch let unavailable as TOCStreamCheck.Unavailable {
+                // The cache or the disk failed, not the layer: left unchecked for a later mount.
+                set(i, .pending, error: "\(unavailable)")
+                logError("\(unavailable); it stays unchecked")
             } catch {
                 let message = "verification failed, its reads now get EIO and its index is dropped from the cache: \(error)"
                 layer.fail(message)
@@ -119,7 +123,9 @@ public final class LocalTOCCheck: Sendable {
     @discardableResult
     public static func checkNow(_ blob: LayerBlob, index: LayerIndex, cache: LayerCache) throws -> Bool {
         guard needsCheck(blob, index: index, cache: cache) else { return false }
-        do { try TOCStreamCheck.verify(blob, toc: index, cache: cache) } catch {
+        do { try TOCStreamCheck.verify(blob, toc: index, cache: cache) } catch let unavailable as TOCStreamCheck.Unavailable {
+            throw unavailable   // no verdict: the index stays
+        } catch {
             drop(blob, cache: cache)
             throw error
         }

@@ -10,6 +10,15 @@ import Glibc
 /// must be the ones the stream holds, field by field and in order. Only when all agree is the
 /// diff_id recorded as verified, and later mounts skip the check.
 public enum TOCStreamCheck {
+    /// The check could not run: a system call failed (the scratch index could not be made or
+    /// written in the cache, the blob could not be read). No verdict on the layer: it is neither
+    /// failed nor recorded as verified, and its chunks are still checked as they are read.
+    public struct Unavailable: Error, CustomStringConvertible, Sendable {
+        public var layer: String
+        public var cause: SystemError
+        public var description: String { "\(layer): its stream could not be checked: \(cause)" }
+    }
+
     /// Whether the layer's cached index came from a TOC and its stream is not checked yet.
     public static func pending(digestHex: String, cache: LayerCache) -> Bool {
         guard cache.verifiedDiffID(digestHex: digestHex) == nil,
@@ -20,7 +29,7 @@ public enum TOCStreamCheck {
     /// Checks `blob` (whole and local: not lazy) against the index its TOC gave (`toc`'s file;
     /// nil: the cached one) and records its diff_id as verified. A lie is an `IndexError` naming
     /// the layer and the first difference (or the diff_id or digest mismatch); nothing is
-    /// recorded then.
+    /// recorded then. A failed system call is `Unavailable`: no verdict.
     public static func verify(_ blob: LayerBlob, toc: LayerIndex? = nil, cache: LayerCache) throws {
         precondition(blob.lazy == nil, "the stream check reads a complete local blob")
         let hex = blob.digestHex
@@ -29,15 +38,14 @@ public enum TOCStreamCheck {
         // Named for this process: two mounts of one layer may check it at once.
         let path = cache.indexPath(digestHex: hex) + ".stream-check.\(getpid())"
         defer { unlink(path) }
-        let fd: FileDescriptor
-        do { fd = try FileDescriptor.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o600) } catch {
-            throw IndexError("cache \(cache.directory): cannot check \(blob.name): \(error)")
-        }
         let diffIDHex: String
         do {
+            let fd = try FileDescriptor.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o600)
             defer { fd.close() }
             // Throws on a digest mismatch, and on a diff_id other than the one `blob.diffID` claims.
             diffIDHex = try IndexBuilder.buildVerified(blob, indexFile: fd).diffIDHex
+        } catch let error as SystemError {
+            throw Unavailable(layer: blob.name, cause: error)
         }
         let stream = try LayerIndex(path: path)
         if let difference = firstDifference(toc: tocIndex, stream: stream) {

@@ -159,6 +159,11 @@ public final class BackgroundFetch: Sendable {
             }
             layer.set(verification: .verified)
             layers.log.info("layer \(layer.digest): blob complete and verified (sha256 and diff_id)")
+        } catch let unavailable as TOCStreamCheck.Unavailable {
+            // The cache or the disk failed, not the layer: no verdict, checked again by a later mount.
+            layer.set(verification: .pending)
+            layer.set(error: "\(unavailable)")
+            layers.log.error("layer \(layer.digest): \(unavailable)")
         } catch {
             let message = "verification failed, its reads now get EIO and its blob and index are dropped from the cache: \(error)"
             layers.log.error("layer \(layer.digest): \(message)")

@@ -108,4 +108,35 @@ import StrataTestSupport
         let off = LocalTOCCheck(layers: layers, cache: cache, enabled: false, error: { _ in }, info: { _ in })
         #expect(off.state(0).state == .notNeeded && off.state(1).state == .off && !off.hasWork)
     }
+
+    /// A check that cannot run (here: its scratch index cannot be made in the cache) is no
+    /// verdict: the layer is neither failed nor dropped, and stays unchecked for a later mount.
+    @Test func aCheckThatCannotRunFailsNothing() throws {
+        let temp = try TempDirectory()
+        let cache = try LayerCache(directory: temp.child("cache"))
+        let blob = try Self.layer(temp, try Self.honest(.estargz))
+        let (index, _) = try cache.index(blob)
+        // The scratch file's name, taken by a directory: open(O_RDWR|O_CREAT) fails with EISDIR.
+        let scratch = cache.indexPath(digestHex: blob.digestHex) + ".stream-check.\(getpid())"
+        try FileIO.makeDirectories(scratch)
+        defer { rmdir(scratch) }
+        let error = #expect(throws: TOCStreamCheck.Unavailable.self) { try LocalTOCCheck.checkNow(blob, index: index, cache: cache) }
+        #expect(error?.cause.code == EISDIR, "\(String(describing: error))")
+        #expect(FileIO.exists(cache.indexPath(digestHex: blob.digestHex)) && cache.verifiedDiffID(digestHex: blob.digestHex) == nil)
+
+        let spans = SpanCache(capacity: 16 << 20)
+        let layer = try LayerData(index: index, blob: blob, number: 0, cache: spans,
+                                  copyPath: cache.dataPath(digestHex: blob.digestHex), indexCache: cache)
+        let errors = Locked<[String]>([])
+        let check = LocalTOCCheck(layers: [layer], cache: cache, enabled: true,
+                                  error: { message in errors.withLock { $0.append(message) } }, info: { _ in })
+        check.start()
+        defer { check.stop() }
+        #expect(Mounts.waitUntil(seconds: 60) { !errors.withLock { $0.isEmpty } })
+        #expect(check.state(0).state == .pending && check.state(0).error != nil)
+        #expect(layer.failureMessage == nil)
+        try layer.read(offset: 0, count: 512) { #expect($0.count == 512) }
+        #expect(FileIO.exists(cache.indexPath(digestHex: blob.digestHex)))
+        #expect(errors.withLock { $0 }.first?.contains("could not be checked") == true)
+    }
 }
