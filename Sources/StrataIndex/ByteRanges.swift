@@ -36,6 +36,21 @@ public struct ByteRanges: Sendable, Equatable {
         ranges.replaceSubrange(lo..<end, with: [merged])
     }
 
+    /// Removes `r` from the set.
+    public mutating func remove(_ r: Range<UInt64>) {
+        guard !r.isEmpty, overlaps(r) else { return }
+        var out: [Range<UInt64>] = []
+        for x in ranges {
+            if x.upperBound <= r.lowerBound || x.lowerBound >= r.upperBound {
+                out.append(x)
+                continue
+            }
+            if x.lowerBound < r.lowerBound { out.append(x.lowerBound..<r.lowerBound) }
+            if x.upperBound > r.upperBound { out.append(r.upperBound..<x.upperBound) }
+        }
+        ranges = out
+    }
+
     public func contains(_ r: Range<UInt64>) -> Bool {
         if r.isEmpty { return true }
         let i = firstEnding(after: r.lowerBound)

@@ -179,13 +179,15 @@ public enum IndexBuilder {
         guard let sink else {
             let bytes = writer.serialize(compression: blob.compression, blobSize: blob.size,
                                          uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
-                                         checkpoints: decoder.checkpoints, copy: copy, spans: spans)
+                                         checkpoints: decoder.checkpoints, copy: copy, spans: spans,
+                                         checkpointSpacing: checkpointSpacing)
             return (bytes, diffIDHex)
         }
         do {
             try writer.finish(into: sink, compression: blob.compression, blobSize: blob.size,
                               uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
-                              checkpoints: decoder.checkpoints, copy: copy, spans: spans)
+                              checkpoints: decoder.checkpoints, copy: copy, spans: spans,
+                              checkpointSpacing: checkpointSpacing)
         } catch {
             throw IndexError("\(blob.name): cannot write its index: \(error)")
         }

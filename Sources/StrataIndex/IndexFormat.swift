@@ -41,8 +41,8 @@ enum IndexFormat {
     typealias Field = FormatField
     // 3: span digests; 4: entries are varint records naming their directory (EntryCodec)
     // instead of 96-byte records with the whole path, beside the span digests; 5: `spanKind`
-    // (content span digests, indexes built from a TOC).
-    static let version: UInt32 = 5
+    // (content span digests, indexes built from a TOC); 6: `checkpointSpacing`.
+    static let version: UInt32 = 6
     /// `Header.spanKind`: span digests of compressed bytes (every index not from a TOC).
     static let spanKindCompressed: UInt32 = 0
     /// `Header.spanKind`: one span per checkpoint, digest of its uncompressed bytes (a TOC's).
@@ -85,12 +85,15 @@ enum IndexFormat {
         static let spanKind = Field(220, 4)   // spanKindCompressed or spanKindContent
         static let spans = Field(224, 8)
         static let spansChecksum = Field(232, 8)
-        static let reserved = Field(240, 16)   // zero
+        /// The spacing the decoder placed checkpoints at (`IndexBuilder`), so that an index can be
+        /// derived again exactly as it was built (`IndexArtifacts.confirm`); 0 for a TOC's index.
+        static let checkpointSpacing = Field(240, 8)
+        static let reserved = Field(248, 8)   // zero
         static let all = [magic, version, compression, blobSize, uncompressedSize, entryCount, xattrCount, sparseCount,
                           checkpointCount, entries, xattrs, sparse, checkpoints, strings, stringsLength, windows,
                           windowsLength, totalLength, checksum, digest, copySize, entriesChecksum, xattrsChecksum,
                           sparseChecksum, checkpointsChecksum, stringsChecksum, entriesLength, spanCount, spanKind,
-                          spans, spansChecksum, reserved]
+                          spans, spansChecksum, checkpointSpacing, reserved]
     }
 
     /// The entries section is a byte run, laid out by `EntryCodec`: the records, then the

@@ -152,8 +152,9 @@ public final class LayerCache: Sendable {
 
     /// Builds the layer's index (and its re-encoded copy, if it needs one) from the blob and
     /// puts them in the cache, replacing what is there. The copy goes in first: an index in
-    /// the cache always finds its copy.
-    public func build(_ blob: LayerBlob) throws -> LayerIndex {
+    /// the cache always finds its copy. `checkpointSpacing`: see `IndexBuilder` (a published
+    /// index is denser than a local one: `IndexArtifacts.publishedCheckpointSpacing`).
+    public func build(_ blob: LayerBlob, checkpointSpacing: UInt64 = IndexBuilder.defaultCheckpointSpacing) throws -> LayerIndex {
         if blob.lazy == nil, TableOfContents.format(annotations: blob.annotations) != nil {
             do { return try buildFromTOC(blob) } catch let unsupported as TOCUnsupported {
                 LayerCache.log("\(unsupported); indexing it from its stream")
@@ -174,7 +175,8 @@ public final class LayerCache: Sendable {
         }
         var committed = false
         defer { if !committed { indexFile.discard() } }
-        let (_, diffIDHex) = try IndexBuilder.buildVerified(blob, copyPath: temp, indexFile: indexFile.descriptor)
+        let (_, diffIDHex) = try IndexBuilder.buildVerified(blob, checkpointSpacing: checkpointSpacing, copyPath: temp,
+                                                            indexFile: indexFile.descriptor)
         TestGate.pass(RuntimeSettings.current.indexGate)   // tests: hold a built index before it is written
         // Not fsynced: every frame carries its checksum, and a copy a crash truncated is found
         // at the next open (its size is in the index) and rebuilt.

@@ -32,6 +32,8 @@ public final class LayerIndex: @unchecked Sendable {
     public let checksum: UInt64
     /// The size of the layer's re-encoded copy (0: it has none; see `IndexFormat`).
     public let copySize: UInt64
+    /// The spacing its checkpoints were placed at (`IndexFormat.Header.checkpointSpacing`).
+    public let checkpointSpacing: UInt64
     /// How many compressed spans have a digest (see `IndexFormat`: checkpoints' spans for gzip
     /// and zstd, 1 MiB pieces for plain tar).
     public let spanCount: Int
@@ -109,6 +111,7 @@ public final class LayerIndex: @unchecked Sendable {
         let xattrCount = F.xattrs.count(in: b)
         let sparseCount = F.sparse.count(in: b)
         copySize = b.u64(0, H.copySize)
+        checkpointSpacing = b.u64(0, H.checkpointSpacing)
         digestHex = b.bytes(0, H.digest).map { byte in
             let s = String(byte, radix: 16)
             return byte < 16 ? "0" + s : s

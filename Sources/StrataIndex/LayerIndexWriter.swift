@@ -89,13 +89,14 @@ public struct LayerIndexWriter {
     /// blob's span digests (`SpanHasher`), in blob order.
     public func serialize(compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
                           digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy(),
-                          spans: [SpanDigest] = [], contentSkips: [UInt64]? = nil) -> [UInt8] {
+                          spans: [SpanDigest] = [], contentSkips: [UInt64]? = nil, checkpointSpacing: UInt64 = 0) -> [UInt8] {
         precondition(spill == nil, "a streaming writer finishes into its file")
         let sink = CacheFileSink()
         var me = self
         do {
             try me.finish(into: sink, compression: compression, blobSize: blobSize, uncompressedSize: uncompressedSize,
-                          digest: digest, checkpoints: checkpoints, copy: copy, spans: spans, contentSkips: contentSkips)
+                          digest: digest, checkpoints: checkpoints, copy: copy, spans: spans, contentSkips: contentSkips,
+                          checkpointSpacing: checkpointSpacing)
         } catch {
             preconditionFailure("writing an index to memory cannot fail: \(error)")
         }
@@ -106,7 +107,7 @@ public struct LayerIndexWriter {
     /// held, the entries section's tables, the other sections, then the header.
     mutating func finish(into sink: CacheFileSink, compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
                          digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy(),
-                         spans: [SpanDigest] = [], contentSkips: [UInt64]? = nil) throws {
+                         spans: [SpanDigest] = [], contentSkips: [UInt64]? = nil, checkpointSpacing: UInt64 = 0) throws {
         typealias C = IndexFormat.Checkpoint
         typealias H = IndexFormat.Header
         var checkpointRecords = ByteWriter()
@@ -184,6 +185,7 @@ public struct LayerIndexWriter {
             h.put(sparseCount, 0, H.sparseCount); h.put(recordCount, 0, H.checkpointCount)
             h.put(bytes: digest, 0, H.digest)
             h.put(copy.size, 0, H.copySize)
+            h.put(checkpointSpacing, 0, H.checkpointSpacing)
             h.put(UInt32(spans.count), 0, H.spanCount)
             h.put(contentSkips == nil ? IndexFormat.spanKindCompressed : IndexFormat.spanKindContent, 0, H.spanKind)
             h.put(UInt64(H.size), 0, H.entries)

@@ -95,6 +95,9 @@ public final class LazyBlob: BlobAvailability, Sendable {
         var recordRead = 0
         var statistics = LazyBlobStatistics()
         var demandOrder: [Range<UInt64>] = []
+        /// Fetched for a read beyond what it needed (`minimumRequest`), not yet read: a read
+        /// that finds its bytes here still goes in `demandOrder`.
+        var unrecorded = ByteRanges()
         /// Streaming: bytes [0, streamed) written, not yet verified; the stream's error.
         var streamed: UInt64 = 0
         var streaming = false
@@ -193,7 +196,14 @@ public final class LazyBlob: BlobAvailability, Sendable {
     public func ensure(_ range: Range<UInt64>, purpose: FetchPurpose) throws {
         let range = min(range.lowerBound, size)..<min(range.upperBound, size)
         if range.isEmpty { return }
-        if state.withLock({ $0.present.contains(range) }) { return }
+        let isRead = purpose == .demand || purpose == .readAhead
+        let present = state.withLock { s in
+            (s.present.contains(range), isRead && s.unrecorded.overlaps(range))
+        }
+        if present.0 {
+            if present.1 { recordDemand(range) }
+            return
+        }
         if purpose == .demand { state.withLock { $0.demandWaiting += 1 } }
         defer {
             if purpose == .demand {
@@ -221,22 +231,40 @@ public final class LazyBlob: BlobAvailability, Sendable {
                         continue
                     }
                     if spans.isEmpty { throw IndexError("layer sha256:\(digestHex): its index has no span digests to verify fetched bytes with") }
-                    if let request = plan(range, spans: spans, s) {
+                    if let request = plan(range, spans: spans, exact: purpose == .prefetch, s) {
                         s.inFlight.append(request)
                         return request
                     }
                     state.wait()   // what is missing is being fetched
                 }
             }
-            guard let request = next else { return }
+            guard let request = next else { break }
             try fetch(request, purpose: purpose)
+        }
+        if isRead { recordDemand(range) }
+    }
+
+    /// Appends to `demandOrder` the spans `range` needed (not the whole request that fetched
+    /// them, which `minimumRequest` may have stretched): the prefetch list then holds what a
+    /// start read, at the index's span granularity.
+    private func recordDemand(_ range: Range<UInt64>) {
+        state.withLock { s in
+            guard let spans = s.spans, !spans.isEmpty else { return }
+            let first = spanIndex(containing: range.lowerBound, spans)
+            var last = spanIndex(containing: range.upperBound - 1, spans)
+            // Consecutive spans may share a byte (see `IndexFormat`): the earlier one suffices.
+            if last > first && spans[last - 1].range.upperBound >= range.upperBound { last -= 1 }
+            let needed = spans[first].range.lowerBound..<spans[last].range.upperBound
+            if s.demandOrder.last != needed { s.demandOrder.append(needed) }
+            s.unrecorded.remove(needed)
         }
     }
 
     /// The next request for `range`: the first missing span not being fetched and those after
-    /// it, up to the end of what `range` needs and at least `minimumRequest` bytes. nil when
-    /// everything missing is being fetched.
-    private func plan(_ range: Range<UInt64>, spans: [Span], _ s: State) -> Range<UInt64>? {
+    /// it, up to the end of what `range` needs and, unless `exact`, at least `minimumRequest`
+    /// bytes. nil when everything missing is being fetched. A prefetch list's ranges are exact
+    /// (they are what a start read, and the list's pieces are already merged and large).
+    private func plan(_ range: Range<UInt64>, spans: [Span], exact: Bool, _ s: State) -> Range<UInt64>? {
         func free(_ i: Int) -> Bool {
             let r = spans[i].range
             return !s.present.contains(r) && !s.inFlight.contains { $0.overlaps(r) }
@@ -253,7 +281,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
         let start = spans[i].range.lowerBound
         var end = spans[i].range.upperBound
         var j = i + 1
-        while j < spans.count && free(j) && (spans[j].range.lowerBound < range.upperBound || end - start < Self.minimumRequest) {
+        while j < spans.count && free(j) && (range.upperBound > end || !exact && end - start < Self.minimumRequest) {
             end = spans[j].range.upperBound
             j += 1
         }
@@ -282,10 +310,10 @@ public final class LazyBlob: BlobAvailability, Sendable {
                 if received { switch purpose {
                 case .demand:
                     s.statistics.demandBytes += n
-                    s.demandOrder.append(request)
+                    s.unrecorded.insert(request)
                 case .readAhead:
                     s.statistics.prefetchBytes += n
-                    s.demandOrder.append(request)
+                    s.unrecorded.insert(request)
                 case .prefetch: s.statistics.prefetchBytes += n
                 case .background: s.statistics.backgroundBytes += n
                 } }

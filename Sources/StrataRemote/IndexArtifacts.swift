@@ -30,6 +30,19 @@ public struct PulledIndexes: Sendable {
 /// so a machine that has never seen an image mounts it lazily without reading its layers first.
 public enum IndexArtifacts {
     public static let artifactType = IndexArtifactFormat.artifactType
+    /// The checkpoint spacing of a published gzip layer's index (a local one: 1 MiB). A start
+    /// from a registry fetches, for each small file it reads, the span from the checkpoint
+    /// before the file to the one after it: denser spans fetch less (the python start of
+    /// `scripts/bench-lazy`: see docs/performance.md). The windows they add are fetched only
+    /// when a decode needs them, so the artifact's size costs a mount little.
+    public static let publishedCheckpointSpacing: UInt64 = 256 << 10
+
+    /// Whether `index` (of a layer with `compression`) must be rebuilt before it is published:
+    /// a gzip layer's index made at another spacing than `publishedCheckpointSpacing`.
+    public static func needsPublishedSpacing(_ index: LayerIndex) -> Bool {
+        index.compression == .gzip && !index.contentSpans && index.copySize == 0
+            && index.checkpointSpacing != publishedCheckpointSpacing
+    }
 
     /// Publishes the cached indexes of every layer (+ the recorded prefetch list, if any) for
     /// `image`, then adds the artifact to the fallback referrers tag. Only trusted indexes are
@@ -230,7 +243,10 @@ public enum IndexArtifacts {
         guard IndexArtifactTrust.isUntrusted(cache, layerDigestHex) else { return }
         let source = IndexArtifactTrust.source(cache, layerDigestHex) ?? "an index artifact"
         let installed = (try? FileIO.readAll(cache.indexPath(digestHex: layerDigestHex))) ?? []
-        let (derived, diffIDHex) = try IndexBuilder.buildVerified(blob)
+        // Derived as it was built: checkpoints at the same spacing are at the same places.
+        let spacing = (try? LayerIndex(path: cache.indexPath(digestHex: layerDigestHex), verify: false))?.checkpointSpacing ?? 0
+        let (derived, diffIDHex) = try IndexBuilder.buildVerified(
+            blob, checkpointSpacing: spacing > 0 ? spacing : IndexBuilder.defaultCheckpointSpacing)
         guard derived == installed else {
             let at = (0..<min(derived.count, installed.count)).first { derived[$0] != installed[$0] } ?? min(derived.count, installed.count)
             let message = "layer sha256:\(layerDigestHex): the index from \(source) differs from the one derived from the verified blob "

@@ -68,7 +68,8 @@ public final class PrefetchSession: @unchecked Sendable {
     /// the `extra` ranges (a TOC's landmark) are fetched or failed, at once when there are none:
     /// the mount starts its background fetch then, so it does not share the link with them.
     public func start(afterExtra: (@Sendable () -> Void)? = nil) {
-        let entries = extra + (list?.ranges ?? []).filter { e in layers.contains { "sha256:\($0.hex)" == e.layer } }
+        let listed = (list?.ranges ?? []).filter { e in layers.contains { "sha256:\($0.hex)" == e.layer } }
+        let entries = extra + Self.coalesce(listed, gap: Self.mergeGap, limit: Self.defaultExtraPiece)
         let next = Locked(0)
         let extraCount = extra.count
         let extraDone = Locked(0)
@@ -112,6 +113,27 @@ public final class PrefetchSession: @unchecked Sendable {
         state.withLock(when: { $0.running == 0 }) { _ in }
         poll()
         store()
+    }
+
+    /// Listed ranges closer than this are fetched in one request (the bytes between cost less
+    /// than a round trip at the link speeds lazy pulling is for).
+    static let mergeGap: UInt64 = 64 << 10
+
+    /// `entries` in order, each joined with the ones right after it of the same layer that start
+    /// after it, at most `gap` bytes past its end, while the joined range stays within `limit`:
+    /// a list holds spans (one per small file a start read), fetched in few requests.
+    static func coalesce(_ entries: [PrefetchList.Entry], gap: UInt64, limit: UInt64) -> [PrefetchList.Entry] {
+        var out: [PrefetchList.Entry] = []
+        for e in entries {
+            if var last = out.last, last.layer == e.layer, e.offset >= last.offset,
+               e.offset <= last.offset + last.length + gap, e.offset + e.length - last.offset <= limit {
+                last.length = max(last.length, e.offset + e.length - last.offset)
+                out[out.count - 1] = last
+            } else {
+                out.append(e)
+            }
+        }
+        return out
     }
 
     /// `entries` with each range cut into consecutive pieces of at most `piece` bytes.

@@ -34,7 +34,7 @@ public enum IndexForgery {
             hex = hex.dropFirst(2)
         }
         return writer.serialize(compression: index.compression, blobSize: index.blobSize, uncompressedSize: index.uncompressedSize,
-                                digest: digest, checkpoints: checkpoints, spans: spans)
+                                digest: digest, checkpoints: checkpoints, spans: spans, checkpointSpacing: index.checkpointSpacing)
     }
 
     /// A checkpoint after the first whose window is not empty (decoding from it reads the window).

@@ -68,7 +68,11 @@ enum IndexCommand {
         let lock = Lock()
         let results = parallelMap(blobs.count) { i in
             defer { lock.withLock { progress.step() } }
-            let opened = try cache.index(blobs[i])
+            var opened = try cache.index(blobs[i])
+            // A published gzip index is denser than a local one (`publishedCheckpointSpacing`).
+            if a.has("--push"), IndexArtifacts.needsPublishedSpacing(opened.index) {
+                opened = (try cache.build(blobs[i], checkpointSpacing: IndexArtifacts.publishedCheckpointSpacing), true)
+            }
             // A local layer indexed from its TOC: its stream is checked against the TOC now.
             if source.remote == nil { try LocalTOCCheck.checkNow(blobs[i], index: opened.index, cache: cache) }
             return opened

@@ -141,7 +141,14 @@ final class CountingFetcher: BlobFetcher {
         try lazy.ensure((size - 1)..<size, purpose: .prefetch)
         let requests = f.fetcher.requests
         #expect(requests.count == 3)
-        #expect(lazy.demandOrder == Array(requests.prefix(2)))
+        // The order holds the spans each read needed, not the longer requests that fetched them.
+        let order = lazy.demandOrder
+        try #require(order.count == 2)
+        for (needed, request) in zip(order, requests.prefix(2)) {
+            #expect(needed.lowerBound == request.lowerBound && needed.upperBound <= request.upperBound)
+            #expect((0..<f.index.spanCount).contains { f.index.spanRange($0).upperBound == needed.upperBound })
+        }
+        #expect(order[0].contains(size / 2) && order[1].contains(10) && order[1].count < requests[1].count)
         var s = lazy.statistics
         #expect(s.requests == 3 && s.size == size)
         #expect(s.demandBytes == UInt64(requests[0].count + requests[1].count) && s.prefetchBytes == UInt64(requests[2].count))
@@ -151,7 +158,31 @@ final class CountingFetcher: BlobFetcher {
         #expect(lazy.isComplete && s.presentBytes == size)
         #expect(s.demandBytes + s.prefetchBytes + s.backgroundBytes >= size)
         #expect(try FileIO.readAll(lazy.path) == f.bytes)
-        #expect(lazy.demandOrder == Array(requests.prefix(2)))   // background fetches are not demand
+        #expect(lazy.demandOrder == order)   // background fetches are not demand
+    }
+
+    /// A prefetch list's range is what a start read: fetched as it is, not stretched to
+    /// `minimumRequest` as a read's miss is.
+    @Test func prefetchFetchesExactlyTheSpansAsked() throws {
+        let f = try Fixture()
+        let lazy = try f.lazy()
+        try #require(f.index.spanCount > 8)
+        let span = f.index.spanRange(3)
+        try #require(UInt64(span.count) < LazyBlob.minimumRequest)
+        try lazy.ensure(span, purpose: .prefetch)
+        #expect(f.fetcher.requests == [span])
+        #expect(lazy.demandOrder.isEmpty)
+        let later = f.index.spanRange(6).lowerBound + 2
+        try lazy.ensure(later..<(later + 1))
+        #expect(f.fetcher.requests.count == 2 && f.fetcher.requests[1].count >= Int(LazyBlob.minimumRequest))
+        #expect(lazy.demandOrder == [f.index.spanRange(6)])
+        // A read of bytes that request fetched beyond its need is recorded when it happens.
+        let stretched = f.index.spanRange(7)
+        try #require(f.fetcher.requests[1].upperBound >= stretched.upperBound)
+        try lazy.ensure((stretched.lowerBound + 2)..<(stretched.lowerBound + 3))
+        #expect(f.fetcher.requests.count == 2 && lazy.demandOrder == [f.index.spanRange(6), stretched])
+        try lazy.ensure((stretched.lowerBound + 4)..<(stretched.lowerBound + 5))
+        #expect(lazy.demandOrder.count == 2)
     }
 
     @Test func concurrentEnsuresOfOneRangeFetchOnce() throws {

@@ -4,7 +4,7 @@ import Glibc
 import Testing
 import StrataIndex
 import StrataOCI
-import StrataRemote
+@testable import StrataRemote
 import StrataSystem
 import StrataTestSupport
 
@@ -91,6 +91,22 @@ struct IndexArtifactPrefetchTests {
         let fetched = blob.lock.withLock { blob.prefetched }
         let expected: [Range<UInt64>] = [0..<(1 << 20), (1 << 20)..<(2 << 20), (2 << 20)..<((5 << 19) + 7)]
         #expect(fetched == expected)
+    }
+
+    @Test("listed spans close together are replayed in one request; other layers, far ones and the size limit split them")
+    func nearbySpansAreJoined() {
+        typealias E = PrefetchList.Entry
+        let a = "sha256:" + String(repeating: "a", count: 64), b = "sha256:" + String(repeating: "b", count: 64)
+        let list = [E(layer: a, offset: 0, length: 100), E(layer: a, offset: 100, length: 50),   // touching
+                    E(layer: a, offset: 1000, length: 10),                                      // within the gap
+                    E(layer: b, offset: 1010, length: 10),                                      // another layer
+                    E(layer: a, offset: 5000, length: 10),                                      // too far
+                    E(layer: a, offset: 4000, length: 10),                                      // before: not joined
+                    E(layer: a, offset: 4100, length: 3000)]                                    // over the limit
+        let joined = PrefetchSession.coalesce(list, gap: 1000, limit: 2000)
+        #expect(joined == [E(layer: a, offset: 0, length: 1010), E(layer: b, offset: 1010, length: 10),
+                           E(layer: a, offset: 5000, length: 10), E(layer: a, offset: 4000, length: 10),
+                           E(layer: a, offset: 4100, length: 3000)])
     }
 
     @Test("a list from elsewhere is checked: bad ranges, digests or versions are refused")
