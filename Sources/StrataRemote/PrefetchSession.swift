@@ -32,9 +32,13 @@ public final class PrefetchSession: @unchecked Sendable {
     let interval: Double
     let workers: Int
     private let state = Locked(State())
+    /// Runs before the replay's blob ranges, on the first replay thread (the others wait): the
+    /// index windows their decodes need (`IndexWindowPrefetch`).
+    var beforeReplay: (@Sendable ([PrefetchList.Entry]) -> Void)?
 
     struct State {
         var stopping = false
+        var prepared: Bool?                     // beforeReplay: nil not started, false running, true done
         var seen: [String: Int] = [:]          // layer hex → demandOrder entries already recorded
         var recorded: [PrefetchList.Entry] = []
         var dirty = false
@@ -76,6 +80,7 @@ public final class PrefetchSession: @unchecked Sendable {
         if !entries.isEmpty {
             for _ in 0..<min(workers, entries.count) {
                 spawn { [self] in
+                    self.prepare(entries)
                     while !self.isStopping {
                         let i = next.withLock { n in defer { n += 1 }; return n }
                         guard i < entries.count else { return }
@@ -103,6 +108,19 @@ public final class PrefetchSession: @unchecked Sendable {
                 let due = self.state.withLock { s in s.dirty && now - s.lastStore >= 5 }
                 if due { self.store() }
             }
+        }
+    }
+
+    /// Runs `beforeReplay` once; other callers wait for it to end.
+    private func prepare(_ entries: [PrefetchList.Entry]) {
+        guard let beforeReplay else { return }
+        let first = state.withLock { s in defer { s.prepared = s.prepared ?? false }; return s.prepared == nil }
+        if first {
+            beforeReplay(entries)
+            state.withLock { $0.prepared = true }
+            state.broadcast()
+        } else {
+            state.withLock(when: { $0.prepared == true }) { _ in }
         }
     }
 
@@ -185,5 +203,7 @@ extension PrefetchSession {
                   extra: layers.layers.flatMap { l in
                       l.tocPrefetch.map { PrefetchList.Entry(layer: "sha256:\(l.digest.hex)", offset: $0.lowerBound, length: $0.upperBound - $0.lowerBound) }
                   })
+        let windows = IndexWindowPrefetch(layers)
+        if !windows.layers.isEmpty { beforeReplay = { windows.run($0) } }
     }
 }
