@@ -20,6 +20,8 @@ final class IndexWindowPrefetch: Sendable {
 
     let layers: [Layer]
     let workers: Int
+    /// `once`: nil not started, false running, true done.
+    private let started = Locked<Bool?>(nil)
     static let maximumGap = 64 << 10
     static let maximumPiece = 1 << 20
 
@@ -41,6 +43,15 @@ final class IndexWindowPrefetch: Sendable {
         var layer: Int
         var range: Range<Int>
         var checkpoints: [Int]
+    }
+
+    /// `run` for the first caller; the others wait until it is done.
+    func once(_ entries: [PrefetchList.Entry]) {
+        let first = started.withLock { s in defer { s = s ?? false }; return s == nil }
+        guard first else { return started.withLock(when: { $0 == true }) { _ in } }
+        run(entries)
+        started.withLock { $0 = true }
+        started.broadcast()
     }
 
     /// Fetches the windows `entries` need (see the type); returns once every piece is done.

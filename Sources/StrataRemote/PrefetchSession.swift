@@ -32,13 +32,12 @@ public final class PrefetchSession: @unchecked Sendable {
     let interval: Double
     let workers: Int
     private let state = Locked(State())
-    /// Runs before the replay's blob ranges, on the first replay thread (the others wait): the
-    /// index windows their decodes need (`IndexWindowPrefetch`).
+    /// Runs on every replay thread before its first blob range (`IndexWindowPrefetch.once`:
+    /// the first fetches the index windows the decodes need, the others wait for it).
     var beforeReplay: (@Sendable ([PrefetchList.Entry]) -> Void)?
 
     struct State {
         var stopping = false
-        var prepared: Bool?                     // beforeReplay: nil not started, false running, true done
         var seen: [String: Int] = [:]          // layer hex → demandOrder entries already recorded
         var recorded: [PrefetchList.Entry] = []
         var dirty = false
@@ -80,7 +79,7 @@ public final class PrefetchSession: @unchecked Sendable {
         if !entries.isEmpty {
             for _ in 0..<min(workers, entries.count) {
                 spawn { [self] in
-                    self.prepare(entries)
+                    self.beforeReplay?(entries)
                     while !self.isStopping {
                         let i = next.withLock { n in defer { n += 1 }; return n }
                         guard i < entries.count else { return }
@@ -108,19 +107,6 @@ public final class PrefetchSession: @unchecked Sendable {
                 let due = self.state.withLock { s in s.dirty && now - s.lastStore >= 5 }
                 if due { self.store() }
             }
-        }
-    }
-
-    /// Runs `beforeReplay` once; other callers wait for it to end.
-    private func prepare(_ entries: [PrefetchList.Entry]) {
-        guard let beforeReplay else { return }
-        let first = state.withLock { s in defer { s.prepared = s.prepared ?? false }; return s.prepared == nil }
-        if first {
-            beforeReplay(entries)
-            state.withLock { $0.prepared = true }
-            state.broadcast()
-        } else {
-            state.withLock(when: { $0.prepared == true }) { _ in }
         }
     }
 
@@ -204,6 +190,6 @@ extension PrefetchSession {
                       l.tocPrefetch.map { PrefetchList.Entry(layer: "sha256:\(l.digest.hex)", offset: $0.lowerBound, length: $0.upperBound - $0.lowerBound) }
                   })
         let windows = IndexWindowPrefetch(layers)
-        if !windows.layers.isEmpty { beforeReplay = { windows.run($0) } }
+        if !windows.layers.isEmpty { beforeReplay = { windows.once($0) } }
     }
 }

@@ -59,4 +59,32 @@ struct IndexArtifactLazyWindowMountTests {
         #expect(diffs.isEmpty, "mount from an index fetched without its windows: \(diffs)")
         #expect(!s.log("mnt2").contains("rebuilding"), "\(s.log("mnt2"))")
     }
+
+    @Test("the prefetch list's windows are fetched before its ranges: the reads it lists fetch no window")
+    func prefetchListFetchesWindows() throws {
+        let s = try IndexArtifactMountTests.Setup(spread: true)
+        let big = s.bigLayer.descriptor.digest
+        try s.index(cache: "publisher", push: true)
+        // A first mount records its reads; its cache publishes the index with the list.
+        let first = try s.mount(cache: "first", at: "mnt", background: false)
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/small")) == Array("small file\n".utf8))
+        #expect(try FileIO.readAll(s.temp.child("mnt/data/b5")) == Items.pseudoRandom(count: 4 << 20, seed: 205))
+        try first.unmount()
+        #expect(Mounts.waitUntil(seconds: 20) { FileIO.directoryEntries(s.temp.child("first/prefetch/sha256")).contains { $0.hasSuffix(".json") } })
+        try s.index(cache: "first", push: true)
+
+        let second = try s.mount(cache: "second", at: "mnt2", background: false)
+        let replayed = Mounts.waitUntil(seconds: 60) {
+            ((try? StatusReport.read(s.temp.child("mnt2")).number(big, "prefetchBytes")) ?? 0) >= 4 << 20
+        }
+        let before = try StatusReport.read(s.temp.child("mnt2"))
+        #expect(replayed, "\(before.json)")
+        #expect(before.number(big, "indexWindowRequests") >= 1, "\(before.json)")
+        #expect(try FileIO.readAll(s.temp.child("mnt2/data/small")) == Array("small file\n".utf8))
+        #expect(try FileIO.readAll(s.temp.child("mnt2/data/b5")) == Items.pseudoRandom(count: 4 << 20, seed: 205))
+        let after = try StatusReport.read(s.temp.child("mnt2"))
+        #expect(after.number(big, "indexWindowRequests") == before.number(big, "indexWindowRequests"), "\(after.json)")
+        #expect(after.number(big, "onDemandBytes") == 0, "\(after.json)")
+        try second.unmount()
+    }
 }
