@@ -343,9 +343,16 @@ public final class LayerIndex: @unchecked Sendable {
         var window: [UInt8] = []
         if storedLength > 0 {
             let start = windowsOffset + Int(bytes.u64(r, C.windowOffset))
-            let stored = try file.read(start..<(start + storedLength))
-            guard stored.withUnsafeBytes({ IndexFormat.windowChecksum($0) }) == bytes.u32(r, C.windowChecksum) else {
-                throw IndexDamage(path: file.path, "checkpoint \(i) window checksum mismatch")
+            var stored = try file.read(start..<(start + storedLength))
+            let checksum = bytes.u32(r, C.windowChecksum)
+            if stored.withUnsafeBytes({ IndexFormat.windowChecksum($0) }) != checksum {
+                // An index installed without its windows (a hole reads as zeros) fetches the
+                // window now; any other mismatch is damage: the index is rebuilt.
+                guard let source = IndexWindows.source(indexPath: file.path) else {
+                    throw IndexDamage(path: file.path, "checkpoint \(i) window checksum mismatch")
+                }
+                stored = try IndexWindows.fetch(source, indexPath: file.path, layer: digestHex, checkpoint: i,
+                                                range: start..<(start + storedLength), checksum: checksum)
             }
             window = try Gzip.decompress(stored)
             guard window.count == Int(bytes.u32(r, C.windowLength)) else {
@@ -354,6 +361,22 @@ public final class LayerIndex: @unchecked Sendable {
         }
         return Checkpoint(compressedOffset: bytes.u64(r, C.compressedOffset), uncompressedOffset: bytes.u64(r, C.uncompressedOffset),
                           bits: bytes.u8(r, C.bits), window: window)
+    }
+
+    /// The windows section, as offsets in the file.
+    public var windowsSection: Range<Int> {
+        windowsOffset..<(windowsOffset + IndexFormat.windows.count(in: bytes))
+    }
+
+    /// Where checkpoint `i`'s stored window is in the file and the checksum its record holds;
+    /// nil when it has none (a copy frame, a content span, the stream's start).
+    public func storedWindow(_ i: Int) -> (range: Range<Int>, checksum: UInt32)? {
+        typealias C = IndexFormat.Checkpoint
+        let r = checkpointsOffset + i * C.size
+        let length = Int(bytes.u32(r, C.storedWindowLength))
+        guard length > 0, bytes.u8(r, C.source) == IndexFormat.sourceBlob, !contentSpans else { return nil }
+        let start = windowsOffset + Int(bytes.u64(r, C.windowOffset))
+        return (start..<(start + length), bytes.u32(r, C.windowChecksum))
     }
 
     /// Content spans: how many decoded bytes of checkpoint `i`'s member precede its chunk.

@@ -8,7 +8,11 @@ import Glibc
 /// Which cached layer indexes came from a registry artifact and are not yet confirmed.
 ///
 ///   CACHE/untrusted/sha256/<layer hex>   "sha256:<artifact hex>\n": the artifact it came from
-///                                        (`LayerCache.untrustedPath`)
+///                                        (`LayerCache.untrustedPath`); for an index installed
+///                                        without its windows section (`LazyWindows`) a second
+///                                        line "windows sha256:<index blob hex> <size>\n": the
+///                                        published blob its windows are fetched from, and
+///                                        whose digest `confirm` checks the derived index against
 ///
 /// An index installed from an artifact is usable at once (its span digests verify every span
 /// fetched) but not trusted: anyone who can push to the repository wrote it, and a forged
@@ -28,21 +32,56 @@ enum IndexArtifactTrust {
 
     /// The artifact an untrusted index came from, as its mark names it.
     static func source(_ cache: LayerCache, _ hex: String) -> String? {
-        guard let bytes = try? FileIO.readAll(markerPath(cache, hex)) else { return nil }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingNewline()
-        return text.isEmpty ? nil : text
+        guard let first = lines(cache, hex).first, !first.isEmpty else { return nil }
+        return first
+    }
+
+    /// The published index blob of an untrusted index installed without its windows section
+    /// (nil: installed whole).
+    struct LazyWindows: Equatable, Sendable {
+        var indexBlob: Digest
+        var size: Int64
+        var line: String { "windows \(indexBlob) \(size)" }
+    }
+
+    static func lazyWindows(_ cache: LayerCache, _ hex: String) -> LazyWindows? {
+        for line in lines(cache, hex).dropFirst() {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, parts[0] == "windows", let digest = try? Digest(parsing: String(parts[1])),
+                  digest.algorithm == "sha256", let size = Int64(parts[2]), size > 0 else { continue }
+            return LazyWindows(indexBlob: digest, size: size)
+        }
+        return nil
+    }
+
+    private static func lines(_ cache: LayerCache, _ hex: String) -> [String] {
+        guard let bytes = try? FileIO.readAll(markerPath(cache, hex)) else { return [] }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").map { String($0).trimmingNewline() }
     }
 
     /// Puts an artifact's index bytes (already validated) in the cache as the layer's index,
     /// marked untrusted, with the diff_id the image claims for the layer.
     static func install(_ cache: LayerCache, hex: String, bytes: [UInt8], diffID: Digest, artifact: String) throws {
-        let marker = markerPath(cache, hex)
-        try FileIO.makeDirectories(parent(marker))
-        try FileIO.writeAtomically(marker, Array("\(artifact)\n".utf8))
-        try FileIO.makeDirectories(parent(cache.diffIDPath(digestHex: hex)))
-        try FileIO.writeAtomically(cache.diffIDPath(digestHex: hex), Array("\(diffID)\n".utf8))
+        try mark(cache, hex: hex, diffID: diffID, lines: [artifact])
         try FileIO.makeDirectories(parent(cache.indexPath(digestHex: hex)))
         try FileIO.writeAtomically(cache.indexPath(digestHex: hex), bytes)
+    }
+
+    /// Installs an index file written without its windows section (`temporary`, in the cache
+    /// directory, of full size with the windows a hole): the mark records where they come from.
+    static func install(_ cache: LayerCache, hex: String, sparse temporary: String, windows: LazyWindows,
+                        diffID: Digest, artifact: String) throws {
+        try mark(cache, hex: hex, diffID: diffID, lines: [artifact, windows.line])
+        try FileIO.makeDirectories(parent(cache.indexPath(digestHex: hex)))
+        try AtomicFile.publish(temporary, as: cache.indexPath(digestHex: hex), durable: true)
+    }
+
+    private static func mark(_ cache: LayerCache, hex: String, diffID: Digest, lines: [String]) throws {
+        let marker = markerPath(cache, hex)
+        try FileIO.makeDirectories(parent(marker))
+        try FileIO.writeAtomically(marker, Array(lines.map { "\($0)\n" }.joined().utf8))
+        try FileIO.makeDirectories(parent(cache.diffIDPath(digestHex: hex)))
+        try FileIO.writeAtomically(cache.diffIDPath(digestHex: hex), Array("\(diffID)\n".utf8))
     }
 
     /// The index matched the blob: record the diff_id the blob hashed to, then drop the mark.

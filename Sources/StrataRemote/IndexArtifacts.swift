@@ -3,6 +3,9 @@ import StrataIndex
 import StrataOCI
 import StrataRegistry
 import StrataSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An index artifact that cannot be used or was found to be forged: one line naming it.
 public struct IndexArtifactError: Error, CustomStringConvertible, Sendable {
@@ -168,7 +171,11 @@ public enum IndexArtifacts {
         var installed: [String] = [], kept: [String] = []
         var prefetch: PrefetchList?
         // Fetch and check everything first, so an artifact with one bad blob installs nothing.
-        var pending: [(hex: String, bytes: [UInt8], diffID: Digest)] = []
+        var pending: [(hex: String, index: FetchedIndex, diffID: Digest)] = []
+        // Sparse files not installed (an error, or a later blob was bad) are removed.
+        defer {
+            for p in pending { if case .sparse(let temp, _) = p.index { cache.remove(temp) } }
+        }
         for blob in manifest.layers {
             switch blob.mediaType {
             case IndexArtifactFormat.layerIndexMediaType:
@@ -180,12 +187,10 @@ public enum IndexArtifacts {
                     kept.append(hex)
                     continue
                 }
-                let bytes = try fetch(blob, name: name, client: client)
-                try validate(bytes, layer: layer, name: name, cache: cache)
                 guard layer.diffID.algorithm == "sha256" else {
                     throw IndexArtifactError("\(name): layer \(layerName) has a diff_id (\(layer.diffID)) that cannot be verified")
                 }
-                pending.append((hex, bytes, layer.diffID))
+                pending.append((hex, try fetchIndex(blob, layer: layer, name: name, client: client, cache: cache), layer.diffID))
             case IndexArtifactFormat.prefetchMediaType:
                 let bytes = try fetch(blob, name: name, client: client)
                 prefetch = try wrap(name) { try PrefetchList.decode(bytes, what: "\(name) prefetch list") }
@@ -193,8 +198,18 @@ public enum IndexArtifacts {
                 continue   // a later version's addition: not ours to read
             }
         }
-        for (hex, bytes, diffID) in pending {
-            try wrap(name) { try IndexArtifactTrust.install(cache, hex: hex, bytes: bytes, diffID: diffID, artifact: candidate.digest.description) }
+        while !pending.isEmpty {
+            let (hex, index, diffID) = pending[0]
+            switch index {
+            case .whole(let bytes):
+                try wrap(name) { try IndexArtifactTrust.install(cache, hex: hex, bytes: bytes, diffID: diffID, artifact: candidate.digest.description) }
+            case .sparse(let temp, let windows):
+                try wrap(name) {
+                    try IndexArtifactTrust.install(cache, hex: hex, sparse: temp, windows: windows, diffID: diffID,
+                                                   artifact: candidate.digest.description)
+                }
+            }
+            pending.removeFirst()
             installed.append(hex)
         }
         if let list = prefetch, list.manifest == image.manifestDigest.description,
@@ -216,14 +231,77 @@ public enum IndexArtifacts {
         return bytes
     }
 
+    /// A layer index blob fetched and checked: whole (its digest checked), or without its
+    /// windows section (`LazyWindows`: a full-size file in the cache directory, the windows a
+    /// hole, every other section checked; its digest checked only by `confirm`).
+    enum FetchedIndex {
+        case whole([UInt8])
+        case sparse(String, IndexArtifactTrust.LazyWindows)
+    }
+
+    /// A windows section this large or larger is fetched per window when used, not at install.
+    static let lazyWindowsThreshold: UInt64 = 64 << 10
+    /// What the first request of a layer index blob asks for: the header, and with it all of a
+    /// small index.
+    static let headLength: UInt64 = 64 << 10
+
+    /// Fetches a layer index blob: its head first (the header places the windows section);
+    /// a small windows section, the rest at once (checked as `fetch` does); a large one, every
+    /// section but the windows, into a sparse file (see `FetchedIndex`). Validated either way.
+    static func fetchIndex(_ blob: Descriptor, layer: LayerDescriptor, name: String, client: RegistryClient,
+                           cache: LayerCache) throws -> FetchedIndex {
+        guard blob.size > 0, blob.size <= IndexArtifactFormat.maximumBlobSize else {
+            throw IndexArtifactError("\(name): blob \(blob.digest) size \(blob.size) out of bounds")
+        }
+        let size = UInt64(blob.size)
+        let head = try client.blob(blob.digest, range: 0..<min(size, headLength))
+        guard let windows = IndexWindows.section(header: head), windows.count >= lazyWindowsThreshold,
+              windows.lowerBound >= UInt64(IndexWindows.headerSize), windows.upperBound <= size else {
+            let bytes = head + (UInt64(head.count) < size ? try client.blob(blob.digest, range: UInt64(head.count)..<size) : [])
+            guard bytes.count == Int(size), Digest.sha256(of: bytes) == blob.digest else {
+                throw IndexArtifactError("\(name): blob \(blob.digest) does not match its descriptor (size or digest)")
+            }
+            try validate(bytes, layer: layer, name: name, cache: cache)
+            return .whole(bytes)
+        }
+        let temp = AtomicFile.temporaryPath(in: cache.directory, prefix: ".tmp.artifact-index.")
+        do {
+            let fd = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
+            defer { fd.close() }
+            try fd.truncate(size)
+            try head.withUnsafeBytes { try fd.writeAll($0, at: 0) }
+            let headEnd = UInt64(head.count)
+            for piece in [headEnd..<max(headEnd, windows.lowerBound), max(headEnd, windows.upperBound)..<size] where !piece.isEmpty {
+                let bytes = try client.blob(blob.digest, range: piece)
+                try bytes.withUnsafeBytes { try fd.writeAll($0, at: piece.lowerBound) }
+            }
+            try fd.sync(dataOnly: true)
+            try validate(path: temp, layer: layer, name: name)
+        } catch {
+            cache.remove(temp)
+            throw error
+        }
+        return .sparse(temp, IndexArtifactTrust.LazyWindows(indexBlob: blob.digest, size: blob.size))
+    }
+
     /// The bytes parse as an index (every section checked) of exactly this layer.
     static func validate(_ bytes: [UInt8], layer: LayerDescriptor, name: String, cache: LayerCache) throws {
         let temp = AtomicFile.temporaryPath(in: cache.directory, prefix: ".tmp.artifact-index.")
         defer { cache.remove(temp) }
-        let index: LayerIndex
         do {
             try FileIO.writeAtomically(temp, bytes, durable: false)
-            index = try LayerIndex(path: temp, verify: true)
+        } catch {
+            throw IndexArtifactError("\(name): index of layer \(layer.descriptor.digest) is unusable: \(error)")
+        }
+        try validate(path: temp, layer: layer, name: name)
+    }
+
+    /// The index file parses (header and every record section checked; windows are checked
+    /// one by one when read) as an index of exactly this layer.
+    static func validate(path: String, layer: LayerDescriptor, name: String) throws {
+        let index: LayerIndex
+        do {
+            index = try LayerIndex(path: path, verify: true)
         } catch {
             throw IndexArtifactError("\(name): index of layer \(layer.descriptor.digest) is unusable: \(error)")
         }
@@ -242,20 +320,55 @@ public enum IndexArtifacts {
     public static func confirm(layerDigestHex: String, blob: LayerBlob, cache: LayerCache) throws {
         guard IndexArtifactTrust.isUntrusted(cache, layerDigestHex) else { return }
         let source = IndexArtifactTrust.source(cache, layerDigestHex) ?? "an index artifact"
-        let installed = (try? FileIO.readAll(cache.indexPath(digestHex: layerDigestHex))) ?? []
+        let path = cache.indexPath(digestHex: layerDigestHex)
+        let installed = (try? FileIO.readAll(path)) ?? []
         // Derived as it was built: checkpoints at the same spacing are at the same places.
-        let spacing = (try? LayerIndex(path: cache.indexPath(digestHex: layerDigestHex), verify: false))?.checkpointSpacing ?? 0
+        let spacing = (try? LayerIndex(path: path, verify: false))?.checkpointSpacing ?? 0
         let (derived, diffIDHex) = try IndexBuilder.buildVerified(
             blob, checkpointSpacing: spacing > 0 ? spacing : IndexBuilder.defaultCheckpointSpacing)
-        guard derived == installed else {
-            let at = (0..<min(derived.count, installed.count)).first { derived[$0] != installed[$0] } ?? min(derived.count, installed.count)
+        let lazy = IndexArtifactTrust.lazyWindows(cache, layerDigestHex)
+        let difference = lazy.map { Self.difference(installed, derived, path: path, windows: $0) }
+            ?? (derived == installed ? nil : "first difference at byte \(firstDifference(installed, derived, in: 0..<max(installed.count, derived.count)))")
+        if let difference {
             let message = "layer sha256:\(layerDigestHex): the index from \(source) differs from the one derived from the verified blob "
-                + "(\(installed.count) vs \(derived.count) bytes, first difference at byte \(at)): forged or damaged; rejected and removed from the cache"
+                + "(\(installed.count) vs \(derived.count) bytes, \(difference)): forged or damaged; rejected and removed from the cache"
             log(message)
             IndexArtifactTrust.reject(cache, hex: layerDigestHex)
             throw IndexArtifactError(message)
         }
+        // Installed without (some of) its windows: the derived bytes are the published blob, whole.
+        if lazy != nil { try FileIO.writeAtomically(path, derived) }
         try IndexArtifactTrust.trust(cache, hex: layerDigestHex, diffIDHex: diffIDHex)
+    }
+
+    /// How an index installed without its windows section differs from the derived one (nil:
+    /// it does not): every byte outside the windows section, each window present (checksum
+    /// valid) in it, and the derived bytes' digest against the index blob the artifact named.
+    static func difference(_ installed: [UInt8], _ derived: [UInt8], path: String, windows: IndexArtifactTrust.LazyWindows) -> String? {
+        guard installed.count == derived.count, derived.count == Int(windows.size) else { return "sizes differ" }
+        guard let section = IndexWindows.section(header: installed), section.upperBound <= UInt64(installed.count) else {
+            return "no windows section"
+        }
+        let (lower, upper) = (Int(section.lowerBound), Int(section.upperBound))
+        for range in [0..<lower, upper..<installed.count] where installed[range] != derived[range] {
+            return "first difference at byte \(firstDifference(installed, derived, in: range))"
+        }
+        guard let index = try? LayerIndex(path: path, verify: false) else { return "the installed index cannot be read" }
+        for i in 0..<index.checkpointCount {
+            guard let window = index.storedWindow(i), window.range.upperBound <= installed.count else { continue }
+            let present = installed[window.range].withUnsafeBytes { IndexWindows.matches($0, checksum: window.checksum) }
+            if present, installed[window.range] != derived[window.range] {
+                return "window of checkpoint \(i) differs at byte \(firstDifference(installed, derived, in: window.range))"
+            }
+        }
+        guard Digest.sha256(of: derived) == windows.indexBlob else {
+            return "the derived index is not the published index blob \(windows.indexBlob)"
+        }
+        return nil
+    }
+
+    static func firstDifference(_ a: [UInt8], _ b: [UInt8], in range: Range<Int>) -> Int {
+        range.first { $0 >= a.count || $0 >= b.count || a[$0] != b[$0] } ?? range.upperBound
     }
 
     /// Removes the unconfirmed artifact indexes of the image's layers from the cache (so they

@@ -45,16 +45,24 @@ public struct MountStatus: Codable, Sendable, Equatable {
         public var prefetchBytes: UInt64
         public var backgroundBytes: UInt64
         public var requests: Int
+        /// Bytes of the layer's index windows fetched from the registry (an index published
+        /// with a large windows section is installed without it and fetches each window when
+        /// a decode or the prefetch needs it), and the requests that fetched them; not counted
+        /// in the blob's byte counts above. Absent in older status answers (0).
+        public var indexWindowBytes: UInt64?
+        public var indexWindowRequests: Int?
         /// The failure, when there was one.
         public var error: String?
 
         public init(digest: String, size: UInt64, present: UInt64, complete: Bool, index: String, lazy: Bool,
                     notLazyReason: String? = nil, background: String, verification: String, onDemandBytes: UInt64 = 0,
-                    prefetchBytes: UInt64 = 0, backgroundBytes: UInt64 = 0, requests: Int = 0, error: String? = nil) {
+                    prefetchBytes: UInt64 = 0, backgroundBytes: UInt64 = 0, requests: Int = 0, indexWindowBytes: UInt64? = nil,
+                    indexWindowRequests: Int? = nil, error: String? = nil) {
             self.digest = digest; self.size = size; self.present = present; self.complete = complete
             self.index = index; self.lazy = lazy; self.notLazyReason = notLazyReason; self.background = background
             self.verification = verification; self.onDemandBytes = onDemandBytes; self.prefetchBytes = prefetchBytes
-            self.backgroundBytes = backgroundBytes; self.requests = requests; self.error = error
+            self.backgroundBytes = backgroundBytes; self.requests = requests
+            self.indexWindowBytes = indexWindowBytes; self.indexWindowRequests = indexWindowRequests; self.error = error
         }
     }
 

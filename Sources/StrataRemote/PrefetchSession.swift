@@ -32,6 +32,9 @@ public final class PrefetchSession: @unchecked Sendable {
     let interval: Double
     let workers: Int
     private let state = Locked(State())
+    /// Runs on every replay thread before its first blob range (`IndexWindowPrefetch.once`:
+    /// the first fetches the index windows the decodes need, the others wait for it).
+    var beforeReplay: (@Sendable ([PrefetchList.Entry]) -> Void)?
 
     struct State {
         var stopping = false
@@ -77,6 +80,7 @@ public final class PrefetchSession: @unchecked Sendable {
         if !entries.isEmpty {
             for _ in 0..<min(workers, entries.count) {
                 spawn { [self] in
+                    self.beforeReplay?(entries)
                     while !self.isStopping {
                         let i = next.withLock { n in defer { n += 1 }; return n }
                         guard i < entries.count else { return }
@@ -207,5 +211,7 @@ extension PrefetchSession {
                   extra: layers.layers.flatMap { l in
                       l.tocPrefetch.map { PrefetchList.Entry(layer: "sha256:\(l.digest.hex)", offset: $0.lowerBound, length: $0.upperBound - $0.lowerBound) }
                   })
+        let windows = IndexWindowPrefetch(layers)
+        if !windows.layers.isEmpty { beforeReplay = { windows.once($0) } }
     }
 }

@@ -20,6 +20,8 @@ public final class RemoteLayer: Sendable {
         var error: String?
         /// Compressed ranges the layer's TOC marks for prefetch (eStargz's landmark).
         var tocPrefetch: [Range<UInt64>] = []
+        /// Where the windows of an index installed without them come from (nil: none missing).
+        var windows: RegistryIndexWindowSource?
     }
 
     public let number: Int
@@ -58,6 +60,11 @@ public final class RemoteLayer: Sendable {
         get { state.withLock { $0.tocPrefetch } }
         set { state.withLock { $0.tocPrefetch = newValue } }
     }
+    /// The source of the layer's missing index windows, when its index has some.
+    var windowSource: RegistryIndexWindowSource? {
+        get { state.withLock { $0.windows } }
+        set { state.withLock { $0.windows = newValue } }
+    }
     func set(background: Background) { state.withLock { $0.background = background } }
     func set(verification: Verification) { state.withLock { $0.verification = verification } }
     /// The last error of the background fetch (shown by status until it succeeds).
@@ -84,12 +91,13 @@ public final class RemoteLayer: Sendable {
     public var status: MountStatus.Layer {
         let s = state.withLock { $0 }
         let stats = lazy.statistics
+        let windows = s.windows?.statistics ?? (bytes: 0, requests: 0)
         return MountStatus.Layer(
             digest: digest.description, size: size, present: lazy.presentBytes, complete: lazy.isComplete,
             index: s.index.rawValue, lazy: s.index != .streamed,
             notLazyReason: s.index == .streamed ? "no index published; streamed whole" : nil,
             background: s.background.rawValue, verification: s.verification.rawValue,
             onDemandBytes: stats.demandBytes, prefetchBytes: stats.prefetchBytes, backgroundBytes: stats.backgroundBytes,
-            requests: stats.requests, error: s.error)
+            requests: stats.requests, indexWindowBytes: windows.bytes, indexWindowRequests: windows.requests, error: s.error)
     }
 }

@@ -58,7 +58,18 @@ public final class RemoteLayers: Sendable {
         try streamAll(missing)
         for layer in layers {
             if let index = cache.load(digestHex: layer.digest.hex, verify: false) { layer.lazy.setSpans(index) }
+            attachWindowSource(layer)
         }
+    }
+
+    /// An untrusted index installed without its windows (now, or by an earlier mount of this
+    /// cache) fetches them from the index blob the artifact named, in this image's repository.
+    private func attachWindowSource(_ layer: RemoteLayer) {
+        let hex = layer.digest.hex
+        guard IndexArtifactTrust.isUntrusted(cache, hex), let windows = IndexArtifactTrust.lazyWindows(cache, hex) else { return }
+        let source = RegistryIndexWindowSource(client: client, digest: windows.indexBlob, size: UInt64(windows.size))
+        layer.windowSource = source
+        IndexWindows.register(source, indexPath: cache.indexPath(digestHex: hex))
     }
 
     /// Streams the layers all at once, a thread each (not one per core: they wait on the

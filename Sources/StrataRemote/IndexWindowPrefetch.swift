@@ -1,0 +1,137 @@
+import Foundation
+import StrataIndex
+import StrataSystem
+
+/// Before the prefetch list's blob ranges are replayed, fetches the index windows their
+/// decodes will need, for the layers whose index was installed without its windows: for each
+/// listed range, the checkpoints whose compressed spans it touches; their windows not present
+/// yet, coalesced (gaps up to `maximumGap`, pieces up to `maximumPiece`), fetched by a few
+/// workers, each window checked against its checkpoint's checksum and written into the cache
+/// index file. Every decode waits on its window, so these go first. Failures cost only speed:
+/// a decode fetches (or fails on) its window itself.
+final class IndexWindowPrefetch: Sendable {
+    /// A layer whose windows come from a registry: its index and where they come from.
+    struct Layer: Sendable {
+        var name: String   // "sha256:<hex>", as prefetch entries name layers
+        var index: LayerIndex
+        var indexPath: String
+        var source: any IndexWindowSource
+    }
+
+    let layers: [Layer]
+    let workers: Int
+    /// `once`: nil not started, false running, true done.
+    private let started = Locked<Bool?>(nil)
+    static let maximumGap = 64 << 10
+    static let maximumPiece = 1 << 20
+
+    init(layers: [Layer], workers: Int = 4) {
+        self.layers = layers
+        self.workers = max(1, workers)
+    }
+
+    /// The mount's layers with a window source.
+    convenience init(_ remote: RemoteLayers) {
+        self.init(layers: remote.layers.compactMap { l in
+            guard let source = l.windowSource, let index = remote.cache.load(digestHex: l.digest.hex, verify: false) else { return nil }
+            return Layer(name: l.digest.description, index: index, indexPath: remote.cache.indexPath(digestHex: l.digest.hex), source: source)
+        })
+    }
+
+    /// One request: a file range of one layer's index and the windows (checkpoints) in it.
+    struct Piece: Equatable {
+        var layer: Int
+        var range: Range<Int>
+        var checkpoints: [Int]
+    }
+
+    /// `run` for the first caller; the others wait until it is done.
+    func once(_ entries: [PrefetchList.Entry]) {
+        let first = started.withLock { s in defer { s = s ?? false }; return s == nil }
+        guard first else { return started.withLock(when: { $0 == true }) { _ in } }
+        run(entries)
+        started.withLock { $0 = true }
+        started.broadcast()
+    }
+
+    /// Fetches the windows `entries` need (see the type); returns once every piece is done.
+    func run(_ entries: [PrefetchList.Entry]) {
+        let pieces = self.pieces(entries)
+        guard !pieces.isEmpty else { return }
+        let next = Locked(0)
+        let group = DispatchGroup()
+        for _ in 0..<min(workers, pieces.count) {
+            group.enter()
+            Thread.detachNewThread { [self] in
+                defer { group.leave() }
+                while true {
+                    let i = next.withLock { n in defer { n += 1 }; return n }
+                    guard i < pieces.count else { return }
+                    fetch(pieces[i])
+                }
+            }
+        }
+        group.wait()
+    }
+
+    /// The coalesced requests for `entries`, in the order the list first needs them.
+    func pieces(_ entries: [PrefetchList.Entry]) -> [Piece] {
+        var wanted: [Int: [(range: Range<Int>, checkpoint: Int)]] = [:]
+        var order: [Int] = []
+        var seen = Set<[Int]>()
+        for e in entries where e.length > 0 {
+            guard let l = layers.firstIndex(where: { $0.name == e.layer }) else { continue }
+            let index = layers[l].index
+            guard index.spanCount == index.checkpointCount, index.spanCount > 0, index.copySize == 0 else { continue }
+            for i in Self.checkpoints(index, touching: e.offset..<(e.offset + e.length)) where seen.insert([l, i]).inserted {
+                guard let window = index.storedWindow(i), !present(window, in: layers[l]) else { continue }
+                if wanted[l] == nil { order.append(l) }
+                wanted[l, default: []].append((window.range, i))
+            }
+        }
+        return order.flatMap { l in Self.coalesce(wanted[l] ?? []).map { Piece(layer: l, range: $0.range, checkpoints: $0.checkpoints) } }
+    }
+
+    /// Checkpoints whose compressed span intersects `range` (a published index has one span
+    /// per checkpoint, in blob order; a byte two spans share belongs to both).
+    static func checkpoints(_ index: LayerIndex, touching range: Range<UInt64>) -> ClosedRange<Int> {
+        var first = index.spanIndex(containing: range.lowerBound)
+        if first > 0, index.spanRange(first - 1).upperBound > range.lowerBound { first -= 1 }
+        let last = index.spanIndex(containing: range.upperBound - 1)
+        return first...max(first, last)
+    }
+
+    /// Windows sorted by place, merged while the gap is small and the piece not too large.
+    static func coalesce(_ windows: [(range: Range<Int>, checkpoint: Int)]) -> [(range: Range<Int>, checkpoints: [Int])] {
+        var out: [(range: Range<Int>, checkpoints: [Int])] = []
+        for w in windows.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
+            if let last = out.last, w.range.lowerBound - last.range.upperBound <= maximumGap,
+               max(last.range.upperBound, w.range.upperBound) - last.range.lowerBound <= maximumPiece {
+                out[out.count - 1].range = last.range.lowerBound..<max(last.range.upperBound, w.range.upperBound)
+                out[out.count - 1].checkpoints.append(w.checkpoint)
+            } else {
+                out.append((w.range, [w.checkpoint]))
+            }
+        }
+        return out
+    }
+
+    /// Whether the window's bytes are in the cache file already.
+    private func present(_ window: (range: Range<Int>, checksum: UInt32), in layer: Layer) -> Bool {
+        guard let bytes = try? layer.index.file.read(window.range) else { return false }
+        return bytes.withUnsafeBytes { IndexWindows.matches($0, checksum: window.checksum) }
+    }
+
+    private func fetch(_ piece: Piece) {
+        let layer = layers[piece.layer]
+        guard let bytes = try? layer.source.indexBytes(UInt64(piece.range.lowerBound)..<UInt64(piece.range.upperBound)),
+              bytes.count == piece.range.count else { return }
+        for i in piece.checkpoints {
+            guard let window = layer.index.storedWindow(i) else { continue }
+            let part = Array(bytes[(window.range.lowerBound - piece.range.lowerBound)..<(window.range.upperBound - piece.range.lowerBound)])
+            // A window that does not match is not written: its decode fetches it again and fails there.
+            guard part.withUnsafeBytes({ IndexWindows.matches($0, checksum: window.checksum) }) else { continue }
+            IndexWindows.store(part, at: window.range.lowerBound, indexPath: layer.indexPath)
+        }
+    }
+}
