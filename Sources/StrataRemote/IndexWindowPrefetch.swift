@@ -2,12 +2,12 @@ import Foundation
 import StrataIndex
 import StrataSystem
 
-/// Before the prefetch list's blob ranges are replayed, fetches the index windows their
-/// decodes will need, for the layers whose index was installed without its windows: for each
+/// Fetches the index windows the prefetch list's decodes will need (`PrefetchSession` puts
+/// each part of the list after its windows), for the layers whose index was installed without its windows: for each
 /// listed range, the checkpoints whose compressed spans it touches; their windows not present
 /// yet, coalesced (gaps up to `maximumGap`, pieces up to `maximumPiece`), fetched by a few
 /// workers, each window checked against its checkpoint's checksum and written into the cache
-/// index file. Every decode waits on its window, so these go first. Failures cost only speed:
+/// index file. Failures cost only speed:
 /// a decode fetches (or fails on) its window itself.
 final class IndexWindowPrefetch: Sendable {
     /// A layer whose windows come from a registry: its index and where they come from.
@@ -20,8 +20,6 @@ final class IndexWindowPrefetch: Sendable {
 
     let layers: [Layer]
     let workers: Int
-    /// `once`: nil not started, false running, true done.
-    private let started = Locked<Bool?>(nil)
     static let maximumGap = 64 << 10
     static let maximumPiece = 1 << 20
 
@@ -39,24 +37,16 @@ final class IndexWindowPrefetch: Sendable {
     }
 
     /// One request: a file range of one layer's index and the windows (checkpoints) in it.
-    struct Piece: Equatable {
+    struct Piece: Equatable, Sendable {
         var layer: Int
         var range: Range<Int>
         var checkpoints: [Int]
     }
 
-    /// `run` for the first caller; the others wait until it is done.
-    func once(_ entries: [PrefetchList.Entry]) {
-        let first = started.withLock { s in defer { s = s ?? false }; return s == nil }
-        guard first else { return started.withLock(when: { $0 == true }) { _ in } }
-        run(entries)
-        started.withLock { $0 = true }
-        started.broadcast()
-    }
-
     /// Fetches the windows `entries` need (see the type); returns once every piece is done.
     func run(_ entries: [PrefetchList.Entry]) {
-        let pieces = self.pieces(entries)
+        var seen = Set<[Int]>()
+        let pieces = self.pieces(entries, seen: &seen)
         guard !pieces.isEmpty else { return }
         let next = Locked(0)
         let group = DispatchGroup()
@@ -74,11 +64,11 @@ final class IndexWindowPrefetch: Sendable {
         group.wait()
     }
 
-    /// The coalesced requests for `entries`, in the order the list first needs them.
-    func pieces(_ entries: [PrefetchList.Entry]) -> [Piece] {
+    /// The coalesced requests for `entries`, in the order the list first needs them; `seen`:
+    /// windows already asked for (by an earlier part of the list), skipped and added to.
+    func pieces(_ entries: [PrefetchList.Entry], seen: inout Set<[Int]>) -> [Piece] {
         var wanted: [Int: [(range: Range<Int>, checkpoint: Int)]] = [:]
         var order: [Int] = []
-        var seen = Set<[Int]>()
         for e in entries where e.length > 0 {
             guard let l = layers.firstIndex(where: { $0.name == e.layer }) else { continue }
             let index = layers[l].index
@@ -122,7 +112,7 @@ final class IndexWindowPrefetch: Sendable {
         return bytes.withUnsafeBytes { IndexWindows.matches($0, checksum: window.checksum) }
     }
 
-    private func fetch(_ piece: Piece) {
+    func fetch(_ piece: Piece) {
         let layer = layers[piece.layer]
         guard let bytes = try? layer.source.indexBytes(UInt64(piece.range.lowerBound)..<UInt64(piece.range.upperBound)),
               bytes.count == piece.range.count else { return }

@@ -32,9 +32,15 @@ public final class PrefetchSession: @unchecked Sendable {
     let interval: Double
     let workers: Int
     private let state = Locked(State())
-    /// Runs on every replay thread before its first blob range (`IndexWindowPrefetch.once`:
-    /// the first fetches the index windows the decodes need, the others wait for it).
-    var beforeReplay: (@Sendable ([PrefetchList.Entry]) -> Void)?
+    /// The index windows the listed ranges' decodes need, for layers whose index was installed
+    /// without them (nil: none). Each part of the list is preceded by its windows.
+    var windows: IndexWindowPrefetch?
+
+    /// One request of the replay: a blob range, or index windows.
+    enum Work {
+        case range(PrefetchList.Entry)
+        case windows(IndexWindowPrefetch.Piece)
+    }
 
     struct State {
         var stopping = false
@@ -72,7 +78,7 @@ public final class PrefetchSession: @unchecked Sendable {
     /// the mount starts its background fetch then, so it does not share the link with them.
     public func start(afterExtra: (@Sendable () -> Void)? = nil) {
         let listed = (list?.ranges ?? []).filter { e in layers.contains { "sha256:\($0.hex)" == e.layer } }
-        let entries = extra + Self.coalesce(listed, gap: Self.mergeGap, limit: Self.defaultExtraPiece)
+        let entries = extra.map(Work.range) + Self.plan(listed, windows: windows)
         let next = Locked(0)
         let extraCount = extra.count
         let extraDone = Locked(0)
@@ -80,13 +86,18 @@ public final class PrefetchSession: @unchecked Sendable {
         if !entries.isEmpty {
             for _ in 0..<min(workers, entries.count) {
                 spawn { [self] in
-                    self.beforeReplay?(entries)
                     while !self.isStopping {
                         let i = next.withLock { n in defer { n += 1 }; return n }
                         guard i < entries.count else { return }
-                        let e = entries[i]
                         defer {
                             if i < extraCount, extraDone.withLock({ n in n += 1; return n }) == extraCount { afterExtra?() }
+                        }
+                        let e: PrefetchList.Entry
+                        switch entries[i] {
+                        case .windows(let piece):
+                            self.windows?.fetch(piece)
+                            continue
+                        case .range(let range): e = range
                         }
                         guard let blob = self.layers.first(where: { "sha256:\($0.hex)" == e.layer })?.blob else { continue }
                         do {
@@ -117,6 +128,36 @@ public final class PrefetchSession: @unchecked Sendable {
         state.withLock(when: { $0.running == 0 }) { _ in }
         poll()
         store()
+    }
+
+    /// The list is replayed in parts of about this many bytes, each in blob order (joined
+    /// where close) after its windows: the start's order is kept to this grain, and ranges of
+    /// neighbouring files read at different times share a request.
+    static let partSize: UInt64 = 2 << 20
+
+    /// The replay's requests for `listed` (see `partSize`).
+    static func plan(_ listed: [PrefetchList.Entry], windows: IndexWindowPrefetch?) -> [Work] {
+        var work: [Work] = []
+        var seen = Set<[Int]>()
+        var part: [PrefetchList.Entry] = []
+        var partBytes: UInt64 = 0
+        func flush() {
+            guard !part.isEmpty else { return }
+            if let windows { work += windows.pieces(part, seen: &seen).map(Work.windows) }
+            let ordered = part.enumerated().sorted { a, b in
+                (a.element.layer, a.element.offset, a.offset) < (b.element.layer, b.element.offset, b.offset)
+            }.map(\.element)
+            work += coalesce(ordered, gap: mergeGap, limit: defaultExtraPiece).map(Work.range)
+            part = []
+            partBytes = 0
+        }
+        for e in listed {
+            part.append(e)
+            partBytes += e.length
+            if partBytes >= partSize { flush() }
+        }
+        flush()
+        return work
     }
 
     /// Listed ranges closer than this are fetched in one request (the bytes between cost less
@@ -212,6 +253,6 @@ extension PrefetchSession {
                       l.tocPrefetch.map { PrefetchList.Entry(layer: "sha256:\(l.digest.hex)", offset: $0.lowerBound, length: $0.upperBound - $0.lowerBound) }
                   })
         let windows = IndexWindowPrefetch(layers)
-        if !windows.layers.isEmpty { beforeReplay = { windows.once($0) } }
+        if !windows.layers.isEmpty { self.windows = windows }
     }
 }

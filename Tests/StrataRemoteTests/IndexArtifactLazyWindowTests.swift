@@ -149,14 +149,18 @@ struct IndexArtifactLazyWindowTests {
         // A range inside the last span: its checkpoint only. All spans: every window, in few requests.
         let last = index.checkpointCount - 1
         let tail = index.spanRange(last)
-        let one = prefetch.pieces([.init(layer: "sha256:\(s.bigHex)", offset: tail.lowerBound + 1, length: 10)])
+        var seen = Set<[Int]>()
+        let one = prefetch.pieces([.init(layer: "sha256:\(s.bigHex)", offset: tail.lowerBound + 1, length: 10)], seen: &seen)
         #expect(one.flatMap(\.checkpoints) == [last])
+        // Asked for once: a later part of the list does not ask again.
+        #expect(prefetch.pieces([.init(layer: "sha256:\(s.bigHex)", offset: tail.lowerBound + 2, length: 10)], seen: &seen).isEmpty)
         prefetch.run([.init(layer: "sha256:\(s.bigHex)", offset: 0, length: index.blobSize)])
         let withWindows = (0..<index.checkpointCount).filter { index.storedWindow($0) != nil }
         #expect(source.statistics.requests <= withWindows.count / 2 + 1, "\(source.statistics) for \(withWindows.count) windows")
         // Every window is present now: decoding needs no source.
         for i in withWindows { _ = try index.checkpoint(i) }
-        #expect(prefetch.pieces([.init(layer: "sha256:\(s.bigHex)", offset: 0, length: index.blobSize)]).isEmpty)
+        var again = Set<[Int]>()
+        #expect(prefetch.pieces([.init(layer: "sha256:\(s.bigHex)", offset: 0, length: index.blobSize)], seen: &again).isEmpty)
         let honest = try s.indexBytes(s.cache, s.bigHex)
         #expect(try s.indexBytes(fresh, s.bigHex) == honest)
     }

@@ -109,6 +109,22 @@ struct IndexArtifactPrefetchTests {
                            E(layer: a, offset: 4100, length: 3000)])
     }
 
+    @Test("the replay goes through the list in parts, each in blob order with close ranges joined")
+    func replayPlanKeepsOrderByParts() {
+        typealias E = PrefetchList.Entry
+        let a = "sha256:" + String(repeating: "a", count: 64)
+        let mib: UInt64 = 1 << 20
+        // Part one (2 MiB): read at 5, 0 and 1 MiB (0 and 1 MiB touch: one request). Part two: 9 MiB.
+        let list = [E(layer: a, offset: 5 * mib, length: mib), E(layer: a, offset: 0, length: mib / 2),
+                    E(layer: a, offset: mib / 2, length: mib / 2), E(layer: a, offset: 9 * mib, length: 10)]
+        let ranges = PrefetchSession.plan(list, windows: nil).compactMap { w -> E? in
+            if case .range(let e) = w { return e }
+            return nil
+        }
+        #expect(ranges == [E(layer: a, offset: 0, length: mib), E(layer: a, offset: 5 * mib, length: mib),
+                           E(layer: a, offset: 9 * mib, length: 10)])
+    }
+
     @Test("a list from elsewhere is checked: bad ranges, digests or versions are refused")
     func decodeChecks() throws {
         let good = PrefetchList(manifest: Digest.sha256(of: [1]), ranges: [.init(layer: Digest.sha256(of: [2]).description, offset: 4, length: 8)])
