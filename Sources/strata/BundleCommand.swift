@@ -111,8 +111,11 @@ enum BundleCommand {
         if let command, command.isEmpty { throw CLIError("no command after -- (see strata bundle --help)") }
         let given = ImageOpening.absoluteReference(a.positionals[0])
         let directory = MountCommand.absolute(a.positionals[1])
-        let source = try ImageOpening.open(given, platform: a["--platform"], registry: registry, cache: a["--cache"])
-        let image = source.image
+        // A tag this cache resolved before is mounted at once while the registry is asked
+        // (`--pull=always`); if the tag has moved, that bundle is removed and made again.
+        let lookup = TagLookup.start(given, platform: a["--platform"], registry: registry, cache: a["--cache"])
+        var source = try lookup.kept ?? lookup.resolved()
+        var image = source.image
         // A docker:// tag is pinned: the mount serves the manifest resolved here.
         let reference = source.pinnedReference ?? given
         var options = BundleOptions(env: a.all("--env"), workdir: a["--workdir"], user: a["--user"], hostname: a["--hostname"],
@@ -142,10 +145,26 @@ enum BundleCommand {
             mounter.extraArguments = registry.arguments
             registry.exportCreds()
         }
-        let request = BundleBuilder.Request(image: reference, config: image.config,
+        var request = BundleBuilder.Request(image: reference, config: image.config,
                                             manifestDigest: image.manifestDigest.description,
                                             directory: directory, upper: upper, options: options)
-        let record = try BundleBuilder.create(request, mounter: mounter)
+        var record = try BundleBuilder.create(request, mounter: mounter)
+        if lookup.kept != nil {
+            let current: ImageOpening.Source
+            do { current = try lookup.resolved() } catch {
+                try? BundleBuilder.remove(directory: directory, mounter: StrataProcessMounter(), containers: RuntimeContainers.using(bundle:))
+                throw error
+            }
+            if current.image.manifestDigest != image.manifestDigest {
+                try BundleBuilder.remove(directory: directory, mounter: StrataProcessMounter(), containers: RuntimeContainers.using(bundle:))
+                source = current
+                image = current.image
+                request.image = source.pinnedReference ?? given
+                request.config = image.config
+                request.manifestDigest = image.manifestDigest.description
+                record = try BundleBuilder.create(request, mounter: mounter)
+            }
+        }
         if a.has("--json") {
             try JSONOutput.print(BundleReport(bundle: directory, manifestDigest: image.manifestDigest.description,
                                               rootfs: directory + "/rootfs", upper: record.upper, removed: false))

@@ -160,6 +160,38 @@ struct RegistryMountTests {
         try moved.unmount()
     }
 
+    /// A bundle of a tag this cache resolved before mounts what the tag named then while the
+    /// registry is asked (`--pull=always`, the default), and is the tag's current image all the
+    /// same: a moved tag gives a bundle of the new image; a registry that cannot answer gives the
+    /// error and no bundle, nothing left mounted.
+    @Test func bundleOfAKnownTagFollowsAMoveAndFailsWithTheRegistry() throws {
+        let s = try Setup()
+        let cache = ["--read-only", "--cache", s.temp.child("cache")]
+        let first = try StrataBundleFixture(image: s.reference, directory: s.temp.child("b1"), args: Self.plain + cache)
+        #expect(try FileIO.readAll(first.rootfs + "/etc/os-release") == Array("ID=strata-test\n".utf8))
+        try first.remove()
+
+        let other = try ImageBuilder(layout: s.temp.child("other"))
+        try other.addLayer(entries: [Items.dir("etc"), Items.file("etc/os-release", "ID=moved\n")])
+        try other.write(tag: "v2")
+        _ = try s.registry.push(layout: other.reference("v2"), reference: "app:v1")
+        let movedDigest = try ImageResolver.resolve(reference: other.reference("v2")).manifestDigest
+        let before = try s.proxy.statistics().requests
+        let moved = try StrataBundleFixture(image: s.reference, directory: s.temp.child("b2"), args: Self.plain + cache + ["--json"])
+        #expect(try FileIO.readAll(moved.rootfs + "/etc/os-release") == Array("ID=moved\n".utf8))
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(moved.result.stdout)) as? [String: Any])
+        #expect(report["manifestDigest"] as? String == movedDigest.description, "\(report)")
+        let stats = try s.proxy.statistics()
+        #expect(stats.log.suffix(stats.requests - before).contains { $0.contains("/manifests/v1") }, "\(stats.log.suffix(5))")
+        try moved.remove()
+
+        s.proxy.stop()
+        let down = try StrataBinary.run(["bundle"] + Self.plain + cache + [s.reference, s.temp.child("b3")], timeout: 120)
+        #expect(down.status == 1, "\(down.stderr)")
+        #expect(down.stderr.contains("127.0.0.1"), "\(down.stderr)")
+        #expect(!Mounts.isMounted(s.temp.child("b3/rootfs")) && !FileIO.exists(s.temp.child("b3/config.json")))
+    }
+
     /// `--pull=missing` (podman's policy): a tag this cache resolved before is served as it was
     /// resolved, with no request at all, even after the tag moved; the default (`always`) sees the
     /// move and records it, which `missing` then serves. `--pull=never` on a tag the cache never
