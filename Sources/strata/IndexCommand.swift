@@ -35,7 +35,10 @@ enum IndexCommand {
                          prefetch list recorded by this cache's mounts, if any) whose subject is
                          the image manifest, also listed in the referrers fallback tag
                          sha256-<manifest hex> (other referrers kept). Prints its digest last.
-                         Needs push access to the repository.
+                         Needs push access to the repository. A gzip layer's published index has
+                         a checkpoint every 256 KiB of tar (a local one: every 1 MiB), so a start
+                         fetches less around each small file; this cache's index of it is made
+                         so first, and kept.
       --json             print one JSON object: reference, manifestDigest, layers (digest,
                          compression, entries, checkpoints, uncompressedSize, indexSize, built),
                          mergedTree (inodes, size, built) and, with --push, artifact
