@@ -60,7 +60,7 @@ public final class PrefetchSession: @unchecked Sendable {
     public static let defaultExtraPiece: UInt64 = 1 << 20
 
     public init(image: ResolvedImage, cache: LayerCache, blobs: [String: any PrefetchableBlob],
-                interval: Double = 0.25, workers: Int = 4, extra: [PrefetchList.Entry] = [],
+                interval: Double = 0.25, workers: Int = 8, extra: [PrefetchList.Entry] = [],
                 extraPiece: UInt64 = PrefetchSession.defaultExtraPiece) {
         self.extra = Self.split(extra, piece: extraPiece)
         self.image = image.manifestDigest
