@@ -135,20 +135,24 @@ public enum IndexArtifacts {
     }
 
     /// The Strata index artifacts of the image, best first: from the referrers API, else from
-    /// the fallback tag.
+    /// the fallback tag. Both are asked at once (Debian's registry answers the API with a 404
+    /// a round trip later); the API's answer is used when it lists one, else the tag's. An
+    /// error of the API is thrown first; one of the tag only when the tag is needed.
     static func candidates(image: ResolvedImage, client: RegistryClient) throws -> [Descriptor] {
         let subject = image.manifestDigest
-        if let bytes = try client.referrers(subject, artifactType: artifactType) {
+        let asked = ParallelFetch.results([0, 1]) { which -> [Descriptor]? in
+            if which == 1 { return try fallbackList(subject: subject, client: client).map(IndexArtifactFormat.candidates(in:)) ?? [] }
+            guard let bytes = try client.referrers(subject, artifactType: artifactType) else { return nil }
             do {
                 let list = try JSONCoding.decode(ImageIndex.self, from: bytes, what: "\(RegistryLookup.name(client)) referrers of \(subject)")
-                let found = IndexArtifactFormat.candidates(in: list)
-                if !found.isEmpty { return found }
+                return IndexArtifactFormat.candidates(in: list)
             } catch {
                 log("\(error); trying the fallback tag")
+                return nil
             }
         }
-        guard let list = try fallbackList(subject: subject, client: client) else { return [] }
-        return IndexArtifactFormat.candidates(in: list)
+        if let found = try asked[0].get(), !found.isEmpty { return found }
+        return try asked[1].get() ?? []
     }
 
     static func install(_ candidate: Descriptor, image: ResolvedImage, client: RegistryClient, cache: LayerCache) throws -> PulledIndexes {
@@ -170,32 +174,24 @@ public enum IndexArtifacts {
         let layers = Dictionary(image.layers.map { ($0.descriptor.digest.description, $0) }, uniquingKeysWith: { a, _ in a })
         var installed: [String] = [], kept: [String] = []
         var prefetch: PrefetchList?
-        // Fetch and check everything first, so an artifact with one bad blob installs nothing.
+        // Fetch and check everything first, so an artifact with one bad blob installs nothing;
+        // the blobs a few at a time (each is a round trip or two the mount waits for), the
+        // first failure in the artifact's order reported.
+        let outcomes = ParallelFetch.results(manifest.layers) { blob -> Fetched in
+            try fetchBlob(blob, layers: layers, name: name, client: client, cache: cache)
+        }
         var pending: [(hex: String, index: FetchedIndex, diffID: Digest)] = []
         // Sparse files not installed (an error, or a later blob was bad) are removed.
         defer {
             for p in pending { if case .sparse(let temp, _) = p.index { cache.remove(temp) } }
         }
-        for blob in manifest.layers {
-            switch blob.mediaType {
-            case IndexArtifactFormat.layerIndexMediaType:
-                guard let layerName = blob.annotations?[IndexArtifactFormat.layerDigestAnnotation], let layer = layers[layerName] else {
-                    throw IndexArtifactError("\(name): index blob \(blob.digest) names no layer of the image")
-                }
-                let hex = layer.descriptor.digest.hex
-                if cache.verifiedDiffID(digestHex: hex) != nil, !IndexArtifactTrust.isUntrusted(cache, hex), cache.load(digestHex: hex) != nil {
-                    kept.append(hex)
-                    continue
-                }
-                guard layer.diffID.algorithm == "sha256" else {
-                    throw IndexArtifactError("\(name): layer \(layerName) has a diff_id (\(layer.diffID)) that cannot be verified")
-                }
-                pending.append((hex, try fetchIndex(blob, layer: layer, name: name, client: client, cache: cache), layer.diffID))
-            case IndexArtifactFormat.prefetchMediaType:
-                let bytes = try fetch(blob, name: name, client: client)
-                prefetch = try wrap(name) { try PrefetchList.decode(bytes, what: "\(name) prefetch list") }
-            default:
-                continue   // a later version's addition: not ours to read
+        for case .success(.index(let hex, let index, let diffID)) in outcomes { pending.append((hex, index, diffID)) }
+        for outcome in outcomes {
+            switch try outcome.get() {
+            case .kept(let hex): kept.append(hex)
+            case .index: continue
+            case .prefetch(let list): prefetch = list
+            case .skipped: continue
             }
         }
         while !pending.isEmpty {
@@ -219,6 +215,41 @@ public enum IndexArtifacts {
         return PulledIndexes(artifact: candidate.digest, layers: installed, alreadyCached: kept, prefetch: prefetch)
     }
 
+    /// What one blob of an artifact gave.
+    enum Fetched: Sendable {
+        /// A layer whose trusted index the cache holds already.
+        case kept(String)
+        /// A layer's index, fetched and checked, not installed yet.
+        case index(String, FetchedIndex, Digest)
+        case prefetch(PrefetchList)
+        /// A blob of a kind a later version added: not ours to read.
+        case skipped
+    }
+
+    /// Fetches and checks one blob of the artifact `name` (`layers`: the image's, by digest).
+    static func fetchBlob(_ blob: Descriptor, layers: [String: LayerDescriptor], name: String, client: RegistryClient,
+                          cache: LayerCache) throws -> Fetched {
+        switch blob.mediaType {
+        case IndexArtifactFormat.layerIndexMediaType:
+            guard let layerName = blob.annotations?[IndexArtifactFormat.layerDigestAnnotation], let layer = layers[layerName] else {
+                throw IndexArtifactError("\(name): index blob \(blob.digest) names no layer of the image")
+            }
+            let hex = layer.descriptor.digest.hex
+            if cache.verifiedDiffID(digestHex: hex) != nil, !IndexArtifactTrust.isUntrusted(cache, hex), cache.load(digestHex: hex) != nil {
+                return .kept(hex)
+            }
+            guard layer.diffID.algorithm == "sha256" else {
+                throw IndexArtifactError("\(name): layer \(layerName) has a diff_id (\(layer.diffID)) that cannot be verified")
+            }
+            return .index(hex, try fetchIndex(blob, layer: layer, name: name, client: client, cache: cache), layer.diffID)
+        case IndexArtifactFormat.prefetchMediaType:
+            let bytes = try fetch(blob, name: name, client: client)
+            return .prefetch(try wrap(name) { try PrefetchList.decode(bytes, what: "\(name) prefetch list") })
+        default:
+            return .skipped
+        }
+    }
+
     /// A blob of the artifact, checked against its descriptor.
     static func fetch(_ blob: Descriptor, name: String, client: RegistryClient) throws -> [UInt8] {
         guard blob.size > 0, blob.size <= IndexArtifactFormat.maximumBlobSize else {
@@ -234,7 +265,7 @@ public enum IndexArtifacts {
     /// A layer index blob fetched and checked: whole (its digest checked), or without its
     /// windows section (`LazyWindows`: a full-size file in the cache directory, the windows a
     /// hole, every other section checked; its digest checked only by `confirm`).
-    enum FetchedIndex {
+    enum FetchedIndex: Sendable {
         case whole([UInt8])
         case sparse(String, IndexArtifactTrust.LazyWindows)
     }
@@ -271,8 +302,11 @@ public enum IndexArtifacts {
             try fd.truncate(size)
             try head.withUnsafeBytes { try fd.writeAll($0, at: 0) }
             let headEnd = UInt64(head.count)
-            for piece in [headEnd..<max(headEnd, windows.lowerBound), max(headEnd, windows.upperBound)..<size] where !piece.isEmpty {
-                let bytes = try client.blob(blob.digest, range: piece)
+            // The part before the windows and the part after them at once (two round trips in one).
+            let pieces = [headEnd..<max(headEnd, windows.lowerBound), max(headEnd, windows.upperBound)..<size].filter { !$0.isEmpty }
+            let digest = blob.digest
+            _ = try ParallelFetch.all(pieces) { piece in
+                let bytes = try client.blob(digest, range: piece)
                 try bytes.withUnsafeBytes { try fd.writeAll($0, at: piece.lowerBound) }
             }
             try fd.sync(dataOnly: true)

@@ -115,6 +115,10 @@ class Quiet(http.server.BaseHTTPRequestHandler):
 #                 storage directory (single ranges honoured) and records Authorization
 #   down          close the connection without an answer
 #   stall         read the request, answer nothing for `delay` seconds, then close
+#   hold          forward unchanged once a request whose log line contains `until` has been
+#                 answered (or `delay` seconds have passed): shows that a client asks the
+#                 other request without waiting for this one's answer
+# `match` is looked for in "PATH RANGE" (RANGE: the Range header, "-" without one).
 
 class Proxy:
     def __init__(self, opts):
@@ -143,14 +147,14 @@ class Proxy:
             self.stats["inFlight"] -= 1
             self.save()
 
-    def fault(self, path):
+    def fault(self, path, rng):
         try:
             with open(self.control_path) as f:
                 c = json.load(f)
         except (OSError, ValueError):
             return None
         mode = c.get("mode", "pass")
-        if mode == "pass" or c.get("match", "/blobs/") not in path:
+        if mode == "pass" or c.get("match", "/blobs/") not in "%s %s" % (path, rng or "-"):
             return None
         with self.lock:
             key = c.get("id", 0)
@@ -161,6 +165,14 @@ class Proxy:
             self.used[key] = used + 1
             self.stats["faults"] += 1
         return c
+
+    def hold(self, until, seconds):
+        end = time.time() + seconds
+        while time.time() < end:
+            with self.lock:
+                if any(until in line for line in self.stats["log"]):
+                    return
+            time.sleep(0.01)
 
     def record(self, method, path, rng, status, sent, redirect_target=False, auth=False):
         with self.lock:
@@ -199,8 +211,11 @@ def proxy_handler(proxy):
             body = self.read_body()
             path = self.path
             rng = self.headers.get("Range")
-            c = proxy.fault(path) or {}
+            c = proxy.fault(path, rng) or {}
             mode = c.get("mode", "pass")
+            if mode == "hold":
+                proxy.hold(c.get("until", ""), float(c.get("delay", 60)))
+                mode = "pass"
             if mode == "down":
                 self.close_connection = True
                 try:

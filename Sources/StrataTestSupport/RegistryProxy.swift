@@ -34,6 +34,10 @@ public final class RegistryProxy {
         case down
         /// No answer at all for `delay` seconds (then the connection closes).
         case stall
+        /// Forwarded unchanged once a request whose log line contains `until` has been answered
+        /// (or after `delay` seconds): a log where that request comes first shows the client
+        /// did not wait for this one before asking it.
+        case hold
     }
 
     public let registry: TestRegistry
@@ -80,11 +84,14 @@ public final class RegistryProxy {
     /// "docker://PROXYHOST/REPO:TAG".
     public func reference(_ repository: String) -> String { "docker://\(host)/\(repository)" }
 
-    /// Misbehave as `fault` for the next `count` requests whose path contains `match` (-1: all
-    /// until the next `inject`). `delay`: seconds per byte for `.slow`, seconds of silence for `.stall`.
-    public func inject(_ fault: Fault, match: String = "/blobs/", count: Int = -1, delay: Double = 0.2) throws {
+    /// Misbehave as `fault` for the next `count` requests whose "PATH RANGE" (RANGE: the Range
+    /// header, "-" without one) contains `match` (-1: all until the next `inject`). `delay`:
+    /// seconds per byte for `.slow`, seconds of silence for `.stall`, the longest hold for `.hold`.
+    /// `until`: for `.hold`, what the log line of the request that releases it contains.
+    public func inject(_ fault: Fault, match: String = "/blobs/", count: Int = -1, delay: Double = 0.2,
+                       until: String = "") throws {
         faultID += 1
-        let json = #"{"id": \#(faultID), "mode": "\#(fault.rawValue)", "match": "\#(match)", "count": \#(count), "delay": \#(delay)}"#
+        let json = #"{"id": \#(faultID), "mode": "\#(fault.rawValue)", "match": "\#(match)", "count": \#(count), "delay": \#(delay), "until": "\#(until)"}"#
         try FileIO.writeAtomically(controlPath, Array(json.utf8), durable: false)
     }
 

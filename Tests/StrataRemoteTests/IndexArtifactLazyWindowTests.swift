@@ -25,7 +25,9 @@ struct IndexArtifactLazyWindowTests {
         let cache: LayerCache
         var bigHex: String { image.layers[1].descriptor.digest.hex }
 
-        init() throws {
+        /// `smallFiles`: that many more small files in the second layer (enough of them put
+        /// more than `IndexArtifacts.headLength` of its index before the windows section).
+        init(smallFiles: Int = 0) throws {
             temp = try TempDirectory()
             registry = try TestRegistry()
             layout = temp.child("layout")
@@ -34,6 +36,7 @@ struct IndexArtifactLazyWindowTests {
             var entries = [Items.dir("data")]
             for i in 0..<6 { entries.append(Items.file(Array("data/n\(i)".utf8), Items.pseudoRandom(count: 4 << 20, seed: UInt64(300 + i)))) }
             entries.append(Items.file("data/small", "small file\n"))
+            for i in 0..<smallFiles { entries.append(Items.file(Array("data/s\(i)".utf8), Array("small file \(i)\n".utf8))) }
             try b.addLayer(entries: entries)
             try b.write(tag: "v1")
             try registry.push(layout: "\(layout):v1", reference: "test/lazy:v1")
