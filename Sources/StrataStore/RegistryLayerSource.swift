@@ -32,6 +32,7 @@ public final class RegistryLayerSource: LayerSource {
         /// Opened images, by manifest digest: their lazy blobs and indexes.
         var remote: [Digest: RemoteLayers] = [:]
         var fetches: [BackgroundFetch] = []
+        var prefetches: [PrefetchSession] = []
     }
     private let state = Locked(State())
     /// Indexing an image (maybe streaming its layers) happens once: one at a time.
@@ -133,23 +134,26 @@ public final class RegistryLayerSource: LayerSource {
             if let r = state.withLock({ $0.remote[image.manifestDigest] }) { return r }
             let layers = try RemoteLayers(image: image, client: try client(reference), cache: cache, log: log)
             try layers.index()
-            var fetch: BackgroundFetch?
-            if backgroundFetch {
-                fetch = BackgroundFetch(layers: layers, bytesPerSecond: backgroundRate)
-            } else {
+            let fetch = backgroundFetch ? BackgroundFetch(layers: layers, bytesPerSecond: backgroundRate) : nil
+            if fetch == nil {
                 for layer in layers.layers where layer.background == .pending { layer.markBackgroundOff() }
             }
+            // As a mount does: the image's prefetch list (recorded here, or published with its
+            // index) is replayed right away, and what podman's reads fetch is recorded.
+            let prefetch = PrefetchSession(layers)
             state.withLock { s in
                 s.remote[image.manifestDigest] = layers
                 if let fetch { s.fetches.append(fetch) }
+                s.prefetches.append(prefetch)
             }
-            fetch?.start()
+            prefetch.start(afterExtra: { fetch?.start() })
             return layers
         }
     }
 
-    /// Stops the background fetches (at unmount).
+    /// Stops the prefetches (storing what they recorded) and the background fetches (at unmount).
     public func stop() {
+        for prefetch in state.withLock({ $0.prefetches }) { prefetch.stop() }
         for fetch in state.withLock({ $0.fetches }) { fetch.stop() }
     }
 }

@@ -65,3 +65,56 @@ struct RegistryLayerSourceTests {
         #expect(throws: (any Error).self) { try Self.source(cache).layer(reference: reference, digest: a.descriptor.digest) }
     }
 }
+
+/// The store replays an image's prefetch list as a mount does: the list published with the
+/// image's index is fetched once the image is opened, before podman reads anything.
+@Suite(.serialized, .enabled(if: TestRegistry.isAvailable, TestRegistry.requirement))
+struct RegistryLayerSourcePrefetchTests {
+    @Test func theImagesPrefetchListIsReplayedWhenItIsOpened() throws {
+        let temp = try TempDirectory(prefix: "strata-test-store-")
+        let registry = try TestRegistry()
+        let b = try ImageBuilder(layout: temp.child("layout"))
+        var entries = [Items.dir("data")]
+        for i in 0..<4 { entries.append(Items.file(Array("data/n\(i)".utf8), Items.pseudoRandom(count: 2 << 20, seed: UInt64(400 + i)))) }
+        try b.addLayer(entries: entries)
+        try b.write(tag: "v1")
+        try registry.push(layout: b.reference("v1"), reference: "app:v1")
+        let reference = try #require(try RegistryReference.parse(registry.reference("app:v1")))
+        var options = RegistryOptions()
+        options.tlsVerify = false
+        let client = try RegistryClient(reference, options: options)
+        let image = try RemoteImage.resolve(reference, client: client, platform: nil)
+        let layer = image.layers[0]
+
+        // A publisher indexes the image, records a list of two ranges, and publishes both.
+        let publisher = try LayerCache(directory: temp.child("publisher"))
+        let local = try ImageResolver.resolve(reference: b.reference("v1"), platform: nil)
+        _ = try publisher.index(LayerBlob(location: local.layerLocation(0), descriptor: layer.descriptor, format: layer.format,
+                                          diffID: DiffIDClaim(number: 0, digest: layer.diffID)))
+        let listed = [PrefetchList.Entry(layer: layer.descriptor.digest.description, offset: 0, length: 300_000),
+                      PrefetchList.Entry(layer: layer.descriptor.digest.description, offset: 4_000_000, length: 200_000)]
+        try PrefetchList(manifest: image.manifestDigest, ranges: listed).store(cache: publisher)
+        _ = try IndexArtifacts.push(image: image, client: client, cache: publisher)
+
+        // The store, from a fresh cache: opening the layer installs the index and replays the list.
+        let cache = try LayerCache(directory: temp.child("cache"))
+        let source = RegistryLayerSourceTests.source(cache)
+        defer { source.stop() }
+        let found = try #require(try source.layer(reference: reference, digest: layer.descriptor.digest))
+        _ = try source.open(reference: reference, layer: found, spans: SpanCache(capacity: 1 << 20))
+        // What the cache holds, as another process sees it (its record of present ranges).
+        func present() throws -> LazyBlob {
+            try LazyBlob(cache: cache, digestHex: layer.descriptor.digest.hex, size: UInt64(layer.descriptor.size), fetcher: NoFetcher())
+        }
+        let replayed = Mounts.waitUntil(seconds: 30) { (try? present()).map { l in listed.allSatisfy { l.contains($0.range) } } ?? false }
+        let blob = try present()
+        #expect(replayed, "present: \(blob.presentRanges)")
+        #expect(blob.presentBytes < UInt64(layer.descriptor.size) / 2, "present: \(blob.presentRanges)")
+    }
+
+    /// Reads what another instance fetched; fetches nothing itself.
+    struct NoFetcher: BlobFetcher {
+        func fetch(_ range: Range<UInt64>) throws -> [UInt8] { throw HarnessError("no fetch in this test") }
+        func stream(from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws { throw HarnessError("no stream") }
+    }
+}
