@@ -357,11 +357,12 @@ public enum IndexArtifacts {
         let path = cache.indexPath(digestHex: layerDigestHex)
         let installed = (try? FileIO.readAll(path)) ?? []
         // Derived as it was built: checkpoints at the same spacing are at the same places.
-        let spacing = (try? LayerIndex(path: path, verify: false))?.checkpointSpacing ?? 0
+        let installedIndex = try? LayerIndex(path: path, verify: false)
+        let spacing = installedIndex?.checkpointSpacing ?? 0
         let (derived, diffIDHex) = try IndexBuilder.buildVerified(
             blob, checkpointSpacing: spacing > 0 ? spacing : IndexBuilder.defaultCheckpointSpacing)
         let lazy = IndexArtifactTrust.lazyWindows(cache, layerDigestHex)
-        let difference = lazy.map { Self.difference(installed, derived, path: path, windows: $0) }
+        let difference = lazy.map { Self.difference(installed, derived, index: installedIndex, windows: $0) }
             ?? (derived == installed ? nil : "first difference at byte \(firstDifference(installed, derived, in: 0..<max(installed.count, derived.count)))")
         if let difference {
             let message = "layer sha256:\(layerDigestHex): the index from \(source) differs from the one derived from the verified blob "
@@ -378,7 +379,7 @@ public enum IndexArtifacts {
     /// How an index installed without its windows section differs from the derived one (nil:
     /// it does not): every byte outside the windows section, each window present (checksum
     /// valid) in it, and the derived bytes' digest against the index blob the artifact named.
-    static func difference(_ installed: [UInt8], _ derived: [UInt8], path: String, windows: IndexArtifactTrust.LazyWindows) -> String? {
+    static func difference(_ installed: [UInt8], _ derived: [UInt8], index: LayerIndex?, windows: IndexArtifactTrust.LazyWindows) -> String? {
         guard installed.count == derived.count, derived.count == Int(windows.size) else { return "sizes differ" }
         guard let section = IndexWindows.section(header: installed), section.upperBound <= UInt64(installed.count) else {
             return "no windows section"
@@ -387,7 +388,7 @@ public enum IndexArtifacts {
         for range in [0..<lower, upper..<installed.count] where installed[range] != derived[range] {
             return "first difference at byte \(firstDifference(installed, derived, in: range))"
         }
-        guard let index = try? LayerIndex(path: path, verify: false) else { return "the installed index cannot be read" }
+        guard let index else { return "the installed index cannot be read" }
         for i in 0..<index.checkpointCount {
             guard let window = index.storedWindow(i), window.range.upperBound <= installed.count else { continue }
             let present = installed[window.range].withUnsafeBytes { IndexWindows.matches($0, checksum: window.checksum) }

@@ -91,19 +91,12 @@ final class IndexWindowPrefetch: Sendable {
         return first...max(first, last)
     }
 
-    /// Windows sorted by place, merged while the gap is small and the piece not too large.
+    /// Windows sorted by place, joined while the gap is small and the piece not too large.
     static func coalesce(_ windows: [(range: Range<Int>, checkpoint: Int)]) -> [(range: Range<Int>, checkpoints: [Int])] {
-        var out: [(range: Range<Int>, checkpoints: [Int])] = []
-        for w in windows.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
-            if let last = out.last, w.range.lowerBound - last.range.upperBound <= maximumGap,
-               max(last.range.upperBound, w.range.upperBound) - last.range.lowerBound <= maximumPiece {
-                out[out.count - 1].range = last.range.lowerBound..<max(last.range.upperBound, w.range.upperBound)
-                out[out.count - 1].checkpoints.append(w.checkpoint)
-            } else {
-                out.append((w.range, [w.checkpoint]))
-            }
-        }
-        return out
+        let sorted = windows.sorted { $0.range.lowerBound < $1.range.lowerBound }
+        let groups = RangeJoin.join(sorted.map { UInt64($0.range.lowerBound)..<UInt64($0.range.upperBound) },
+                                    gap: UInt64(maximumGap), limit: UInt64(maximumPiece))
+        return groups.map { g in (Int(g.range.lowerBound)..<Int(g.range.upperBound), g.members.map { sorted[$0].checkpoint }) }
     }
 
     /// Whether the window's bytes are in the cache file already.

@@ -1,8 +1,8 @@
 import Foundation
 import StrataSystem
 
-/// Registry requests the mount waits for, run a few at a time instead of one after another
-/// (each costs a round trip; `RegistryClient` is thread-safe).
+/// Work a mount waits for that mostly waits on the network (registry requests, layers
+/// streaming), run a few at a time instead of one after another (`RegistryClient` is thread-safe).
 enum ParallelFetch {
     /// `body` for every item, up to `limit` at once on threads of their own; the results in
     /// item order. Every item runs (so each one's resources can be cleaned up by the caller),

@@ -168,17 +168,9 @@ public final class PrefetchSession: @unchecked Sendable {
     /// after it, at most `gap` bytes past its end, while the joined range stays within `limit`:
     /// a list holds spans (one per small file a start read), fetched in few requests.
     static func coalesce(_ entries: [PrefetchList.Entry], gap: UInt64, limit: UInt64) -> [PrefetchList.Entry] {
-        var out: [PrefetchList.Entry] = []
-        for e in entries {
-            if var last = out.last, last.layer == e.layer, e.offset >= last.offset,
-               e.offset <= last.offset + last.length + gap, e.offset + e.length - last.offset <= limit {
-                last.length = max(last.length, e.offset + e.length - last.offset)
-                out[out.count - 1] = last
-            } else {
-                out.append(e)
-            }
+        RangeJoin.join(entries.map(\.range), gap: gap, limit: limit, joinable: { entries[$0].layer == entries[$1].layer }).map { g in
+            PrefetchList.Entry(layer: entries[g.members[0]].layer, offset: g.range.lowerBound, length: g.range.upperBound - g.range.lowerBound)
         }
-        return out
     }
 
     /// `entries` with each range cut into consecutive pieces of at most `piece` bytes.

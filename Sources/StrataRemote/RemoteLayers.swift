@@ -80,18 +80,7 @@ public final class RemoteLayers: Sendable {
 
     /// Runs `body` for every layer at once, a thread each; the first error in layer order is thrown.
     private func eachAtOnce(_ layers: [RemoteLayer], _ body: @escaping @Sendable (RemoteLayer) throws -> Void) throws {
-        if layers.count == 1 { return try body(layers[0]) }
-        guard !layers.isEmpty else { return }
-        let errors = Locked<[Int: any Error]>([:])
-        let done = DispatchSemaphore(value: 0)
-        for (i, layer) in layers.enumerated() {
-            Thread.detachNewThread {
-                do { try body(layer) } catch { errors.withLock { $0[i] = error } }
-                done.signal()
-            }
-        }
-        for _ in layers { done.wait() }
-        if let first = errors.withLock({ $0.min { $0.key < $1.key }?.value }) { throw first }
+        _ = try ParallelFetch.all(layers, limit: layers.count, body)
     }
 
     /// An index the cache holds for the layer (with the diff_id verified when it was made, or
