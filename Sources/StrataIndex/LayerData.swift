@@ -178,7 +178,7 @@ public final class LayerData: Sendable {
     }
 
     /// Checks span `j`'s compressed bytes against its digest.
-    private func verify(span j: Int, _ bytes: UnsafeRawBufferPointer, index: LayerIndex) throws {
+    func verify(span j: Int, _ bytes: UnsafeRawBufferPointer, index: LayerIndex) throws {
         try check(span: j, digest: SpanVerifier.hash(bytes), index: index)
     }
 
@@ -193,7 +193,7 @@ public final class LayerData: Sendable {
     /// The compressed bytes of the span that starts at checkpoint `i`, fetched first if the
     /// blob is lazy (`purpose`: what the fetch counts as), read into memory of their own.
     /// Not yet verified: the caller checks them (`check`) before serving what they decode to.
-    private func compressedSpan(_ i: Int, index: LayerIndex, purpose: FetchPurpose) throws -> (bytes: VerifiedSpan, span: Int) {
+    func compressedSpan(_ i: Int, index: LayerIndex, purpose: FetchPurpose) throws -> (bytes: VerifiedSpan, span: Int) {
         try requireSpans(index)
         let j = index.span(forCheckpoint: i)
         let range = index.spanRange(j)
@@ -279,7 +279,7 @@ public final class LayerData: Sendable {
 
     /// Starts `decoder` at span `i`'s checkpoint, reading the span's verified bytes in memory.
     private func begin(_ decoder: SpanDecoder, span i: Int, index: LayerIndex, from compressed: VerifiedSpan) throws {
-        let checkpoint = try index.checkpoint(i)
+        let checkpoint = try checkpointWithWindow(i, index: index)
         do { try decoder.begin(blob: compressed.blob, from: checkpoint) } catch {
             throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
         }
@@ -363,7 +363,7 @@ public final class LayerData: Sendable {
     private func decode(span i: Int, index: LayerIndex, upTo end: UInt64?, purpose: FetchPurpose) throws -> DecodedSpan {
         if let frame = index.copyFrame(i) { return try decodeCopy(span: i, frame: frame, index: index) }
         if index.contentSpans { return try decodeChunk(span: i, index: index, purpose: purpose) }
-        let checkpoint = try index.checkpoint(i)
+        let checkpoint = try checkpointWithWindow(i, index: index, purpose: purpose)
         let want = Int(index.spanEnd(i) - checkpoint.uncompressedOffset)
         let target = end.map { Self.partialTarget(Int(clamping: $0 &- checkpoint.uncompressedOffset), count: want) } ?? want
         let (compressed, j) = try compressedSpan(i, index: index, purpose: purpose)

@@ -363,6 +363,30 @@ public final class LayerIndex: @unchecked Sendable {
                           bits: bytes.u8(r, C.bits), window: window)
     }
 
+    /// Whether checkpoint `i` has a window that is not in the file yet: an index installed
+    /// without its windows (a window source is registered for it) before that window came.
+    public func windowMissing(_ i: Int) -> Bool {
+        guard let stored = storedWindow(i), IndexWindows.source(indexPath: file.path) != nil,
+              let bytes = try? file.read(stored.range) else { return false }
+        return !bytes.withUnsafeBytes { IndexWindows.matches($0, checksum: stored.checksum) }
+    }
+
+    /// The length of checkpoint `i`'s window once inflated (0: none).
+    public func windowLength(_ i: Int) -> Int {
+        Int(bytes.u32(checkpointsOffset + i * IndexFormat.Checkpoint.size, IndexFormat.Checkpoint.windowLength))
+    }
+
+    /// Puts a window made here (the end of the span before, decoded) into the file, stored as
+    /// the index stores windows, if it matches the checksum its record holds; false if not.
+    public func installWindow(_ i: Int, _ window: [UInt8]) -> Bool {
+        guard let stored = storedWindow(i), window.count == windowLength(i) else { return false }
+        let bytes = LayerIndexWriter.storedWindow(window)
+        guard bytes.count == stored.range.count,
+              bytes.withUnsafeBytes({ IndexWindows.matches($0, checksum: stored.checksum) }) else { return false }
+        IndexWindows.store(bytes, at: stored.range.lowerBound, indexPath: file.path)
+        return true
+    }
+
     /// The windows section, as offsets in the file.
     public var windowsSection: Range<Int> {
         windowsOffset..<(windowsOffset + IndexFormat.windows.count(in: bytes))

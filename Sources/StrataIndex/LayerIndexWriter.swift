@@ -105,6 +105,15 @@ public struct LayerIndexWriter {
 
     /// Writes the index into `sink` (the one it streams to, if any): the entry records still
     /// held, the entries section's tables, the other sections, then the header.
+    /// A checkpoint window as the windows section stores it (a window made again, from the
+    /// span before it, must come out byte for byte the same). Level 2: a tenth of the cold
+    /// mount's CPU went to level 6 (deflate_slow on every 32 KiB window); level 2 costs two
+    /// fifths of it for windows 7 % larger (the index of image a stays under the 5 % issue 13
+    /// allows).
+    static func storedWindow(_ window: [UInt8]) -> [UInt8] {
+        Gzip.compress(window, level: 2)
+    }
+
     mutating func finish(into sink: CacheFileSink, compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
                          digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy(),
                          spans: [SpanDigest] = [], contentSkips: [UInt64]? = nil, checkpointSpacing: UInt64 = 0) throws {
@@ -114,10 +123,7 @@ public struct LayerIndexWriter {
         var windows: [UInt8] = []
         var recordCount: UInt32 = 0
         func blobRecord(_ c: Checkpoint) {
-            // Level 2: a tenth of the cold mount's CPU went to level 6 (deflate_slow on every 32 KiB
-            // window); level 2 costs two fifths of it for windows 7 % larger (the index of image a
-            // stays under the 5 % issue 13 allows).
-            let stored = c.window.isEmpty ? [] : Gzip.compress(c.window, level: 2)
+            let stored = c.window.isEmpty ? [] : Self.storedWindow(c.window)
             // Content spans have no window: the field holds the bytes to skip (see `IndexFormat`).
             let windowOffset = contentSkips.map { $0[Int(recordCount)] } ?? UInt64(windows.count)
             checkpointRecords.record(C.size) { r in

@@ -157,6 +157,16 @@ public final class LazyBlob: BlobAvailability, Sendable {
     }
     /// Whether `range` is present (verified and recorded) now.
     public func contains(_ range: Range<UInt64>) -> Bool { state.withLock { $0.present.contains(range) } }
+    /// Whether every byte of `range` is present or in a request under way (it will be soon,
+    /// unless that request fails).
+    public func isPresentOrComing(_ range: Range<UInt64>) -> Bool {
+        state.withLock { s in
+            let missing = s.present.missing(in: range)
+            if missing.isEmpty { return true }
+            let inFlight = ByteRanges(s.inFlight)
+            return missing.allSatisfy { inFlight.contains($0) }
+        }
+    }
     /// The ranges fetched on demand, in the order first fetched (the prefetch list).
     public var demandOrder: [Range<UInt64>] { state.withLock { $0.demandOrder } }
     /// The ranges present (verified, recorded).

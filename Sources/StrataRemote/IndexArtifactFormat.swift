@@ -11,7 +11,8 @@ import Glibc
 ///   image manifest  artifactType application/vnd.strata.index.v1+json
 ///                   config  the empty descriptor (application/vnd.oci.empty.v1+json, "{}")
 ///                   layers  one blob per layer index (the cache file's bytes, IndexFormat),
-///                           annotated with the layer's digest; + the prefetch list, if any
+///                           annotated with the layer's digest, the index version and
+///                           where the windows section is; + the prefetch list, if any
 ///                   subject the image manifest
 ///   tag sha256-<manifest hex>  an OCI index listing the subject's referrers (ours and others')
 enum IndexArtifactFormat {
@@ -25,6 +26,18 @@ enum IndexArtifactFormat {
     /// On a layer index blob: its format version (the index header's), so a reader of another
     /// version skips it without fetching it.
     static let indexVersionAnnotation = "vnd.strata.index.version"
+    /// On a layer index blob: where its windows section is, "START-END" (byte offsets, END
+    /// exclusive), so a mount fetches the parts around it at once instead of the header first.
+    /// A hint only: the header read with those parts must place the section there.
+    static let windowsAnnotation = "vnd.strata.index.windows"
+
+    static func windowsAnnotationValue(_ section: Range<UInt64>) -> String { "\(section.lowerBound)-\(section.upperBound)" }
+
+    static func windowsSection(annotation: String?) -> Range<UInt64>? {
+        guard let parts = annotation?.split(separator: "-", omittingEmptySubsequences: false), parts.count == 2,
+              let start = UInt64(parts[0]), let end = UInt64(parts[1]), start <= end else { return nil }
+        return start..<end
+    }
     static let createdAnnotation = "org.opencontainers.image.created"
 
     static let emptyMediaType = "application/vnd.oci.empty.v1+json"

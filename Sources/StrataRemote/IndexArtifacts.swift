@@ -70,6 +70,9 @@ public enum IndexArtifacts {
             descriptor.mediaType = IndexArtifactFormat.layerIndexMediaType
             descriptor.annotations = [IndexArtifactFormat.layerDigestAnnotation: layer.descriptor.digest.description,
                                       IndexArtifactFormat.indexVersionAnnotation: "\(IndexArtifactFormat.indexVersion(bytes) ?? 0)"]
+            if let section = IndexWindows.section(header: Array(bytes.prefix(IndexWindows.headerSize))) {
+                descriptor.annotations?[IndexArtifactFormat.windowsAnnotation] = IndexArtifactFormat.windowsAnnotationValue(section)
+            }
             blobs.append(descriptor)
         }
         if let list = PrefetchList.load(cache: cache, manifest: image.manifestDigest), !list.ranges.isEmpty {
@@ -285,9 +288,17 @@ public enum IndexArtifacts {
             throw IndexArtifactError("\(name): blob \(blob.digest) size \(blob.size) out of bounds")
         }
         let size = UInt64(blob.size)
+        func lazy(_ windows: Range<UInt64>) -> Bool {
+            windows.count >= lazyWindowsThreshold && windows.lowerBound >= UInt64(IndexWindows.headerSize) && windows.upperBound <= size
+        }
+        // The section the descriptor announces: the parts around it are fetched at once, and
+        // the header among them must agree.
+        if let announced = IndexArtifactFormat.windowsSection(annotation: blob.annotations?[IndexArtifactFormat.windowsAnnotation]),
+           lazy(announced) {
+            return try fetchSparse(blob, around: announced, layer: layer, name: name, client: client, cache: cache)
+        }
         let head = try client.blob(blob.digest, range: 0..<min(size, headLength))
-        guard let windows = IndexWindows.section(header: head), windows.count >= lazyWindowsThreshold,
-              windows.lowerBound >= UInt64(IndexWindows.headerSize), windows.upperBound <= size else {
+        guard let windows = IndexWindows.section(header: head), lazy(windows) else {
             let bytes = head + (UInt64(head.count) < size ? try client.blob(blob.digest, range: UInt64(head.count)..<size) : [])
             guard bytes.count == Int(size), Digest.sha256(of: bytes) == blob.digest else {
                 throw IndexArtifactError("\(name): blob \(blob.digest) does not match its descriptor (size or digest)")
@@ -295,6 +306,15 @@ public enum IndexArtifacts {
             try validate(bytes, layer: layer, name: name, cache: cache)
             return .whole(bytes)
         }
+        return try fetchSparse(blob, around: windows, head: head, layer: layer, name: name, client: client, cache: cache)
+    }
+
+    /// A layer index blob without its windows section `windows`: the parts before and after
+    /// it (`head`, its first bytes, already here) fetched at once into a sparse file, whose
+    /// header must place the section at `windows`, then validated.
+    static func fetchSparse(_ blob: Descriptor, around windows: Range<UInt64>, head: [UInt8] = [], layer: LayerDescriptor,
+                            name: String, client: RegistryClient, cache: LayerCache) throws -> FetchedIndex {
+        let size = UInt64(blob.size)
         let temp = AtomicFile.temporaryPath(in: cache.directory, prefix: ".tmp.artifact-index.")
         do {
             let fd = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
@@ -305,9 +325,14 @@ public enum IndexArtifacts {
             // The part before the windows and the part after them at once (two round trips in one).
             let pieces = [headEnd..<max(headEnd, windows.lowerBound), max(headEnd, windows.upperBound)..<size].filter { !$0.isEmpty }
             let digest = blob.digest
-            _ = try ParallelFetch.all(pieces) { piece in
+            let fetched = try ParallelFetch.all(pieces) { piece -> [UInt8] in
                 let bytes = try client.blob(digest, range: piece)
                 try bytes.withUnsafeBytes { try fd.writeAll($0, at: piece.lowerBound) }
+                return piece.lowerBound == 0 ? Array(bytes.prefix(IndexWindows.headerSize)) : []
+            }
+            let header = headEnd > 0 ? head : fetched.first ?? []
+            guard IndexWindows.section(header: header) == windows else {
+                throw IndexArtifactError("\(name): index blob \(blob.digest) does not place its windows section where its descriptor says")
             }
             try fd.sync(dataOnly: true)
             try validate(path: temp, layer: layer, name: name)

@@ -20,12 +20,20 @@ final class IndexWindowPrefetch: Sendable {
 
     let layers: [Layer]
     let workers: Int
-    static let maximumGap = 64 << 10
+    /// Windows are about 15 KiB; on a link-bound start a window between two wanted ones costs
+    /// more than the request it saves, so only neighbours are joined.
+    static let maximumGap = 1 << 10
     static let maximumPiece = 1 << 20
 
-    init(layers: [Layer], workers: Int = 4) {
+    /// Whether a mount makes missing windows from the span before (`LayerData`): then only the
+    /// first window of each run of listed neighbouring spans is fetched, and every
+    /// `LayerData.windowDerivationDepth`-th after it, so no window is made through more spans.
+    let derives: Bool
+
+    init(layers: [Layer], workers: Int = 4, derives: Bool = false) {
         self.layers = layers
         self.workers = max(1, workers)
+        self.derives = derives
     }
 
     /// The mount's layers with a window source.
@@ -33,7 +41,7 @@ final class IndexWindowPrefetch: Sendable {
         self.init(layers: remote.layers.compactMap { l in
             guard let source = l.windowSource, let index = remote.cache.load(digestHex: l.digest.hex, verify: false) else { return nil }
             return Layer(name: l.digest.description, index: index, indexPath: remote.cache.indexPath(digestHex: l.digest.hex), source: source)
-        })
+        }, derives: true)
     }
 
     /// One request: a file range of one layer's index and the windows (checkpoints) in it.
@@ -69,26 +77,47 @@ final class IndexWindowPrefetch: Sendable {
     func pieces(_ entries: [PrefetchList.Entry], seen: inout Set<[Int]>) -> [Piece] {
         var wanted: [Int: [(range: Range<Int>, checkpoint: Int)]] = [:]
         var order: [Int] = []
+        var new: [(layer: Int, checkpoint: Int)] = []
         for e in entries where e.length > 0 {
             guard let l = layers.firstIndex(where: { $0.name == e.layer }) else { continue }
             let index = layers[l].index
             guard index.spanCount == index.checkpointCount, index.spanCount > 0, index.copySize == 0 else { continue }
             for i in Self.checkpoints(index, touching: e.offset..<(e.offset + e.length)) where seen.insert([l, i]).inserted {
-                guard let window = index.storedWindow(i), !present(window, in: layers[l]) else { continue }
-                if wanted[l] == nil { order.append(l) }
-                wanted[l, default: []].append((window.range, i))
+                new.append((l, i))
             }
+        }
+        for (l, i) in new {
+            let index = layers[l].index
+            guard let window = index.storedWindow(i), !present(window, in: layers[l]) else { continue }
+            if derives && Self.derivable(i, index: index, listed: { seen.contains([l, $0]) }) { continue }
+            if wanted[l] == nil { order.append(l) }
+            wanted[l, default: []].append((window.range, i))
         }
         return order.flatMap { l in Self.coalesce(wanted[l] ?? []).map { Piece(layer: l, range: $0.range, checkpoints: $0.checkpoints) } }
     }
 
-    /// Checkpoints whose compressed span intersects `range` (a published index has one span
-    /// per checkpoint, in blob order; a byte two spans share belongs to both).
+    /// The checkpoints whose decodes read `range`'s spans (a published index has one span per
+    /// checkpoint, in blob order). A listed range is whole spans (`LazyBlob` records them so),
+    /// and consecutive spans may share a byte: a range starting on that byte is the later
+    /// span's, and one ending on it the earlier's. Taking the neighbour in either case
+    /// fetched up to three windows for one span.
     static func checkpoints(_ index: LayerIndex, touching range: Range<UInt64>) -> ClosedRange<Int> {
-        var first = index.spanIndex(containing: range.lowerBound)
-        if first > 0, index.spanRange(first - 1).upperBound > range.lowerBound { first -= 1 }
-        let last = index.spanIndex(containing: range.upperBound - 1)
+        let first = index.spanIndex(containing: range.lowerBound)
+        var last = index.spanIndex(containing: range.upperBound - 1)
+        if last > first && index.spanRange(last - 1).upperBound >= range.upperBound { last -= 1 }
         return first...max(first, last)
+    }
+
+    /// Whether checkpoint `i`'s window will be made from the listed span before it: that span
+    /// holds the whole window, and `i` is not at a multiple of the derivation depth into its
+    /// run of listed checkpoints (those windows are fetched, to bound the chain).
+    static func derivable(_ i: Int, index: LayerIndex, listed: (Int) -> Bool) -> Bool {
+        guard i > 0, listed(i - 1) else { return false }
+        let before = index.checkpointOffsets(i - 1).uncompressed, at = index.checkpointOffsets(i).uncompressed
+        guard at > before, at - before >= UInt64(index.windowLength(i)) else { return false }
+        var run = 1   // listed checkpoints right before `i`
+        while i - run > 0 && listed(i - run - 1) { run += 1 }
+        return run % LayerData.windowDerivationDepth != 0
     }
 
     /// Windows sorted by place, joined while the gap is small and the piece not too large.

@@ -178,6 +178,20 @@ enum MountCommand {
             } else {
                 blobs = try ImageOpening.blobs(of: image)
             }
+            // Replays the image's prefetch list at once, while the tree is built and mounted (the
+            // link is what a lazy start waits on); records this mount's first reads into it. The
+            // background fetch starts once the mount answers and the replay's first ranges (a
+            // TOC's landmark) are in, so it does not share the link with them.
+            let prefetch = remote.map { PrefetchSession($0) }
+            let backgroundStart = Locked<(due: Int, fetch: BackgroundFetch?)>((2, nil))
+            let backgroundStep: @Sendable () -> Void = {
+                let start = backgroundStart.withLock { b -> BackgroundFetch? in
+                    b.due -= 1
+                    return b.due == 0 ? b.fetch : nil
+                }
+                start?.start()
+            }
+            prefetch?.start(afterExtra: backgroundStep)
             let recorder = a["--record-reads"] == nil ? nil : ReadRecorder()
             let lower = try ImageView.open(layers: blobs, cache: cache, readRecorder: recorder)
             let recordWriter = recorder.map {
@@ -188,8 +202,7 @@ enum MountCommand {
             // A local layer indexed from its TOC: its tar stream is checked against the TOC after the mount answers.
             let localCheck = remote == nil ? LocalTOCCheck(layers: lower.layers, cache: cache, enabled: background.enabled,
                                                            error: { Log.error($0) }, info: { Log.info($0) }) : nil
-            // Replays the image's prefetch list once the mount answers; records this mount's first reads into it.
-            let prefetch = remote.map { PrefetchSession($0) }
+            backgroundStart.withLock { $0.fetch = fetch }
             if let remote, fetch == nil {
                 for layer in remote.layers where layer.background == .pending { layer.markBackgroundOff() }
             }
@@ -240,12 +253,7 @@ enum MountCommand {
                     Log.error("\(mountpoint): no status socket: \(error)")
                 }
                 recordWriter?.start()
-                if let prefetch {
-                    // The TOC's landmark range first, alone on the link: it is what the container reads first.
-                    prefetch.start(afterExtra: { fetch?.start() })
-                } else {
-                    fetch?.start()
-                }
+                if prefetch != nil { backgroundStep() } else { fetch?.start() }
                 localCheck?.start()
                 if !takingOver && (a.has("--syslog") || a["--log"] != nil) {
                     // stderr was the starting command's: from now on only the log is read.

@@ -138,6 +138,24 @@ struct IndexArtifactLazyWindowTests {
         #expect(try s.indexBytes(fresh, s.bigHex) == honest)
     }
 
+    @Test("the windows section's place is announced on the index blob; a place the header does not confirm refuses the index",
+          .enabled(if: enabled, TestRegistry.requirement))
+    func announcedWindowsSection() throws {
+        let s = try Setup()
+        let artifact = try IndexArtifacts.push(image: s.image, client: s.client, cache: s.cache)
+        var blob = try s.indexBlob(artifact)
+        let section = try #require(IndexWindows.section(header: s.indexBytes(s.cache, s.bigHex)))
+        #expect(blob.annotations?[IndexArtifactFormat.windowsAnnotation] == "\(section.lowerBound)-\(section.upperBound)")
+        blob.annotations?[IndexArtifactFormat.windowsAnnotation] = "\(section.lowerBound + 8)-\(section.upperBound)"
+        let fresh = try LayerCache(directory: s.temp.child("fresh"))
+        #expect {
+            _ = try IndexArtifacts.fetchIndex(blob, layer: s.image.layers[1], name: "artifact", client: s.client, cache: fresh)
+        } throws: { error in
+            error is IndexArtifactError && "\(error)".contains("does not place its windows section where its descriptor says")
+        }
+        #expect(FileIO.directoryEntries(fresh.directory).allSatisfy { !$0.hasPrefix(".tmp.") })
+    }
+
     @Test("the prefetch list's ranges get their windows fetched ahead, coalesced", .enabled(if: enabled, TestRegistry.requirement))
     func prefetchFetchesWindows() throws {
         let s = try Setup()
@@ -155,6 +173,24 @@ struct IndexArtifactLazyWindowTests {
         var seen = Set<[Int]>()
         let one = prefetch.pieces([.init(layer: "sha256:\(s.bigHex)", offset: tail.lowerBound + 1, length: 10)], seen: &seen)
         #expect(one.flatMap(\.checkpoints) == [last])
+        // A whole span (what a list holds) needs its own checkpoint's window, not its
+        // neighbours' with which it may share a first or last byte.
+        for k in 1..<last where index.storedWindow(k) != nil {
+            let whole = index.spanRange(k)
+            var fresh = Set<[Int]>()
+            let pieces = prefetch.pieces([.init(layer: "sha256:\(s.bigHex)", offset: whole.lowerBound,
+                                                length: whole.upperBound - whole.lowerBound)], seen: &fresh)
+            #expect(pieces.flatMap(\.checkpoints) == [k], "span \(k) \(whole)")
+        }
+        // A mount makes a window from the listed span before it: of a run of listed spans, the
+        // first window is fetched, and every windowDerivationDepth-th after it.
+        let deriving = IndexWindowPrefetch(layers: prefetch.layers, derives: true)
+        var runSeen = Set<[Int]>()
+        let run = Array(1..<last)
+        let asked = deriving.pieces(run.map { k in
+            .init(layer: "sha256:\(s.bigHex)", offset: index.spanRange(k).lowerBound, length: index.spanRange(k).upperBound - index.spanRange(k).lowerBound)
+        }, seen: &runSeen).flatMap(\.checkpoints)
+        #expect(asked == run.filter { ($0 - 1) % LayerData.windowDerivationDepth == 0 }, "\(asked) of \(run)")
         // Asked for once: a later part of the list does not ask again.
         #expect(prefetch.pieces([.init(layer: "sha256:\(s.bigHex)", offset: tail.lowerBound + 2, length: 10)], seen: &seen).isEmpty)
         prefetch.run([.init(layer: "sha256:\(s.bigHex)", offset: 0, length: index.blobSize)])
