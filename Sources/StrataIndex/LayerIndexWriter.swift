@@ -103,8 +103,6 @@ public struct LayerIndexWriter {
         return sink.memory
     }
 
-    /// Writes the index into `sink` (the one it streams to, if any): the entry records still
-    /// held, the entries section's tables, the other sections, then the header.
     /// A checkpoint window as the windows section stores it (a window made again, from the
     /// span before it, must come out byte for byte the same). Level 2: a tenth of the cold
     /// mount's CPU went to level 6 (deflate_slow on every 32 KiB window); level 2 costs two
@@ -114,6 +112,8 @@ public struct LayerIndexWriter {
         Gzip.compress(window, level: 2)
     }
 
+    /// Writes the index into `sink` (the one it streams to, if any): the entry records still
+    /// held, the entries section's tables, the other sections, then the header.
     mutating func finish(into sink: CacheFileSink, compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
                          digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy(),
                          spans: [SpanDigest] = [], contentSkips: [UInt64]? = nil, checkpointSpacing: UInt64 = 0) throws {
