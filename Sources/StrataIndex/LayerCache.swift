@@ -263,7 +263,8 @@ public final class LayerCache: Sendable {
     }
 
     /// Whether the layer's annotations vouch for a TOC it can be indexed from.
-    public static func hasTOC(_ blob: LayerBlob) -> Bool { TableOfContents.format(annotations: blob.annotations) != nil }
+    public static func hasTOC(_ blob: LayerBlob) -> Bool { hasTOC(annotations: blob.annotations) }
+    public static func hasTOC(annotations: [String: String]?) -> Bool { TableOfContents.format(annotations: annotations ?? [:]) != nil }
 
     /// What indexing a layer from its TOC gave (`indexFromTOC`).
     public struct TOCIndexed: Sendable {

@@ -126,6 +126,14 @@ public enum IndexArtifacts {
     /// for this image, a blob of the wrong size or digest, an index that does not parse or is
     /// for another layer) is logged and skipped as a whole; a registry that cannot be reached
     /// is an error (`RegistryError`).
+    /// The lock around looking for and installing the image's artifact in `cache`: one process
+    /// pulls, and one waiting on it finds the indexes installed. It is a flock on the image's
+    /// manifest in the cache (immutable, one per image: mounts of other images do not wait);
+    /// nil when the manifest is not there (no lock then: at worst both pull).
+    public static func pullLock(_ cache: LayerCache, image: ResolvedImage) -> FileDescriptor? {
+        try? FileDescriptor.openLocked(ManifestStore(cacheDirectory: cache.directory).path(image.manifestDigest), O_RDONLY | O_CLOEXEC)
+    }
+
     public static func pull(image: ResolvedImage, client: RegistryClient, cache: LayerCache) throws -> PulledIndexes? {
         for candidate in try candidates(image: image, client: client) {
             do {

@@ -45,14 +45,22 @@ public final class RemoteLayers: Sendable {
         }
         missing = missing.filter { $0.indexSource != .toc }
         if !missing.isEmpty {
-            do {
-                if try IndexArtifacts.pull(image: image, client: client, cache: cache) != nil {
-                    for layer in missing where hasCachedIndex(layer) { layer.set(index: .artifact) }
-                    missing = missing.filter { !hasCachedIndex($0) }
+            // Another process of this cache may be pulling the artifact (the `strata bundle`
+            // that started this mount: `pullIndexesAhead`); what it installed is used.
+            let lock = IndexArtifacts.pullLock(cache, image: image)
+            defer { lock?.close() }
+            for layer in missing where hasCachedIndex(layer) { layer.set(index: .artifact) }
+            missing = missing.filter { $0.indexSource != .artifact }
+            if !missing.isEmpty {
+                do {
+                    if try IndexArtifacts.pull(image: image, client: client, cache: cache) != nil {
+                        for layer in missing where hasCachedIndex(layer) { layer.set(index: .artifact) }
+                        missing = missing.filter { !hasCachedIndex($0) }
+                    }
+                } catch {
+                    // No usable artifact: the layers stream as if none was published.
+                    log.warn("\(image.layoutPath): index artifact not used: \(error)")
                 }
-            } catch {
-                // No usable artifact: the layers stream as if none was published.
-                log.warn("\(image.layoutPath): index artifact not used: \(error)")
             }
         }
         try streamAll(missing)
@@ -85,9 +93,25 @@ public final class RemoteLayers: Sendable {
 
     /// An index the cache holds for the layer (with the diff_id verified when it was made, or
     /// one built from the layer's TOC, whose chunks are verified as they are read).
-    private func hasCachedIndex(_ layer: RemoteLayer) -> Bool {
-        guard let index = cache.load(digestHex: layer.digest.hex, verify: false) else { return false }
-        return cache.verifiedDiffID(digestHex: layer.digest.hex) != nil || index.contentSpans
+    private func hasCachedIndex(_ layer: RemoteLayer) -> Bool { Self.hasCachedIndex(layer.digest.hex, cache: cache) }
+
+    private static func hasCachedIndex(_ hex: String, cache: LayerCache) -> Bool {
+        guard let index = cache.load(digestHex: hex, verify: false) else { return false }
+        return cache.verifiedDiffID(digestHex: hex) != nil || index.contentSpans
+    }
+
+    /// Installs the image's published index artifact for the layers with no index in the cache
+    /// and no TOC, holding the cache's pull lock: the first thing a mount of the image does.
+    /// `strata bundle` runs it while the mount's daemon starts (two process starts), and the
+    /// mount, waiting on the lock, finds the indexes installed. Errors are left to the mount,
+    /// which asks again and logs them.
+    public static func pullIndexesAhead(image: ResolvedImage, client: RegistryClient, cache: LayerCache) {
+        let lock = IndexArtifacts.pullLock(cache, image: image)
+        defer { lock?.close() }
+        let wanted = image.layers.contains { l in
+            !hasCachedIndex(l.descriptor.digest.hex, cache: cache) && !LayerCache.hasTOC(annotations: l.descriptor.annotations)
+        }
+        if wanted { _ = try? IndexArtifacts.pull(image: image, client: client, cache: cache) }
     }
 
     /// Indexes the layer from its TOC, fetched with range requests (footer, then TOC). A TOC

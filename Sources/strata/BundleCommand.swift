@@ -1,5 +1,9 @@
+import Foundation
 import StrataBundle
+import StrataIndex
 import StrataOCI
+import StrataRegistry
+import StrataRemote
 import StrataSystem
 
 enum BundleCommand {
@@ -116,6 +120,13 @@ enum BundleCommand {
         let lookup = TagLookup.start(given, platform: a["--platform"], registry: registry, cache: a["--cache"])
         var source = try lookup.kept ?? lookup.resolved()
         var image = source.image
+        // A docker:// image's published indexes are looked for and installed here while the
+        // mount's daemon starts (two process starts); the mount waits on the same lock and
+        // finds them. Waited for before this command ends, so nothing is left half-written.
+        let pullingAhead = try source.remote.map { remote in
+            try PullAhead(image: image, client: remote.client, cache: ImageOpening.cache(a["--cache"]))
+        }
+        defer { pullingAhead?.wait() }
         // A docker:// tag is pinned: the mount serves the manifest resolved here.
         let reference = source.pinnedReference ?? given
         var options = BundleOptions(env: a.all("--env"), workdir: a["--workdir"], user: a["--user"], hostname: a["--hostname"],
@@ -175,4 +186,18 @@ enum BundleCommand {
         print("rootfs    \(directory)/rootfs")
         print("upper     \(record.upper ?? "none (read-only)")")
     }
+}
+
+/// `RemoteLayers.pullIndexesAhead` on a thread of its own.
+private final class PullAhead: Sendable {
+    private let done = DispatchSemaphore(value: 0)
+
+    init(image: ResolvedImage, client: RegistryClient, cache: LayerCache) {
+        Thread { [done] in
+            RemoteLayers.pullIndexesAhead(image: image, client: client, cache: cache)
+            done.signal()
+        }.start()
+    }
+
+    func wait() { done.wait() }
 }
