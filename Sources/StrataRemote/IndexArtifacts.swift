@@ -120,12 +120,6 @@ public enum IndexArtifacts {
         return try JSONCoding.decode(ImageIndex.self, from: manifest.bytes, what: "\(RegistryLookup.name(client)) tag \(tag)")
     }
 
-    /// Finds a published artifact (referrers API, then the fallback tag), installs its layer
-    /// indexes in the cache marked untrusted, and returns what it provided; nil when there is
-    /// none. Layers whose index is already cached keep it. An artifact that cannot be used (not
-    /// for this image, a blob of the wrong size or digest, an index that does not parse or is
-    /// for another layer) is logged and skipped as a whole; a registry that cannot be reached
-    /// is an error (`RegistryError`).
     /// The lock around looking for and installing the image's artifact in `cache`: one process
     /// pulls, and one waiting on it finds the indexes installed. It is a flock on the image's
     /// manifest in the cache (immutable, one per image: mounts of other images do not wait);
@@ -134,6 +128,12 @@ public enum IndexArtifacts {
         try? FileDescriptor.openLocked(ManifestStore(cacheDirectory: cache.directory).path(image.manifestDigest), O_RDONLY | O_CLOEXEC)
     }
 
+    /// Finds a published artifact (referrers API, then the fallback tag), installs its layer
+    /// indexes in the cache marked untrusted, and returns what it provided; nil when there is
+    /// none. Layers whose index is already cached keep it. An artifact that cannot be used (not
+    /// for this image, a blob of the wrong size or digest, an index that does not parse or is
+    /// for another layer) is logged and skipped as a whole; a registry that cannot be reached
+    /// is an error (`RegistryError`).
     public static func pull(image: ResolvedImage, client: RegistryClient, cache: LayerCache) throws -> PulledIndexes? {
         for candidate in try candidates(image: image, client: client) {
             do {

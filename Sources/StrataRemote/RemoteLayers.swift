@@ -101,7 +101,8 @@ public final class RemoteLayers: Sendable {
     }
 
     /// Installs the image's published index artifact for the layers with no index in the cache
-    /// and no TOC, holding the cache's pull lock: the first thing a mount of the image does.
+    /// and no TOC, holding the image's pull lock (`IndexArtifacts.pullLock`): the first thing a
+    /// mount of the image does.
     /// `strata bundle` runs it while the mount's daemon starts (two process starts), and the
     /// mount, waiting on the lock, finds the indexes installed. Errors are left to the mount,
     /// which asks again and logs them.
