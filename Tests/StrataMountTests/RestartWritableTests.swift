@@ -69,9 +69,16 @@ struct RestartWritableTests {
             if back != content { fail("read \(final): \(back.count) bytes, other content") }
             // The descriptor held since the start: one record per iteration at its offset.
             var record = Array(String(format: "%08d\n", i).utf8)
-            if pwrite(held, record, record.count, off_t(i * 9)) != 9 { error("pwrite held") }
+            // errno read right after each call: only a failed call's is worth printing.
+            let wrote = pwrite(held, record, record.count, off_t(i * 9)), writeErrno = errno
+            if wrote != 9 { fail("pwrite held at \(i * 9) gave \(wrote): \(String(cString: strerror(writeErrno)))") }
             var got = [UInt8](repeating: 0, count: 9)
-            if pread(held, &got, 9, off_t(i * 9)) != 9 || got != record { error("pread held") }
+            let read = pread(held, &got, 9, off_t(i * 9)), readErrno = errno
+            if read != 9 {
+                fail("pread held at \(i * 9) gave \(read): \(String(cString: strerror(readErrno)))")
+            } else if got != record {
+                fail("pread held at \(i * 9): \(String(decoding: got, as: UTF8.self).debugDescription), wrote \(String(decoding: record, as: UTF8.self).debugDescription)")
+            }
             record.removeAll()
             if (try? FileIO.names(in: mountpoint + "/w")) == nil { error("list w") }
             if (try? FileIO.readAll(mountpoint + "/etc/hosts")) != Array("hello".utf8) { fail("read etc/hosts") }
