@@ -14,27 +14,27 @@ extension LayerData {
     /// Checkpoint `i` with its window, made from the span before when it can be (see the type).
     /// `purpose`: what the decode needing it is (the span before counts as read for it).
     func checkpointWithWindow(_ i: Int, index: LayerIndex, purpose: FetchPurpose = .demand) throws -> Checkpoint {
-        if let lazy = blob.lazy, index.windowMissing(i), canDeriveWindow(i, index: index, lazy: lazy, depth: Self.windowDerivationDepth) {
+        guard let lazy = blob.lazy else { return try index.checkpoint(i) }
+        return try index.checkpoint(i) { [self] i in
+            guard canDeriveWindow(i, index: index, lazy: lazy, depth: Self.windowDerivationDepth) else { return nil }
             // A window that cannot be made (a request failed, a span did not match) is fetched.
-            _ = try? deriveWindow(i, index: index, purpose: purpose)
+            return try? deriveWindow(i, index: index, purpose: purpose)
         }
-        return try index.checkpoint(i)
     }
 
-    /// Whether window `i` can be made from span `i - 1`: that span holds the whole window (same
-    /// member), its compressed bytes are here or being fetched, and its own window is in the
-    /// file or can be made in turn.
+    /// Whether window `i` can be made from span `i - 1`: that span holds the whole window, its
+    /// compressed bytes are here or being fetched, and its own window is in the file or can be
+    /// made in turn.
     private func canDeriveWindow(_ i: Int, index: LayerIndex, lazy: LazyBlob, depth: Int) -> Bool {
-        guard depth > 0, i > 0, index.spanCount == index.checkpointCount, index.copyFrame(i - 1) == nil else { return false }
-        let before = index.checkpointOffsets(i - 1).uncompressed, at = index.checkpointOffsets(i).uncompressed
-        guard at > before, at - before >= UInt64(index.windowLength(i)) else { return false }
+        guard depth > 0, index.windowLiesInSpanBefore(i) else { return false }
         guard lazy.isPresentOrComing(index.spanRange(index.span(forCheckpoint: i - 1))) else { return false }
         return !index.windowMissing(i - 1) || canDeriveWindow(i - 1, index: index, lazy: lazy, depth: depth - 1)
     }
 
     /// Decodes span `i - 1` (verified first, as every decode) and installs its last bytes as
     /// checkpoint `i`'s window; the index's checksum for that window decides (`installWindow`).
-    private func deriveWindow(_ i: Int, index: LayerIndex, purpose: FetchPurpose) throws {
+    /// Returns the window as stored.
+    private func deriveWindow(_ i: Int, index: LayerIndex, purpose: FetchPurpose) throws -> [UInt8] {
         let from = try checkpointWithWindow(i - 1, index: index, purpose: purpose)
         let (compressed, j) = try compressedSpan(i - 1, index: index, purpose: purpose)
         try verify(span: j, UnsafeRawBufferPointer(compressed.bytes), index: index)
@@ -47,8 +47,9 @@ extension LayerData {
         let n = try decoder.decodeMore(into: out)
         guard n == count else { throw IndexError("\(blob.name): span \(i - 1) decoded to \(n) bytes, expected \(count)") }
         let length = index.windowLength(i)
-        guard index.installWindow(i, [UInt8](UnsafeRawBufferPointer(rebasing: out[(count - length)..<count]))) else {
+        guard let stored = index.installWindow(i, [UInt8](UnsafeRawBufferPointer(rebasing: out[(count - length)..<count]))) else {
             throw IndexError("\(blob.name): window of checkpoint \(i) made from span \(i - 1) does not match its checksum")
         }
+        return stored
     }
 }

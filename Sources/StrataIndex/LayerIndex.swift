@@ -335,8 +335,10 @@ public final class LayerIndex: @unchecked Sendable {
         return (bytes.u64(r, C.compressedOffset), bytes.u64(r, C.uncompressedOffset))
     }
 
-    /// The full checkpoint, window inflated.
-    public func checkpoint(_ i: Int) throws -> Checkpoint {
+    /// The full checkpoint, window inflated. A window not in the file (an index installed
+    /// without its windows) is made by `makeWindow` when it can (the stored bytes, checked
+    /// against the record's checksum by `installWindow`; nil: it cannot), else fetched.
+    public func checkpoint(_ i: Int, makeWindow: ((Int) -> [UInt8]?)? = nil) throws -> Checkpoint {
         typealias C = IndexFormat.Checkpoint
         let r = checkpointsOffset + i * C.size
         let storedLength = Int(bytes.u32(r, C.storedWindowLength))
@@ -351,8 +353,12 @@ public final class LayerIndex: @unchecked Sendable {
                 guard let source = IndexWindows.source(indexPath: file.path) else {
                     throw IndexDamage(path: file.path, "checkpoint \(i) window checksum mismatch")
                 }
-                stored = try IndexWindows.fetch(source, indexPath: file.path, layer: digestHex, checkpoint: i,
-                                                range: start..<(start + storedLength), checksum: checksum)
+                if let made = makeWindow?(i) {
+                    stored = made
+                } else {
+                    stored = try IndexWindows.fetch(source, indexPath: file.path, layer: digestHex, checkpoint: i,
+                                                    range: start..<(start + storedLength), checksum: checksum)
+                }
             }
             window = try Gzip.decompress(stored)
             guard window.count == Int(bytes.u32(r, C.windowLength)) else {
@@ -376,15 +382,24 @@ public final class LayerIndex: @unchecked Sendable {
         Int(bytes.u32(checkpointsOffset + i * IndexFormat.Checkpoint.size, IndexFormat.Checkpoint.windowLength))
     }
 
+    /// Whether checkpoint `i`'s window lies whole in the span before it (same member, no copy
+    /// frame): then decoding that span makes the window.
+    public func windowLiesInSpanBefore(_ i: Int) -> Bool {
+        guard i > 0, spanCount == checkpointCount, copyFrame(i - 1) == nil else { return false }
+        let before = checkpointOffsets(i - 1).uncompressed, at = checkpointOffsets(i).uncompressed
+        return at > before && at - before >= UInt64(windowLength(i))
+    }
+
     /// Puts a window made here (the end of the span before, decoded) into the file, stored as
-    /// the index stores windows, if it matches the checksum its record holds; false if not.
-    public func installWindow(_ i: Int, _ window: [UInt8]) -> Bool {
-        guard let stored = storedWindow(i), window.count == windowLength(i) else { return false }
+    /// the index stores windows, if it matches the checksum its record holds: returns the
+    /// stored bytes, nil if not.
+    public func installWindow(_ i: Int, _ window: [UInt8]) -> [UInt8]? {
+        guard let stored = storedWindow(i), window.count == windowLength(i) else { return nil }
         let bytes = LayerIndexWriter.storedWindow(window)
         guard bytes.count == stored.range.count,
-              bytes.withUnsafeBytes({ IndexWindows.matches($0, checksum: stored.checksum) }) else { return false }
+              bytes.withUnsafeBytes({ IndexWindows.matches($0, checksum: stored.checksum) }) else { return nil }
         IndexWindows.store(bytes, at: stored.range.lowerBound, indexPath: file.path)
-        return true
+        return bytes
     }
 
     /// The windows section, as offsets in the file.

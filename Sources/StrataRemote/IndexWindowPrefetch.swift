@@ -112,9 +112,7 @@ final class IndexWindowPrefetch: Sendable {
     /// holds the whole window, and `i` is not at a multiple of the derivation depth into its
     /// run of listed checkpoints (those windows are fetched, to bound the chain).
     static func derivable(_ i: Int, index: LayerIndex, listed: (Int) -> Bool) -> Bool {
-        guard i > 0, listed(i - 1) else { return false }
-        let before = index.checkpointOffsets(i - 1).uncompressed, at = index.checkpointOffsets(i).uncompressed
-        guard at > before, at - before >= UInt64(index.windowLength(i)) else { return false }
+        guard listed(i - 1), index.windowLiesInSpanBefore(i) else { return false }
         var run = 1   // listed checkpoints right before `i`
         while i - run > 0 && listed(i - run - 1) { run += 1 }
         return run % LayerData.windowDerivationDepth != 0

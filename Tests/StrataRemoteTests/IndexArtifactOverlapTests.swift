@@ -36,6 +36,14 @@ struct IndexArtifactOverlapTests {
         try #require(log.firstIndex { $0.contains(text) }, "no request with \(text) in \(log)")
     }
 
+    /// The image (with `smallFiles` in its big layer) pushed with its artifact, and the
+    /// artifact's index blobs in layer order.
+    static func published() throws -> (s: Setup, artifact: Digest, blobs: [Descriptor]) {
+        let s = try Setup(smallFiles: smallFiles)
+        let artifact = try IndexArtifacts.push(image: s.image, client: s.client, cache: s.cache)
+        return (s, artifact, try indexBlobs(s, artifact))
+    }
+
     /// The published index blobs of the image's layers, in layer order.
     static func indexBlobs(_ s: Setup, _ artifact: Digest) throws -> [Descriptor] {
         let m = try JSONCoding.decode(Manifest.self, from: s.client.manifest(artifact.description).bytes, what: "artifact")
@@ -47,9 +55,7 @@ struct IndexArtifactOverlapTests {
     @Test("the fallback tag is asked while the referrers API's answer is outstanding; the same requests as one after another",
           .enabled(if: enabled, TestRegistry.requirement))
     func referrersAndTagAtOnce() throws {
-        let s = try Setup(smallFiles: Self.smallFiles)
-        let artifact = try IndexArtifacts.push(image: s.image, client: s.client, cache: s.cache)
-        let blobs = try Self.indexBlobs(s, artifact)
+        let (s, artifact, blobs) = try Self.published()
         let (proxy, client) = try Self.pullProxy(s)
         let tag = "/manifests/\(IndexArtifactFormat.fallbackTag(s.image.manifestDigest))"
         try proxy.inject(.hold, match: "/referrers/", delay: Self.hold, until: tag)
@@ -74,9 +80,7 @@ struct IndexArtifactOverlapTests {
     @Test("the artifact's blobs are fetched at once, and a lazy index's parts before and after its windows",
           .enabled(if: enabled, TestRegistry.requirement))
     func blobsAndPartsAtOnce() throws {
-        let s = try Setup(smallFiles: Self.smallFiles)
-        let artifact = try IndexArtifacts.push(image: s.image, client: s.client, cache: s.cache)
-        let blobs = try Self.indexBlobs(s, artifact)
+        let (s, _, blobs) = try Self.published()
         let section = try #require(IndexWindows.section(header: s.indexBytes(s.cache, s.bigHex)))
         let size = UInt64(blobs[1].size)
         try #require(section.lowerBound > IndexArtifacts.headLength && section.upperBound < size,
