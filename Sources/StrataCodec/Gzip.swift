@@ -41,6 +41,31 @@ public enum Gzip {
         return out
     }
 
+    /// One gzip member that must decode to exactly `count` bytes (CRC- and length-checked by
+    /// zlib), with nothing after it: a checkpoint's stored window. Decoded straight into its
+    /// result: a span decode reads one, so no decoder state or chunk buffer is made for it.
+    public static func decompress(member bytes: [UInt8], exactly count: Int) throws -> [UInt8] {
+        let stream = try ZStream(at: 0, start: { inflateInit2_($0, 16 + 15, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) },
+                                 end: { inflateEnd($0) })
+        var ended = false, consumed = 0
+        // One spare byte of room: a member longer than `count` then shows as output, not as a stall.
+        var out = try [UInt8](unsafeUninitializedCapacity: count + 1) { buffer, initialized in
+            let step = try bytes.withUnsafeBufferPointer { input in
+                try stream.step(input: input.baseAddress, inputCount: input.count, output: buffer.baseAddress!,
+                                outputCount: buffer.count, inputOffset: 0) { inflate($0, Z_FINISH) }
+            }
+            initialized = step.produced
+            ended = step.ended
+            consumed = step.consumed
+        }
+        guard ended, out.count == count, consumed == bytes.count else {
+            throw CodecError(kind: .corrupt, message: "stored window is not one gzip member of \(count) bytes",
+                             compressedOffset: UInt64(consumed))
+        }
+        out.reserveCapacity(0)
+        return out
+    }
+
     /// All members, each CRC- and length-checked; trailing zero bytes allowed. More than
     /// `limit` bytes of output is an error (input not yet trusted cannot make it grow without end).
     public static func decompress(_ bytes: [UInt8], limit: Int = .max) throws -> [UInt8] {

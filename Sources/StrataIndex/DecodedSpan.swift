@@ -28,6 +28,11 @@ public final class DecodedSpan: @unchecked Sendable {
     var source: VerifiedSpan?
     private let mapping: UnsafeMutableRawBufferPointer?
     private let buffers: SpanBuffers?
+    /// Resident bytes of the recycled mapping the span was given (0: a fresh one): it counts
+    /// against the budget whatever the span decodes into it.
+    let inherited: Int
+    /// How far a decode has written into the span (a decode may fail before `filled` moves).
+    private let written = Atomic<Int>(0)
     /// Set while the span is being decoded: the cache counts it against its budget until it is
     /// published, or until it is dropped because the decode failed.
     var onDropWhileDecoding: ((Int) -> Void)?
@@ -39,8 +44,8 @@ public final class DecodedSpan: @unchecked Sendable {
     /// Publishes bytes decoded up to `n` (more than before).
     func setFilled(_ n: Int) { filledCount.store(n, ordering: .releasing) }
 
-    /// Made to be decoded in part, on a mapping of its own (not a recycled one): pages not yet
-    /// decoded into take no memory.
+    /// Made to be decoded in part: on a fresh mapping, pages not yet decoded into take no
+    /// memory; on a recycled one, the pages it had do (`inherited`).
     let partial: Bool
 
     init(start: UInt64, count: Int, buffers: SpanBuffers? = nil, partial: Bool = false) {
@@ -49,8 +54,9 @@ public final class DecodedSpan: @unchecked Sendable {
         self.buffers = buffers
         let length = max(count, 1)
         self.partial = partial
-        let spare = partial ? nil : buffers?.take(length)
-        if let mapping = spare ?? SpanBuffers.map(length) {
+        let spare = buffers?.take(length)
+        inherited = spare?.resident ?? 0
+        if let mapping = spare?.mapping ?? SpanBuffers.map(length) {
             self.mapping = mapping
             bytes = UnsafeMutableRawBufferPointer(start: mapping.baseAddress, count: length)
         } else {
@@ -59,10 +65,18 @@ public final class DecodedSpan: @unchecked Sendable {
         }
     }
 
+    /// A decode is about to write the span's bytes up to `end`.
+    func willWrite(upTo end: Int) {
+        _ = written.max(min(end, bytes.count), ordering: .relaxed)
+    }
+
     deinit {
         onDropWhileDecoding?(bytes.count)
         if let mapping {
-            if buffers?.give(mapping) != true { munmap(mapping.baseAddress, mapping.count) }
+            // A span decoded whole wrote all of it; a partial one up to where its decodes went.
+            let touched = partial ? written.load(ordering: .relaxed) : bytes.count
+            let resident = max(inherited, SpanBuffers.pages(touched))
+            if buffers?.give(mapping, resident: resident) != true { munmap(mapping.baseAddress, mapping.count) }
         } else {
             bytes.deallocate()
         }
@@ -71,33 +85,44 @@ public final class DecodedSpan: @unchecked Sendable {
 
 /// Span buffers are mapped straight from the kernel and unmapped when done: through malloc,
 /// glibc would serve these multi-MiB buffers from per-thread arenas and keep the freed memory,
-/// so a bounded cache would still grow the daemon's resident size without bound. A couple of
-/// freed mappings are kept for the next decodes, which then write to pages already present
-/// instead of faulting in and zeroing a fresh mapping page by page (a tenth of a read pass's CPU).
+/// so a bounded cache would still grow the daemon's resident size without bound. A few freed
+/// mappings are kept for the next decodes, which then write to pages already present instead
+/// of faulting in and zeroing a fresh mapping page by page: a program's first start decodes
+/// a hundred spans in part, and the faults were a quarter of the daemon's CPU. Kept mappings
+/// are counted by their resident pages, not their size (a span of 1 MiB and a bit sits on a
+/// 2 MiB mapping).
 final class SpanBuffers: Sendable {
-    /// Mappings kept for reuse; each is resident memory beyond the cache's budget.
-    static let spareLimit = 2
+    struct Spare { var mapping: UnsafeMutableRawBufferPointer; var resident: Int }
+    /// Mappings kept for reuse; their resident pages are counted against `budget`.
+    let spareLimit: Int
     /// Mapping sizes are rounded up to this, so that spans of slightly different sizes share them.
     static let granule = 1 << 20
 
     private struct Spares {
-        var mappings: [UnsafeMutableRawBufferPointer] = []
+        var kept: [Spare] = []
         /// Resident bytes of the kept mappings.
         var bytes = 0
-        /// What the cache leaves to spares; kept mappings beyond it are unmapped.
+        /// What the owner leaves to spares; kept mappings beyond it are unmapped.
         var budget = Int.max
+        /// Mappings handed out again (statistics, tests).
+        var reused = 0
     }
     private let spares: Locked<Spares>
 
-    init() {
+    init(spareLimit: Int = 4, budget: Int = .max) {
+        self.spareLimit = spareLimit
         var s = Spares()
-        s.mappings.reserveCapacity(Self.spareLimit)
+        s.kept.reserveCapacity(spareLimit)
+        s.budget = budget
         spares = Locked(s)
     }
 
     deinit {
-        spares.withLock { s in for mapping in s.mappings { munmap(mapping.baseAddress, mapping.count) } }
+        spares.withLock { s in for spare in s.kept { munmap(spare.mapping.baseAddress, spare.mapping.count) } }
     }
+
+    /// `bytes` rounded up to whole pages.
+    static func pages(_ bytes: Int) -> Int { (bytes + 4095) & ~4095 }
 
     /// A new mapping of at least `length` bytes, nil if the kernel refuses.
     static func map(_ length: Int) -> UnsafeMutableRawBufferPointer? {
@@ -107,21 +132,30 @@ final class SpanBuffers: Sendable {
         return UnsafeMutableRawBufferPointer(start: p, count: rounded)
     }
 
-    /// A spare mapping of at least `length` bytes.
-    func take(_ length: Int) -> UnsafeMutableRawBufferPointer? {
+    /// A spare mapping of at least `length` bytes: the one with the most resident pages, which
+    /// a decode then writes without faults. (Taking the one with the fewest for a span decoded
+    /// in part, to keep its charge low, left most of a first start's pages to fault in.)
+    func take(_ length: Int) -> Spare? {
         spares.withLock { s in
-            guard let i = s.mappings.firstIndex(where: { $0.count >= length }) else { return nil }
-            s.bytes -= s.mappings[i].count
-            return s.mappings.remove(at: i)
+            var best: Int?
+            for (i, spare) in s.kept.enumerated() where spare.mapping.count >= length {
+                if let b = best, spare.resident <= s.kept[b].resident { continue }
+                best = i
+            }
+            guard let i = best else { return nil }
+            s.reused += 1
+            s.bytes -= s.kept[i].resident
+            return s.kept.remove(at: i)
         }
     }
 
-    /// Keeps a mapping for reuse; false when enough are kept (the caller unmaps it).
-    func give(_ mapping: UnsafeMutableRawBufferPointer) -> Bool {
+    /// Keeps a mapping with `resident` bytes of pages for reuse; false when enough are kept
+    /// (the caller unmaps it).
+    func give(_ mapping: UnsafeMutableRawBufferPointer, resident: Int) -> Bool {
         spares.withLock { s in
-            guard s.mappings.count < Self.spareLimit, s.bytes + mapping.count <= s.budget else { return false }
-            s.mappings.append(mapping)
-            s.bytes += mapping.count
+            guard s.kept.count < spareLimit, s.bytes + resident <= s.budget else { return false }
+            s.kept.append(Spare(mapping: mapping, resident: resident))
+            s.bytes += resident
             return true
         }
     }
@@ -129,18 +163,21 @@ final class SpanBuffers: Sendable {
     /// Resident bytes of the kept mappings.
     var spareBytes: Int { spares.withLock { $0.bytes } }
 
+    /// How many mappings were handed out again.
+    var reused: Int { spares.withLock { $0.reused } }
+
     /// Sets the room left for spares, unmapping kept mappings that no longer fit.
     func limit(to budget: Int) {
         let dropped = spares.withLock { s in
             s.budget = max(0, budget)
-            var dropped: [UnsafeMutableRawBufferPointer] = []
-            while s.bytes > s.budget, let last = s.mappings.popLast() {
-                s.bytes -= last.count
+            var dropped: [Spare] = []
+            while s.bytes > s.budget, let last = s.kept.popLast() {
+                s.bytes -= last.resident
                 dropped.append(last)
             }
             return dropped
         }
-        for mapping in dropped { munmap(mapping.baseAddress, mapping.count) }
+        for spare in dropped { munmap(spare.mapping.baseAddress, spare.mapping.count) }
     }
 }
 
@@ -148,15 +185,31 @@ final class SpanBuffers: Sendable {
 /// by the next read), so that a span decoded in part goes on decoding from the bytes that were
 /// verified, never from the blob file again.
 // @unchecked: written once, before it is shared; only read afterwards.
+/// Their memory is recycled like span buffers (`buffers`): a span's compressed bytes are half a
+/// MiB, which malloc maps fresh and faults in page by page for every span decoded.
 final class VerifiedSpan: @unchecked Sendable {
     let bytes: UnsafeMutableRawBufferPointer
     /// The bytes as the blob's range at `offset`, for a decoder.
     let blob: BlobFile
+    private let mapping: UnsafeMutableRawBufferPointer?
+    private let inherited: Int
+
+    /// Freed compressed spans kept for the next: 4 MiB at most.
+    static let buffers = SpanBuffers(spareLimit: 4, budget: 4 << 20)
 
     init(count: Int, at offset: UInt64) {
-        bytes = .allocate(byteCount: max(count, 1), alignment: 16)
+        let length = max(count, 1)
+        let spare = Self.buffers.take(length)
+        inherited = spare?.resident ?? 0
+        mapping = spare?.mapping ?? SpanBuffers.map(length)
+        bytes = mapping.map { UnsafeMutableRawBufferPointer(start: $0.baseAddress, count: length) }
+            ?? .allocate(byteCount: length, alignment: 16)
         blob = BlobFile(bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<count]), at: offset)
     }
 
-    deinit { bytes.deallocate() }
+    deinit {
+        guard let mapping else { return bytes.deallocate() }
+        let resident = max(inherited, SpanBuffers.pages(bytes.count))
+        if !Self.buffers.give(mapping, resident: resident) { munmap(mapping.baseAddress, mapping.count) }
+    }
 }

@@ -222,8 +222,10 @@ public final class LayerData: Sendable {
     /// A read inflates its span from the checkpoint only up to the bytes it asks for, rounded
     /// up to this; the decoder stays with the span and goes on from there for a later read
     /// further in. A program's first start reads a few small files per span: it no longer pays
-    /// for the whole span (4 MiB) each time. Read-ahead decodes whole spans.
-    static let partialGranule = 128 << 10
+    /// for the whole span (4 MiB) each time. Read-ahead decodes whole spans. A read of a small
+    /// file is clamped to its end, so a small step keeps the decode from running on into the
+    /// next files (128 KiB inflated 2 MB more of a python start's 43).
+    static let partialGranule = 16 << 10
 
     /// Decodes span `i` (up to stream offset `end`, nil: whole); damage in the index or the copy
     /// is repaired once and the decode retried.
@@ -258,6 +260,7 @@ public final class LayerData: Sendable {
                 try skip(decoder, have)
             }
             span.continuation = nil
+            span.willWrite(upTo: target)
             let n: Int
             do { n = try decoder.decodeMore(into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[have..<target])) } catch {
                 throw IndexError("\(blob.name): span \(i) from uncompressed offset \(span.start + UInt64(have)): \(error)")
@@ -373,6 +376,7 @@ public final class LayerData: Sendable {
         let decoder = LayerData.decoders.take(index.compression)
         var keep = false
         defer { if !keep { LayerData.decoders.give(decoder, index.compression) } }
+        span.willWrite(upTo: target)
         let decoded: Result<Int, any Error> = Result {
             try decoder.begin(blob: compressed.blob, from: checkpoint)
             return try decoder.decodeMore(into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[0..<target]))

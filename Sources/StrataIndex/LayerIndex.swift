@@ -360,9 +360,8 @@ public final class LayerIndex: @unchecked Sendable {
                                                     range: start..<(start + storedLength), checksum: checksum)
                 }
             }
-            window = try Gzip.decompress(stored)
-            guard window.count == Int(bytes.u32(r, C.windowLength)) else {
-                throw IndexDamage(path: file.path, "checkpoint \(i) window has the wrong size")
+            do { window = try Gzip.decompress(member: stored, exactly: Int(bytes.u32(r, C.windowLength))) } catch {
+                throw IndexDamage(path: file.path, "checkpoint \(i) window: \(error)")
             }
         }
         return Checkpoint(compressedOffset: bytes.u64(r, C.compressedOffset), uncompressedOffset: bytes.u64(r, C.uncompressedOffset),

@@ -6,8 +6,9 @@ import Glibc
 /// A bounded cache of decoded spans shared by all layers of a mount. The span a reader's stream
 /// is on (`move`) is kept before others; spans every stream has moved past go first, then the
 /// least recently used. The budget covers every span buffer the cache made: cached spans, spans
-/// being decoded (by requests or read-ahead) and freed buffers kept for reuse, so the daemon's
-/// resident size stays bounded whatever the reads. It is `capacity`, plus two spans (a reader's
+/// being decoded (by requests or read-ahead) and freed buffers kept for reuse (of these, up to a
+/// quarter of `capacity` beyond a full budget), so the daemon's resident size stays bounded
+/// whatever the reads. It is `capacity`, plus two spans (a reader's
 /// current one and the one read ahead) for each span read at once beyond the first two, at
 /// most 3 × `capacity`: with many readers each keeps its span instead of evicting the others'
 /// (which made every reader inflate its span again from the checkpoint for each request). A
@@ -20,8 +21,8 @@ public final class SpanCache: Sendable {
         public init(layer: Int, span: Int) { self.layer = layer; self.span = span }
     }
     /// `charge`: what the span counts against the budget: its buffer, or for a span decoded in
-    /// part (on a fresh mapping, whose untouched pages take no memory) the bytes decoded so far
-    /// and its kept decoder.
+    /// part (whose untouched pages take no memory) the bytes decoded so far and its kept decoder;
+    /// at least the pages a recycled buffer brought along.
     private struct Slot { var span: DecodedSpan?; var lastUse: UInt64; var passed = false; var charge = 0 }
     private struct Pin { var count: Int; var touched: UInt64 }
     /// A stream whose span has not been read for this long (ns) has ended or paused: its span
@@ -134,12 +135,17 @@ public final class SpanCache: Sendable {
         prefetcher.stop()
     }
 
+    /// Freed span buffers kept beyond a full budget, as a share of `capacity`: a quarter (4 MiB
+    /// of a mount's 16).
+    static let spareShare = 4
+
     /// What a kept decoder (input chunk, inflate state) counts against the budget.
     static let decoderCharge = 384 << 10
 
-    /// What `span` counts against the budget now.
+    /// What `span` counts against the budget now: at least the resident pages of the recycled
+    /// buffer it was given.
     static func charge(_ span: DecodedSpan) -> Int {
-        span.partial && !span.isComplete ? min(span.bytes.count, span.filled + decoderCharge) : span.bytes.count
+        max(span.inherited, span.partial && !span.isComplete ? min(span.bytes.count, span.filled + decoderCharge) : span.bytes.count)
     }
 
     /// A published span grew (a partial span decoded further): its charge is renewed and room
@@ -154,20 +160,25 @@ public final class SpanCache: Sendable {
         }
     }
 
-    /// An empty span to decode into, on a recycled buffer when one is free (`partial`: on a fresh
-    /// mapping, so that only the part decoded takes memory). Room is made for all of it first:
-    /// it counts against the budget from now on, until published.
+    /// An empty span to decode into, on a recycled buffer when one is free (`partial`: it will
+    /// be decoded in part, see `charge`). Room is made for all of it first: it counts against
+    /// the budget from now on, until published.
     public func newSpan(start: UInt64, count: Int, partial: Bool = false) -> DecodedSpan {
         let room = state.withLock { s in
             s.inFlightBytes += count
             evict(&s, keeping: nil)
             return budget(s) - s.totalBytes - s.inFlightBytes
         }
-        buffers.limit(to: room + count)   // a spare may become this span's buffer
+        // A spare may become this span's buffer; some are kept even when the budget is full,
+        // where every new span follows an eviction.
+        buffers.limit(to: max(room + count, capacity / Self.spareShare))
         let span = DecodedSpan(start: start, count: count, buffers: buffers, partial: partial)
         span.onDropWhileDecoding = { [weak self] bytes in self?.decodeDropped(bytes) }
         return span
     }
+
+    /// Spans decoded into a recycled buffer so far (statistics, tests).
+    public var recycledBuffers: Int { buffers.reused }
 
     /// Bytes of span buffers the cache holds now: cached, being decoded, kept for reuse.
     public var residentBytes: Int {

@@ -25,6 +25,21 @@ import StrataCodec
         #expect(try decodeWithSystemTool("gzip", members) == Self.samples.flatMap { $0 })
     }
 
+    /// A checkpoint's stored window: one member of exactly the recorded length, nothing else.
+    @Test func storedWindowDecodesOnlyAsOneMemberOfItsLength() throws {
+        let window = mixedData(size: 32 << 10, seed: 9)
+        let stored = Gzip.compress(window, level: 2)
+        #expect(try Gzip.decompress(member: stored, exactly: window.count) == window)
+        #expect(try Gzip.decompress(member: Gzip.compress([], level: 2), exactly: 0) == [])
+        #expect(throws: CodecError.self) { try Gzip.decompress(member: stored, exactly: window.count - 1) }
+        #expect(throws: CodecError.self) { try Gzip.decompress(member: stored, exactly: window.count + 1) }
+        #expect(throws: CodecError.self) { try Gzip.decompress(member: stored + [0], exactly: window.count) }
+        #expect(throws: CodecError.self) { try Gzip.decompress(member: Array(stored.dropLast(4)), exactly: window.count) }
+        var bad = stored
+        bad[bad.count - 6] ^= 0x40   // the CRC
+        #expect(throws: CodecError.self) { try Gzip.decompress(member: bad, exactly: window.count) }
+    }
+
     @Test func zstdRoundTrip() throws {
         for sample in Self.samples {
             for blob in [Zstd.compress(sample), Zstd.compress(sample, level: 19, frameSize: 1000)] {
