@@ -47,6 +47,16 @@ public struct BlobFile: Sendable {
         return try file.readFully(into: target, at: base + offset)
     }
 
+    /// For a blob in memory, its bytes from `offset` to the end of the memory (a decoder reads
+    /// them in place); nil for a blob in a file.
+    public func bytesInMemory(from offset: UInt64) -> UnsafeRawBufferPointer? {
+        guard let memory else { return nil }
+        guard offset >= memory.offset, offset - memory.offset <= UInt64(memory.bytes.count) else {
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        return UnsafeRawBufferPointer(rebasing: memory.bytes[Int(offset - memory.offset)...])
+    }
+
     private func clamped(_ buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) -> UnsafeMutableRawBufferPointer {
         guard let size else { return buffer }
         let left = offset >= size ? 0 : Int(clamping: size - offset)

@@ -18,6 +18,9 @@ public final class SpanDecoder {
     /// A decode in steps (`begin`, `decodeMore`): the blob and where the engine stopped.
     private var stepFile: BlobFile?
     private var position: SpanPosition?
+    /// The input of a decode in steps: `input`, or a blob in memory itself (never written:
+    /// past its end a read of the blob returns nothing, which ends the decode).
+    private var stepInput: UnsafeMutableRawBufferPointer?
 
     public init(compression: LayerCompression) {
         self.compression = compression
@@ -76,21 +79,28 @@ public final class SpanDecoder {
         guard compression != .none else {
             throw CodecError(kind: .unsupported, message: "uncompressed blobs need no decoder", compressedOffset: checkpoint.compressedOffset)
         }
-        let input = self.input ?? .allocate(byteCount: Self.inputChunk, alignment: 16)
-        self.input = input
         let start = checkpoint.compressedOffset
         let engine = try self.engine ?? makeEngine(at: start)
         self.engine = engine
         try engine.prime(at: checkpoint, byteBefore: byteBefore(checkpoint, file: file))
         stepFile = file
-        position = SpanPosition(chunkOffset: start)
+        if let bytes = file.bytesInMemory(from: start), let base = bytes.baseAddress {
+            // Read in place: no copy into `input`, and no input buffer to fault in.
+            stepInput = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(mutating: base), count: bytes.count)
+            position = SpanPosition(chunkOffset: start, inStart: 0, inEnd: bytes.count)
+        } else {
+            let input = self.input ?? .allocate(byteCount: Self.inputChunk, alignment: 16)
+            self.input = input
+            stepInput = input
+            position = SpanPosition(chunkOffset: start)
+        }
     }
 
     /// The next bytes of the decode `begin` started, into `buffer`. Returns fewer bytes than
     /// asked only where the gzip member or zstd frame ends. After an error the decoder has no
     /// place: `begin` again.
     public func decodeMore(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard var p = position, let file = stepFile, let engine, let input else {
+        guard var p = position, let file = stepFile, let engine, let input = stepInput else {
             throw CodecError(kind: .unsupported, message: "decodeMore without begin", compressedOffset: 0)
         }
         position = nil

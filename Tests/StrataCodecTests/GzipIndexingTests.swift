@@ -46,6 +46,40 @@ import StrataHash
         #expect(tail.count == input.count - Int(last.uncompressedOffset))
     }
 
+    /// A decode in steps over a blob in memory reads it in place: same bytes as from the file,
+    /// the memory left as it was, and a piece cut short ends the decode with an error.
+    @Test func stepsOverABlobInMemoryReadItInPlace() throws {
+        let input = mixedData(size: 3 << 20, seed: 5)
+        let blob = Gzip.compress(input)
+        let file = try TempFile(blob)
+        defer { file.remove() }
+        let checkpoints = try index(.gzip, file, blobSize: UInt64(blob.count), spacing: 1 << 20).checkpoints
+        try #require(checkpoints.count >= 3)
+        let c = checkpoints[1], next = checkpoints[2]
+        let piece = Array(blob[Int(c.compressedOffset - 1)..<Int(next.compressedOffset + 1)])
+        let want = Int(next.uncompressedOffset - c.uncompressedOffset)
+        let decoder = SpanDecoder(compression: .gzip)
+        try piece.withUnsafeBytes { bytes in
+            try decoder.begin(blob: BlobFile(bytes: bytes, at: c.compressedOffset - 1), from: c)
+            var out = [UInt8](repeating: 0, count: want)
+            var filled = 0
+            for step in [1000, 70_000, want] where filled < want {
+                let n = try out.withUnsafeMutableBytes { try decoder.decodeMore(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled..<min(want, filled + step)])) }
+                filled += n
+            }
+            #expect(filled == want)
+            #expect(out.withUnsafeBytes { same($0, input, Int(c.uncompressedOffset)..<Int(next.uncompressedOffset)) })
+        }
+        #expect(piece == Array(blob[Int(c.compressedOffset - 1)..<Int(next.compressedOffset + 1)]))
+        // Cut short: the decode runs out of input and says so.
+        let short = Array(piece[0..<(piece.count / 2)])
+        try short.withUnsafeBytes { bytes in
+            try decoder.begin(blob: BlobFile(bytes: bytes, at: c.compressedOffset - 1), from: c)
+            var out = [UInt8](repeating: 0, count: want)
+            #expect(throws: CodecError.self) { _ = try out.withUnsafeMutableBytes { try decoder.decodeMore(into: $0) } }
+        }
+    }
+
     @Test func manyMembersIncludingEmptyOnes() throws {
         var parts: [[UInt8]] = [[]]
         for i in 0..<1000 { parts.append(Array("file \(i): \(String(repeating: "x", count: i % 37))\n".utf8)) }
