@@ -26,11 +26,11 @@ public final class DecodedSpan: @unchecked Sendable {
     var continuation: SpanDecoder?
     /// The verified compressed bytes `continuation` reads (held as long as it is).
     var source: VerifiedSpan?
-    private let mapping: UnsafeMutableRawBufferPointer?
+    private let lease: SpanBuffers.Spare?
     private let buffers: SpanBuffers?
     /// Resident bytes of the recycled mapping the span was given (0: a fresh one): it counts
     /// against the budget whatever the span decodes into it.
-    let inherited: Int
+    var inherited: Int { lease?.resident ?? 0 }
     /// How far a decode has written into the span (a decode may fail before `filled` moves).
     private let written = Atomic<Int>(0)
     /// Set while the span is being decoded: the cache counts it against its budget until it is
@@ -54,13 +54,10 @@ public final class DecodedSpan: @unchecked Sendable {
         self.buffers = buffers
         let length = max(count, 1)
         self.partial = partial
-        let spare = buffers?.take(length)
-        inherited = spare?.resident ?? 0
-        if let mapping = spare?.mapping ?? SpanBuffers.map(length) {
-            self.mapping = mapping
-            bytes = UnsafeMutableRawBufferPointer(start: mapping.baseAddress, count: length)
+        lease = buffers.map { $0.lease(length) } ?? SpanBuffers.map(length).map { .init(mapping: $0, resident: 0) }
+        if let lease {
+            bytes = UnsafeMutableRawBufferPointer(start: lease.mapping.baseAddress, count: length)
         } else {
-            mapping = nil
             bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 64)
         }
     }
@@ -72,14 +69,10 @@ public final class DecodedSpan: @unchecked Sendable {
 
     deinit {
         onDropWhileDecoding?(bytes.count)
-        if let mapping {
-            // A span decoded whole wrote all of it; a partial one up to where its decodes went.
-            let touched = partial ? written.load(ordering: .relaxed) : bytes.count
-            let resident = max(inherited, SpanBuffers.pages(touched))
-            if buffers?.give(mapping, resident: resident) != true { munmap(mapping.baseAddress, mapping.count) }
-        } else {
-            bytes.deallocate()
-        }
+        guard let lease else { return bytes.deallocate() }
+        // A span decoded whole wrote all of it; a partial one up to where its decodes went.
+        let touched = partial ? written.load(ordering: .relaxed) : bytes.count
+        if let buffers { buffers.giveBack(lease, written: touched) } else { SpanBuffers.unmap(lease) }
     }
 }
 
@@ -118,11 +111,24 @@ final class SpanBuffers: Sendable {
     }
 
     deinit {
-        spares.withLock { s in for spare in s.kept { munmap(spare.mapping.baseAddress, spare.mapping.count) } }
+        spares.withLock { s in for spare in s.kept { Self.unmap(spare) } }
     }
 
     /// `bytes` rounded up to whole pages.
     static func pages(_ bytes: Int) -> Int { (bytes + 4095) & ~4095 }
+
+    /// A kept mapping of at least `length` bytes (`take`), else a fresh one; nil if the kernel
+    /// refuses. Handed back with `giveBack`.
+    func lease(_ length: Int) -> Spare? {
+        take(length) ?? Self.map(length).map { Spare(mapping: $0, resident: 0) }
+    }
+
+    /// Keeps a leased mapping for reuse, `written` bytes of it now resident too, or unmaps it.
+    func giveBack(_ lease: Spare, written: Int) {
+        if !give(lease.mapping, resident: max(lease.resident, Self.pages(written))) { Self.unmap(lease) }
+    }
+
+    static func unmap(_ spare: Spare) { munmap(spare.mapping.baseAddress, spare.mapping.count) }
 
     /// A new mapping of at least `length` bytes, nil if the kernel refuses.
     static func map(_ length: Int) -> UnsafeMutableRawBufferPointer? {
@@ -177,7 +183,7 @@ final class SpanBuffers: Sendable {
             }
             return dropped
         }
-        for spare in dropped { munmap(spare.mapping.baseAddress, spare.mapping.count) }
+        for spare in dropped { Self.unmap(spare) }
     }
 }
 
@@ -191,25 +197,21 @@ final class VerifiedSpan: @unchecked Sendable {
     let bytes: UnsafeMutableRawBufferPointer
     /// The bytes as the blob's range at `offset`, for a decoder.
     let blob: BlobFile
-    private let mapping: UnsafeMutableRawBufferPointer?
-    private let inherited: Int
+    private let lease: SpanBuffers.Spare?
 
     /// Freed compressed spans kept for the next: 4 MiB at most.
     static let buffers = SpanBuffers(spareLimit: 4, budget: 4 << 20)
 
     init(count: Int, at offset: UInt64) {
         let length = max(count, 1)
-        let spare = Self.buffers.take(length)
-        inherited = spare?.resident ?? 0
-        mapping = spare?.mapping ?? SpanBuffers.map(length)
-        bytes = mapping.map { UnsafeMutableRawBufferPointer(start: $0.baseAddress, count: length) }
+        lease = Self.buffers.lease(length)
+        bytes = lease.map { UnsafeMutableRawBufferPointer(start: $0.mapping.baseAddress, count: length) }
             ?? .allocate(byteCount: length, alignment: 16)
         blob = BlobFile(bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<count]), at: offset)
     }
 
     deinit {
-        guard let mapping else { return bytes.deallocate() }
-        let resident = max(inherited, SpanBuffers.pages(bytes.count))
-        if !Self.buffers.give(mapping, resident: resident) { munmap(mapping.baseAddress, mapping.count) }
+        guard let lease else { return bytes.deallocate() }
+        Self.buffers.giveBack(lease, written: bytes.count)
     }
 }

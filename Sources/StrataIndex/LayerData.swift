@@ -42,9 +42,9 @@ public final class LayerData: Sendable {
     private let verifiedPieces: Locked<[UInt64]>
     /// Per-thread buffers for reads of plain layers and of copy frames: no allocation per request.
     private static let readBuffers = ThreadScratch()
-    /// Per-thread buffers for reads across two spans (apart from `readBuffers`, which a decode
-    /// into such a buffer may use).
-    private static let crossingBuffers = ThreadScratch()
+    /// Buffers for reads across two spans, a couple kept for the next (not one per thread:
+    /// eight workers each keeping the largest read's buffer added 6 MB to a read-all's peak).
+    private static let crossingBuffers = SpanBuffers(spareLimit: 2, budget: 2 << 20)
     /// Set when a check of the whole blob failed (`fail`): every read fails from then on.
     private let failed = Atomic<Bool>(false)
     private let failure = Locked<String?>(nil)
@@ -116,9 +116,11 @@ public final class LayerData: Sendable {
             reply(UnsafeRawBufferPointer(rebasing: span.bytes[within..<(within + count)]))
             return
         }
-        // Across spans: copied into this thread's buffer (a fresh allocation per read was
-        // faulted in page by page: a quarter of a python start's page faults).
-        let buffer = UnsafeMutableRawBufferPointer(start: LayerData.crossingBuffers.get(count), count: count)
+        // Across spans: copied into a recycled buffer (a fresh allocation per read was faulted
+        // in page by page: a quarter of a python start's page faults).
+        guard let lease = LayerData.crossingBuffers.lease(count) else { throw IndexError("\(blob.name): out of memory for a read of \(count) bytes") }
+        defer { LayerData.crossingBuffers.giveBack(lease, written: count) }
+        let buffer = UnsafeMutableRawBufferPointer(rebasing: lease.mapping[0..<count])
         try copy(offset: offset, into: buffer)
         reply(UnsafeRawBufferPointer(buffer))
     }
