@@ -49,7 +49,7 @@ public enum Gzip {
                                  end: { inflateEnd($0) })
         var ended = false, consumed = 0
         // One spare byte of room: a member longer than `count` then shows as output, not as a stall.
-        var out = try [UInt8](unsafeUninitializedCapacity: count + 1) { buffer, initialized in
+        let out = try [UInt8](unsafeUninitializedCapacity: count + 1) { buffer, initialized in
             let step = try bytes.withUnsafeBufferPointer { input in
                 try stream.step(input: input.baseAddress, inputCount: input.count, output: buffer.baseAddress!,
                                 outputCount: buffer.count, inputOffset: 0) { inflate($0, Z_FINISH) }
@@ -62,7 +62,6 @@ public enum Gzip {
             throw CodecError(kind: .corrupt, message: "stored window is not one gzip member of \(count) bytes",
                              compressedOffset: UInt64(consumed))
         }
-        out.reserveCapacity(0)
         return out
     }
 

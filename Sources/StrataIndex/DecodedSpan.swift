@@ -189,10 +189,10 @@ final class SpanBuffers: Sendable {
 
 /// A span's compressed bytes read into memory of their own (the thread scratch would be reused
 /// by the next read), so that a span decoded in part goes on decoding from the bytes that were
-/// verified, never from the blob file again.
+/// verified, never from the blob file again. Their memory is recycled like span buffers
+/// (`buffers`): a span's compressed bytes are half a MiB, which malloc mapped fresh and faulted
+/// in page by page for every span decoded.
 // @unchecked: written once, before it is shared; only read afterwards.
-/// Their memory is recycled like span buffers (`buffers`): a span's compressed bytes are half a
-/// MiB, which malloc maps fresh and faults in page by page for every span decoded.
 final class VerifiedSpan: @unchecked Sendable {
     let bytes: UnsafeMutableRawBufferPointer
     /// The bytes as the blob's range at `offset`, for a decoder.

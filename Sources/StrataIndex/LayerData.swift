@@ -228,7 +228,7 @@ public final class LayerData: Sendable {
     /// A read inflates its span from the checkpoint only up to the bytes it asks for, rounded
     /// up to this; the decoder stays with the span and goes on from there for a later read
     /// further in. A program's first start reads a few small files per span: it no longer pays
-    /// for the whole span (4 MiB) each time. Read-ahead decodes whole spans. A read of a small
+    /// for the whole span each time. Read-ahead decodes whole spans. A read of a small
     /// file is clamped to its end, so a small step keeps the decode from running on into the
     /// next files (128 KiB inflated 2 MB more of a python start's 43).
     static let partialGranule = 16 << 10

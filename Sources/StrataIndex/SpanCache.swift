@@ -139,7 +139,8 @@ public final class SpanCache: Sendable {
     /// of a mount's 16).
     static let spareShare = 4
 
-    /// What a kept decoder (input chunk, inflate state) counts against the budget.
+    /// What a kept decoder (its span's verified compressed bytes, inflate state) counts against
+    /// the budget.
     static let decoderCharge = 384 << 10
 
     /// What `span` counts against the budget now: at least the resident pages of the recycled
