@@ -48,12 +48,9 @@ public struct BlobFile: Sendable {
     }
 
     /// For a blob in memory, its bytes from `offset` to the end of the memory (a decoder reads
-    /// them in place); nil for a blob in a file.
+    /// them in place); nil for a blob in a file, or an offset the memory does not hold.
     public func bytesInMemory(from offset: UInt64) -> UnsafeRawBufferPointer? {
-        guard let memory else { return nil }
-        guard offset >= memory.offset, offset - memory.offset <= UInt64(memory.bytes.count) else {
-            return UnsafeRawBufferPointer(start: nil, count: 0)
-        }
+        guard let memory, offset >= memory.offset, offset - memory.offset < UInt64(memory.bytes.count) else { return nil }
         return UnsafeRawBufferPointer(rebasing: memory.bytes[Int(offset - memory.offset)...])
     }
 

@@ -84,9 +84,9 @@ public final class SpanDecoder {
         self.engine = engine
         try engine.prime(at: checkpoint, byteBefore: byteBefore(checkpoint, file: file))
         stepFile = file
-        if let bytes = file.bytesInMemory(from: start), let base = bytes.baseAddress {
+        if let bytes = file.bytesInMemory(from: start) {
             // Read in place: no copy into `input`, and no input buffer to fault in.
-            stepInput = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(mutating: base), count: bytes.count)
+            stepInput = UnsafeMutableRawBufferPointer(mutating: bytes)
             position = SpanPosition(chunkOffset: start, inStart: 0, inEnd: bytes.count)
         } else {
             let input = self.input ?? .allocate(byteCount: Self.inputChunk, alignment: 16)

@@ -54,7 +54,7 @@ public final class DecodedSpan: @unchecked Sendable {
         self.buffers = buffers
         let length = max(count, 1)
         self.partial = partial
-        lease = buffers.map { $0.lease(length) } ?? SpanBuffers.map(length).map { .init(mapping: $0, resident: 0) }
+        lease = buffers.map { $0.lease(length) } ?? SpanBuffers.fresh(length)
         if let lease {
             bytes = UnsafeMutableRawBufferPointer(start: lease.mapping.baseAddress, count: length)
         } else {
@@ -119,9 +119,10 @@ final class SpanBuffers: Sendable {
 
     /// A kept mapping of at least `length` bytes (`take`), else a fresh one; nil if the kernel
     /// refuses. Handed back with `giveBack`.
-    func lease(_ length: Int) -> Spare? {
-        take(length) ?? Self.map(length).map { Spare(mapping: $0, resident: 0) }
-    }
+    func lease(_ length: Int) -> Spare? { take(length) ?? Self.fresh(length) }
+
+    /// A fresh mapping of at least `length` bytes, no page of it resident yet.
+    static func fresh(_ length: Int) -> Spare? { map(length).map { Spare(mapping: $0, resident: 0) } }
 
     /// Keeps a leased mapping for reuse, `written` bytes of it now resident too, or unmaps it.
     func giveBack(_ lease: Spare, written: Int) {

@@ -188,16 +188,17 @@ enum BundleCommand {
     }
 }
 
-/// `RemoteLayers.pullIndexesAhead` on a thread of its own.
+/// `RemoteLayers.pullIndexesAhead` on a thread of its own (as `TagLookup` asks the registry).
 private final class PullAhead: Sendable {
-    private let done = DispatchSemaphore(value: 0)
+    private let done = Locked(false)
 
     init(image: ResolvedImage, client: RegistryClient, cache: LayerCache) {
-        Thread { [done] in
+        Thread.detachNewThread { [done] in
             RemoteLayers.pullIndexesAhead(image: image, client: client, cache: cache)
-            done.signal()
-        }.start()
+            done.withLock { $0 = true }
+            done.broadcast()
+        }
     }
 
-    func wait() { done.wait() }
+    func wait() { done.withLock(when: { $0 }) { _ in } }
 }
