@@ -124,6 +124,7 @@ extension FuseOperations {
             let made = try fs.create(parent: parent, name: bytes(name), mode: UInt32(mode), flags: fi.pointee.flags,
                                      context: requestContext(req))
             fi.pointee.fh = made.handle
+            strata_fi_set_noflush(fi, 1)   // as `open`: nothing is ever buffered to flush
             var entry = entryParameter(made.attributes, context)
             if fuse_reply_create(req, &entry, fi) != 0 {
                 fs.release(inode: made.attributes.inode, handle: made.handle)

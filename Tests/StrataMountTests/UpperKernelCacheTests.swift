@@ -30,7 +30,8 @@ import StrataTestSupport
     /// Twenty files read and twenty only stat'ed, by name, twice with 1.5 s between (longer
     /// than the 1 s timeouts of what is in the upper): the second pass reads nothing again
     /// (pages kept between opens), looks nothing up again (entries kept), and no close sends a
-    /// FLUSH (read-only opens need none).
+    /// FLUSH (no open needs one: writes are never buffered, and a close must never wait on the
+    /// server).
     @Test func filesNeverCopiedUpAreKeptLikeAReadOnlyMounts() throws {
         let f = try UpperFixture(extraLower: Self.lower)
         let reads = (1...20).map { "r/f\($0)" }.joined(separator: " ")
@@ -44,6 +45,8 @@ import StrataTestSupport
             try f.mount(environment: ["STRATA_FUSE_STATS": stats])
             try f.run("\(pass); sleep 1.5; \(pass)")
             #expect(try f.run("cat r/f7") == "read 7")
+            // Opens for writing (a create, a copy-up by append) need no FLUSH either.
+            #expect(try f.run("printf new > w1; printf ' more' >> s/g20; cat w1 s/g20") == "newstat 20 more")
             try f.unmount()
             counts = try Self.requestCounts(stats)
             if counts["read", default: 0] < 30 && counts["lookup", default: 0] < 60 { break }
