@@ -93,15 +93,8 @@ public enum FuseMount {
     /// An absolute, lexically normalised path. realpath() would stat the mount point, which
     /// fails with ENOTCONN on a stale mount.
     static func absolute(_ path: String) -> String {
-        var full = path
-        if !path.hasPrefix("/") {
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
-            if getcwd(&buffer, buffer.count) != nil {
-                full = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
-            }
-        }
         var parts: [Substring] = []
-        for part in full.split(separator: "/") {
+        for part in FileIO.absolute(path).split(separator: "/") {
             if part == "." { continue }
             if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
             parts.append(part)

@@ -103,4 +103,15 @@ public enum FileIO {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
+
+    /// `path` made absolute against the current directory: a daemon runs from "/", so what the
+    /// command line named relative to the caller's directory must be resolved first. Unchanged
+    /// when already absolute, or when the current directory cannot be read.
+    public static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        guard let cwd = getcwd(nil, 0) else { return path }
+        defer { free(cwd) }
+        let directory = String(cString: cwd)
+        return directory == "/" ? "/" + path : directory + "/" + path
+    }
 }

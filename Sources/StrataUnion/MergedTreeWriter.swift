@@ -159,7 +159,6 @@ public enum MergedTreeWriter {
 
         var extra = 0, xattr = 0, sparse = 0
         var written = 0, directoriesWritten = 0
-        var lastAttributes = (Attributes(nil), attributeNumber[Attributes(nil)] ?? 0)
         // The inode record of `old`, whose number is the next one.
         func writeInode(_ old: UInt32) throws {
             written += 1

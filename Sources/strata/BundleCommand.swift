@@ -101,10 +101,10 @@ enum BundleCommand {
             guard !a.has("--read-only") else { throw CLIError("option --read-only does not go with --remove") }
             guard !a.has("--tty") else { throw CLIError("option --tty does not go with --remove") }
             guard command == nil else { throw CLIError("a command (after --) does not go with --remove") }
-            try BundleBuilder.remove(directory: MountCommand.absolute(a.positionals[0]), mounter: StrataProcessMounter(),
+            try BundleBuilder.remove(directory: FileIO.absolute(a.positionals[0]), mounter: StrataProcessMounter(),
                                      containers: RuntimeContainers.using(bundle:))
             if a.has("--json") {
-                try JSONOutput.print(BundleReport(bundle: MountCommand.absolute(a.positionals[0]), removed: true))
+                try JSONOutput.print(BundleReport(bundle: FileIO.absolute(a.positionals[0]), removed: true))
             }
             return
         }
@@ -114,7 +114,7 @@ enum BundleCommand {
         }
         if let command, command.isEmpty { throw CLIError("no command after -- (see strata bundle --help)") }
         let given = ImageOpening.absoluteReference(a.positionals[0])
-        let directory = MountCommand.absolute(a.positionals[1])
+        let directory = FileIO.absolute(a.positionals[1])
         // A tag this cache resolved before is mounted at once while the registry is asked
         // (`--pull=always`); if the tag has moved, that bundle is removed and made again.
         let lookup = TagLookup.start(given, platform: a["--platform"], registry: registry, cache: a["--cache"])
@@ -134,7 +134,7 @@ enum BundleCommand {
         for text in a.all("--mount") {
             // SRC relative to here, as podman takes it; it must exist for the runtime to bind it.
             guard let colon = text.firstIndex(of: ":") else { throw CLIError("--mount \"\(text)\": expected SRC:DST or SRC:DST:ro") }
-            let source = MountCommand.absolute(String(text[..<colon]))
+            let source = FileIO.absolute(String(text[..<colon]))
             guard FileIO.exists(source) else { throw CLIError("--mount \"\(text)\": \(source) does not exist") }
             options.mounts.append(try BundleOptions.bindMount(source + text[colon...]))
         }
@@ -145,12 +145,12 @@ enum BundleCommand {
         let upper: UpperChoice = if a.has("--read-only") {
             .none
         } else if let dir = a["--upper"] {
-            .directory(MountCommand.absolute(dir))
+            .directory(FileIO.absolute(dir))
         } else {
             .inBundle
         }
-        var mounter = StrataProcessMounter(cache: a["--cache"].map(MountCommand.absolute), platform: a["--platform"],
-                                           stats: a["--stats"].map(MountCommand.absolute),
+        var mounter = StrataProcessMounter(cache: a["--cache"].map(FileIO.absolute), platform: a["--platform"],
+                                           stats: a["--stats"].map(FileIO.absolute),
                                            suid: StrataProcessMounter.suidForContainers)
         if source.remote != nil {
             mounter.extraArguments = registry.arguments

@@ -72,7 +72,7 @@ enum CommitCommand {
         var temporaryMount: String?
         if lower == nil, try ImageCommitter.needsLower(upper: upper) {
             // The exact manifest resolved above, even if the tag moves meanwhile.
-            let pinned = MountCommand.absolute(base.layoutPath) + "@" + base.manifestDigest.description
+            let pinned = FileIO.absolute(base.layoutPath) + "@" + base.manifestDigest.description
             temporaryMount = try mountLower(pinned, cache: a["--cache"], platform: a["--platform"])
             lower = temporaryMount
         }
@@ -103,7 +103,7 @@ enum CommitCommand {
             throw CLIError("\(parent): cannot create a temporary mountpoint: \(error.message)")
         }
         var args = ["mount", "--foreground"]
-        if let cache { args += ["--cache", MountCommand.absolute(cache)] }
+        if let cache { args += ["--cache", FileIO.absolute(cache)] }
         if let platform { args += ["--platform", platform] }
         args += [reference, mountpoint]
         do {

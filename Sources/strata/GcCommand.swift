@@ -31,10 +31,10 @@ enum GcCommand {
         let a = try Arguments(args, spec: spec)
         guard a.positionals.isEmpty else { throw CLIError("gc takes no arguments (see strata gc --help)") }
         let limit = try a["--cache-max"].map(parseSize)
-        let store = SnapshotStore(root: MountCommand.absolute(a["--root"] ?? SnapshotCommand.defaultRoot),
+        let store = SnapshotStore(root: FileIO.absolute(a["--root"] ?? SnapshotCommand.defaultRoot),
                                   mounter: ProcessSnapshotMounter())
         store.warn = { writeStandardError("strata: warning: \($0)\n") }
-        let r = try store.collectGarbage(cacheMax: limit, cacheDirectory: a["--cache"].map(MountCommand.absolute))
+        let r = try store.collectGarbage(cacheMax: limit, cacheDirectory: a["--cache"].map(FileIO.absolute))
         if a.has("--json") {
             try JSONOutput.print(GCReportJSON(blobsRemoved: r.blobsRemoved, blobBytes: r.blobBytes,
                                               cacheFilesRemoved: r.cacheFilesRemoved, cacheBytes: r.cacheBytes,

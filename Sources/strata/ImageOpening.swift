@@ -3,6 +3,7 @@ import StrataFS
 import StrataIndex
 import StrataOCI
 import StrataRegistry
+import StrataSystem
 
 /// The steps every command shares: reference → resolved image → layer blobs → indexes.
 enum ImageOpening {
@@ -65,8 +66,8 @@ enum ImageOpening {
         if isRemote(reference) { return reference }
         for prefix in ["oci-archive:", "docker-archive:", "oci:"] where reference.hasPrefix(prefix) {
             let rest = String(reference.dropFirst(prefix.count))
-            return prefix + (rest.hasPrefix("/") ? rest : MountCommand.absolute(rest))
+            return prefix + FileIO.absolute(rest)
         }
-        return reference.hasPrefix("/") ? reference : MountCommand.absolute(reference)
+        return FileIO.absolute(reference)
     }
 }

@@ -104,7 +104,7 @@ enum MountCommand {
         let background = try BackgroundOptions(a)
         guard a.positionals.count == 2 else { throw CLIError("mount needs IMAGE and MOUNTPOINT (see strata mount --help)") }
         let reference = a.positionals[0]
-        let mountpoint = absolute(a.positionals[1])
+        let mountpoint = FileIO.absolute(a.positionals[1])
         let levelName = a["--log-level"] ?? "info"
         guard let level = Log.Level(name: levelName) else {
             throw CLIError("--log-level \(levelName): not error, warn, info or debug", usage: true)
@@ -124,19 +124,19 @@ enum MountCommand {
         if !a.has("--foreground") {
             // Re-run ourselves detached, in the foreground mode, and wait for its word.
             var childArgs = ["mount", "--foreground"]
-            if let c = a["--cache"] { childArgs += ["--cache", absolute(c)] }
+            if let c = a["--cache"] { childArgs += ["--cache", FileIO.absolute(c)] }
             if let p = a["--platform"] { childArgs += ["--platform", p] }
             if a.has("--allow-other") { childArgs.append("--allow-other") }
             if a.has("--suid") { childArgs.append("--suid") }
-            if let u = a["--upper"] { childArgs += ["--upper", absolute(u)] }
-            if let w = a["--work"] { childArgs += ["--work", absolute(w)] }
-            if let s = a["--stats"] { childArgs += ["--stats", absolute(s)] }
-            if let r = a["--record-reads"] { childArgs += ["--record-reads", absolute(r)] }
-            if let log = a["--log"] { childArgs += ["--log", absolute(log)] } else { childArgs.append("--syslog") }
+            if let u = a["--upper"] { childArgs += ["--upper", FileIO.absolute(u)] }
+            if let w = a["--work"] { childArgs += ["--work", FileIO.absolute(w)] }
+            if let s = a["--stats"] { childArgs += ["--stats", FileIO.absolute(s)] }
+            if let r = a["--record-reads"] { childArgs += ["--record-reads", FileIO.absolute(r)] }
+            if let log = a["--log"] { childArgs += ["--log", FileIO.absolute(log)] } else { childArgs.append("--syslog") }
             childArgs += ["--log-level", levelName]
             childArgs += registry.arguments + background.arguments
             // No "--": the readiness flag comes after these. Both are absolute, so neither starts with "-".
-            childArgs += [absoluteReference(reference), mountpoint]
+            childArgs += [ImageOpening.absoluteReference(reference), mountpoint]
             // Until it is ready the daemon's stderr goes to a file read here: what fusermount3
             // or libfuse said is the real cause of a failed mount.
             let startupErrors = try StartupErrors()
@@ -154,14 +154,14 @@ enum MountCommand {
             }
         }
 
-        try DaemonLog.configure(file: a["--log"].map(absolute), syslog: a.has("--syslog"), level: level)
+        try DaemonLog.configure(file: a["--log"].map(FileIO.absolute), syslog: a.has("--syslog"), level: level)
 
         // The daemon: signals must be blocked before any thread starts (indexing starts some).
         FuseServer.blockShutdownSignals()
         let ready = a["--ready-fd"].flatMap { Int32($0) }.map { FileDescriptor(rawValue: $0) }
         // The daemon is the mount's supervisor; it starts this command again as the server.
         guard let serverSocket else {
-            return MountSupervision.run(args, mountpoint: mountpoint, ready: ready, logFile: a["--log"].map(absolute))
+            return MountSupervision.run(args, mountpoint: mountpoint, ready: ready, logFile: a["--log"].map(FileIO.absolute))
         }
         let handover = HandoverChannel(socket: serverSocket)
         do {
@@ -195,7 +195,7 @@ enum MountCommand {
             let recorder = a["--record-reads"] == nil ? nil : ReadRecorder()
             let lower = try ImageView.open(layers: blobs, cache: cache, readRecorder: recorder)
             let recordWriter = recorder.map {
-                ReadRecordWriter(recorder: $0, tree: lower.tree, path: absolute(a["--record-reads"]!),
+                ReadRecordWriter(recorder: $0, tree: lower.tree, path: FileIO.absolute(a["--record-reads"]!),
                                  manifest: image.manifestDigest.description)
             }
             let fetch = remote.flatMap { background.enabled ? BackgroundFetch(layers: $0, bytesPerSecond: background.bytesPerSecond) : nil }
@@ -221,8 +221,8 @@ enum MountCommand {
             options.readOnly = true
             var fileSystem: any FileSystem = lower
             if let upper = a["--upper"] {
-                let upperPath = absolute(upper)
-                let work = a["--work"].map(absolute) ?? Self.defaultWork(upper: upperPath)
+                let upperPath = FileIO.absolute(upper)
+                let work = a["--work"].map(FileIO.absolute) ?? Self.defaultWork(upper: upperPath)
                 if takingOver {
                     // The previous server holds the upper's locks until it quits; it quits once
                     // the supervisor hears this server is ready.
@@ -257,7 +257,7 @@ enum MountCommand {
                 localCheck?.start()
                 if !takingOver && (a.has("--syslog") || a["--log"] != nil) {
                     // stderr was the starting command's: from now on only the log is read.
-                    DaemonLog.detachStartupStderr(logFile: a["--log"].map(absolute))
+                    DaemonLog.detachStartupStderr(logFile: a["--log"].map(FileIO.absolute))
                 }
             })
             prefetch?.stop()
@@ -293,20 +293,6 @@ enum MountCommand {
         while u.count > 1 && u.hasSuffix("/") { u.removeLast() }
         return u + ".work"
     }
-
-    static func absolute(_ path: String) -> String {
-        if path.hasPrefix("/") { return path }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard getcwd(&buffer, buffer.count) != nil else { return path }
-        let cwd = String(cString: buffer)
-        return cwd == "/" ? "/" + path : cwd + "/" + path
-    }
-
-    /// The daemon runs from "/", so a relative layout directory must be made absolute; the
-    /// `:TAG` or `@DIGEST` suffix stays as it is.
-    static func absoluteReference(_ reference: String) -> String {
-        ImageOpening.absoluteReference(reference)
-    }
 }
 
 enum UnmountCommand {
@@ -325,7 +311,7 @@ enum UnmountCommand {
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, spec: .init(valued: [], flags: []))
         guard a.positionals.count == 1 else { throw CLIError("unmount needs MOUNTPOINT (see strata unmount --help)") }
-        let mountpoint = MountCommand.absolute(a.positionals[0])
+        let mountpoint = FileIO.absolute(a.positionals[0])
         let server = servingProcess(mountpoint)
         try FuseMount.unmount(mountpoint)
         if let server, !waitForExit(server, seconds: 10) { return }

@@ -1,3 +1,4 @@
+import StrataSystem
 import StrataRegistry
 #if canImport(Glibc)
 import Glibc
@@ -49,7 +50,7 @@ struct RegistryFlags {
             }
             pull = policy
         }
-        authfile = a["--authfile"].map(MountCommand.absolute)
+        authfile = a["--authfile"].map(FileIO.absolute)
         creds = a["--creds"]
         if creds == nil, let env = getenv(Self.credsEnvironment), env.pointee != 0 { creds = String(cString: env) }
     }

@@ -22,7 +22,7 @@ enum RestartCommand {
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, spec: .init(valued: [], flags: []))
         guard a.positionals.count == 1 else { throw CLIError("restart needs MOUNTPOINT (see strata restart --help)") }
-        let mountpoint = MountCommand.absolute(a.positionals[0])
+        let mountpoint = FileIO.absolute(a.positionals[0])
         let socketPath = SupervisorRunDirectory.path(for: mountpoint) + "/" + FuseSupervisor.socketName
         let socket: FileDescriptor
         do { socket = try UnixSocket.connect(to: socketPath) } catch {

@@ -99,7 +99,7 @@ enum SnapshotCommand {
         guard shape.positionals.contains(p.count) else {
             throw CLIError("snapshot \(sub) needs \(shape.usage.isEmpty ? "no arguments" : shape.usage) (see strata snapshot --help)")
         }
-        let store = SnapshotStore(root: MountCommand.absolute(a["--root"] ?? defaultRoot), mounter: ProcessSnapshotMounter())
+        let store = SnapshotStore(root: FileIO.absolute(a["--root"] ?? defaultRoot), mounter: ProcessSnapshotMounter())
         store.warn = { writeStandardError("strata: warning: \($0)\n") }
         let json = a.has("--json")
 
@@ -146,7 +146,7 @@ enum SnapshotCommand {
                     print(key)
                 }
             } else {
-                for key in try store.importImage(MountCommand.absoluteReference(p[0]), as: p[1], platform: platform) { print(key) }
+                for key in try store.importImage(ImageOpening.absoluteReference(p[0]), as: p[1], platform: platform) { print(key) }
             }
         case "check":
             let report = try store.check()

@@ -1,4 +1,5 @@
 import StrataRemote
+import StrataSystem
 
 enum StatusCommand {
     static let help = """
@@ -26,7 +27,7 @@ enum StatusCommand {
     static func run(_ args: ArraySlice<String>) throws {
         let a = try Arguments(args, spec: .init(valued: [], flags: ["--json"]))
         guard a.positionals.count == 1 else { throw CLIError("status needs one MOUNTPOINT (see strata status --help)") }
-        let status = try StatusServer.query(mountpoint: MountCommand.absolute(a.positionals[0]))
+        let status = try StatusServer.query(mountpoint: FileIO.absolute(a.positionals[0]))
         if a.has("--json") {
             try JSONOutput.print(status)
             return

@@ -61,7 +61,7 @@ enum StoreCommand {
         let registry = try RegistryFlags(a)
         let background = try BackgroundOptions(a)
         guard a.positionals.count == 1 else { throw CLIError("store needs ROOT (see strata store --help)") }
-        let root = MountCommand.absolute(a.positionals[0])
+        let root = FileIO.absolute(a.positionals[0])
         let levelName = a["--log-level"] ?? "info"
         guard let level = Log.Level(name: levelName) else {
             throw CLIError("--log-level \(levelName): not error, warn, info or debug", usage: true)
@@ -73,12 +73,12 @@ enum StoreCommand {
             throw CLIError("\(root) is already mounted (\(occupant.fsType))")
         }
         guard FileIO.isDirectory(root) else { throw CLIError("\(root): not a directory") }
-        let cacheDirectory = a["--cache"].map(MountCommand.absolute)
+        let cacheDirectory = a["--cache"].map(FileIO.absolute)
 
         if !a.has("--foreground") {
             var childArgs = ["store", "--foreground"]
             if let cacheDirectory { childArgs += ["--cache", cacheDirectory] }
-            if let log = a["--log"] { childArgs += ["--log", MountCommand.absolute(log)] } else { childArgs.append("--syslog") }
+            if let log = a["--log"] { childArgs += ["--log", FileIO.absolute(log)] } else { childArgs.append("--syslog") }
             childArgs += ["--log-level", levelName] + registry.arguments + background.arguments + [root]
             let startupErrors = try StartupErrors()
             defer { startupErrors.close() }
@@ -91,7 +91,7 @@ enum StoreCommand {
             }
         }
 
-        try DaemonLog.configure(file: a["--log"].map(MountCommand.absolute), syslog: a.has("--syslog"), level: level)
+        try DaemonLog.configure(file: a["--log"].map(FileIO.absolute), syslog: a.has("--syslog"), level: level)
         FuseServer.blockShutdownSignals()
         let ready = a["--ready-fd"].flatMap { Int32($0) }.map { FileDescriptor(rawValue: $0) }
         do {
@@ -112,7 +112,7 @@ enum StoreCommand {
             try server.run(onReady: {
                 Log.info("serving the additional layer store at \(root) (cache \(cache.directory))")
                 if let ready {
-                    if a.has("--syslog") || a["--log"] != nil { DaemonLog.detachStartupStderr(logFile: a["--log"].map(MountCommand.absolute)) }
+                    if a.has("--syslog") || a["--log"] != nil { DaemonLog.detachStartupStderr(logFile: a["--log"].map(FileIO.absolute)) }
                     Daemon.reportReady(fd: ready)
                 }
             })
