@@ -348,7 +348,10 @@ public final class LayerData: Sendable {
                        entered: move.entered.map { SpanCache.Key(layer: number, span: $0) })
         }
         guard let from = move.readAheadFrom else { return }
-        let end = min(from + cache.readAhead, index.checkpointCount - 1)
+        // A reader whose requests are as large as a span (the kernel's read-ahead through a large
+        // file) would be at the next span with its next request: ahead by three of them.
+        let depth = cache.readAhead == 0 ? 0 : max(cache.readAhead, Int((UInt64(count) * 3 + spanBytes - 1) / spanBytes))
+        let end = min(from + depth, index.checkpointCount - 1)
         guard end > from else { return }
         // A lazy blob's read-ahead decodes only spans already fetched, until the stream has
         // read `lazyReadAheadAfter`: a program mapping a library reads it densely, past a span,

@@ -132,6 +132,21 @@ import StrataTar
         #expect(cache.decodedSpans == 3)
     }
 
+    /// A reader whose requests are a span long (the kernel's read-ahead through a large file)
+    /// would reach the next span with its next request: spans are decoded ahead for three of
+    /// its requests, not one span as for small reads.
+    @Test func spanSizedReadsAreReadAheadFurther() throws {
+        let layer = try Layer()
+        let cache = SpanCache(capacity: 64 << 20, readAhead: 1)
+        let data = try layer.data(cache)
+        let start = try layer.index.checkpoint(2).uncompressedOffset
+        let spanBytes = Int(layer.index.uncompressedSize / UInt64(layer.index.checkpointCount))
+        try data.read(offset: start, count: spanBytes) { _ in }
+        cache.waitForPrefetches()
+        // Span 2 (and 3, if the read reaches it), then 3, 4 and 5 ahead: each decoded once.
+        #expect(cache.decodedSpans == 4)
+    }
+
     /// A program loading modules: small reads moving forward through the stream, far apart.
     /// They continue one stream, but sparsely: nothing is read ahead, and each span is inflated
     /// only up to the last byte read in it.
