@@ -59,6 +59,7 @@ extension FuseOperations {
             let n = String(cString: name!)
             FuseOperations.reply(error: req!) { fs throws(FSError) in try fs.removexattr(inode: ino, name: n) }
         }
+        // Only a kernel older than FOPEN_NOFLUSH (5.16) still sends FLUSH (see `open`).
         ops.flush = { req, ino, fi in
             let handle = fi!.pointee.fh
             RequestStats.timed(.flush) {

@@ -258,9 +258,9 @@ enum FuseOperations {
             strata_fi_set_keep_cache(fi, keepCache || context.keepCache ? 1 : 0)
             // No FLUSH on close, for any open: writes go straight to the upper file (no writeback
             // cache), so no file system here buffers anything to flush. It spares a round trip, and
-            // a close can never wait on the server: a child between fork and exec closing its copy
-            // of a file on this mount (while also holding a copy of /dev/fuse) cannot hang on a
-            // server that has stopped.
+            // (on kernels since 5.16, which honour the flag) a close can never wait on the server:
+            // a child between fork and exec closing its copy of a file on this mount (while also
+            // holding a copy of /dev/fuse) cannot hang on a server that has stopped.
             strata_fi_set_noflush(fi, 1)
             if fuse_reply_open(req, fi) != 0 {
                 context.fileSystem.release(inode: ino, handle: handle)

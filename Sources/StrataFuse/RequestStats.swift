@@ -12,7 +12,8 @@ enum RequestStats {
     enum Op: Int, CaseIterable {
         case lookup, forget, getattr, readlink, opendir, readdir, readdirplus, releasedir
         case open, read, release, statfs, getxattr, listxattr, access
-        /// A writable mount's: FLUSH (sent on close unless the open said none is needed).
+        /// A writable mount's FLUSH: none since every open says none is needed (FOPEN_NOFLUSH),
+        /// unless the kernel predates that flag (5.16).
         case flush
     }
 
