@@ -27,6 +27,24 @@ import Glibc
 public final class IndexingDecoder {
     public let compression: LayerCompression
     public var checkpoints: [Checkpoint] { state.checkpoints }
+
+    /// Hands each window of the checkpoints from `first` on to `body` and empties it in the
+    /// decoder; returns where the next call starts. Only checkpoints that can no longer change
+    /// are taken: all but the last, or all once `finish` has run (`all`). An indexer that
+    /// stores windows as they come does not hold every 32 KiB window of a long layer at once.
+    public func takeWindows(from first: Int, all: Bool = false, _ body: (Int, [UInt8]) throws -> Void) rethrows -> Int {
+        let end = all ? state.checkpoints.count : state.checkpoints.count - 1
+        var i = first
+        while i < end {
+            if !state.checkpoints[i].window.isEmpty {
+                let window = state.checkpoints[i].window
+                state.checkpoints[i].window = []
+                try body(i, window)
+            }
+            i += 1
+        }
+        return max(first, end)
+    }
     /// Blob bytes the decoder has consumed (equals the blob size after `finish`).
     public var compressedBytesConsumed: UInt64 { state.reader.offset }
     /// Uncompressed bytes handed out by `read` (and drained by `finish`).

@@ -121,9 +121,12 @@ public enum IndexBuilder {
     /// A layer whose diff_id is not the one `blob.diffID` claims is an error.
     /// With `indexFile`, the index is written into that file as it is built (its entry records
     /// streamed, so memory does not grow with the layer's entry count) and `bytes` is empty.
+    /// With `windowSpill` (an unlinked file), the checkpoints' windows wait there, deflated,
+    /// rather than in memory, until the index is written: memory does not grow with the
+    /// layer's length either.
     public static func buildVerified(_ blob: LayerBlob, checkpointSpacing: UInt64 = defaultCheckpointSpacing,
-                                     copyPath: String? = nil,
-                                     indexFile: FileDescriptor? = nil) throws -> (bytes: [UInt8], diffIDHex: String) {
+                                     copyPath: String? = nil, indexFile: FileDescriptor? = nil,
+                                     windowSpill: FileDescriptor? = nil) throws -> (bytes: [UInt8], diffIDHex: String) {
         let file = try blob.open()
         defer { file.file.close() }
         let hasher = SHA256Hasher()
@@ -132,13 +135,14 @@ public enum IndexBuilder {
                                       checkpointSpacing: checkpointSpacing,
                                       onCompressedBytes: { hasher.update($0); spanHasher.take($0) })
         let uncompressedHasher = blob.compression == .none ? nil : BackgroundHasher()
-        let source = DecoderTarSource(decoder, hasher: uncompressedHasher, spans: spanHasher)
+        let windows = StoredWindows(spill: windowSpill)
+        let source = DecoderTarSource(decoder, hasher: uncompressedHasher, spans: spanHasher, windows: windows)
         source.recoder = blob.compression == .zstd ? copyPath.map { FrameRecoder(path: $0, decoder: decoder) } : nil
         var recoded = false
         defer { if !recoded { source.recoder?.abandon() } }
         let reader = TarReader(source: source)
-        let sink = indexFile.map { CacheFileSink(file: $0) }
-        var writer = sink.map { LayerIndexWriter(streamingTo: $0) } ?? LayerIndexWriter()
+        let sink = CacheFileSink(file: indexFile)
+        var writer = indexFile == nil ? LayerIndexWriter() : LayerIndexWriter(streamingTo: sink)
         do {
             while let entry = try reader.next() {
                 if let input = try convert(entry, blob: blob) { try writer.appendStreaming(input) }
@@ -147,6 +151,7 @@ public enum IndexBuilder {
             try source.drain()
             try decoder.finish()
             spanHasher.advance(checkpoints: decoder.checkpoints, consumed: decoder.compressedBytesConsumed)
+            try windows.take(from: decoder, all: true)
         } catch let e as IndexError {
             throw e
         } catch let e as TarError {
@@ -176,22 +181,15 @@ public enum IndexBuilder {
         }
         let copy = try source.recoder?.finish() ?? RecodedCopy()
         recoded = true
-        guard let sink else {
-            let bytes = writer.serialize(compression: blob.compression, blobSize: blob.size,
-                                         uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
-                                         checkpoints: decoder.checkpoints, copy: copy, spans: spans,
-                                         checkpointSpacing: checkpointSpacing)
-            return (bytes, diffIDHex)
-        }
         do {
             try writer.finish(into: sink, compression: blob.compression, blobSize: blob.size,
                               uncompressedSize: decoder.uncompressedBytesProduced, digest: digest,
-                              checkpoints: decoder.checkpoints, copy: copy, spans: spans,
+                              checkpoints: decoder.checkpoints, windows: windows, copy: copy, spans: spans,
                               checkpointSpacing: checkpointSpacing)
         } catch {
             throw IndexError("\(blob.name): cannot write its index: \(error)")
         }
-        return ([], diffIDHex)
+        return (sink.memory, diffIDHex)
     }
 
     /// Maps a tar entry onto an index entry: normalised path, whiteouts decoded. Returns nil for
@@ -252,15 +250,18 @@ final class DecoderTarSource: TarSource {
     let decoder: IndexingDecoder
     let hasher: BackgroundHasher?
     let spans: SpanHasher?
+    /// Takes the checkpoints' windows as the decoder settles them.
+    let windows: StoredWindows?
     /// Sees every byte of the stream, drained ones too.
     var recoder: FrameRecoder?
     private var scratch = [UInt8](repeating: 0, count: 1 << 16)
-    init(_ decoder: IndexingDecoder, hasher: BackgroundHasher? = nil, spans: SpanHasher? = nil) {
-        self.decoder = decoder; self.hasher = hasher; self.spans = spans
+    init(_ decoder: IndexingDecoder, hasher: BackgroundHasher? = nil, spans: SpanHasher? = nil, windows: StoredWindows? = nil) {
+        self.decoder = decoder; self.hasher = hasher; self.spans = spans; self.windows = windows
     }
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = try decoder.read(into: buffer)
         spans?.advance(checkpoints: decoder.checkpoints, consumed: decoder.compressedBytesConsumed)
+        try windows?.take(from: decoder)
         hasher?.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         try recoder?.take(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         return n
@@ -277,6 +278,7 @@ final class DecoderTarSource: TarSource {
                 try recoder?.take(bytes)
             }
             spans?.advance(checkpoints: decoder.checkpoints, consumed: decoder.compressedBytesConsumed)
+            try windows?.take(from: decoder)
             done += n
             if n < want { break }
         }

@@ -167,16 +167,20 @@ public final class LayerCache: Sendable {
         let path = indexPath(digestHex: blob.digestHex)
         // The index is streamed into its temporary as it is built, and renamed into place last.
         let indexFile: AtomicFile
+        // The checkpoints' windows wait in a file of their own, gone when it is closed.
+        let windowSpill: FileDescriptor
         do {
             try makeDirectory(.index)
+            windowSpill = try FileIO.makeAnonymousFile(in: folder(.index), prefix: ".windows.tmp.")
             indexFile = try AtomicFile(temporaryPath: AtomicFile.temporaryPath(for: path), readable: true)
         } catch {
             throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
         }
+        defer { windowSpill.close() }
         var committed = false
         defer { if !committed { indexFile.discard() } }
         let (_, diffIDHex) = try IndexBuilder.buildVerified(blob, checkpointSpacing: checkpointSpacing, copyPath: temp,
-                                                            indexFile: indexFile.descriptor)
+                                                            indexFile: indexFile.descriptor, windowSpill: windowSpill)
         TestGate.pass(RuntimeSettings.current.indexGate)   // tests: hold a built index before it is written
         // Not fsynced: every frame carries its checksum, and a copy a crash truncated is found
         // at the next open (its size is in the index) and rebuilt.

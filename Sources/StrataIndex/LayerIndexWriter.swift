@@ -113,30 +113,30 @@ public struct LayerIndexWriter {
     }
 
     /// Writes the index into `sink` (the one it streams to, if any): the entry records still
-    /// held, the entries section's tables, the other sections, then the header.
+    /// held, the entries section's tables, the other sections, then the header. `windows`: the
+    /// checkpoints' windows stored so far (those still in `checkpoints` are stored here).
     mutating func finish(into sink: CacheFileSink, compression: LayerCompression, blobSize: UInt64, uncompressedSize: UInt64,
-                         digest: [UInt8], checkpoints: [Checkpoint], copy: RecodedCopy = RecodedCopy(),
-                         spans: [SpanDigest] = [], contentSkips: [UInt64]? = nil, checkpointSpacing: UInt64 = 0) throws {
+                         digest: [UInt8], checkpoints: [Checkpoint], windows: StoredWindows = StoredWindows(),
+                         copy: RecodedCopy = RecodedCopy(), spans: [SpanDigest] = [], contentSkips: [UInt64]? = nil,
+                         checkpointSpacing: UInt64 = 0) throws {
         typealias C = IndexFormat.Checkpoint
         typealias H = IndexFormat.Header
         var checkpointRecords = ByteWriter()
-        var windows: [UInt8] = []
         var recordCount: UInt32 = 0
-        func blobRecord(_ c: Checkpoint) {
-            let stored = c.window.isEmpty ? [] : Self.storedWindow(c.window)
+        func blobRecord(_ number: Int, _ c: Checkpoint) throws {
+            let stored = try windows.record(number) ?? (c.window.isEmpty ? nil : windows.store(number, c.window))
             // Content spans have no window: the field holds the bytes to skip (see `IndexFormat`).
-            let windowOffset = contentSkips.map { $0[Int(recordCount)] } ?? UInt64(windows.count)
+            let windowOffset = contentSkips.map { $0[Int(recordCount)] } ?? stored?.offset ?? UInt64(windows.length)
             checkpointRecords.record(C.size) { r in
                 r.put(c.compressedOffset, 0, C.compressedOffset)
                 r.put(c.uncompressedOffset, 0, C.uncompressedOffset)
                 r.put(windowOffset, 0, C.windowOffset)
-                r.put(UInt32(stored.count), 0, C.storedWindowLength)
-                r.put(UInt32(c.window.count), 0, C.windowLength)
+                r.put(stored?.storedLength ?? 0, 0, C.storedWindowLength)
+                r.put(stored?.windowLength ?? 0, 0, C.windowLength)
                 r.put(c.bits, 0, C.bits)
                 r.put(IndexFormat.sourceBlob, 0, C.source)
-                r.put(stored.withUnsafeBytes { IndexFormat.windowChecksum($0) }, 0, C.windowChecksum)
+                r.put(stored?.checksum ?? StoredWindows.emptyChecksum, 0, C.windowChecksum)
             }
-            windows.append(contentsOf: stored)
             recordCount += 1
         }
         func copyRecord(_ f: RecodedCopy.Frame) {
@@ -150,12 +150,12 @@ public struct LayerIndexWriter {
         }
         // Both lists are in stream order; a blob checkpoint inside a copied range gives way.
         var next = 0
-        for c in checkpoints {
+        for (number, c) in checkpoints.enumerated() {
             while next < copy.frames.count && copy.frames[next].uncompressedOffset <= c.uncompressedOffset {
                 copyRecord(copy.frames[next])
                 next += 1
             }
-            if !copy.covers(c.uncompressedOffset) { blobRecord(c) }
+            if !copy.covers(c.uncompressedOffset) { try blobRecord(number, c) }
         }
         while next < copy.frames.count {
             copyRecord(copy.frames[next])
@@ -199,21 +199,26 @@ public struct LayerIndexWriter {
         }
         header.set(try sink.checksum(at: H.size, count: entriesLength), 0, H.entriesChecksum)
         var end = H.size + entriesLength
-        func section(_ s: IndexFormat.Section, _ data: [UInt8]) throws {
+        /// Places a section of `count` bytes at the next aligned offset; `write` puts them there.
+        func place(_ s: IndexFormat.Section, count: Int, _ write: (Int) throws -> Void) throws {
             let alignment = IndexFormat.file.alignment
             let start = (end + alignment - 1) / alignment * alignment
             if start > end { try sink.write([UInt8](repeating: 0, count: start - end), at: end) }
             header.set(UInt64(start), 0, s.start)
-            if s.recordSize == 1 { header.set(UInt64(data.count), 0, s.count) }
-            try sink.write(data, at: start)
+            if s.recordSize == 1 { header.set(UInt64(count), 0, s.count) }
+            try write(start)
+            end = start + count
+        }
+        func section(_ s: IndexFormat.Section, _ data: [UInt8]) throws {
+            try place(s, count: data.count) { try sink.write(data, at: $0) }
             if let checksum = s.checksum { header.set(data.withUnsafeBytes { IndexFormat.checksum($0) }, 0, checksum) }
-            end = start + data.count
         }
         try section(IndexFormat.xattrs, xattrs.bytes)
         try section(IndexFormat.sparse, sparse.bytes)
         try section(IndexFormat.checkpoints, checkpointRecords.bytes)
         try section(IndexFormat.strings, strings)
-        try section(IndexFormat.windows, windows)
+        precondition(IndexFormat.windows.checksum == nil, "the windows are checked one by one")
+        try place(IndexFormat.windows, count: windows.length) { try windows.write(into: sink, at: $0) }
         var spanRecords = ByteWriter()
         for span in spans {
             typealias S = IndexFormat.Span
