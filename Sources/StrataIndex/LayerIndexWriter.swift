@@ -123,10 +123,13 @@ public struct LayerIndexWriter {
         typealias H = IndexFormat.Header
         var checkpointRecords = ByteWriter()
         var recordCount: UInt32 = 0
+        // A checkpoint without a window points where the next one's starts.
+        var windowsEnd: UInt64 = 0
         func blobRecord(_ number: Int, _ c: Checkpoint) throws {
             let stored = try windows.record(number) ?? (c.window.isEmpty ? nil : windows.store(number, c.window))
+            if let stored { windowsEnd = stored.offset + UInt64(stored.storedLength) }
             // Content spans have no window: the field holds the bytes to skip (see `IndexFormat`).
-            let windowOffset = contentSkips.map { $0[Int(recordCount)] } ?? stored?.offset ?? UInt64(windows.length)
+            let windowOffset = contentSkips.map { $0[Int(recordCount)] } ?? stored?.offset ?? windowsEnd
             checkpointRecords.record(C.size) { r in
                 r.put(c.compressedOffset, 0, C.compressedOffset)
                 r.put(c.uncompressedOffset, 0, C.uncompressedOffset)

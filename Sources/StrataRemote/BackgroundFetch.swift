@@ -153,9 +153,12 @@ public final class BackgroundFetch: Sendable {
                 layers.log.info("layer \(layer.digest): blob complete and verified (sha256, diff_id and its TOC's entries)")
                 return
             }
-            _ = try IndexBuilder.buildVerified(layer.localBlob)
-            if layer.indexSource == .artifact || IndexArtifacts.isUntrusted(layerDigestHex: layer.digest.hex, cache: cache) {
+            // An index from an artifact is confirmed by deriving it again from the blob, which
+            // checks the blob's digest and diff_id on the way: the layer is indexed once, not twice.
+            if IndexArtifacts.isUntrusted(layerDigestHex: layer.digest.hex, cache: cache) {
                 try IndexArtifacts.confirm(layerDigestHex: layer.digest.hex, blob: layer.localBlob, cache: cache)
+            } else {
+                _ = try IndexBuilder.buildVerified(layer.localBlob)
             }
             layer.set(verification: .verified)
             layers.log.info("layer \(layer.digest): blob complete and verified (sha256 and diff_id)")
