@@ -104,6 +104,19 @@ public final class BackgroundHasher {
         }
     }
 
+    /// Hashes `bytes` on the caller's thread, after everything handed to the thread so far:
+    /// for when no core is free to overlap the hashing (the copy into a buffer would then only
+    /// add work). Mixes freely with `update`.
+    public func updateHere(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        if thread != nil {
+            if filled > 0 { submit() }
+            // The thread touches the hasher only while a buffer is queued.
+            shared.ring.withLock(when: { $0.queued == 0 }) { _ in }
+        }
+        shared.hasher.update(bytes)
+    }
+
     /// Hands the current buffer to the thread and waits until the next one is free.
     private func submit() {
         let (current, filled) = (self.current, self.filled)

@@ -9,17 +9,22 @@ import StrataTar
 
 /// The hash of the uncompressed stream made on a second thread (issue 10, point 4).
 struct BackgroundHasherTests {
-    @Test(arguments: [0, 1, 4095, 1 << 20, (1 << 20) + 1, 5 * (1 << 20) + 3])
-    func sameDigestAsHashingInline(_ count: Int) {
+    /// `mixed`: some pieces hashed on the caller's thread (`updateHere`, as the blob's digest
+    /// is while every core is busy), in order with those handed to the thread.
+    @Test(arguments: [0, 1, 4095, 1 << 20, (1 << 20) + 1, 5 * (1 << 20) + 3], [false, true])
+    func sameDigestAsHashingInline(_ count: Int, mixed: Bool) {
         let data = content(count, seed: UInt64(count))
         let hasher = BackgroundHasher()
         // Uneven pieces, as a tar reader asks for them (a 512-byte header, then data).
         var offset = 0
         var piece = 1
+        var number = 0
         data.withUnsafeBytes { all in
             while offset < count {
                 let n = min(piece, count - offset)
-                hasher.update(UnsafeRawBufferPointer(rebasing: all[offset..<(offset + n)]))
+                let bytes = UnsafeRawBufferPointer(rebasing: all[offset..<(offset + n)])
+                if mixed && number % 3 == 1 { hasher.updateHere(bytes) } else { hasher.update(bytes) }
+                number += 1
                 offset += n
                 piece = piece * 7 % 300_007 + 512
             }
