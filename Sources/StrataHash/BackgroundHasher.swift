@@ -7,6 +7,7 @@ import Glibc
 /// work (decoding a layer while indexing it). `update` copies the bytes into one of a few
 /// fixed buffers and hands each full one to the thread; it blocks only when every buffer is
 /// still waiting to be hashed. Used from one thread; `finalize` (or deinit) ends the thread.
+/// The stream may also be cut into segments, each with its own digest (`endSegment`).
 public final class BackgroundHasher {
     static let bufferSize = 1 << 20
     static let bufferCount = 4
@@ -14,15 +15,19 @@ public final class BackgroundHasher {
     /// What the two threads share. The buffers form a ring: the caller fills them in order,
     /// the hashing thread takes them in the same order; a buffer belongs to the thread that
     /// `ring` says has it.
-    // @unchecked: each buffer, and the hasher, is used by one thread at a time, handed over
-    // under `ring`'s lock (the hasher passes to the caller when the thread is joined).
+    // @unchecked: each buffer, the hasher and the segment digests are used by one thread at a
+    // time, handed over under `ring`'s lock (they pass to the caller when the ring is empty or
+    // the thread is joined).
     private final class Shared: @unchecked Sendable {
         let buffers: [UnsafeMutableRawPointer]
         let ring = Locked(Ring())
-        let hasher = SHA256Hasher()
+        var hasher = SHA256Hasher()
+        var segments: [[UInt8]] = []
 
         struct Ring {
             var lengths = Array(repeating: 0, count: BackgroundHasher.bufferCount)
+            /// Whether a segment ends with the buffer.
+            var ends = Array(repeating: false, count: BackgroundHasher.bufferCount)
             /// The next buffer to hash, and how many full buffers wait from there (the one
             /// being hashed included).
             var head = 0
@@ -41,15 +46,21 @@ public final class BackgroundHasher {
             buffers.forEach { $0.deallocate() }
         }
 
+        func endSegment() {
+            segments.append(hasher.finalize())
+            hasher = SHA256Hasher()
+        }
+
         /// The hashing thread's loop.
         func run() {
             while true {
-                let next: (index: Int, length: Int)? = ring.withLock(when: { $0.queued > 0 || $0.ended }) { r in
+                let next: (index: Int, length: Int, ends: Bool)? = ring.withLock(when: { $0.queued > 0 || $0.ended }) { r in
                     if r.abandoned || r.queued == 0 { return nil }
-                    return (r.head, r.lengths[r.head])
+                    return (r.head, r.lengths[r.head], r.ends[r.head])
                 }
                 guard let next else { return }
                 hasher.update(UnsafeRawBufferPointer(start: buffers[next.index], count: next.length))
+                if next.ends { endSegment() }
                 ring.withLock { r in
                     r.head = (r.head + 1) % BackgroundHasher.bufferCount
                     r.queued -= 1
@@ -109,19 +120,42 @@ public final class BackgroundHasher {
     /// add work). Mixes freely with `update`.
     public func updateHere(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
-        if thread != nil {
-            if filled > 0 { submit() }
-            // The thread touches the hasher only while a buffer is queued.
-            shared.ring.withLock(when: { $0.queued == 0 }) { _ in }
-        }
+        drain()
         shared.hasher.update(bytes)
     }
 
+    /// Ends a segment: its digest, of the bytes given since the previous one ended, is
+    /// `segmentDigests()[n]` for the n-th segment. `here`: finalized on the caller's thread (as
+    /// `updateHere`).
+    public func endSegment(here: Bool = false) {
+        if thread == nil || here {
+            drain()
+            shared.endSegment()
+        } else {
+            submit(endingSegment: true)
+        }
+    }
+
+    /// The digests of the segments ended so far, in order. Ends the thread: no more updates.
+    public func segmentDigests() -> [[UInt8]] {
+        _ = finalize()
+        return shared.segments
+    }
+
+    /// Waits until the thread has hashed everything handed to it: the hasher is the caller's.
+    private func drain() {
+        guard thread != nil else { return }
+        if filled > 0 { submit() }
+        // The thread touches the hasher only while a buffer is queued.
+        shared.ring.withLock(when: { $0.queued == 0 }) { _ in }
+    }
+
     /// Hands the current buffer to the thread and waits until the next one is free.
-    private func submit() {
+    private func submit(endingSegment: Bool = false) {
         let (current, filled) = (self.current, self.filled)
         shared.ring.withLock { r in
             r.lengths[current] = filled
+            r.ends[current] = endingSegment
             r.queued += 1
         }
         shared.ring.broadcast()
@@ -130,7 +164,8 @@ public final class BackgroundHasher {
         self.filled = 0
     }
 
-    /// The digest of everything given to `update`. Later calls return the same digest.
+    /// The digest of everything given to `update` (since the last segment ended, if any did).
+    /// Later calls return the same digest.
     public func finalize() -> [UInt8] {
         if let digest { return digest }
         if let thread {

@@ -6,7 +6,9 @@ import StrataHash
 /// checkpoint, after its bytes went by: bytes are kept until the decoder is `lag` bytes past
 /// them (no checkpoint is recorded that far behind it), then hashed into the current span.
 /// Should a checkpoint still come later than that, the spans it touches are hashed again from
-/// the blob at the end (`finish`), so the digests are right either way.
+/// the blob at the end (`finish`), so the digests are right either way. Each span is a segment
+/// of one `BackgroundHasher`, hashed on its thread while a core is free for it
+/// (`IndexBuilder.coreIsFree`), in place otherwise.
 final class SpanHasher {
     static let lag: UInt64 = 4 << 20
 
@@ -16,8 +18,9 @@ final class SpanHasher {
     private var head = 0
     private var pendingStart: UInt64 = 0
     private var received: UInt64 = 0
-    /// The span being hashed: from `currentStart`, its bytes up to `pendingStart` in `hasher`.
-    private var hasher = SHA256Hasher()
+    /// The span being hashed: from `currentStart`, its bytes up to `pendingStart` in `hasher`'s
+    /// current segment (span n is segment n).
+    private let hasher = BackgroundHasher()
     private var currentStart: UInt64 = 0
     private var currentBroken = false
     private var checkpointsSeen = 1
@@ -45,14 +48,10 @@ final class SpanHasher {
         while at < bytes.count {
             let pieceEnd = currentStart + IndexFormat.plainPieceSize
             let n = Int(min(UInt64(bytes.count - at), pieceEnd - received))
-            hasher.update(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + n)]))
+            feed(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + n)]))
             at += n
             received += UInt64(n)
-            if received == pieceEnd {
-                spans.append(SpanDigest(range: currentStart..<received, digest: hasher.finalize()))
-                hasher = SHA256Hasher()
-                currentStart = received
-            }
+            if received == pieceEnd { close(end: received) }
         }
     }
 
@@ -86,11 +85,12 @@ final class SpanHasher {
     /// again only for spans whose bytes were dropped before their end was known.
     func finish(size: UInt64, blob: BlobFile) throws -> [SpanDigest] {
         if compression == .none {
-            if received > currentStart { spans.append(SpanDigest(range: currentStart..<received, digest: hasher.finalize())) }
-            return spans
+            if received > currentStart { close(end: received) }
+        } else {
+            hash(upTo: received)
+            if size > currentStart || spans.isEmpty { close(end: size) }
         }
-        hash(upTo: received)
-        if size > currentStart || spans.isEmpty { close(end: size) }
+        for (i, digest) in hasher.segmentDigests().enumerated() { spans[i].digest = digest }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for i in redo {
             let range = spans[i].range
@@ -108,12 +108,16 @@ final class SpanHasher {
         return spans
     }
 
+    private func feed(_ bytes: UnsafeRawBufferPointer) {
+        if IndexBuilder.coreIsFree { hasher.update(bytes) } else { hasher.updateHere(bytes) }
+    }
+
     /// Hashes pending bytes up to blob offset `offset` into the current span.
     private func hash(upTo offset: UInt64) {
         guard offset > pendingStart else { return }
         let n = Int(offset - pendingStart)
         if !currentBroken {
-            pending.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[head..<(head + n)])) }
+            pending.withUnsafeBytes { feed(UnsafeRawBufferPointer(rebasing: $0[head..<(head + n)])) }
         }
         head += n
         pendingStart = offset
@@ -139,8 +143,9 @@ final class SpanHasher {
 
     private func close(end: UInt64) {
         if currentBroken { redo.append(spans.count) }
-        spans.append(SpanDigest(range: currentStart..<max(end, currentStart), digest: currentBroken ? [] : hasher.finalize()))
-        hasher = SHA256Hasher()
+        // The digest comes from the hasher at the end (`finish`).
+        spans.append(SpanDigest(range: currentStart..<max(end, currentStart), digest: []))
+        hasher.endSegment(here: !IndexBuilder.coreIsFree)
         currentBroken = false
         currentStart = end
     }

@@ -33,6 +33,29 @@ struct BackgroundHasherTests {
         #expect(hasher.finalize() == SHA256Hasher.hash(data))   // again: the same
     }
 
+    /// Segments (span digests): each its own digest, whichever thread hashed or ended it.
+    @Test(arguments: [false, true])
+    func segmentsHaveTheirOwnDigests(mixed: Bool) {
+        let sizes = [0, 1, 300_000, 1 << 20, (1 << 20) + 7, 3 << 20, 5, 0, 2_500_000]
+        let segments = sizes.enumerated().map { content($1, seed: UInt64($0 + 1)) }
+        let hasher = BackgroundHasher()
+        for (i, segment) in segments.enumerated() {
+            segment.withUnsafeBytes { all in
+                var offset = 0
+                var piece = 0
+                while offset < all.count {
+                    let n = min(100_000 + piece * 77_777 % 900_000, all.count - offset)
+                    let bytes = UnsafeRawBufferPointer(rebasing: all[offset..<(offset + n)])
+                    if mixed && piece % 2 == 1 { hasher.updateHere(bytes) } else { hasher.update(bytes) }
+                    offset += n
+                    piece += 1
+                }
+            }
+            hasher.endSegment(here: mixed && i % 3 == 2)
+        }
+        #expect(hasher.segmentDigests() == segments.map { SHA256Hasher.hash($0) })
+    }
+
     @Test func abandonedHasherEndsItsThread() {
         for _ in 0..<50 {
             let hasher = BackgroundHasher()
