@@ -166,17 +166,17 @@ public final class LayerCache: Sendable {
         defer { unlink(temp) }
         let path = indexPath(digestHex: blob.digestHex)
         // The index is streamed into its temporary as it is built, and renamed into place last.
-        let indexFile: AtomicFile
+        func cannotWrite(_ error: any Error) -> IndexError {
+            IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
+        }
         // The checkpoints' windows wait in a file of their own, gone when it is closed.
         let windowSpill: FileDescriptor
-        do {
-            try makeDirectory(.index)
-            windowSpill = try FileIO.makeAnonymousFile(in: folder(.index), prefix: ".windows.tmp.")
-            indexFile = try AtomicFile(temporaryPath: AtomicFile.temporaryPath(for: path), readable: true)
-        } catch {
-            throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
-        }
+        do { windowSpill = try scratchFile() } catch { throw cannotWrite(error) }
         defer { windowSpill.close() }
+        let indexFile: AtomicFile
+        do { indexFile = try AtomicFile(temporaryPath: AtomicFile.temporaryPath(for: path), readable: true) } catch {
+            throw cannotWrite(error)
+        }
         var committed = false
         defer { if !committed { indexFile.discard() } }
         let (_, diffIDHex) = try IndexBuilder.buildVerified(blob, checkpointSpacing: checkpointSpacing, copyPath: temp,
@@ -194,7 +194,7 @@ public final class LayerCache: Sendable {
             try indexFile.commit(as: path, durable: true)
             unlink(untrustedPath(digestHex: blob.digestHex))   // made from the blob: trusted
         } catch {
-            throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
+            throw cannotWrite(error)
         }
         return try LayerIndex(path: path)
     }
@@ -315,6 +315,13 @@ public final class LayerCache: Sendable {
         }
         try file.commit(as: path, durable: false)
         return path
+    }
+
+    /// A file in the cache that no name reaches, freed when closed: room on disk rather than in
+    /// memory for what a build writes and does not keep (`IndexBuilder`'s window spill).
+    public func scratchFile() throws -> FileDescriptor {
+        try FileIO.makeDirectories(folder(.index))
+        return try FileIO.makeAnonymousFile(in: folder(.index), prefix: ".scratch.tmp.")
     }
 
     /// Removes a cache file (one found damaged, or evicted).
