@@ -23,10 +23,17 @@ public final class CacheFileSink {
     /// The checksum (`fileChecksum`, nothing skipped) of `count` bytes at `offset`, read back in chunks
     /// from a file (its page cache, not this process's memory).
     public func checksum(at offset: Int, count: Int) throws -> UInt64 {
-        guard let file else {
-            return memory.withUnsafeBytes { fileChecksum(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)]), skipping: 0..<0) }
-        }
         var sum = ChecksumStream(count: count)
+        try readBack(at: offset, count: count) { sum.feed($0) }
+        return sum.finalize()
+    }
+
+    /// Hands `count` bytes written at `offset` to `visit`, in order: from memory at once, or read
+    /// back from the file a megabyte at a time (each piece but the last a multiple of 8 bytes).
+    public func readBack(at offset: Int, count: Int, _ visit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let file else {
+            return try memory.withUnsafeBytes { try visit(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
+        }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var done = 0
         while done < count {
@@ -36,11 +43,10 @@ public final class CacheFileSink {
                 guard try file.readFully(into: chunk, at: UInt64(offset + done)) == n else {
                     throw IndexError("cache file: short read at offset \(offset + done)")
                 }
-                sum.feed(UnsafeRawBufferPointer(chunk))
+                try visit(UnsafeRawBufferPointer(chunk))
             }
             done += n
         }
-        return sum.finalize()
     }
 }
 

@@ -54,26 +54,14 @@ final class StoredWindows {
         taken = try decoder.takeWindows(from: taken, all: all) { try store($0, $1) }
     }
 
-    /// Writes the section into `target` at `offset`: a spill file is read back a megabyte at a
-    /// time (from the page cache it was just written to).
+    /// Writes the section into `target` at `offset` (a spill file is read back from the page
+    /// cache it was just written to).
     func write(into target: CacheFileSink, at offset: Int) throws {
         try stream.flush()
-        guard let file = sink.file else {
-            try target.write(sink.memory, at: offset)
-            return
-        }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var done = 0
-        while done < stream.written {
-            let n = min(buffer.count, stream.written - done)
-            try buffer.withUnsafeMutableBytes { b in
-                let chunk = UnsafeMutableRawBufferPointer(rebasing: b[0..<n])
-                guard try file.readFully(into: chunk, at: UInt64(done)) == n else {
-                    throw IndexError("index windows spill file: short read at offset \(done)")
-                }
-                try target.write(UnsafeRawBufferPointer(chunk), at: offset + done)
-            }
-            done += n
+        try sink.readBack(at: 0, count: stream.written) { piece in
+            try target.write(piece, at: offset + done)
+            done += piece.count
         }
     }
 }
