@@ -100,10 +100,9 @@ public final class PrefetchSession: @unchecked Sendable {
                         case .range(let range): e = range
                         }
                         guard let blob = self.layers.first(where: { "sha256:\($0.hex)" == e.layer })?.blob else { continue }
-                        do {
-                            try blob.prefetch(e.range)
+                        if self.replay(e.range, of: blob) {
                             self.state.withLock { $0.replayed += 1 }
-                        } catch {
+                        } else {
                             // A failed prefetch costs only speed; the read that needs the bytes fetches (or fails) itself.
                             self.state.withLock { $0.replayFailures += 1 }
                         }
@@ -121,6 +120,28 @@ public final class PrefetchSession: @unchecked Sendable {
             }
         }
     }
+
+    /// Tries to make a listed range present, again after a pause when the fetch failed (a
+    /// registry slow to answer under load, a dropped connection): a range the replay gives up
+    /// on is fetched later by the read that needs it, one round trip at a time. Bytes that fail
+    /// their digest are not asked for again. False when it never got the range.
+    func replay(_ range: Range<UInt64>, of blob: any PrefetchableBlob) -> Bool {
+        for attempt in 1...Self.replayAttempts {
+            do {
+                try blob.prefetch(range)
+                return true
+            } catch is SpanMismatch {
+                return false
+            } catch {
+                if attempt == Self.replayAttempts || isStopping { return false }
+                Thread.sleep(forTimeInterval: Self.replayPause * Double(attempt))
+            }
+        }
+        return false
+    }
+
+    static let replayAttempts = 3
+    static let replayPause = 0.5
 
     /// Stops replay and recording (waiting for their threads), then stores what was recorded.
     public func stop() {

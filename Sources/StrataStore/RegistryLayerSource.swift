@@ -151,6 +151,15 @@ public final class RegistryLayerSource: LayerSource {
         }
     }
 
+    /// The prefetch lists' ranges replayed so far, and those given up on, over every image opened.
+    public var replays: (done: Int, failed: Int) {
+        state.withLock { $0.prefetches }.reduce(into: (0, 0)) { sum, p in
+            let r = p.replayed
+            sum.0 += r.done
+            sum.1 += r.failed
+        }
+    }
+
     /// Stops the prefetches (storing what they recorded) and the background fetches (at unmount).
     public func stop() {
         for prefetch in state.withLock({ $0.prefetches }) { prefetch.stop() }
