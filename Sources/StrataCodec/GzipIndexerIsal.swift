@@ -33,7 +33,7 @@ extension GzipIndexer {
             // A stored block's end is known: stop exactly there. Elsewhere slices small enough
             // to end inside most dynamic Huffman headers.
             if let left = isal.storedBytesLeft, left > 0 { inCount = min(inCount, left) }
-            else { inCount = min(inCount, Self.searchChunk) }
+            else { inCount = min(inCount, narrowSearch ? Self.narrowChunk : Self.searchChunk) }
         }
         let target = (state.out.baseAddress! + state.outEnd).assumingMemoryBound(to: UInt8.self)
         let step = try isal.inflate(input: reader.bytes, inputCount: inCount, output: target, outputCount: room,
@@ -68,6 +68,13 @@ extension GzipIndexer {
             try propose(Checkpoint(compressedOffset: (bit + 7) / 8, uncompressedOffset: state.produced,
                                    bits: UInt8((8 - bit % 8) % 8), window: state.currentWindow()))
         }
+    }
+
+    /// Whether the search has gone on long enough for narrow slices (see `searchChunk`):
+    /// `narrowAfter` compressed bytes, or half a spacing of output (data that compresses well
+    /// has short block headers, and a boundary missed there costs much output).
+    private var narrowSearch: Bool {
+        searched >= Self.narrowAfter || sinceCheckpoint - state.spacing >= state.spacing / 2
     }
 
     /// Starts proving a boundary: zlib's output from it, to compare with isa-l's next bytes.

@@ -28,22 +28,38 @@ public final class IndexingDecoder {
     public let compression: LayerCompression
     public var checkpoints: [Checkpoint] { state.checkpoints }
 
-    /// Hands each window of the checkpoints from `first` on to `body` and empties it in the
-    /// decoder; returns where the next call starts. Only checkpoints that can no longer change
-    /// are taken: all but the last, or all once `finish` has run (`all`). An indexer that
-    /// stores windows as they come does not hold every 32 KiB window of a long layer at once.
-    public func takeWindows(from first: Int, all: Bool = false, _ body: (Int, [UInt8]) throws -> Void) rethrows -> Int {
+    /// Hands each window of the checkpoints from `first` on to `body`, made sparse
+    /// (`SparseWindow`), and empties it in the decoder; returns where the next call starts.
+    /// Only checkpoints that can no longer change are taken: all but the last, or all once
+    /// `finish` has run (`all`). An indexer that stores windows as they come does not hold
+    /// every 32 KiB window of a long layer at once.
+    public func takeWindows(from first: Int, all: Bool = false, _ body: (Int, [UInt8]) throws -> Void) throws -> Int {
         let end = all ? state.checkpoints.count : state.checkpoints.count - 1
         var i = first
         while i < end {
             if !state.checkpoints[i].window.isEmpty {
-                let window = state.checkpoints[i].window
+                let window = try sparseWindow(state.checkpoints[i])
                 state.checkpoints[i].window = []
                 try body(i, window)
             }
             i += 1
         }
         return max(first, end)
+    }
+
+    /// The checkpoint's window made sparse, from the blob's bytes read again (they lie behind
+    /// the decoder: a checkpoint is settled only once the next one is recorded, or at the end).
+    /// A window that cannot be made sparse is kept whole (only a blob that changed under the
+    /// decoder could do that; the digests then fail the layer).
+    private func sparseWindow(_ checkpoint: Checkpoint) throws -> [UInt8] {
+        let reader = state.reader
+        var byteBefore: UInt8 = 0
+        if checkpoint.bits > 0 {
+            let n = try withUnsafeMutableBytes(of: &byteBefore) { try reader.reread(into: $0, at: checkpoint.compressedOffset - 1) }
+            guard n == 1 else { throw state.truncated("gzip member") }
+        }
+        return SparseWindow.sparse(checkpoint, byteBefore: byteBefore, read: { try reader.reread(into: $0, at: $1) })
+            ?? checkpoint.window
     }
     /// Blob bytes the decoder has consumed (equals the blob size after `finish`).
     public var compressedBytesConsumed: UInt64 { state.reader.offset }

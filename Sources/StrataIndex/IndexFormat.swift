@@ -7,6 +7,10 @@
 ///   table) | xattrs (16 each) | sparse segments (16 each) | checkpoints (40 each) | strings
 ///   | windows (each checkpoint window, deflated) | span digests (48 each)
 ///
+/// A window keeps only the bytes decoding from its checkpoint reads, the others zero
+/// (`SparseWindow`, version 7): that is what the index's own build stores, what a derived
+/// index is compared with, and what a window made from the span before must become.
+///
 /// Every section is checked when it is first read, not the whole file at open (a warm mount
 /// reads only the header and the checkpoints): the header's checksum covers the header (its own
 /// field read as zero), which holds one checksum per record section, and each checkpoint record
@@ -41,8 +45,9 @@ enum IndexFormat {
     typealias Field = FormatField
     // 3: span digests; 4: entries are varint records naming their directory (EntryCodec)
     // instead of 96-byte records with the whole path, beside the span digests; 5: `spanKind`
-    // (content span digests, indexes built from a TOC); 6: `checkpointSpacing`.
-    static let version: UInt32 = 6
+    // (content span digests, indexes built from a TOC); 6: `checkpointSpacing`; 7: sparse
+    // windows (`SparseWindow`: bytes the data after a checkpoint never reads are stored as zero).
+    static let version: UInt32 = 7
     /// `Header.spanKind`: span digests of compressed bytes (every index not from a TOC).
     static let spanKindCompressed: UInt32 = 0
     /// `Header.spanKind`: one span per checkpoint, digest of its uncompressed bytes (a TOC's).

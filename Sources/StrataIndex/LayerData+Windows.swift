@@ -47,9 +47,30 @@ extension LayerData {
         let n = try decoder.decodeMore(into: out)
         guard n == count else { throw IndexError("\(blob.name): span \(i - 1) decoded to \(n) bytes, expected \(count)") }
         let length = index.windowLength(i)
-        guard let stored = index.installWindow(i, [UInt8](UnsafeRawBufferPointer(rebasing: out[(count - length)..<count]))) else {
+        let window = try sparse([UInt8](UnsafeRawBufferPointer(rebasing: out[(count - length)..<count])), checkpoint: i,
+                                index: index, purpose: purpose)
+        guard let stored = index.installWindow(i, window) else {
             throw IndexError("\(blob.name): window of checkpoint \(i) made from span \(i - 1) does not match its checksum")
         }
         return stored
+    }
+
+    /// `window` as the index stores it (`SparseWindow`), from span `i`'s verified bytes: the
+    /// decode needing the window fetches that span anyway. A span too short to tell (a spacing
+    /// below 32 KiB) leaves it whole, and its checksum then has the window fetched.
+    private func sparse(_ window: [UInt8], checkpoint i: Int, index: LayerIndex, purpose: FetchPurpose) throws -> [UInt8] {
+        let (next, j) = try compressedSpan(i, index: index, purpose: purpose)
+        let bytes = UnsafeRawBufferPointer(next.bytes)
+        try verify(span: j, bytes, index: index)
+        let offset = index.checkpointOffsets(i).compressed
+        let bits = index.checkpointBits(i)
+        var byteBefore: UInt8 = 0
+        if bits > 0 {
+            guard offset > 0, let before = next.blob.bytesInMemory(from: offset - 1) else { return window }
+            byteBefore = before[0]
+        }
+        let checkpoint = Checkpoint(compressedOffset: offset, uncompressedOffset: index.checkpointOffsets(i).uncompressed,
+                                    bits: bits, window: window)
+        return SparseWindow.sparse(checkpoint, byteBefore: byteBefore, read: { try next.blob.read(into: $0, at: $1) }) ?? window
     }
 }

@@ -335,6 +335,11 @@ public final class LayerIndex: @unchecked Sendable {
         return (bytes.u64(r, C.compressedOffset), bytes.u64(r, C.uncompressedOffset))
     }
 
+    /// The unread high bits of the byte before checkpoint `i` (see `Checkpoint`).
+    public func checkpointBits(_ i: Int) -> UInt8 {
+        bytes.u8(checkpointsOffset + i * IndexFormat.Checkpoint.size, IndexFormat.Checkpoint.bits)
+    }
+
     /// The full checkpoint, window inflated. A window not in the file (an index installed
     /// without its windows) is made by `makeWindow` when it can (the stored bytes, checked
     /// against the record's checksum by `installWindow`; nil: it cannot), else fetched.

@@ -160,7 +160,9 @@ import StrataTar
             try data.read(offset: offset, count: 4096) { got in
                 #expect(Array(got) == Array(layer.tar[Int(offset)..<Int(offset) + 4096]))
             }
+            // A read may cross a checkpoint: both spans are decoded.
             touched.insert(layer.index.checkpointIndex(containing: offset))
+            touched.insert(layer.index.checkpointIndex(containing: offset + 4095))
             offset += 700 << 10
         }
         cache.waitForPrefetches()

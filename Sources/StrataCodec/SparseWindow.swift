@@ -1,0 +1,98 @@
+/// A checkpoint's window with only the bytes kept that decoding from the checkpoint reads.
+///
+/// Deflate refers back at most 32 KiB, so of a checkpoint's window only the bytes that the
+/// first 32 KiB of output after it copy (directly, or through copies of copies, which lead back
+/// to one of those) are ever read. Which bytes those are depends on the compressed stream
+/// alone, not on the window's contents. Every other byte is stored as zero: a window then
+/// deflates to a fifth to a third of its size, and decoding from it gives the same bytes.
+///
+/// The positions are found by decoding that output twice with marker windows: in the first
+/// each byte holds its position's low byte, in the second its high byte with the top bit set.
+/// An output byte that differs between the two came from the window, and the two values name
+/// the position. A byte equal in both may still be one (the 128 positions whose two markers
+/// agree): it is kept when its value names such a position. Keeping a byte that is not read
+/// costs only size; a byte read but zeroed would change what is served, so this errs one way.
+///
+/// The same checkpoint always gives the same sparse window, so an index derived again from the
+/// blob matches byte for byte, and a window made from the span before (`LayerData`) is made
+/// sparse the same way before it is compared with the index's checksum.
+public enum SparseWindow {
+    /// The output after a checkpoint that can refer to its window.
+    static let reach = 32 << 10
+    static let readChunk = 64 << 10
+
+    /// pread-like: blob bytes at an offset into the buffer; 0 where the readable bytes end.
+    public typealias Read = (UnsafeMutableRawBufferPointer, UInt64) throws -> Int
+
+    /// `checkpoint.window` made sparse (see the type), reading the compressed bytes from the
+    /// checkpoint on with `read`. nil when they end before the first 32 KiB of output, or the
+    /// stream's end, is decoded (`read` covers too little), or they do not decode.
+    public static func sparse(_ checkpoint: Checkpoint, byteBefore: UInt8, read: Read) -> [UInt8]? {
+        let window = checkpoint.window
+        guard !window.isEmpty, window.count <= reach else { return window.isEmpty ? window : nil }
+        guard let low = decode(checkpoint, byteBefore: byteBefore, marker: lowMarkers, read: read),
+              let high = decode(checkpoint, byteBefore: byteBefore, marker: highMarkers, read: read),
+              low.count == high.count else { return nil }
+        var kept = [UInt8](repeating: 0, count: window.count)
+        for o in 0..<low.count {
+            let a = low[o], b = high[o]
+            let position: Int
+            if a != b {
+                guard b & 0x80 != 0 else { return nil }   // a literal is the same in both: cannot be
+                position = Int(b & 0x7f) << 8 | Int(a)
+            } else if a & 0x80 != 0 {
+                position = Int(a & 0x7f) << 8 | Int(a)    // maybe one of the positions whose markers agree
+                guard position < window.count else { continue }
+            } else {
+                continue
+            }
+            guard position < window.count else { return nil }
+            kept[position] = window[position]
+        }
+        return kept
+    }
+
+    /// Marker windows (the longest; a shorter window uses their first bytes).
+    static let lowMarkers: [UInt8] = (0..<reach).map { UInt8(truncatingIfNeeded: $0) }
+    static let highMarkers: [UInt8] = (0..<reach).map { UInt8($0 >> 8) | 0x80 }
+
+    /// The first `reach` bytes decoded from the checkpoint with `marker` as its window (fewer
+    /// where the deflate stream ends); nil when the input ends first or does not decode.
+    private static func decode(_ checkpoint: Checkpoint, byteBefore: UInt8, marker: [UInt8], read: Read) -> [UInt8]? {
+        let inflater = IsalInflater()
+        var primed = checkpoint
+        primed.window = Array(marker[0..<checkpoint.window.count])
+        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: readChunk, alignment: 16)
+        defer { input.deallocate() }
+        var output = [UInt8](repeating: 0, count: reach)
+        var produced = 0
+        var offset = checkpoint.compressedOffset
+        do {
+            try inflater.prime(at: primed, byteBefore: byteBefore)
+            while produced < reach {
+                let n = try read(input, offset)
+                if n == 0 { return nil }
+                var used = 0
+                while used < n && produced < reach {
+                    let step = try output.withUnsafeMutableBufferPointer { out in
+                        try inflater.step(input: (input.baseAddress! + used).assumingMemoryBound(to: UInt8.self), inputCount: n - used,
+                                          output: out.baseAddress! + produced, outputCount: reach - produced,
+                                          inputOffset: offset + UInt64(used))
+                    }
+                    used += step.consumed
+                    produced += step.produced
+                    if step.ended {
+                        output.removeSubrange(produced...)
+                        return output
+                    }
+                    if step.consumed == 0 && step.produced == 0 { break }
+                }
+                offset += UInt64(used)
+                if used == 0 { return nil }
+            }
+        } catch {
+            return nil
+        }
+        return output
+    }
+}
