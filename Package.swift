@@ -77,6 +77,6 @@ let package = Package(
         .testTarget(name: "StrataSnapshotTests", dependencies: ["StrataSnapshot", "StrataOCI", "StrataTestSupport", "StrataSystem"]),
         // "strata": these tests drive the built binary, so building them builds it first and
         // `swift test` never runs them against a stale or missing one.
-        .testTarget(name: "StrataMountTests", dependencies: ["strata", "StrataTestSupport", "StrataOCI", "StrataHash", "StrataSystem"]),
+        .testTarget(name: "StrataMountTests", dependencies: ["strata", "StrataTestSupport", "StrataIndex", "StrataOCI", "StrataHash", "StrataSystem"]),
     ]
 )

@@ -71,6 +71,16 @@ public enum Items {
     }
 
     /// Deterministic, mildly compressible bytes (so several gzip checkpoints are needed).
+    /// Bytes that do not compress (deflate stores them): a layer of them has a checkpoint at
+    /// the end of the first stored block past each spacing, whatever the search's slices.
+    public static func incompressible(count: Int, seed: UInt64 = 1) -> [UInt8] {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<count).map { _ in
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return UInt8(truncatingIfNeeded: state >> 24)
+        }
+    }
+
     public static func pseudoRandom(count: Int, seed: UInt64 = 1) -> [UInt8] {
         var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         var out = [UInt8](repeating: 0, count: count)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
+import StrataIndex
 import StrataSystem
 import StrataTestSupport
 import Synchronization
@@ -137,20 +138,21 @@ struct ConcurrentReadersMountTests {
         try mount.unmount()
     }
 
-    /// A 10 KiB file at most half a MiB into a 1 MiB span: reading it on a fresh mount inflates its span
-    /// only up to the file (rounded up to the partial-decode step), not the whole span, and
-    /// reads nothing ahead (one small read is no stream). `mount --stats` reports both.
+    /// A 10 KiB file inside a 1 MiB span: reading it on a fresh mount inflates its span only up
+    /// to the file (rounded up to the partial-decode step), not the whole span, and reads
+    /// nothing ahead (one small read is no stream). `mount --stats` reports both; where the
+    /// span starts comes from the layer's cached index.
     @Test func aSmallFileInflatesLittleMoreThanItself() throws {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
-        // Random filler (deflate blocks of at most 64 KiB, so checkpoints land within a few
-        // blocks past each MiB), the small file half a MiB into the span after 4 MiB, then more
+        // Incompressible filler (stored deflate blocks, so checkpoints land within a block
+        // past each MiB), the small file half a MiB into the span after 4 MiB, then more
         // filler so that span is a full one.
         let small = Items.pseudoRandom(count: 10 << 10, seed: 5)
         let builder = try makeImage(temp, layers: [[
-            Items.file(Array("a".utf8), Items.pseudoRandom(count: (4 << 20) + (512 << 10), seed: 3)),
+            Items.file(Array("a".utf8), Items.incompressible(count: (4 << 20) + (512 << 10), seed: 3)),
             Items.file(Array("small".utf8), small),
-            Items.file(Array("z".utf8), Items.pseudoRandom(count: 6 << 20, seed: 11)),
+            Items.file(Array("z".utf8), Items.incompressible(count: 6 << 20, seed: 11)),
         ]])
         let mountpoint = temp.child("mnt")
         let stats = temp.child("stats.json")
@@ -165,9 +167,15 @@ struct ConcurrentReadersMountTests {
         let inflated = try #require(json["inflatedBytes"] as? Int)
         let served = try #require(json["servedBytes"] as? Int)
         #expect(served == small.count)
-        // The file ends at most ~0.5 MiB into its span: under 768 KiB with the decode step; a
-        // whole span (the old behaviour) is 1 MiB or more (4 MiB with the old spacing).
+        // Its span, from the index: the decode runs from the span's start to the file's end
+        // (plus the 16 KiB decode step), well short of the span's end.
+        let index = try #require(LayerCache(existing: temp.child("cache")).load(digestHex: builder.layers[0].descriptor.digest.hex))
+        let entry = try #require((0..<index.entryCount).map { index.entry($0) }.first { $0.path == Array("small".utf8) })
+        let span = index.checkpointIndex(containing: entry.dataOffset)
+        let start = index.checkpointOffsets(span).uncompressed
+        let fileEnd = entry.dataOffset + entry.size
+        try #require(index.spanEnd(span) - fileEnd >= 128 << 10, "the fixture's file lies at the end of its span")
         #expect(inflated > 0)
-        #expect(inflated <= 768 << 10, "inflated \(inflated) bytes to read \(small.count)")
+        #expect(UInt64(inflated) <= fileEnd - start + (32 << 10), "inflated \(inflated) bytes to read \(small.count), span from \(start)")
     }
 }
