@@ -55,13 +55,13 @@ extension LayerData {
         return stored
     }
 
-    /// `window` as the index stores it (`SparseWindow`), from span `i`'s verified bytes: the
-    /// decode needing the window fetches that span anyway. A span too short to tell (a spacing
-    /// below 32 KiB) leaves it whole, and its checksum then has the window fetched.
+    /// `window` as the index stores it (`SparseWindow`), from span `i`'s bytes: the decode
+    /// needing the window fetches that span anyway, and verifies it then. Here its bytes only
+    /// choose which window bytes to keep, and the result must match the index's checksum:
+    /// bytes that changed could only make it fail, and the window is then fetched. So is one
+    /// from a span too short to tell (a spacing below 32 KiB), left whole.
     private func sparse(_ window: [UInt8], checkpoint i: Int, index: LayerIndex, purpose: FetchPurpose) throws -> [UInt8] {
-        let (next, j) = try compressedSpan(i, index: index, purpose: purpose)
-        let bytes = UnsafeRawBufferPointer(next.bytes)
-        try verify(span: j, bytes, index: index)
+        let (next, _) = try compressedSpan(i, index: index, purpose: purpose)
         let offset = index.checkpointOffsets(i).compressed
         let bits = index.checkpointBits(i)
         var byteBefore: UInt8 = 0
