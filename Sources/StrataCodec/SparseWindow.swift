@@ -30,23 +30,21 @@ public enum SparseWindow {
     public static func sparse(_ checkpoint: Checkpoint, byteBefore: UInt8, read: Read) -> [UInt8]? {
         let window = checkpoint.window
         guard !window.isEmpty, window.count <= reach else { return window.isEmpty ? window : nil }
-        guard let low = decode(checkpoint, byteBefore: byteBefore, marker: lowMarkers, read: read),
-              let high = decode(checkpoint, byteBefore: byteBefore, marker: highMarkers, read: read),
-              low.count == high.count else { return nil }
+        guard let (low, high) = decode(checkpoint, byteBefore: byteBefore, read: read) else { return nil }
         var kept = [UInt8](repeating: 0, count: window.count)
         for o in 0..<low.count {
             let a = low[o], b = high[o]
-            let position: Int
-            if a != b {
-                guard b & 0x80 != 0 else { return nil }   // a literal is the same in both: cannot be
-                position = Int(b & 0x7f) << 8 | Int(a)
-            } else if a & 0x80 != 0 {
-                position = Int(a & 0x7f) << 8 | Int(a)    // maybe one of the positions whose markers agree
-                guard position < window.count else { continue }
-            } else {
-                continue
+            guard b & 0x80 != 0 else {
+                guard a == b else { return nil }   // from the window, b has its top bit: cannot be
+                continue                           // a literal
             }
-            guard position < window.count else { return nil }
+            // a ≠ b: from the window, at this position. a = b: maybe one of the positions whose
+            // markers agree (or a literal that looks like one: kept, harmless).
+            let position = Int(b & 0x7f) << 8 | Int(a)
+            guard position < window.count else {
+                if a == b { continue }
+                return nil
+            }
             kept[position] = window[position]
         }
         return kept
@@ -56,43 +54,54 @@ public enum SparseWindow {
     static let lowMarkers: [UInt8] = (0..<reach).map { UInt8(truncatingIfNeeded: $0) }
     static let highMarkers: [UInt8] = (0..<reach).map { UInt8($0 >> 8) | 0x80 }
 
-    /// The first `reach` bytes decoded from the checkpoint with `marker` as its window (fewer
-    /// where the deflate stream ends); nil when the input ends first or does not decode.
-    private static func decode(_ checkpoint: Checkpoint, byteBefore: UInt8, marker: [UInt8], read: Read) -> [UInt8]? {
+    /// One decode from the checkpoint with a marker window.
+    private struct Run {
         let inflater = IsalInflater()
-        var primed = checkpoint
-        primed.window = Array(marker[0..<checkpoint.window.count])
-        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: readChunk, alignment: 16)
-        defer { input.deallocate() }
         var output = [UInt8](repeating: 0, count: reach)
         var produced = 0
+        var ended = false
+        var done: Bool { ended || produced == reach }
+    }
+
+    /// The first `reach` bytes decoded from the checkpoint with each marker window (fewer
+    /// where the deflate stream ends), the input read once for both; nil when the input ends
+    /// first or does not decode.
+    private static func decode(_ checkpoint: Checkpoint, byteBefore: UInt8, read: Read) -> ([UInt8], [UInt8])? {
+        var runs = [Run(), Run()]
+        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: readChunk, alignment: 16)
+        defer { input.deallocate() }
         var offset = checkpoint.compressedOffset
         do {
-            try inflater.prime(at: primed, byteBefore: byteBefore)
-            while produced < reach {
+            for (k, marker) in [lowMarkers, highMarkers].enumerated() {
+                var primed = checkpoint
+                primed.window = Array(marker[0..<checkpoint.window.count])
+                try runs[k].inflater.prime(at: primed, byteBefore: byteBefore)
+            }
+            while !runs.allSatisfy(\.done) {
                 let n = try read(input, offset)
                 if n == 0 { return nil }
-                var used = 0
-                while used < n && produced < reach {
-                    let step = try output.withUnsafeMutableBufferPointer { out in
-                        try inflater.step(input: (input.baseAddress! + used).assumingMemoryBound(to: UInt8.self), inputCount: n - used,
-                                          output: out.baseAddress! + produced, outputCount: reach - produced,
-                                          inputOffset: offset + UInt64(used))
+                for k in runs.indices where !runs[k].done {
+                    // Each run takes the whole chunk (isa-l keeps what it cannot decode yet).
+                    var used = 0
+                    while used < n && !runs[k].done {
+                        let inflater = runs[k].inflater, produced = runs[k].produced
+                        let step = try runs[k].output.withUnsafeMutableBufferPointer { out in
+                            try inflater.step(input: (input.baseAddress! + used).assumingMemoryBound(to: UInt8.self),
+                                              inputCount: n - used, output: out.baseAddress! + produced,
+                                              outputCount: reach - produced, inputOffset: offset + UInt64(used))
+                        }
+                        used += step.consumed
+                        runs[k].produced += step.produced
+                        runs[k].ended = step.ended
+                        if step.consumed == 0 && step.produced == 0 && !step.ended { return nil }
                     }
-                    used += step.consumed
-                    produced += step.produced
-                    if step.ended {
-                        output.removeSubrange(produced...)
-                        return output
-                    }
-                    if step.consumed == 0 && step.produced == 0 { break }
                 }
-                offset += UInt64(used)
-                if used == 0 { return nil }
+                offset += UInt64(n)
             }
         } catch {
             return nil
         }
-        return output
+        for k in runs.indices { runs[k].output.removeSubrange(runs[k].produced...) }
+        return (runs[0].output, runs[1].output)
     }
 }
