@@ -34,8 +34,9 @@ import StrataIndex
 enum MergedTreeFormat {
     typealias Field = FormatField
     // also part of the file's name (MergedTreeWriter.key). 2: symlinks are 0777 whatever their
-    // tar header says (trees of version 1 carried the header's mode).
-    static let version: UInt32 = 2
+    // tar header says (trees of version 1 carried the header's mode). 3: a directory no layer
+    // lists, made inside a set-group-ID directory, has that directory's group and 2755.
+    static let version: UInt32 = 3
 
     /// The header: what `CacheFileFormat` checks, then the counts and where the sections are.
     enum Header {

@@ -62,7 +62,7 @@ public enum MergedTreeWriter {
             // Entries read in order touch few pages; each read out of order (a directory's
             // own entry, far from its children) brings in a few of its own.
             if inodeCount % (1 << 14) == 0 || (entries.jumps != jumps && entries.jumps % 256 == 0) { releaseIndexPages(tree) }
-            let a = Attributes(e)
+            let a = Attributes(e, impliedGroup: tree.impliedGroups[old])
             if a != lastCounted, attributeNumber[a] == nil {
                 attributeNumber[a] = UInt32(attributes.count)
                 attributes.append(a)
@@ -166,7 +166,7 @@ public enum MergedTreeWriter {
             let jumps = entries.jumps
             let e = entries.entry(of: old)
             if written % (1 << 14) == 0 || (entries.jumps != jumps && entries.jumps % 256 == 0) { releaseIndexPages(tree) }
-            let attribute = attributeNumber[Attributes(e)]!
+            let attribute = attributeNumber[Attributes(e, impliedGroup: tree.impliedGroups[old])]!
             if let e {
                 switch e.kind {
                 case .symlink:
@@ -263,11 +263,17 @@ public enum MergedTreeWriter {
     struct Attributes: Hashable {
         var mode: UInt32, uid: UInt32, gid: UInt32, nanoseconds: UInt32, seconds: Int64
 
-        init(_ e: IndexEntry?) {
+        /// `impliedGroup`: for a directory no layer lists, the group it inherits (set-group-ID).
+        init(_ e: IndexEntry?, impliedGroup: UInt32? = nil) {
             typealias F = MergedTreeFormat
             guard let e else {
-                // A directory no layer lists: 0755, 0:0, time 0 (what extractors create).
-                self.init(mode: F.typeDirectory | 0o755, uid: 0, gid: 0, nanoseconds: 0, seconds: 0)
+                // A directory no layer lists: 0755, 0:0, time 0 (what extractors create); inside
+                // a set-group-ID directory, 2755 and that directory's group (as mkdir makes it).
+                if let group = impliedGroup {
+                    self.init(mode: F.typeDirectory | 0o2755, uid: 0, gid: group, nanoseconds: 0, seconds: 0)
+                } else {
+                    self.init(mode: F.typeDirectory | 0o755, uid: 0, gid: 0, nanoseconds: 0, seconds: 0)
+                }
                 return
             }
             let type: UInt32

@@ -64,6 +64,10 @@ public final class UnionTree: @unchecked Sendable {
     public let layers: [LayerIndex]
     public private(set) var sources: [Source] = []
     public private(set) var nlink: [UInt32] = []
+    /// The group of each implied directory made inside a set-group-ID directory: an extractor's
+    /// mkdir there gets the parent's group and the set-group-ID bit (the kernel's rule), and so
+    /// do umoci's and containerd's trees. Few or none in most images.
+    public private(set) var impliedGroups: [UInt32: UInt32] = [:]
     // Per inode only what every inode needs (16 bytes); a directory's list and parent are kept
     // by its number among directories, which are few.
     private static let notDirectory = UInt32.max
@@ -243,8 +247,12 @@ public final class UnionTree: @unchecked Sendable {
             }
             if existing != nil { lastDirectory = nil }
             if kind == .hardlink {
-                let target = try resolveHardlink(e.linkTarget, layerName: layerName, entryPath: e)
+                let (targetDirectory, target) = try resolveHardlink(e.linkTarget, layerName: layerName, entryPath: e)
                 if let existing, existing == target { continue }   // a link onto itself
+                // An extractor removes the directory a link replaces, with what it holds, first.
+                if let existing, isDirectoryInode(existing), holds(existing, targetDirectory) {
+                    throw UnionError("\(layerName): hardlink '\(Self.text(e))' replaces the directory that holds its target '\(Self.text(e.linkTarget))'")
+                }
                 link(dir, slot: slot, target)
                 continue
             }
@@ -288,6 +296,7 @@ public final class UnionTree: @unchecked Sendable {
             guard let inode = lookup(dir, comp) else {
                 guard create else { return nil }
                 let created = newInode(Source(layer: 0, entry: Source.implied), directory: true, parent: dir)
+                if let group = inheritedGroup(dir) { impliedGroups[created] = group }
                 link(dir, comp, created)
                 stack.append(created)
                 continue
@@ -308,8 +317,26 @@ public final class UnionTree: @unchecked Sendable {
         return stack.last!
     }
 
+    /// The group a directory made inside `directory` inherits: its own, when it is set-group-ID.
+    private func inheritedGroup(_ directory: UInt32) -> UInt32? {
+        if let group = impliedGroups[directory] { return group }
+        guard let e = entry(of: directory), e.mode & 0o2000 != 0 else { return nil }
+        return e.gid
+    }
+
+    /// Whether `directory` is `ancestor` or inside it.
+    private func holds(_ ancestor: UInt32, _ directory: UInt32) -> Bool {
+        var d = directory
+        while d != ancestor {
+            if d == 0 { return false }
+            d = parents[listOf(d)]
+        }
+        return true
+    }
+
+    /// The directory holding a hardlink's target, and the target's inode.
     private func resolveHardlink(_ target: UnsafeRawBufferPointer, layerName: String,
-                                 entryPath: IndexEntry) throws -> UInt32 {
+                                 entryPath: IndexEntry) throws -> (directory: UInt32, inode: UInt32) {
         let (parentPath, name) = splitPath(target)
         guard let dir = try resolveDirectory(parentPath, create: false, layerName: layerName, entryPath: entryPath),
               let inode = lookup(dir, name) else {
@@ -318,7 +345,7 @@ public final class UnionTree: @unchecked Sendable {
         if isDirectoryInode(inode) {
             throw UnionError("\(layerName): hardlink '\(Self.text(entryPath))' points at directory '\(Self.text(target))'")
         }
-        return inode
+        return (dir, inode)
     }
 
     /// Drops names that were hidden or replaced, and counts links over the reachable tree.

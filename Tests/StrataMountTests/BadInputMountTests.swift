@@ -45,11 +45,11 @@ struct BadInputMountTests {
 
     /// A layout whose one layer is `blob` as given (descriptor possibly lying), tagged "bad".
     func layout(_ temp: TempDirectory, blob: [UInt8], mediaType: String = MediaType.ociLayerGzip,
-                digest: Digest? = nil, size: Int64? = nil, store: Bool = true) throws -> ImageBuilder {
+                digest: Digest? = nil, size: Int64? = nil, store: Bool = true, diffID: Digest? = nil) throws -> ImageBuilder {
         let b = try ImageBuilder(layout: temp.child("layout"))
         try b.addLayer(entries: [Items.file("lower", "a good lower layer")])
         try b.addRawLayer(blob: blob, mediaType: mediaType, digest: digest, size: size,
-                          diffID: Digest.sha256(of: Self.tar), store: store)
+                          diffID: diffID ?? Digest.sha256(of: Self.tar), store: store)
         try b.write(tag: "bad")
         return b
     }
@@ -135,6 +135,17 @@ struct BadInputMountTests {
         let b = try layout(temp, blob: tar, mediaType: MediaType.ociLayerTar)
         let digest = Digest.sha256(of: tar).hex
         try expectOneLineFailure("mount", b.reference("bad"), in: temp, mentions: ["'link'", digest])
+    }
+
+    /// A hardlink over a directory that holds its target: an extractor removes the directory
+    /// first, so the link has nothing to point at (umoci fails on it too).
+    @Test func hardlinkReplacingTheDirectoryOfItsTarget() throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let tar = RawTar.header(name: bytes("d/"), type: UInt8(ascii: "5"), mode: 0o755) + RawTar.file(name: bytes("d/f"), data: bytes("f"))
+            + RawTar.header(name: bytes("d"), type: UInt8(ascii: "1"), linkname: bytes("d/f")) + RawTar.end
+        let b = try layout(temp, blob: tar, mediaType: MediaType.ociLayerTar, diffID: Digest.sha256(of: tar))
+        try expectOneLineFailure("mount", b.reference("bad"), in: temp, mentions: ["'d'", "d/f", Digest.sha256(of: tar).hex])
     }
 
     @Test(arguments: [".wh.", "dir/.wh."])

@@ -70,7 +70,7 @@ struct CLIConventionTests {
             #expect(value?.hasPrefix(major) == true, "\(field): \(value ?? "missing")")
         }
         #expect(lines.contains { $0.hasPrefix("index format") && $0.hasSuffix(" 7") })
-        #expect(lines.contains { $0.hasPrefix("merged tree format") && $0.hasSuffix(" 2") })
+        #expect(lines.contains { $0.hasPrefix("merged tree format") && $0.hasSuffix(" 3") })
     }
 
     /// A commit file beside the binary (scripts/test and scripts/install write one) is shown.

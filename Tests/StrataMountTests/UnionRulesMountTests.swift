@@ -178,6 +178,23 @@ struct UnionRulesMountTests {
         }
     }
 
+    /// Inside a set-group-ID directory, an implied directory is made as mkdir makes it there:
+    /// that directory's group and 2755 (umoci's tree shows the kernel's rule).
+    @Test func impliedDirectoriesInsideSetgidDirectory() throws {
+        let temp = try TempDirectory()
+        defer { withExtendedLifetime(temp) {} }
+        let b = try makeImage(temp, layers: [
+            [Items.dir("srv", mode: 0o2775, gid: 50), Items.file("srv/a/b/file", "f", uid: 7, gid: 8)],
+            [Items.file("srv/c/file", "g")],
+        ])
+        let c = try expectSameAsUmoci(b)
+        for path in ["srv/a", "srv/a/b", "srv/c"] {
+            let e = c.mounted.entry(path)
+            #expect(e?.type == .directory && e?.mode == 0o2755 && e?.uid == 0 && e?.gid == 50, "\(path)")
+        }
+        #expect(c.mounted.entry("srv/a/b/file")?.gid == 8)
+    }
+
     @Test func pathsAreNormalised() throws {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }

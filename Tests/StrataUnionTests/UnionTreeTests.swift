@@ -160,4 +160,37 @@ extension UnionTree {
         try l.add([file("f"), file("f/x")])
         #expect(throws: UnionError.self) { try l.tree() }
     }
+
+    /// mkdir inside a set-group-ID directory gives the new directory that group and the bit:
+    /// an extractor's implied directories there have them (umoci, containerd), and so, in turn,
+    /// do the implied directories inside those.
+    @Test func impliedDirectoriesInsideSetgidDirectoryTakeItsGroup() throws {
+        let l = Layers()
+        try l.add([IndexEntryInput(path: Array("srv".utf8), kind: .directory, mode: 0o2775, gid: 50), dir("plain"),
+                   file("srv/a/b/f"), file("plain/c/f")])
+        let t = try l.tree()
+        #expect(t.impliedGroups[t.find("srv/a")!] == 50)
+        #expect(t.impliedGroups[t.find("srv/a/b")!] == 50)
+        #expect(t.impliedGroups[t.find("plain/c")!] == nil)
+        #expect(t.entry(of: t.find("srv/a")!) == nil)
+    }
+
+    /// An extractor removes the directory a hardlink replaces, with what it holds: a link to a
+    /// file inside it has nothing left to point at (umoci and containerd fail there too).
+    @Test func hardlinkReplacingTheDirectoryOfItsTargetIsAnError() throws {
+        let l = Layers()
+        try l.add([dir("a"), dir("a/b"), file("a/b/f"), hardlink("a", "a/b/f")])
+        #expect(throws: UnionError.self) { try l.tree() }
+        let across = Layers()
+        try across.add([dir("a"), file("a/f")])
+        try across.add([hardlink("a", "a/f")])
+        #expect(throws: UnionError.self) { try across.tree() }
+        // A target outside the directory it replaces is fine.
+        let fine = Layers()
+        try fine.add([dir("a"), file("a/f"), file("g")])
+        try fine.add([hardlink("a", "g")])
+        let t = try fine.tree()
+        #expect(t.find("a") == t.find("g"))
+        #expect(t.nlink[Int(t.find("g")!)] == 2)
+    }
 }
