@@ -1,20 +1,21 @@
 import CCrypto
 
-/// Incremental SHA-256 over libcrypto's EVP interface (uses the CPU's SHA extensions
-/// where present). A reference type: the EVP context must not be copied.
+/// Incremental SHA-256 over libcrypto's SHA256_* functions (the CPU's SHA extensions where
+/// present; see CCrypto's shim for why not EVP). A reference type: the context must not be
+/// copied.
 public final class SHA256Hasher {
-    private let context: OpaquePointer
+    private let context: UnsafeMutablePointer<SHA256_CTX>
 
     public init() {
-        context = EVP_MD_CTX_new()
-        EVP_DigestInit_ex(context, EVP_sha256(), nil)
+        context = .allocate(capacity: 1)
+        SHA256_Init(context)
     }
 
-    deinit { EVP_MD_CTX_free(context) }
+    deinit { context.deallocate() }
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        EVP_DigestUpdate(context, base, bytes.count)
+        SHA256_Update(context, base, bytes.count)
     }
 
     public func update(_ bytes: [UInt8]) {
@@ -24,8 +25,7 @@ public final class SHA256Hasher {
     /// The digest's 32 bytes. The hasher is spent afterwards.
     public func finalize() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        out.withUnsafeMutableBufferPointer { EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
+        out.withUnsafeMutableBufferPointer { _ = SHA256_Final($0.baseAddress, context) }
         return out
     }
 
