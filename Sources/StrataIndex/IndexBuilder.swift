@@ -54,7 +54,7 @@ public struct LayerBlob: Sendable {
     func open(checkWholeFile: Bool = true) throws -> BlobFile {
         let fd: FileDescriptor
         do { fd = try FileDescriptor.open(path, O_RDONLY) } catch {
-            throw IndexError("\(name): \(error)")
+            throw IndexError("\(name)", wrapping: error)
         }
         do {
             let actualSize = UInt64(try fd.stat().st_size)
@@ -179,7 +179,7 @@ public enum IndexBuilder {
         } catch let e as CodecError {
             throw IndexError("\(blob.name): \(e)")
         } catch {
-            throw IndexError("\(blob.name): \(error)")
+            throw IndexError("\(blob.name)", wrapping: error)
         }
         let digest = hasher.finalize()
         guard SHA256Hasher.hex(digest) == blob.digestHex else {
@@ -188,7 +188,7 @@ public enum IndexBuilder {
         // The whole blob is verified: a lazy blob streamed for indexing keeps what it streamed.
         try blob.lazy?.streamVerified()
         let spans: [SpanDigest]
-        do { spans = try spanHasher.finish(size: blob.size, blob: file) } catch { throw IndexError("\(blob.name): \(error)") }
+        do { spans = try spanHasher.finish(size: blob.size, blob: file) } catch { throw IndexError("\(blob.name)", wrapping: error) }
         let diffIDHex = uncompressedHasher?.finalizeHex() ?? blob.digestHex
         if let claim = blob.diffID, !claim.matches(hex: diffIDHex) {
             throw blob.diffIDMismatch(claim, actualHex: diffIDHex, cached: false)
@@ -201,7 +201,7 @@ public enum IndexBuilder {
                               checkpoints: decoder.checkpoints, windows: windows, copy: copy, spans: spans,
                               checkpointSpacing: checkpointSpacing)
         } catch {
-            throw IndexError("\(blob.name): cannot write its index: \(error)")
+            throw IndexError("\(blob.name): cannot write its index", wrapping: error)
         }
         return (sink.memory, diffIDHex)
     }

@@ -44,7 +44,7 @@ public enum IndexWindows {
                       range: Range<Int>, checksum: UInt32) throws -> [UInt8] {
         let bytes: [UInt8]
         do { bytes = try source.indexBytes(UInt64(range.lowerBound)..<UInt64(range.upperBound)) } catch {
-            throw IndexError("layer sha256:\(layer): window of checkpoint \(checkpoint) of index blob \(source.indexBlob) cannot be fetched: \(error)")
+            throw IndexError("layer sha256:\(layer): window of checkpoint \(checkpoint) of index blob \(source.indexBlob) cannot be fetched", wrapping: error)
         }
         guard bytes.count == range.count, bytes.withUnsafeBytes({ IndexFormat.windowChecksum($0) }) == checksum else {
             throw IndexError("layer sha256:\(layer): window of checkpoint \(checkpoint) of index blob \(source.indexBlob) does not match its checksum")

@@ -167,7 +167,7 @@ public final class LayerCache: Sendable {
         let path = indexPath(digestHex: blob.digestHex)
         // The index is streamed into its temporary as it is built, and renamed into place last.
         func cannotWrite(_ error: any Error) -> IndexError {
-            IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
+            IndexError("cache \(directory): cannot write index for \(blob.name)", wrapping: error)
         }
         // The checkpoints' windows wait in a file of their own, gone when it is closed.
         let windowSpill: FileDescriptor
@@ -185,7 +185,7 @@ public final class LayerCache: Sendable {
         // Not fsynced: every frame carries its checksum, and a copy a crash truncated is found
         // at the next open (its size is in the index) and rebuilt.
         if FileIO.exists(temp) {
-            do { try AtomicFile.publish(temp, as: copy, durable: false) } catch { throw IndexError("cache \(directory): \(error)") }
+            do { try AtomicFile.publish(temp, as: copy, durable: false) } catch { throw IndexError("cache \(directory)", wrapping: error) }
         }
         do {
             try FileIO.makeDirectories(folder(.diffID))
@@ -216,7 +216,7 @@ public final class LayerCache: Sendable {
         }
         let (toc, dataEnd): (TableOfContents, UInt64)
         do { (toc, dataEnd) = try Self.readTOC(blob, read: read) } catch let error as IndexError { throw error } catch let error as TOCUnsupported { throw error } catch {
-            throw IndexError("\(blob.name): reading its TOC: \(error)")
+            throw IndexError("\(blob.name): reading its TOC", wrapping: error)
         }
         let hasher = SHA256Hasher()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -242,7 +242,7 @@ public final class LayerCache: Sendable {
         do { found = try TableOfContents.read(annotations: blob.annotations, blobSize: blob.size, read: read) } catch let error as TOCError where error.unsupported {
             throw TOCUnsupported(message: "\(blob.name): \(error)")
         } catch let error as TOCError {
-            throw IndexError("\(blob.name): \(error)")
+            throw IndexError("\(blob.name)", wrapping: error)
         }
         guard let found else { throw IndexError("\(blob.name): no TOC annotation") }
         guard (found.toc.format == .estargz ? LayerCompression.gzip : .zstd) == blob.compression else {
@@ -261,7 +261,7 @@ public final class LayerCache: Sendable {
             try FileIO.writeAtomically(path, bytes)
             unlink(untrustedPath(digestHex: blob.digestHex))
         } catch {
-            throw IndexError("cache \(directory): cannot write index for \(blob.name): \(error)")
+            throw IndexError("cache \(directory): cannot write index for \(blob.name)", wrapping: error)
         }
         return try LayerIndex(path: path)
     }
@@ -331,7 +331,7 @@ public final class LayerCache: Sendable {
 
     private func makeDirectory(_ kind: Kind) throws {
         do { try FileIO.makeDirectories(folder(kind)) } catch {
-            throw IndexError("cache \(directory): \(error)")
+            throw IndexError("cache \(directory)", wrapping: error)
         }
     }
 

@@ -211,7 +211,7 @@ public final class LayerData: Sendable {
         } catch let mismatch as SpanMismatch {
             throw mismatch
         } catch {
-            throw IndexError("\(blob.name): span \(i) at compressed offset \(range.lowerBound): \(error)")
+            throw IndexError("\(blob.name): span \(i) at compressed offset \(range.lowerBound)", wrapping: error)
         }
         guard read == compressed.bytes.count else {
             throw IndexError("\(blob.name): blob ends inside span \(j) at compressed offset \(range.lowerBound)")
@@ -269,7 +269,7 @@ public final class LayerData: Sendable {
             span.willWrite(upTo: target)
             let n: Int
             do { n = try decoder.decodeMore(into: UnsafeMutableRawBufferPointer(rebasing: span.bytes[have..<target])) } catch {
-                throw IndexError("\(blob.name): span \(i) from uncompressed offset \(span.start + UInt64(have)): \(error)")
+                throw IndexError("\(blob.name): span \(i) from uncompressed offset \(span.start + UInt64(have))", wrapping: error)
             }
             guard n == target - have else {
                 throw IndexError("\(blob.name): span \(i) decoded to \(have + n) bytes, expected \(target) (blob changed?)")
@@ -290,7 +290,7 @@ public final class LayerData: Sendable {
     private func begin(_ decoder: SpanDecoder, span i: Int, index: LayerIndex, from compressed: VerifiedSpan) throws {
         let checkpoint = try checkpointWithWindow(i, index: index)
         do { try decoder.begin(blob: compressed.blob, from: checkpoint) } catch {
-            throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
+            throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset)", wrapping: error)
         }
     }
 
@@ -393,7 +393,7 @@ public final class LayerData: Sendable {
         try check(span: j, digest: SpanVerifier.shared.digest(of: job), index: index)
         let n: Int
         do { n = try decoded.get() } catch {
-            throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset): \(error)")
+            throw IndexError("\(blob.name): span \(i) at compressed offset \(checkpoint.compressedOffset)", wrapping: error)
         }
         guard n == target else {
             throw IndexError("\(blob.name): span \(i) decoded to \(n) bytes, expected \(target) (blob changed?)")
@@ -461,7 +461,7 @@ public final class LayerData: Sendable {
         let compressed = UnsafeMutableRawBufferPointer(start: LayerData.readBuffers.get(frame.size), count: frame.size)
         let n: Int
         do { n = try file.readFully(into: compressed, at: frame.offset) } catch {
-            throw IndexError("\(blob.name): re-encoded copy \(copyPath): \(error)")
+            throw IndexError("\(blob.name): re-encoded copy \(copyPath)", wrapping: error)
         }
         guard n == frame.size else { throw IndexDamage(path: copyPath, "frame \(i) at \(frame.offset) is truncated") }
         let span = cache.newSpan(start: start, count: want)

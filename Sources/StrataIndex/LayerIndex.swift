@@ -1,10 +1,23 @@
 import StrataCodec
 import StrataSystem
 
-public struct IndexError: Error, CustomStringConvertible, Sendable {
+public struct IndexError: SystemErrorWrapping, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    /// The failed system call behind it, if one is.
+    public var cause: SystemError?
+    public init(_ message: String, cause: SystemError? = nil) { self.message = message; self.cause = cause }
+
+    /// `message`, then what `error` says; a failed system call (itself, or the cause of a
+    /// wrapping error) stays `cause`, not text.
+    public init(_ message: String, wrapping error: any Error) {
+        if let e = error as? SystemError {
+            self.init("\(message): \(e.subject)", cause: e)
+        } else if let e = error as? any SystemErrorWrapping, let cause = e.cause {
+            self.init("\(message): \(e.message)", cause: cause)
+        } else {
+            self.init("\(message): \(error)")
+        }
+    }
 }
 
 /// A cache file (layer index or re-encoded copy) whose bytes are not what was written: it must

@@ -131,7 +131,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
         } catch let error as IndexError {
             throw error
         } catch {
-            throw IndexError("layer sha256:\(digestHex): cache blob \(path): \(error)")
+            throw IndexError("layer sha256:\(digestHex): cache blob \(path)", wrapping: error)
         }
         let s = State()
         s.statistics.size = size
@@ -332,7 +332,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
         }
         let bytes: [UInt8]
         do { bytes = try fetcher.fetch(request) } catch {
-            throw IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound): \(error)")
+            throw IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound)", wrapping: error)
         }
         guard bytes.count == Int(request.upperBound - request.lowerBound) else {
             throw IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound): got \(bytes.count) bytes")
@@ -356,7 +356,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
                         }
                     }
                     do { try data.writeAll(piece, at: r.lowerBound) } catch {
-                        throw IndexError("layer sha256:\(digestHex): cache blob \(path): \(error)")
+                        throw IndexError("layer sha256:\(digestHex): cache blob \(path)", wrapping: error)
                     }
                     good.append(r)
                 }
@@ -364,7 +364,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
             }
         }
         if !good.isEmpty {
-            do { try data.sync(dataOnly: true) } catch { throw IndexError("layer sha256:\(digestHex): cache blob \(path): \(error)") }
+            do { try data.sync(dataOnly: true) } catch { throw IndexError("layer sha256:\(digestHex): cache blob \(path)", wrapping: error) }
             try appendRecords(good)
             verified = good
         }
@@ -398,7 +398,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
                 if at < size { throw IndexError("stream ended at \(at) of \(size) bytes") }
                 state.withLock { $0.streaming = false }
             } catch {
-                let failure = IndexError("layer sha256:\(digestHex): streaming the blob from offset \(at): \(error)")
+                let failure = IndexError("layer sha256:\(digestHex): streaming the blob from offset \(at)", wrapping: error)
                 state.withLock { s in
                     s.streaming = false
                     s.streamError = failure
@@ -527,7 +527,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
             let at = (length + UInt64(Self.slot) - 1) / UInt64(Self.slot) * UInt64(Self.slot)
             try bytes.withUnsafeBytes { try record.writeAll($0, at: at) }
         } catch {
-            throw IndexError("layer sha256:\(digestHex): cache record \(recordPath): \(error)")
+            throw IndexError("layer sha256:\(digestHex): cache record \(recordPath)", wrapping: error)
         }
     }
 }
