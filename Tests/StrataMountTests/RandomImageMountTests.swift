@@ -18,7 +18,7 @@ import StrataTestSupport
 struct RandomImageMountTests {
     @Test(arguments: 0..<24)
     func mountMatchesUmoci(seed: UInt64) throws {
-        var random = SeededRandom(seed: seed &+ 0x5eed)
+        var random = SplitMix(seed: seed &+ 0x5eed)
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         var model = TreeModel()
@@ -41,22 +41,6 @@ struct RandomImageMountTests {
     }
 }
 
-/// SplitMix64: the same numbers for a seed on every machine.
-struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func int(in range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
-    mutating func chance(_ percent: Int) -> Bool { int(in: 0...99) < percent }
-    mutating func pick<T>(_ items: [T]) -> T { items[int(in: 0...(items.count - 1))] }
-}
-
 /// What the unpacked tree holds after each layer, as an extractor applies it in order.
 struct TreeModel {
     enum Kind { case directory, file, other }
@@ -65,7 +49,7 @@ struct TreeModel {
     static let names = ["a", "b", "c", "d", "é", "x y", String(repeating: "L", count: 120)]
 
     /// One layer: its whiteouts first (as image tools write them), then random entries.
-    mutating func layer(_ r: inout SeededRandom) -> [TarItem] {
+    mutating func layer(_ r: inout SplitMix) -> [TarItem] {
         var items: [TarItem] = []
         for _ in 0..<r.int(in: 0...2) where !kinds.isEmpty {
             let path = r.pick(kinds.keys.sorted())
@@ -84,7 +68,7 @@ struct TreeModel {
         return items
     }
 
-    private mutating func entry(_ r: inout SeededRandom) -> TarItem? {
+    private mutating func entry(_ r: inout SplitMix) -> TarItem? {
         var parts = (0..<r.int(in: 1...3)).map { _ in r.pick(Self.names) }
         let directories = kinds.filter { $0.value == .directory }.keys.sorted()
         if !directories.isEmpty && r.chance(30) {

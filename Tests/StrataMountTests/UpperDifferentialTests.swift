@@ -34,7 +34,7 @@ import StrataTestSupport
     static func run(_ f: UpperFixture, reference: String, seed: UInt64, steps: Int, checkEvery: Int) throws -> Failure? {
         try f.mount()
         defer { try? f.unmount() }
-        var rng = SplitMix(seed)
+        var rng = SplitMix(seed: seed)
         var log: [String] = []
         var lastGood = 0
         var succeeded = 0
@@ -61,18 +61,6 @@ import StrataTestSupport
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
-}
 
 /// One file operation on paths relative to a root; `apply` returns 0 or the errno.
 enum Operation: CustomStringConvertible {

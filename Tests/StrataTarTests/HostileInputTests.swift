@@ -1,5 +1,6 @@
 import Testing
 @testable import StrataTar
+import StrataTestSupport
 
 private let good: [UInt8] = {
     let data = [UInt8](repeating: 0x61, count: 1000)
@@ -283,14 +284,3 @@ private func sparseSample() -> [UInt8] {
     #expect(read.first?.1 == [UInt8](repeating: 9, count: 20))
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e3779b97f4a7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58476d1ce4e5b9
-        z = (z ^ (z >> 27)) &* 0x94d049bb133111eb
-        return z ^ (z >> 31)
-    }
-}
