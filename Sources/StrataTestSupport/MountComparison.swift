@@ -29,17 +29,19 @@ public struct MountComparison {
     /// `referenceTag` differs from `tag` when umoci cannot read the image under test
     /// (zstd, Docker media types): it then names a gzip OCI twin of the same layers.
     /// `mountedImage`, when given, is what strata mounts instead of LAYOUT:TAG (the same image
-    /// in another form, such as an archive of the layout).
+    /// in another form, such as an archive of the layout). `writable`: the mount has an (empty)
+    /// upper directory, so the tree is served through the writable view.
     public static func run(layout: String, tag: String, referenceTag: String? = nil, mountedImage: String? = nil,
                            ignoring: Set<TreeSnapshot.Field> = [],
                            ignoringAt: [String: Set<TreeSnapshot.Field>] = rootIgnores,
-                           hashContents: Bool = true) throws -> MountComparison {
+                           hashContents: Bool = true, writable: Bool = false) throws -> MountComparison {
         let work = try TempDirectory(prefix: "strata-cmp-")
         defer { withExtendedLifetime(work) {} }
         let started = time(nil)
         let rootfs = try Umoci.unpack(layout: layout, tag: referenceTag ?? tag, into: work.child("bundle"))
         let reference = try TreeSnapshot.capture(root: rootfs, hashContents: hashContents)
-        let mounted = try Self.captureMount(image: mountedImage ?? "\(layout):\(tag)", work: work, hashContents: hashContents)
+        let mounted = try Self.captureMount(image: mountedImage ?? "\(layout):\(tag)", work: work, hashContents: hashContents,
+                                            writable: writable)
         // Directories a tar implies but never lists: umoci creates them with the time of the
         // unpack, strata with a fixed time; every other field (0755, 0:0) must still match.
         // Fixtures use past mtimes, so "not older than the unpack" singles them out.
@@ -58,9 +60,10 @@ public struct MountComparison {
     }
 
     /// Mounts IMAGE (any reference strata takes) under `work`, captures it and unmounts.
-    public static func captureMount(image: String, work: TempDirectory, hashContents: Bool = true) throws -> TreeSnapshot {
+    public static func captureMount(image: String, work: TempDirectory, hashContents: Bool = true,
+                                    writable: Bool = false) throws -> TreeSnapshot {
         let guardian = try MountGuard(image: image, mountpoint: work.child("mnt"),
-                                      extraArgs: ["--cache", work.child("cache")])
+                                      extraArgs: ["--cache", work.child("cache")] + (writable ? ["--upper", work.child("upper")] : []))
         defer { withExtendedLifetime(guardian) {} }
         let snapshot = try TreeSnapshot.capture(root: work.child("mnt"), hashContents: hashContents)
         try guardian.unmount()
