@@ -62,7 +62,7 @@ public enum MergedTreeWriter {
             // Entries read in order touch few pages; each read out of order (a directory's
             // own entry, far from its children) brings in a few of its own.
             if inodeCount % (1 << 14) == 0 || (entries.jumps != jumps && entries.jumps % 256 == 0) { releaseIndexPages(tree) }
-            let a = Attributes(e, impliedGroup: tree.impliedGroups[old])
+            let a = inodeAttributes(e, of: old, in: tree)
             if a != lastCounted, attributeNumber[a] == nil {
                 attributeNumber[a] = UInt32(attributes.count)
                 attributes.append(a)
@@ -166,7 +166,7 @@ public enum MergedTreeWriter {
             let jumps = entries.jumps
             let e = entries.entry(of: old)
             if written % (1 << 14) == 0 || (entries.jumps != jumps && entries.jumps % 256 == 0) { releaseIndexPages(tree) }
-            let attribute = attributeNumber[Attributes(e, impliedGroup: tree.impliedGroups[old])]!
+            let attribute = attributeNumber[inodeAttributes(e, of: old, in: tree)]!
             if let e {
                 switch e.kind {
                 case .symlink:
@@ -257,6 +257,12 @@ public enum MergedTreeWriter {
     /// does not hold them all (they come back from the page cache when touched).
     private static func releaseIndexPages(_ tree: UnionTree) {
         for index in tree.layers { index.releaseEntries(0..<index.entryStreamLength) }
+    }
+
+    /// Inode `old`'s attributes: its entry's, or an implied directory's (the group it inherits
+    /// looked up only then: most inodes have an entry).
+    static func inodeAttributes(_ e: IndexEntry?, of old: UInt32, in tree: UnionTree) -> Attributes {
+        e == nil ? Attributes(nil, impliedGroup: tree.impliedGroups[old]) : Attributes(e)
     }
 
     /// What inodes share: type and permissions, owner, modification time.
