@@ -449,6 +449,14 @@ def serve(host, port, handler, parent):
     return server
 
 
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "freeport":
@@ -457,7 +465,10 @@ def main():
         print(s.getsockname()[1])
         return
     if cmd == "wait":
+        # wait URL LIMIT [PID]: until URL answers; gives up at once if the server PID exited
+        # (a zombie counts as exited: its parent has not reaped it yet).
         url, limit = urllib.parse.urlparse(sys.argv[2]), float(sys.argv[3])
+        pid = int(sys.argv[4]) if len(sys.argv) > 4 else None
         deadline = time.time() + limit
         while True:
             try:
@@ -466,6 +477,8 @@ def main():
                 c.getresponse().read()
                 return
             except OSError:
+                if pid is not None and not alive(pid):
+                    sys.exit("%s: the server exited" % sys.argv[2])
                 if time.time() > deadline:
                     sys.exit("%s did not answer within %s s" % (sys.argv[2], sys.argv[3]))
                 time.sleep(0.05)

@@ -53,24 +53,35 @@ public final class RegistryProxy {
     public init(_ registry: TestRegistry) throws {
         self.registry = registry
         let dir = registry.directory
-        let port = try TestRegistry.freePort(helper: registry.helper)
-        let redirectPort = try TestRegistry.freePort(helper: registry.helper)
-        host = "127.0.0.1:\(port)"
-        redirectHost = "127.0.0.2:\(redirectPort)"
-        controlPath = dir.child("proxy-\(port)-control.json")
-        statisticsPath = dir.child("proxy-\(port)-stats.json")
-        try FileIO.writeAtomically(controlPath, Array(#"{"mode": "pass"}"#.utf8), durable: false)
-        let log = dir.child("proxy-\(port).log")
-        process = try TestRegistry.start(RegistryHelperScript.python,
-                                         [registry.helper, "proxy", "--parent", "\(getpid())", "--port", "\(port)",
-                                          "--upstream", registry.host, "--control", controlPath, "--stats", statisticsPath,
-                                          "--storage", registry.storage, "--redirect-host", "127.0.0.2",
-                                          "--redirect-port", "\(redirectPort)"], log: log)
-        do {
-            try TestRegistry.wait(helper: registry.helper, url: "http://\(host)/v2/", what: "registry proxy", log: log)
-        } catch {
-            stop()
-            throw error
+        // A port found free can be taken by another test's server before the proxy binds it:
+        // then the proxy exits at once ("Address already in use") and it starts again on others.
+        var attempt = 1
+        while true {
+            let port = try TestRegistry.freePort(helper: registry.helper)
+            let redirectPort = try TestRegistry.freePort(helper: registry.helper)
+            let control = dir.child("proxy-\(port)-control.json"), statistics = dir.child("proxy-\(port)-stats.json")
+            try FileIO.writeAtomically(control, Array(#"{"mode": "pass"}"#.utf8), durable: false)
+            let log = dir.child("proxy-\(port).log")
+            let started = try TestRegistry.start(RegistryHelperScript.python,
+                                                 [registry.helper, "proxy", "--parent", "\(getpid())", "--port", "\(port)",
+                                                  "--upstream", registry.host, "--control", control, "--stats", statistics,
+                                                  "--storage", registry.storage, "--redirect-host", "127.0.0.2",
+                                                  "--redirect-port", "\(redirectPort)"], log: log)
+            do {
+                try TestRegistry.wait(helper: registry.helper, url: "http://127.0.0.1:\(port)/v2/", what: "registry proxy",
+                                      log: log, process: started)
+            } catch {
+                TestRegistry.end(started)
+                let taken = (try? FileIO.readAll(log)).map { String(decoding: $0, as: UTF8.self).contains("Address already in use") } ?? false
+                if taken && attempt < 3 {
+                    attempt += 1
+                    continue
+                }
+                throw error
+            }
+            (host, redirectHost, controlPath, statisticsPath) = ("127.0.0.1:\(port)", "127.0.0.2:\(redirectPort)", control, statistics)
+            process = started
+            return
         }
     }
 

@@ -76,7 +76,8 @@ public final class TestRegistry {
                         "--expires", "\(expires)", "--stats", stats]
             if anonymous { args.append("--anonymous") }
             processes.append(try TestRegistry.start(RegistryHelperScript.python, args, log: directory.child("token.log")))
-            try TestRegistry.wait(helper: helper, url: "http://127.0.0.1:\(tokenPort)/token", what: "token server", log: directory.child("token.log"))
+            try TestRegistry.wait(helper: helper, url: "http://127.0.0.1:\(tokenPort)/token", what: "token server", log: directory.child("token.log"),
+                                  process: processes.last)
             tokenStats = stats
             authSection = """
             auth:
@@ -112,7 +113,7 @@ public final class TestRegistry {
             processes.append(try TestRegistry.start(RegistryHelperScript.python,
                                                     [helper, "supervise", "\(getpid())", "--", Mounts.tool("docker-registry"), "serve", configPath],
                                                     log: log))
-            try TestRegistry.wait(helper: helper, url: "http://\(host)/v2/", what: "docker-registry", log: log)
+            try TestRegistry.wait(helper: helper, url: "http://\(host)/v2/", what: "docker-registry", log: log, process: processes.last)
         } catch {
             stop()
             throw error
@@ -181,8 +182,10 @@ public final class TestRegistry {
     }
 
     /// Waits until `url` answers (any status), up to 30 s; the error quotes the server's log.
-    static func wait(helper: String, url: String, what: String, log: String) throws {
-        let result = try Command.run(RegistryHelperScript.python, [helper, "wait", url, "30"], timeout: 40)
+    /// `process`: the server, whose exit ends the wait at once.
+    static func wait(helper: String, url: String, what: String, log: String, process: ChildProcess? = nil) throws {
+        let result = try Command.run(RegistryHelperScript.python, [helper, "wait", url, "30"] + (process.map { ["\($0.pid)"] } ?? []),
+                                     timeout: 40)
         if !result.succeeded {
             let text = (try? FileIO.readAll(log)).map { String(decoding: $0, as: UTF8.self) } ?? ""
             throw HarnessError("\(what) did not start (\(url)): \(result.stderr) log: \(text)")
