@@ -444,6 +444,8 @@ def options(argv):
 
 def serve(host, port, handler, parent):
     server = Server((host, int(port)), handler)
+    # Port 0 binds a free one; the test learns which from this line in the log.
+    print("listening on %s:%d" % (host, server.server_address[1]), file=sys.stderr, flush=True)
     watch_parent(parent, lambda: None)
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     return server
@@ -499,6 +501,7 @@ def main():
         proxy = Proxy(opts)
         if opts.get("redirect-port"):
             r = serve(opts.get("redirect-host", "127.0.0.2"), opts["redirect-port"], redirect_handler(proxy), parent)
+            proxy.redirect = "%s:%d" % r.server_address[:2]
             threading.Thread(target=r.serve_forever, daemon=True).start()
         serve("127.0.0.1", opts["port"], proxy_handler(proxy), parent).serve_forever()
     elif cmd == "token":

@@ -53,36 +53,27 @@ public final class RegistryProxy {
     public init(_ registry: TestRegistry) throws {
         self.registry = registry
         let dir = registry.directory
-        // A port found free can be taken by another test's server before the proxy binds it:
-        // then the proxy exits at once ("Address already in use") and it starts again on others.
-        var attempt = 1
-        while true {
-            let port = try TestRegistry.freePort(helper: registry.helper)
-            let redirectPort = try TestRegistry.freePort(helper: registry.helper)
-            let control = dir.child("proxy-\(port)-control.json"), statistics = dir.child("proxy-\(port)-stats.json")
-            try FileIO.writeAtomically(control, Array(#"{"mode": "pass"}"#.utf8), durable: false)
-            let log = dir.child("proxy-\(port).log")
-            let started = try TestRegistry.start(RegistryHelperScript.python,
-                                                 [registry.helper, "proxy", "--parent", "\(getpid())", "--port", "\(port)",
-                                                  "--upstream", registry.host, "--control", control, "--stats", statistics,
-                                                  "--storage", registry.storage, "--redirect-host", "127.0.0.2",
-                                                  "--redirect-port", "\(redirectPort)"], log: log)
-            do {
-                try TestRegistry.wait(helper: registry.helper, url: "http://127.0.0.1:\(port)/v2/", what: "registry proxy",
-                                      log: log, process: started)
-            } catch {
-                TestRegistry.end(started)
-                let taken = (try? FileIO.readAll(log)).map { String(decoding: $0, as: UTF8.self).contains("Address already in use") } ?? false
-                if taken && attempt < 3 {
-                    attempt += 1
-                    continue
-                }
-                throw error
-            }
+        // Both servers bind free ports themselves (port 0) and log which.
+        let name = dir.child("proxy-\(UInt32.random(in: 0..<UInt32.max))")
+        let control = name + "-control.json", statistics = name + "-stats.json", log = name + ".log"
+        try FileIO.writeAtomically(control, Array(#"{"mode": "pass"}"#.utf8), durable: false)
+        let started = try TestRegistry.start(RegistryHelperScript.python,
+                                             [registry.helper, "proxy", "--parent", "\(getpid())", "--port", "0",
+                                              "--upstream", registry.host, "--control", control, "--stats", statistics,
+                                              "--storage", registry.storage, "--redirect-host", "127.0.0.2",
+                                              "--redirect-port", "0"], log: log)
+        do {
+            let redirectPort = try TestRegistry.listeningPort(log: log, host: "127.0.0.2", what: "registry proxy's redirect server",
+                                                              process: started)
+            let port = try TestRegistry.listeningPort(log: log, host: "127.0.0.1", what: "registry proxy", process: started)
+            try TestRegistry.wait(helper: registry.helper, url: "http://127.0.0.1:\(port)/v2/", what: "registry proxy",
+                                  log: log, process: started)
             (host, redirectHost, controlPath, statisticsPath) = ("127.0.0.1:\(port)", "127.0.0.2:\(redirectPort)", control, statistics)
-            process = started
-            return
+        } catch {
+            TestRegistry.end(started)
+            throw error
         }
+        process = started
     }
 
     deinit { stop() }

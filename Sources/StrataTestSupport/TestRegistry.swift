@@ -5,7 +5,7 @@ import StrataOCI
 import StrataSystem
 import Testing
 
-/// A private Debian `docker-registry` (2.8) on 127.0.0.1 for one test: its own free port, its
+/// A private Debian `docker-registry` (2.8) on 127.0.0.1 for one test: a free port it binds itself, its
 /// storage under a TempDirectory, and no auth, htpasswd basic auth, or token auth behind a JWT
 /// token server started with it. Stopped (by PID) by `stop()` or when the object goes away; the
 /// helper that runs it also ends it if the test process dies.
@@ -32,8 +32,8 @@ public final class TestRegistry {
 
     public let auth: Auth
     /// "127.0.0.1:PORT"
-    public let host: String
-    public let port: Int
+    public private(set) var host = ""
+    public private(set) var port = 0
     /// The registry's filesystem storage root (blobs under docker/registry/v2/blobs/sha256/).
     public let storage: String
     /// The temp directory holding config, storage, logs and the helper script.
@@ -47,8 +47,6 @@ public final class TestRegistry {
         self.auth = auth
         directory = try TempDirectory(prefix: "strata-test-registry-")
         helper = try RegistryHelperScript.install(in: directory.path)
-        port = try TestRegistry.freePort(helper: helper)
-        host = "127.0.0.1:\(port)"
         storage = try directory.makeDirectory("storage")
         var authSection = ""
         var tokenStats: String?
@@ -69,15 +67,17 @@ public final class TestRegistry {
             let key = directory.child("token.key"), cert = directory.child("token.crt")
             try Command.check(Mounts.tool("openssl"), ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
                                                        "-out", cert, "-days", "2", "-subj", "/CN=strata-test-token"])
-            let tokenPort = try TestRegistry.freePort(helper: helper)
             let stats = directory.child("token-stats.json")
-            var args = [helper, "token", "--parent", "\(getpid())", "--port", "\(tokenPort)", "--key", key, "--cert", cert,
+            var args = [helper, "token", "--parent", "\(getpid())", "--port", "0", "--key", key, "--cert", cert,
                         "--issuer", "strata-test-issuer", "--user", user, "--password", password,
                         "--expires", "\(expires)", "--stats", stats]
             if anonymous { args.append("--anonymous") }
-            processes.append(try TestRegistry.start(RegistryHelperScript.python, args, log: directory.child("token.log")))
-            try TestRegistry.wait(helper: helper, url: "http://127.0.0.1:\(tokenPort)/token", what: "token server", log: directory.child("token.log"),
-                                  process: processes.last)
+            let log = directory.child("token.log")
+            let server = try TestRegistry.start(RegistryHelperScript.python, args, log: log)
+            processes.append(server)
+            let tokenPort = try TestRegistry.listeningPort(log: log, host: "127.0.0.1", what: "token server", process: server)
+            try TestRegistry.wait(helper: helper, url: "http://127.0.0.1:\(tokenPort)/token", what: "token server", log: log,
+                                  process: server)
             tokenStats = stats
             authSection = """
             auth:
@@ -93,7 +93,7 @@ public final class TestRegistry {
         let config = """
         version: 0.1
         log:
-          level: warn
+          level: info
           accesslog:
             disabled: true
         storage:
@@ -102,7 +102,7 @@ public final class TestRegistry {
           delete:
             enabled: true
         http:
-          addr: 127.0.0.1:\(port)
+          addr: 127.0.0.1:0
           secret: strata-test-secret
         \(authSection)
         """
@@ -110,10 +110,15 @@ public final class TestRegistry {
         try FileIO.writeAtomically(configPath, Array(config.utf8), durable: false)
         let log = directory.child("registry.log")
         do {
-            processes.append(try TestRegistry.start(RegistryHelperScript.python,
-                                                    [helper, "supervise", "\(getpid())", "--", Mounts.tool("docker-registry"), "serve", configPath],
-                                                    log: log))
-            try TestRegistry.wait(helper: helper, url: "http://\(host)/v2/", what: "docker-registry", log: log, process: processes.last)
+            let server = try TestRegistry.start(RegistryHelperScript.python,
+                                                [helper, "supervise", "\(getpid())", "--", Mounts.tool("docker-registry"), "serve", configPath],
+                                                log: log)
+            processes.append(server)
+            // Port 0 in the config: the registry binds a free port and logs which (so no other
+            // test's server can take it between a pick and the bind).
+            port = try TestRegistry.listeningPort(log: log, host: "127.0.0.1", what: "docker-registry", process: server)
+            host = "127.0.0.1:\(port)"
+            try TestRegistry.wait(helper: helper, url: "http://\(host)/v2/", what: "docker-registry", log: log, process: server)
         } catch {
             stop()
             throw error
@@ -164,6 +169,28 @@ public final class TestRegistry {
     }
 
     // MARK: processes
+
+    /// The port a server started on port 0 bound, from the "listening on HOST:PORT" line it
+    /// logs (docker-registry at level info, the helper's servers always). Up to 30 s; the
+    /// server's exit ends the wait at once.
+    static func listeningPort(log: String, host: String, what: String, process: ChildProcess) throws -> Int {
+        let marker = "listening on \(host):"
+        for _ in 0..<600 {
+            let text = (try? FileIO.readAll(log)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            if let range = text.firstRange(of: marker) {
+                let digits = text[range.upperBound...].prefix { $0.isNumber }
+                if let port = Int(digits), port > 0, text[range.upperBound...].dropFirst(digits.count).first.map({ !$0.isNumber }) ?? false {
+                    return port
+                }
+            }
+            if (try? process.poll()) != nil {
+                throw HarnessError("\(what) exited before it listened: log: \(text)")
+            }
+            usleep(50_000)
+        }
+        let text = (try? FileIO.readAll(log)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        throw HarnessError("\(what) did not say which port it listens on within 30 s: log: \(text)")
+    }
 
     static func freePort(helper: String) throws -> Int {
         let result = try Command.check(RegistryHelperScript.python, [helper, "freeport"])
