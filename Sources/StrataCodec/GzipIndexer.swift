@@ -30,6 +30,14 @@ final class GzipIndexer {
     /// the calls on image a). Shorter headers (fixed-code blocks) are left to the narrow
     /// slices, as before, rather than to the fallback to zlib.
     static let searchChunk = 128
+    /// Before slicing, the search leaps: `leapStart` compressed bytes in one call, the decoder's
+    /// state saved before it (`IsalInflater.save`, about two slices' worth of copying). A leap
+    /// that reads a whole new block header is undone and tried at half the length, so a header
+    /// is found in a few calls where slicing takes one per 128 bytes (hundreds per checkpoint
+    /// on image b, whose blocks are about 60 KB). A leap that ends inside a header finds it; a
+    /// header shorter than `leapMinimum` is left behind (leaps start again past it).
+    static let leapStart = 16 << 10
+    static let leapMinimum = 32
     static let narrowChunk = 32
     static let narrowAfter: UInt64 = 64 << 10
     static let searchLimit: UInt64 = 256 << 10
@@ -41,6 +49,9 @@ final class GzipIndexer {
     var candidate: Candidate?
     /// Compressed bytes isa-l has decoded in slices looking for a boundary since the last checkpoint.
     var searched: UInt64 = 0
+    /// The search's next leap, and whether it is halving towards a header a leap went past.
+    var leap = GzipIndexer.leapStart
+    var bisecting = false
     struct Candidate {
         var checkpoint: Checkpoint
         var expected: [UInt8]   // zlib's output from the checkpoint
@@ -49,7 +60,7 @@ final class GzipIndexer {
     }
     /// What the isa-l path did (tests and measurements).
     struct IsalStats: Equatable {
-        var members = 0, candidates = 0, rejected = 0, fallbacks = 0, sliceCalls = 0
+        var members = 0, candidates = 0, rejected = 0, fallbacks = 0, sliceCalls = 0, leaps = 0
     }
     var isalStats = IsalStats()
 
@@ -99,6 +110,8 @@ final class GzipIndexer {
             if let isal { isal.reset() } else { isal = IsalInflater() }
             candidate = nil
             searched = 0
+            leap = Self.leapStart
+            bisecting = false
             isalStats.members += 1
         } else {
             engine = .zlib

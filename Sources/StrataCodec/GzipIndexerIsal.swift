@@ -3,9 +3,9 @@ import Glibc
 #endif
 
 /// gzip members inflated by isa-l, checkpoints staying zlib's: isa-l does not stop at block
-/// boundaries, so once a checkpoint is due it is fed the input in `searchChunk`-byte slices until
-/// it stops inside (or right before) a block header, whose bit position then follows from what it
-/// holds undecoded. Each such candidate is proven before it is recorded: zlib resumed there (as
+/// boundaries, so once a checkpoint is due it is fed the input in leaps that halve around a header
+/// they went past (see `leapStart`), then in `searchChunk`-byte slices, until it stops inside (or
+/// right before) a block header, whose bit position then follows from what it holds undecoded. Each such candidate is proven before it is recorded: zlib resumed there (as
 /// `SpanDecoder` will) must reproduce isa-l's next `verifyLength` bytes. A member where no boundary
 /// is found within `searchLimit` compressed bytes is decoded again by zlib from its last
 /// checkpoint and finished by zlib.
@@ -29,15 +29,39 @@ extension GzipIndexer {
             room = Int(min(UInt64(room), state.spacing - sinceCheckpoint))
         }
         var inCount = reader.available
+        var leaping = false
         if searching {
-            // A stored block's end is known: stop exactly there. Elsewhere slices small enough
-            // to end inside most dynamic Huffman headers.
+            // A stored block's end is known: stop exactly there. Elsewhere leaps while they
+            // pay, then slices small enough to end inside most dynamic Huffman headers.
             if let left = isal.storedBytesLeft, left > 0 { inCount = min(inCount, left) }
-            else { inCount = min(inCount, narrowSearch ? Self.narrowChunk : Self.searchChunk) }
+            else if !narrowSearch, !isal.atBlockHeader, IsalInflater.canSave {
+                inCount = min(inCount, leap)
+                leaping = true
+                isal.save()
+            } else { inCount = min(inCount, narrowSearch ? Self.narrowChunk : Self.searchChunk) }
         }
         let target = (state.out.baseAddress! + state.outEnd).assumingMemoryBound(to: UInt8.self)
         let step = try isal.inflate(input: reader.bytes, inputCount: inCount, output: target, outputCount: room,
                                     inputOffset: reader.offset)
+        if leaping {
+            isalStats.leaps += 1
+            if isal.codeChangedSinceSave && !isal.atBlockHeader {
+                if leap / 2 >= Self.leapMinimum {
+                    // A whole header went by: undo the leap, try half of it.
+                    isal.restore()
+                    leap /= 2
+                    bisecting = true
+                    return
+                }
+                // A header shorter than the leaps can stop in: on past it.
+                leap = Self.leapStart
+                bisecting = false
+            } else if bisecting {
+                // The header ends in the next half of the last leap.
+                leap /= 2
+                if leap < Self.leapMinimum { (leap, bisecting) = (Self.leapStart, false) }
+            }
+        }
         reader.consume(step.consumed)
         if searching {
             searched += UInt64(step.consumed)
@@ -140,6 +164,8 @@ extension GzipIndexer {
         sinceCheckpoint = state.produced - checkpoint.uncompressedOffset
         candidate = nil
         searched = 0
+        leap = Self.leapStart
+        bisecting = false
     }
 
     private func reject() {

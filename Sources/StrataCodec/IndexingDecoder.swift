@@ -58,7 +58,9 @@ public final class IndexingDecoder {
             let n = try withUnsafeMutableBytes(of: &byteBefore) { try reader.reread(into: $0, at: checkpoint.compressedOffset - 1) }
             guard n == 1 else { throw state.truncated("gzip member") }
         }
-        return SparseWindow.sparse(checkpoint, byteBefore: byteBefore, read: { try reader.reread(into: $0, at: $1) })
+        let maker = sparseWindows ?? SparseWindow.Maker()
+        sparseWindows = maker
+        return maker.sparse(checkpoint, byteBefore: byteBefore, read: { try reader.reread(into: $0, at: $1) })
             ?? checkpoint.window
     }
     /// Blob bytes the decoder has consumed (equals the blob size after `finish`).
@@ -68,6 +70,7 @@ public final class IndexingDecoder {
 
     private let state: IndexingState
     private let indexer: Indexer
+    private var sparseWindows: SparseWindow.Maker?
     private enum Indexer {
         case none
         case gzip(GzipIndexer)

@@ -1,4 +1,7 @@
 import CIsal
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A raw-deflate inflate stream decoded by isa-l (igzip), about 3–4× faster than zlib.
 /// isa-l decodes across block boundaries without stopping, so `GzipIndexer` finds
@@ -6,6 +9,8 @@ import CIsal
 /// heap memory owned here.
 final class IsalInflater {
     private let state: UnsafeMutablePointer<inflate_state>
+    /// A copy of `state` taken by `save` (lazily allocated: only the indexer's search uses it).
+    private var saved: UnsafeMutableRawPointer?
 
     init() {
         state = .allocate(capacity: 1)
@@ -14,7 +19,49 @@ final class IsalInflater {
         state.pointee.hist_bits = 0
     }
 
-    deinit { state.deallocate() }
+    deinit {
+        state.deallocate()
+        saved?.deallocate()
+    }
+
+    // The state is about 85 KiB, most of it isa-l's output buffer, of which only the bytes it
+    // holds (`tmp_out_valid`: the 32 KiB history and output not yet handed out) matter. Swift
+    // does not import that buffer (an array of more than 4096 elements): it is what follows
+    // the header buffer, to the end of the state.
+    private static func field<T>(_ path: KeyPath<inflate_state, T>) -> (offset: Int, size: Int) {
+        (MemoryLayout<inflate_state>.offset(of: path)!, MemoryLayout<T>.size)
+    }
+    private static let outputBufferOffset = field(\.tmp_in_buffer).offset + field(\.tmp_in_buffer).size
+    private static let litTable = field(\.lit_huff_code)
+    private static let validOffset = field(\.tmp_out_valid).offset
+    /// Whether the state ends with the output buffer as isa-l 2.30 lays it out (2 × 32 KiB
+    /// plus 288 bytes of look-ahead): `save` is used only then (the indexer slices otherwise).
+    static let canSave = MemoryLayout<inflate_state>.size - outputBufferOffset == 2 * (32 << 10) + 288
+
+    private static func usedBytes(_ state: UnsafeRawPointer) -> Int {
+        let valid = state.load(fromByteOffset: validOffset, as: Int32.self)
+        return min(outputBufferOffset + max(Int(valid), 0), MemoryLayout<inflate_state>.size)
+    }
+
+    /// Remembers where decoding stands, for `restore`: about 55 KiB copied.
+    func save() {
+        let copy = saved ?? UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<inflate_state>.size, alignment: 64)
+        saved = copy
+        copy.copyMemory(from: state, byteCount: Self.usedBytes(state))
+    }
+
+    /// Back to where `save` left it, as if the calls since had not been made.
+    func restore() {
+        guard let saved else { return }
+        UnsafeMutableRawPointer(state).copyMemory(from: saved, byteCount: Self.usedBytes(saved))
+    }
+
+    /// Whether a block header with a different literal/length code was read since `save`. A
+    /// stored block, or a fixed-code block after another, leaves the code as it was.
+    var codeChangedSinceSave: Bool {
+        guard let saved else { return false }
+        return memcmp(UnsafeRawPointer(state) + Self.litTable.offset, saved + Self.litTable.offset, Self.litTable.size) != 0
+    }
 
     /// Ready for a new raw deflate stream.
     func reset() {
@@ -25,11 +72,9 @@ final class IsalInflater {
 
     /// Starts decoding `bits` (0...7, the value's low bits) before the next input byte, with
     /// `window` as history: resumes at a checkpoint. Call right after `reset`.
-    func prime(bits: Int, value: UInt8, window: [UInt8], at offset: UInt64) throws {
+    func prime(bits: Int, value: UInt8, window: UnsafeBufferPointer<UInt8>, at offset: UInt64) throws {
         if !window.isEmpty {
-            let rc = window.withUnsafeBufferPointer {
-                isal_inflate_set_dict(state, UnsafeMutablePointer(mutating: $0.baseAddress), UInt32($0.count))
-            }
+            let rc = isal_inflate_set_dict(state, UnsafeMutablePointer(mutating: window.baseAddress), UInt32(window.count))
             guard rc == COMP_OK else {
                 throw CodecError(kind: .corrupt, message: "isa-l refused the checkpoint window", compressedOffset: offset)
             }
@@ -114,9 +159,14 @@ extension IsalInflater: DecodingEngine {
     var unitName: String { "gzip member" }
 
     func prime(at checkpoint: Checkpoint, byteBefore: UInt8) throws {
+        try checkpoint.window.withUnsafeBufferPointer { try prime(at: checkpoint, byteBefore: byteBefore, window: $0) }
+    }
+
+    /// As `prime(at:byteBefore:)`, with `window` in place of the checkpoint's.
+    func prime(at checkpoint: Checkpoint, byteBefore: UInt8, window: UnsafeBufferPointer<UInt8>) throws {
         reset()
         let bits = Int(checkpoint.bits)
-        try prime(bits: bits, value: byteBefore >> (8 - UInt8(bits)), window: checkpoint.window, at: checkpoint.compressedOffset)
+        try prime(bits: bits, value: byteBefore >> (8 - UInt8(bits)), window: window, at: checkpoint.compressedOffset)
     }
 
     @inline(__always)

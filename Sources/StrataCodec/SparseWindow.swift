@@ -28,80 +28,99 @@ public enum SparseWindow {
     /// checkpoint on with `read`. nil when they end before the first 32 KiB of output, or the
     /// stream's end, is decoded (`read` covers too little), or they do not decode.
     public static func sparse(_ checkpoint: Checkpoint, byteBefore: UInt8, read: Read) -> [UInt8]? {
-        let window = checkpoint.window
-        guard !window.isEmpty, window.count <= reach else { return window.isEmpty ? window : nil }
-        guard let (low, high) = decode(checkpoint, byteBefore: byteBefore, read: read) else { return nil }
-        var kept = [UInt8](repeating: 0, count: window.count)
-        for o in 0..<low.count {
-            let a = low[o], b = high[o]
-            guard b & 0x80 != 0 else {
-                guard a == b else { return nil }   // from the window, b has its top bit: cannot be
-                continue                           // a literal
-            }
-            // a ≠ b: from the window, at this position. a = b: maybe one of the positions whose
-            // markers agree (or a literal that looks like one: kept, harmless).
-            let position = Int(b & 0x7f) << 8 | Int(a)
-            guard position < window.count else {
-                if a == b { continue }
-                return nil
-            }
-            kept[position] = window[position]
-        }
-        return kept
+        Maker().sparse(checkpoint, byteBefore: byteBefore, read: read)
     }
 
     /// Marker windows (the longest; a shorter window uses their first bytes).
     static let lowMarkers: [UInt8] = (0..<reach).map { UInt8(truncatingIfNeeded: $0) }
     static let highMarkers: [UInt8] = (0..<reach).map { UInt8($0 >> 8) | 0x80 }
 
-    /// One decode from the checkpoint with a marker window.
-    private struct Run {
-        let inflater = IsalInflater()
-        var output = [UInt8](repeating: 0, count: reach)
-        var produced = 0
-        var ended = false
-        var done: Bool { ended || produced == reach }
-    }
+    /// Makes windows sparse one after another with the same two decoders and buffers: the
+    /// indexer makes one per checkpoint, and a decoder's state alone is 85 KiB to set up.
+    public final class Maker {
+        private let decoders = (IsalInflater(), IsalInflater())
+        private let output = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 2 * SparseWindow.reach)
+        private let input = UnsafeMutableRawBufferPointer.allocate(byteCount: SparseWindow.readChunk, alignment: 16)
 
-    /// The first `reach` bytes decoded from the checkpoint with each marker window (fewer
-    /// where the deflate stream ends), the input read once for both; nil when the input ends
-    /// first or does not decode.
-    private static func decode(_ checkpoint: Checkpoint, byteBefore: UInt8, read: Read) -> ([UInt8], [UInt8])? {
-        var runs = [Run(), Run()]
-        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: readChunk, alignment: 16)
-        defer { input.deallocate() }
-        var offset = checkpoint.compressedOffset
-        do {
-            for (k, marker) in [lowMarkers, highMarkers].enumerated() {
-                var primed = checkpoint
-                primed.window = Array(marker[0..<checkpoint.window.count])
-                try runs[k].inflater.prime(at: primed, byteBefore: byteBefore)
-            }
-            while !runs.allSatisfy(\.done) {
-                let n = try read(input, offset)
-                if n == 0 { return nil }
-                for k in runs.indices where !runs[k].done {
-                    // Each run takes the whole chunk (isa-l keeps what it cannot decode yet).
-                    var used = 0
-                    while used < n && !runs[k].done {
-                        let inflater = runs[k].inflater, produced = runs[k].produced
-                        let step = try runs[k].output.withUnsafeMutableBufferPointer { out in
-                            try inflater.step(input: (input.baseAddress! + used).assumingMemoryBound(to: UInt8.self),
-                                              inputCount: n - used, output: out.baseAddress! + produced,
-                                              outputCount: reach - produced, inputOffset: offset + UInt64(used))
-                        }
-                        used += step.consumed
-                        runs[k].produced += step.produced
-                        runs[k].ended = step.ended
-                        if step.consumed == 0 && step.produced == 0 && !step.ended { return nil }
-                    }
-                }
-                offset += UInt64(n)
-            }
-        } catch {
-            return nil
+        public init() {}
+
+        deinit {
+            output.deallocate()
+            input.deallocate()
         }
-        for k in runs.indices { runs[k].output.removeSubrange(runs[k].produced...) }
-        return (runs[0].output, runs[1].output)
+
+        /// See `SparseWindow.sparse`.
+        public func sparse(_ checkpoint: Checkpoint, byteBefore: UInt8, read: Read) -> [UInt8]? {
+            let window = checkpoint.window
+            guard !window.isEmpty, window.count <= reach else { return window.isEmpty ? window : nil }
+            guard let produced = decode(checkpoint, byteBefore: byteBefore, read: read) else { return nil }
+            let low = UnsafeBufferPointer(rebasing: output[0..<produced])
+            let high = UnsafeBufferPointer(rebasing: output[reach..<(reach + produced)])
+            var kept = [UInt8](repeating: 0, count: window.count)
+            let valid = kept.withUnsafeMutableBufferPointer { kept in
+                window.withUnsafeBufferPointer { window in
+                    for o in 0..<produced {
+                        let a = low[o], b = high[o]
+                        guard b & 0x80 != 0 else {
+                            guard a == b else { return false }   // from the window, b has its top bit:
+                            continue                             // cannot be a literal
+                        }
+                        // a ≠ b: from the window, at this position. a = b: maybe one of the
+                        // positions whose markers agree (or a literal that looks like one: kept,
+                        // harmless).
+                        let position = Int(b & 0x7f) << 8 | Int(a)
+                        guard position < window.count else {
+                            if a == b { continue }
+                            return false
+                        }
+                        kept[position] = window[position]
+                    }
+                    return true
+                }
+            }
+            return valid ? kept : nil
+        }
+
+        /// Decodes the first `reach` bytes from the checkpoint with each marker window into
+        /// `output` (fewer where the deflate stream ends), the input read once for both.
+        /// Returns how many; nil when the input ends first or does not decode.
+        private func decode(_ checkpoint: Checkpoint, byteBefore: UInt8, read: Read) -> Int? {
+            let runs = [decoders.0, decoders.1]
+            var produced = [0, 0]
+            var ended = [false, false]
+            var offset = checkpoint.compressedOffset
+            let count = checkpoint.window.count
+            do {
+                try lowMarkers.withUnsafeBufferPointer {
+                    try runs[0].prime(at: checkpoint, byteBefore: byteBefore, window: UnsafeBufferPointer(rebasing: $0[0..<count]))
+                }
+                try highMarkers.withUnsafeBufferPointer {
+                    try runs[1].prime(at: checkpoint, byteBefore: byteBefore, window: UnsafeBufferPointer(rebasing: $0[0..<count]))
+                }
+                func done(_ k: Int) -> Bool { ended[k] || produced[k] == reach }
+                while !done(0) || !done(1) {
+                    let n = try read(input, offset)
+                    if n == 0 { return nil }
+                    for k in 0..<2 where !done(k) {
+                        // Each run takes the whole chunk (isa-l keeps what it cannot decode yet).
+                        var used = 0
+                        while used < n && !done(k) {
+                            let step = try runs[k].step(input: (input.baseAddress! + used).assumingMemoryBound(to: UInt8.self),
+                                                        inputCount: n - used, output: output.baseAddress! + k * reach + produced[k],
+                                                        outputCount: reach - produced[k], inputOffset: offset + UInt64(used))
+                            used += step.consumed
+                            produced[k] += step.produced
+                            ended[k] = step.ended
+                            if step.consumed == 0 && step.produced == 0 && !step.ended { return nil }
+                        }
+                    }
+                    offset += UInt64(n)
+                }
+            } catch {
+                return nil
+            }
+            // The same stream gives both runs the same length; anything else is not a window's use.
+            return produced[0] == produced[1] ? produced[0] : nil
+        }
     }
 }

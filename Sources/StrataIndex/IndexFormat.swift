@@ -46,8 +46,9 @@ enum IndexFormat {
     // 3: span digests; 4: entries are varint records naming their directory (EntryCodec)
     // instead of 96-byte records with the whole path, beside the span digests; 5: `spanKind`
     // (content span digests, indexes built from a TOC); 6: `checkpointSpacing`; 7: sparse
-    // windows (`SparseWindow`: bytes the data after a checkpoint never reads are stored as zero).
-    static let version: UInt32 = 7
+    // windows (`SparseWindow`: bytes the data after a checkpoint never reads are stored as zero);
+    // 8: windows deflated with run lengths only (`LayerIndexWriter.storedWindow`).
+    static let version: UInt32 = 8
     /// `Header.spanKind`: span digests of compressed bytes (every index not from a TOC).
     static let spanKindCompressed: UInt32 = 0
     /// `Header.spanKind`: one span per checkpoint, digest of its uncompressed bytes (a TOC's).

@@ -18,6 +18,7 @@ final class StoredWindows {
     static let emptyChecksum = [UInt8]().withUnsafeBytes { IndexFormat.windowChecksum($0) }
 
     private let sink: CacheFileSink
+    private let compressor = LayerIndexWriter.windowCompressor()
     private let stream: SectionStream
     /// By checkpoint number; nil: no window stored for it (yet).
     private var records: [Record?] = []
@@ -39,7 +40,7 @@ final class StoredWindows {
     /// Stores `window` as checkpoint `checkpoint`'s.
     @discardableResult
     func store(_ checkpoint: Int, _ window: [UInt8]) throws -> Record {
-        let stored = LayerIndexWriter.storedWindow(window)
+        let stored = LayerIndexWriter.storedWindow(window, with: compressor)
         let record = Record(offset: UInt64(stream.written), storedLength: UInt32(stored.count),
                             windowLength: UInt32(window.count),
                             checksum: stored.withUnsafeBytes { IndexFormat.windowChecksum($0) })

@@ -25,6 +25,17 @@ import StrataCodec
         #expect(try decodeWithSystemTool("gzip", members) == Self.samples.flatMap { $0 })
     }
 
+    /// One compressor used again and again gives each buffer the bytes a fresh one gives it
+    /// (an index's stored windows must come out the same however they were made).
+    @Test func reusedGzipCompressorGivesFreshOutput() throws {
+        let compressor = Gzip.Compressor(level: 2)
+        for sample in Self.samples + Self.samples.reversed() {
+            let blob = compressor.compress(sample)
+            #expect(blob == Gzip.compress(sample, level: 2))
+            #expect(try Gzip.decompress(blob) == sample)
+        }
+    }
+
     /// A checkpoint's stored window: one member of exactly the recorded length, nothing else.
     @Test func storedWindowDecodesOnlyAsOneMemberOfItsLength() throws {
         let window = mixedData(size: 32 << 10, seed: 9)

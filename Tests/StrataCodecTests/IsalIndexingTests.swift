@@ -89,7 +89,54 @@ import StrataSystem
         for (a, b) in zip(fast.checkpoints, fast.checkpoints.dropFirst()) {
             #expect(b.uncompressedOffset >= a.uncompressedOffset + spacing)
         }
+        // Leaps find a boundary in a few calls (slicing alone took one per 128 bytes of a block).
+        #expect(fast.stats.leaps > 0 && fast.stats.sliceCalls + fast.stats.leaps <= 30 * fast.checkpoints.count, "\(fast.stats)")
         try Self.expectCheckpointsWork(fast.checkpoints, file, input)
+    }
+
+    /// The layout `save` relies on is the one isa-l has here (else leaps would silently be off).
+    @Test func isalStateCanBeSaved() { #expect(IsalInflater.canSave) }
+
+    /// `save` and `restore` put the decoder back where it was: the same input then decodes to
+    /// the same output, however far it had gone meanwhile.
+    @Test func savedInflaterStateDecodesAgainAlike() throws {
+        let input = Array(Self.medium[0..<(3 << 20)])
+        let member = Gzip.compress(input)
+        let deflate = Array(member[10...])   // zlib's gzip header has no optional fields
+        let inflater = IsalInflater()
+        var out = [UInt8](repeating: 0, count: input.count + 1)
+        var used = 0, produced = 0
+        func step(_ count: Int) throws -> CodecStep {
+            try deflate.withUnsafeBufferPointer { d in
+                try out.withUnsafeMutableBufferPointer { o in
+                    try inflater.inflate(input: d.baseAddress! + used, inputCount: min(count, d.count - used),
+                                         output: o.baseAddress! + produced, outputCount: o.count - produced, inputOffset: 0)
+                }
+            }
+        }
+        var s = try step(700_000)
+        used += s.consumed; produced += s.produced
+        inflater.save()
+        let (savedUsed, savedProduced) = (used, produced)
+        s = try step(900_000)
+        let first = Array(out[savedProduced..<(savedProduced + s.produced)])
+        #expect(s.produced > 0)
+        for _ in 0..<3 {
+            s = try step(333)   // more, to be undone
+            used += s.consumed; produced += s.produced
+        }
+        inflater.restore()
+        (used, produced) = (savedUsed, savedProduced)
+        #expect(!inflater.codeChangedSinceSave)
+        s = try step(900_000)
+        #expect(Array(out[savedProduced..<(savedProduced + s.produced)]) == first)
+        #expect(inflater.codeChangedSinceSave, "900 kB of deflate cross a block header")
+        used += s.consumed; produced += s.produced
+        while !s.ended {
+            s = try step(1 << 20)
+            used += s.consumed; produced += s.produced
+        }
+        #expect(produced == input.count && same(Array(out[0..<produced]), input))
     }
 
     /// Static-Huffman blocks have 3-bit headers that slices hardly ever end in: the member falls back to zlib.

@@ -47,6 +47,17 @@ import StrataCodec
             #expect(zip(c.window, full).allSatisfy { $0 == 0 || $0 == $1 }, "\(name): checkpoint \(i)")
             whole += full.count
             kept += c.window.filter { $0 != 0 }.count
+            // The indexer's one `SparseWindow.Maker`, used checkpoint after checkpoint, made
+            // what a fresh one makes.
+            var wholeCheckpoint = c
+            wholeCheckpoint.window = full
+            let byteBefore = c.bits > 0 ? blob[Int(c.compressedOffset) - 1] : 0
+            let fresh = SparseWindow.sparse(wholeCheckpoint, byteBefore: byteBefore, read: { buffer, offset in
+                let n = max(min(buffer.count, blob.count - Int(offset)), 0)
+                blob.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + Int(offset), byteCount: n) }
+                return n
+            })
+            #expect(fresh == c.window, "\(name): checkpoint \(i)")
             // Decoding from it gives the stream's bytes, to the next checkpoint and past it.
             let end = i + 1 < checkpoints.count ? Int(checkpoints[i + 1].uncompressedOffset) + 1000 : input.count
             let out = try decodeSpan(decoder, file, c, count: min(end, input.count) - at)

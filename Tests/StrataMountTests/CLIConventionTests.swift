@@ -69,7 +69,7 @@ struct CLIConventionTests {
             let value = lines.first { $0.hasPrefix(field + "  ") }?.dropFirst(field.count).trimmingCharacters(in: .whitespaces)
             #expect(value?.hasPrefix(major) == true, "\(field): \(value ?? "missing")")
         }
-        #expect(lines.contains { $0.hasPrefix("index format") && $0.hasSuffix(" 7") })
+        #expect(lines.contains { $0.hasPrefix("index format") && $0.hasSuffix(" 8") })
         #expect(lines.contains { $0.hasPrefix("merged tree format") && $0.hasSuffix(" 3") })
     }
 
