@@ -138,7 +138,7 @@ struct ConcurrentReadersMountTests {
         try mount.unmount()
     }
 
-    /// A 10 KiB file inside a 1 MiB span: reading it on a fresh mount inflates its span only up
+    /// A 10 KiB file inside a 512 KiB span: reading it on a fresh mount inflates its span only up
     /// to the file (rounded up to the partial-decode step), not the whole span, and reads
     /// nothing ahead (one small read is no stream). `mount --stats` reports both; where the
     /// span starts comes from the layer's cached index.
@@ -146,11 +146,11 @@ struct ConcurrentReadersMountTests {
         let temp = try TempDirectory()
         defer { withExtendedLifetime(temp) {} }
         // Incompressible filler (stored deflate blocks, so checkpoints land within a block
-        // past each MiB), the small file half a MiB into the span after 4 MiB, then more
-        // filler so that span is a full one.
+        // past each 512 KiB), the small file a quarter MiB into the span after 4 MiB, then
+        // more filler so that span is a full one.
         let small = Items.pseudoRandom(count: 10 << 10, seed: 5)
         let builder = try makeImage(temp, layers: [[
-            Items.file(Array("a".utf8), Items.incompressible(count: (4 << 20) + (512 << 10), seed: 3)),
+            Items.file(Array("a".utf8), Items.incompressible(count: (4 << 20) + (256 << 10), seed: 3)),
             Items.file(Array("small".utf8), small),
             Items.file(Array("z".utf8), Items.incompressible(count: 6 << 20, seed: 11)),
         ]])
