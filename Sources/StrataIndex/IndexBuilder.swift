@@ -110,8 +110,9 @@ public struct DiffIDClaim: Sendable, Equatable {
 public enum IndexBuilder {
     /// A local index's checkpoint spacing. A small file's first read inflates from the
     /// checkpoint before it, so this bounds what a program's first start inflates: 512 KiB
-    /// against 1 MiB cuts image a's python start by a sixth and its bytes inflated by a fifth,
-    /// for 15 % more checkpoints' work in a cold index (a boundary search, a sparse window).
+    /// against 1 MiB cuts a python start's bytes inflated on image a by a fifth and its time by
+    /// 6–12 %, for 5–8 % more time in a cold index (a boundary search and a sparse window per
+    /// checkpoint; docs/performance.md, session 14).
     public static let defaultCheckpointSpacing: UInt64 = 512 << 10
 
     /// Builds in progress in this process, and the cores there are: the blob's digest and its
