@@ -192,7 +192,9 @@ public final class TestRegistry {
         throw HarnessError("\(what) did not say which port it listens on within 30 s: log: \(text)")
     }
 
-    static func freePort(helper: String) throws -> Int {
+    /// A port nothing listens on now (for a test that needs one no server answers on; a
+    /// server of a test binds port 0 instead, see `listeningPort`).
+    public static func freePort(helper: String) throws -> Int {
         let result = try Command.check(RegistryHelperScript.python, [helper, "freeport"])
         guard let port = Int(result.stdoutString.split(separator: "\n").first ?? "") else {
             throw HarnessError("freeport printed \(result.stdoutString)")

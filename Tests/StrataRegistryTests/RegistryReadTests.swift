@@ -191,8 +191,7 @@ struct RegistryConnectionTests {
         options.retries = 1
         // A port nothing listens on: the shared registry's helper gives a free one.
         let f = try RegistryFixture.shared()
-        let port = try Command.check(RegistryHelperScript.python, [f.registry.helper, "freeport"]).stdoutString
-            .split(separator: "\n").first.map(String.init) ?? "1"
+        let port = try TestRegistry.freePort(helper: f.registry.helper)
         let client = try RegistryClient(host: "127.0.0.1:\(port)", repository: "strata/app", options: options)
         let e = try #require(throws: RegistryError.self) { try client.manifest("v1") }
         #expect(e.kind == .transport)
