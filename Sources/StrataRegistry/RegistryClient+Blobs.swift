@@ -10,7 +10,7 @@ extension RegistryClient {
     /// answered 206 with that Content-Range and that many bytes, else an error (after retries
     /// for a dropped or lying answer). A 200 marks the host as not supporting ranges and throws
     /// `.noRangeSupport` (at once, and for every later ranged read of that host).
-    /// `priority`: `.background` for prefetch and blob completion (see `RegistryPriority`).
+    /// `priority`: `.prefetch` for a replayed prefetch list, `.background` for blob completion (see `RegistryPriority`).
     public func blob(_ digest: Digest, range: Range<UInt64>, priority: RegistryPriority = .demand) throws -> [UInt8] {
         if range.isEmpty { return [] }
         let subject = "blob \(digest)"

@@ -248,6 +248,7 @@ public final class PrefetchSession: @unchecked Sendable {
     private func spawn(_ body: @escaping @Sendable () -> Void) {
         state.withLock { $0.running += 1 }
         let thread = Thread { [state] in
+            RegistryBlobFetcher.markPrefetchThread()
             body()
             state.withLock { $0.running -= 1 }
             state.broadcast()

@@ -40,15 +40,18 @@ public final class RegistryBlobFetcher: BlobFetcher, Sendable {
         try client.streamBlob(digest, from: offset, priority: Self.priority, body)
     }
 
-    /// The background fetch's thread asks with background priority (on-demand reads get a free
-    /// connection first); every other caller is a reader, or a mount waiting for its index.
+    /// The background fetch's thread asks with background priority, the prefetch replay's
+    /// threads with prefetch priority (on-demand reads get a free connection first); every
+    /// other caller is a reader, or a mount waiting for its index.
     static var priority: RegistryPriority {
-        Thread.current.threadDictionary[backgroundKey] != nil ? .background : .demand
+        Thread.current.threadDictionary[priorityKey] as? RegistryPriority ?? .demand
     }
-    static let backgroundKey = "strata.background-fetch"
+    static let priorityKey = "strata.registry-priority"
 
     /// Marks the calling thread as the background fetch's.
-    static func markBackgroundThread() { Thread.current.threadDictionary[backgroundKey] = true }
+    static func markBackgroundThread() { Thread.current.threadDictionary[priorityKey] = RegistryPriority.background }
+    /// Marks the calling thread as one of the prefetch replay's.
+    static func markPrefetchThread() { Thread.current.threadDictionary[priorityKey] = RegistryPriority.prefetch }
 
     /// `range` out of a stream of the whole blob (a host without range support).
     private func streamed(_ range: Range<UInt64>) throws -> [UInt8] {
