@@ -9,8 +9,20 @@ import Glibc
 public protocol BlobFetcher: Sendable {
     /// Exactly the bytes `range` of the blob.
     func fetch(_ range: Range<UInt64>) throws -> [UInt8]
+    /// The same, with `arrived` called as the bytes come with all of them so far (from the
+    /// range's start; again from the start after a retry).
+    func fetch(_ range: Range<UInt64>, arrived: (UnsafeRawBufferPointer) -> Void) throws -> [UInt8]
     /// The whole blob from `offset`, in order (used when streaming a layer that has no index yet).
     func stream(from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
+}
+
+extension BlobFetcher {
+    /// A source that delivers a range whole: `arrived` is called once, with all of it.
+    public func fetch(_ range: Range<UInt64>, arrived: (UnsafeRawBufferPointer) -> Void) throws -> [UInt8] {
+        let bytes = try fetch(range)
+        bytes.withUnsafeBytes(arrived)
+        return bytes
+    }
 }
 
 /// Why bytes are fetched: counted apart, and on-demand reads go first. `readAhead` is a
@@ -307,72 +319,87 @@ public final class LazyBlob: BlobAvailability, Sendable {
         return max(lo, 0)
     }
 
-    /// Fetches `request` (planned and marked in flight), verifies each span, writes and records it.
+    /// Fetches `request` (planned and marked in flight). Each span is verified and written as
+    /// soon as its last byte arrives, and made present at once: a read waiting for it goes on
+    /// while the rest of the request is still on the way. Once the request ends (also when it
+    /// failed part way), what was written is made durable and recorded.
     private func fetch(_ request: Range<UInt64>, purpose: FetchPurpose) throws {
-        var verified: [Range<UInt64>] = []
-        var received = false
-        defer {
-            state.withLock { s in
-                if let i = s.inFlight.firstIndex(of: request) { s.inFlight.remove(at: i) }
-                for r in verified { s.present.insert(r) }
-                let n = request.upperBound - request.lowerBound
-                s.statistics.requests += 1
-                if received { switch purpose {
-                case .demand:
-                    s.statistics.demandBytes += n
-                    s.unrecorded.insert(request)
-                case .readAhead:
-                    s.statistics.prefetchBytes += n
-                    s.unrecorded.insert(request)
-                case .prefetch: s.statistics.prefetchBytes += n
-                case .background: s.statistics.backgroundBytes += n
-                } }
+        let spans = state.withLock { $0.spans } ?? []
+        var next = spanIndex(containing: request.lowerBound, spans)
+        var written: [Range<UInt64>] = []
+        var mismatch: SpanMismatch?
+        var writeError: IndexError?
+        // `b`: the request's bytes that arrived so far (from its start again after a retry).
+        func arrived(_ b: UnsafeRawBufferPointer) {
+            guard mismatch == nil, writeError == nil else { return }
+            let end = min(request.lowerBound + UInt64(b.count), request.upperBound)
+            var newly: [Range<UInt64>] = []
+            while next < spans.count && spans[next].range.upperBound <= end {
+                let r = spans[next].range
+                let i = next
+                next += 1
+                guard r.lowerBound >= request.lowerBound else { continue }
+                let piece = UnsafeRawBufferPointer(rebasing: b[Int(r.lowerBound - request.lowerBound)..<Int(r.upperBound - request.lowerBound)])
+                if let digest = spans[i].digest {
+                    let h = SHA256Hasher()
+                    h.update(piece)
+                    guard h.finalize() == digest else {
+                        mismatch = SpanMismatch(digestHex: digestHex, span: i, offset: r.lowerBound, fetched: true)
+                        break
+                    }
+                }
+                do { try data.writeAll(piece, at: r.lowerBound) } catch {
+                    writeError = IndexError("layer sha256:\(digestHex): cache blob \(path)", wrapping: error)
+                    break
+                }
+                newly.append(r)
             }
+            guard !newly.isEmpty else { return }
+            written += newly
+            state.withLock { s in for r in newly { s.present.insert(r) } }
             state.broadcast()
         }
-        let bytes: [UInt8]
-        do { bytes = try fetcher.fetch(request) } catch {
-            throw IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound)", wrapping: error)
+        var failure: (any Error)?
+        do {
+            let count = try fetcher.fetch(request, arrived: arrived).count
+            if count != Int(request.upperBound - request.lowerBound) {
+                failure = IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound): got \(count) bytes")
+            }
+        } catch {
+            failure = IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound)", wrapping: error)
         }
-        guard bytes.count == Int(request.upperBound - request.lowerBound) else {
-            throw IndexError("layer sha256:\(digestHex): fetching bytes \(request.lowerBound)..<\(request.upperBound): got \(bytes.count) bytes")
-        }
-        received = true
-        let spans = state.withLock { $0.spans } ?? []
-        var i = spanIndex(containing: request.lowerBound, spans)
-        var good: [Range<UInt64>] = []
-        var mismatch: SpanMismatch?
-        try bytes.withUnsafeBytes { b in
-            while i < spans.count && spans[i].range.upperBound <= request.upperBound {
-                let r = spans[i].range
-                if r.lowerBound >= request.lowerBound {
-                    let piece = UnsafeRawBufferPointer(rebasing: b[Int(r.lowerBound - request.lowerBound)..<Int(r.upperBound - request.lowerBound)])
-                    if let digest = spans[i].digest {
-                        let h = SHA256Hasher()
-                        h.update(piece)
-                        guard h.finalize() == digest else {
-                            mismatch = SpanMismatch(digestHex: digestHex, span: i, offset: r.lowerBound, fetched: true)
-                            break
-                        }
-                    }
-                    do { try data.writeAll(piece, at: r.lowerBound) } catch {
-                        throw IndexError("layer sha256:\(digestHex): cache blob \(path)", wrapping: error)
-                    }
-                    good.append(r)
-                }
-                i += 1
+        if !written.isEmpty {
+            do {
+                do { try data.sync(dataOnly: true) } catch { throw IndexError("layer sha256:\(digestHex): cache blob \(path)", wrapping: error) }
+                try appendRecords(written)
+            } catch {
+                failure = failure ?? error
             }
         }
-        if !good.isEmpty {
-            do { try data.sync(dataOnly: true) } catch { throw IndexError("layer sha256:\(digestHex): cache blob \(path)", wrapping: error) }
-            try appendRecords(good)
-            verified = good
+        let received = failure == nil
+        state.withLock { s in
+            if let i = s.inFlight.firstIndex(of: request) { s.inFlight.remove(at: i) }
+            let n = request.upperBound - request.lowerBound
+            s.statistics.requests += 1
+            if received { switch purpose {
+            case .demand:
+                s.statistics.demandBytes += n
+                s.unrecorded.insert(request)
+            case .readAhead:
+                s.statistics.prefetchBytes += n
+                s.unrecorded.insert(request)
+            case .prefetch: s.statistics.prefetchBytes += n
+            case .background: s.statistics.backgroundBytes += n
+            } }
         }
+        state.broadcast()
         if let mismatch {
             state.withLock { $0.statistics.verificationFailures += 1 }
             LayerCache.log(mismatch.description)
             throw mismatch
         }
+        if let failure { throw failure }
+        if let writeError { throw writeError }
     }
 
     // MARK: Streaming (no index yet)

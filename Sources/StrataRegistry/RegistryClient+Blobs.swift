@@ -11,7 +11,10 @@ extension RegistryClient {
     /// for a dropped or lying answer). A 200 marks the host as not supporting ranges and throws
     /// `.noRangeSupport` (at once, and for every later ranged read of that host).
     /// `priority`: `.prefetch` for a replayed prefetch list, `.background` for blob completion (see `RegistryPriority`).
-    public func blob(_ digest: Digest, range: Range<UInt64>, priority: RegistryPriority = .demand) throws -> [UInt8] {
+    /// `arrived` is called after each piece of the answer with all the bytes so far (from the
+    /// range's start again after a retry): a caller may use a prefix before the rest arrives.
+    public func blob(_ digest: Digest, range: Range<UInt64>, priority: RegistryPriority = .demand,
+                     arrived: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> [UInt8] {
         if range.isEmpty { return [] }
         let subject = "blob \(digest)"
         guard hostSupportsRanges else { throw noRanges(subject) }
@@ -28,6 +31,7 @@ extension RegistryClient {
                         throw error(.badLength, subject, "more than the \(count) bytes asked for (\(range.lowerBound)..<\(range.upperBound)) arrived")
                     }
                     bytes.append(contentsOf: chunk)
+                    if let arrived { bytes.withUnsafeBytes(arrived) }
                 }
             } catch let failure as HTTPExchange.Failure {
                 throw mapped(failure, subject: "\(subject) bytes \(range.lowerBound)..<\(range.upperBound)")

@@ -27,11 +27,19 @@ public final class RegistryBlobFetcher: BlobFetcher, Sendable {
     }
 
     public func fetch(_ range: Range<UInt64>) throws -> [UInt8] {
+        try fetch(range, arrived: { _ in })
+    }
+
+    public func fetch(_ range: Range<UInt64>, arrived: (UnsafeRawBufferPointer) -> Void) throws -> [UInt8] {
         try checkNotFailed()
         do {
-            return try client.blob(digest, range: range, priority: Self.priority)
+            return try withoutActuallyEscaping(arrived) { arrived in
+                try client.blob(digest, range: range, priority: Self.priority, arrived: arrived)
+            }
         } catch let error as RegistryError where error.kind == .noRangeSupport {
-            return try streamed(range)
+            let bytes = try streamed(range)
+            bytes.withUnsafeBytes(arrived)
+            return bytes
         }
     }
 

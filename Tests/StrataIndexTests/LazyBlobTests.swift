@@ -406,4 +406,60 @@ final class CountingFetcher: BlobFetcher {
         #expect(fetcher.requests == [index.spanRange(index.spanIndex(containing: offset))])
         #expect(lazy.presentBytes == 1 << 20 && lazy.demandOrder == fetcher.requests)
     }
+
+    /// Delivers a range in two pieces (up to `split`, then the rest), running `between` after
+    /// the first; it can damage the second piece.
+    final class TwoPieceFetcher: BlobFetcher, @unchecked Sendable {
+        let bytes: [UInt8]
+        var split: UInt64 = 0
+        var between: () -> Void = {}
+        var damageSecond = false
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+        func fetch(_ range: Range<UInt64>) throws -> [UInt8] { try fetch(range, arrived: { _ in }) }
+        func fetch(_ range: Range<UInt64>, arrived: (UnsafeRawBufferPointer) -> Void) throws -> [UInt8] {
+            var out = Array(bytes[Int(range.lowerBound)..<Int(range.upperBound)])
+            if damageSecond { out[out.count - 1] ^= 0x40 }
+            out.withUnsafeBytes { arrived(UnsafeRawBufferPointer(rebasing: $0[..<Int(split - range.lowerBound)])) }
+            between()
+            out.withUnsafeBytes(arrived)
+            return out
+        }
+        func stream(from offset: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {}
+    }
+
+    /// A span is served as soon as its bytes arrived and checked, before the rest of its
+    /// request; it is recorded (for other processes, and after a crash) once the request ends.
+    @Test func aSpanIsPresentBeforeItsRequestEnds() throws {
+        let f = try Fixture()
+        let first = f.index.spanRange(0), second = f.index.spanRange(1)
+        let fetcher = TwoPieceFetcher(f.bytes)
+        fetcher.split = first.upperBound
+        let lazy = try LazyBlob(cache: f.cache, digestHex: f.digestHex, size: UInt64(f.bytes.count), fetcher: fetcher)
+        lazy.setSpans(f.index)
+        var seen: (here: Bool, secondHere: Bool, elsewhere: Bool)?
+        fetcher.between = {
+            let other = try? LazyBlob(cache: f.cache, digestHex: f.digestHex, size: UInt64(f.bytes.count), fetcher: fetcher)
+            seen = (lazy.contains(first), lazy.contains(second), other?.contains(first) ?? true)
+        }
+        try lazy.ensure(first.lowerBound..<second.upperBound, purpose: .prefetch)
+        #expect(seen?.here == true && seen?.secondHere == false && seen?.elsewhere == false)
+        let other = try LazyBlob(cache: f.cache, digestHex: f.digestHex, size: UInt64(f.bytes.count), fetcher: fetcher)
+        #expect(other.contains(first.lowerBound..<second.upperBound))
+        #expect(try f.fileBytes(lazy, first.lowerBound..<second.upperBound) == Array(f.bytes[Int(first.lowerBound)..<Int(second.upperBound)]))
+    }
+
+    /// A request whose later span is wrong keeps (and records) the spans that checked before it.
+    @Test func spansCheckedBeforeAWrongOneAreKept() throws {
+        let f = try Fixture()
+        let first = f.index.spanRange(0), second = f.index.spanRange(1)
+        let fetcher = TwoPieceFetcher(f.bytes)
+        fetcher.split = first.upperBound
+        fetcher.damageSecond = true
+        let lazy = try LazyBlob(cache: f.cache, digestHex: f.digestHex, size: UInt64(f.bytes.count), fetcher: fetcher)
+        lazy.setSpans(f.index)
+        #expect(throws: SpanMismatch.self) { try lazy.ensure(first.lowerBound..<second.upperBound, purpose: .prefetch) }
+        #expect(lazy.contains(first) && !lazy.contains(second))
+        let other = try LazyBlob(cache: f.cache, digestHex: f.digestHex, size: UInt64(f.bytes.count), fetcher: fetcher)
+        #expect(other.contains(first) && !other.contains(second))
+    }
 }

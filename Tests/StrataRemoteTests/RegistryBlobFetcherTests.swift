@@ -24,6 +24,15 @@ struct RegistryBlobFetcherTests {
         let pushed = try client(registry.host).pushBlob(Self.blob)
         let fetcher = RegistryBlobFetcher(client: try client(proxy.host), digest: pushed.digest)
         #expect(try fetcher.fetch(1000..<300_000) == Array(Self.blob[1000..<300_000]))
+        // The bytes of a range as they come: growing prefixes of it, the last one whole.
+        var prefixes: [Int] = []
+        var prefixesMatch = true
+        let whole = try fetcher.fetch(0..<(2 << 20)) { b in
+            prefixes.append(b.count)
+            prefixesMatch = prefixesMatch && b.elementsEqual(Self.blob[..<b.count])
+        }
+        #expect(whole == Array(Self.blob[..<(2 << 20)]) && prefixesMatch)
+        #expect(prefixes.count > 1 && prefixes == prefixes.sorted() && prefixes.last == 2 << 20)
         var streamed: [UInt8] = []
         try fetcher.stream(from: 2 << 20) { streamed += $0 }
         #expect(streamed == Array(Self.blob[(2 << 20)...]))
