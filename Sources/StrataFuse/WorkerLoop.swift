@@ -32,6 +32,8 @@ final class WorkerLoop: @unchecked Sendable {
         var ended = false
         var result: Int32 = 0
         var running = 0
+        /// Requests handed off and not yet answered (their threads are busy: no spinning then).
+        var handedOff = 0
         var supervisor: pthread_t?
     }
 
@@ -79,8 +81,12 @@ final class WorkerLoop: @unchecked Sendable {
         let direct = !context.options.debug && !writable
         let fd = fuse_session_fd(session)
         while becomeLeader() {
+            // Spin before the next read (`RequestSpin`) after answering a request of this turn as
+            // leader, unless handed-off requests keep other threads busy: their decodes need the CPU.
+            var answered = false
             while true {
                 if fuse_session_exited(session) != 0 { return end(0) }
+                if answered && state.withLock({ $0.handedOff == 0 }) { _ = RequestSpin.await(fd) }
                 let received = fuse_session_receive_buf(session, &buffer)
                 if received == -EINTR { continue }
                 if received <= 0 { return end(received) }   // 0: unmounted
@@ -92,7 +98,11 @@ final class WorkerLoop: @unchecked Sendable {
                 } else {
                     fuse_session_process_buf(session, &buffer)
                 }
-                if handOff { break }
+                if handOff {
+                    state.withLock { $0.handedOff -= 1 }
+                    break
+                }
+                answered = true
             }
         }
     }
@@ -106,8 +116,12 @@ final class WorkerLoop: @unchecked Sendable {
         }
     }
 
+    /// Hands the reading to a follower before this thread answers a request that may block.
     private func resign() {
-        state.withLock { $0.leaderTaken = false }
+        state.withLock { s in
+            s.leaderTaken = false
+            s.handedOff += 1
+        }
         // One follower takes over; waking them all (they all wait for this) cost a wake-up
         // of every idle worker per handed-off request.
         state.signal()

@@ -13,6 +13,10 @@ public struct RuntimeSettings: Sendable {
     /// `STRATA_GZIP_INFLATE=zlib`: inflate gzip layers with zlib instead of isa-l (the default,
     /// any other value): for comparing the two engines.
     public var gzipInflateWithIsal = true
+    /// `STRATA_FUSE_SPIN_US=N`: how long a FUSE server thread that just answered a request
+    /// polls for the next before it blocks (default 400 µs; 0: it blocks at once). See
+    /// StrataFuse's `RequestSpin`.
+    public var fuseSpinMicroseconds = 400
     /// `STRATA_FUSE_STATS=FILE`: count FUSE requests and their handler time, and write the
     /// table to FILE when the session ends (off by default).
     public var fuseStatsPath: String?
@@ -45,6 +49,7 @@ public struct RuntimeSettings: Sendable {
         }
         if let n = value("STRATA_READAHEAD_SPANS").flatMap({ Int($0) }) { readAheadSpans = n }
         if let v = value("STRATA_GZIP_INFLATE") { gzipInflateWithIsal = v != "zlib" }
+        if let n = value("STRATA_FUSE_SPIN_US").flatMap({ Int($0) }), n >= 0 { fuseSpinMicroseconds = n }
         fuseStatsPath = value("STRATA_FUSE_STATS")
         if let ms = value("STRATA_TEST_COPYUP_DELAY_MS").flatMap({ UInt32($0) }) { copyUpDelayMilliseconds = ms }
         copyUpGate = value("STRATA_TEST_COPYUP_GATE")

@@ -70,6 +70,7 @@ import Testing
         #expect(s.readAheadSpans == 1)
         #expect(s.gzipInflateWithIsal)
         #expect(s.fuseStatsPath == nil)
+        #expect(s.fuseSpinMicroseconds == 400)
         #expect(s.copyUpDelayMilliseconds == 0)
         #expect(s.copyUpGate == nil)
         #expect(s.indexGate == nil)
@@ -82,12 +83,13 @@ import Testing
             "STRATA_READAHEAD_SPANS": "3", "STRATA_GZIP_INFLATE": "zlib", "STRATA_FUSE_STATS": "/tmp/stats",
             "STRATA_TEST_COPYUP_DELAY_MS": "25", "STRATA_TEST_COPYUP_GATE": "/tmp/gate",
             "STRATA_TEST_INDEX_GATE": "/tmp/index-gate", "STRATA_COMMIT_CRASH_AFTER": "blob",
-            "STRATA_SNAPSHOT_CRASH_AFTER": "metadata",
+            "STRATA_SNAPSHOT_CRASH_AFTER": "metadata", "STRATA_FUSE_SPIN_US": "0",
         ]
         let s = RuntimeSettings(environment: { environment[$0] })
         #expect(s.readAheadSpans == 3)
         #expect(!s.gzipInflateWithIsal)
         #expect(s.fuseStatsPath == "/tmp/stats")
+        #expect(s.fuseSpinMicroseconds == 0)
         #expect(s.copyUpDelayMilliseconds == 25)
         #expect(s.copyUpGate == "/tmp/gate")
         #expect(s.indexGate == "/tmp/index-gate")
@@ -97,10 +99,12 @@ import Testing
 
     @Test func emptyOrUnparsableValuesKeepTheDefaults() {
         let environment = ["STRATA_READAHEAD_SPANS": "many", "STRATA_TEST_COPYUP_DELAY_MS": "-1",
-                           "STRATA_GZIP_INFLATE": "isal", "STRATA_FUSE_STATS": "", "STRATA_TEST_INDEX_GATE": ""]
+                           "STRATA_GZIP_INFLATE": "isal", "STRATA_FUSE_STATS": "", "STRATA_TEST_INDEX_GATE": "",
+                           "STRATA_FUSE_SPIN_US": "-5"]
         let s = RuntimeSettings(environment: { environment[$0] })
         #expect(s.readAheadSpans == 1)
         #expect(s.copyUpDelayMilliseconds == 0)
+        #expect(s.fuseSpinMicroseconds == 400)
         #expect(s.gzipInflateWithIsal)
         #expect(s.fuseStatsPath == nil)
         #expect(s.indexGate == nil)
