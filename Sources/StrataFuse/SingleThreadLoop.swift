@@ -12,10 +12,15 @@ enum SingleThreadLoop {
         var buffer = fuse_buf()
         defer { free(buffer.mem) }
         var result: Int32 = 0
-        var answered = false   // spin before every read but the first (`RequestSpin`)
+        // Spin before every read but the first (`RequestSpin`), on a read-only mount (see WorkerLoop).
+        let spins = context.writable == nil
+        var answered = false
         while fuse_session_exited(session) == 0 {
             // Blocks in read(2); the wake signal interrupts it (EINTR) to look at the exit flag.
-            if answered { _ = RequestSpin.await(fd) }
+            if answered && spins {
+                _ = RequestSpin.await(fd)
+                if fuse_session_exited(session) != 0 { break }
+            }
             answered = true
             let received = fuse_session_receive_buf(session, &buffer)
             if received == -EINTR { continue }

@@ -82,11 +82,16 @@ final class WorkerLoop: @unchecked Sendable {
         let fd = fuse_session_fd(session)
         while becomeLeader() {
             // Spin before the next read (`RequestSpin`) after answering a request of this turn as
-            // leader, unless handed-off requests keep other threads busy: their decodes need the CPU.
+            // leader, unless handed-off requests keep other threads busy (their decodes need the
+            // CPU). Read-only mounts only: a writable one's walks are not what it is for, and its
+            // restarts find nodes again on disk, where a request taken late would cost most.
             var answered = false
             while true {
                 if fuse_session_exited(session) != 0 { return end(0) }
-                if answered && state.withLock({ $0.handedOff == 0 }) { _ = RequestSpin.await(fd) }
+                if answered && !writable && state.withLock({ $0.handedOff == 0 }) {
+                    _ = RequestSpin.await(fd)
+                    if fuse_session_exited(session) != 0 { return end(0) }
+                }
                 let received = fuse_session_receive_buf(session, &buffer)
                 if received == -EINTR { continue }
                 if received <= 0 { return end(received) }   // 0: unmounted
