@@ -15,6 +15,7 @@ enum RequestSpin {
 
     /// Whether `fd` became readable (or failed: an unmount) within `budget`; false at once for
     /// a zero budget, and when a signal interrupts the poll (the loop looks at its exit flag).
+    @discardableResult
     static func await(_ fd: Int32, budget: Duration = budget) -> Bool {
         guard budget > .zero else { return false }
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

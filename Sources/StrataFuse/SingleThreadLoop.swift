@@ -18,7 +18,7 @@ enum SingleThreadLoop {
         while fuse_session_exited(session) == 0 {
             // Blocks in read(2); the wake signal interrupts it (EINTR) to look at the exit flag.
             if answered && spins {
-                _ = RequestSpin.await(fd)
+                RequestSpin.await(fd)
                 if fuse_session_exited(session) != 0 { break }
             }
             answered = true

@@ -89,7 +89,7 @@ final class WorkerLoop: @unchecked Sendable {
             while true {
                 if fuse_session_exited(session) != 0 { return end(0) }
                 if answered && !writable && state.withLock({ $0.handedOff == 0 }) {
-                    _ = RequestSpin.await(fd)
+                    RequestSpin.await(fd)
                     if fuse_session_exited(session) != 0 { return end(0) }
                 }
                 let received = fuse_session_receive_buf(session, &buffer)

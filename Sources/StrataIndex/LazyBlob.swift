@@ -349,7 +349,7 @@ public final class LazyBlob: BlobAvailability, Sendable {
                     }
                 }
                 do { try data.writeAll(piece, at: r.lowerBound) } catch {
-                    writeError = IndexError("layer sha256:\(digestHex): cache blob \(path)", wrapping: error)
+                    writeError = cacheBlobError(error)
                     break
                 }
                 newly.append(r)
@@ -370,10 +370,12 @@ public final class LazyBlob: BlobAvailability, Sendable {
         }
         if !written.isEmpty {
             do {
-                do { try data.sync(dataOnly: true) } catch { throw IndexError("layer sha256:\(digestHex): cache blob \(path)", wrapping: error) }
+                try data.sync(dataOnly: true)
                 try appendRecords(written)
-            } catch {
+            } catch let error as IndexError {
                 failure = failure ?? error
+            } catch {
+                failure = failure ?? cacheBlobError(error)
             }
         }
         let received = failure == nil
@@ -400,6 +402,11 @@ public final class LazyBlob: BlobAvailability, Sendable {
         }
         if let failure { throw failure }
         if let writeError { throw writeError }
+    }
+
+    /// A failure to write or sync the cache's blob file, naming it.
+    private func cacheBlobError(_ error: any Error) -> IndexError {
+        IndexError("layer sha256:\(digestHex): cache blob \(path)", wrapping: error)
     }
 
     // MARK: Streaming (no index yet)

@@ -27,18 +27,20 @@ public final class RegistryBlobFetcher: BlobFetcher, Sendable {
     }
 
     public func fetch(_ range: Range<UInt64>) throws -> [UInt8] {
-        try fetch(range, arrived: { _ in })
+        try fetch(range, progress: nil)
     }
 
     public func fetch(_ range: Range<UInt64>, arrived: (UnsafeRawBufferPointer) -> Void) throws -> [UInt8] {
+        try withoutActuallyEscaping(arrived) { try fetch(range, progress: $0) }
+    }
+
+    private func fetch(_ range: Range<UInt64>, progress: ((UnsafeRawBufferPointer) -> Void)?) throws -> [UInt8] {
         try checkNotFailed()
         do {
-            return try withoutActuallyEscaping(arrived) { arrived in
-                try client.blob(digest, range: range, priority: Self.priority, arrived: arrived)
-            }
+            return try client.blob(digest, range: range, priority: Self.priority, arrived: progress)
         } catch let error as RegistryError where error.kind == .noRangeSupport {
             let bytes = try streamed(range)
-            bytes.withUnsafeBytes(arrived)
+            if let progress { bytes.withUnsafeBytes(progress) }
             return bytes
         }
     }
