@@ -356,7 +356,15 @@ public final class LazyBlob: BlobAvailability, Sendable {
             }
             guard !newly.isEmpty else { return }
             written += newly
-            state.withLock { s in for r in newly { s.present.insert(r) } }
+            // A read that finds these present before the request ends must still go in
+            // `demandOrder` (see `unrecorded`), as it would once the request ended.
+            let read = purpose == .demand || purpose == .readAhead
+            state.withLock { s in
+                for r in newly {
+                    s.present.insert(r)
+                    if read { s.unrecorded.insert(r) }
+                }
+            }
             state.broadcast()
         }
         var failure: (any Error)?
